@@ -1,0 +1,106 @@
+# zerohttp — one plain Makefile. Warnings and sanitizer flags live here and only here.
+#   make            build/libzerohttp.a, build/libzerohttp.so, build/zerohttpd, zerohttp.pc
+#   make run        build, then serve the demo routes on 127.0.0.1:8080
+#   make test       unit tests (Criterion), integration tests, zero-allocation test
+#   make asan       the same tests against an ASan+UBSan build
+#   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make install PREFIX=/usr/local
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+SANITIZE ?=
+OPT     ?= -O2
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+	   -Wformat=2 -Wvla
+CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -pthread -Iinclude -Isrc \
+	   -fvisibility=hidden $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
+LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
+
+SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
+HDRS    := include/zerohttp.h src/internal.h
+VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
+
+LIB_A   := $(BUILD)/libzerohttp.a
+LIB_SO  := $(BUILD)/libzerohttp.so
+DAEMON  := $(BUILD)/zerohttpd
+
+UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
+	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server
+SHIM    := $(BUILD)/tests/malloc_count.so
+
+.PHONY: all run test unit integration asan bench install clean deps
+all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/pic/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(LIB_A): $(OBJS)
+	$(AR) rcs $@ $^
+$(LIB_SO): $(PICOBJS)
+	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^
+$(DAEMON): cmd/zerohttpd/main.c $(LIB_A) include/zerohttp.h
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS)
+
+zerohttp.pc: Makefile include/zerohttp.h
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+run: deps all
+	$(DAEMON) --address 127.0.0.1 --port 8080 --root www
+
+# ---- tests ------------------------------------------------------------------------------
+CRIT_CFLAGS = $(shell pkg-config --cflags criterion 2>/dev/null)
+CRIT_LIBS   = $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+$(BUILD)/tests/test_parse: tests/test_parse.c src/parse.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ tests/test_parse.c src/parse.c $(CRIT_LIBS) $(LDFLAGS)
+$(BUILD)/tests/test_parse_scalar: tests/test_parse.c src/parse.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ tests/test_parse.c src/parse.c $(CRIT_LIBS) $(LDFLAGS)
+$(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(CRIT_LIBS) $(LDFLAGS)
+$(SHIM): tests/malloc_count.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t --jobs 2 --timeout 60; done
+
+integration: $(DAEMON) $(SHIM)
+	ZH_BIN=$(DAEMON) ZH_SHIM=$(if $(SANITIZE),,$(SHIM)) python3 tests/integration/run.py
+
+test: deps all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+asan:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPT=-O1 all unit integration
+
+bench: deps all
+	bench/run.sh $(DAEMON)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/zerohttp.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.$(VERSION)
+	ln -sf libzerohttp.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.0
+	ln -sf libzerohttp.so.0 $(DESTDIR)$(PREFIX)/lib/libzerohttp.so
+	install -m 644 zerohttp.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build zerohttp.pc

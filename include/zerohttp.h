@@ -1,0 +1,289 @@
+/* zerohttp.h — the one public header of libzerohttp, an HTTP/1.1 server library for Linux
+ * whose request/response path makes no heap allocation and copies no body byte it does not
+ * have to.
+ *
+ * LIFETIMES
+ *   server      zh_server_new() .. zh_server_free(). Owns the configuration (copied), the
+ *               route table (frozen once zh_server_run() starts), the listening sockets and
+ *               every worker's memory regions, all mapped at zh_server_new().
+ *   worker      one thread per configured worker, from zh_server_run() until it returns.
+ *               Each has its own listener (SO_REUSEPORT), epoll instance, connection table
+ *               and buffer pools: nothing on the request path takes a lock.
+ *   connection  accept() .. close. Holds a small fixed slot (no buffers) while idle; an I/O
+ *               context (receive buffer, send buffer, iovec queue, request and response
+ *               state) is lent to it from the worker's pool while it has bytes in flight and
+ *               returned when it goes idle.
+ *   request     from its head being parsed until its response has been taken by the kernel.
+ *               Every zh_slice_t handed out for a request (method, target, path, query,
+ *               headers, body) points into the connection's receive buffer or a pooled body
+ *               buffer and stays valid, unchanged, until then: a handler may pass such a
+ *               slice to zh_write_ref() without copying it.
+ *   response    begins with its request; committed at most once (see zh_write_header());
+ *               its bytes are queued on the connection and leave in one writev together with
+ *               any other responses produced from the same read (pipelining).
+ *
+ * THREADS
+ *   A handler runs on the worker thread that owns the connection and must not block. All
+ *   zh_req_* / zh_resp_* / zh_write* calls take the request or response of the handler
+ *   currently running on that thread; none may be called from another thread.
+ *   zh_server_stop() is the exception: any thread, and async-signal-safe.
+ *
+ * ERRORS
+ *   Fallible calls return 0 (or a length) on success and a negative errno value on
+ *   failure; a failed call has no effect. A callback is never called after an error return
+ *   of the call that registered it.
+ */
+#ifndef ZEROHTTP_H
+#define ZEROHTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZH_API __attribute__((visibility("default")))
+#define ZH_MUST_USE __attribute__((warn_unused_result))
+
+#define ZH_VERSION "0.1.0"
+
+/* A borrowed view of bytes: never NUL-terminated, never owned by the holder. */
+typedef struct zh_slice {
+	const char *ptr;
+	size_t len;
+} zh_slice_t;
+
+typedef struct zh_server zh_server_t;
+typedef struct zh_request zh_request_t;
+typedef struct zh_response zh_response_t;
+
+/* Methods as bits, so that a route can take several. HEAD is answered by GET routes unless a
+ * route claims HEAD itself; OPTIONS is answered by the server (Allow) unless a route claims
+ * it. Any other syntactically valid method is answered 501. */
+enum zh_method {
+	ZH_GET = 1u << 0,
+	ZH_HEAD = 1u << 1,
+	ZH_POST = 1u << 2,
+	ZH_PUT = 1u << 3,
+	ZH_DELETE = 1u << 4,
+	ZH_OPTIONS = 1u << 5,
+	ZH_PATCH = 1u << 6,
+	ZH_TRACE = 1u << 7,
+	ZH_METHOD_ANY = 0xffu,
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Configuration. Fill with zh_config_init(), then change what you need; zh_server_new()
+ * copies it (and the address string), so it may live on the caller's stack.
+ */
+typedef struct zh_config {
+	const char *address;	     /* IPv4 or IPv6 literal to bind; default "127.0.0.1" */
+	uint16_t port;		     /* default 8080; 0 picks a free port (zh_server_port) */
+	unsigned workers;	     /* threads; 0 = number of online CPUs (the default) */
+	unsigned max_connections;    /* per worker; beyond it new connections get 503 */
+	unsigned io_contexts;	     /* per worker: connections that may have bytes in flight
+					at once; beyond it requests get 503 (never malloc) */
+	unsigned large_buffers;	     /* per worker: 64 KiB buffers for long heads and bodies */
+	unsigned body_buffers;	     /* per worker: max_body-sized buffers for whole bodies */
+	size_t max_request_line;     /* bytes; longer → 414. Default 8 KiB */
+	size_t max_header_bytes;     /* bytes of header fields; more → 431. Default 32 KiB */
+	unsigned max_headers;	     /* header fields; more → 431. Default 100 */
+	size_t max_body;	     /* request body bytes; more → 413. Default 1 MiB */
+	unsigned header_timeout_ms;  /* first byte to end of head; then 408 and close. 10 s */
+	unsigned idle_timeout_ms;    /* idle keep-alive connection is closed after. 60 s */
+	unsigned body_timeout_ms;    /* no body bytes for this long → 408 and close. 30 s */
+	unsigned write_timeout_ms;   /* peer takes no response bytes for this long → close. 30 s */
+	unsigned drain_timeout_ms;   /* after zh_server_stop(): force-close after this. 10 s */
+	unsigned max_keepalive_requests; /* per connection; 0 = unlimited (the default) */
+	const char *server_name;     /* Server header value; default "zerohttp"; "" = none */
+} zh_config_t;
+
+/* Fills *cfg with the defaults above. Never fails. */
+ZH_API void zh_config_init(zh_config_t *cfg);
+
+/* ------------------------------------------------------------------------------------------
+ * Server.
+ */
+
+/* Called once per request on the worker thread, after the head (and, for buffered routes,
+ * the whole body) has arrived. req and resp are valid until the handler returns; slices
+ * taken from req stay valid until the response has been sent (see LIFETIMES). A handler that
+ * returns without writing anything produces an empty 200. */
+typedef void (*zh_handler_fn)(zh_request_t *req, zh_response_t *resp, void *arg);
+
+/* Creates a server: copies *cfg, binds and listens on one SO_REUSEPORT socket per worker and
+ * maps every worker's pools. Returns NULL with *err set (negative errno) on failure; err may
+ * be NULL. The caller owns the server and frees it with zh_server_free(). */
+ZH_API ZH_MUST_USE zh_server_t *zh_server_new(const zh_config_t *cfg, int *err);
+
+/* Route flags. */
+enum zh_route_flags {
+	ZH_ROUTE_PREFIX = 1u << 0, /* match every path that starts with `path` */
+};
+
+/* Adds a route: requests whose method is in `methods` and whose path equals `path` (or starts
+ * with it, with ZH_ROUTE_PREFIX) go to handler(req, resp, arg). Exact routes win over
+ * prefix routes, longer prefixes over shorter ones. `path` is copied; `arg` is borrowed and
+ * must outlive the server. Only before zh_server_run(): returns -EBUSY after, -EINVAL for a
+ * path not starting with '/', -ENOSPC past 256 routes. */
+ZH_API ZH_MUST_USE int zh_server_route(zh_server_t *srv, unsigned methods, const char *path,
+				       unsigned flags, zh_handler_fn handler, void *arg);
+
+/* The bound port (useful with port 0). */
+ZH_API uint16_t zh_server_port(const zh_server_t *srv);
+
+/* Runs the workers and blocks until zh_server_stop() has been called and every worker has
+ * drained (or drain_timeout_ms passed). Returns 0, or a negative errno if a worker could not
+ * start. Call at most once per server. */
+ZH_API ZH_MUST_USE int zh_server_run(zh_server_t *srv);
+
+/* Asks the server to stop: listeners close, idle connections close, requests in flight are
+ * answered (with Connection: close), then zh_server_run() returns. Any thread; safe inside a
+ * signal handler; idempotent. */
+ZH_API void zh_server_stop(zh_server_t *srv);
+
+/* Frees everything zh_server_new() made. Not while zh_server_run() is running. */
+ZH_API void zh_server_free(zh_server_t *srv);
+
+/* Counters, summed over workers. Each worker updates its own without locks or atomic
+ * read-modify-write; a snapshot taken while the server runs is consistent per counter, not
+ * across counters. */
+typedef struct zh_stats {
+	uint64_t connections_accepted, connections_closed, connections_refused;
+	uint64_t requests, responses_1xx, responses_2xx, responses_3xx, responses_4xx,
+		responses_5xx;
+	uint64_t bytes_in, bytes_out;
+	uint64_t read_calls, writev_calls;
+	uint64_t parse_errors;	  /* requests rejected by the parser (400/414/431/501...) */
+	uint64_t timeouts;	  /* connections closed by any timeout */
+	uint64_t pool_exhausted;  /* requests answered 503 because no buffer was free */
+	uint64_t double_commits;  /* zh_write_header() refused because already committed */
+	uint64_t header_rejects;  /* response headers refused (CR, LF, NUL, bad name...) */
+	uint64_t body_bytes_copied; /* request/response body bytes the library itself copied */
+	uint64_t io_contexts_in_use, io_contexts_high_water;
+} zh_stats_t;
+
+ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Request view. Every slice points into the connection's buffers (nothing is copied) and
+ * lives until the response has been sent.
+ */
+ZH_API zh_slice_t zh_req_method(const zh_request_t *req);
+ZH_API unsigned zh_req_method_bit(const zh_request_t *req); /* ZH_GET...; 0 if other */
+ZH_API zh_slice_t zh_req_target(const zh_request_t *req);   /* as sent: "/a/b?x=1" */
+ZH_API zh_slice_t zh_req_path(const zh_request_t *req);	    /* "/a/b", not decoded */
+ZH_API zh_slice_t zh_req_query(const zh_request_t *req);    /* "x=1"; empty if none */
+ZH_API zh_slice_t zh_req_host(const zh_request_t *req);     /* target authority or Host */
+ZH_API int zh_req_version(const zh_request_t *req);	    /* 10 or 11 */
+
+/* Header fields in arrival order; values with surrounding whitespace removed. */
+ZH_API size_t zh_req_header_count(const zh_request_t *req);
+/* Returns 0 and fills *name / *value, or -ERANGE if i is out of range. */
+ZH_API int zh_req_header_at(const zh_request_t *req, size_t i, zh_slice_t *name,
+			    zh_slice_t *value);
+/* Case-insensitive lookup of the first field called `name` (NUL-terminated). Returns 1 and
+ * fills *value if present, 0 if not. */
+ZH_API int zh_req_header(const zh_request_t *req, const char *name, zh_slice_t *value);
+
+/* ------------------------------------------------------------------------------------------
+ * Request body (the ReadAll problem). The body is bounded by max_body: a Content-Length over
+ * it is answered 413 before a byte of the body is read; a chunked body that grows over it is
+ * answered 413 when it does. Chunked framing is removed.
+ */
+
+/* Declared length, or -1 for a chunked body whose length is not known yet. 0 if none. */
+ZH_API int64_t zh_body_length(const zh_request_t *req);
+
+/* The whole body in one slice. Small bodies stay in the receive buffer (no copy); larger
+ * ones are received straight into a pooled buffer sized for max_body. The slice lives until
+ * the response has been sent. Returns 0. */
+ZH_API int zh_body_all(zh_request_t *req, zh_slice_t *out);
+
+/* Copies up to cap body bytes into buf, continuing where the previous call stopped (the
+ * io.ReadFull / io.CopyBuffer shape). Returns the number of bytes copied, 0 at the end of the
+ * body. Mixing with zh_body_all() is allowed: both see the same body. */
+ZH_API ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------
+ * Response writer: Go's ResponseWriter rules, made explicit.
+ *
+ *  - Headers may be set, replaced and removed until the response is committed; after that
+ *    every header call returns -EALREADY and changes nothing.
+ *  - zh_write_header(status) commits. A second call returns -EALREADY and bumps
+ *    stats.double_commits; there is never a second status line.
+ *  - The first body write commits an implicit 200.
+ *  - Commit hooks (zh_resp_on_commit) run at the commit point, in registration order, with
+ *    the status known and headers still mutable. Middleware hooks here.
+ *  - Header names must be tokens; values must not contain CR, LF, NUL or other control
+ *    characters (HTAB allowed). Offending headers are refused (-EINVAL), never sent.
+ *  - Nothing is written to the socket while the handler runs: status line, headers and body
+ *    parts are queued as iovecs and leave in one writev after the handler returns, with
+ *    Content-Length computed from the parts. If the handler set Content-Length itself and
+ *    the body disagrees, the response becomes a 500 (the stream is never corrupted).
+ *  - Content-Length, Transfer-Encoding, Connection and Date are the library's: setting
+ *    Content-Length declares the length; Connection accepts only "close"; the others are
+ *    refused (-EINVAL).
+ *  - 1xx statuses are the library's (100-continue); 204 and 304 carry no body: a body write
+ *    after those returns -EINVAL.
+ *  - For HEAD the body writes are counted (Content-Length) but not sent.
+ */
+
+/* Header names and values are copied (into the response's header area, 4 KiB by default),
+ * so the caller's strings may be reused once the call returns. -ENOSPC when full. */
+ZH_API ZH_MUST_USE int zh_resp_header_set(zh_response_t *resp, const char *name,
+					  const char *value);
+ZH_API ZH_MUST_USE int zh_resp_header_setn(zh_response_t *resp, const char *name,
+					   size_t name_len, const char *value, size_t value_len);
+ZH_API ZH_MUST_USE int zh_resp_header_add(zh_response_t *resp, const char *name,
+					  const char *value);
+/* Removes every field called name. Returns how many were removed (0 is not an error). */
+ZH_API int zh_resp_header_del(zh_response_t *resp, const char *name);
+/* Returns 1 and fills *value with the first field called name (valid until the header is
+ * changed or the response ends), 0 if none. */
+ZH_API int zh_resp_header_get(const zh_response_t *resp, const char *name, zh_slice_t *value);
+
+/* Commits the response with `status` (200..599). Returns 0, -EALREADY if already committed,
+ * -EINVAL for a status outside 200..599. */
+ZH_API int zh_write_header(zh_response_t *resp, int status);
+
+/* The status, 0 before commit. */
+ZH_API int zh_resp_status(const zh_response_t *resp);
+ZH_API int zh_resp_committed(const zh_response_t *resp);
+
+/* Called once at the commit point, with the status set and headers still mutable. At most 8
+ * hooks per response; -ENOSPC beyond, -EALREADY after commit. fn must not write body bytes. */
+typedef void (*zh_commit_fn)(zh_response_t *resp, void *arg);
+ZH_API ZH_MUST_USE int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg);
+
+/* Body sources. Each commits an implicit 200 if nothing was committed yet. */
+
+/* Copies len bytes into the connection's pooled send buffers; the caller may reuse data at
+ * once. For small dynamic data. Returns 0, -ENOBUFS when the response's buffers are
+ * exhausted (the response then becomes a 500 if it was not sent yet). */
+ZH_API int zh_write(zh_response_t *resp, const void *data, size_t len);
+
+/* Sends len bytes from the caller's memory without copying them. The caller keeps data
+ * valid and unchanged until release(arg) is called, once, on the worker thread, after the
+ * kernel has taken the last byte (or the connection died). release may be NULL. On an error
+ * return release is never called. Request slices may be passed with release NULL. */
+typedef void (*zh_release_fn)(void *arg);
+ZH_API int zh_write_ref(zh_response_t *resp, const void *data, size_t len,
+			zh_release_fn release, void *arg);
+
+/* Sends bytes that live for the whole program (string literals, static tables). */
+ZH_API int zh_write_static(zh_response_t *resp, const void *data, size_t len);
+
+/* Convenience: status, Content-Type and a copied body in one call. */
+ZH_API int zh_reply(zh_response_t *resp, int status, const char *content_type,
+		    const void *body, size_t len);
+
+/* The request this response answers. */
+ZH_API zh_request_t *zh_resp_request(zh_response_t *resp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs what building and testing zerohttp needs on Debian 12, if missing.
+# As root it runs apt-get; otherwise it prints the exact command and stops.
+set -eu
+need=""
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+pkg-config --exists criterion 2>/dev/null || need="$need libcriterion-dev"
+command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v curl >/dev/null 2>&1 || need="$need curl"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "zerohttp needs:$need" >&2
+	echo "run: sudo apt-get install -y$need" >&2
+	exit 1
+fi
+echo "zerohttp: installing$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $need >/dev/null

@@ -1,0 +1,210 @@
+/* body.c — request bodies, bounded (the ReadAll problem).
+ *
+ * Where the bytes go:
+ *  - Content-Length that fits after the head in the receive buffer: read there, handed out
+ *    in place (no copy).
+ *  - Content-Length that does not fit: a pooled buffer of the smallest class that holds it
+ *    (large: 64 KiB, body: max_body); the bytes that came with the head are copied once, the
+ *    rest is received straight into it (recv is told exactly the remaining length, so the
+ *    next pipelined request is never read into the body buffer).
+ *  - chunked: decoded in place in the receive buffer (framing squeezed out, a memmove of the
+ *    data: counted as copied); moved to a body-class buffer if it outgrows the receive buffer.
+ * Over max_body is 413: before reading for Content-Length, as soon as it shows for chunked.
+ * Nothing here ever allocates beyond the pools; an exhausted pool is 503.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+static uint32_t body_start_off(const zh__ctx_t *ctx)
+{
+	return ctx->rstart + ctx->req.h.head_len;
+}
+
+static int take_buffer(zh__ctx_t *ctx, uint64_t size)
+{
+	zh__worker_t *w = ctx->w;
+	zh_request_t *req = &ctx->req;
+	req->body_pool = size <= w->srv->large_size ? &w->large_pool : &w->body_pool;
+	req->body_buf = zh__pool_get(req->body_pool);
+	if (req->body_buf == NULL && req->body_pool == &w->large_pool) {
+		req->body_pool = &w->body_pool;
+		req->body_buf = zh__pool_get(req->body_pool);
+	}
+	if (req->body_buf == NULL) {
+		ZH__STAT_ADD(w, pool_exhausted, 1);
+		return -503;
+	}
+	return 0;
+}
+
+static size_t body_cap(const zh__ctx_t *ctx)
+{
+	return ctx->req.body_pool == &ctx->w->large_pool ? ctx->w->srv->large_size
+							 : ctx->w->srv->body_size;
+}
+
+/* chunked: decode what the receive buffer holds; make room or move to a body buffer when
+ * it is full. */
+static int feed_chunked(zh__ctx_t *ctx)
+{
+	zh_request_t *req = &ctx->req;
+	uint64_t max_body = ctx->w->srv->cfg.max_body;
+	uint32_t bstart = body_start_off(ctx);
+	for (;;) {
+		size_t produced;
+		char *out = req->body_buf ? req->body_buf + req->body_len
+					  : ctx->rbuf + bstart + req->body_len;
+		size_t out_cap = req->body_buf ? body_cap(ctx) - req->body_len
+					       : ctx->rlen - req->raw_pos;
+		long r = zh__chunked_decode(&req->chunked, ctx->rbuf + req->raw_pos,
+					    ctx->rlen - req->raw_pos, out, out_cap, &produced,
+					    max_body);
+		if (r < 0)
+			return (int)r;
+		req->raw_pos += (uint32_t)r;
+		req->body_len += produced;
+		ZH__STAT_ADD(ctx->w, body_bytes_copied, produced);
+		if (zh__chunked_done(&req->chunked)) {
+			req->body_state = ZH__B_DONE;
+			req->body = req->body_buf ? req->body_buf : ctx->rbuf + bstart;
+			return 1;
+		}
+		if (req->body_buf && req->raw_pos == ctx->rlen) {
+			/* all framing consumed: reuse the raw area after the head */
+			ctx->rlen = req->raw_pos = bstart;
+		}
+		if (ctx->rlen < ctx->rcap)
+			return 0;
+		/* receive buffer full: squeeze out consumed framing first */
+		{
+			uint32_t keep = bstart + (req->body_buf ? 0 : (uint32_t)req->body_len);
+			uint32_t rest = ctx->rlen - req->raw_pos;
+			if (keep < req->raw_pos) {
+				memmove(ctx->rbuf + keep, ctx->rbuf + req->raw_pos, rest);
+				req->raw_pos = keep;
+				ctx->rlen = keep + rest;
+				continue;
+			}
+		}
+		if (req->body_buf)
+			return -400; /* a single framing line fills the buffer: refuse */
+		/* the decoded body itself fills the receive buffer: move it out once */
+		if (take_buffer(ctx, ctx->w->srv->cfg.max_body + 1) < 0)
+			return -503;
+		memcpy(req->body_buf, ctx->rbuf + bstart, req->body_len);
+		ZH__STAT_ADD(ctx->w, body_bytes_copied, req->body_len);
+		{
+			uint32_t rest = ctx->rlen - req->raw_pos;
+			memmove(ctx->rbuf + bstart, ctx->rbuf + req->raw_pos, rest);
+			req->raw_pos = bstart;
+			ctx->rlen = bstart + rest;
+		}
+	}
+}
+
+int zh__body_feed(zh__ctx_t *ctx)
+{
+	zh_request_t *req = &ctx->req;
+	if (req->body_state != ZH__B_READING)
+		return 1;
+	if (req->h.flags & ZH__H_CHUNKED)
+		return feed_chunked(ctx);
+	if (req->body_buf == NULL) {
+		uint32_t bstart = body_start_off(ctx);
+		uint64_t avail = ctx->rlen - bstart;
+		req->body_len = avail < req->h.content_length ? avail : req->h.content_length;
+		req->raw_pos = bstart + (uint32_t)req->body_len;
+	}
+	if (req->body_len < req->h.content_length)
+		return 0;
+	req->body_state = ZH__B_DONE;
+	return 1;
+}
+
+int zh__body_start(zh__ctx_t *ctx)
+{
+	zh_request_t *req = &ctx->req;
+	uint32_t bstart = body_start_off(ctx);
+	uint64_t cl = req->h.content_length;
+
+	req->body_buf = NULL;
+	req->body_len = req->body_off = 0;
+	req->raw_pos = bstart;
+	memset(&req->chunked, 0, sizeof req->chunked);
+	req->body = ctx->rbuf + bstart;
+	if (req->h.flags & ZH__H_CHUNKED) {
+		req->body_state = ZH__B_READING;
+		return zh__body_feed(ctx);
+	}
+	if (!(req->h.flags & ZH__H_CL) || cl == 0) {
+		req->body_state = ZH__B_DONE;
+		return 1;
+	}
+	if (cl > ctx->w->srv->cfg.max_body)
+		return -413;
+	req->body_state = ZH__B_READING;
+	if (bstart + cl > ctx->rcap) {
+		/* will not fit after the head: the bytes that came with it move once */
+		uint32_t prefix = ctx->rlen - bstart;
+		int r = take_buffer(ctx, cl);
+		if (r < 0)
+			return r;
+		memcpy(req->body_buf, ctx->rbuf + bstart, prefix);
+		ZH__STAT_ADD(ctx->w, body_bytes_copied, prefix);
+		req->body_len = prefix;
+		req->body = req->body_buf;
+		ctx->rlen = bstart;
+	}
+	return zh__body_feed(ctx);
+}
+
+bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap)
+{
+	zh_request_t *req = &ctx->req;
+	if (ctx->in_request && req->body_state == ZH__B_READING && req->body_buf &&
+	    !(req->h.flags & ZH__H_CHUNKED)) {
+		*dst = req->body_buf + req->body_len;
+		*cap = req->h.content_length - req->body_len;
+		return true;
+	}
+	*dst = ctx->rbuf + ctx->rlen;
+	*cap = ctx->rcap - ctx->rlen;
+	return false;
+}
+
+void zh__body_release(zh__ctx_t *ctx)
+{
+	zh_request_t *req = &ctx->req;
+	if (req->body_buf) {
+		zh__pool_put(req->body_pool, req->body_buf);
+		req->body_buf = NULL;
+	}
+}
+
+/* ---- public ------------------------------------------------------------------------------- */
+
+int64_t zh_body_length(const zh_request_t *req)
+{
+	if (req->h.flags & ZH__H_CHUNKED)
+		return req->body_state == ZH__B_DONE ? (int64_t)req->body_len : -1;
+	return (req->h.flags & ZH__H_CL) ? (int64_t)req->h.content_length : 0;
+}
+
+int zh_body_all(zh_request_t *req, zh_slice_t *out)
+{
+	out->ptr = req->body;
+	out->len = req->body_len;
+	return 0;
+}
+
+ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap)
+{
+	uint64_t left = req->body_len - req->body_off;
+	size_t n = left < cap ? (size_t)left : cap;
+	memcpy(buf, req->body + req->body_off, n);
+	req->body_off += n;
+	ZH__STAT_ADD(req->ctx->w, body_bytes_copied, n);
+	return (ssize_t)n;
+}

@@ -1,0 +1,558 @@
+/* conn.c — one connection's life: read, parse, dispatch, write.
+ *
+ * Epoll is edge-triggered and registered once (IN|OUT|RDHUP), so no state change costs an
+ * epoll_ctl. A short read means the socket is drained (a later arrival raises a new edge),
+ * which saves the EAGAIN read a level-triggered loop would need: a keep-alive request costs
+ * epoll_wait + read + writev.
+ *
+ * Ordering rules, in drive():
+ *  1. Pending output goes first. While it is blocked nothing is read: the peer's requests
+ *     wait in its socket buffer (backpressure), and no queued iovec can be invalidated.
+ *  2. Every complete request in the receive buffer is answered before the next read, so
+ *     responses to one read batch leave in one writev (pipelining).
+ *  3. The receive buffer is compacted only when the output queue is empty, because queued
+ *     responses may point into it (request slices passed to zh_write_ref).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { P_IDLE, P_BLOCKED };
+
+static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				 "Content-Type: text/plain\r\nContent-Length: 20\r\n"
+				 "Retry-After: 1\r\nConnection: close\r\n\r\n"
+				 "Service Unavailable\n";
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* ---- context attach/detach ------------------------------------------------------------------ */
+
+static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = zh__pool_get(&w->ctx_pool);
+	if (ZH__UNLIKELY(ctx == NULL)) {
+		ZH__STAT_ADD(w, pool_exhausted, 1);
+		return NULL;
+	}
+	ctx->conn = c;
+	ctx->w = w;
+	ctx->fields = (zh__field_t *)(void *)(ctx + 1);
+	ctx->sbuf = (char *)(ctx->fields + w->srv->limits.max_headers);
+	ctx->rinline = ctx->sbuf + ZH__SBUF_SIZE;
+	ctx->rbuf = ctx->rinline;
+	ctx->rcap = ZH__RBUF_SIZE;
+	ctx->rlen = ctx->rstart = 0;
+	ctx->in_request = ctx->rbuf_large = false;
+	ctx->route = NULL;
+	memset(&ctx->ps, 0, sizeof ctx->ps);
+	ctx->req.ctx = ctx;
+	ctx->req.body_buf = NULL;
+	ctx->resp.ctx = ctx;
+	ctx->noverflow = 0;
+	zh__out_reset(ctx);
+	c->ctx = ctx;
+	ZH__STAT_ADD(w, io_contexts_in_use, 1);
+	if (w->ctx_pool.high_water > w->stats.io_contexts_high_water)
+		ZH__STAT_ADD(w, io_contexts_high_water, 1);
+	return ctx;
+}
+
+static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	if (ctx == NULL)
+		return;
+	zh__out_release_all(ctx);
+	zh__body_release(ctx);
+	if (ctx->rbuf_large)
+		zh__pool_put(&w->large_pool, ctx->rbuf);
+	zh__pool_put(&w->ctx_pool, ctx);
+	c->ctx = NULL;
+	ZH__STAT_ADD(w, io_contexts_in_use, (uint64_t)-1);
+}
+
+/* ---- open / close ------------------------------------------------------------------------------ */
+
+void zh__conn_accepted(zh__worker_t *w, int fd)
+{
+	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
+	struct epoll_event ev;
+	int one = 1;
+
+	if (c == NULL) {
+		/* over max_connections: a clear answer rather than a silent drop */
+		(void)!send(fd, canned_503, sizeof canned_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		ZH__STAT_ADD(w, connections_refused, 1);
+		return;
+	}
+	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+	ev.data.ptr = c;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		zh__pool_put(&w->conn_pool, c);
+		ZH__STAT_ADD(w, connections_refused, 1);
+		return;
+	}
+	/* responses leave whole in one writev; Nagle would only delay the next one */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->fd = fd;
+	c->state = ZH__C_IDLE;
+	c->timer = ZH__T_NONE;
+	c->readable = c->close_after = c->rdhup = false;
+	c->requests = 0;
+	c->ctx = NULL;
+	w->open_conns++;
+	ZH__STAT_ADD(w, connections_accepted, 1);
+	/* the first request gets the header timeout from the moment of accept */
+	zh__timer_set(w, c, ZH__T_HEADER);
+}
+
+void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__timer_clear(w, c);
+	ctx_detach(w, c);
+	close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	c->state = ZH__C_FREE;
+	zh__pool_put(&w->conn_pool, c);
+	w->open_conns--;
+	ZH__STAT_ADD(w, connections_closed, 1);
+}
+
+/* Closing right after a response while the peer may still be sending would make the kernel
+ * answer with RST, which can destroy the response before the peer reads it (RFC 9112 §9.6).
+ * So: shut our side, discard what comes, close at EOF or after ZH__LINGER_MS. */
+static void linger_close(zh__worker_t *w, zh__conn_t *c)
+{
+	ctx_detach(w, c);
+	if (shutdown(c->fd, SHUT_WR) < 0) {
+		zh__conn_close(w, c);
+		return;
+	}
+	c->state = ZH__C_LINGER;
+	zh__timer_set(w, c, ZH__T_LINGER);
+}
+
+static void linger_read(zh__worker_t *w, zh__conn_t *c)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, w->discard, sizeof w->discard);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		zh__conn_close(w, c);
+		return;
+	}
+}
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+/* Returns 1 when the queue is empty, 0 when the socket is full, -1 on error. Partial writes
+ * resume at the right offset by adjusting the first unsent iovec in place: data is never
+ * copied to compact it. */
+static int flush(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	while (ctx->iov_head < ctx->iov_n) {
+		struct iovec *iov = &ctx->iov[ctx->iov_head];
+		int cnt = ctx->iov_n - ctx->iov_head;
+		ssize_t n = writev(c->fd, iov, cnt);
+		size_t left;
+		ZH__STAT_ADD(w, writev_calls, 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
+		left = (size_t)n;
+		while (ctx->iov_head < ctx->iov_n && ctx->iov[ctx->iov_head].iov_len <= left) {
+			left -= ctx->iov[ctx->iov_head].iov_len;
+			zh__release_entry(&ctx->rel[ctx->iov_head]);
+			ctx->iov_head++;
+		}
+		if (left) {
+			iov = &ctx->iov[ctx->iov_head];
+			iov->iov_base = (char *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
+		if (ctx->iov_head < ctx->iov_n && n == 0)
+			return 0;
+	}
+	zh__out_reset(ctx);
+	return 1;
+}
+
+static bool output_pending(const zh__ctx_t *ctx)
+{
+	return ctx->iov_head < ctx->iov_n;
+}
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+static void allow_header(zh_response_t *resp, unsigned methods)
+{
+	static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+					    "PATCH", "TRACE"};
+	char buf[96];
+	size_t n = 0;
+	if (methods & ZH_GET)
+		methods |= ZH_HEAD;
+	methods |= ZH_OPTIONS;
+	for (unsigned i = 0; i < 8; i++) {
+		if (!(methods & (1u << i)))
+			continue;
+		size_t l = strlen(names[i]);
+		if (n) {
+			memcpy(buf + n, ", ", 2);
+			n += 2;
+		}
+		memcpy(buf + n, names[i], l);
+		n += l;
+	}
+	(void)!zh_resp_header_setn(resp, "Allow", 5, buf, n);
+}
+
+/* A response produced by the library itself (errors, OPTIONS, 405). */
+static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
+{
+	zh__resp_begin(ctx, ctx->in_request && ctx->req.h.method_bit == ZH_HEAD);
+	if (allow)
+		allow_header(&ctx->resp, allow);
+	zh__resp_error(ctx, status, close);
+	zh__resp_finish(ctx);
+}
+
+/* The request's body will not be read (error, 404...): if it is already in the buffer it
+ * is skipped, otherwise the connection cannot find the next request and must close. */
+static bool skip_unread_body(zh__ctx_t *ctx)
+{
+	const zh__head_t *h = &ctx->req.h;
+	uint32_t bstart = ctx->rstart + h->head_len;
+	ctx->req.raw_pos = bstart;
+	if (h->flags & ZH__H_CHUNKED)
+		return false;
+	if (!(h->flags & ZH__H_CL) || h->content_length == 0)
+		return true;
+	if (h->content_length <= ctx->rlen - bstart) {
+		ctx->req.raw_pos = bstart + (uint32_t)h->content_length;
+		return true;
+	}
+	return false;
+}
+
+static void end_request(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	ctx->rstart = ctx->req.raw_pos;
+	ctx->in_request = false;
+	memset(&ctx->ps, 0, sizeof ctx->ps);
+	if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
+		zh__timer_clear(w, c);
+}
+
+static void refuse(zh__worker_t *w, zh__conn_t *c, int status, unsigned allow)
+{
+	zh__ctx_t *ctx = c->ctx;
+	bool keep = ctx->in_request && skip_unread_body(ctx);
+	respond(ctx, status, allow, !keep);
+	end_request(w, c);
+}
+
+/* Head complete: route it and set up its body. */
+static void start_request(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh_request_t *req = &ctx->req;
+	unsigned allow = 0;
+	int r;
+
+	ctx->in_request = true;
+	req->base = ctx->rbuf + ctx->rstart;
+	req->fields = ctx->fields;
+	req->body_state = ZH__B_NONE;
+	req->body_buf = NULL;
+	req->body_len = req->body_off = 0;
+	req->raw_pos = ctx->rstart + req->h.head_len;
+	ZH__STAT_ADD(w, requests, 1);
+
+	if (req->h.flags & ZH__H_ASTERISK) {
+		/* OPTIONS * (RFC 9110 §9.3.7): what the server as a whole supports */
+		refuse(w, c, 204, w->srv->route_methods);
+		return;
+	}
+	ctx->route = zh__route_find(w->srv, req->base + req->h.path.off,
+				    req->h.path.len, req->h.method_bit, &allow);
+	if (ctx->route == NULL) {
+		if (allow == 0)
+			refuse(w, c, 404, 0);
+		else
+			refuse(w, c, req->h.method_bit == ZH_OPTIONS ? 204 : 405, allow);
+		return;
+	}
+	r = zh__body_start(ctx);
+	if (r < 0) {
+		refuse(w, c, -r, 0);
+		return;
+	}
+	if (r == 0) {
+		/* RFC 9110 §10.1.1: 100 only once we know the body will be accepted */
+		if ((req->h.flags & ZH__H_EXPECT_CONTINUE) && req->h.minor == 1)
+			(void)zh__out_push(ctx, continue_100, sizeof continue_100 - 1, NULL, NULL);
+		zh__timer_set(w, c, ZH__T_BODY);
+	}
+}
+
+static void run_handler(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh__resp_begin(ctx, ctx->req.h.method_bit == ZH_HEAD);
+	ctx->route->fn(&ctx->req, &ctx->resp, ctx->route->arg);
+	zh__resp_finish(ctx);
+	end_request(w, c);
+}
+
+/* Is there room to start another response without flushing first? */
+static bool room_for_response(const zh__ctx_t *ctx)
+{
+	return ctx->iov_n + 16 <= ZH__IOV_CAP &&
+	       (ctx->area_cap - ctx->area_used >= ZH__HEAD_RESERVE + ZH__RESP_HSTORE ||
+		!output_pending(ctx));
+}
+
+/* The head does not fit in what is left of the receive buffer. */
+static int make_room(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	char *big;
+	if (output_pending(ctx))
+		return P_BLOCKED; /* queued responses may point into the buffer */
+	if (ctx->rstart > 0) {
+		ctx->rlen -= ctx->rstart;
+		memmove(ctx->rbuf, ctx->rbuf + ctx->rstart, ctx->rlen);
+		ctx->rstart = 0;
+		return P_IDLE;
+	}
+	if (ctx->rbuf_large || (big = zh__pool_get(&w->large_pool)) == NULL) {
+		respond(ctx, ctx->ps.phase == 0 ? 414 : 431, 0, true);
+		return P_IDLE;
+	}
+	/* spans are offsets, so the half-parsed head survives the move */
+	memcpy(big, ctx->rbuf, ctx->rlen);
+	ctx->rbuf = big;
+	ctx->rcap = (uint32_t)w->srv->large_size;
+	ctx->rbuf_large = true;
+	return P_IDLE;
+}
+
+/* Answers every complete request in the receive buffer. */
+static int process(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh_request_t *req = &ctx->req;
+
+	while (!c->close_after) {
+		if (!ctx->in_request) {
+			int r;
+			if (ctx->rstart == ctx->rlen)
+				return P_IDLE;
+			if (!room_for_response(ctx))
+				return P_BLOCKED;
+			if (ctx->ps.pos == 0 && ctx->ps.phase == 0)
+				memset(&req->h, 0, sizeof req->h);
+			r = zh__parse_head(&ctx->ps, ctx->rbuf + ctx->rstart,
+					   ctx->rlen - ctx->rstart, &req->h, ctx->fields,
+					   &w->srv->limits);
+			if (r == 0) {
+				if (c->timer != ZH__T_HEADER)
+					zh__timer_set(w, c, ZH__T_HEADER);
+				if (ctx->rlen == ctx->rcap)
+					return make_room(w, c);
+				return P_IDLE;
+			}
+			if (r < 0) {
+				ZH__STAT_ADD(w, parse_errors, 1);
+				respond(ctx, -r, 0, true);
+				return P_IDLE;
+			}
+			start_request(w, c);
+			if (!ctx->in_request)
+				continue; /* answered by the library */
+		}
+		if (req->body_state == ZH__B_READING) {
+			int r = zh__body_feed(ctx);
+			if (r < 0) {
+				refuse(w, c, -r, 0);
+				continue;
+			}
+			if (r == 0) {
+				zh__timer_set(w, c, ZH__T_BODY);
+				return P_IDLE;
+			}
+		}
+		run_handler(w, c);
+	}
+	return P_IDLE;
+}
+
+/* ---- reading -------------------------------------------------------------------------------- */
+
+/* Returns > 0 bytes read, 0 at EOF, -EAGAIN when drained, other -errno on error. */
+static ssize_t read_more(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	char *dst;
+	size_t cap;
+	bool to_body = zh__body_read_target(ctx, &dst, &cap);
+	ssize_t n;
+
+	if (cap == 0)
+		return -ENOBUFS;
+	do
+		n = read(c->fd, dst, cap);
+	while (n < 0 && errno == EINTR);
+	ZH__STAT_ADD(w, read_calls, 1);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	ZH__STAT_ADD(w, bytes_in, (uint64_t)n);
+	if (to_body)
+		ctx->req.body_len += (uint64_t)n;
+	else
+		ctx->rlen += (uint32_t)n;
+	if ((size_t)n < cap)
+		c->readable = false; /* edge-triggered: a short read means drained */
+	return n;
+}
+
+/* ---- the driver --------------------------------------------------------------------------- */
+
+static bool has_partial_request(const zh__ctx_t *ctx)
+{
+	return ctx->in_request || ctx->rstart < ctx->rlen;
+}
+
+/* Everything that can be done without blocking; then arm the right timer or go idle. */
+static void drive(zh__worker_t *w, zh__conn_t *c)
+{
+	for (;;) {
+		zh__ctx_t *ctx = c->ctx;
+		ssize_t n;
+
+		if (ctx && output_pending(ctx)) {
+			int r = flush(w, c);
+			if (r < 0) {
+				zh__conn_close(w, c);
+				return;
+			}
+			if (r == 0) {
+				zh__timer_set(w, c, ZH__T_WRITE);
+				return;
+			}
+			if (c->close_after) {
+				linger_close(w, c);
+				return;
+			}
+			if (c->timer == ZH__T_WRITE)
+				zh__timer_clear(w, c);
+		}
+		if (ctx) {
+			if (!ctx->in_request && ctx->rstart == ctx->rlen)
+				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
+			process(w, c);
+			if (output_pending(ctx))
+				continue;
+		}
+		if (ctx && c->close_after) {
+			linger_close(w, c);
+			return;
+		}
+		if (!c->readable || c->rdhup)
+			break;
+		if (ctx == NULL) {
+			ctx = ctx_attach(w, c);
+			if (ctx == NULL) {
+				(void)!send(c->fd, canned_503, sizeof canned_503 - 1,
+					    MSG_NOSIGNAL | MSG_DONTWAIT);
+				linger_close(w, c);
+				return;
+			}
+			c->state = ZH__C_ACTIVE;
+		}
+		n = read_more(w, c);
+		if (n > 0)
+			continue;
+		if (n == -EAGAIN) {
+			c->readable = false;
+			break;
+		}
+		if (n == 0) {
+			c->rdhup = true; /* peer done sending: answer what is complete, then close */
+			continue;
+		}
+		zh__conn_close(w, c);
+		return;
+	}
+
+	/* settle */
+	if (c->ctx && !has_partial_request(c->ctx)) {
+		/* idle: give the buffers back; an idle keep-alive connection holds none */
+		ctx_detach(w, c);
+		c->state = ZH__C_IDLE;
+	}
+	if (c->rdhup) {
+		if (c->ctx == NULL || !output_pending(c->ctx))
+			zh__conn_close(w, c);
+		return;
+	}
+	if (c->ctx == NULL) {
+		if (w->draining)
+			zh__conn_close(w, c);
+		else
+			zh__timer_set(w, c, ZH__T_IDLE);
+	}
+}
+
+void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
+{
+	if (c->state == ZH__C_LINGER) {
+		linger_read(w, c);
+		return;
+	}
+	if (events & EPOLLERR) {
+		zh__conn_close(w, c);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
+		c->readable = true;
+	drive(w, c);
+}
+
+void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
+{
+	enum zh__timer_kind kind = c->timer;
+	zh__ctx_t *ctx = c->ctx;
+	ZH__STAT_ADD(w, timeouts, 1);
+	zh__timer_clear(w, c);
+	if ((kind == ZH__T_HEADER || kind == ZH__T_BODY) && ctx && !output_pending(ctx) &&
+	    room_for_response(ctx)) {
+		/* RFC 9110 §15.5.9: tell the client why, then close */
+		ctx->in_request = false;
+		respond(ctx, 408, 0, true);
+		drive(w, c);
+		return;
+	}
+	zh__conn_close(w, c);
+}

@@ -1,0 +1,331 @@
+/* internal.h — what the src/ files share. Never installed.
+ *
+ * Memory map of one worker (all carved from one mmap at zh_server_new()):
+ *   conns[max_connections]   small fixed slots (~64 B); an idle connection holds only this
+ *   ctx pool                 I/O contexts: receive buffer, send area, iovec queue, request
+ *                            and response state; lent while a connection has bytes in flight
+ *   large pool               64 KiB buffers: long heads, mid-size bodies, send overflow
+ *   body pool                max_body buffers: whole request bodies that do not fit above
+ * Free lists are LIFO so the hottest buffers are reused first and the rest stay untouched
+ * (and out of RSS).
+ */
+#ifndef ZH_INTERNAL_H
+#define ZH_INTERNAL_H
+
+#include "zerohttp.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#define ZH__LIKELY(x) __builtin_expect(!!(x), 1)
+#define ZH__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+enum {
+	ZH__IOV_CAP = 128,	   /* iovecs queued per connection (and per writev) */
+	ZH__RBUF_SIZE = 16384,	   /* receive buffer inside each context */
+	ZH__SBUF_SIZE = 16384,	   /* send area inside each context */
+	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
+	ZH__RESP_HEADERS = 32,	   /* response header fields */
+	ZH__RESP_HSTORE = 4096,	   /* bytes of response header names and values */
+	ZH__HOOKS_MAX = 8,
+	ZH__HEAD_RESERVE = 512,	   /* status line + library headers, beyond user headers */
+	ZH__LARGE_MIN = 65536,
+	ZH__LINGER_MS = 2000,	   /* read-and-discard after a close with unread input */
+};
+
+/* ---- parser (parse.c) ------------------------------------------------------------------ */
+
+/* Offsets into the buffer the head was parsed from, so the buffer may be replaced by a
+ * larger one (copied) while a head is still incomplete without fixing up pointers. */
+typedef struct {
+	uint32_t off, len;
+} zh__span_t;
+
+typedef struct {
+	zh__span_t name, value;
+} zh__field_t;
+
+enum zh__head_flags {
+	ZH__H_CL = 1u << 0,
+	ZH__H_CHUNKED = 1u << 1,
+	ZH__H_CLOSE = 1u << 2,
+	ZH__H_KEEPALIVE = 1u << 3,
+	ZH__H_EXPECT_CONTINUE = 1u << 4,
+	ZH__H_HOST = 1u << 5,
+	ZH__H_ASTERISK = 1u << 6,
+	ZH__H_ABSOLUTE = 1u << 7,
+};
+
+typedef struct zh__limits {
+	uint32_t max_request_line, max_header_bytes, max_headers;
+} zh__limits_t;
+
+typedef struct zh__head {
+	zh__span_t method, target, path, query, host;
+	unsigned method_bit; /* ZH_GET...; 0 = a valid token we do not implement */
+	uint8_t minor;	     /* 0 or 1 */
+	uint32_t flags;
+	uint32_t nfields;
+	uint64_t content_length;
+	uint32_t head_len;
+} zh__head_t;
+
+/* Resumable state: bytes before `pos` are complete lines already parsed into the head. */
+typedef struct zh__parser {
+	uint32_t pos;
+	uint32_t fields_start; /* offset of the first header line */
+	uint8_t phase;	       /* 0 request line, 1 header fields */
+} zh__parser_t;
+
+/* Parses as much of buf[0..len) as forms complete lines. Returns the head length (> 0) once
+ * the empty line is seen, 0 if more bytes are needed, or -status (-400, -414, -431, -501)
+ * for a request that must be refused. Call again with the same parser and a longer buffer
+ * (same bytes, possibly relocated) after 0. fields has room for lim->max_headers. */
+int zh__parse_head(zh__parser_t *ps, const char *buf, size_t len, zh__head_t *h,
+		   zh__field_t *fields, const zh__limits_t *lim);
+
+/* Chunked transfer coding (RFC 9112 §7.1), decoded incrementally. */
+typedef struct zh__chunked {
+	uint8_t state;
+	uint8_t size_digits;
+	uint32_t line_bytes;	/* bytes of the current size line or trailer line */
+	uint32_t trailer_bytes;
+	uint32_t trailer_fields;
+	uint64_t remaining;	/* data bytes left in the current chunk */
+	uint64_t total;		/* data bytes so far */
+} zh__chunked_t;
+
+/* Consumes framing and data from in[0..in_len) and writes data to out (out may equal in or
+ * lie before it: decoding in place). Stops when out_cap bytes were produced or the body ended.
+ * Returns bytes consumed (>= 0) and sets *produced; -400 on bad framing, -413 when the body
+ * would exceed max_body. zh__chunked_done() tells whether the last chunk and trailers ended. */
+long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *out,
+			size_t out_cap, size_t *produced, uint64_t max_body);
+static inline bool zh__chunked_done(const zh__chunked_t *c) { return c->state == 255; }
+
+/* Shared byte classes (parse.c). */
+extern const uint8_t zh__token_char[256];
+bool zh__valid_field_value(const char *p, size_t len);
+bool zh__valid_token(const char *p, size_t len);
+bool zh__ieq(const char *a, const char *b, size_t len); /* ASCII case-insensitive */
+
+/* ---- pools (pool.c) ---------------------------------------------------------------------- */
+
+typedef struct zh__pool {
+	char *base;
+	size_t obj_size;
+	uint32_t count, carved, in_use, high_water;
+	void *free_list; /* LIFO, next pointer stored in the free object itself */
+} zh__pool_t;
+
+void zh__pool_init(zh__pool_t *p, char *base, size_t obj_size, uint32_t count);
+void *zh__pool_get(zh__pool_t *p); /* NULL when exhausted: the caller answers 503 */
+void zh__pool_put(zh__pool_t *p, void *obj);
+
+/* ---- connection, context, request, response (conn.c, response.c, body.c) ---------------- */
+
+typedef struct zh__worker zh__worker_t;
+typedef struct zh__conn zh__conn_t;
+typedef struct zh__ctx zh__ctx_t;
+
+typedef struct zh__route {
+	char *path;
+	size_t len;
+	unsigned methods, flags;
+	zh_handler_fn fn;
+	void *arg;
+} zh__route_t;
+
+enum zh__conn_state {
+	ZH__C_FREE,
+	ZH__C_IDLE,	/* keep-alive, no context */
+	ZH__C_ACTIVE,	/* context attached: reading a head or body, or writing */
+	ZH__C_LINGER,	/* output sent, write side shut, discarding input before close */
+};
+
+enum zh__timer_kind { ZH__T_NONE, ZH__T_HEADER, ZH__T_IDLE, ZH__T_BODY, ZH__T_WRITE,
+		      ZH__T_LINGER, ZH__T_KINDS };
+
+/* Kept small on purpose (48 bytes): an idle keep-alive connection costs this slot and
+ * nothing else. Slots come from a pool whose free list overwrites the first word of a free
+ * slot, so ctx comes first and state survives. */
+struct zh__conn {
+	zh__ctx_t *ctx;
+	int fd;
+	uint8_t state;		/* enum zh__conn_state */
+	uint8_t timer;		/* enum zh__timer_kind: which list it is on */
+	bool readable;		/* EPOLLIN seen and not yet drained (edge-triggered) */
+	bool close_after;	/* close once the queued output is sent */
+	bool rdhup;		/* the peer will send nothing more */
+	uint32_t requests;	/* served on this connection */
+	zh__conn_t *tnext, *tprev; /* timer list */
+	uint64_t deadline_ms;
+};
+
+/* What to do when the kernel has taken a queue entry: call fn(arg), or put arg back into
+ * pool (internal buffers). Both NULL: nothing. */
+typedef struct zh__rel {
+	zh_release_fn fn;
+	void *arg;
+	zh__pool_t *pool;
+} zh__rel_t;
+
+typedef struct zh__hdr {
+	uint16_t noff, nlen, voff, vlen;
+} zh__hdr_t;
+
+enum zh__body_state { ZH__B_NONE, ZH__B_READING, ZH__B_DONE };
+
+struct zh_request {
+	zh__ctx_t *ctx;
+	const char *base; /* the buffer the head's spans are relative to */
+	zh__head_t h;
+	zh__field_t *fields;
+	/* body: bytes [body, body + body_len) are decoded body; body_off is zh_body_read's place */
+	uint8_t body_state;
+	char *body;
+	uint64_t body_len, body_off;
+	char *body_buf;		    /* pooled buffer holding the body, or NULL (in rbuf) */
+	zh__pool_t *body_pool;	    /* where body_buf goes back to */
+	uint32_t raw_pos;	    /* chunked: next undecoded byte in rbuf */
+	zh__chunked_t chunked;
+};
+
+struct zh_response {
+	zh__ctx_t *ctx;
+	int status;
+	bool committed, in_hooks, head_only, error, has_length, close, has_server, finished;
+	uint64_t declared_len, body_len;
+	uint16_t head_slot;  /* iovec reserved for the status line and headers */
+	uint8_t nhooks, nhdr;
+	uint16_t hused;
+	struct {
+		zh_commit_fn fn;
+		void *arg;
+	} hooks[ZH__HOOKS_MAX];
+	zh__hdr_t hdr[ZH__RESP_HEADERS];
+	char hstore[ZH__RESP_HSTORE];
+};
+
+/* Lent to a connection while it has bytes in flight; see the memory map above. The receive
+ * buffer never moves while spans of a parsed head point into it: it is compacted or replaced
+ * only when no output is pending (output may reference it) and no head is half-parsed. */
+struct zh__ctx {
+	zh__conn_t *conn;
+	zh__worker_t *w;
+	char *rbuf;
+	uint32_t rcap, rlen;
+	uint32_t rstart;	  /* first byte of the request being parsed or processed */
+	bool in_request;	  /* head parsed, response not yet finalized */
+	bool rbuf_large;	  /* rbuf is a pooled large buffer, not rinline */
+	zh__parser_t ps;
+	const zh__route_t *route;
+	struct zh_request req;
+	struct zh_response resp;
+	/* output: iov[iov_head..iov_n) not yet taken by the kernel */
+	uint16_t iov_head, iov_n;
+	uint8_t noverflow;
+	char *area;		  /* where copies and heads are appended: sbuf or overflow[] */
+	uint32_t area_used, area_cap;
+	char *overflow[ZH__OVERFLOW_MAX];
+	struct iovec iov[ZH__IOV_CAP];
+	zh__rel_t rel[ZH__IOV_CAP];
+	zh__field_t *fields;	  /* max_headers entries, after this struct */
+	char *sbuf;		  /* ZH__SBUF_SIZE, after fields */
+	char *rinline;		  /* ZH__RBUF_SIZE, after sbuf */
+};
+
+/* ---- worker, server (loop.c, server.c) ----------------------------------------------------- */
+
+typedef struct zh__tlist {
+	zh__conn_t *head, *tail;
+	uint32_t duration_ms;
+} zh__tlist_t;
+
+struct zh__worker {
+	zh_server_t *srv;
+	unsigned id;
+	int ep, lfd, stopfd;
+	pthread_t thread;
+	char *region;
+	size_t region_len;
+	uint32_t open_conns;
+	zh__pool_t conn_pool, ctx_pool, large_pool, body_pool;
+	zh__tlist_t timers[ZH__T_KINDS];
+	uint64_t now_ms;
+	time_t date_sec;
+	uint32_t date_len;
+	char date_hdr[48]; /* "Date: Fri, 27 Nov 2026 08:14:55 GMT\r\n" */
+	bool draining;
+	uint64_t drain_deadline_ms, accept_resume_ms;
+	zh_stats_t stats;
+	char discard[4096]; /* lingering close reads land here */
+};
+
+struct zh_server {
+	zh_config_t cfg;
+	char address[64];
+	uint16_t port;
+	zh__limits_t limits;
+	size_t ctx_size, large_size, body_size;
+	zh__route_t routes[256];
+	unsigned nroutes, route_methods;
+	char server_hdr[80];
+	uint32_t server_hdr_len;
+	zh__worker_t *workers;
+	unsigned nworkers;
+	volatile int stopping;
+	bool running;
+};
+
+/* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
+ * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */
+#define ZH__STAT_ADD(w, field, n)                                                              \
+	__atomic_store_n(&(w)->stats.field,                                                    \
+			 __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED) + (n),           \
+			 __ATOMIC_RELAXED)
+
+/* loop.c */
+void *zh__worker_main(void *arg);
+
+/* conn.c */
+void zh__conn_accepted(zh__worker_t *w, int fd);
+void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
+void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
+void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);
+void zh__ctx_reset_for_request(zh__ctx_t *ctx);
+
+/* loop.c: timers are FIFO lists, one per kind: every deadline of a kind is now + that kind's
+ * fixed duration, so appending keeps each list sorted and arming costs no syscall. */
+void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
+void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
+uint64_t zh__now_ms(void);
+
+/* response.c */
+void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
+void zh__resp_finish(zh__ctx_t *ctx);
+void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
+int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
+char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
+void zh__out_release_all(zh__ctx_t *ctx);
+void zh__release_entry(zh__rel_t *r);
+void zh__out_reset(zh__ctx_t *ctx);
+const char *zh__status_reason(int status);
+void zh__date_refresh(zh__worker_t *w, time_t now);
+
+/* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
+ * return 1 when the body is complete, 0 when bytes are missing, or -status (413, 400, 503).
+ * zh__body_read_target() says where the next read() should land: true for the body buffer
+ * (Content-Length bodies too big for the receive buffer), false for the receive buffer. */
+int zh__body_start(zh__ctx_t *ctx);
+int zh__body_feed(zh__ctx_t *ctx);
+bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap);
+void zh__body_release(zh__ctx_t *ctx);
+
+/* server.c */
+const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size_t len,
+				   unsigned method_bit, unsigned *allow);
+
+#endif

@@ -1,0 +1,600 @@
+/* response.c — the response writer and the connection's output queue.
+ *
+ * A response is queued, never written, while its handler runs: iov[head_slot] is reserved
+ * when the response begins, body parts are appended after it as iovecs (references to the
+ * caller's memory, static data, or copies in the send area), and the status line and headers
+ * are serialized into the send area when the response finishes, once Content-Length is known.
+ * conn.c then hands the whole queue, several pipelined responses included, to one writev.
+ *
+ * Ownership: the send area (ctx->sbuf, then overflow buffers from the large pool) and the
+ * iovec queue belong to the connection's context. Entries are released in queue order as the
+ * kernel takes their last byte; the area is rewound only when the queue is empty, so no
+ * queued iovec ever points at reused memory.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- status lines -------------------------------------------------------------------------- */
+
+const char *zh__status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "";
+	}
+}
+
+/* RFC 9110 §6.6.1: an origin server with a clock sends Date. Formatted once a second per
+ * worker (strftime is far too slow for every response), then memcpy'd into each head. */
+void zh__date_refresh(zh__worker_t *w, time_t now)
+{
+	struct tm tm;
+	if (now == w->date_sec)
+		return;
+	w->date_sec = now;
+	gmtime_r(&now, &tm);
+	w->date_len = (uint32_t)strftime(w->date_hdr, sizeof w->date_hdr,
+					 "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+		      size_t vlen, bool replace);
+
+static bool status_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+/* ---- output queue ---------------------------------------------------------------------------- */
+
+/* A record either calls the owner's release function or returns a pooled buffer. */
+void zh__release_entry(zh__rel_t *r)
+{
+	if (r->pool)
+		zh__pool_put(r->pool, r->arg);
+	else if (r->fn)
+		r->fn(r->arg);
+	r->fn = NULL;
+	r->pool = NULL;
+}
+
+int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg)
+{
+	uint16_t i = ctx->iov_n;
+	if (ZH__UNLIKELY(i == ZH__IOV_CAP))
+		return -ENOBUFS;
+	ctx->iov[i].iov_base = (void *)(uintptr_t)base;
+	ctx->iov[i].iov_len = len;
+	ctx->rel[i].fn = fn;
+	ctx->rel[i].arg = arg;
+	ctx->rel[i].pool = NULL;
+	ctx->iov_n = (uint16_t)(i + 1);
+	return i;
+}
+
+/* len contiguous bytes in the send area; a new overflow buffer when the current one is
+ * full (the rest of the old one is simply left unused until the queue drains). */
+char *zh__out_reserve(zh__ctx_t *ctx, size_t len)
+{
+	zh__worker_t *w = ctx->w;
+	char *buf;
+	if (ZH__LIKELY(ctx->area_cap - ctx->area_used >= len)) {
+		char *p = ctx->area + ctx->area_used;
+		ctx->area_used += (uint32_t)len;
+		return p;
+	}
+	if (len > w->srv->large_size || ctx->noverflow == ZH__OVERFLOW_MAX)
+		return NULL;
+	buf = zh__pool_get(&w->large_pool);
+	if (buf == NULL) {
+		ZH__STAT_ADD(w, pool_exhausted, 1);
+		return NULL;
+	}
+	ctx->overflow[ctx->noverflow++] = buf;
+	ctx->area = buf;
+	ctx->area_cap = (uint32_t)w->srv->large_size;
+	ctx->area_used = (uint32_t)len;
+	return buf;
+}
+
+/* After the kernel has taken everything: rewind the area, return overflow buffers. */
+void zh__out_reset(zh__ctx_t *ctx)
+{
+	ctx->iov_head = ctx->iov_n = 0;
+	ctx->area = ctx->sbuf;
+	ctx->area_used = 0;
+	ctx->area_cap = ZH__SBUF_SIZE;
+	while (ctx->noverflow)
+		zh__pool_put(&ctx->w->large_pool, ctx->overflow[--ctx->noverflow]);
+}
+
+/* The connection is going away with bytes unsent: every borrowed reference is released
+ * (its owner may free it), as the zh_write_ref contract promises. */
+void zh__out_release_all(zh__ctx_t *ctx)
+{
+	for (uint16_t i = ctx->iov_head; i < ctx->iov_n; i++)
+		zh__release_entry(&ctx->rel[i]);
+	zh__out_reset(ctx);
+}
+
+/* Drops every queue entry after the head slot (used when a response turns into a 500). */
+static void truncate_body(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	while (ctx->iov_n > resp->head_slot + 1) {
+		ctx->iov_n--;
+		zh__release_entry(&ctx->rel[ctx->iov_n]);
+	}
+	resp->body_len = 0;
+}
+
+/* ---- response lifecycle --------------------------------------------------------------------- */
+
+void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
+{
+	zh_response_t *resp = &ctx->resp;
+	resp->ctx = ctx;
+	resp->status = 0;
+	resp->committed = resp->in_hooks = resp->error = resp->has_length = false;
+	resp->close = resp->has_server = resp->finished = false;
+	resp->head_only = head_only;
+	resp->declared_len = resp->body_len = 0;
+	resp->nhooks = resp->nhdr = 0;
+	resp->hused = 0;
+	/* conn.c guarantees a free slot before a request starts */
+	resp->head_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
+}
+
+static void commit(zh_response_t *resp, int status)
+{
+	resp->status = status;
+	resp->in_hooks = true;
+	for (unsigned i = 0; i < resp->nhooks; i++)
+		resp->hooks[i].fn(resp, resp->hooks[i].arg);
+	resp->in_hooks = false;
+	resp->committed = true;
+}
+
+static char *append(char *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *append_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static bool keep_alive(const zh__ctx_t *ctx)
+{
+	const zh__head_t *h = &ctx->req.h;
+	if (h->flags & ZH__H_CLOSE)
+		return false;
+	return h->minor == 1 || (h->flags & ZH__H_KEEPALIVE);
+}
+
+/* Serializes the status line and headers into the send area and fills the head slot.
+ * Returns false if no space could be had (pool exhausted). */
+static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	zh__worker_t *w = ctx->w;
+	const zh_server_t *srv = w->srv;
+	const char *reason = zh__status_reason(resp->status);
+	size_t need = ZH__HEAD_RESERVE + resp->hused + 4u * resp->nhdr + srv->server_hdr_len;
+	char *start = zh__out_reserve(ctx, need), *p = start;
+
+	if (start == NULL)
+		return false;
+	p = append(p, "HTTP/1.1 ", 9);
+	p = append_u64(p, (uint64_t)resp->status);
+	*p++ = ' ';
+	p = append(p, reason, strlen(reason));
+	p = append(p, "\r\n", 2);
+	if (!resp->has_server)
+		p = append(p, srv->server_hdr, srv->server_hdr_len);
+	p = append(p, w->date_hdr, w->date_len);
+	for (unsigned i = 0; i < resp->nhdr; i++) {
+		const zh__hdr_t *hd = &resp->hdr[i];
+		p = append(p, resp->hstore + hd->noff, hd->nlen);
+		p = append(p, ": ", 2);
+		p = append(p, resp->hstore + hd->voff, hd->vlen);
+		p = append(p, "\r\n", 2);
+	}
+	if (status_has_body(resp->status)) {
+		uint64_t len = resp->head_only && resp->has_length ? resp->declared_len
+								   : resp->body_len;
+		p = append(p, "Content-Length: ", 16);
+		p = append_u64(p, len);
+		p = append(p, "\r\n", 2);
+	}
+	if (resp->close)
+		p = append(p, "Connection: close\r\n", 19);
+	else if (ctx->req.h.minor == 0)
+		p = append(p, "Connection: keep-alive\r\n", 24);
+	p = append(p, "\r\n", 2);
+	/* give back what the reservation did not use: nothing was appended after it */
+	ctx->area_used -= (uint32_t)(need - (size_t)(p - start));
+	ctx->iov[resp->head_slot].iov_base = start;
+	ctx->iov[resp->head_slot].iov_len = (size_t)(p - start);
+	return true;
+}
+
+static void count_status(zh__worker_t *w, int status)
+{
+	switch (status / 100) {
+	case 1: ZH__STAT_ADD(w, responses_1xx, 1); break;
+	case 2: ZH__STAT_ADD(w, responses_2xx, 1); break;
+	case 3: ZH__STAT_ADD(w, responses_3xx, 1); break;
+	case 4: ZH__STAT_ADD(w, responses_4xx, 1); break;
+	default: ZH__STAT_ADD(w, responses_5xx, 1); break;
+	}
+}
+
+static void become_500(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	static const char body[] = "Internal Server Error\n";
+	truncate_body(ctx, resp);
+	resp->status = 500;
+	resp->nhdr = 0;
+	resp->hused = 0;
+	resp->has_length = resp->has_server = false;
+	resp->error = false;
+	resp->body_len = sizeof body - 1;
+	if (!resp->head_only)
+		(void)zh__out_push(ctx, body, sizeof body - 1, NULL, NULL);
+	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
+}
+
+void zh__resp_finish(zh__ctx_t *ctx)
+{
+	zh_response_t *resp = &ctx->resp;
+	zh__conn_t *c = ctx->conn;
+
+	if (!resp->committed)
+		commit(resp, 200);
+	if (resp->error || (resp->has_length && !resp->head_only &&
+			    status_has_body(resp->status) && resp->declared_len != resp->body_len))
+		become_500(ctx, resp);
+	if (!keep_alive(ctx) || ctx->w->draining ||
+	    (ctx->w->srv->cfg.max_keepalive_requests &&
+	     c->requests + 1 >= ctx->w->srv->cfg.max_keepalive_requests))
+		resp->close = true;
+	if (!serialize_head(ctx, resp)) {
+		/* no memory to frame the response: drop it and close (the client sees EOF) */
+		truncate_body(ctx, resp);
+		resp->close = true;
+	}
+	if (ctx->req.body_buf) {
+		/* The body may be referenced by this response (echo): the buffer goes back to
+		 * its pool only once the kernel has taken everything queued before it. conn.c
+		 * keeps a queue slot free for this record. */
+		int slot = zh__out_push(ctx, NULL, 0, NULL, ctx->req.body_buf);
+		ctx->rel[slot].pool = ctx->req.body_pool;
+		ctx->req.body_buf = NULL;
+	}
+	resp->finished = true;
+	c->close_after |= resp->close;
+	c->requests++;
+	count_status(ctx->w, resp->status);
+}
+
+void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
+{
+	zh_response_t *resp = &ctx->resp;
+	const char *reason = zh__status_reason(status);
+	truncate_body(ctx, resp);
+	resp->has_length = false;
+	resp->close |= close;
+	commit(resp, status);
+	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
+	if (!status_has_body(status))
+		return;
+	resp->body_len = strlen(reason) + 1;
+	if (!resp->head_only) {
+		(void)zh__out_push(ctx, reason, resp->body_len - 1, NULL, NULL);
+		(void)zh__out_push(ctx, "\n", 1, NULL, NULL);
+	}
+}
+
+/* ---- public: headers ------------------------------------------------------------------------ */
+
+static int reject(zh_response_t *resp)
+{
+	ZH__STAT_ADD(resp->ctx->w, header_rejects, 1);
+	return -EINVAL;
+}
+
+static int header_del(zh_response_t *resp, const char *name, size_t nlen)
+{
+	unsigned kept = 0, removed;
+	for (unsigned i = 0; i < resp->nhdr; i++) {
+		const zh__hdr_t *hd = &resp->hdr[i];
+		if (hd->nlen == nlen && zh__ieq(resp->hstore + hd->noff, name, nlen))
+			continue;
+		resp->hdr[kept++] = *hd;
+	}
+	removed = resp->nhdr - kept;
+	resp->nhdr = (uint8_t)kept;
+	return (int)removed;
+}
+
+/* Library-owned fields; returns 1 if handled, 0 if an ordinary field, or -errno. */
+static int reserved_field(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+			  size_t vlen)
+{
+	if (nlen == 14 && zh__ieq(name, "content-length", 14)) {
+		uint64_t v = 0;
+		if (vlen == 0 || vlen > 19)
+			return reject(resp);
+		for (size_t i = 0; i < vlen; i++) {
+			if (value[i] < '0' || value[i] > '9')
+				return reject(resp);
+			v = v * 10 + (uint64_t)(value[i] - '0');
+		}
+		resp->declared_len = v;
+		resp->has_length = true;
+		return 1;
+	}
+	if (nlen == 10 && zh__ieq(name, "connection", 10)) {
+		if (vlen != 5 || !zh__ieq(value, "close", 5))
+			return reject(resp);
+		resp->close = true;
+		return 1;
+	}
+	if ((nlen == 17 && zh__ieq(name, "transfer-encoding", 17)) ||
+	    (nlen == 4 && zh__ieq(name, "date", 4)))
+		return reject(resp);
+	if (nlen == 6 && zh__ieq(name, "server", 6))
+		resp->has_server = true;
+	return 0;
+}
+
+static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+		      size_t vlen, bool replace)
+{
+	int r;
+	zh__hdr_t *hd;
+	if (!zh__valid_token(name, nlen) || !zh__valid_field_value(value, vlen))
+		return reject(resp);
+	if (vlen && (value[0] == ' ' || value[0] == '\t' || value[vlen - 1] == ' ' ||
+		     value[vlen - 1] == '\t'))
+		return reject(resp); /* field values carry no surrounding whitespace */
+	r = reserved_field(resp, name, nlen, value, vlen);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (replace)
+		header_del(resp, name, nlen);
+	if (resp->nhdr == ZH__RESP_HEADERS || (size_t)(ZH__RESP_HSTORE - resp->hused) < nlen + vlen)
+		return -ENOSPC;
+	hd = &resp->hdr[resp->nhdr++];
+	hd->noff = resp->hused;
+	hd->nlen = (uint16_t)nlen;
+	memcpy(resp->hstore + resp->hused, name, nlen);
+	resp->hused = (uint16_t)(resp->hused + nlen);
+	hd->voff = resp->hused;
+	hd->vlen = (uint16_t)vlen;
+	memcpy(resp->hstore + resp->hused, value, vlen);
+	resp->hused = (uint16_t)(resp->hused + vlen);
+	return 0;
+}
+
+static bool frozen(const zh_response_t *resp)
+{
+	return resp->committed && !resp->in_hooks;
+}
+
+int zh_resp_header_setn(zh_response_t *resp, const char *name, size_t name_len,
+			const char *value, size_t value_len)
+{
+	if (frozen(resp))
+		return -EALREADY;
+	return header_put(resp, name, name_len, value, value_len, true);
+}
+
+int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value)
+{
+	return zh_resp_header_setn(resp, name, strlen(name), value, strlen(value));
+}
+
+int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value)
+{
+	if (frozen(resp))
+		return -EALREADY;
+	return header_put(resp, name, strlen(name), value, strlen(value), false);
+}
+
+int zh_resp_header_del(zh_response_t *resp, const char *name)
+{
+	if (frozen(resp))
+		return -EALREADY;
+	return header_del(resp, name, strlen(name));
+}
+
+int zh_resp_header_get(const zh_response_t *resp, const char *name, zh_slice_t *value)
+{
+	size_t nlen = strlen(name);
+	for (unsigned i = 0; i < resp->nhdr; i++) {
+		const zh__hdr_t *hd = &resp->hdr[i];
+		if (hd->nlen == nlen && zh__ieq(resp->hstore + hd->noff, name, nlen)) {
+			value->ptr = resp->hstore + hd->voff;
+			value->len = hd->vlen;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- public: status and commit --------------------------------------------------------------- */
+
+int zh_write_header(zh_response_t *resp, int status)
+{
+	if (resp->committed || resp->in_hooks) {
+		ZH__STAT_ADD(resp->ctx->w, double_commits, 1);
+		return -EALREADY;
+	}
+	if (status < 200 || status > 599)
+		return -EINVAL;
+	commit(resp, status);
+	return 0;
+}
+
+int zh_resp_status(const zh_response_t *resp) { return resp->committed ? resp->status : 0; }
+int zh_resp_committed(const zh_response_t *resp) { return resp->committed; }
+zh_request_t *zh_resp_request(zh_response_t *resp) { return &resp->ctx->req; }
+
+int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg)
+{
+	if (resp->committed || resp->in_hooks)
+		return -EALREADY;
+	if (resp->nhooks == ZH__HOOKS_MAX)
+		return -ENOSPC;
+	resp->hooks[resp->nhooks].fn = fn;
+	resp->hooks[resp->nhooks].arg = arg;
+	resp->nhooks++;
+	return 0;
+}
+
+/* ---- public: body ------------------------------------------------------------------------------ */
+
+/* Common gate for every body source: commits an implicit 200 and refuses bodies where the
+ * status forbids one (RFC 9110 §15.3.5, §15.4.5) or after a sticky error. */
+static int body_gate(zh_response_t *resp)
+{
+	if (ZH__UNLIKELY(resp->in_hooks))
+		return -EINVAL;
+	if (!resp->committed)
+		commit(resp, 200);
+	if (ZH__UNLIKELY(!status_has_body(resp->status)))
+		return -EINVAL;
+	if (ZH__UNLIKELY(resp->error))
+		return -EIO;
+	return 0;
+}
+
+static int fail(zh_response_t *resp, int err)
+{
+	resp->error = true; /* sticky: the response becomes a 500 if still unsent */
+	return err;
+}
+
+int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,
+		 void *arg)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	int r = body_gate(resp);
+	if (r < 0)
+		return r;
+	if (resp->head_only) {
+		/* HEAD: counted, never sent; released in queue order like a sent part */
+		if (release && zh__out_push(ctx, NULL, 0, release, arg) < 0)
+			return fail(resp, -ENOBUFS);
+	} else if (len || release) {
+		if (zh__out_push(ctx, data, len, release, arg) < 0)
+			return fail(resp, -ENOBUFS);
+	}
+	resp->body_len += len;
+	return 0;
+}
+
+int zh_write_static(zh_response_t *resp, const void *data, size_t len)
+{
+	return zh_write_ref(resp, data, len, NULL, NULL);
+}
+
+int zh_write(zh_response_t *resp, const void *data, size_t len)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	const char *src = data;
+	int r = body_gate(resp);
+	if (r < 0)
+		return r;
+	resp->body_len += len;
+	if (resp->head_only)
+		return 0;
+	while (len) {
+		size_t room = ctx->area_cap - ctx->area_used, n;
+		char *p;
+		uint16_t last = (uint16_t)(ctx->iov_n - 1);
+		if (room == 0)
+			room = ctx->w->srv->large_size;
+		n = len < room ? len : room;
+		p = zh__out_reserve(ctx, n);
+		if (p == NULL)
+			return fail(resp, -ENOBUFS);
+		memcpy(p, src, n);
+		/* coalesce with the previous copied part when the bytes are adjacent */
+		if (last > resp->head_slot && ctx->rel[last].fn == NULL &&
+		    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == p) {
+			ctx->iov[last].iov_len += n;
+		} else if (zh__out_push(ctx, p, n, NULL, NULL) < 0) {
+			return fail(resp, -ENOBUFS);
+		}
+		ZH__STAT_ADD(ctx->w, body_bytes_copied, n);
+		src += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int zh_reply(zh_response_t *resp, int status, const char *content_type, const void *body,
+	     size_t len)
+{
+	int r;
+	if (content_type && (r = zh_resp_header_set(resp, "Content-Type", content_type)) < 0)
+		return r;
+	if ((r = zh_write_header(resp, status)) < 0)
+		return r;
+	return len ? zh_write(resp, body, len) : 0;
+}

@@ -1,0 +1,420 @@
+/* server.c — configuration, routes, start-up (the only place that allocates), run and stop.
+ *
+ * Everything a worker will ever use is mapped here, before the first request: one region
+ * per worker holding its connection slots and buffer pools (see internal.h). The mapping is
+ * MAP_NORESERVE and pools carve objects on first use, so configured-but-unused capacity
+ * costs address space, not RSS.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void zh_config_init(zh_config_t *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->address = "127.0.0.1";
+	cfg->port = 8080;
+	cfg->workers = 0;
+	cfg->max_connections = 10000;
+	cfg->io_contexts = 1024;
+	cfg->large_buffers = 64;
+	cfg->body_buffers = 16;
+	cfg->max_request_line = 8192;
+	cfg->max_header_bytes = 32768;
+	cfg->max_headers = 100;
+	cfg->max_body = 1u << 20;
+	cfg->header_timeout_ms = 10000;
+	cfg->idle_timeout_ms = 60000;
+	cfg->body_timeout_ms = 30000;
+	cfg->write_timeout_ms = 30000;
+	cfg->drain_timeout_ms = 10000;
+	cfg->max_keepalive_requests = 0;
+	cfg->server_name = "zerohttp";
+}
+
+static size_t round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static int open_listener(const zh_server_t *srv, uint16_t port, int *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, err;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, srv->address, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		len = sizeof *sin;
+	} else if (inet_pton(AF_INET6, srv->address,
+			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		len = sizeof *sin6;
+	} else {
+		return -EINVAL;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* One listener per worker: the kernel spreads connections across them, so workers
+	 * share nothing, not even an accept queue lock. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return 0;
+}
+
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
+{
+	const zh_config_t *cfg = &srv->cfg;
+	size_t conn_bytes = round_up((size_t)cfg->max_connections * sizeof(zh__conn_t), 1u << 21);
+	size_t ctx_bytes = (size_t)cfg->io_contexts * srv->ctx_size;
+	size_t large_bytes = (size_t)cfg->large_buffers * srv->large_size;
+	size_t body_bytes = (size_t)cfg->body_buffers * srv->body_size;
+	struct epoll_event ev;
+	char *p;
+	int r;
+
+	w->srv = srv;
+	w->id = id;
+	w->ep = w->lfd = w->stopfd = -1;
+	w->region_len = conn_bytes + round_up(ctx_bytes + large_bytes + body_bytes, 1u << 21);
+	w->region = mmap(NULL, w->region_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w->region == MAP_FAILED) {
+		w->region = NULL;
+		return -ENOMEM;
+	}
+	/* Buffers only: huge pages cut TLB misses on the hot path. The slot table stays in
+	 * small pages so that 5,000 idle connections cost 5,000 slots, not 2 MiB pages. */
+	(void)madvise(w->region + conn_bytes, w->region_len - conn_bytes, MADV_HUGEPAGE);
+	p = w->region;
+	zh__pool_init(&w->conn_pool, p, sizeof(zh__conn_t), cfg->max_connections);
+	p += conn_bytes;
+	zh__pool_init(&w->ctx_pool, p, srv->ctx_size, cfg->io_contexts);
+	p += ctx_bytes;
+	zh__pool_init(&w->large_pool, p, srv->large_size, cfg->large_buffers);
+	p += large_bytes;
+	zh__pool_init(&w->body_pool, p, srv->body_size, cfg->body_buffers);
+
+	w->timers[ZH__T_HEADER].duration_ms = cfg->header_timeout_ms;
+	w->timers[ZH__T_IDLE].duration_ms = cfg->idle_timeout_ms;
+	w->timers[ZH__T_BODY].duration_ms = cfg->body_timeout_ms;
+	w->timers[ZH__T_WRITE].duration_ms = cfg->write_timeout_ms;
+	w->timers[ZH__T_LINGER].duration_ms = ZH__LINGER_MS;
+	w->now_ms = zh__now_ms();
+	zh__date_refresh(w, time(NULL));
+
+	if ((r = open_listener(srv, srv->port, &w->lfd)) < 0)
+		return r;
+	if (srv->port == 0)
+		srv->port = bound_port(w->lfd);
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->ep < 0 || w->stopfd < 0)
+		return -errno;
+	ev.events = EPOLLIN;
+	ev.data.ptr = &w->lfd;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->lfd, &ev) < 0)
+		return -errno;
+	ev.data.ptr = &w->stopfd;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static void worker_dispose(zh__worker_t *w)
+{
+	if (w->lfd >= 0)
+		close(w->lfd);
+	if (w->ep >= 0)
+		close(w->ep);
+	if (w->stopfd >= 0)
+		close(w->stopfd);
+	if (w->region)
+		munmap(w->region, w->region_len);
+}
+
+/* The soft limit on descriptors is often 1024; a server wants the hard limit. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* writev() has no MSG_NOSIGNAL: a peer that vanished would kill the process with SIGPIPE.
+ * Ignore it unless the application installed a handler of its own. */
+static void ignore_sigpipe(void)
+{
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+}
+
+static int check_config(const zh_config_t *cfg)
+{
+	if (!cfg->address || strlen(cfg->address) >= 64 || cfg->max_connections == 0 ||
+	    cfg->io_contexts == 0 || cfg->max_headers == 0 || cfg->max_headers > 10000 ||
+	    cfg->max_request_line < 16 || cfg->max_request_line > (1u << 20) ||
+	    cfg->max_header_bytes > (1u << 20) || cfg->max_body > (1ull << 32) ||
+	    (cfg->server_name && strlen(cfg->server_name) > 60) ||
+	    (cfg->server_name && !zh__valid_field_value(cfg->server_name,
+							 strlen(cfg->server_name))))
+		return -EINVAL;
+	return 0;
+}
+
+zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
+{
+	zh_server_t *srv;
+	int r = check_config(cfg);
+	long ncpu;
+
+	if (r < 0)
+		goto fail;
+	srv = calloc(1, sizeof *srv);
+	if (srv == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	srv->cfg = *cfg;
+	memcpy(srv->address, cfg->address, strlen(cfg->address) + 1);
+	srv->cfg.address = srv->address;
+	srv->port = cfg->port;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	srv->nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	srv->limits.max_request_line = (uint32_t)cfg->max_request_line;
+	srv->limits.max_header_bytes = (uint32_t)cfg->max_header_bytes;
+	srv->limits.max_headers = cfg->max_headers;
+	srv->large_size = round_up(cfg->max_request_line + cfg->max_header_bytes + 4096, 4096);
+	if (srv->large_size < ZH__LARGE_MIN)
+		srv->large_size = ZH__LARGE_MIN;
+	srv->body_size = round_up(cfg->max_body > srv->large_size ? cfg->max_body : 1, 4096);
+	srv->ctx_size = round_up(sizeof(zh__ctx_t) + cfg->max_headers * sizeof(zh__field_t) +
+					 ZH__SBUF_SIZE + ZH__RBUF_SIZE,
+				 64);
+	if (cfg->server_name && cfg->server_name[0])
+		srv->server_hdr_len = (uint32_t)snprintf(srv->server_hdr, sizeof srv->server_hdr,
+							 "Server: %s\r\n", cfg->server_name);
+	srv->cfg.server_name = NULL; /* the caller's string is not kept */
+	raise_nofile();
+	ignore_sigpipe();
+
+	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
+	if (srv->workers == NULL) {
+		free(srv);
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		r = worker_init(srv, &srv->workers[i], i);
+		if (r < 0) {
+			zh_server_free(srv);
+			goto fail;
+		}
+	}
+	return srv;
+fail:
+	if (err)
+		*err = r;
+	return NULL;
+}
+
+uint16_t zh_server_port(const zh_server_t *srv)
+{
+	return srv->port;
+}
+
+int zh_server_route(zh_server_t *srv, unsigned methods, const char *path, unsigned flags,
+		    zh_handler_fn handler, void *arg)
+{
+	zh__route_t *rt;
+	size_t len;
+	if (srv->running)
+		return -EBUSY;
+	if (!path || path[0] != '/' || !handler || (methods & ZH_METHOD_ANY) == 0)
+		return -EINVAL;
+	if (srv->nroutes == sizeof srv->routes / sizeof srv->routes[0])
+		return -ENOSPC;
+	len = strlen(path);
+	rt = &srv->routes[srv->nroutes];
+	rt->path = malloc(len + 1);
+	if (rt->path == NULL)
+		return -ENOMEM;
+	memcpy(rt->path, path, len + 1);
+	rt->len = len;
+	rt->methods = methods & ZH_METHOD_ANY;
+	rt->flags = flags;
+	rt->fn = handler;
+	rt->arg = arg;
+	srv->nroutes++;
+	srv->route_methods |= rt->methods;
+	return 0;
+}
+
+/* Exact routes first, then the longest prefix. A GET route answers HEAD unless a route for
+ * that path claims HEAD. *allow collects the methods of the winning path, for 405/OPTIONS. */
+const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size_t len,
+				  unsigned method_bit, unsigned *allow)
+{
+	const zh__route_t *best = NULL, *get = NULL;
+	size_t best_len = 0;
+	bool exact = false;
+
+	*allow = 0;
+	for (unsigned i = 0; i < srv->nroutes; i++) {
+		const zh__route_t *rt = &srv->routes[i];
+		bool is_exact = !(rt->flags & ZH_ROUTE_PREFIX);
+		if (is_exact ? (rt->len != len || memcmp(rt->path, path, len) != 0)
+			     : (rt->len > len || memcmp(rt->path, path, rt->len) != 0))
+			continue;
+		if (is_exact && !exact) {
+			exact = true;
+			*allow = 0;
+			best = get = NULL;
+		} else if (!is_exact && (exact || rt->len < best_len)) {
+			continue;
+		} else if (!is_exact && rt->len > best_len) {
+			*allow = 0;
+			best = get = NULL;
+		}
+		best_len = rt->len;
+		*allow |= rt->methods;
+		if (best == NULL && (rt->methods & method_bit))
+			best = rt;
+		if (get == NULL && (rt->methods & ZH_GET))
+			get = rt;
+	}
+	if (best == NULL && method_bit == ZH_HEAD)
+		best = get;
+	return best;
+}
+
+int zh_server_run(zh_server_t *srv)
+{
+	unsigned started = 0;
+	int r = 0;
+	srv->running = true;
+	for (; started < srv->nworkers; started++) {
+		r = -pthread_create(&srv->workers[started].thread, NULL, zh__worker_main,
+				    &srv->workers[started]);
+		if (r < 0) {
+			zh_server_stop(srv);
+			break;
+		}
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	srv->running = false;
+	return r;
+}
+
+void zh_server_stop(zh_server_t *srv)
+{
+	uint64_t one = 1;
+	srv->stopping = 1;
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		(void)!write(srv->workers[i].stopfd, &one, sizeof one);
+}
+
+void zh_server_free(zh_server_t *srv)
+{
+	if (srv == NULL)
+		return;
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		worker_dispose(&srv->workers[i]);
+	for (unsigned i = 0; i < srv->nroutes; i++)
+		free(srv->routes[i].path);
+	free(srv->workers);
+	free(srv);
+}
+
+void zh_server_stats(const zh_server_t *srv, zh_stats_t *out)
+{
+	enum { N = sizeof(zh_stats_t) / sizeof(uint64_t) };
+	memset(out, 0, sizeof *out);
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		const uint64_t *src = (const uint64_t *)(const void *)&srv->workers[i].stats;
+		uint64_t *dst = (uint64_t *)(void *)out;
+		for (unsigned k = 0; k < N; k++)
+			dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+	}
+}
+
+/* ---- request accessors ------------------------------------------------------------------ */
+
+static zh_slice_t span(const zh_request_t *req, zh__span_t s)
+{
+	return (zh_slice_t){req->base + s.off, s.len};
+}
+
+zh_slice_t zh_req_method(const zh_request_t *req) { return span(req, req->h.method); }
+unsigned zh_req_method_bit(const zh_request_t *req) { return req->h.method_bit; }
+zh_slice_t zh_req_target(const zh_request_t *req) { return span(req, req->h.target); }
+zh_slice_t zh_req_path(const zh_request_t *req) { return span(req, req->h.path); }
+zh_slice_t zh_req_query(const zh_request_t *req) { return span(req, req->h.query); }
+zh_slice_t zh_req_host(const zh_request_t *req) { return span(req, req->h.host); }
+int zh_req_version(const zh_request_t *req) { return 10 + req->h.minor; }
+size_t zh_req_header_count(const zh_request_t *req) { return req->h.nfields; }
+
+int zh_req_header_at(const zh_request_t *req, size_t i, zh_slice_t *name, zh_slice_t *value)
+{
+	if (i >= req->h.nfields)
+		return -ERANGE;
+	*name = span(req, req->fields[i].name);
+	*value = span(req, req->fields[i].value);
+	return 0;
+}
+
+int zh_req_header(const zh_request_t *req, const char *name, zh_slice_t *value)
+{
+	size_t nlen = strlen(name);
+	for (uint32_t i = 0; i < req->h.nfields; i++) {
+		const zh__field_t *f = &req->fields[i];
+		if (f->name.len == nlen && zh__ieq(req->base + f->name.off, name, nlen)) {
+			*value = span(req, f->value);
+			return 1;
+		}
+	}
+	return 0;
+}
