@@ -14,7 +14,7 @@ OPT     ?= -O2
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	   -Wformat=2 -Wvla
-CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_GNU_SOURCE -pthread -Iinclude -Isrc \
+CFLAGS  += -std=c11 $(OPT) -g $(WARN) $(if $(WERROR),-Werror) -D_GNU_SOURCE -pthread -Iinclude -Isrc \
 	   -fvisibility=hidden $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 

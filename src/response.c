@@ -338,9 +338,9 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 	resp->has_length = false;
 	resp->close |= close;
 	commit(resp, status);
-	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
 	if (!status_has_body(status))
 		return;
+	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
 	resp->body_len = strlen(reason) + 1;
 	if (!resp->head_only) {
 		(void)zh__out_push(ctx, reason, resp->body_len - 1, NULL, NULL);
@@ -490,7 +490,10 @@ int zh_write_header(zh_response_t *resp, int status)
 	return 0;
 }
 
-int zh_resp_status(const zh_response_t *resp) { return resp->committed ? resp->status : 0; }
+int zh_resp_status(const zh_response_t *resp)
+{
+	return resp->committed || resp->in_hooks ? resp->status : 0;
+}
 int zh_resp_committed(const zh_response_t *resp) { return resp->committed; }
 zh_request_t *zh_resp_request(zh_response_t *resp) { return &resp->ctx->req; }
 
