@@ -275,6 +275,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_request_t *req = &ctx->req;
+	zh_slice_t path;
 	unsigned allow = 0;
 	int r;
 
@@ -292,8 +293,8 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		refuse(w, c, 204, w->srv->route_methods);
 		return;
 	}
-	ctx->route = zh__route_find(w->srv, req->base + req->h.path.off,
-				    req->h.path.len, req->h.method_bit, &allow);
+	path = zh_req_path(req);
+	ctx->route = zh__route_find(w->srv, path.ptr, path.len, req->h.method_bit, &allow);
 	if (ctx->route == NULL) {
 		if (allow == 0)
 			refuse(w, c, 404, 0);

@@ -80,8 +80,8 @@ typedef struct zh__parser {
 } zh__parser_t;
 
 /* Parses as much of buf[0..len) as forms complete lines. Returns the head length (> 0) once
- * the empty line is seen, 0 if more bytes are needed, or -status (-400, -414, -431, -501)
- * for a request that must be refused. Call again with the same parser and a longer buffer
+ * the empty line is seen, 0 if more bytes are needed, or -status (-400, -414, -417, -431,
+ * -501, -505) for a request that must be refused. Call again with the same parser and a longer buffer
  * (same bytes, possibly relocated) after 0. fields has room for lim->max_headers. */
 int zh__parse_head(zh__parser_t *ps, const char *buf, size_t len, zh__head_t *h,
 		   zh__field_t *fields, const zh__limits_t *lim);

@@ -294,9 +294,10 @@ static int known_field(zh__head_t *h, const char *name, size_t nlen, const char 
 		break;
 	case 17:
 		if (zh__ieq(name, "transfer-encoding", 17)) {
-			if (vlen == 0)
-				return -400;
-			return for_each_element(val, vlen, transfer_coding, h);
+			int r = vlen ? for_each_element(val, vlen, transfer_coding, h) : -400;
+			if (r == 0 && !(h->flags & ZH__H_CHUNKED))
+				r = -400; /* only empty list elements: no coding at all */
+			return r;
 		}
 		break;
 	}
@@ -339,6 +340,8 @@ static int parse_target(zh__head_t *h, const char *buf, uint32_t off, uint32_t l
 		h->flags |= ZH__H_ABSOLUTE;
 	}
 	path_start = i;
+	if (memchr(t + i, '[', len - i) || memchr(t + i, ']', len - i))
+		return -400; /* brackets only delimit an IP-literal host */
 	while (i < len && t[i] != '?')
 		i++;
 	h->path = (zh__span_t){off + path_start, i - path_start};
@@ -368,8 +371,8 @@ static int parse_request_line(zh__head_t *h, const char *buf, size_t len, uint32
 	h->method = (zh__span_t){(uint32_t)(m - buf), (uint32_t)(p - m)};
 	h->method_bit = method_bit(m, (size_t)(p - m));
 	t = ++p;
-	while (p < end && target_char[(unsigned char)*p])
-		p++;
+	while (p < end && (target_char[(unsigned char)*p] || *p == '[' || *p == ']'))
+		p++; /* brackets: IP-literal in absolute-form, checked in parse_target */
 	if (p == end)
 		goto incomplete;
 	if (*p != ' ' || p == t)
@@ -399,7 +402,8 @@ static int parse_request_line(zh__head_t *h, const char *buf, size_t len, uint32
 	return (int)(p + 10 - (buf + start));
 
 incomplete:
-	if (avail > lim->max_request_line)
+	/* a line of max_request_line bytes may still lack its CRLF */
+	if (avail >= (size_t)lim->max_request_line + 2)
 		return -414;
 	return 0;
 }
@@ -454,6 +458,8 @@ static int finish_head(zh__head_t *h)
 {
 	if (h->minor == 1 && !(h->flags & ZH__H_HOST))
 		return -400; /* RFC 9112 §3.2 */
+	if (h->minor == 0)
+		h->flags &= ~(uint32_t)ZH__H_EXPECT_CONTINUE; /* RFC 9110 §10.1.1: ignore in 1.0 */
 	if (h->flags & ZH__H_CHUNKED) {
 		if (h->flags & ZH__H_CL)
 			return -400; /* RFC 9112 §6.1: smuggling vector; refuse and close */
@@ -475,6 +481,8 @@ int zh__parse_head(zh__parser_t *ps, const char *buf, size_t len, zh__head_t *h,
 			ps->pos += 2;
 		if (ps->pos < len && buf[ps->pos] == '\n')
 			return -400;
+		if (ps->pos + 1 == len && buf[ps->pos] == '\r' && ps->pos < 8)
+			return 0; /* an empty line cut after its CR */
 		r = parse_request_line(h, buf, len, ps->pos, lim);
 		if (r <= 0)
 			return r;
@@ -521,6 +529,7 @@ int zh__parse_head(zh__parser_t *ps, const char *buf, size_t len, zh__head_t *h,
 
 enum {
 	CK_SIZE,
+	CK_EXT_BWS,
 	CK_EXT,
 	CK_SIZE_LF,
 	CK_DATA,
@@ -555,7 +564,7 @@ long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *o
 					return -413; /* > 2^64: certainly over any limit */
 				c->remaining = c->remaining << 4 | (uint64_t)v;
 				c->size_digits++;
-				if (c->total + c->remaining > max_body)
+				if (c->remaining > max_body - c->total)
 					return -413;
 				i++;
 				break;
@@ -563,26 +572,30 @@ long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *o
 			if (c->size_digits == 0)
 				return -400;
 			c->line_bytes = 0;
-			c->state = CK_EXT;
+			c->state = CK_EXT_BWS;
 			break;
 		}
+		case CK_EXT_BWS:
+			/* blanks after the size; the first non-blank must be ';' (or the CR) */
+			if (ch == '\r')
+				c->state = CK_SIZE_LF;
+			else if (ch == ';')
+				c->state = CK_EXT;
+			else if (ch != ' ' && ch != '\t')
+				return -400;
+			if (ch != '\r' && ++c->line_bytes > CK_MAX_LINE)
+				return -400;
+			i++;
+			break;
 		case CK_EXT:
 			/* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ): bounded and free
-			 * of control characters; the first non-blank must be ';' */
-			if (ch == '\r') {
+			 * of control characters */
+			if (ch == '\r')
 				c->state = CK_SIZE_LF;
-			} else if (ch < 0x20 && ch != '\t') {
+			else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
 				return -400;
-			} else if (ch == 0x7f) {
+			else if (++c->line_bytes > CK_MAX_LINE)
 				return -400;
-			} else if (c->line_bytes == 0 && ch != ';' && ch != ' ' && ch != '\t') {
-				return -400;
-			} else {
-				if (ch == ';' || ch == ' ' || ch == '\t' || c->line_bytes)
-					c->line_bytes++;
-				if (c->line_bytes > CK_MAX_LINE)
-					return -400;
-			}
 			i++;
 			break;
 		case CK_SIZE_LF:

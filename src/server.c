@@ -391,7 +391,11 @@ static zh_slice_t span(const zh_request_t *req, zh__span_t s)
 zh_slice_t zh_req_method(const zh_request_t *req) { return span(req, req->h.method); }
 unsigned zh_req_method_bit(const zh_request_t *req) { return req->h.method_bit; }
 zh_slice_t zh_req_target(const zh_request_t *req) { return span(req, req->h.target); }
-zh_slice_t zh_req_path(const zh_request_t *req) { return span(req, req->h.path); }
+/* RFC 9112 §3.2.2: absolute-form with an empty path means "/" */
+zh_slice_t zh_req_path(const zh_request_t *req)
+{
+	return req->h.path.len ? span(req, req->h.path) : (zh_slice_t){"/", 1};
+}
 zh_slice_t zh_req_query(const zh_request_t *req) { return span(req, req->h.query); }
 zh_slice_t zh_req_host(const zh_request_t *req) { return span(req, req->h.host); }
 int zh_req_version(const zh_request_t *req) { return 10 + req->h.minor; }

@@ -479,6 +479,9 @@ _Static_assert(sizeof(LINE32) - 1 == 32, "LINE32");
 _Static_assert(sizeof(LINE33) - 1 == 33, "LINE33");
 _Static_assert(sizeof(FIELDS64) - 1 == 64, "FIELDS64");
 _Static_assert(sizeof(FIELDS65) - 1 == 65, "FIELDS65");
+#define FIELDS64_OPEN "Host: h\r\nX: " A50 "ab" /* 64 bytes of field lines, no CRLF yet */
+_Static_assert(sizeof(FIELDS64_OPEN) - 1 == 64, "FIELDS64_OPEN");
+_Static_assert(sizeof("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaa") - 1 == 34, "limit + 2");
 
 static head_row_t limit_rows[] = {
 	{ACCEPT("request line of exactly max_request_line (32) bytes",
@@ -504,6 +507,11 @@ static head_row_t limit_rows[] = {
 	 .lim = &small_limits},
 	{NEED_MORE("incomplete request line within the limit", "GET /aaaaaaaaaaaaaaaaaa HTTP/1."),
 	 .lim = &small_limits},
+	{NEED_MORE("request line of exactly the limit, cut after its CR", LINE32 "\r"),
+	 .lim = &small_limits},
+	{REJECT("incomplete request line of limit + 2 bytes (cannot end in time)",
+		"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 414),
+	 .lim = &small_limits},
 	{ACCEPT("exactly max_headers (3) fields", "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n"),
 	 .lim = &small_limits,
 	 REQ("GET", ZH_GET, "/", "/", "", "h", 1, 0, HOST, "Host=h\nA=1\nB=2\n")},
@@ -514,6 +522,11 @@ static head_row_t limit_rows[] = {
 	 .lim = &small_limits,
 	 REQ("GET", ZH_GET, "/", "/", "", "h", 1, 0, HOST, "Host=h\nX=" A50 "\n")},
 	{REJECT("field lines of max_header_bytes + 1 (65)", "GET / HTTP/1.1\r\n" FIELDS65 "\r\n", 431),
+	 .lim = &small_limits},
+	{NEED_MORE("incomplete field of exactly max_header_bytes", "GET / HTTP/1.1\r\n" FIELDS64_OPEN),
+	 .lim = &small_limits},
+	{REJECT("incomplete field of max_header_bytes + 1", "GET / HTTP/1.1\r\n" FIELDS64_OPEN "a",
+		431),
 	 .lim = &small_limits},
 	{REJECT("incomplete field already past max_header_bytes",
 		"GET / HTTP/1.1\r\nHost: h\r\nX: " A50 A50, 431),

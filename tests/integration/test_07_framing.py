@@ -1,0 +1,77 @@
+"""7. Request smuggling and framing errors: exact status, then the server closes."""
+from harness import HELLO, ServerTestCase, request
+
+H = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n"
+
+CASES = {
+    # name: (raw request, expected status)
+    "cl_and_te": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "te_and_cl": (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  b"Content-Length: 5\r\n\r\n0\r\n\r\n", 400),
+    "two_differing_content_lengths": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                      b"Content-Length: 6\r\n\r\nhello!", 400),
+    "content_length_list_differing": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                      b"Content-Length: 5, 6\r\n\r\nhello!", 400),
+    "content_length_plus": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"
+                            b"hello", 400),
+    "content_length_minus": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"
+                             b"hello", 400),
+    "content_length_hex": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\n"
+                           b"hello", 400),
+    "content_length_empty": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n", 400),
+    "te_gzip": (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    "missing_host_http11": (b"GET /plaintext HTTP/1.1\r\n\r\n", 400),
+    "two_host_headers": (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "obs_fold": (H + b"X-Folded: a\r\n  continued\r\n\r\n", 400),
+    "obs_fold_tab": (H + b"X-Folded: a\r\n\tcontinued\r\n\r\n", 400),
+    "space_before_colon": (b"GET /plaintext HTTP/1.1\r\nHost: x\r\nX-Test : v\r\n\r\n", 400),
+    "space_before_colon_content_length": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                          b"Content-Length : 5\r\n\r\nhello", 400),
+    "bare_lf_everywhere": (b"GET /plaintext HTTP/1.1\nHost: x\n\n", 400),
+    "bare_lf_in_header": (b"GET /plaintext HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400),
+    "nul_in_header_value": (H + b"X-Nul: a\x00b\r\n\r\n", 400),
+    "cr_in_header_value": (H + b"X-Cr: a\rb\r\n\r\n", 400),
+    "unknown_method": (b"FOO /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+    "http_2_0": (b"GET /plaintext HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    "http_garbage_version": (b"GET /plaintext HTTP/1.x\r\nHost: x\r\n\r\n", 400),
+    "bad_chunk_size": (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"zz\r\nhello\r\n0\r\n\r\n", 400),
+}
+
+
+class Framing(ServerTestCase):
+    def run_case(self, raw, status):
+        c = self.conn()
+        c.send(raw)
+        c.settimeout(2.0)
+        r = c.read_response()
+        self.assertEqual(r.status, status, "for %r got %r" % (raw[:120], r))
+        self.assertTrue(c.closed_by_peer(2.0),
+                        "server did not close the connection within 2s after %d" % status)
+        # and the server is still fine
+        c2 = self.conn()
+        c2.send(request("GET", "/plaintext"))
+        self.assertResponse(c2.read_response(), 200, HELLO)
+
+    def test_smuggled_request_not_served(self):
+        # CL+TE: the body "0\r\n\r\nGET /json..." must never be treated as a second request
+        c = self.conn()
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 48\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+               b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 400, repr(r))
+        self.assertTrue(c.closed_by_peer(2.0), "connection not closed (or a second response)")
+
+
+def _make(name, raw, status):
+    def t(self):
+        self.run_case(raw, status)
+    t.__name__ = "test_" + name
+    t.__doc__ = "%s -> %d" % (name, status)
+    return t
+
+
+for _name, (_raw, _status) in CASES.items():
+    setattr(Framing, "test_" + _name, _make(_name, _raw, _status))

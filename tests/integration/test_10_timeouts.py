@@ -1,0 +1,162 @@
+"""10. Timeouts: header (408), idle keep-alive, body (408), write (peer never reads)."""
+import os
+import threading
+import time
+
+from harness import HELLO, ServerTestCase, request
+
+ARGS = ("--header-timeout", "500", "--idle-timeout", "1000", "--body-timeout", "500",
+        "--write-timeout", "1000", "--workers", "1")
+
+
+def tcp_state(server_port, client_port):
+    """State (hex string, '01' = ESTABLISHED) of the server-side socket of a loopback
+    connection from /proc/net/tcp, or None if it no longer exists."""
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            p = line.split()
+            if (int(p[1].split(":")[1], 16) == server_port
+                    and int(p[2].split(":")[1], 16) == client_port):
+                return p[3]
+    return None
+
+
+def wmem_max():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            return int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 << 20
+
+
+class Timeouts(ServerTestCase):
+    SERVER_ARGS = ARGS
+
+    def timed_error(self, c, status, lo, hi, t0):
+        c.settimeout(hi + 1)
+        r = c.read_response()
+        t = time.monotonic() - t0
+        self.assertEqual(r.status, status, repr(r))
+        self.assertTrue(c.closed_by_peer(1.0), "not closed after %d" % status)
+        t = time.monotonic() - t0
+        self.assertGreaterEqual(t, lo, "%d came too early (%.2fs)" % (status, t))
+        self.assertLessEqual(t, hi, "%d came too late (%.2fs)" % (status, t))
+
+    def test_partial_head_then_silence_is_408(self):
+        c = self.conn()
+        c.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n")
+        self.timed_error(c, 408, 0.3, 1.5, time.monotonic())
+
+    def test_slowloris_head_is_408(self):
+        # bytes keep coming, but the head as a whole takes longer than header-timeout
+        c = self.conn()
+        t0 = time.monotonic()
+        head = request("GET", "/plaintext", [("X-Slow", "a" * 40)])
+        for i, b in enumerate(head):
+            try:
+                c.send(bytes([b]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if c.buf or not c.no_data_for(0.05):
+                break
+        c.settimeout(3)
+        r = c.read_response()
+        self.assertEqual(r.status, 408, repr(r))
+        t = time.monotonic() - t0
+        self.assertTrue(0.3 <= t <= 1.5, "408 after %.2fs" % t)
+        self.assertTrue(c.closed_by_peer(1.0))
+
+    def test_idle_keepalive_closed(self):
+        c = self.conn()
+        c.send(request("GET", "/plaintext"))
+        self.assertEqual(c.read_response().body, HELLO)
+        t0 = time.monotonic()
+        self.assertTrue(c.closed_by_peer(3.0), "idle connection not closed within 3s")
+        t = time.monotonic() - t0
+        self.assertTrue(0.7 <= t <= 2.5, "idle close after %.2fs" % t)
+
+    def test_active_connection_not_closed_by_idle_timeout(self):
+        c = self.conn()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.5:
+            c.send(request("GET", "/json"))
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            time.sleep(0.4)
+
+    def test_connect_and_say_nothing_is_closed(self):
+        c = self.conn()
+        t0 = time.monotonic()
+        c.settimeout(4)
+        data = c.read_until_close()
+        t = time.monotonic() - t0
+        self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 408 "), data[:100])
+        self.assertTrue(0.3 <= t <= 2.5, "silent connection closed after %.2fs" % t)
+
+    def test_partial_body_then_silence_is_408(self):
+        c = self.conn()
+        c.send(request("POST", "/echo", [("Content-Length", "10")]) + b"12345")
+        self.timed_error(c, 408, 0.3, 1.5, time.monotonic())
+
+    def test_partial_chunked_body_then_silence_is_408(self):
+        c = self.conn()
+        c.send(request("POST", "/echo", [("Transfer-Encoding", "chunked")]) + b"a\r\n12345")
+        self.timed_error(c, 408, 0.3, 1.5, time.monotonic())
+
+    def test_slow_body_within_gap_is_fine(self):
+        # body-timeout is the gap between body bytes: 0.2s gaps must not trigger it
+        c = self.conn()
+        c.send(request("POST", "/echo", [("Content-Type", "a/b"), ("Content-Length", "5")]))
+        for b in b"hello":
+            time.sleep(0.2)
+            c.send(bytes([b]))
+        self.assertResponse(c.read_response(), 200, b"hello", "a/b")
+
+    def test_write_timeout_peer_never_reads(self):
+        # Enough pipelined 900 KB echoes that the responses cannot all fit in the kernel
+        # buffers (server send buffer up to tcp_wmem max + our 4 KiB receive buffer): the
+        # server must stall on writing, give up after write-timeout and close.
+        body = os.urandom(900 * 1024)
+        one = request("POST", "/echo", [("Content-Type", "a/b")], body)
+        n = min(40, (wmem_max() + (2 << 20)) // len(body) + 1)
+        total_expected = n * (len(body) + 60)   # lower bound of the response bytes
+        c = self.conn(rcvbuf=4096, timeout=10)
+        cport = c.sock.getsockname()[1]
+        send_err = []
+
+        def sender():
+            try:
+                c.sock.sendall(one * n)
+            except OSError as e:       # the server may close while we are still sending
+                send_err.append(e)
+        th = threading.Thread(target=sender, daemon=True)
+        t0 = time.monotonic()
+        th.start()
+        time.sleep(0.4)
+        # meanwhile, another client is served promptly (same single worker)
+        other = self.conn(timeout=2)
+        t1 = time.monotonic()
+        other.send(request("GET", "/plaintext"))
+        self.assertResponse(other.read_response(), 200, HELLO)
+        self.assertLess(time.monotonic() - t1, 0.5)
+        # watch the server side of the stalled connection leave ESTABLISHED
+        closed_at = None
+        while time.monotonic() - t0 < 4.0:
+            st = tcp_state(self.port, cport)
+            if st != "01":
+                closed_at = time.monotonic() - t0
+                break
+            time.sleep(0.02)
+        self.assertIsNotNone(closed_at, "server kept the stalled connection open for 4s")
+        self.assertTrue(0.5 <= closed_at <= 3.0, "closed after %.2fs" % closed_at)
+        # the server still serves others
+        other2 = self.conn(timeout=2)
+        other2.send(request("GET", "/plaintext"))
+        self.assertResponse(other2.read_response(), 200, HELLO)
+        # now read: we must hit EOF/reset before having all responses
+        c.settimeout(5)
+        got = len(c.read_until_close())
+        self.assertTrue(c.eof)
+        self.assertLess(got, total_expected,
+                        "received all %d bytes: the write never stalled?" % got)
+        th.join(5)
