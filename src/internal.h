@@ -256,8 +256,9 @@ struct zh__worker {
 	zh__tlist_t timers[ZH__T_KINDS];
 	uint64_t now_ms;
 	time_t date_sec;
-	uint32_t date_len;
-	char date_hdr[48]; /* "Date: Fri, 27 Nov 2026 08:14:55 GMT\r\n" */
+	uint32_t date_len, common_len;
+	/* "Server: zerohttp\r\nDate: Fri, 27 Nov 2026 08:14:55 GMT\r\n": the Date line ends it */
+	char common_hdr[128];
 	bool draining;
 	uint64_t drain_deadline_ms, accept_resume_ms;
 	zh_stats_t stats;
@@ -312,7 +313,7 @@ char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);
 void zh__release_entry(zh__rel_t *r);
 void zh__out_reset(zh__ctx_t *ctx);
-const char *zh__status_reason(int status);
+const char *zh__status_reason(int status, size_t *len); /* "OK"; "" if unknown */
 void zh__date_refresh(zh__worker_t *w, time_t now);
 
 /* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both

@@ -33,22 +33,36 @@ const uint8_t zh__token_char[256] = {
 	['y'] = 1, ['z'] = 1,
 };
 
-/* Bytes allowed in a request-target (RFC 3986 pchar plus "/" "?" and "%" for pct-encoded,
- * which is checked separately). Everything else, '#' and non-ASCII included, is refused. */
+/* Bytes allowed in a request-target (RFC 3986), classified so that one scan both validates
+ * the target and finds what parse_target needs. Anything else ('#', controls, non-ASCII) is
+ * refused. */
+enum {
+	T_BAD,
+	T_HOST,	   /* unreserved / sub-delims: valid in a reg-name and in a path */
+	T_PATH,	   /* "/" "?" "@" ":": valid in a path, not in a reg-name */
+	T_PCT,	   /* "%": must start a pct-encoded triplet */
+	T_BRACKET, /* "[" "]": only around an IP-literal host in absolute-form */
+};
 static const uint8_t target_char[256] = {
-	['!'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1,
-	['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1, [':'] = 1,
-	[';'] = 1, ['='] = 1, ['?'] = 1, ['@'] = 1, ['_'] = 1, ['~'] = 1,
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-	['8'] = 1, ['9'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-	['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-	['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-	['Y'] = 1, ['Z'] = 1,
-	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-	['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-	['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-	['y'] = 1, ['z'] = 1,
+	['!'] = T_HOST, ['$'] = T_HOST, ['&'] = T_HOST, ['\''] = T_HOST, ['('] = T_HOST,
+	[')'] = T_HOST, ['*'] = T_HOST, ['+'] = T_HOST, [','] = T_HOST, ['-'] = T_HOST,
+	['.'] = T_HOST, [';'] = T_HOST, ['='] = T_HOST, ['_'] = T_HOST, ['~'] = T_HOST,
+	['/'] = T_PATH, ['?'] = T_PATH, ['@'] = T_PATH, [':'] = T_PATH, ['%'] = T_PCT,
+	['['] = T_BRACKET, [']'] = T_BRACKET,
+	['0'] = T_HOST, ['1'] = T_HOST, ['2'] = T_HOST, ['3'] = T_HOST, ['4'] = T_HOST,
+	['5'] = T_HOST, ['6'] = T_HOST, ['7'] = T_HOST, ['8'] = T_HOST, ['9'] = T_HOST,
+	['A'] = T_HOST, ['B'] = T_HOST, ['C'] = T_HOST, ['D'] = T_HOST, ['E'] = T_HOST,
+	['F'] = T_HOST, ['G'] = T_HOST, ['H'] = T_HOST, ['I'] = T_HOST, ['J'] = T_HOST,
+	['K'] = T_HOST, ['L'] = T_HOST, ['M'] = T_HOST, ['N'] = T_HOST, ['O'] = T_HOST,
+	['P'] = T_HOST, ['Q'] = T_HOST, ['R'] = T_HOST, ['S'] = T_HOST, ['T'] = T_HOST,
+	['U'] = T_HOST, ['V'] = T_HOST, ['W'] = T_HOST, ['X'] = T_HOST, ['Y'] = T_HOST,
+	['Z'] = T_HOST,
+	['a'] = T_HOST, ['b'] = T_HOST, ['c'] = T_HOST, ['d'] = T_HOST, ['e'] = T_HOST,
+	['f'] = T_HOST, ['g'] = T_HOST, ['h'] = T_HOST, ['i'] = T_HOST, ['j'] = T_HOST,
+	['k'] = T_HOST, ['l'] = T_HOST, ['m'] = T_HOST, ['n'] = T_HOST, ['o'] = T_HOST,
+	['p'] = T_HOST, ['q'] = T_HOST, ['r'] = T_HOST, ['s'] = T_HOST, ['t'] = T_HOST,
+	['u'] = T_HOST, ['v'] = T_HOST, ['w'] = T_HOST, ['x'] = T_HOST, ['y'] = T_HOST,
+	['z'] = T_HOST,
 };
 
 static int hexval(unsigned char c)
@@ -165,13 +179,13 @@ static bool valid_host(const char *p, size_t len)
 		i++;
 	} else {
 		for (; i < len && p[i] != ':'; i++) {
-			unsigned char c = (unsigned char)p[i];
-			if (c == '%') {
+			uint8_t k = target_char[(unsigned char)p[i]];
+			if (k == T_PCT) {
 				if (i + 2 >= len || hexval((unsigned char)p[i + 1]) < 0 ||
 				    hexval((unsigned char)p[i + 2]) < 0)
 					return false;
 				i += 2;
-			} else if (!target_char[c] || c == '/' || c == '?' || c == '@') {
+			} else if (k != T_HOST) {
 				return false;
 			}
 		}
@@ -304,23 +318,20 @@ static int known_field(zh__head_t *h, const char *name, size_t nlen, const char 
 	return 0;
 }
 
-/* request-target: origin-form, absolute-form (http/https), or "*". Fills target, path,
- * query (and host for absolute-form). */
-static int parse_target(zh__head_t *h, const char *buf, uint32_t off, uint32_t len)
+/* request-target: origin-form, absolute-form (http/https), or "*". The caller's scan has
+ * validated every byte and percent-triplet and found the first '?' (query, or len) and the
+ * last bracket (brackets, or len). Fills target, path, query (and host for absolute-form). */
+static int parse_target(zh__head_t *h, const char *buf, uint32_t off, uint32_t len,
+			uint32_t query, uint32_t brackets)
 {
 	const char *t = buf + off;
-	uint32_t i = 0, path_start;
+	uint32_t i = 0;
 
 	h->target = (zh__span_t){off, len};
 	if (len == 1 && t[0] == '*') {
 		h->flags |= ZH__H_ASTERISK;
 		h->path = h->target;
 		return 0;
-	}
-	for (uint32_t k = 0; k < len; k++) {
-		if (t[k] == '%' && (k + 2 >= len || hexval((unsigned char)t[k + 1]) < 0 ||
-				    hexval((unsigned char)t[k + 2]) < 0))
-			return -400;
 	}
 	if (t[0] != '/') {
 		/* absolute-form: scheme "://" authority path-abempty [ "?" query ] */
@@ -339,16 +350,11 @@ static int parse_target(zh__head_t *h, const char *buf, uint32_t off, uint32_t l
 		h->host = (zh__span_t){off + s, i - s};
 		h->flags |= ZH__H_ABSOLUTE;
 	}
-	path_start = i;
-	if (memchr(t + i, '[', len - i) || memchr(t + i, ']', len - i))
+	if (brackets != len && brackets >= i)
 		return -400; /* brackets only delimit an IP-literal host */
-	while (i < len && t[i] != '?')
-		i++;
-	h->path = (zh__span_t){off + path_start, i - path_start};
-	if (i < len)
-		h->query = (zh__span_t){off + i + 1, len - i - 1};
-	else
-		h->query = (zh__span_t){off + len, 0};
+	h->path = (zh__span_t){off + i, query - i};
+	h->query = query < len ? (zh__span_t){off + query + 1, len - query - 1}
+			       : (zh__span_t){off + len, 0};
 	return 0;
 }
 
@@ -356,7 +362,7 @@ static int parse_target(zh__head_t *h, const char *buf, uint32_t off, uint32_t l
 static int parse_request_line(zh__head_t *h, const char *buf, size_t len, uint32_t start,
 			      const zh__limits_t *lim)
 {
-	const char *p = buf + start, *end = buf + len, *m, *t;
+	const char *p = buf + start, *end = buf + len, *m, *t, *query, *brackets;
 	size_t avail = (size_t)(end - p);
 	if (avail > lim->max_request_line + 2)
 		end = p + lim->max_request_line + 2;
@@ -371,14 +377,38 @@ static int parse_request_line(zh__head_t *h, const char *buf, size_t len, uint32
 	h->method = (zh__span_t){(uint32_t)(m - buf), (uint32_t)(p - m)};
 	h->method_bit = method_bit(m, (size_t)(p - m));
 	t = ++p;
-	while (p < end && (target_char[(unsigned char)*p] || *p == '[' || *p == ']'))
-		p++; /* brackets: IP-literal in absolute-form, checked in parse_target */
-	if (p == end)
-		goto incomplete;
+	query = brackets = NULL;
+	/* one pass over the target: validate, check triplets, note '?' and brackets */
+	for (;;) {
+		uint8_t k;
+		if (p == end)
+			goto incomplete;
+		k = target_char[(unsigned char)*p];
+		if (ZH__LIKELY(k == T_HOST)) {
+			p++;
+		} else if (k == T_PATH) {
+			if (*p == '?' && query == NULL)
+				query = p;
+			p++;
+		} else if (k == T_PCT) {
+			if (end - p < 3)
+				goto incomplete;
+			if (hexval((unsigned char)p[1]) < 0 || hexval((unsigned char)p[2]) < 0)
+				return -400;
+			p += 3;
+		} else if (k == T_BRACKET) {
+			brackets = p++;
+		} else {
+			break;
+		}
+	}
 	if (*p != ' ' || p == t)
 		return -400;
 	{
-		int r = parse_target(h, buf, (uint32_t)(t - buf), (uint32_t)(p - t));
+		uint32_t tlen = (uint32_t)(p - t);
+		int r = parse_target(h, buf, (uint32_t)(t - buf), tlen,
+				     query ? (uint32_t)(query - t) : tlen,
+				     brackets ? (uint32_t)(brackets - t) : tlen);
 		if (r < 0)
 			return r;
 	}

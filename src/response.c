@@ -18,67 +18,91 @@
 
 /* ---- status lines -------------------------------------------------------------------------- */
 
-const char *zh__status_reason(int status)
+/* Status lines are preformatted ("HTTP/1.1 200 OK\r\n"): one memcpy per response. We always
+ * answer HTTP/1.1, also to 1.0 clients (RFC 9110 §2.5: the server's highest version). */
+static const char *status_line(int status, size_t *len)
 {
+#define LINE(code, text)                                                                        \
+	case code:                                                                             \
+		*len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                          \
+		return "HTTP/1.1 " #code " " text "\r\n";
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 203: return "Non-Authoritative Information";
-	case 204: return "No Content";
-	case 205: return "Reset Content";
-	case 206: return "Partial Content";
-	case 300: return "Multiple Choices";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 416: return "Range Not Satisfiable";
-	case 417: return "Expectation Failed";
-	case 422: return "Unprocessable Content";
-	case 426: return "Upgrade Required";
-	case 428: return "Precondition Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "";
+		LINE(100, "Continue")
+		LINE(101, "Switching Protocols")
+		LINE(200, "OK")
+		LINE(201, "Created")
+		LINE(202, "Accepted")
+		LINE(203, "Non-Authoritative Information")
+		LINE(204, "No Content")
+		LINE(205, "Reset Content")
+		LINE(206, "Partial Content")
+		LINE(300, "Multiple Choices")
+		LINE(301, "Moved Permanently")
+		LINE(302, "Found")
+		LINE(303, "See Other")
+		LINE(304, "Not Modified")
+		LINE(307, "Temporary Redirect")
+		LINE(308, "Permanent Redirect")
+		LINE(400, "Bad Request")
+		LINE(401, "Unauthorized")
+		LINE(403, "Forbidden")
+		LINE(404, "Not Found")
+		LINE(405, "Method Not Allowed")
+		LINE(406, "Not Acceptable")
+		LINE(408, "Request Timeout")
+		LINE(409, "Conflict")
+		LINE(410, "Gone")
+		LINE(411, "Length Required")
+		LINE(412, "Precondition Failed")
+		LINE(413, "Content Too Large")
+		LINE(414, "URI Too Long")
+		LINE(415, "Unsupported Media Type")
+		LINE(416, "Range Not Satisfiable")
+		LINE(417, "Expectation Failed")
+		LINE(422, "Unprocessable Content")
+		LINE(426, "Upgrade Required")
+		LINE(428, "Precondition Required")
+		LINE(429, "Too Many Requests")
+		LINE(431, "Request Header Fields Too Large")
+		LINE(500, "Internal Server Error")
+		LINE(501, "Not Implemented")
+		LINE(502, "Bad Gateway")
+		LINE(503, "Service Unavailable")
+		LINE(504, "Gateway Timeout")
+		LINE(505, "HTTP Version Not Supported")
+	default:
+		return NULL;
 	}
+#undef LINE
+}
+
+const char *zh__status_reason(int status, size_t *len)
+{
+	size_t n;
+	const char *line = status_line(status, &n);
+	if (line == NULL) {
+		*len = 0;
+		return "";
+	}
+	*len = n - 15; /* "HTTP/1.1 NNN " before, CRLF after */
+	return line + 13;
 }
 
 /* RFC 9110 §6.6.1: an origin server with a clock sends Date. Formatted once a second per
  * worker (strftime is far too slow for every response), then memcpy'd into each head. */
 void zh__date_refresh(zh__worker_t *w, time_t now)
 {
+	const zh_server_t *srv = w->srv;
 	struct tm tm;
 	if (now == w->date_sec)
 		return;
 	w->date_sec = now;
 	gmtime_r(&now, &tm);
-	w->date_len = (uint32_t)strftime(w->date_hdr, sizeof w->date_hdr,
+	memcpy(w->common_hdr, srv->server_hdr, srv->server_hdr_len);
+	w->date_len = (uint32_t)strftime(w->common_hdr + srv->server_hdr_len,
+					 sizeof w->common_hdr - srv->server_hdr_len,
 					 "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	w->common_len = srv->server_hdr_len + w->date_len;
 }
 
 static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
@@ -230,21 +254,25 @@ static bool keep_alive(const zh__ctx_t *ctx)
 static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 {
 	zh__worker_t *w = ctx->w;
-	const zh_server_t *srv = w->srv;
-	const char *reason = zh__status_reason(resp->status);
-	size_t need = ZH__HEAD_RESERVE + resp->hused + 4u * resp->nhdr + srv->server_hdr_len;
+	size_t need = ZH__HEAD_RESERVE + resp->hused + 4u * resp->nhdr + w->common_len;
+	size_t line_len;
+	const char *line = status_line(resp->status, &line_len);
 	char *start = zh__out_reserve(ctx, need), *p = start;
 
 	if (start == NULL)
 		return false;
-	p = append(p, "HTTP/1.1 ", 9);
-	p = append_u64(p, (uint64_t)resp->status);
-	*p++ = ' ';
-	p = append(p, reason, strlen(reason));
-	p = append(p, "\r\n", 2);
-	if (!resp->has_server)
-		p = append(p, srv->server_hdr, srv->server_hdr_len);
-	p = append(p, w->date_hdr, w->date_len);
+	if (ZH__LIKELY(line != NULL)) {
+		p = append(p, line, line_len);
+	} else {
+		p = append(p, "HTTP/1.1 ", 9);
+		p = append_u64(p, (uint64_t)resp->status);
+		p = append(p, " \r\n", 3);
+	}
+	/* Server + Date, refreshed once a second */
+	if (ZH__LIKELY(!resp->has_server))
+		p = append(p, w->common_hdr, w->common_len);
+	else
+		p = append(p, w->common_hdr + w->common_len - w->date_len, w->date_len);
 	for (unsigned i = 0; i < resp->nhdr; i++) {
 		const zh__hdr_t *hd = &resp->hdr[i];
 		p = append(p, resp->hstore + hd->noff, hd->nlen);
@@ -333,7 +361,8 @@ void zh__resp_finish(zh__ctx_t *ctx)
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 {
 	zh_response_t *resp = &ctx->resp;
-	const char *reason = zh__status_reason(status);
+	size_t reason_len;
+	const char *reason = zh__status_reason(status, &reason_len);
 	truncate_body(ctx, resp);
 	resp->has_length = false;
 	resp->close |= close;
@@ -341,9 +370,9 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 	if (!status_has_body(status))
 		return;
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
-	resp->body_len = strlen(reason) + 1;
+	resp->body_len = reason_len + 1;
 	if (!resp->head_only) {
-		(void)zh__out_push(ctx, reason, resp->body_len - 1, NULL, NULL);
+		(void)zh__out_push(ctx, reason, reason_len, NULL, NULL);
 		(void)zh__out_push(ctx, "\n", 1, NULL, NULL);
 	}
 }
