@@ -122,7 +122,10 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
 	c->state = ZH__C_FREE;
-	zh__pool_put(&w->conn_pool, c);
+	/* Not back to the pool yet: the current epoll batch may still hold events for this slot,
+	 * and they must find it FREE, not lent to a newer connection. See zh__worker_main. */
+	c->tnext = w->closed;
+	w->closed = c;
 	w->open_conns--;
 	ZH__STAT_ADD(w, connections_closed, 1);
 }
@@ -528,6 +531,9 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 {
+	/* Closed earlier in this same epoll batch (by a drain, say): the event is stale. */
+	if (c->state == ZH__C_FREE)
+		return;
 	if (c->state == ZH__C_LINGER) {
 		linger_read(w, c);
 		return;

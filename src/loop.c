@@ -163,6 +163,11 @@ void *zh__worker_main(void *arg)
 				zh__conn_event(w, p, events[i].events);
 		}
 		expire_timers(w);
+		while (w->closed) {
+			zh__conn_t *c = w->closed;
+			w->closed = c->tnext;
+			zh__pool_put(&w->conn_pool, c);
+		}
 		if (w->accept_resume_ms && w->now_ms >= w->accept_resume_ms) {
 			w->accept_resume_ms = 0;
 			if (w->lfd >= 0)

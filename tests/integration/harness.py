@@ -51,6 +51,17 @@ class ServerError(AssertionError):
     pass
 
 
+def _die_with_parent():
+    """Runs in the child before exec: SIGKILL the server if the test runner dies, so an
+    interrupted run never leaves a zerohttpd behind."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)      # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Server:
     """One zerohttpd process, tracked by PID."""
 
@@ -74,7 +85,7 @@ class Server:
             cmd = [server_bin(), "--address", HOST, "--port", str(self.port)] + self.args
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=self.stderr_file, stderr=self.stderr_file,
-                                         env=env, cwd=REPO)
+                                         env=env, cwd=REPO, preexec_fn=_die_with_parent)
             try:
                 self._wait_ready()
                 return self
@@ -119,6 +130,21 @@ class Server:
             return ""
         return data[-limit:].decode("utf-8", "replace")
 
+    def thread_states(self):
+        """'tid:state:wchan' of every thread, for diagnosing a hang."""
+        out = []
+        try:
+            for tid in sorted(os.listdir("/proc/%d/task" % self.proc.pid)):
+                base = "/proc/%d/task/%s/" % (self.proc.pid, tid)
+                with open(base + "stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                with open(base + "wchan") as f:
+                    wchan = f.read().strip()
+                out.append("%s:%s:%s" % (tid, state, wchan))
+        except OSError:
+            pass
+        return " ".join(out)
+
     def wait_exit(self, timeout):
         """Waits for the process to exit; returns its exit code or None on timeout."""
         try:
@@ -148,9 +174,10 @@ class Server:
             os.kill(self.proc.pid, signal.SIGTERM)
             rc = self.wait_exit(STOP_TIMEOUT)
             if rc is None:
+                threads = self.thread_states()
                 self._kill()
-                problems.append("zerohttpd did not exit within %.0fs of SIGTERM (SIGKILLed)"
-                                % STOP_TIMEOUT)
+                problems.append("zerohttpd did not exit within %.0fs of SIGTERM (SIGKILLed; "
+                                "threads: %s)" % (STOP_TIMEOUT, threads))
             elif rc != 0:
                 problems.append("zerohttpd exited with status %r on SIGTERM: %s"
                                 % (rc, self.stderr_text()))

@@ -19,6 +19,7 @@ class Result(unittest.TestResult):
         super().__init__()
         self.out = stream
         self.n_pass = self.n_fail = self.n_skip = 0
+        self._failed_ids = set()
         self._t0 = 0.0
         self.reports = []
 
@@ -38,7 +39,12 @@ class Result(unittest.TestResult):
         self._line(test, "PASS")
 
     def _bad(self, test, err, word):
-        self.n_fail += 1
+        # one failed test counts once, however many failures (body, subtests, tearDown)
+        key = getattr(test, "test_case", test)
+        key = key.id() if hasattr(key, "id") else str(key)
+        if key not in self._failed_ids:
+            self._failed_ids.add(key)
+            self.n_fail += 1
         self._line(test, word)
         text = "".join(traceback.format_exception(*err))
         self.reports.append((word, str(test), text))
@@ -65,6 +71,7 @@ class Result(unittest.TestResult):
 
     def addUnexpectedSuccess(self, test):
         super().addUnexpectedSuccess(test)
+        self._failed_ids.add(test.id())
         self.n_fail += 1
         self._line(test, "UPASS")
         self.reports.append(("UPASS", str(test), "unexpected success"))

@@ -1,0 +1,142 @@
+"""12. Zero allocation on the request path.
+
+Runs only when ZH_SHIM names the malloc-counting LD_PRELOAD shim (tests/malloc_count.c).
+Contract: the shim counts malloc/calloc/realloc/free/posix_memalign/aligned_alloc/memalign
+calls and, on SIGUSR2, writes the current total as a decimal number to the file named by
+ZH_MALLOC_COUNT_FILE (overwriting it).
+"""
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+from harness import HELLO, JSON, ServerTestCase, request
+
+SHIM = os.environ.get("ZH_SHIM", "")
+CONNS = 8
+BATCH = 50
+WARMUP = 2000
+MEASURED = 100000
+BLOB = os.urandom(256 * 1024)
+
+
+def make_request(i, tag):
+    """Request i of a deterministic mix: /plaintext, /json, POST /echo with mostly small
+    bodies, now and then one larger than the receive buffer (large pool) and one larger
+    than a large buffer (body pool)."""
+    kind = i % 3
+    if kind == 0:
+        return request("GET", "/plaintext"), HELLO
+    if kind == 1:
+        return request("GET", "/json"), JSON
+    prefix = ("%s:%d:" % (tag, i)).encode()
+    if i % 997 == 2:
+        size = 200 * 1024 + i % 1000          # > 64 KiB: pooled body buffer
+    elif i % 101 == 2:
+        size = 20 * 1024 + i % 500            # > 16 KiB receive buffer
+    else:
+        size = i % 200
+    body = prefix + BLOB[i % 1000: i % 1000 + size]
+    return request("POST", "/echo", [("Content-Type", "application/x-za")], body), body
+
+
+@unittest.skipUnless(SHIM, "ZH_SHIM not set (no malloc-counting shim)")
+class ZeroAlloc(ServerTestCase):
+    AUTO_START = False
+
+    def setUp(self):
+        super().setUp()
+        self.assertTrue(os.path.isfile(SHIM), "ZH_SHIM=%r does not exist" % SHIM)
+        self.count_file = os.path.join(tempfile.gettempdir(),
+                                       "zh-malloc-%d-%s" % (os.getpid(), uuid.uuid4().hex))
+        self.addCleanup(lambda: os.path.exists(self.count_file) and os.unlink(self.count_file))
+        self.server = self.start_server(
+            (), {"LD_PRELOAD": os.path.abspath(SHIM),
+                 "ZH_MALLOC_COUNT_FILE": self.count_file})
+        self.port = self.server.port
+
+    def snapshot(self):
+        with open(self.count_file, "w") as f:     # sentinel: not a number
+            f.write("-")
+        self.server.signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 5
+        prev = None
+        while time.monotonic() < deadline:
+            with open(self.count_file) as f:
+                txt = f.read()
+            if re.fullmatch(r"\d+\s*", txt):
+                if txt == prev:                    # stable across two reads
+                    return int(txt)
+                prev = txt
+            time.sleep(0.02)
+        self.fail("shim did not write the count file within 5s (content %r)" % prev)
+
+    def drive(self, conns, total, tag):
+        """Sends `total` requests round-robin over conns in pipelined batches of BATCH and
+        checks every response: status 200 and the exact body."""
+        done = 0
+        i = 0
+        while done < total:
+            pending = []
+            for c in conns:
+                n = min(BATCH, total - done)
+                if n <= 0:
+                    break
+                reqs, bodies = [], []
+                for _ in range(n):
+                    rq, body = make_request(i, tag)
+                    reqs.append(rq)
+                    bodies.append(body)
+                    i += 1
+                c.send(b"".join(reqs))
+                pending.append((c, bodies))
+                done += n
+            for c, bodies in pending:
+                for body in bodies:
+                    self.read_ok(c, body)
+        return done
+
+    def read_ok(self, c, body):
+        buf = c.buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if c._fill() == 0:
+                self.fail("connection closed while waiting for a response")
+        if not buf.startswith(b"HTTP/1.1 200 "):
+            self.fail("bad response %r" % bytes(buf[:200]))
+        k = buf.find(b"\r\nContent-Length: ", 0, end)
+        if k < 0:
+            self.fail("no Content-Length in %r" % bytes(buf[:end]))
+        k += 18
+        n = int(buf[k:buf.find(b"\r\n", k)])
+        start = end + 4
+        while len(buf) < start + n:
+            if c._fill(max(65536, start + n - len(buf))) == 0:
+                self.fail("connection closed inside a body")
+        if n != len(body) or buf[start:start + n] != body:
+            self.fail("wrong body: got %r..., expected %r..." % (bytes(buf[start:start + 60]),
+                                                                 body[:60]))
+        del buf[:start + n]
+
+    def test_zero_allocations_per_request(self):
+        conns = [self.conn(timeout=10) for _ in range(CONNS)]
+        self.drive(conns, WARMUP, "warm")
+        a = self.snapshot()
+        t0 = time.monotonic()
+        n = self.drive(conns, MEASURED, "run")
+        dt = time.monotonic() - t0
+        b = self.snapshot()
+        for c in conns:
+            self.assertTrue(c.no_data_for(0.05), "extra bytes after the last response")
+        sys.stdout.write("      zero-alloc: %d requests on %d connections in %.1fs, "
+                         "malloc-family calls before=%d after=%d delta=%d\n"
+                         % (n, len(conns), dt, a, b, b - a))
+        sys.stdout.flush()
+        self.assertEqual(n, MEASURED)
+        self.assertEqual(b - a, 0, "%d malloc-family calls during %d requests" % (b - a, n))
