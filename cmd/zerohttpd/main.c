@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static zh_server_t *g_server;
+static zh_server_t *volatile g_server;
+static volatile sig_atomic_t g_stop_requested;
 
 static const char plaintext_body[] = "Hello, World!";
 static const char json_body[] = "{\"message\":\"Hello, World!\"}";
@@ -49,11 +50,15 @@ static void echo(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_write_ref(resp, body.ptr, body.len, NULL, NULL);
 }
 
+/* Installed before the listeners exist: a SIGTERM that arrives while we start up (a client
+ * may already be queued in the backlog) must drain, not kill. */
 static void on_signal(int sig)
 {
+	zh_server_t *srv = g_server;
 	(void)sig;
-	if (g_server)
-		zh_server_stop(g_server);
+	g_stop_requested = 1;
+	if (srv)
+		zh_server_stop(srv);
 }
 
 static void usage(FILE *out)
@@ -160,6 +165,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
 	g_server = zh_server_new(&cfg, &err);
 	if (g_server == NULL) {
 		fprintf(stderr, "zerohttpd: cannot start on %s:%u: %s\n", cfg.address,
@@ -172,17 +183,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zerohttpd: cannot add routes\n");
 		return 1;
 	}
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	if (g_stop_requested)
+		zh_server_stop(g_server);
 
 	fprintf(stderr, "zerohttpd: listening on http://%s:%u/\n", cfg.address,
 		(unsigned)zh_server_port(g_server));
 	err = zh_server_run(g_server);
-	zh_server_free(g_server);
-	g_server = NULL;
+	{
+		zh_server_t *srv = g_server;
+		g_server = NULL;
+		zh_server_free(srv);
+	}
 	if (err < 0) {
 		fprintf(stderr, "zerohttpd: %s\n", strerror(-err));
 		return 1;
