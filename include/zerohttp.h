@@ -120,7 +120,10 @@ ZH_API ZH_MUST_USE zh_server_t *zh_server_new(const zh_config_t *cfg, int *err);
 
 /* Route flags. */
 enum zh_route_flags {
-	ZH_ROUTE_PREFIX = 1u << 0, /* match every path that starts with `path` */
+	ZH_ROUTE_PREFIX = 1u << 0,	/* match every path that starts with `path` */
+	ZH_ROUTE_STREAM_BODY = 1u << 1, /* call the handler as soon as the head is routed and
+					   let it stream the body with zh_body_read(); the
+					   body is not buffered and max_body does not apply */
 };
 
 /* Adds a route: requests whose method is in `methods` and whose path equals `path` (or starts
@@ -189,23 +192,46 @@ ZH_API int zh_req_header_at(const zh_request_t *req, size_t i, zh_slice_t *name,
 ZH_API int zh_req_header(const zh_request_t *req, const char *name, zh_slice_t *value);
 
 /* ------------------------------------------------------------------------------------------
- * Request body (the ReadAll problem). The body is bounded by max_body: a Content-Length over
- * it is answered 413 before a byte of the body is read; a chunked body that grows over it is
- * answered 413 when it does. Chunked framing is removed.
+ * Request body (the ReadAll problem). Chunked framing is always removed. Two kinds of route:
+ *
+ *  - Buffered (default): the handler runs once the whole body has arrived, bounded by
+ *    max_body. A Content-Length over it is answered 413 before a byte of the body is read;
+ *    a chunked body that grows over it is answered 413 when it does.
+ *  - Streaming (ZH_ROUTE_STREAM_BODY): the handler runs as soon as the head is routed and
+ *    pulls the body with zh_body_read(), straight from the socket into its own buffer. Memory
+ *    is the caller's buffer, whatever the body's size. Expect: 100-continue is answered by
+ *    the first zh_body_read() call, so a handler that refuses without reading never invites
+ *    the body.
  */
 
 /* Declared length, or -1 for a chunked body whose length is not known yet. 0 if none. */
 ZH_API int64_t zh_body_length(const zh_request_t *req);
 
-/* The whole body in one slice. Small bodies stay in the receive buffer (no copy); larger
- * ones are received straight into a pooled buffer sized for max_body. The slice lives until
- * the response has been sent. Returns 0. */
+/* Buffered routes: the whole body in one slice. Small bodies stay in the receive buffer (no
+ * copy); larger ones are received straight into a pooled buffer sized for max_body. The slice
+ * lives until the response has been sent. Returns 0; -ENOTSUP on a streaming route. */
 ZH_API int zh_body_all(zh_request_t *req, zh_slice_t *out);
 
 /* Copies up to cap body bytes into buf, continuing where the previous call stopped (the
- * io.ReadFull / io.CopyBuffer shape). Returns the number of bytes copied, 0 at the end of the
- * body. Mixing with zh_body_all() is allowed: both see the same body. */
+ * io.ReadFull / io.CopyBuffer shape). Returns the number of bytes copied (> 0), or 0 at the
+ * end of the body. On a buffered route it never fails. On a streaming route it may also
+ * return:
+ *   -EAGAIN      no body bytes right now: call zh_body_wait() and return from the handler;
+ *   -ETIMEDOUT   no body bytes for body_timeout_ms;
+ *   -ECONNRESET  the peer closed before the end of the body;
+ *   -EPROTO      malformed chunked framing.
+ * After an error the connection is closed once the response (if any) has been sent; if the
+ * handler commits nothing, the library answers 408 or 400 itself. */
 ZH_API ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap);
+
+/* Streaming routes: suspends the request until zh_body_read() can make progress (more bytes,
+ * the end, or an error), then calls fn(req, resp, arg) on the worker; req, resp and what the
+ * handler queued stay as they were. The handler must return right after this call. A handler
+ * or continuation that returns without calling zh_body_wait() finishes the response. Other
+ * connections are served meanwhile; this connection's later pipelined requests wait.
+ * Returns 0, or -EINVAL on a buffered route. fn is called exactly once per successful call. */
+typedef void (*zh_body_fn)(zh_request_t *req, zh_response_t *resp, void *arg);
+ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------------------------
  * Response writer: Go's ResponseWriter rules, made explicit.

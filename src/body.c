@@ -15,7 +15,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
+
+const char zh__continue_100[26] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static uint32_t body_start_off(const zh__ctx_t *ctx)
 {
@@ -194,13 +198,150 @@ int64_t zh_body_length(const zh_request_t *req)
 
 int zh_body_all(zh_request_t *req, zh_slice_t *out)
 {
+	if (req->stream)
+		return -ENOTSUP;
 	out->ptr = req->body;
 	out->len = req->body_len;
 	return 0;
 }
 
+/* ---- streaming routes --------------------------------------------------------------------
+ *
+ * The handler pulls; nothing is buffered on its behalf. Bytes that arrived with the head are
+ * copied out of the receive buffer; after that, a Content-Length body is read straight into
+ * the caller's buffer, never past its end (the next pipelined request stays in the kernel).
+ * A chunked body is read into the receive buffer after the head (its framing has to be parsed
+ * somewhere) and decoded into the caller's buffer.
+ */
+
+bool zh__body_stream_complete(const zh_request_t *req)
+{
+	if (req->h.flags & ZH__H_CHUNKED)
+		return zh__chunked_done(&req->chunked);
+	return req->body_off == ((req->h.flags & ZH__H_CL) ? req->h.content_length : 0);
+}
+
+static ssize_t stream_fail(zh_request_t *req, int err)
+{
+	req->stream_err = err;
+	req->ctx->conn->close_after = true; /* the rest of the body cannot be found */
+	return err;
+}
+
+/* One read() from the socket; -EAGAIN when drained, -ECONNRESET at EOF. */
+static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
+{
+	zh__conn_t *c = req->ctx->conn;
+	zh__worker_t *w = req->ctx->w;
+	ssize_t n;
+	if (!c->readable)
+		return -EAGAIN;
+	do
+		n = read(c->fd, dst, cap);
+	while (n < 0 && errno == EINTR);
+	ZH__STAT_ADD(w, read_calls, 1);
+	if (n > 0) {
+		ZH__STAT_ADD(w, bytes_in, (uint64_t)n);
+		if ((size_t)n < cap)
+			c->readable = false;
+		return n;
+	}
+	if (n < 0 && errno == EAGAIN) {
+		c->readable = false;
+		return -EAGAIN;
+	}
+	c->rdhup = true;
+	return stream_fail(req, -ECONNRESET);
+}
+
+static ssize_t stream_read_length(zh_request_t *req, char *buf, size_t cap)
+{
+	zh__ctx_t *ctx = req->ctx;
+	uint64_t left = req->h.content_length - req->body_off;
+	uint64_t in_rbuf = ctx->rlen - req->raw_pos;
+	size_t n = cap < left ? cap : (size_t)left;
+	ssize_t r;
+
+	if (in_rbuf) {
+		if (n > in_rbuf)
+			n = (size_t)in_rbuf;
+		memcpy(buf, ctx->rbuf + req->raw_pos, n);
+		ZH__STAT_ADD(ctx->w, body_bytes_copied, n);
+		req->raw_pos += (uint32_t)n;
+		req->body_off += n;
+		return (ssize_t)n;
+	}
+	r = stream_recv(req, buf, n);
+	if (r > 0)
+		req->body_off += (uint64_t)r;
+	return r;
+}
+
+static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
+{
+	zh__ctx_t *ctx = req->ctx;
+	uint32_t bstart = ctx->rstart + req->h.head_len;
+	for (;;) {
+		size_t produced;
+		long used = zh__chunked_decode(&req->chunked, ctx->rbuf + req->raw_pos,
+					       ctx->rlen - req->raw_pos, buf, cap, &produced,
+					       UINT64_MAX);
+		ssize_t r;
+		if (used < 0)
+			return stream_fail(req, -EPROTO);
+		req->raw_pos += (uint32_t)used;
+		req->body_off += produced;
+		ZH__STAT_ADD(ctx->w, body_bytes_copied, produced);
+		if (produced || zh__chunked_done(&req->chunked))
+			return (ssize_t)produced;
+		/* everything buffered is consumed framing: reuse the space after the head */
+		if (req->raw_pos == ctx->rlen)
+			ctx->rlen = req->raw_pos = bstart;
+		if (ctx->rlen == ctx->rcap) {
+			uint32_t rest = ctx->rlen - req->raw_pos;
+			if (req->raw_pos == bstart)
+				return stream_fail(req, -EPROTO); /* one framing line fills it */
+			memmove(ctx->rbuf + bstart, ctx->rbuf + req->raw_pos, rest);
+			req->raw_pos = bstart;
+			ctx->rlen = bstart + rest;
+		}
+		r = stream_recv(req, ctx->rbuf + ctx->rlen, ctx->rcap - ctx->rlen);
+		if (r < 0)
+			return r;
+		ctx->rlen += (uint32_t)r;
+	}
+}
+
+static ssize_t stream_read(zh_request_t *req, char *buf, size_t cap)
+{
+	zh__ctx_t *ctx = req->ctx;
+	if (req->stream_err)
+		return req->stream_err;
+	if (zh__body_stream_complete(req) || cap == 0)
+		return 0;
+	if (!req->sent_continue && (req->h.flags & ZH__H_EXPECT_CONTINUE)) {
+		/* RFC 9110 §10.1.1: the handler reads, so the body is wanted: invite it */
+		ctx->iov[ctx->resp.interim_slot].iov_base = (void *)(uintptr_t)zh__continue_100;
+		ctx->iov[ctx->resp.interim_slot].iov_len = sizeof zh__continue_100 - 1;
+	}
+	req->sent_continue = true;
+	return (req->h.flags & ZH__H_CHUNKED) ? stream_read_chunked(req, buf, cap)
+					      : stream_read_length(req, buf, cap);
+}
+
+int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg)
+{
+	if (!req->stream || req->stream_err || fn == NULL)
+		return -EINVAL;
+	req->ctx->resume_fn = fn;
+	req->ctx->resume_arg = arg;
+	return 0;
+}
+
 ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap)
 {
+	if (req->stream)
+		return stream_read(req, buf, cap);
 	uint64_t left = req->body_len - req->body_off;
 	size_t n = left < cap ? (size_t)left : cap;
 	memcpy(buf, req->body + req->body_off, n);

@@ -30,8 +30,6 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Retry-After: 1\r\nConnection: close\r\n\r\n"
 				 "Service Unavailable\n";
 
-static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
 /* ---- context attach/detach ------------------------------------------------------------------ */
 
 static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
@@ -51,6 +49,7 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->rlen = ctx->rstart = 0;
 	ctx->in_request = ctx->rbuf_large = false;
 	ctx->route = NULL;
+	ctx->resume_fn = NULL;
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	ctx->req.ctx = ctx;
 	ctx->req.body_buf = NULL;
@@ -69,6 +68,15 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	if (ctx == NULL)
 		return;
+	if (ctx->resume_fn) {
+		/* zh_body_wait() promised one call: tell the continuation the connection is gone
+		 * (whatever it queues is released below, unsent) */
+		zh_body_fn fn = ctx->resume_fn;
+		ctx->resume_fn = NULL;
+		ctx->req.stream_err = -ECONNRESET;
+		fn(&ctx->req, &ctx->resp, ctx->resume_arg);
+		ctx->resume_fn = NULL;
+	}
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
 	if (ctx->rbuf_large)
@@ -164,12 +172,25 @@ static void linger_read(zh__worker_t *w, zh__conn_t *c)
 /* Returns 1 when the queue is empty, 0 when the socket is full, -1 on error. Partial writes
  * resume at the right offset by adjusting the first unsent iovec in place: data is never
  * copied to compact it. */
+static uint16_t flush_end(const zh__ctx_t *ctx)
+{
+	/* a suspended streaming handler's response is unfinished: send only what precedes its
+	 * head (earlier pipelined responses, 100 Continue) */
+	return ctx->resume_fn ? ctx->resp.head_slot : ctx->iov_n;
+}
+
+static bool sendable(const zh__ctx_t *ctx)
+{
+	return ctx->iov_head < flush_end(ctx);
+}
+
 static int flush(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
-	while (ctx->iov_head < ctx->iov_n) {
+	uint16_t end = flush_end(ctx);
+	while (ctx->iov_head < end) {
 		struct iovec *iov = &ctx->iov[ctx->iov_head];
-		int cnt = ctx->iov_n - ctx->iov_head;
+		int cnt = end - ctx->iov_head;
 		ssize_t n = writev(c->fd, iov, cnt);
 		size_t left;
 		ZH__STAT_ADD(w, writev_calls, 1);
@@ -180,7 +201,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		}
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
 		left = (size_t)n;
-		while (ctx->iov_head < ctx->iov_n && ctx->iov[ctx->iov_head].iov_len <= left) {
+		while (ctx->iov_head < end && ctx->iov[ctx->iov_head].iov_len <= left) {
 			left -= ctx->iov[ctx->iov_head].iov_len;
 			zh__release_entry(&ctx->rel[ctx->iov_head]);
 			ctx->iov_head++;
@@ -190,10 +211,11 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 			iov->iov_base = (char *)iov->iov_base + left;
 			iov->iov_len -= left;
 		}
-		if (ctx->iov_head < ctx->iov_n && n == 0)
+		if (ctx->iov_head < end && n == 0)
 			return 0;
 	}
-	zh__out_reset(ctx);
+	if (ctx->iov_head == ctx->iov_n)
+		zh__out_reset(ctx);
 	return 1;
 }
 
@@ -305,6 +327,15 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 			refuse(w, c, req->h.method_bit == ZH_OPTIONS ? 204 : 405, allow);
 		return;
 	}
+	req->stream = (ctx->route->flags & ZH_ROUTE_STREAM_BODY) != 0;
+	req->sent_continue = false;
+	req->stream_err = 0;
+	if (req->stream) {
+		/* the handler pulls the body itself (body.c); nothing to wait for here */
+		memset(&req->chunked, 0, sizeof req->chunked);
+		req->body_state = ZH__B_DONE;
+		return;
+	}
 	r = zh__body_start(ctx);
 	if (r < 0) {
 		refuse(w, c, -r, 0);
@@ -313,9 +344,30 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	if (r == 0) {
 		/* RFC 9110 §10.1.1: 100 only once we know the body will be accepted */
 		if ((req->h.flags & ZH__H_EXPECT_CONTINUE) && req->h.minor == 1)
-			(void)zh__out_push(ctx, continue_100, sizeof continue_100 - 1, NULL, NULL);
+			(void)zh__out_push(ctx, zh__continue_100, sizeof zh__continue_100 - 1, NULL,
+					   NULL);
 		zh__timer_set(w, c, ZH__T_BODY);
 	}
+}
+
+/* After a handler or a continuation returned: either it waits for body bytes (suspended),
+ * or the response is complete. */
+static void after_handler(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh_request_t *req = &ctx->req;
+	if (ctx->resume_fn) {
+		zh__timer_set(w, c, ZH__T_BODY);
+		return;
+	}
+	if (req->stream) {
+		if (req->stream_err && !ctx->resp.committed)
+			zh__resp_error(ctx, req->stream_err == -ETIMEDOUT ? 408 : 400, true);
+		if (!zh__body_stream_complete(req))
+			ctx->resp.close = true; /* unread body: the next request cannot be found */
+	}
+	zh__resp_finish(ctx);
+	end_request(w, c);
 }
 
 static void run_handler(zh__worker_t *w, zh__conn_t *c)
@@ -323,8 +375,21 @@ static void run_handler(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	zh__resp_begin(ctx, ctx->req.h.method_bit == ZH_HEAD);
 	ctx->route->fn(&ctx->req, &ctx->resp, ctx->route->arg);
-	zh__resp_finish(ctx);
-	end_request(w, c);
+	after_handler(w, c);
+}
+
+/* Calls a suspended streaming handler's continuation. Returns false if it made no progress
+ * (it waits again without having read), so that the caller stops instead of spinning. */
+static bool resume(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh_request_t *req = &ctx->req;
+	zh_body_fn fn = ctx->resume_fn;
+	uint64_t before = req->body_off + req->raw_pos;
+	ctx->resume_fn = NULL;
+	fn(req, &ctx->resp, ctx->resume_arg);
+	after_handler(w, c);
+	return !ctx->resume_fn || req->body_off + req->raw_pos != before || req->stream_err;
 }
 
 /* Is there room to start another response without flushing first? */
@@ -366,7 +431,7 @@ static int process(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	zh_request_t *req = &ctx->req;
 
-	while (!c->close_after) {
+	while (!c->close_after && !ctx->resume_fn) {
 		if (!ctx->in_request) {
 			int r;
 			if (ctx->rstart == ctx->rlen)
@@ -455,7 +520,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 		zh__ctx_t *ctx = c->ctx;
 		ssize_t n;
 
-		if (ctx && output_pending(ctx)) {
+		if (ctx && sendable(ctx)) {
 			int r = flush(w, c);
 			if (r < 0) {
 				zh__conn_close(w, c);
@@ -465,23 +530,29 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 				zh__timer_set(w, c, ZH__T_WRITE);
 				return;
 			}
+			if (c->timer == ZH__T_WRITE)
+				zh__timer_clear(w, c);
+			if (c->close_after && !output_pending(ctx)) {
+				linger_close(w, c);
+				return;
+			}
+		}
+		if (ctx && ctx->resume_fn) {
+			/* a streaming handler waits for body bytes: it does the reading */
+			if ((c->readable || c->rdhup) && resume(w, c))
+				continue;
+			return;
+		}
+		if (ctx) {
+			if (!ctx->in_request && ctx->rstart == ctx->rlen && !output_pending(ctx))
+				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
+			process(w, c);
+			if (sendable(ctx) || ctx->resume_fn)
+				continue;
 			if (c->close_after) {
 				linger_close(w, c);
 				return;
 			}
-			if (c->timer == ZH__T_WRITE)
-				zh__timer_clear(w, c);
-		}
-		if (ctx) {
-			if (!ctx->in_request && ctx->rstart == ctx->rlen)
-				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
-			process(w, c);
-			if (output_pending(ctx))
-				continue;
-		}
-		if (ctx && c->close_after) {
-			linger_close(w, c);
-			return;
 		}
 		if (!c->readable || c->rdhup)
 			break;
@@ -553,6 +624,14 @@ void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	ZH__STAT_ADD(w, timeouts, 1);
 	zh__timer_clear(w, c);
+	if (kind == ZH__T_BODY && ctx && ctx->resume_fn) {
+		/* the continuation learns it from zh_body_read(): -ETIMEDOUT */
+		ctx->req.stream_err = -ETIMEDOUT;
+		c->close_after = true;
+		resume(w, c);
+		drive(w, c);
+		return;
+	}
 	if ((kind == ZH__T_HEADER || kind == ZH__T_BODY) && ctx && !output_pending(ctx) &&
 	    room_for_response(ctx)) {
 		/* RFC 9110 §15.5.9: tell the client why, then close */

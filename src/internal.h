@@ -189,8 +189,11 @@ struct zh_request {
 	uint64_t body_len, body_off;
 	char *body_buf;		    /* pooled buffer holding the body, or NULL (in rbuf) */
 	zh__pool_t *body_pool;	    /* where body_buf goes back to */
-	uint32_t raw_pos;	    /* chunked: next undecoded byte in rbuf */
+	uint32_t raw_pos;	    /* next body byte in rbuf not yet consumed (or decoded) */
 	zh__chunked_t chunked;
+	/* streaming routes (ZH_ROUTE_STREAM_BODY): body_off counts bytes handed out */
+	bool stream, sent_continue;
+	int stream_err;		    /* sticky -errno once reading failed */
 };
 
 struct zh_response {
@@ -199,6 +202,7 @@ struct zh_response {
 	bool committed, in_hooks, head_only, error, has_length, close, has_server, finished;
 	uint64_t declared_len, body_len;
 	uint16_t head_slot;  /* iovec reserved for the status line and headers */
+	uint16_t interim_slot; /* streaming routes: before head_slot, for 100 Continue */
 	uint8_t nhooks, nhdr;
 	uint16_t hused;
 	struct {
@@ -222,6 +226,8 @@ struct zh__ctx {
 	bool rbuf_large;	  /* rbuf is a pooled large buffer, not rinline */
 	zh__parser_t ps;
 	const zh__route_t *route;
+	zh_body_fn resume_fn;	  /* set while a streaming handler waits for body bytes */
+	void *resume_arg;
 	struct zh_request req;
 	struct zh_response resp;
 	/* output: iov[iov_head..iov_n) not yet taken by the kernel */
@@ -325,6 +331,8 @@ int zh__body_start(zh__ctx_t *ctx);
 int zh__body_feed(zh__ctx_t *ctx);
 bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap);
 void zh__body_release(zh__ctx_t *ctx);
+bool zh__body_stream_complete(const zh_request_t *req);
+extern const char zh__continue_100[26]; /* "HTTP/1.1 100 Continue\r\n\r\n" */
 
 /* server.c */
 const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size_t len,

@@ -208,7 +208,10 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->declared_len = resp->body_len = 0;
 	resp->nhooks = resp->nhdr = 0;
 	resp->hused = 0;
-	/* conn.c guarantees a free slot before a request starts */
+	/* conn.c guarantees free slots before a request starts. A streaming handler may invite
+	 * the body with 100 Continue while its own head is still unwritten: that goes first. */
+	if (ctx->in_request && ctx->req.stream)
+		resp->interim_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
 	resp->head_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
 }
 

@@ -161,6 +161,46 @@ static void h_view(zh_request_t *req, zh_response_t *resp, void *arg)
 	(void)!zh_reply(resp, 200, "text/plain", out, (size_t)n);
 }
 
+/* Streaming route: sums the body in 1000-byte reads, parking with zh_body_wait on -EAGAIN. */
+static struct {
+	uint64_t len, sum;
+	int reads, waits, last_err;
+} streamed;
+
+static void h_stream(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	char buf[1000], out[96];
+	(void)arg;
+	for (;;) {
+		ssize_t n = zh_body_read(req, buf, sizeof buf);
+		if (n == -EAGAIN) {
+			streamed.waits++;
+			cr_assert_eq(zh_body_wait(req, h_stream, NULL), 0);
+			return;
+		}
+		if (n < 0) {
+			streamed.last_err = (int)n;
+			return; /* the library answers 408/400 and closes */
+		}
+		if (n == 0)
+			break;
+		streamed.reads++;
+		streamed.len += (uint64_t)n;
+		for (ssize_t i = 0; i < n; i++)
+			streamed.sum += (unsigned char)buf[i];
+	}
+	int len = snprintf(out, sizeof out, "len=%llu sum=%llu", (unsigned long long)streamed.len,
+			   (unsigned long long)streamed.sum);
+	(void)!zh_reply(resp, 200, "text/plain", out, (size_t)len);
+}
+
+/* Refuses without reading: no 100 Continue must go out. */
+static void h_stream_refuse(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	(void)!zh_reply(resp, 413, "text/plain", "no\n", 3);
+}
+
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 static void setup(void)
@@ -172,6 +212,7 @@ static void setup(void)
 	cfg.workers = 1;
 	cfg.io_contexts = 8;
 	cfg.max_connections = 64;
+	cfg.body_timeout_ms = 700;
 	srv = zh_server_new(&cfg, &err);
 	cr_assert_not_null(srv, "zh_server_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/double", 0, h_double, NULL), 0);
@@ -187,6 +228,11 @@ static void setup(void)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/empty", 0, h_empty, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_METHOD_ANY, "/view/", ZH_ROUTE_PREFIX, h_view,
 				     NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/stream", ZH_ROUTE_STREAM_BODY, h_stream,
+				     NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/stream-refuse", ZH_ROUTE_STREAM_BODY,
+				     h_stream_refuse, NULL), 0);
+	memset(&streamed, 0, sizeof streamed);
 	memset(seen, 0x55, sizeof seen);
 	atomic_store(&released, 0);
 	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
@@ -489,5 +535,138 @@ Test(writer, one_writev_for_head_and_body_and_for_a_pipelined_batch)
 	stats_after_settle(&a);
 	cr_assert_eq(a.writev_calls - b.writev_calls, 1, "10 pipelined responses, one writev");
 	cr_assert_eq(a.body_bytes_copied - b.body_bytes_copied, 30);
+	close(fd);
+}
+
+/* ---- streaming bodies ------------------------------------------------------------------- */
+
+static void send_n(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		cr_assert_gt(k, 0);
+		p += k;
+		n -= (size_t)k;
+	}
+}
+
+static uint64_t fill(char *p, size_t n)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		p[i] = (char)(i * 7 + 3);
+		sum += (unsigned char)p[i];
+	}
+	return sum;
+}
+
+static void expect_sum(const response_t *r, size_t len, uint64_t sum)
+{
+	char want[96];
+	int n = snprintf(want, sizeof want, "len=%zu sum=%llu", len, (unsigned long long)sum);
+	cr_assert_eq(r->status, 200);
+	cr_assert_eq(r->body_len, (size_t)n, "%.*s", (int)r->body_len, r->body);
+	cr_assert_arr_eq(r->body, want, (size_t)n);
+}
+
+Test(writer, streams_a_content_length_body_larger_than_max_body)
+{
+	enum { LEN = 3 << 20 }; /* 3 MiB: three times max_body, never buffered */
+	static char body[LEN];
+	char head[128];
+	response_t r;
+	zh_stats_t a, b;
+	uint64_t sum = fill(body, LEN);
+	int fd = dial();
+	zh_server_stats(srv, &a);
+	snprintf(head, sizeof head, "POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n",
+		 LEN);
+	send_all(fd, head);
+	for (size_t off = 0; off < LEN; off += 65536) {
+		send_n(fd, body + off, LEN - off < 65536 ? LEN - off : 65536);
+		if (off % (1 << 20) == 0)
+			usleep(20000); /* let the handler park on -EAGAIN now and then */
+	}
+	send_all(fd, "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
+	read_response(fd, &r, false);
+	expect_sum(&r, LEN, sum);
+	cr_assert_gt(streamed.waits, 0, "the handler must have parked at least once");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200, "the pipelined request after the body is intact");
+	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"));
+	stats_after_settle(&b);
+	cr_assert_eq(b.pool_exhausted, a.pool_exhausted);
+	close(fd);
+}
+
+Test(writer, streams_a_chunked_body_with_extensions_and_trailer)
+{
+	static char body[100000];
+	char line[64];
+	response_t r;
+	uint64_t sum = fill(body, sizeof body);
+	int fd = dial();
+	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (size_t off = 0, k = 1; off < sizeof body; k = k * 3 % 7919 + 1) {
+		size_t n = sizeof body - off < k ? sizeof body - off : k;
+		snprintf(line, sizeof line, "%zX;ext=%zu\r\n", n, k);
+		send_all(fd, line);
+		send_n(fd, body + off, n);
+		send_all(fd, "\r\n");
+		off += n;
+	}
+	send_all(fd, "0\r\nX-Trailer: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
+	read_response(fd, &r, false);
+	expect_sum(&r, sizeof body, sum);
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200);
+	close(fd);
+}
+
+Test(writer, stream_sends_100_continue_only_when_the_handler_reads)
+{
+	response_t r;
+	char got[64] = "";
+	int fd = dial();
+	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+		     "Expect: 100-continue\r\n\r\n");
+	cr_assert_eq(read(fd, got, 25), 25);
+	cr_assert_str_eq(got, "HTTP/1.1 100 Continue\r\n\r\n");
+	send_all(fd, "abcde");
+	read_response(fd, &r, false);
+	expect_sum(&r, 5, 'a' + 'b' + 'c' + 'd' + 'e');
+	close(fd);
+
+	fd = dial();
+	send_all(fd, "POST /stream-refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n"
+		     "Expect: 100-continue\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 413, "no 100 Continue before a refusal");
+	cr_assert(has_header(&r, "\r\nConnection: close\r\n"), "unread body: must close");
+	close(fd);
+}
+
+Test(writer, stream_body_timeout_reaches_the_continuation)
+{
+	response_t r;
+	int fd = dial();
+	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 408);
+	cr_assert_eq(streamed.last_err, -ETIMEDOUT);
+	cr_assert_eq(streamed.len, 3);
+	close(fd);
+}
+
+Test(writer, stream_bad_chunked_framing_is_400_and_close)
+{
+	response_t r;
+	int fd = dial();
+	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+		     "5\r\nabcde\r\nzz\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 400);
+	cr_assert_eq(streamed.last_err, -EPROTO);
+	cr_assert(has_header(&r, "\r\nConnection: close\r\n"));
 	close(fd);
 }
