@@ -3,6 +3,8 @@
  *   GET  /plaintext   Hello, World!                      (static body, no copy)
  *   GET  /json        {"message":"Hello, World!"}        (static body, no copy)
  *   POST /echo        the request body                   (sent from the receive buffer)
+ *   POST /upload      "<bytes> <fnv1a-64 hex>\n" of a body of any size, streamed through a
+ *                     64 KiB stack buffer (ZH_ROUTE_STREAM_BODY): memory stays flat
  *
  * SIGTERM/SIGINT drain and exit; see --help for the flags.
  */
@@ -52,6 +54,57 @@ static void echo(zh_request_t *req, zh_response_t *resp, void *arg)
 
 /* Installed before the listeners exist: a SIGTERM that arrives while we start up (a client
  * may already be queued in the backlog) must drain, not kill. */
+/* Per-connection upload state would normally live in the application's own context; the
+ * demo keeps it in a small per-worker table keyed by the request pointer, which is stable
+ * while the request is suspended. */
+struct upload {
+	zh_request_t *req;
+	uint64_t bytes, hash;
+};
+static _Thread_local struct upload uploads[64];
+
+static struct upload *upload_state(zh_request_t *req)
+{
+	struct upload *free_slot = NULL;
+	for (unsigned i = 0; i < sizeof uploads / sizeof uploads[0]; i++) {
+		if (uploads[i].req == req)
+			return &uploads[i];
+		if (uploads[i].req == NULL && free_slot == NULL)
+			free_slot = &uploads[i];
+	}
+	if (free_slot) {
+		free_slot->req = req;
+		free_slot->bytes = 0;
+		free_slot->hash = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
+	}
+	return free_slot;
+}
+
+static void upload(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	char buf[65536], out[64];
+	struct upload *u = upload_state(req);
+	ssize_t n;
+	(void)arg;
+	if (u == NULL) {
+		(void)zh_reply(resp, 503, "text/plain", "busy\n", 5);
+		return;
+	}
+	while ((n = zh_body_read(req, buf, sizeof buf)) > 0) {
+		u->bytes += (uint64_t)n;
+		for (ssize_t i = 0; i < n; i++)
+			u->hash = (u->hash ^ (unsigned char)buf[i]) * 0x100000001b3ull;
+	}
+	if (n == -EAGAIN && zh_body_wait(req, upload, NULL) == 0)
+		return; /* called again when more of the body has arrived */
+	if (n == 0) {
+		int len = snprintf(out, sizeof out, "%llu %016llx\n", (unsigned long long)u->bytes,
+				   (unsigned long long)u->hash);
+		(void)zh_reply(resp, 200, "text/plain", out, (size_t)len);
+	}
+	u->req = NULL; /* on errors the library answers 408/400 itself */
+}
+
 static void on_signal(int sig)
 {
 	zh_server_t *srv = g_server;
@@ -179,7 +232,9 @@ int main(int argc, char **argv)
 	}
 	if (zh_server_route(g_server, ZH_GET, "/plaintext", 0, plaintext, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/json", 0, json, NULL) < 0 ||
-	    zh_server_route(g_server, ZH_POST | ZH_PUT, "/echo", 0, echo, NULL) < 0) {
+	    zh_server_route(g_server, ZH_POST | ZH_PUT, "/echo", 0, echo, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST | ZH_PUT, "/upload", ZH_ROUTE_STREAM_BODY, upload,
+			    NULL) < 0) {
 		fprintf(stderr, "zerohttpd: cannot add routes\n");
 		return 1;
 	}
