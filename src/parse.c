@@ -87,12 +87,10 @@ bool zh__ieq(const char *a, const char *b, size_t len)
 
 bool zh__valid_token(const char *p, size_t len)
 {
-	if (len == 0)
-		return false;
+	uint8_t all = len != 0;
 	for (size_t i = 0; i < len; i++)
-		if (!zh__token_char[(unsigned char)p[i]])
-			return false;
-	return true;
+		all &= zh__token_char[(unsigned char)p[i]]; /* no early exit: the common case passes */
+	return all;
 }
 
 /* First byte in [p, end) that is a control character (0x00-0x1F, 0x7F), or end. */
@@ -111,6 +109,19 @@ static inline const char *find_ctl(const char *p, const char *end)
 		p += 16;
 	}
 #endif
+	/* 8 bytes at a time (short values, and builds without SSE2): a word has a control byte
+	 * if some byte is < 0x20 (the classic "has less than" bit trick, exact for bytes < 0x80)
+	 * or equals 0x7f; the byte loop below then finds which. */
+	while (end - p >= 8) {
+		uint64_t x;
+		memcpy(&x, p, 8);
+		uint64_t lt = (x - 0x2020202020202020ull) & ~x & 0x8080808080808080ull;
+		uint64_t d = x ^ 0x7f7f7f7f7f7f7f7full;
+		uint64_t is_del = (d - 0x0101010101010101ull) & ~d & 0x8080808080808080ull;
+		if (lt | is_del)
+			break;
+		p += 8;
+	}
 	for (; p < end; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c < 0x20 || c == 0x7f)
@@ -178,16 +189,15 @@ static bool valid_host(const char *p, size_t len)
 			return false;
 		i++;
 	} else {
-		for (; i < len && p[i] != ':'; i++) {
-			uint8_t k = target_char[(unsigned char)p[i]];
-			if (k == T_PCT) {
-				if (i + 2 >= len || hexval((unsigned char)p[i + 1]) < 0 ||
-				    hexval((unsigned char)p[i + 2]) < 0)
-					return false;
-				i += 2;
-			} else if (k != T_HOST) {
+		for (;;) {
+			while (i < len && target_char[(unsigned char)p[i]] == T_HOST)
+				i++;
+			if (i == len || p[i] == ':')
+				break;
+			if (p[i] != '%' || i + 2 >= len || hexval((unsigned char)p[i + 1]) < 0 ||
+			    hexval((unsigned char)p[i + 2]) < 0)
 				return false;
-			}
+			i += 3;
 		}
 	}
 	if (i == len)

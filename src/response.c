@@ -257,7 +257,7 @@ static bool keep_alive(const zh__ctx_t *ctx)
 static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 {
 	zh__worker_t *w = ctx->w;
-	size_t need = ZH__HEAD_RESERVE + resp->hused + 4u * resp->nhdr + w->common_len;
+	size_t need = ZH__HEAD_RESERVE + resp->hused + w->common_len;
 	size_t line_len;
 	const char *line = status_line(resp->status, &line_len);
 	char *start = zh__out_reserve(ctx, need), *p = start;
@@ -276,13 +276,7 @@ static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 		p = append(p, w->common_hdr, w->common_len);
 	else
 		p = append(p, w->common_hdr + w->common_len - w->date_len, w->date_len);
-	for (unsigned i = 0; i < resp->nhdr; i++) {
-		const zh__hdr_t *hd = &resp->hdr[i];
-		p = append(p, resp->hstore + hd->noff, hd->nlen);
-		p = append(p, ": ", 2);
-		p = append(p, resp->hstore + hd->voff, hd->vlen);
-		p = append(p, "\r\n", 2);
-	}
+	p = append(p, resp->hstore, resp->hused); /* already "Name: value\r\n" lines */
 	if (status_has_body(resp->status)) {
 		uint64_t len = resp->head_only && resp->has_length ? resp->declared_len
 								   : resp->body_len;
@@ -388,17 +382,28 @@ static int reject(zh_response_t *resp)
 	return -EINVAL;
 }
 
+/* The store holds the fields as serialized lines, in order; removing one closes the gap. */
 static int header_del(zh_response_t *resp, const char *name, size_t nlen)
 {
-	unsigned kept = 0, removed;
+	unsigned kept = 0, removed = 0;
+	uint16_t shift = 0;
 	for (unsigned i = 0; i < resp->nhdr; i++) {
-		const zh__hdr_t *hd = &resp->hdr[i];
-		if (hd->nlen == nlen && zh__ieq(resp->hstore + hd->noff, name, nlen))
+		zh__hdr_t hd = resp->hdr[i];
+		uint16_t line = (uint16_t)(hd.nlen + hd.vlen + 4);
+		if (hd.nlen == nlen && zh__ieq(resp->hstore + hd.noff, name, nlen)) {
+			shift = (uint16_t)(shift + line);
+			removed++;
 			continue;
-		resp->hdr[kept++] = *hd;
+		}
+		if (shift) {
+			memmove(resp->hstore + hd.noff - shift, resp->hstore + hd.noff, line);
+			hd.noff = (uint16_t)(hd.noff - shift);
+			hd.voff = (uint16_t)(hd.voff - shift);
+		}
+		resp->hdr[kept++] = hd;
 	}
-	removed = resp->nhdr - kept;
 	resp->nhdr = (uint8_t)kept;
+	resp->hused = (uint16_t)(resp->hused - shift);
 	return (int)removed;
 }
 
@@ -438,6 +443,7 @@ static int header_put(zh_response_t *resp, const char *name, size_t nlen, const 
 {
 	int r;
 	zh__hdr_t *hd;
+	char *p;
 	if (!zh__valid_token(name, nlen) || !zh__valid_field_value(value, vlen))
 		return reject(resp);
 	if (vlen && (value[0] == ' ' || value[0] == '\t' || value[vlen - 1] == ' ' ||
@@ -446,19 +452,25 @@ static int header_put(zh_response_t *resp, const char *name, size_t nlen, const 
 	r = reserved_field(resp, name, nlen, value, vlen);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	if (replace)
+	if (replace && resp->nhdr)
 		header_del(resp, name, nlen);
-	if (resp->nhdr == ZH__RESP_HEADERS || (size_t)(ZH__RESP_HSTORE - resp->hused) < nlen + vlen)
+	if (resp->nhdr == ZH__RESP_HEADERS ||
+	    (size_t)(ZH__RESP_HSTORE - resp->hused) < nlen + vlen + 4)
 		return -ENOSPC;
+	/* stored as the line it will be sent as: serializing the head is then one memcpy */
+	p = resp->hstore + resp->hused;
 	hd = &resp->hdr[resp->nhdr++];
 	hd->noff = resp->hused;
 	hd->nlen = (uint16_t)nlen;
-	memcpy(resp->hstore + resp->hused, name, nlen);
-	resp->hused = (uint16_t)(resp->hused + nlen);
-	hd->voff = resp->hused;
+	hd->voff = (uint16_t)(resp->hused + nlen + 2);
 	hd->vlen = (uint16_t)vlen;
-	memcpy(resp->hstore + resp->hused, value, vlen);
-	resp->hused = (uint16_t)(resp->hused + vlen);
+	memcpy(p, name, nlen);
+	p[nlen] = ':';
+	p[nlen + 1] = ' ';
+	memcpy(p + nlen + 2, value, vlen);
+	p[nlen + 2 + vlen] = '\r';
+	p[nlen + 3 + vlen] = '\n';
+	resp->hused = (uint16_t)(resp->hused + nlen + vlen + 4);
 	return 0;
 }
 
