@@ -237,7 +237,7 @@ static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
 	if (!c->readable)
 		return -EAGAIN;
 	do
-		n = read(c->fd, dst, cap);
+		n = zh__sys_read(c->fd, dst, cap);
 	while (n < 0 && errno == EINTR);
 	ZH__STAT_ADD(w, read_calls, 1);
 	if (n > 0) {

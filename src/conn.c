@@ -191,7 +191,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 	while (ctx->iov_head < end) {
 		struct iovec *iov = &ctx->iov[ctx->iov_head];
 		int cnt = end - ctx->iov_head;
-		ssize_t n = writev(c->fd, iov, cnt);
+		ssize_t n = zh__sys_writev(c->fd, iov, cnt);
 		size_t left;
 		ZH__STAT_ADD(w, writev_calls, 1);
 		if (n < 0) {
@@ -489,7 +489,7 @@ static ssize_t read_more(zh__worker_t *w, zh__conn_t *c)
 	if (cap == 0)
 		return -ENOBUFS;
 	do
-		n = read(c->fd, dst, cap);
+		n = zh__sys_read(c->fd, dst, cap);
 	while (n < 0 && errno == EINTR);
 	ZH__STAT_ADD(w, read_calls, 1);
 	if (n < 0)

@@ -150,7 +150,7 @@ void *zh__worker_main(void *arg)
 	w->now_ms = zh__now_ms();
 	zh__date_refresh(w, time(NULL));
 	for (;;) {
-		int n = epoll_wait(w->ep, events, MAX_EVENTS, next_timeout_ms(w));
+		int n = zh__sys_epoll_wait(w->ep, events, MAX_EVENTS, next_timeout_ms(w));
 		w->now_ms = zh__now_ms();
 		zh__date_refresh(w, time(NULL));
 		for (int i = 0; i < n; i++) {
