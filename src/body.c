@@ -26,27 +26,28 @@ static uint32_t body_start_off(const zh__ctx_t *ctx)
 	return ctx->rstart + ctx->req.h.head_len;
 }
 
+/* A pooled buffer of at least size bytes: the smallest class that fits, else the next. */
 static int take_buffer(zh__ctx_t *ctx, uint64_t size)
 {
 	zh__worker_t *w = ctx->w;
 	zh_request_t *req = &ctx->req;
-	req->body_pool = size <= w->srv->large_size ? &w->large_pool : &w->body_pool;
-	req->body_buf = zh__pool_get(req->body_pool);
-	if (req->body_buf == NULL && req->body_pool == &w->large_pool) {
-		req->body_pool = &w->body_pool;
-		req->body_buf = zh__pool_get(req->body_pool);
+	zh__pool_t *classes[2] = {&w->large_pool, &w->body_pool};
+	for (unsigned i = 0; i < 2; i++) {
+		if (size > classes[i]->obj_size)
+			continue;
+		req->body_buf = zh__pool_get(classes[i]);
+		if (req->body_buf) {
+			req->body_pool = classes[i];
+			return 0;
+		}
 	}
-	if (req->body_buf == NULL) {
-		ZH__STAT_ADD(w, pool_exhausted, 1);
-		return -503;
-	}
-	return 0;
+	ZH__STAT_ADD(w, pool_exhausted, 1);
+	return -503;
 }
 
 static size_t body_cap(const zh__ctx_t *ctx)
 {
-	return ctx->req.body_pool == &ctx->w->large_pool ? ctx->w->srv->large_size
-							 : ctx->w->srv->body_size;
+	return ctx->req.body_pool->obj_size;
 }
 
 /* chunked: decode what the receive buffer holds; make room or move to a body buffer when
@@ -95,7 +96,7 @@ static int feed_chunked(zh__ctx_t *ctx)
 		if (req->body_buf)
 			return -400; /* a single framing line fills the buffer: refuse */
 		/* the decoded body itself fills the receive buffer: move it out once */
-		if (take_buffer(ctx, ctx->w->srv->cfg.max_body + 1) < 0)
+		if (take_buffer(ctx, ctx->w->srv->cfg.max_body) < 0)
 			return -503;
 		memcpy(req->body_buf, ctx->rbuf + bstart, req->body_len);
 		ZH__STAT_ADD(ctx->w, body_bytes_copied, req->body_len);
@@ -191,8 +192,11 @@ void zh__body_release(zh__ctx_t *ctx)
 
 int64_t zh_body_length(const zh_request_t *req)
 {
-	if (req->h.flags & ZH__H_CHUNKED)
+	if (req->h.flags & ZH__H_CHUNKED) {
+		if (req->stream)
+			return zh__chunked_done(&req->chunked) ? (int64_t)req->body_off : -1;
 		return req->body_state == ZH__B_DONE ? (int64_t)req->body_len : -1;
+	}
 	return (req->h.flags & ZH__H_CL) ? (int64_t)req->h.content_length : 0;
 }
 
@@ -242,7 +246,7 @@ static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
 	ZH__STAT_ADD(w, read_calls, 1);
 	if (n > 0) {
 		ZH__STAT_ADD(w, bytes_in, (uint64_t)n);
-		if ((size_t)n < cap)
+		if ((size_t)n < cap && !c->hup_seen)
 			c->readable = false;
 		return n;
 	}
@@ -312,19 +316,32 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 	}
 }
 
-static ssize_t stream_read(zh_request_t *req, char *buf, size_t cap)
+/* RFC 9110 §10.1.1: the handler reads (or waits to), so the body is wanted: invite it. The
+ * interim slot precedes the response's head and is sent even while the handler waits. */
+static void invite_body(zh_request_t *req)
 {
 	zh__ctx_t *ctx = req->ctx;
-	if (req->stream_err)
-		return req->stream_err;
-	if (zh__body_stream_complete(req) || cap == 0)
-		return 0;
-	if (!req->sent_continue && (req->h.flags & ZH__H_EXPECT_CONTINUE)) {
-		/* RFC 9110 §10.1.1: the handler reads, so the body is wanted: invite it */
+	if (!req->sent_continue && (req->h.flags & ZH__H_EXPECT_CONTINUE) &&
+	    !zh__body_stream_complete(req)) {
 		ctx->iov[ctx->resp.interim_slot].iov_base = (void *)(uintptr_t)zh__continue_100;
 		ctx->iov[ctx->resp.interim_slot].iov_len = sizeof zh__continue_100 - 1;
 	}
 	req->sent_continue = true;
+}
+
+/* Body bytes already in the receive buffer that the handler has not taken yet. */
+bool zh__body_stream_buffered(const zh_request_t *req)
+{
+	return req->stream && !zh__body_stream_complete(req) && req->raw_pos < req->ctx->rlen;
+}
+
+static ssize_t stream_read(zh_request_t *req, char *buf, size_t cap)
+{
+	if (req->stream_err)
+		return req->stream_err;
+	if (zh__body_stream_complete(req))
+		return 0;
+	invite_body(req);
 	return (req->h.flags & ZH__H_CHUNKED) ? stream_read_chunked(req, buf, cap)
 					      : stream_read_length(req, buf, cap);
 }
@@ -333,6 +350,7 @@ int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg)
 {
 	if (!req->stream || req->stream_err || fn == NULL)
 		return -EINVAL;
+	invite_body(req);
 	req->ctx->resume_fn = fn;
 	req->ctx->resume_arg = arg;
 	return 0;
@@ -340,6 +358,8 @@ int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg)
 
 ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap)
 {
+	if (cap == 0)
+		return -EINVAL; /* 0 would read as the end of the body */
 	if (req->stream)
 		return stream_read(req, buf, cap);
 	uint64_t left = req->body_len - req->body_off;

@@ -114,7 +114,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd)
 	c->fd = fd;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
-	c->readable = c->close_after = c->rdhup = false;
+	c->readable = c->close_after = c->rdhup = c->hup_seen = false;
 	c->requests = 0;
 	c->ctx = NULL;
 	w->open_conns++;
@@ -138,6 +138,21 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 	ZH__STAT_ADD(w, connections_closed, 1);
 }
 
+static void linger_read(zh__worker_t *w, zh__conn_t *c)
+{
+	for (int i = 0; i < 64; i++) { /* bounded: a flood waits for the next edge */
+		ssize_t n = read(c->fd, w->discard, sizeof w->discard);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		zh__conn_close(w, c);
+		return;
+	}
+}
+
 /* Closing right after a response while the peer may still be sending would make the kernel
  * answer with RST, which can destroy the response before the peer reads it (RFC 9112 §9.6).
  * So: shut our side, discard what comes, close at EOF or after ZH__LINGER_MS. */
@@ -150,22 +165,9 @@ static void linger_close(zh__worker_t *w, zh__conn_t *c)
 	}
 	c->state = ZH__C_LINGER;
 	zh__timer_set(w, c, ZH__T_LINGER);
+	linger_read(w, c); /* bytes may be waiting already: no new edge would announce them */
 }
 
-static void linger_read(zh__worker_t *w, zh__conn_t *c)
-{
-	for (;;) {
-		ssize_t n = read(c->fd, w->discard, sizeof w->discard);
-		if (n > 0)
-			continue;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		zh__conn_close(w, c);
-		return;
-	}
-}
 
 /* ---- output --------------------------------------------------------------------------------- */
 
@@ -305,6 +307,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	int r;
 
 	ctx->in_request = true;
+	req->stream = false;
 	req->base = ctx->rbuf + ctx->rstart;
 	req->fields = ctx->fields;
 	req->body_state = ZH__B_NONE;
@@ -413,8 +416,14 @@ static int make_room(zh__worker_t *w, zh__conn_t *c)
 		ctx->rstart = 0;
 		return P_IDLE;
 	}
-	if (ctx->rbuf_large || (big = zh__pool_get(&w->large_pool)) == NULL) {
+	if (ctx->rbuf_large) {
 		respond(ctx, ctx->ps.phase == 0 ? 414 : 431, 0, true);
+		return P_IDLE;
+	}
+	big = zh__pool_get(&w->large_pool);
+	if (big == NULL) {
+		ZH__STAT_ADD(w, pool_exhausted, 1);
+		respond(ctx, 503, 0, true);
 		return P_IDLE;
 	}
 	/* spans are offsets, so the half-parsed head survives the move */
@@ -501,7 +510,7 @@ static ssize_t read_more(zh__worker_t *w, zh__conn_t *c)
 		ctx->req.body_len += (uint64_t)n;
 	else
 		ctx->rlen += (uint32_t)n;
-	if ((size_t)n < cap)
+	if ((size_t)n < cap && !c->hup_seen)
 		c->readable = false; /* edge-triggered: a short read means drained */
 	return n;
 }
@@ -530,8 +539,12 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 				zh__timer_set(w, c, ZH__T_WRITE);
 				return;
 			}
-			if (c->timer == ZH__T_WRITE)
-				zh__timer_clear(w, c);
+			if (c->timer == ZH__T_WRITE) {
+				if (ctx->resume_fn)
+					zh__timer_set(w, c, ZH__T_BODY); /* still waiting for the body */
+				else
+					zh__timer_clear(w, c);
+			}
 			if (c->close_after && !output_pending(ctx)) {
 				linger_close(w, c);
 				return;
@@ -539,7 +552,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 		}
 		if (ctx && ctx->resume_fn) {
 			/* a streaming handler waits for body bytes: it does the reading */
-			if ((c->readable || c->rdhup) && resume(w, c))
+			if ((c->readable || c->rdhup || zh__body_stream_buffered(&ctx->req)) &&
+			    resume(w, c))
 				continue;
 			return;
 		}
@@ -595,8 +609,10 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 	if (c->ctx == NULL) {
 		if (w->draining)
 			zh__conn_close(w, c);
-		else
+		else if (c->requests > 0)
 			zh__timer_set(w, c, ZH__T_IDLE);
+		else if (c->timer != ZH__T_HEADER)
+			zh__timer_set(w, c, ZH__T_HEADER); /* nothing sent yet since accept */
 	}
 }
 
@@ -615,6 +631,8 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
 		c->readable = true;
+	if (events & (EPOLLRDHUP | EPOLLHUP))
+		c->hup_seen = true;
 	drive(w, c);
 }
 

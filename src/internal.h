@@ -44,6 +44,7 @@ static inline int zh__sys_epoll_wait(int ep, struct epoll_event *ev, int max, in
 
 enum {
 	ZH__IOV_CAP = 128,	   /* iovecs queued per connection (and per writev) */
+	ZH__IOV_LIBRARY = 2,	   /* kept free of body parts: the body-buffer release record */
 	ZH__RBUF_SIZE = 16384,	   /* receive buffer inside each context */
 	ZH__SBUF_SIZE = 16384,	   /* send area inside each context */
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
@@ -179,7 +180,9 @@ struct zh__conn {
 	uint8_t timer;		/* enum zh__timer_kind: which list it is on */
 	bool readable;		/* EPOLLIN seen and not yet drained (edge-triggered) */
 	bool close_after;	/* close once the queued output is sent */
-	bool rdhup;		/* the peer will send nothing more */
+	bool rdhup;		/* EOF read: the peer will send nothing more */
+	bool hup_seen;		/* EPOLLRDHUP/HUP reported: read until EOF, a short read is
+				   not the end of it (no further edge will come) */
 	uint32_t requests;	/* served on this connection */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
@@ -353,6 +356,7 @@ int zh__body_feed(zh__ctx_t *ctx);
 bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap);
 void zh__body_release(zh__ctx_t *ctx);
 bool zh__body_stream_complete(const zh_request_t *req);
+bool zh__body_stream_buffered(const zh_request_t *req);
 extern const char zh__continue_100[26]; /* "HTTP/1.1 100 Continue\r\n\r\n" */
 
 /* server.c */

@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -346,6 +347,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		 * its pool only once the kernel has taken everything queued before it. conn.c
 		 * keeps a queue slot free for this record. */
 		int slot = zh__out_push(ctx, NULL, 0, NULL, ctx->req.body_buf);
+		assert(slot >= 0); /* push_part() keeps ZH__IOV_LIBRARY slots for this */
 		ctx->rel[slot].pool = ctx->req.body_pool;
 		ctx->req.body_buf = NULL;
 	}
@@ -452,11 +454,23 @@ static int header_put(zh_response_t *resp, const char *name, size_t nlen, const 
 	r = reserved_field(resp, name, nlen, value, vlen);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	{
+		/* room counted as if the fields to be replaced were gone, so that a refused call
+		 * changes nothing */
+		unsigned n = resp->nhdr;
+		size_t used = resp->hused;
+		for (unsigned i = 0; replace && i < resp->nhdr; i++) {
+			const zh__hdr_t *old = &resp->hdr[i];
+			if (old->nlen == nlen && zh__ieq(resp->hstore + old->noff, name, nlen)) {
+				n--;
+				used -= old->nlen + old->vlen + 4u;
+			}
+		}
+		if (n == ZH__RESP_HEADERS || ZH__RESP_HSTORE - used < nlen + vlen + 4)
+			return -ENOSPC;
+	}
 	if (replace && resp->nhdr)
 		header_del(resp, name, nlen);
-	if (resp->nhdr == ZH__RESP_HEADERS ||
-	    (size_t)(ZH__RESP_HSTORE - resp->hused) < nlen + vlen + 4)
-		return -ENOSPC;
 	/* stored as the line it will be sent as: serializing the head is then one memcpy */
 	p = resp->hstore + resp->hused;
 	hd = &resp->hdr[resp->nhdr++];
@@ -501,9 +515,23 @@ int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value)
 
 int zh_resp_header_del(zh_response_t *resp, const char *name)
 {
+	size_t nlen = strlen(name);
 	if (frozen(resp))
 		return -EALREADY;
-	return header_del(resp, name, strlen(name));
+	/* library-owned fields are flags, not stored lines */
+	if (nlen == 14 && zh__ieq(name, "content-length", 14)) {
+		int had = resp->has_length;
+		resp->has_length = false;
+		return had;
+	}
+	if (nlen == 10 && zh__ieq(name, "connection", 10)) {
+		int had = resp->close;
+		resp->close = false;
+		return had;
+	}
+	if (nlen == 6 && zh__ieq(name, "server", 6))
+		resp->has_server = false;
+	return header_del(resp, name, nlen);
 }
 
 int zh_resp_header_get(const zh_response_t *resp, const char *name, zh_slice_t *value)
@@ -576,6 +604,16 @@ static int fail(zh_response_t *resp, int err)
 	return err;
 }
 
+/* Body parts may use the queue up to ZH__IOV_LIBRARY short of its end: zh__resp_finish
+ * appends its own release record after them. */
+static int push_part(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn,
+		     void *arg)
+{
+	if (ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY)
+		return -ENOBUFS;
+	return zh__out_push(ctx, base, len, fn, arg);
+}
+
 int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,
 		 void *arg)
 {
@@ -585,10 +623,10 @@ int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_f
 		return r;
 	if (resp->head_only) {
 		/* HEAD: counted, never sent; released in queue order like a sent part */
-		if (release && zh__out_push(ctx, NULL, 0, release, arg) < 0)
+		if (release && push_part(ctx, NULL, 0, release, arg) < 0)
 			return fail(resp, -ENOBUFS);
 	} else if (len || release) {
-		if (zh__out_push(ctx, data, len, release, arg) < 0)
+		if (push_part(ctx, data, len, release, arg) < 0)
 			return fail(resp, -ENOBUFS);
 	}
 	resp->body_len += len;
@@ -625,7 +663,7 @@ int zh_write(zh_response_t *resp, const void *data, size_t len)
 		if (last > resp->head_slot && ctx->rel[last].fn == NULL &&
 		    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == p) {
 			ctx->iov[last].iov_len += n;
-		} else if (zh__out_push(ctx, p, n, NULL, NULL) < 0) {
+		} else if (push_part(ctx, p, n, NULL, NULL) < 0) {
 			return fail(resp, -ENOBUFS);
 		}
 		ZH__STAT_ADD(ctx->w, body_bytes_copied, n);
@@ -639,6 +677,10 @@ int zh_reply(zh_response_t *resp, int status, const char *content_type, const vo
 	     size_t len)
 {
 	int r;
+	if (status < 200 || status > 599)
+		return -EINVAL;
+	if (resp->committed || resp->in_hooks)
+		return zh_write_header(resp, status); /* refused, and counted */
 	if (content_type && (r = zh_resp_header_set(resp, "Content-Type", content_type)) < 0)
 		return r;
 	if ((r = zh_write_header(resp, status)) < 0)

@@ -229,7 +229,10 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 	srv->large_size = round_up(cfg->max_request_line + cfg->max_header_bytes + 4096, 4096);
 	if (srv->large_size < ZH__LARGE_MIN)
 		srv->large_size = ZH__LARGE_MIN;
-	srv->body_size = round_up(cfg->max_body > srv->large_size ? cfg->max_body : 1, 4096);
+	/* a body buffer must hold max_body, and never be smaller than a large buffer: callers
+	 * fall back from the large pool to this one */
+	srv->body_size = round_up(cfg->max_body > srv->large_size ? cfg->max_body
+								 : srv->large_size, 4096);
 	srv->ctx_size = round_up(sizeof(zh__ctx_t) + cfg->max_headers * sizeof(zh__field_t) +
 					 ZH__SBUF_SIZE + ZH__RBUF_SIZE,
 				 64);

@@ -201,6 +201,27 @@ static void h_stream_refuse(zh_request_t *req, zh_response_t *resp, void *arg)
 	(void)!zh_reply(resp, 413, "text/plain", "no\n", 3);
 }
 
+/* Fills the queue: 127 one-byte parts after the head slot would reach ZH__IOV_CAP exactly. */
+static void h_parts(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	seen[0] = 0;
+	for (int i = 0; i < 127 && seen[0] == 0; i++)
+		seen[0] = zh_write_static(resp, "p", 1);
+}
+
+/* Waits before its first read; Expect: 100-continue must still be answered. */
+static void h_wait_first(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)resp;
+	seen[5] = (int)zh_body_length(req);
+	if (arg == NULL) {
+		cr_assert_eq(zh_body_wait(req, h_wait_first, (void *)1), 0);
+		return;
+	}
+	h_stream(req, resp, NULL);
+}
+
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 static void setup(void)
@@ -232,6 +253,9 @@ static void setup(void)
 				     NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_POST, "/stream-refuse", ZH_ROUTE_STREAM_BODY,
 				     h_stream_refuse, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/parts", 0, h_parts, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/wait-first", ZH_ROUTE_STREAM_BODY,
+				     h_wait_first, NULL), 0);
 	memset(&streamed, 0, sizeof streamed);
 	memset(seen, 0x55, sizeof seen);
 	atomic_store(&released, 0);
@@ -668,5 +692,44 @@ Test(writer, stream_bad_chunked_framing_is_400_and_close)
 	cr_assert_eq(r.status, 400);
 	cr_assert_eq(streamed.last_err, -EPROTO);
 	cr_assert(has_header(&r, "\r\nConnection: close\r\n"));
+	close(fd);
+}
+
+Test(writer, full_queue_with_a_pooled_body_is_500_and_releases_the_buffer)
+{
+	static char body[20000];
+	char head[128];
+	response_t r;
+	zh_stats_t st;
+	int fd = dial();
+	memset(body, 'b', sizeof body);
+	snprintf(head, sizeof head, "POST /parts HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+		 sizeof body);
+	/* more rounds than the worker has large buffers: a leaked body buffer would show as 503 */
+	for (int round = 0; round < 80; round++) {
+		send_all(fd, head);
+		send_n(fd, body, sizeof body);
+		read_response(fd, &r, false);
+		cr_assert_eq(r.status, 500, "round %d", round);
+		cr_assert_eq(seen[0], -ENOBUFS, "the queue keeps room for the library's records");
+	}
+	stats_after_settle(&st);
+	cr_assert_eq(st.pool_exhausted, 0);
+	close(fd);
+}
+
+Test(writer, stream_wait_before_first_read_still_answers_100_continue)
+{
+	response_t r;
+	char got[64] = "";
+	int fd = dial();
+	send_all(fd, "POST /wait-first HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+		     "Expect: 100-continue\r\n\r\n");
+	cr_assert_eq(read(fd, got, 25), 25);
+	cr_assert_str_eq(got, "HTTP/1.1 100 Continue\r\n\r\n");
+	cr_assert_eq(seen[5], -1, "a chunked body's length is unknown while it streams");
+	send_all(fd, "3\r\nabc\r\n0\r\n\r\n");
+	read_response(fd, &r, false);
+	expect_sum(&r, 3, 'a' + 'b' + 'c');
 	close(fd);
 }
