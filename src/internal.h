@@ -138,12 +138,16 @@ typedef struct zh__pool {
 	char *base;
 	size_t obj_size;
 	uint32_t count, carved, in_use, high_water;
+	bool poison;	 /* ASan builds: free objects are poisoned (see pool.c) */
 	void *free_list; /* LIFO, next pointer stored in the free object itself */
 } zh__pool_t;
 
 void zh__pool_init(zh__pool_t *p, char *base, size_t obj_size, uint32_t count);
 void *zh__pool_get(zh__pool_t *p); /* NULL when exhausted: the caller answers 503 */
 void zh__pool_put(zh__pool_t *p, void *obj);
+/* For pools whose free objects are still read on purpose (connection slots: their state is
+ * checked by stale epoll events and by the drain walk): no poisoning. */
+void zh__pool_keep_readable(zh__pool_t *p);
 
 /* ---- connection, context, request, response (conn.c, response.c, body.c) ---------------- */
 

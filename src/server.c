@@ -123,6 +123,7 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 	(void)madvise(w->region + conn_bytes, w->region_len - conn_bytes, MADV_HUGEPAGE);
 	p = w->region;
 	zh__pool_init(&w->conn_pool, p, sizeof(zh__conn_t), cfg->max_connections);
+	zh__pool_keep_readable(&w->conn_pool);
 	p += conn_bytes;
 	zh__pool_init(&w->ctx_pool, p, srv->ctx_size, cfg->io_contexts);
 	p += ctx_bytes;
