@@ -616,6 +616,15 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 	}
 }
 
+/* Draining: a connection without a context may still have a request waiting in the kernel
+ * (its edge not processed yet). That request has arrived, so it is answered (with
+ * Connection: close); the read finds EAGAIN on a truly idle connection, which then closes. */
+void zh__conn_drain(zh__worker_t *w, zh__conn_t *c)
+{
+	c->readable = true;
+	drive(w, c);
+}
+
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 {
 	/* Closed earlier in this same epoll batch (by a drain, say): the event is stale. */

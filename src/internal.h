@@ -331,6 +331,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd);
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);
+void zh__conn_drain(zh__worker_t *w, zh__conn_t *c);
 void zh__ctx_reset_for_request(zh__ctx_t *ctx);
 
 /* loop.c: timers are FIFO lists, one per kind: every deadline of a kind is now + that kind's

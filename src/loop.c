@@ -129,7 +129,7 @@ static void begin_drain(zh__worker_t *w)
 	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
 		zh__conn_t *c = conn_at(w, i);
 		if (c->state == ZH__C_IDLE && c->ctx == NULL)
-			zh__conn_close(w, c);
+			zh__conn_drain(w, c);
 	}
 }
 
