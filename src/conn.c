@@ -23,8 +23,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { P_IDLE, P_BLOCKED };
-
 static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Content-Type: text/plain\r\nContent-Length: 20\r\n"
 				 "Retry-After: 1\r\nConnection: close\r\n\r\n"
@@ -74,8 +72,7 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 		zh_body_fn fn = ctx->resume_fn;
 		ctx->resume_fn = NULL;
 		ctx->req.stream_err = -ECONNRESET;
-		fn(&ctx->req, &ctx->resp, ctx->resume_arg);
-		ctx->resume_fn = NULL;
+		fn(&ctx->req, &ctx->resp, ctx->resume_arg); /* zh_body_wait() now refuses */
 	}
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
@@ -366,8 +363,16 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 	if (req->stream) {
 		if (req->stream_err && !ctx->resp.committed)
 			zh__resp_error(ctx, req->stream_err == -ETIMEDOUT ? 408 : 400, true);
-		if (!zh__body_stream_complete(req))
-			ctx->resp.close = true; /* unread body: the next request cannot be found */
+		if (!zh__body_stream_complete(req)) {
+			/* unread body: skip it if it is all here, else the next request cannot be
+			 * found and the connection closes */
+			uint64_t left = req->h.content_length - req->body_off;
+			if (!(req->h.flags & ZH__H_CHUNKED) && !req->stream_err &&
+			    left <= ctx->rlen - req->raw_pos)
+				req->raw_pos += (uint32_t)left;
+			else
+				ctx->resp.close = true;
+		}
 	}
 	zh__resp_finish(ctx);
 	end_request(w, c);
@@ -404,38 +409,37 @@ static bool room_for_response(const zh__ctx_t *ctx)
 }
 
 /* The head does not fit in what is left of the receive buffer. */
-static int make_room(zh__worker_t *w, zh__conn_t *c)
+static void make_room(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	char *big;
 	if (output_pending(ctx))
-		return P_BLOCKED; /* queued responses may point into the buffer */
+		return; /* queued responses may point into it: drive() flushes, then retries */
 	if (ctx->rstart > 0) {
 		ctx->rlen -= ctx->rstart;
 		memmove(ctx->rbuf, ctx->rbuf + ctx->rstart, ctx->rlen);
 		ctx->rstart = 0;
-		return P_IDLE;
+		return;
 	}
 	if (ctx->rbuf_large) {
 		respond(ctx, ctx->ps.phase == 0 ? 414 : 431, 0, true);
-		return P_IDLE;
+		return;
 	}
 	big = zh__pool_get(&w->large_pool);
 	if (big == NULL) {
 		ZH__STAT_ADD(w, pool_exhausted, 1);
 		respond(ctx, 503, 0, true);
-		return P_IDLE;
+		return;
 	}
 	/* spans are offsets, so the half-parsed head survives the move */
 	memcpy(big, ctx->rbuf, ctx->rlen);
 	ctx->rbuf = big;
 	ctx->rcap = (uint32_t)w->srv->large_size;
 	ctx->rbuf_large = true;
-	return P_IDLE;
 }
 
 /* Answers every complete request in the receive buffer. */
-static int process(zh__worker_t *w, zh__conn_t *c)
+static void process(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_request_t *req = &ctx->req;
@@ -444,9 +448,9 @@ static int process(zh__worker_t *w, zh__conn_t *c)
 		if (!ctx->in_request) {
 			int r;
 			if (ctx->rstart == ctx->rlen)
-				return P_IDLE;
+				return;
 			if (!room_for_response(ctx))
-				return P_BLOCKED;
+				return; /* drive() flushes first, then calls again */
 			if (ctx->ps.pos == 0 && ctx->ps.phase == 0)
 				memset(&req->h, 0, sizeof req->h);
 			r = zh__parse_head(&ctx->ps, ctx->rbuf + ctx->rstart,
@@ -456,13 +460,13 @@ static int process(zh__worker_t *w, zh__conn_t *c)
 				if (c->timer != ZH__T_HEADER)
 					zh__timer_set(w, c, ZH__T_HEADER);
 				if (ctx->rlen == ctx->rcap)
-					return make_room(w, c);
-				return P_IDLE;
+					make_room(w, c);
+				return;
 			}
 			if (r < 0) {
 				ZH__STAT_ADD(w, parse_errors, 1);
 				respond(ctx, -r, 0, true);
-				return P_IDLE;
+				return;
 			}
 			start_request(w, c);
 			if (!ctx->in_request)
@@ -476,12 +480,11 @@ static int process(zh__worker_t *w, zh__conn_t *c)
 			}
 			if (r == 0) {
 				zh__timer_set(w, c, ZH__T_BODY);
-				return P_IDLE;
+				return;
 			}
 		}
 		run_handler(w, c);
 	}
-	return P_IDLE;
 }
 
 /* ---- reading -------------------------------------------------------------------------------- */

@@ -344,8 +344,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	}
 	if (ctx->req.body_buf) {
 		/* The body may be referenced by this response (echo): the buffer goes back to
-		 * its pool only once the kernel has taken everything queued before it. conn.c
-		 * keeps a queue slot free for this record. */
+		 * its pool only once the kernel has taken everything queued before it. */
 		int slot = zh__out_push(ctx, NULL, 0, NULL, ctx->req.body_buf);
 		assert(slot >= 0); /* push_part() keeps ZH__IOV_LIBRARY slots for this */
 		ctx->rel[slot].pool = ctx->req.body_pool;

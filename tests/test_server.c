@@ -737,3 +737,17 @@ Test(writer, stream_wait_before_first_read_still_answers_100_continue)
 	expect_sum(&r, 3, 'a' + 'b' + 'c');
 	close(fd);
 }
+
+Test(writer, stream_refusal_skips_a_small_body_already_received)
+{
+	response_t r;
+	int fd = dial();
+	send_all(fd, "POST /stream-refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+		     "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 413);
+	cr_assert(!has_header(&r, "Connection: close"), "the body was all here: keep-alive");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200, "the pipelined request after the skipped body");
+	close(fd);
+}
