@@ -32,7 +32,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test unit integration asan bench install clean deps
+.PHONY: all run test unit integration install-check asan bench install clean deps
 all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
 
 deps:
@@ -52,8 +52,10 @@ $(LIB_SO): $(PICOBJS)
 $(DAEMON): cmd/zerohttpd/main.c $(LIB_A) include/zerohttp.h
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS)
 
+# pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
+PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n'
 zerohttp.pc: Makefile include/zerohttp.h
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+	@printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $@
 
 run: deps all
 	$(DAEMON) --address 127.0.0.1 --port 8080 --root www
@@ -81,8 +83,19 @@ unit: $(UNIT_TESTS)
 integration: $(DAEMON) $(SHIM)
 	ZH_BIN=$(DAEMON) ZH_SHIM=$(if $(SANITIZE),,$(SHIM)) python3 tests/integration/run.py
 
+# make install into a scratch prefix, then build the README's example with pkg-config
+install-check: all
+	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
+	$(MAKE) --no-print-directory -s install PREFIX=$$d >/dev/null; \
+	PKG_CONFIG_PATH=$$d/lib/pkgconfig $(CC) -std=c11 -Wall -Wextra -Werror -o $$d/hello \
+		examples/hello.c $$(PKG_CONFIG_PATH=$$d/lib/pkgconfig pkg-config --cflags --libs zerohttp) \
+		-Wl,-rpath,$$d/lib; \
+	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && test -x $$d/hello; \
+	echo "install-check: installed to a scratch prefix; examples/hello.c built with pkg-config"
+
 test: deps all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory install-check
 	@$(MAKE) --no-print-directory integration
 
 asan:
@@ -99,7 +112,7 @@ install: all
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.$(VERSION)
 	ln -sf libzerohttp.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.0
 	ln -sf libzerohttp.so.0 $(DESTDIR)$(PREFIX)/lib/libzerohttp.so
-	install -m 644 zerohttp.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/zerohttp.pc
 	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
