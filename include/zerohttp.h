@@ -214,8 +214,8 @@ ZH_API int zh_body_all(zh_request_t *req, zh_slice_t *out);
 
 /* Copies up to cap body bytes into buf, continuing where the previous call stopped (the
  * io.ReadFull / io.CopyBuffer shape). Returns the number of bytes copied (> 0), or 0 at the
- * end of the body. On a buffered route it never fails. On a streaming route it may also
- * return:
+ * end of the body; -EINVAL if cap is 0. On a buffered route it fails no other way. On a
+ * streaming route it may also return:
  *   -EAGAIN      no body bytes right now: call zh_body_wait() and return from the handler;
  *   -ETIMEDOUT   no body bytes for body_timeout_ms;
  *   -ECONNRESET  the peer closed before the end of the body;
@@ -265,10 +265,13 @@ ZH_API ZH_MUST_USE int zh_resp_header_setn(zh_response_t *resp, const char *name
 					   size_t name_len, const char *value, size_t value_len);
 ZH_API ZH_MUST_USE int zh_resp_header_add(zh_response_t *resp, const char *name,
 					  const char *value);
-/* Removes every field called name. Returns how many were removed (0 is not an error). */
+/* Removes every field called name. Returns how many were removed (0 is not an error).
+ * Content-Length and Connection undo what setting them declared; removing Server brings
+ * back the library's own Server field. */
 ZH_API int zh_resp_header_del(zh_response_t *resp, const char *name);
 /* Returns 1 and fills *value with the first field called name (valid until the header is
- * changed or the response ends), 0 if none. */
+ * changed or the response ends), 0 if none. Library-owned fields (Content-Length,
+ * Connection) are not visible here. */
 ZH_API int zh_resp_header_get(const zh_response_t *resp, const char *name, zh_slice_t *value);
 
 /* Commits the response with `status` (200..599). Returns 0, -EALREADY if already committed,
@@ -302,7 +305,8 @@ ZH_API int zh_write_ref(zh_response_t *resp, const void *data, size_t len,
 /* Sends bytes that live for the whole program (string literals, static tables). */
 ZH_API int zh_write_static(zh_response_t *resp, const void *data, size_t len);
 
-/* Convenience: status, Content-Type and a copied body in one call. */
+/* Convenience: status, Content-Type and a copied body in one call. The status is checked
+ * first (-EINVAL, -EALREADY), so a refused call changes nothing. */
 ZH_API int zh_reply(zh_response_t *resp, int status, const char *content_type,
 		    const void *body, size_t len);
 
