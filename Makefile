@@ -18,7 +18,8 @@ CFLAGS  += -std=c11 $(OPT) -g $(WARN) $(if $(WERROR),-Werror) -D_GNU_SOURCE -pth
 	   -fvisibility=hidden $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 
-SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c
+SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
+	   src/static.c
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h
@@ -50,7 +51,7 @@ $(LIB_A): $(OBJS)
 $(LIB_SO): $(PICOBJS)
 	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^
 $(DAEMON): cmd/zerohttpd/main.c $(LIB_A) include/zerohttp.h
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS)
+	$(CC) $(CFLAGS) -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' -o $@ $< $(LIB_A) $(LDFLAGS)
 
 # pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
 PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n'

@@ -158,7 +158,7 @@ typedef struct zh_stats {
 	uint64_t requests, responses_1xx, responses_2xx, responses_3xx, responses_4xx,
 		responses_5xx;
 	uint64_t bytes_in, bytes_out;
-	uint64_t read_calls, writev_calls;
+	uint64_t read_calls, writev_calls, sendfile_calls;
 	uint64_t parse_errors;	  /* requests rejected by the parser (400/414/431/501...) */
 	uint64_t timeouts;	  /* connections closed by any timeout */
 	uint64_t pool_exhausted;  /* requests answered 503 because no buffer was free */
@@ -305,6 +305,15 @@ ZH_API int zh_write_ref(zh_response_t *resp, const void *data, size_t len,
 /* Sends bytes that live for the whole program (string literals, static tables). */
 ZH_API int zh_write_static(zh_response_t *resp, const void *data, size_t len);
 
+/* Sends length bytes of the open file fd from offset with sendfile: file bytes never enter
+ * user space. The caller keeps fd open and the bytes in place until release(arg) is called
+ * (once, on the worker thread, after the kernel has taken the last byte or the connection
+ * died); the file position of fd is not used or changed. If the file turns out shorter than
+ * offset + length while it is being sent, the connection is closed (the framing is broken;
+ * never garbage, never a hang). On an error return release is never called. */
+ZH_API int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
+			zh_release_fn release, void *arg);
+
 /* Convenience: status, Content-Type and a copied body in one call. The status is checked
  * first (-EINVAL, -EALREADY), so a refused call changes nothing. */
 ZH_API int zh_reply(zh_response_t *resp, int status, const char *content_type,
@@ -312,6 +321,39 @@ ZH_API int zh_reply(zh_response_t *resp, int status, const char *content_type,
 
 /* The request this response answers. */
 ZH_API zh_request_t *zh_resp_request(zh_response_t *resp);
+
+/* ------------------------------------------------------------------------------------------
+ * Static files: a route handler serving a document root by sendfile. GET and HEAD; ETag and
+ * Last-Modified with 304; single ranges (206/416; several ranges get the whole file, 200);
+ * If-Range; precompressed .br/.gz variants chosen by Accept-Encoding q-values; index file and
+ * a 301 to the slash form for directories; no listings. Paths are decoded once, dot segments
+ * and encoded slashes refused, and files opened beneath the root only (openat2), so no byte
+ * from outside the root is ever served.
+ *
+ *   zh_static_options_t o;  zh_static_options_init(&o);  o.root = "www";
+ *   zh_static_t *st = zh_static_new(srv, &o, &err);
+ *   zh_server_route(srv, ZH_GET | ZH_HEAD, "/", ZH_ROUTE_PREFIX, zh_static_handler, st);
+ */
+typedef struct zh_static_options {
+	const char *root;	 /* directory to serve; opened once by zh_static_new() */
+	const char *index;	 /* file served for "dir/"; default "index.html"; NULL: none */
+	unsigned cache_entries;	 /* open files kept per worker (LRU); default 1024 */
+	unsigned cache_ttl_ms;	 /* a cached file is re-checked (open + fstat) after this;
+				    a changed file is served stale for at most this long. 1000 */
+	int precompressed;	 /* serve file.br / file.gz when accepted; default on */
+	int dotfiles;		 /* serve names starting with '.'; default off (404) */
+} zh_static_options_t;
+
+typedef struct zh_static zh_static_t;
+
+ZH_API void zh_static_options_init(zh_static_options_t *opts);
+/* Allocates the per-worker caches (the only allocation; nothing on the request path) and
+ * opens the root. srv must outlive the handler; free with zh_static_free() after the
+ * server has stopped. NULL with *err (negative errno) on failure. */
+ZH_API ZH_MUST_USE zh_static_t *zh_static_new(const zh_server_t *srv,
+					      const zh_static_options_t *opts, int *err);
+ZH_API void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg);
+ZH_API void zh_static_free(zh_static_t *st);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -183,15 +184,64 @@ static bool sendable(const zh__ctx_t *ctx)
 	return ctx->iov_head < flush_end(ctx);
 }
 
+/* A file entry: sendfile from its offset. Returns 1 when the entry is done, 0 when the
+ * socket is full, -1 on error or when the file ended early (it was truncated while being
+ * sent: the framing is broken, so the connection must close). File bytes never enter user
+ * space. */
+static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh__rel_t *r = &ctx->rel[i];
+	for (;;) {
+		off_t off = (off_t)r->file_off;
+		ssize_t n = sendfile(c->fd, r->file_fd, &off, ctx->iov[i].iov_len);
+		ZH__STAT_ADD(w, sendfile_calls, 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		if (n == 0)
+			return -1;
+		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
+		r->file_off += (uint64_t)n;
+		ctx->iov[i].iov_len -= (size_t)n;
+		if (ctx->iov[i].iov_len == 0) {
+			zh__release_entry(r);
+			ctx->iov_head++;
+			return 1;
+		}
+	}
+}
+
+/* Returns 1 when everything sendable is sent, 0 when the socket is full, -1 on error.
+ * Memory entries go out with one writev per run; a run followed by a file goes with
+ * sendmsg(MSG_MORE), so that the head and the first file bytes share packets. Partial
+ * writes resume at the right offset by adjusting the first unsent iovec in place: data is
+ * never copied to compact it. */
 static int flush(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	uint16_t end = flush_end(ctx);
 	while (ctx->iov_head < end) {
 		struct iovec *iov = &ctx->iov[ctx->iov_head];
-		int cnt = end - ctx->iov_head;
-		ssize_t n = zh__sys_writev(c->fd, iov, cnt);
+		uint16_t run = ctx->iov_head;
+		ssize_t n;
 		size_t left;
+		if (ctx->rel[run].file_fd >= 0) {
+			int r = send_file_entry(w, c, run);
+			if (r <= 0)
+				return r;
+			continue;
+		}
+		while (run < end && ctx->rel[run].file_fd < 0)
+			run++;
+		if (run < end) {
+			struct msghdr msg = {.msg_iov = iov, .msg_iovlen = run - ctx->iov_head};
+			n = sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+		} else {
+			n = zh__sys_writev(c->fd, iov, run - ctx->iov_head);
+		}
 		ZH__STAT_ADD(w, writev_calls, 1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -200,7 +250,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		}
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
 		left = (size_t)n;
-		while (ctx->iov_head < end && ctx->iov[ctx->iov_head].iov_len <= left) {
+		while (ctx->iov_head < run && ctx->iov[ctx->iov_head].iov_len <= left) {
 			left -= ctx->iov[ctx->iov_head].iov_len;
 			zh__release_entry(&ctx->rel[ctx->iov_head]);
 			ctx->iov_head++;
@@ -210,7 +260,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 			iov->iov_base = (char *)iov->iov_base + left;
 			iov->iov_len -= left;
 		}
-		if (ctx->iov_head < end && n == 0)
+		if (ctx->iov_head < run && n == 0)
 			return 0;
 	}
 	if (ctx->iov_head == ctx->iov_n)

@@ -193,11 +193,14 @@ struct zh__conn {
 };
 
 /* What to do when the kernel has taken a queue entry: call fn(arg), or put arg back into
- * pool (internal buffers). Both NULL: nothing. */
+ * pool (internal buffers). Both NULL: nothing. A file entry (file_fd >= 0) is sent with
+ * sendfile from file_off; its iovec has no base and iov_len counts the bytes left. */
 typedef struct zh__rel {
 	zh_release_fn fn;
 	void *arg;
 	zh__pool_t *pool;
+	int file_fd;
+	uint64_t file_off;
 } zh__rel_t;
 
 typedef struct zh__hdr {

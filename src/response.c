@@ -137,6 +137,7 @@ int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn,
 	ctx->rel[i].fn = fn;
 	ctx->rel[i].arg = arg;
 	ctx->rel[i].pool = NULL;
+	ctx->rel[i].file_fd = -1;
 	ctx->iov_n = (uint16_t)(i + 1);
 	return i;
 }
@@ -629,6 +630,26 @@ int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_f
 			return fail(resp, -ENOBUFS);
 	}
 	resp->body_len += len;
+	return 0;
+}
+
+int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
+		 zh_release_fn release, void *arg)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	int slot, r = body_gate(resp);
+	if (r < 0)
+		return r;
+	if (fd < 0 || length > SIZE_MAX || offset > UINT64_MAX - length)
+		return -EINVAL;
+	if (resp->head_only || length == 0)
+		return zh_write_ref(resp, NULL, length, release, arg);
+	slot = push_part(ctx, NULL, (size_t)length, release, arg);
+	if (slot < 0)
+		return fail(resp, -ENOBUFS);
+	ctx->rel[slot].file_fd = fd;
+	ctx->rel[slot].file_off = offset;
+	resp->body_len += length;
 	return 0;
 }
 

@@ -3,6 +3,7 @@
  *   GET  /plaintext   Hello, World!                      (static body, no copy)
  *   GET  /json        {"message":"Hello, World!"}        (static body, no copy)
  *   POST /echo        the request body                   (sent from the receive buffer)
+ *   GET  /...         files under --root (zh_static_handler: sendfile, ranges, 304s)
  *   POST /upload      "<bytes> <fnv1a-64 hex>\n" of a body of any size, streamed through a
  *                     64 KiB stack buffer (ZH_ROUTE_STREAM_BODY): memory stays flat
  *
@@ -17,6 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifndef ZH_DEFAULT_ROOT
+#define ZH_DEFAULT_ROOT "www"
+#endif
 
 static zh_server_t *volatile g_server;
 static volatile sig_atomic_t g_stop_requested;
@@ -120,8 +125,7 @@ static void usage(FILE *out)
 		"usage: zerohttpd [options]\n"
 		"  --address A            address to bind (default 127.0.0.1)\n"
 		"  --port N               port (default 8080; 0 = any free port)\n"
-		"  --root DIR             document root (default the repo's www/; static files\n"
-		"                         are served once the static-files module lands)\n"
+		"  --root DIR             document root (default the repo's www/)\n"
 		"  --workers N            worker threads (default: number of CPUs)\n"
 		"  --max-connections N    per worker (default 10000)\n"
 		"  --io-contexts N        per worker: connections with bytes in flight (1024)\n"
@@ -172,10 +176,14 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	zh_config_t cfg;
+	zh_static_options_t sopts;
+	zh_static_t *files = NULL;
 	struct sigaction sa;
 	int opt, err = 0;
 
 	zh_config_init(&cfg);
+	zh_static_options_init(&sopts);
+	sopts.root = ZH_DEFAULT_ROOT;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		unsigned long long v = 0;
 		if (opt == O_HELP) {
@@ -190,8 +198,10 @@ int main(int argc, char **argv)
 			cfg.address = optarg;
 			continue;
 		}
-		if (opt == O_ROOT)
+		if (opt == O_ROOT) {
+			sopts.root = optarg;
 			continue;
+		}
 		if (parse_num(optarg, opt == O_PORT ? 65535 : UINT_MAX, &v) < 0) {
 			fprintf(stderr, "zerohttpd: bad number '%s' for --%s\n", optarg,
 				opts[opt - O_ADDRESS].name);
@@ -238,6 +248,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zerohttpd: cannot add routes\n");
 		return 1;
 	}
+	files = zh_static_new(g_server, &sopts, &err);
+	if (files == NULL ||
+	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/", ZH_ROUTE_PREFIX, zh_static_handler,
+			    files) < 0) {
+		fprintf(stderr, "zerohttpd: cannot serve --root %s: %s\n", sopts.root,
+			strerror(files ? EINVAL : -err));
+		return 1;
+	}
 	if (g_stop_requested)
 		zh_server_stop(g_server);
 
@@ -248,6 +266,7 @@ int main(int argc, char **argv)
 		zh_server_t *srv = g_server;
 		g_server = NULL;
 		zh_server_free(srv);
+		zh_static_free(files);
 	}
 	if (err < 0) {
 		fprintf(stderr, "zerohttpd: %s\n", strerror(-err));

@@ -49,4 +49,5 @@ class ExpectContinue(ServerTestCase):
                                             ("Content-Length", "5")]))
         c.settimeout(2.0)
         r = c.read_response(allow_1xx=True)
-        self.assertEqual(r.status, 404, "expected 404 without a 100 first, got %r" % r)
+        # 404, or 405 once a GET-only prefix route (static files) covers the path
+        self.assertIn(r.status, (404, 405), "expected a refusal without a 100 first, got %r" % r)

@@ -1,0 +1,769 @@
+/* static.c — files from a document root, by sendfile, through a per-worker open-file cache.
+ *
+ * Request path: decode and normalize the path (no syscall), look it up in this worker's
+ * cache (no open/fstat for a hot file), answer 304/206/416/200 from the cached metadata, and
+ * queue the head plus a file entry: conn.c sends the head with MSG_MORE and the file with
+ * sendfile. File bytes never enter user space.
+ *
+ * Cache: a fixed array of entries per worker (allocated by zh_static_new, never on the
+ * request path), a hash on the relative path, and an LRU list. Each entry holds the open fd,
+ * size, mtime, inode and the preformatted ETag, Last-Modified and Content-Type. An entry
+ * is revalidated after ttl_ms (open + fstat, compared by inode, size and mtime), so a changed
+ * file is served stale for at most that long. Entries in use by queued responses are
+ * reference-counted: eviction or invalidation of a busy entry only unhooks it, and the fd is
+ * closed by the release of its last response.
+ *
+ * Safety: the path is percent-decoded once; "..", ".", empty segments collapse or are refused
+ * ("..": 400), an encoded "/" or a NUL, backslash or control byte is 400, a segment starting
+ * with "." is 404 unless dotfiles are on. Files are opened with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS) from the root's fd, so no symlink can lead outside the root; where
+ * openat2 is missing, each component is opened with O_NOFOLLOW (no symlinks at all).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum { PATH_MAX_CACHED = 240, PATH_MAX_DECODED = 4096 };
+
+typedef struct entry {
+	struct entry *hnext;		/* hash chain */
+	struct entry *lprev, *lnext;	/* LRU, most recent first */
+	int fd;
+	uint32_t refs;			/* queued responses still sending from fd */
+	bool hashed;			/* reachable by lookup; false: closed on last release */
+	bool used;
+	uint64_t size, validated_ms;
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	const char *ctype;
+	uint8_t etag_len, lastmod_len;
+	uint16_t plen;
+	uint32_t hash;
+	char etag[40], lastmod[32];
+	char path[PATH_MAX_CACHED];
+} entry_t;
+
+typedef struct cache {
+	entry_t *entries;
+	entry_t **buckets;
+	uint32_t nbuckets;
+	entry_t *lru_head, *lru_tail;
+} cache_t;
+
+struct zh_static {
+	int root_fd;
+	char index[64];
+	size_t index_len;
+	uint32_t ttl_ms, nentries;
+	bool precompressed, dotfiles;
+	unsigned nworkers;
+	cache_t *caches; /* one per worker: no locks */
+};
+
+/* ---- content types ------------------------------------------------------------------------- */
+
+static const struct {
+	const char *ext, *type;
+} mime[] = {
+	{"html", "text/html; charset=utf-8"},
+	{"htm", "text/html; charset=utf-8"},
+	{"css", "text/css; charset=utf-8"},
+	{"js", "text/javascript; charset=utf-8"},
+	{"mjs", "text/javascript; charset=utf-8"},
+	{"json", "application/json"},
+	{"txt", "text/plain; charset=utf-8"},
+	{"md", "text/markdown; charset=utf-8"},
+	{"csv", "text/csv; charset=utf-8"},
+	{"xml", "application/xml"},
+	{"svg", "image/svg+xml"},
+	{"png", "image/png"},
+	{"jpg", "image/jpeg"},
+	{"jpeg", "image/jpeg"},
+	{"gif", "image/gif"},
+	{"webp", "image/webp"},
+	{"avif", "image/avif"},
+	{"ico", "image/vnd.microsoft.icon"},
+	{"wasm", "application/wasm"},
+	{"woff", "font/woff"},
+	{"woff2", "font/woff2"},
+	{"ttf", "font/ttf"},
+	{"otf", "font/otf"},
+	{"pdf", "application/pdf"},
+	{"zip", "application/zip"},
+	{"mp4", "video/mp4"},
+	{"webm", "video/webm"},
+	{"mp3", "audio/mpeg"},
+	{"ogg", "audio/ogg"},
+	{"wav", "audio/wav"},
+};
+
+static const char *content_type(const char *path, size_t len)
+{
+	const char *dot = NULL;
+	for (size_t i = len; i-- > 0 && path[i] != '/';)
+		if (path[i] == '.') {
+			dot = path + i + 1;
+			break;
+		}
+	if (dot) {
+		size_t elen = (size_t)(path + len - dot);
+		for (size_t i = 0; i < sizeof mime / sizeof mime[0]; i++)
+			if (strlen(mime[i].ext) == elen && zh__ieq(dot, mime[i].ext, elen))
+				return mime[i].type;
+	}
+	return "application/octet-stream";
+}
+
+/* ---- paths --------------------------------------------------------------------------------- */
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes path once and normalizes it to "a/b/c" (relative, no dot segments, "" for the
+ * root). Sets *dir_slash when the path ends with '/'. Returns the length or -status. */
+static int normalize(const char *in, size_t len, char *out, size_t cap, bool dotfiles,
+		     bool *dir_slash)
+{
+	size_t o = 0, seg = 0;
+	*dir_slash = len > 0 && in[len - 1] == '/';
+	for (size_t i = 0; i <= len; i++) {
+		int c;
+		if (i == len || in[i] == '/') {
+			size_t slen = o - seg;
+			if (slen == 0 || (slen == 1 && out[seg] == '.')) {
+				o = seg; /* empty or "." segment */
+			} else if (slen == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+				return -400; /* never resolved upwards, in any encoding */
+			} else if (out[seg] == '.' && !dotfiles) {
+				return -404;
+			} else if (i < len) {
+				if (o == cap)
+					return -414;
+				out[o++] = '/';
+			}
+			seg = o;
+			continue;
+		}
+		c = (unsigned char)in[i];
+		if (c == '%') {
+			int hi = i + 2 < len ? hexval((unsigned char)in[i + 1]) : -1;
+			int lo = i + 2 < len ? hexval((unsigned char)in[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return -400;
+			c = hi << 4 | lo;
+			i += 2;
+			if (c == '/')
+				return -400; /* an encoded slash would hide a segment boundary */
+		}
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			return -400;
+		if (o == cap)
+			return -414;
+		out[o++] = (char)c;
+	}
+	if (o > 0 && out[o - 1] == '/')
+		o--;
+	return (int)o;
+}
+
+/* Opens root-relative path without leaving the root. */
+static int open_beneath(int root_fd, const char *path, int flags)
+{
+	static int have_openat2 = 1;
+	const char *rel = path[0] ? path : ".";
+	if (have_openat2) {
+		struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+		long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
+		if (fd >= 0 || errno != ENOSYS)
+			return (int)fd;
+		have_openat2 = 0;
+	}
+	/* no openat2: walk component by component, refusing every symlink */
+	{
+		char comp[256];
+		int dir = dup(root_fd);
+		const char *p = path;
+		while (dir >= 0 && *p) {
+			const char *slash = strchr(p, '/');
+			size_t n = slash ? (size_t)(slash - p) : strlen(p);
+			int next;
+			if (n >= sizeof comp) {
+				close(dir);
+				errno = ENAMETOOLONG;
+				return -1;
+			}
+			memcpy(comp, p, n);
+			comp[n] = '\0';
+			next = openat(dir, comp,
+				      (slash ? O_RDONLY | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
+			close(dir);
+			dir = next;
+			p += n + (slash != NULL);
+		}
+		return dir;
+	}
+}
+
+/* ---- cache ---------------------------------------------------------------------------------- */
+
+static uint32_t hash_path(const char *p, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)p[i]) * 16777619u;
+	return h;
+}
+
+static void lru_unlink(cache_t *c, entry_t *e)
+{
+	if (e->lprev)
+		e->lprev->lnext = e->lnext;
+	else
+		c->lru_head = e->lnext;
+	if (e->lnext)
+		e->lnext->lprev = e->lprev;
+	else
+		c->lru_tail = e->lprev;
+	e->lprev = e->lnext = NULL;
+}
+
+static void lru_push_front(cache_t *c, entry_t *e)
+{
+	e->lprev = NULL;
+	e->lnext = c->lru_head;
+	if (c->lru_head)
+		c->lru_head->lprev = e;
+	else
+		c->lru_tail = e;
+	c->lru_head = e;
+}
+
+static void unhash(cache_t *c, entry_t *e)
+{
+	entry_t **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	e->hashed = false;
+	lru_unlink(c, e);
+}
+
+/* An entry is reusable once it is unhooked and no queued response sends from its fd. */
+static void drop_if_idle(entry_t *e)
+{
+	if (!e->hashed && e->refs == 0 && e->used) {
+		close(e->fd);
+		e->used = false;
+	}
+}
+
+static void release_entry_ref(void *arg)
+{
+	entry_t *e = arg;
+	e->refs--;
+	drop_if_idle(e);
+}
+
+static void fill_metadata(entry_t *e, const struct stat *st)
+{
+	struct tm tm;
+	e->size = (uint64_t)st->st_size;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->mtime = st->st_mtim;
+	/* strong validator: changes whenever size or mtime (ns) does */
+	e->etag_len = (uint8_t)snprintf(e->etag, sizeof e->etag, "\"%llx-%llx%09lx\"",
+					(unsigned long long)e->size,
+					(unsigned long long)st->st_mtim.tv_sec,
+					(unsigned long)st->st_mtim.tv_nsec);
+	gmtime_r(&st->st_mtim.tv_sec, &tm);
+	e->lastmod_len = (uint8_t)strftime(e->lastmod, sizeof e->lastmod,
+					   "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* A free entry: unused first, else the least recent one nobody is sending from. */
+static entry_t *take_slot(zh_static_t *st, cache_t *c)
+{
+	for (uint32_t i = 0; i < st->nentries; i++)
+		if (!c->entries[i].used)
+			return &c->entries[i];
+	for (entry_t *e = c->lru_tail; e; e = e->lprev) {
+		if (e->refs == 0) {
+			unhash(c, e);
+			drop_if_idle(e);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Opens and stats path. Returns 0 with fd and st, or -status (404, 403, 500). */
+static int open_file(zh_static_t *st, const char *path, int *fd, struct stat *sb)
+{
+	int f = open_beneath(st->root_fd, path, O_RDONLY);
+	if (f < 0)
+		return errno == EXDEV || errno == ELOOP || errno == EACCES ? -403 : -404;
+	if (fstat(f, sb) < 0) {
+		close(f);
+		return -500;
+	}
+	*fd = f;
+	return 0;
+}
+
+/* The cached entry for path, revalidated if older than the TTL; or NULL with *status set.
+ * *isdir is set for directories (not cached). */
+static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *path,
+		       size_t plen, int *status, bool *isdir)
+{
+	uint32_t h = hash_path(path, plen);
+	entry_t *e = c->buckets[h & (c->nbuckets - 1)];
+	struct stat sb;
+	int fd, r;
+
+	*isdir = false;
+	for (; e; e = e->hnext)
+		if (e->hash == h && e->plen == plen && memcmp(e->path, path, plen) == 0)
+			break;
+	if (e && now - e->validated_ms < st->ttl_ms) {
+		lru_unlink(c, e);
+		lru_push_front(c, e);
+		return e;
+	}
+	r = open_file(st, path, &fd, &sb);
+	if (e) {
+		if (r == 0 && sb.st_ino == e->ino && sb.st_dev == e->dev &&
+		    (uint64_t)sb.st_size == e->size && sb.st_mtim.tv_sec == e->mtime.tv_sec &&
+		    sb.st_mtim.tv_nsec == e->mtime.tv_nsec) {
+			close(fd); /* unchanged: keep the cached fd */
+			e->validated_ms = now;
+			lru_unlink(c, e);
+			lru_push_front(c, e);
+			return e;
+		}
+		unhash(c, e); /* changed or gone: in-flight responses keep the old fd */
+		drop_if_idle(e);
+	}
+	if (r < 0) {
+		*status = -r;
+		return NULL;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		close(fd);
+		*isdir = true;
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		*status = 403;
+		return NULL;
+	}
+	if (plen > PATH_MAX_CACHED || (e = take_slot(st, c)) == NULL) {
+		close(fd);
+		*status = 503; /* every entry is busy sending: a clear answer, no malloc */
+		return NULL;
+	}
+	memset(e, 0, offsetof(entry_t, path));
+	e->used = e->hashed = true;
+	e->fd = fd;
+	e->hash = h;
+	e->plen = (uint16_t)plen;
+	memcpy(e->path, path, plen);
+	e->ctype = content_type(path, plen);
+	e->validated_ms = now;
+	fill_metadata(e, &sb);
+	e->hnext = c->buckets[h & (c->nbuckets - 1)];
+	c->buckets[h & (c->nbuckets - 1)] = e;
+	lru_push_front(c, e);
+	return e;
+}
+
+/* ---- HTTP semantics ---------------------------------------------------------------------- */
+
+/* RFC 9110 §13.1.2: If-None-Match, weak comparison, "*" matches any. */
+static bool none_match(zh_slice_t v, const entry_t *e)
+{
+	size_t i = 0;
+	while (i < v.len) {
+		size_t s, t;
+		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
+			i++;
+		s = i;
+		while (i < v.len && v.ptr[i] != ',')
+			i++;
+		t = i;
+		while (t > s && (v.ptr[t - 1] == ' ' || v.ptr[t - 1] == '\t'))
+			t--;
+		if (t - s == 1 && v.ptr[s] == '*')
+			return true;
+		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/')
+			s += 2;
+		if (t - s == e->etag_len && memcmp(v.ptr + s, e->etag, e->etag_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool parse_http_date(zh_slice_t v, time_t *out)
+{
+	char buf[40];
+	struct tm tm;
+	const char *end;
+	if (v.len >= sizeof buf)
+		return false;
+	memcpy(buf, v.ptr, v.len);
+	buf[v.len] = '\0';
+	memset(&tm, 0, sizeof tm);
+	end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL || *end != '\0')
+		return false;
+	*out = timegm(&tm);
+	return true;
+}
+
+/* Range: one "bytes=" spec (a-b, a-, -n). Returns 1 with [*first, *last], 0 to ignore the
+ * header (absent, invalid, or several ranges: answered 200 whole), -1 if unsatisfiable. */
+static int parse_range(zh_slice_t v, uint64_t size, uint64_t *first, uint64_t *last)
+{
+	const char *p = v.ptr, *end = v.ptr + v.len;
+	uint64_t a = 0, b = 0;
+	bool has_a = false, has_b = false;
+	if (v.len < 7 || memcmp(p, "bytes=", 6) != 0 || memchr(p, ',', v.len))
+		return 0;
+	for (p += 6; p < end && *p >= '0' && *p <= '9'; p++, has_a = true)
+		if (__builtin_mul_overflow(a, 10, &a) || __builtin_add_overflow(a, (uint64_t)(*p - '0'), &a))
+			return 0;
+	if (p == end || *p != '-')
+		return 0;
+	for (p++; p < end && *p >= '0' && *p <= '9'; p++, has_b = true)
+		if (__builtin_mul_overflow(b, 10, &b) || __builtin_add_overflow(b, (uint64_t)(*p - '0'), &b))
+			return 0;
+	if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a))
+		return 0;
+	if (!has_a) { /* suffix: the last b bytes */
+		if (b == 0 || size == 0)
+			return -1;
+		*first = b >= size ? 0 : size - b;
+		*last = size - 1;
+		return 1;
+	}
+	if (a >= size)
+		return -1;
+	*first = a;
+	*last = has_b && b < size ? b : size - 1;
+	return 1;
+}
+
+/* Accept-Encoding (RFC 9110 §12.5.3): the q-value given to coding, or to "*", else 0. */
+static int coding_q(zh_slice_t v, const char *coding)
+{
+	size_t clen = strlen(coding), i = 0;
+	int star = -1, q_found = -1;
+	while (i < v.len) {
+		size_t s, t;
+		int q = 1000;
+		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == ','))
+			i++;
+		s = i;
+		while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ';' && v.ptr[i] != ' ')
+			i++;
+		t = i;
+		while (i < v.len && v.ptr[i] != ',') {
+			if (v.ptr[i] == 'q' && i + 1 < v.len && v.ptr[i + 1] == '=') {
+				const char *p = v.ptr + i + 2, *end = v.ptr + v.len;
+				q = 0;
+				if (p < end && *p == '1')
+					q = 1000;
+				else if (p + 1 < end && *p == '0' && p[1] == '.')
+					for (int k = 0, m = 100; k < 3 && p + 2 + k < end &&
+								 p[2 + k] >= '0' && p[2 + k] <= '9';
+					     k++, m /= 10)
+						q += (p[2 + k] - '0') * m;
+			}
+			i++;
+		}
+		if (t - s == clen && zh__ieq(v.ptr + s, coding, clen))
+			q_found = q;
+		else if (t - s == 1 && v.ptr[s] == '*')
+			star = q;
+	}
+	return q_found >= 0 ? q_found : (star >= 0 ? star : 0);
+}
+
+static int set_header(zh_response_t *resp, const char *name, const char *value, size_t vlen)
+{
+	return zh_resp_header_setn(resp, name, strlen(name), value, vlen);
+}
+
+static void redirect_to_slash(zh_request_t *req, zh_response_t *resp)
+{
+	char loc[PATH_MAX_DECODED + 2];
+	zh_slice_t path = zh_req_path(req), query = zh_req_query(req);
+	int n = snprintf(loc, sizeof loc, "%.*s/%s%.*s", (int)path.len, path.ptr,
+			 query.len ? "?" : "", (int)query.len, query.ptr);
+	if (n < 0 || (size_t)n >= sizeof loc || set_header(resp, "Location", loc, (size_t)n) < 0) {
+		(void)zh_reply(resp, 414, "text/plain", "URI Too Long\n", 13);
+		return;
+	}
+	(void)zh_reply(resp, 301, "text/plain", "Moved Permanently\n", 18);
+}
+
+static void fail_status(zh_response_t *resp, int status)
+{
+	size_t len;
+	const char *reason = zh__status_reason(status, &len);
+	char body[64];
+	int n = snprintf(body, sizeof body, "%.*s\n", (int)len, reason);
+	if (status == 503)
+		(void)set_header(resp, "Retry-After", "1", 1);
+	(void)zh_reply(resp, status, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+/* Picks a precompressed variant of path the client accepts (by q-value; br on a tie). */
+static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_request_t *req,
+			     char *path, size_t plen, const char **encoding)
+{
+	static const char *const codings[2] = {"br", "gzip"};
+	static const char *const suffix[2] = {".br", ".gz"};
+	zh_slice_t ae;
+	int best = -1, best_q = 0;
+	if (!zh_req_header(req, "Accept-Encoding", &ae) || plen + 3 > PATH_MAX_CACHED)
+		return NULL;
+	for (int k = 0; k < 2; k++) {
+		int q = coding_q(ae, codings[k]);
+		if (q > best_q) {
+			best_q = q;
+			best = k;
+		}
+	}
+	for (int pass = 0; pass < 2 && best >= 0; pass++) {
+		int k = pass == 0 ? best : 1 - best;
+		int status;
+		bool isdir;
+		entry_t *v;
+		if (coding_q(ae, codings[k]) == 0)
+			continue;
+		memcpy(path + plen, suffix[k], 4);
+		v = lookup(st, c, now, path, plen + 3, &status, &isdir);
+		path[plen] = '\0';
+		if (v) {
+			*encoding = codings[k];
+			return v;
+		}
+	}
+	return NULL;
+}
+
+void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_static_t *st = arg;
+	cache_t *c = &st->caches[req->ctx->w->id];
+	uint64_t now = req->ctx->w->now_ms;
+	char path[PATH_MAX_DECODED + 8];
+	zh_slice_t raw = zh_req_path(req), v;
+	bool dir_slash, isdir, has_variants = false;
+	const char *encoding = NULL;
+	uint64_t first = 0, last = 0;
+	int status = 0, plen, range;
+	entry_t *e, *sent;
+
+	plen = normalize(raw.ptr, raw.len, path, PATH_MAX_DECODED - st->index_len - 1,
+			 st->dotfiles, &dir_slash);
+	if (plen < 0) {
+		fail_status(resp, -plen);
+		return;
+	}
+	path[plen] = '\0';
+	e = lookup(st, c, now, path, (size_t)plen, &status, &isdir);
+	if (isdir) {
+		if (!dir_slash && plen > 0) {
+			redirect_to_slash(req, resp);
+			return;
+		}
+		if (st->index_len == 0) {
+			fail_status(resp, 404); /* no directory listings */
+			return;
+		}
+		if (plen > 0)
+			path[plen++] = '/';
+		memcpy(path + plen, st->index, st->index_len + 1);
+		plen += (int)st->index_len;
+		e = lookup(st, c, now, path, (size_t)plen, &status, &isdir);
+		if (isdir)
+			status = 404;
+	} else if (e && dir_slash) {
+		e = NULL;
+		status = 404; /* "file/" is not the file */
+	}
+	if (e == NULL) {
+		fail_status(resp, status ? status : 404);
+		return;
+	}
+
+	sent = e;
+	if (st->precompressed) {
+		entry_t *var = pick_variant(st, c, now, req, path, (size_t)plen, &encoding);
+		if (var)
+			sent = var;
+		/* RFC 9110 §12.5.5: the choice depended on Accept-Encoding */
+		has_variants = true;
+	}
+
+	(void)set_header(resp, "Content-Type", e->ctype, strlen(e->ctype));
+	(void)set_header(resp, "ETag", sent->etag, sent->etag_len);
+	(void)set_header(resp, "Last-Modified", sent->lastmod, sent->lastmod_len);
+	(void)set_header(resp, "Accept-Ranges", "bytes", 5);
+	if (has_variants)
+		(void)set_header(resp, "Vary", "Accept-Encoding", 15);
+	if (encoding)
+		(void)set_header(resp, "Content-Encoding", encoding, strlen(encoding));
+
+	/* RFC 9110 §13.2.2: If-None-Match, else If-Modified-Since */
+	if (zh_req_header(req, "If-None-Match", &v)) {
+		if (none_match(v, sent)) {
+			(void)zh_write_header(resp, 304);
+			return;
+		}
+	} else if (zh_req_header(req, "If-Modified-Since", &v)) {
+		time_t ims;
+		if (parse_http_date(v, &ims) && sent->mtime.tv_sec <= ims) {
+			(void)zh_write_header(resp, 304);
+			return;
+		}
+	}
+
+	range = zh_req_header(req, "Range", &v) ? parse_range(v, sent->size, &first, &last) : 0;
+	if (range != 0 && zh_req_header(req, "If-Range", &v)) {
+		/* RFC 9110 §13.1.5: the range only if the representation is the one named */
+		time_t t;
+		bool same = v.len && v.ptr[0] == '"'
+				    ? v.len == sent->etag_len && memcmp(v.ptr, sent->etag, v.len) == 0
+				    : parse_http_date(v, &t) && t == sent->mtime.tv_sec;
+		if (!same)
+			range = 0;
+	}
+	if (range < 0) {
+		char cr[48];
+		int n = snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)sent->size);
+		(void)set_header(resp, "Content-Range", cr, (size_t)n);
+		(void)zh_resp_header_del(resp, "Content-Encoding");
+		(void)zh_reply(resp, 416, "text/plain", "Range Not Satisfiable\n", 22);
+		return;
+	}
+	if (range > 0) {
+		char cr[80];
+		int n = snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)first,
+				 (unsigned long long)last, (unsigned long long)sent->size);
+		(void)set_header(resp, "Content-Range", cr, (size_t)n);
+		(void)zh_write_header(resp, 206);
+	} else {
+		first = 0;
+		last = sent->size - 1;
+	}
+	if (sent->size == 0) {
+		(void)zh_write_header(resp, 200);
+		return;
+	}
+	sent->refs++;
+	if (zh_send_file(resp, sent->fd, first, last - first + 1, release_entry_ref, sent) < 0)
+		sent->refs--;
+}
+
+/* ---- setup ----------------------------------------------------------------------------------- */
+
+void zh_static_options_init(zh_static_options_t *o)
+{
+	memset(o, 0, sizeof *o);
+	o->index = "index.html";
+	o->cache_entries = 1024;
+	o->cache_ttl_ms = 1000;
+	o->precompressed = 1;
+	o->dotfiles = 0;
+}
+
+zh_static_t *zh_static_new(const zh_server_t *srv, const zh_static_options_t *o, int *err)
+{
+	zh_static_t *st;
+	uint32_t nb = 16;
+	int r = -EINVAL;
+
+	if (o == NULL || o->root == NULL || o->cache_entries == 0 ||
+	    (o->index && (strlen(o->index) >= sizeof st->index || strchr(o->index, '/'))))
+		goto fail;
+	st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	st->root_fd = open(o->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->root_fd < 0) {
+		r = -errno;
+		free(st);
+		goto fail;
+	}
+	if (o->index) {
+		st->index_len = strlen(o->index);
+		memcpy(st->index, o->index, st->index_len + 1);
+	}
+	st->ttl_ms = o->cache_ttl_ms;
+	st->precompressed = o->precompressed != 0;
+	st->dotfiles = o->dotfiles != 0;
+	st->nentries = o->cache_entries;
+	st->nworkers = srv->nworkers;
+	while (nb < 2 * st->nentries)
+		nb <<= 1;
+	st->caches = calloc(st->nworkers, sizeof *st->caches);
+	if (st->caches == NULL) {
+		zh_static_free(st);
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < st->nworkers; i++) {
+		cache_t *c = &st->caches[i];
+		c->entries = calloc(st->nentries, sizeof *c->entries);
+		c->buckets = calloc(nb, sizeof *c->buckets);
+		c->nbuckets = nb;
+		if (c->entries == NULL || c->buckets == NULL) {
+			zh_static_free(st);
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	return st;
+fail:
+	if (err)
+		*err = r;
+	return NULL;
+}
+
+void zh_static_free(zh_static_t *st)
+{
+	if (st == NULL)
+		return;
+	for (unsigned i = 0; st->caches && i < st->nworkers; i++) {
+		cache_t *c = &st->caches[i];
+		for (uint32_t k = 0; c->entries && k < st->nentries; k++)
+			if (c->entries[k].used)
+				close(c->entries[k].fd);
+		free(c->entries);
+		free(c->buckets);
+	}
+	free(st->caches);
+	if (st->root_fd >= 0)
+		close(st->root_fd);
+	free(st);
+}
