@@ -97,6 +97,11 @@ typedef struct zh_config {
 	unsigned write_timeout_ms;   /* peer takes no response bytes for this long → close. 30 s */
 	unsigned drain_timeout_ms;   /* after zh_server_stop(): force-close after this. 10 s */
 	unsigned max_keepalive_requests; /* per connection; 0 = unlimited (the default) */
+	unsigned loopback_sndbuf;    /* SO_SNDBUF for peers on 127.0.0.0/8 or ::1; 0 = kernel
+					autotuning. On loopback the data path is memory-bound:
+					megabytes queued per socket fall out of the cache before
+					the peer copies them (1 MiB files: 3x the CPU). Real
+					networks keep autotuning. Default 256 KiB */
 	const char *server_name;     /* Server header value; default "zerohttp"; "" = none */
 } zh_config_t;
 

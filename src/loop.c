@@ -8,7 +8,9 @@
  */
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -88,11 +90,34 @@ static void listener_events(zh__worker_t *w, uint32_t events)
 	epoll_ctl(w->ep, EPOLL_CTL_MOD, w->lfd, &ev);
 }
 
+/* Measured (1 MiB files, 16 connections, loopback): with a 256 KiB send buffer a response
+ * costs ~80 us of server CPU instead of 265-380 us under autotuning, which lets each
+ * socket queue megabytes that leave the cache before the peer copies them. On a real
+ * network a capped buffer would cap throughput at sndbuf/RTT, so only loopback peers get it. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 static void accept_batch(zh__worker_t *w)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof peer;
+		int fd = accept4(w->lfd, (struct sockaddr *)&peer, &plen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			if (w->srv->cfg.loopback_sndbuf && is_loopback(&peer)) {
+				int sb = (int)w->srv->cfg.loopback_sndbuf;
+				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+			}
 			zh__conn_accepted(w, fd);
 			continue;
 		}

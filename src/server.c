@@ -41,6 +41,7 @@ void zh_config_init(zh_config_t *cfg)
 	cfg->write_timeout_ms = 30000;
 	cfg->drain_timeout_ms = 10000;
 	cfg->max_keepalive_requests = 0;
+	cfg->loopback_sndbuf = 256 * 1024;
 	cfg->server_name = "zerohttp";
 }
 

@@ -32,8 +32,11 @@
 
 enum { PATH_MAX_CACHED = 240, PATH_MAX_DECODED = 4096 };
 
+typedef struct cache cache_t;
+
 typedef struct entry {
-	struct entry *hnext;		/* hash chain */
+	struct entry *hnext;		/* hash chain, or the free list */
+	cache_t *cache;
 	struct entry *lprev, *lnext;	/* LRU, most recent first */
 	int fd;
 	uint32_t refs;			/* queued responses still sending from fd */
@@ -51,12 +54,13 @@ typedef struct entry {
 	char path[PATH_MAX_CACHED];
 } entry_t;
 
-typedef struct cache {
+struct cache {
 	entry_t *entries;
 	entry_t **buckets;
+	entry_t *free_list; /* entries holding no file */
 	uint32_t nbuckets;
 	entry_t *lru_head, *lru_tail;
-} cache_t;
+};
 
 struct zh_static {
 	int root_fd;
@@ -182,7 +186,7 @@ static int normalize(const char *in, size_t len, char *out, size_t cap, bool dot
 /* Opens root-relative path without leaving the root. */
 static int open_beneath(int root_fd, const char *path, int flags)
 {
-	static int have_openat2 = 1;
+	static _Thread_local int have_openat2 = 1; /* per thread: no shared write */
 	const char *rel = path[0] ? path : ".";
 	if (have_openat2) {
 		struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
@@ -268,6 +272,8 @@ static void drop_if_idle(entry_t *e)
 	if (!e->hashed && e->refs == 0 && e->used) {
 		close(e->fd);
 		e->used = false;
+		e->hnext = e->cache->free_list;
+		e->cache->free_list = e;
 	}
 }
 
@@ -296,19 +302,19 @@ static void fill_metadata(entry_t *e, const struct stat *st)
 }
 
 /* A free entry: unused first, else the least recent one nobody is sending from. */
-static entry_t *take_slot(zh_static_t *st, cache_t *c)
+static entry_t *take_slot(cache_t *c)
 {
-	for (uint32_t i = 0; i < st->nentries; i++)
-		if (!c->entries[i].used)
-			return &c->entries[i];
-	for (entry_t *e = c->lru_tail; e; e = e->lprev) {
-		if (e->refs == 0) {
-			unhash(c, e);
-			drop_if_idle(e);
-			return e;
-		}
+	entry_t *e = c->free_list;
+	if (e == NULL) {
+		for (e = c->lru_tail; e && e->refs; e = e->lprev)
+			;
+		if (e == NULL)
+			return NULL;
+		unhash(c, e);
+		drop_if_idle(e); /* closes it and puts it on the free list */
 	}
-	return NULL;
+	c->free_list = e->hnext;
+	return e;
 }
 
 /* Opens and stats path. Returns 0 with fd and st, or -status (404, 403, 500). */
@@ -372,12 +378,13 @@ static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *pa
 		*status = 403;
 		return NULL;
 	}
-	if (plen > PATH_MAX_CACHED || (e = take_slot(st, c)) == NULL) {
+	if (plen > PATH_MAX_CACHED || (e = take_slot(c)) == NULL) {
 		close(fd);
 		*status = 503; /* every entry is busy sending: a clear answer, no malloc */
 		return NULL;
 	}
 	memset(e, 0, offsetof(entry_t, path));
+	e->cache = c;
 	e->used = e->hashed = true;
 	e->fd = fd;
 	e->hash = h;
@@ -741,6 +748,11 @@ zh_static_t *zh_static_new(const zh_server_t *srv, const zh_static_options_t *o,
 			zh_static_free(st);
 			r = -ENOMEM;
 			goto fail;
+		}
+		for (uint32_t k = st->nentries; k-- > 0;) {
+			c->entries[k].cache = c;
+			c->entries[k].hnext = c->free_list;
+			c->free_list = &c->entries[k];
 		}
 	}
 	return st;

@@ -138,6 +138,7 @@ static void usage(FILE *out)
 		"  --body-timeout MS      gap allowed between body bytes (default 30000)\n"
 		"  --write-timeout MS     gap allowed while the peer reads nothing (default 30000)\n"
 		"  --drain-timeout MS     on SIGTERM/SIGINT, force-close after (default 10000)\n"
+		"  --loopback-sndbuf N    SO_SNDBUF for loopback peers, 0 = autotune (262144)\n"
 		"  --help                 this text\n");
 }
 
@@ -155,7 +156,8 @@ static int parse_num(const char *s, unsigned long long max, unsigned long long *
 int main(int argc, char **argv)
 {
 	enum { O_ADDRESS = 256, O_PORT, O_ROOT, O_WORKERS, O_MAXCONN, O_IOCTX, O_REQLINE,
-	       O_HDRBYTES, O_HDRS, O_BODY, O_THDR, O_TIDLE, O_TBODY, O_TWRITE, O_TDRAIN, O_HELP };
+	       O_HDRBYTES, O_HDRS, O_BODY, O_THDR, O_TIDLE, O_TBODY, O_TWRITE, O_TDRAIN, O_HELP,
+	       O_SNDBUF };
 	static const struct option opts[] = {
 		{"address", required_argument, NULL, O_ADDRESS},
 		{"port", required_argument, NULL, O_PORT},
@@ -173,6 +175,7 @@ int main(int argc, char **argv)
 		{"write-timeout", required_argument, NULL, O_TWRITE},
 		{"drain-timeout", required_argument, NULL, O_TDRAIN},
 		{"help", no_argument, NULL, O_HELP},
+		{"loopback-sndbuf", required_argument, NULL, O_SNDBUF},
 		{NULL, 0, NULL, 0},
 	};
 	zh_config_t cfg;
@@ -221,6 +224,7 @@ int main(int argc, char **argv)
 		case O_TBODY: cfg.body_timeout_ms = (unsigned)v; break;
 		case O_TWRITE: cfg.write_timeout_ms = (unsigned)v; break;
 		case O_TDRAIN: cfg.drain_timeout_ms = (unsigned)v; break;
+		case O_SNDBUF: cfg.loopback_sndbuf = (unsigned)v; break;
 		}
 	}
 	if (optind < argc) {
