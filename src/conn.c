@@ -86,7 +86,7 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 
 /* ---- open / close ------------------------------------------------------------------------------ */
 
-void zh__conn_accepted(zh__worker_t *w, int fd)
+void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback)
 {
 	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
 	struct epoll_event ev;
@@ -112,7 +112,8 @@ void zh__conn_accepted(zh__worker_t *w, int fd)
 	c->fd = fd;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
-	c->readable = c->close_after = c->rdhup = c->hup_seen = false;
+	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
+	c->loopback = loopback;
 	c->requests = 0;
 	c->ctx = NULL;
 	w->open_conns++;

@@ -54,6 +54,11 @@ enum {
 	ZH__HEAD_RESERVE = 512,	   /* status line + library headers, beyond user headers */
 	ZH__LARGE_MIN = 65536,
 	ZH__LINGER_MS = 2000,	   /* read-and-discard after a close with unread input */
+	/* Loopback send buffer for long transfers: a small buffer (cfg.loopback_sndbuf) keeps
+	 * 1 MiB responses cache-hot, but costs more wake-ups per MiB on huge ones; measured on
+	 * 100 MiB files, 4 MiB is as cheap per MiB as autotuning or cheaper. */
+	ZH__BIG_TRANSFER = 8 << 20,
+	ZH__BIG_SNDBUF = 4 << 20,
 };
 
 /* ---- parser (parse.c) ------------------------------------------------------------------ */
@@ -187,6 +192,9 @@ struct zh__conn {
 	bool rdhup;		/* EOF read: the peer will send nothing more */
 	bool hup_seen;		/* EPOLLRDHUP/HUP reported: read until EOF, a short read is
 				   not the end of it (no further edge will come) */
+	bool loopback;		/* peer on 127/8 or ::1: send buffer sized by response, see
+				   zh_send_file() */
+	bool sndbuf_big;
 	uint32_t requests;	/* served on this connection */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
@@ -330,7 +338,7 @@ struct zh_server {
 void *zh__worker_main(void *arg);
 
 /* conn.c */
-void zh__conn_accepted(zh__worker_t *w, int fd);
+void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback);
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);

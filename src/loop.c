@@ -91,9 +91,10 @@ static void listener_events(zh__worker_t *w, uint32_t events)
 }
 
 /* Measured (1 MiB files, 16 connections, loopback): with a 256 KiB send buffer a response
- * costs ~80 us of server CPU instead of 265-380 us under autotuning, which lets each
- * socket queue megabytes that leave the cache before the peer copies them. On a real
- * network a capped buffer would cap throughput at sndbuf/RTT, so only loopback peers get it. */
+ * costs ~80 us of server CPU instead of 190-400 us under autotuning, which lets each
+ * socket queue megabytes that leave the cache before the peer copies them (1 and 2 MiB
+ * buffers do not help). On a real network a capped buffer would cap throughput at
+ * sndbuf/RTT, so only loopback peers get it. Huge transfers raise it: see zh_send_file(). */
 static bool is_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
@@ -114,11 +115,12 @@ static void accept_batch(zh__worker_t *w)
 		int fd = accept4(w->lfd, (struct sockaddr *)&peer, &plen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			if (w->srv->cfg.loopback_sndbuf && is_loopback(&peer)) {
+			bool loopback = w->srv->cfg.loopback_sndbuf && is_loopback(&peer);
+			if (loopback) {
 				int sb = (int)w->srv->cfg.loopback_sndbuf;
 				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
 			}
-			zh__conn_accepted(w, fd);
+			zh__conn_accepted(w, fd, loopback);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)

@@ -16,6 +16,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* ---- status lines -------------------------------------------------------------------------- */
 
@@ -647,6 +648,11 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 	slot = push_part(ctx, NULL, (size_t)length, release, arg);
 	if (slot < 0)
 		return fail(resp, -ENOBUFS);
+	if (length >= ZH__BIG_TRANSFER && ctx->conn->loopback && !ctx->conn->sndbuf_big) {
+		int sb = ZH__BIG_SNDBUF; /* once per connection; see ZH__BIG_TRANSFER */
+		setsockopt(ctx->conn->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+		ctx->conn->sndbuf_big = true;
+	}
 	ctx->rel[slot].file_fd = fd;
 	ctx->rel[slot].file_off = offset;
 	resp->body_len += length;
