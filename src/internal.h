@@ -362,6 +362,8 @@ void zh__release_entry(zh__rel_t *r);
 void zh__out_reset(zh__ctx_t *ctx);
 const char *zh__status_reason(int status, size_t *len); /* "OK"; "" if unknown */
 void zh__date_refresh(zh__worker_t *w, time_t now);
+size_t zh__http_date(time_t t, char out[30]);	/* IMF-fixdate, 29 chars + NUL */
+bool zh__http_date_parse(const char *p, size_t len, time_t *out);
 
 /* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
  * return 1 when the body is complete, 0 when bytes are missing, or -status (413, 400, 503).

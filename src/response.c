@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -90,20 +91,82 @@ const char *zh__status_reason(int status, size_t *len)
 	return line + 13;
 }
 
+/* IMF-fixdate (RFC 9110 §5.6.7) by hand: strftime/strptime follow LC_TIME, which a host
+ * application may have set to a language other than English. */
+static const char day_names[] = "SunMonTueWedThuFriSat";
+static const char month_names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+static void put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+size_t zh__http_date(time_t t, char out[30])
+{
+	struct tm tm;
+	int year;
+	gmtime_r(&t, &tm);
+	year = tm.tm_year + 1900;
+	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+	memcpy(out, day_names + 3 * tm.tm_wday, 3);
+	memcpy(out + 3, ", ", 2);
+	put2(out + 5, tm.tm_mday);
+	out[7] = ' ';
+	memcpy(out + 8, month_names + 3 * tm.tm_mon, 3);
+	out[11] = ' ';
+	put2(out + 12, year / 100);
+	put2(out + 14, year % 100);
+	out[16] = ' ';
+	put2(out + 17, tm.tm_hour);
+	out[19] = ':';
+	put2(out + 20, tm.tm_min);
+	out[22] = ':';
+	put2(out + 23, tm.tm_sec);
+	memcpy(out + 25, " GMT", 5);
+	return 29;
+}
+
+bool zh__http_date_parse(const char *p, size_t len, time_t *out)
+{
+	char mon[4] = "";
+	const char *m;
+	int day, year, hh, mm, ss, n = 0;
+	char buf[32];
+	struct tm tm;
+	if (len != 29)
+		return false;
+	memcpy(buf, p, 29);
+	buf[29] = '\0';
+	if (sscanf(buf + 5, "%2d %3s %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &hh, &mm, &ss,
+		   &n) != 6 || n != 24 || (m = strstr(month_names, mon)) == NULL || mon[0] == '\0' ||
+	    (m - month_names) % 3)
+		return false;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_mday = day;
+	tm.tm_mon = (int)(m - month_names) / 3;
+	tm.tm_year = year - 1900;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = ss;
+	*out = timegm(&tm);
+	return true;
+}
+
 /* RFC 9110 §6.6.1: an origin server with a clock sends Date. Formatted once a second per
  * worker (strftime is far too slow for every response), then memcpy'd into each head. */
 void zh__date_refresh(zh__worker_t *w, time_t now)
 {
 	const zh_server_t *srv = w->srv;
-	struct tm tm;
+	char *p = w->common_hdr + srv->server_hdr_len;
 	if (now == w->date_sec)
 		return;
 	w->date_sec = now;
-	gmtime_r(&now, &tm);
 	memcpy(w->common_hdr, srv->server_hdr, srv->server_hdr_len);
-	w->date_len = (uint32_t)strftime(w->common_hdr + srv->server_hdr_len,
-					 sizeof w->common_hdr - srv->server_hdr_len,
-					 "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	memcpy(p, "Date: ", 6);
+	zh__http_date(now, p + 6);
+	memcpy(p + 35, "\r\n", 2);
+	w->date_len = 37;
 	w->common_len = srv->server_hdr_len + w->date_len;
 }
 

@@ -192,7 +192,7 @@ static int open_beneath(int root_fd, const char *path, int flags)
 		struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
 				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
 		long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
-		if (fd >= 0 || errno != ENOSYS)
+		if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) /* EPERM: seccomp filters */
 			return (int)fd;
 		have_openat2 = 0;
 	}
@@ -292,13 +292,13 @@ static void fill_metadata(entry_t *e, const struct stat *st)
 	e->ino = st->st_ino;
 	e->mtime = st->st_mtim;
 	/* strong validator: changes whenever size or mtime (ns) does */
-	e->etag_len = (uint8_t)snprintf(e->etag, sizeof e->etag, "\"%llx-%llx%09lx\"",
+	e->etag_len = (uint8_t)snprintf(e->etag, sizeof e->etag, "\"%llx-%llx-%llx%09lx\"",
+					(unsigned long long)e->ino & 0xffffffu,
 					(unsigned long long)e->size,
 					(unsigned long long)st->st_mtim.tv_sec,
 					(unsigned long)st->st_mtim.tv_nsec);
-	gmtime_r(&st->st_mtim.tv_sec, &tm);
-	e->lastmod_len = (uint8_t)strftime(e->lastmod, sizeof e->lastmod,
-					   "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	(void)tm;
+	e->lastmod_len = (uint8_t)zh__http_date(st->st_mtim.tv_sec, e->lastmod);
 }
 
 /* A free entry: unused first, else the least recent one nobody is sending from. */
@@ -320,9 +320,28 @@ static entry_t *take_slot(cache_t *c)
 /* Opens and stats path. Returns 0 with fd and st, or -status (404, 403, 500). */
 static int open_file(zh_static_t *st, const char *path, int *fd, struct stat *sb)
 {
-	int f = open_beneath(st->root_fd, path, O_RDONLY);
-	if (f < 0)
-		return errno == EXDEV || errno == ELOOP || errno == EACCES ? -403 : -404;
+	/* O_NONBLOCK: opening a FIFO or device must not block the worker (only regular files
+	 * are served; sendfile ignores the flag) */
+	int f = open_beneath(st->root_fd, path, O_RDONLY | O_NONBLOCK);
+	if (f < 0) {
+		switch (errno) {
+		case ENOENT:
+		case ENOTDIR:
+		case ENAMETOOLONG:
+			return -404;
+		case EXDEV:
+		case ELOOP:
+		case EACCES:
+		case EPERM:
+			return -403;
+		case EMFILE:
+		case ENFILE:
+		case ENOMEM:
+			return -503;
+		default:
+			return -500;
+		}
+	}
 	if (fstat(f, sb) < 0) {
 		close(f);
 		return -500;
@@ -378,7 +397,12 @@ static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *pa
 		*status = 403;
 		return NULL;
 	}
-	if (plen > PATH_MAX_CACHED || (e = take_slot(c)) == NULL) {
+	if (plen > PATH_MAX_CACHED) {
+		close(fd);
+		*status = 414; /* longer than a cache entry holds: a documented limit */
+		return NULL;
+	}
+	if ((e = take_slot(c)) == NULL) {
 		close(fd);
 		*status = 503; /* every entry is busy sending: a clear answer, no malloc */
 		return NULL;
@@ -427,19 +451,7 @@ static bool none_match(zh_slice_t v, const entry_t *e)
 
 static bool parse_http_date(zh_slice_t v, time_t *out)
 {
-	char buf[40];
-	struct tm tm;
-	const char *end;
-	if (v.len >= sizeof buf)
-		return false;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = '\0';
-	memset(&tm, 0, sizeof tm);
-	end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (end == NULL || *end != '\0')
-		return false;
-	*out = timegm(&tm);
-	return true;
+	return zh__http_date_parse(v.ptr, v.len, out);
 }
 
 /* Range: one "bytes=" spec (a-b, a-, -n). Returns 1 with [*first, *last], 0 to ignore the
@@ -490,16 +502,22 @@ static int coding_q(zh_slice_t v, const char *coding)
 			i++;
 		t = i;
 		while (i < v.len && v.ptr[i] != ',') {
-			if (v.ptr[i] == 'q' && i + 1 < v.len && v.ptr[i + 1] == '=') {
-				const char *p = v.ptr + i + 2, *end = v.ptr + v.len;
+			/* a parameter: ';' OWS "q=" (case-insensitive, RFC 9110 §12.4.2) */
+			size_t at = i + 1;
+			bool param = v.ptr[i] == ';';
+			while (param && at < v.len && (v.ptr[at] == ' ' || v.ptr[at] == '\t'))
+				at++;
+			if (param && at + 1 < v.len && (v.ptr[at] | 0x20) == 'q' && v.ptr[at + 1] == '=') {
+				const char *p = v.ptr + at + 2, *end = v.ptr + v.len;
+				i = at;
 				q = 0;
 				if (p < end && *p == '1')
 					q = 1000;
 				else if (p + 1 < end && *p == '0' && p[1] == '.')
-					for (int k = 0, m = 100; k < 3 && p + 2 + k < end &&
-								 p[2 + k] >= '0' && p[2 + k] <= '9';
-					     k++, m /= 10)
-						q += (p[2 + k] - '0') * m;
+					for (int d = 0, m = 100; d < 3 && p + 2 + d < end &&
+								 p[2 + d] >= '0' && p[2 + d] <= '9';
+					     d++, m /= 10)
+						q += (p[2 + d] - '0') * m;
 			}
 			i++;
 		}
@@ -516,17 +534,59 @@ static int set_header(zh_response_t *resp, const char *name, const char *value, 
 	return zh_resp_header_setn(resp, name, strlen(name), value, vlen);
 }
 
-static void redirect_to_slash(zh_request_t *req, zh_response_t *resp)
+/* "/" + path re-encoded: unreserved, sub-delims, ':' '@' '/' as they are, the rest %XX.
+ * The result always starts with exactly one '/', so it can never be read as "//host". */
+static size_t encode_path(const char *path, size_t len, char *out, size_t cap)
 {
-	char loc[PATH_MAX_DECODED + 2];
-	zh_slice_t path = zh_req_path(req), query = zh_req_query(req);
-	int n = snprintf(loc, sizeof loc, "%.*s/%s%.*s", (int)path.len, path.ptr,
-			 query.len ? "?" : "", (int)query.len, query.ptr);
-	if (n < 0 || (size_t)n >= sizeof loc || set_header(resp, "Location", loc, (size_t)n) < 0) {
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	out[o++] = '/';
+	for (size_t i = 0; i < len && o + 3 < cap; i++) {
+		unsigned char c = (unsigned char)path[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr("-._~!$&'()*+,;=:@/", c)) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	return o;
+}
+
+/* 301 to the canonical form of path (plus '/' for directories), keeping the query. */
+static void redirect(zh_request_t *req, zh_response_t *resp, const char *path, size_t plen,
+		     bool slash)
+{
+	char loc[3 * PATH_MAX_DECODED + 4];
+	zh_slice_t query = zh_req_query(req);
+	size_t n = encode_path(path, plen, loc, sizeof loc - 2);
+	if (slash && loc[n - 1] != '/')
+		loc[n++] = '/';
+	if (query.len && n + 1 + query.len < sizeof loc) {
+		loc[n++] = '?';
+		memcpy(loc + n, query.ptr, query.len);
+		n += query.len;
+	}
+	if (set_header(resp, "Location", loc, n) < 0) {
 		(void)zh_reply(resp, 414, "text/plain", "URI Too Long\n", 13);
 		return;
 	}
 	(void)zh_reply(resp, 301, "text/plain", "Moved Permanently\n", 18);
+}
+
+/* Is the request's raw path already the canonical spelling of the normalized one? Routing
+ * matched the raw path, so a path spelled another way ("//a", "/%70rivate", "/./a") is
+ * redirected to the canonical spelling, which the router then sees: the static handler
+ * never serves a file under a name another route would have claimed. */
+static bool is_canonical(zh_slice_t raw, const char *path, size_t plen, bool slash)
+{
+	char canon[3 * PATH_MAX_DECODED + 4];
+	size_t n = encode_path(path, plen, canon, sizeof canon - 1);
+	if (slash && plen > 0)
+		canon[n++] = '/';
+	return n == raw.len && memcmp(canon, raw.ptr, n) == 0;
 }
 
 static void fail_status(zh_response_t *resp, int status)
@@ -586,6 +646,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	const char *encoding = NULL;
 	uint64_t first = 0, last = 0;
 	int status = 0, plen, range;
+	const char *ctype;
 	entry_t *e, *sent;
 
 	plen = normalize(raw.ptr, raw.len, path, PATH_MAX_DECODED - st->index_len - 1,
@@ -595,10 +656,14 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 		return;
 	}
 	path[plen] = '\0';
+	if (!is_canonical(raw, path, (size_t)plen, dir_slash)) {
+		redirect(req, resp, path, (size_t)plen, dir_slash);
+		return;
+	}
 	e = lookup(st, c, now, path, (size_t)plen, &status, &isdir);
 	if (isdir) {
 		if (!dir_slash && plen > 0) {
-			redirect_to_slash(req, resp);
+			redirect(req, resp, path, (size_t)plen, true);
 			return;
 		}
 		if (st->index_len == 0) {
@@ -622,6 +687,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	}
 
 	sent = e;
+	ctype = e->ctype; /* the variant lookups below may recycle e under cache pressure */
 	if (st->precompressed) {
 		entry_t *var = pick_variant(st, c, now, req, path, (size_t)plen, &encoding);
 		if (var)
@@ -630,7 +696,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 		has_variants = true;
 	}
 
-	(void)set_header(resp, "Content-Type", e->ctype, strlen(e->ctype));
+	(void)set_header(resp, "Content-Type", ctype, strlen(ctype));
 	(void)set_header(resp, "ETag", sent->etag, sent->etag_len);
 	(void)set_header(resp, "Last-Modified", sent->lastmod, sent->lastmod_len);
 	(void)set_header(resp, "Accept-Ranges", "bytes", 5);

@@ -58,6 +58,8 @@ def setUpModule():
     os.symlink(os.path.join(OUTSIDE, "secret.txt"), os.path.join(ROOT, "escape.txt"))
     os.symlink(OUTSIDE, os.path.join(ROOT, "escape-dir"))
     os.symlink("page.html", os.path.join(ROOT, "inside-link.html"))
+    os.mkfifo(os.path.join(ROOT, "pipe"))
+    os.mkdir(os.path.join(ROOT, "assets"))
 
 
 def tearDownModule():
@@ -148,6 +150,25 @@ class StaticFiles(ServerTestCase):
         self.assertEqual(self.get("/missing").status, 404)
         self.assertResponse(self.get("/inside-link.html"), 200, b"<h1>page</h1>\n")
 
+    def test_non_canonical_paths_redirect_to_the_canonical_spelling(self):
+        # the router matched the raw path: another spelling of a name must not reach the
+        # file past a route that claims the canonical one (and "//host" is never a Location)
+        for raw, loc in (("//assets", "/assets"), ("//page.html", "/page.html"),
+                         ("/%70age.html", "/page.html"), ("/./page.html", "/page.html"),
+                         ("/dir//index.html?q=1", "/dir/index.html?q=1")):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 301, raw)
+            self.assertEqual(r.header("Location"), loc, raw)
+        self.assertEqual(self.get("/assets").header("Location"), "/assets/")
+
+    def test_fifo_in_the_root_does_not_block_the_worker(self):
+        start = time.time()
+        self.assertEqual(self.get("/pipe").status, 403)
+        self.assertLess(time.time() - start, 2.0)
+        self.assertResponse(self.get("/page.html"), 200, b"<h1>page</h1>\n")
+
     def test_mime_types(self):
         want = {"css": "text/css; charset=utf-8", "json": "application/json",
                 "svg": "image/svg+xml", "png": "image/png", "wasm": "application/wasm",
@@ -163,7 +184,8 @@ class StaticFiles(ServerTestCase):
         plain = file_bytes("app.js")
         cases = [("gzip", "gzip"), ("br", "br"), ("gzip, br", "br"), ("br;q=0.5, gzip", "gzip"),
                  ("gzip;q=0, br;q=0", None), ("identity", None), ("*", "br"),
-                 ("br;q=0, *;q=0.1", "gzip"), ("gzip;q=0.001", "gzip")]
+                 ("br;q=0, *;q=0.1", "gzip"), ("gzip;q=0.001", "gzip"),
+                 ("br;Q=0, gzip", "gzip"), ("br; q=0 , gzip;seq=1", "gzip")]
         for ae, enc in cases:
             r = self.get("/app.js", [("Accept-Encoding", ae)])
             self.assertResponse(r, 200)
