@@ -131,6 +131,14 @@ long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *o
 			size_t out_cap, size_t *produced, uint64_t max_body);
 static inline bool zh__chunked_done(const zh__chunked_t *c) { return c->state == 255; }
 
+static inline int zh__hexval(unsigned char c) /* -1 if not a hex digit */
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* Shared byte classes (parse.c). */
 extern const uint8_t zh__token_char[256];
 bool zh__valid_field_value(const char *p, size_t len);

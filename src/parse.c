@@ -65,16 +65,6 @@ static const uint8_t target_char[256] = {
 	['z'] = T_HOST,
 };
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 bool zh__ieq(const char *a, const char *b, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -183,7 +173,7 @@ static bool valid_host(const char *p, size_t len)
 	size_t i = 0;
 	if (len > 0 && p[0] == '[') {
 		for (i = 1; i < len && p[i] != ']'; i++)
-			if (hexval((unsigned char)p[i]) < 0 && p[i] != ':' && p[i] != '.')
+			if (zh__hexval((unsigned char)p[i]) < 0 && p[i] != ':' && p[i] != '.')
 				return false;
 		if (i == len || i == 1)
 			return false;
@@ -194,8 +184,8 @@ static bool valid_host(const char *p, size_t len)
 				i++;
 			if (i == len || p[i] == ':')
 				break;
-			if (p[i] != '%' || i + 2 >= len || hexval((unsigned char)p[i + 1]) < 0 ||
-			    hexval((unsigned char)p[i + 2]) < 0)
+			if (p[i] != '%' || i + 2 >= len || zh__hexval((unsigned char)p[i + 1]) < 0 ||
+			    zh__hexval((unsigned char)p[i + 2]) < 0)
 				return false;
 			i += 3;
 		}
@@ -403,7 +393,7 @@ static int parse_request_line(zh__head_t *h, const char *buf, size_t len, uint32
 		} else if (k == T_PCT) {
 			if (end - p < 3)
 				goto incomplete;
-			if (hexval((unsigned char)p[1]) < 0 || hexval((unsigned char)p[2]) < 0)
+			if (zh__hexval((unsigned char)p[1]) < 0 || zh__hexval((unsigned char)p[2]) < 0)
 				return -400;
 			p += 3;
 		} else if (k == T_BRACKET) {
@@ -598,7 +588,7 @@ long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *o
 		unsigned char ch = (unsigned char)in[i];
 		switch (c->state) {
 		case CK_SIZE: {
-			int v = hexval(ch);
+			int v = zh__hexval(ch);
 			if (v >= 0) {
 				if (c->size_digits == 16)
 					return -413; /* > 2^64: certainly over any limit */

@@ -128,14 +128,6 @@ static const char *content_type(const char *path, size_t len)
 
 /* ---- paths --------------------------------------------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Decodes path once and normalizes it to "a/b/c" (relative, no dot segments, "" for the
  * root). Sets *dir_slash when the path ends with '/'. Returns the length or -status. */
 static int normalize(const char *in, size_t len, char *out, size_t cap, bool dotfiles,
@@ -163,8 +155,8 @@ static int normalize(const char *in, size_t len, char *out, size_t cap, bool dot
 		}
 		c = (unsigned char)in[i];
 		if (c == '%') {
-			int hi = i + 2 < len ? hexval((unsigned char)in[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval((unsigned char)in[i + 2]) : -1;
+			int hi = i + 2 < len ? zh__hexval((unsigned char)in[i + 1]) : -1;
+			int lo = i + 2 < len ? zh__hexval((unsigned char)in[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return -400;
 			c = hi << 4 | lo;

@@ -501,3 +501,12 @@ class ServerTestCase(unittest.TestCase):
         self.assertIsNotNone(v, "no %s header in %r" % (name, resp))
         toks = [t.strip().lower() for t in v.split(",")]
         self.assertIn(token.lower(), toks, "%s: %r" % (name, v))
+
+
+def rss_kib(pid):
+    """Resident set size of a process, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)

@@ -4,7 +4,7 @@ import os
 import subprocess
 import tempfile
 
-from harness import HELLO, ServerTestCase, chunked, request
+from harness import HELLO, ServerTestCase, chunked, request, rss_kib
 
 SIZE = 6 * 1024 * 1024  # 6x the default max_body
 
@@ -15,13 +15,6 @@ def fnv1a(data):
         h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
     return h
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class Upload(ServerTestCase):

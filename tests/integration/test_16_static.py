@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ServerTestCase, request
+from harness import ServerTestCase, request, rss_kib
 
 ROOT = None
 OUTSIDE = None
@@ -272,13 +272,6 @@ class StaticFiles(ServerTestCase):
         r = self.get("/page.html")  # the server is fine
         self.assertResponse(r, 200, b"<h1>page</h1>\n")
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 @unittest.skipUnless(shutil.which("strace"), "strace not installed")
