@@ -57,8 +57,8 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	zh__out_reset(ctx);
 	c->ctx = ctx;
 	ZH__STAT_ADD(w, io_contexts_in_use, 1);
-	if (w->ctx_pool.high_water > w->stats.io_contexts_high_water)
-		ZH__STAT_ADD(w, io_contexts_high_water, 1);
+	__atomic_store_n(&w->stats.io_contexts_high_water, w->ctx_pool.high_water,
+			 __ATOMIC_RELAXED);
 	return ctx;
 }
 

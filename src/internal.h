@@ -246,7 +246,7 @@ struct zh_request {
 struct zh_response {
 	zh__ctx_t *ctx;
 	int status;
-	bool committed, in_hooks, head_only, error, has_length, close, has_server, finished;
+	bool committed, in_hooks, head_only, error, has_length, close, has_server;
 	uint64_t declared_len, body_len;
 	uint16_t head_slot;  /* iovec reserved for the status line and headers */
 	uint16_t interim_slot; /* streaming routes: before head_slot, for 100 Continue */
@@ -351,7 +351,6 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_drain(zh__worker_t *w, zh__conn_t *c);
-void zh__ctx_reset_for_request(zh__ctx_t *ctx);
 
 /* loop.c: timers are FIFO lists, one per kind: every deadline of a kind is now + that kind's
  * fixed duration, so appending keeps each list sorted and arming costs no syscall. */

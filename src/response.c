@@ -269,7 +269,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->ctx = ctx;
 	resp->status = 0;
 	resp->committed = resp->in_hooks = resp->error = resp->has_length = false;
-	resp->close = resp->has_server = resp->finished = false;
+	resp->close = resp->has_server = false;
 	resp->head_only = head_only;
 	resp->declared_len = resp->body_len = 0;
 	resp->nhooks = resp->nhdr = 0;
@@ -415,7 +415,6 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		ctx->rel[slot].pool = ctx->req.body_pool;
 		ctx->req.body_buf = NULL;
 	}
-	resp->finished = true;
 	c->close_after |= resp->close;
 	c->requests++;
 	count_status(ctx->w, resp->status);

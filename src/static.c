@@ -50,6 +50,8 @@ typedef struct entry {
 	uint8_t etag_len, lastmod_len;
 	uint16_t plen;
 	uint32_t hash;
+	uint8_t variants;		/* bit k: path + suffix[k] exists (see pick_variant) */
+	uint64_t variants_ms;		/* when variants was probed; 0: never */
 	char etag[40], lastmod[32];
 	char path[PATH_MAX_CACHED];
 } entry_t;
@@ -592,15 +594,43 @@ static void fail_status(zh_response_t *resp, int status)
 	(void)zh_reply(resp, status, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
-/* Picks a precompressed variant of path the client accepts (by q-value; br on a tie). */
-static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_request_t *req,
-			     char *path, size_t plen, const char **encoding)
+static const char *const codings[2] = {"br", "gzip"};
+static const char *const suffix[2] = {".br", ".gz"};
+
+/* Which variants of e's file exist, probed (O_PATH opens) at most once per TTL: most files
+ * have none, and browsers send Accept-Encoding with every request, so without this memory
+ * each request would pay two failing opens. */
+static uint8_t variants_of(zh_static_t *st, entry_t *e, uint64_t now, char *path, size_t plen)
 {
-	static const char *const codings[2] = {"br", "gzip"};
-	static const char *const suffix[2] = {".br", ".gz"};
+	if (e->variants_ms == 0 || now - e->variants_ms >= st->ttl_ms) {
+		e->variants = 0;
+		for (int k = 0; k < 2; k++) {
+			int fd;
+			memcpy(path + plen, suffix[k], 4);
+			fd = open_beneath(st->root_fd, path, O_PATH);
+			if (fd >= 0) {
+				close(fd);
+				e->variants |= (uint8_t)(1u << k);
+			}
+		}
+		path[plen] = '\0';
+		e->variants_ms = now ? now : 1;
+	}
+	return e->variants;
+}
+
+/* Picks a precompressed variant of e (at path) the client accepts (by q-value; br on a
+ * tie). The lookups may recycle e under cache pressure: nothing of e is used after them. */
+static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_request_t *req,
+			     entry_t *e, char *path, size_t plen, const char **encoding)
+{
 	zh_slice_t ae;
 	int best = -1, best_q = 0;
+	uint8_t exist;
 	if (!zh_req_header(req, "Accept-Encoding", &ae) || plen + 3 > PATH_MAX_CACHED)
+		return NULL;
+	exist = variants_of(st, e, now, path, plen);
+	if (exist == 0)
 		return NULL;
 	for (int k = 0; k < 2; k++) {
 		int q = coding_q(ae, codings[k]);
@@ -614,7 +644,7 @@ static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_reque
 		int status;
 		bool isdir;
 		entry_t *v;
-		if (coding_q(ae, codings[k]) == 0)
+		if (!(exist & (1u << k)) || coding_q(ae, codings[k]) == 0)
 			continue;
 		memcpy(path + plen, suffix[k], 4);
 		v = lookup(st, c, now, path, plen + 3, &status, &isdir);
@@ -681,7 +711,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	sent = e;
 	ctype = e->ctype; /* the variant lookups below may recycle e under cache pressure */
 	if (st->precompressed) {
-		entry_t *var = pick_variant(st, c, now, req, path, (size_t)plen, &encoding);
+		entry_t *var = pick_variant(st, c, now, req, e, path, (size_t)plen, &encoding);
 		if (var)
 			sent = var;
 		/* RFC 9110 §12.5.5: the choice depended on Accept-Encoding */
