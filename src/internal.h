@@ -1,7 +1,7 @@
 /* internal.h — what the src/ files share. Never installed.
  *
  * Memory map of one worker (all carved from one mmap at zh_server_new()):
- *   conns[max_connections]   small fixed slots (~64 B); an idle connection holds only this
+ *   conns[max_connections]   small fixed slots (48 B); an idle connection holds only this
  *   ctx pool                 I/O contexts: receive buffer, send area, iovec queue, request
  *                            and response state; lent while a connection has bytes in flight
  *   large pool               64 KiB buffers: long heads, mid-size bodies, send overflow
