@@ -347,12 +347,22 @@ typedef struct zh_static_options {
 				    a changed file is served stale for at most this long. 1000 */
 	int precompressed;	 /* serve file.br / file.gz when accepted; default on */
 	int dotfiles;		 /* serve names starting with '.'; default off (404) */
+	int no_openat2;		 /* never try openat2: open component by component with
+				    O_NOFOLLOW (every symlink refused), for sandboxes whose
+				    seccomp filter kills a process calling an unknown syscall.
+				    Default off: openat2 where the kernel has it */
 } zh_static_options_t;
 
 typedef struct zh_static zh_static_t;
 
 ZH_API void zh_static_options_init(zh_static_options_t *opts);
-/* Allocates the per-worker caches (the only allocation; nothing on the request path) and
+/* Files the cache cannot hold (a path longer than 240 bytes, or every entry busy sending)
+ * are still served, uncached: opened per request and closed when sent.
+ * Ranges: one range is a 206; several are a 206 multipart/byteranges (file bytes still by
+ * sendfile), except when they overlap, number more than 16, or select from a precompressed
+ * variant or an uncached file: then the whole file is the answer (200), as RFC 9110 allows.
+ *
+ * Allocates the per-worker caches (the only allocation; nothing on the request path) and
  * opens the root. srv must outlive the handler; free with zh_static_free() after the
  * server has stopped. NULL with *err (negative errno) on failure. */
 ZH_API ZH_MUST_USE zh_static_t *zh_static_new(const zh_server_t *srv,

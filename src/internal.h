@@ -362,6 +362,19 @@ uint64_t zh__now_ms(void);
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
 void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
+/* Preformatted header lines ("Name: value\r\n"...) and where each name and value sits. */
+typedef struct zh__hlines {
+	const char *text;
+	uint16_t len;
+	uint8_t n;
+	zh__hdr_t idx[3];
+} zh__hlines_t;
+/* One line's block, at compile time: ZH__HLINE("Vary", "Accept-Encoding") */
+#define ZH__HLINE(name, value)                                                                 \
+	{name ": " value "\r\n", sizeof(name ": " value "\r\n") - 1, 1,                        \
+	 {{0, sizeof(name) - 1, sizeof(name) + 1, sizeof(value) - 1}}}
+int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n);
+int zh__write_framing(zh_response_t *resp, const void *data, size_t len); /* zh_write, uncounted */
 int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);

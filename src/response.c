@@ -551,6 +551,38 @@ static int header_put(zh_response_t *resp, const char *name, size_t nlen, const 
 	return 0;
 }
 
+/* Trusted, preformatted header lines with their index (zh__hlines_t), built once by the
+ * library (the static cache), appended with one memcpy per block and no validation per
+ * request. Names must not be library-owned fields; fields of the same names set earlier
+ * (by a middleware) are replaced. */
+int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n)
+{
+	size_t len = 0;
+	unsigned fields = 0;
+	if (resp->committed && !resp->in_hooks)
+		return -EALREADY;
+	for (unsigned b = 0; b < n; b++) {
+		len += blocks[b]->len;
+		fields += blocks[b]->n;
+		for (unsigned i = 0; resp->nhdr && i < blocks[b]->n; i++)
+			header_del(resp, blocks[b]->text + blocks[b]->idx[i].noff, blocks[b]->idx[i].nlen);
+	}
+	if (resp->nhdr + fields > ZH__RESP_HEADERS || (size_t)(ZH__RESP_HSTORE - resp->hused) < len)
+		return -ENOSPC;
+	for (unsigned b = 0; b < n; b++) {
+		const zh__hlines_t *bl = blocks[b];
+		memcpy(resp->hstore + resp->hused, bl->text, bl->len);
+		for (unsigned i = 0; i < bl->n; i++) {
+			zh__hdr_t *hd = &resp->hdr[resp->nhdr++];
+			*hd = bl->idx[i];
+			hd->noff = (uint16_t)(hd->noff + resp->hused);
+			hd->voff = (uint16_t)(hd->voff + resp->hused);
+		}
+		resp->hused = (uint16_t)(resp->hused + bl->len);
+	}
+	return 0;
+}
+
 static bool frozen(const zh_response_t *resp)
 {
 	return resp->committed && !resp->in_hooks;
@@ -726,7 +758,9 @@ int zh_write_static(zh_response_t *resp, const void *data, size_t len)
 	return zh_write_ref(resp, data, len, NULL, NULL);
 }
 
-int zh_write(zh_response_t *resp, const void *data, size_t len)
+/* Copies data into the send area as body bytes. count: the caller's body bytes (counted in
+ * body_bytes_copied), or framing the library generates (multipart boundaries). */
+static int write_copy(zh_response_t *resp, const void *data, size_t len, bool count)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	const char *src = data;
@@ -754,11 +788,22 @@ int zh_write(zh_response_t *resp, const void *data, size_t len)
 		} else if (push_part(ctx, p, n, NULL, NULL) < 0) {
 			return fail(resp, -ENOBUFS);
 		}
-		ZH__STAT_ADD(ctx->w, body_bytes_copied, n);
+		if (count)
+			ZH__STAT_ADD(ctx->w, body_bytes_copied, n);
 		src += n;
 		len -= n;
 	}
 	return 0;
+}
+
+int zh_write(zh_response_t *resp, const void *data, size_t len)
+{
+	return write_copy(resp, data, len, true);
+}
+
+int zh__write_framing(zh_response_t *resp, const void *data, size_t len)
+{
+	return write_copy(resp, data, len, false);
 }
 
 int zh_reply(zh_response_t *resp, int status, const char *content_type, const void *body,

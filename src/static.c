@@ -32,6 +32,11 @@
 
 enum { PATH_MAX_CACHED = 240, PATH_MAX_DECODED = 4096 };
 
+typedef struct {
+	const char *ext;
+	zh__hlines_t line; /* "Content-Type: type\r\n" */
+} mime_t;
+
 typedef struct cache cache_t;
 
 typedef struct entry {
@@ -46,13 +51,17 @@ typedef struct entry {
 	dev_t dev;
 	ino_t ino;
 	struct timespec mtime;
-	const char *ctype;
-	uint8_t etag_len, lastmod_len;
+	const mime_t *ctype;
+	uint8_t etag_len;
 	uint16_t plen;
 	uint32_t hash;
 	uint8_t variants;		/* bit k: path + suffix[k] exists (see pick_variant) */
 	uint64_t variants_ms;		/* when variants was probed; 0: never */
-	char etag[40], lastmod[32];
+	/* "ETag: ...\r\nLast-Modified: ...\r\nAccept-Ranges: bytes\r\n", formatted at fill time
+	 * and appended to each response with one memcpy (hl indexes it); the ETag value starts
+	 * at lines + 6 */
+	zh__hlines_t hl;
+	char lines[136];
 	char path[PATH_MAX_CACHED];
 } entry_t;
 
@@ -62,6 +71,7 @@ struct cache {
 	entry_t *free_list; /* entries holding no file */
 	uint32_t nbuckets;
 	entry_t *lru_head, *lru_tail;
+	uint64_t multipart_seq; /* varies the multipart boundary */
 };
 
 struct zh_static {
@@ -69,49 +79,54 @@ struct zh_static {
 	char index[64];
 	size_t index_len;
 	uint32_t ttl_ms, nentries;
-	bool precompressed, dotfiles;
+	bool precompressed, dotfiles, no_openat2;
 	unsigned nworkers;
 	cache_t *caches; /* one per worker: no locks */
 };
 
 /* ---- content types ------------------------------------------------------------------------- */
 
-static const struct {
-	const char *ext, *type;
-} mime[] = {
-	{"html", "text/html; charset=utf-8"},
-	{"htm", "text/html; charset=utf-8"},
-	{"css", "text/css; charset=utf-8"},
-	{"js", "text/javascript; charset=utf-8"},
-	{"mjs", "text/javascript; charset=utf-8"},
-	{"json", "application/json"},
-	{"txt", "text/plain; charset=utf-8"},
-	{"md", "text/markdown; charset=utf-8"},
-	{"csv", "text/csv; charset=utf-8"},
-	{"xml", "application/xml"},
-	{"svg", "image/svg+xml"},
-	{"png", "image/png"},
-	{"jpg", "image/jpeg"},
-	{"jpeg", "image/jpeg"},
-	{"gif", "image/gif"},
-	{"webp", "image/webp"},
-	{"avif", "image/avif"},
-	{"ico", "image/vnd.microsoft.icon"},
-	{"wasm", "application/wasm"},
-	{"woff", "font/woff"},
-	{"woff2", "font/woff2"},
-	{"ttf", "font/ttf"},
-	{"otf", "font/otf"},
-	{"pdf", "application/pdf"},
-	{"zip", "application/zip"},
-	{"mp4", "video/mp4"},
-	{"webm", "video/webm"},
-	{"mp3", "audio/mpeg"},
-	{"ogg", "audio/ogg"},
-	{"wav", "audio/wav"},
+/* Content-Type lines, preformatted: a response appends one with a memcpy. */
+#define MIME(ext, type) {ext, ZH__HLINE("Content-Type", type)}
+static const mime_t mime[] = {
+	MIME("html", "text/html; charset=utf-8"),
+	MIME("htm", "text/html; charset=utf-8"),
+	MIME("css", "text/css; charset=utf-8"),
+	MIME("js", "text/javascript; charset=utf-8"),
+	MIME("mjs", "text/javascript; charset=utf-8"),
+	MIME("json", "application/json"),
+	MIME("txt", "text/plain; charset=utf-8"),
+	MIME("md", "text/markdown; charset=utf-8"),
+	MIME("csv", "text/csv; charset=utf-8"),
+	MIME("xml", "application/xml"),
+	MIME("svg", "image/svg+xml"),
+	MIME("png", "image/png"),
+	MIME("jpg", "image/jpeg"),
+	MIME("jpeg", "image/jpeg"),
+	MIME("gif", "image/gif"),
+	MIME("webp", "image/webp"),
+	MIME("avif", "image/avif"),
+	MIME("ico", "image/vnd.microsoft.icon"),
+	MIME("wasm", "application/wasm"),
+	MIME("woff", "font/woff"),
+	MIME("woff2", "font/woff2"),
+	MIME("ttf", "font/ttf"),
+	MIME("otf", "font/otf"),
+	MIME("pdf", "application/pdf"),
+	MIME("zip", "application/zip"),
+	MIME("mp4", "video/mp4"),
+	MIME("webm", "video/webm"),
+	MIME("mp3", "audio/mpeg"),
+	MIME("ogg", "audio/ogg"),
+	MIME("wav", "audio/wav"),
 };
+static const mime_t mime_default = MIME("", "application/octet-stream");
+#undef MIME
 
-static const char *content_type(const char *path, size_t len)
+#define MIME_VALUE(m) ((m)->line.text + (m)->line.idx[0].voff)
+#define MIME_VALUE_LEN(m) ((m)->line.idx[0].vlen)
+
+static const mime_t *content_type(const char *path, size_t len)
 {
 	const char *dot = NULL;
 	for (size_t i = len; i-- > 0 && path[i] != '/';)
@@ -123,9 +138,9 @@ static const char *content_type(const char *path, size_t len)
 		size_t elen = (size_t)(path + len - dot);
 		for (size_t i = 0; i < sizeof mime / sizeof mime[0]; i++)
 			if (strlen(mime[i].ext) == elen && zh__ieq(dot, mime[i].ext, elen))
-				return mime[i].type;
+				return &mime[i];
 	}
-	return "application/octet-stream";
+	return &mime_default;
 }
 
 /* ---- paths --------------------------------------------------------------------------------- */
@@ -178,11 +193,12 @@ static int normalize(const char *in, size_t len, char *out, size_t cap, bool dot
 }
 
 /* Opens root-relative path without leaving the root. */
-static int open_beneath(int root_fd, const char *path, int flags)
+static int open_beneath(const zh_static_t *st, const char *path, int flags)
 {
 	static _Thread_local int have_openat2 = 1; /* per thread: no shared write */
 	const char *rel = path[0] ? path : ".";
-	if (have_openat2) {
+	int root_fd = st->root_fd;
+	if (have_openat2 && !st->no_openat2) {
 		struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
 				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
 		long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
@@ -278,21 +294,35 @@ static void release_entry_ref(void *arg)
 	drop_if_idle(e);
 }
 
+#define ETAG(e) ((e)->lines + 6)
+
 static void fill_metadata(entry_t *e, const struct stat *st)
 {
-	struct tm tm;
+	char *p = e->lines;
 	e->size = (uint64_t)st->st_size;
 	e->dev = st->st_dev;
 	e->ino = st->st_ino;
 	e->mtime = st->st_mtim;
-	/* strong validator: changes whenever size or mtime (ns) does */
-	e->etag_len = (uint8_t)snprintf(e->etag, sizeof e->etag, "\"%llx-%llx-%llx%09lx\"",
+	memcpy(p, "ETag: ", 6);
+	p += 6;
+	/* strong validator: changes whenever size or mtime (ns) does; at most 51 bytes */
+	e->etag_len = (uint8_t)snprintf(p, 64, "\"%llx-%llx-%llx%09lx\"",
 					(unsigned long long)e->ino & 0xffffffu,
 					(unsigned long long)e->size,
 					(unsigned long long)st->st_mtim.tv_sec,
 					(unsigned long)st->st_mtim.tv_nsec);
-	(void)tm;
-	e->lastmod_len = (uint8_t)zh__http_date(st->st_mtim.tv_sec, e->lastmod);
+	p += e->etag_len;
+	memcpy(p, "\r\nLast-Modified: ", 17);
+	p += 17;
+	p += zh__http_date(st->st_mtim.tv_sec, p);
+	memcpy(p, "\r\nAccept-Ranges: bytes\r\n", 24);
+	p += 24;
+	e->hl.text = e->lines;
+	e->hl.len = (uint16_t)(p - e->lines);
+	e->hl.n = 3;
+	e->hl.idx[0] = (zh__hdr_t){0, 4, 6, e->etag_len};
+	e->hl.idx[1] = (zh__hdr_t){(uint16_t)(8 + e->etag_len), 13, (uint16_t)(23 + e->etag_len), 29};
+	e->hl.idx[2] = (zh__hdr_t){(uint16_t)(54 + e->etag_len), 13, (uint16_t)(69 + e->etag_len), 5};
 }
 
 /* A free entry: unused first, else the least recent one nobody is sending from. */
@@ -316,7 +346,7 @@ static int open_file(zh_static_t *st, const char *path, int *fd, struct stat *sb
 {
 	/* O_NONBLOCK: opening a FIFO or device must not block the worker (only regular files
 	 * are served; sendfile ignores the flag) */
-	int f = open_beneath(st->root_fd, path, O_RDONLY | O_NONBLOCK);
+	int f = open_beneath(st, path, O_RDONLY | O_NONBLOCK);
 	if (f < 0) {
 		switch (errno) {
 		case ENOENT:
@@ -345,9 +375,11 @@ static int open_file(zh_static_t *st, const char *path, int *fd, struct stat *sb
 }
 
 /* The cached entry for path, revalidated if older than the TTL; or NULL with *status set.
- * *isdir is set for directories (not cached). */
+ * *isdir is set for directories (not cached). A file that cannot be cached (path longer than
+ * an entry holds, or every entry busy sending) is described in *scratch if given: a
+ * transient entry (cache NULL) whose fd the caller owns; without scratch that is a 503. */
 static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *path,
-		       size_t plen, int *status, bool *isdir)
+		       size_t plen, int *status, bool *isdir, entry_t *scratch)
 {
 	uint32_t h = hash_path(path, plen);
 	entry_t *e = c->buckets[h & (c->nbuckets - 1)];
@@ -391,26 +423,27 @@ static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *pa
 		*status = 403;
 		return NULL;
 	}
-	if (plen > PATH_MAX_CACHED) {
+	e = plen <= PATH_MAX_CACHED ? take_slot(c) : NULL;
+	if (e == NULL && scratch == NULL) {
 		close(fd);
-		*status = 414; /* longer than a cache entry holds: a documented limit */
+		*status = 503;
 		return NULL;
 	}
-	if ((e = take_slot(c)) == NULL) {
-		close(fd);
-		*status = 503; /* every entry is busy sending: a clear answer, no malloc */
-		return NULL;
-	}
+	if (e == NULL)
+		e = scratch;
 	memset(e, 0, offsetof(entry_t, path));
-	e->cache = c;
-	e->used = e->hashed = true;
+	e->used = true;
 	e->fd = fd;
+	e->ctype = content_type(path, plen);
+	fill_metadata(e, &sb);
+	if (e == scratch)
+		return e; /* served uncached: no memory beyond the caller's stack */
+	e->cache = c;
+	e->hashed = true;
 	e->hash = h;
 	e->plen = (uint16_t)plen;
 	memcpy(e->path, path, plen);
-	e->ctype = content_type(path, plen);
 	e->validated_ms = now;
-	fill_metadata(e, &sb);
 	e->hnext = c->buckets[h & (c->nbuckets - 1)];
 	c->buckets[h & (c->nbuckets - 1)] = e;
 	lru_push_front(c, e);
@@ -437,7 +470,7 @@ static bool none_match(zh_slice_t v, const entry_t *e)
 			return true;
 		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/')
 			s += 2;
-		if (t - s == e->etag_len && memcmp(v.ptr + s, e->etag, e->etag_len) == 0)
+		if (t - s == e->etag_len && memcmp(v.ptr + s, ETAG(e), e->etag_len) == 0)
 			return true;
 	}
 	return false;
@@ -448,37 +481,61 @@ static bool parse_http_date(zh_slice_t v, time_t *out)
 	return zh__http_date_parse(v.ptr, v.len, out);
 }
 
-/* Range: one "bytes=" spec (a-b, a-, -n). Returns 1 with [*first, *last], 0 to ignore the
- * header (absent, invalid, or several ranges: answered 200 whole), -1 if unsatisfiable. */
-static int parse_range(zh_slice_t v, uint64_t size, uint64_t *first, uint64_t *last)
+enum { RANGES_MAX = 16 };
+
+typedef struct {
+	uint64_t first, last;
+} range_t;
+
+static const char *digits(const char *p, const char *end, uint64_t *v, bool *any)
+{
+	for (*v = 0, *any = false; p < end && *p >= '0' && *p <= '9'; p++, *any = true)
+		if (__builtin_mul_overflow(*v, 10, v) ||
+		    __builtin_add_overflow(*v, (uint64_t)(*p - '0'), v))
+			return NULL;
+	return p;
+}
+
+/* Range (RFC 9110 §14.1.2): "bytes=" then a list of a-b, a- and -n. Puts the satisfiable
+ * ranges in out, in request order, and returns how many; returns 0 to ignore the header
+ * (absent, invalid, more than RANGES_MAX specs, or ranges that overlap: answered 200 whole,
+ * as §14.2 allows, so a request cannot make the server send the same bytes many times), or
+ * -1 if no range is satisfiable (416). */
+static int parse_ranges(zh_slice_t v, uint64_t size, range_t *out)
 {
 	const char *p = v.ptr, *end = v.ptr + v.len;
-	uint64_t a = 0, b = 0;
-	bool has_a = false, has_b = false;
-	if (v.len < 7 || memcmp(p, "bytes=", 6) != 0 || memchr(p, ',', v.len))
+	int n = 0, specs = 0;
+	if (v.len < 7 || memcmp(p, "bytes=", 6) != 0)
 		return 0;
-	for (p += 6; p < end && *p >= '0' && *p <= '9'; p++, has_a = true)
-		if (__builtin_mul_overflow(a, 10, &a) || __builtin_add_overflow(a, (uint64_t)(*p - '0'), &a))
+	for (p += 6; p < end;) {
+		uint64_t a, b;
+		bool has_a, has_b;
+		if (*p == ' ' || *p == '\t' || *p == ',') {
+			p++;
+			continue;
+		}
+		if ((p = digits(p, end, &a, &has_a)) == NULL || p == end || *p != '-' ||
+		    (p = digits(p + 1, end, &b, &has_b)) == NULL)
 			return 0;
-	if (p == end || *p != '-')
-		return 0;
-	for (p++; p < end && *p >= '0' && *p <= '9'; p++, has_b = true)
-		if (__builtin_mul_overflow(b, 10, &b) || __builtin_add_overflow(b, (uint64_t)(*p - '0'), &b))
+		if (p < end && *p != ',' && *p != ' ' && *p != '\t')
 			return 0;
-	if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a))
-		return 0;
-	if (!has_a) { /* suffix: the last b bytes */
-		if (b == 0 || size == 0)
-			return -1;
-		*first = b >= size ? 0 : size - b;
-		*last = size - 1;
-		return 1;
+		if ((!has_a && !has_b) || (has_a && has_b && b < a) || ++specs > RANGES_MAX)
+			return 0;
+		if (!has_a) { /* suffix: the last b bytes */
+			if (b == 0 || size == 0)
+				continue;
+			out[n++] = (range_t){b >= size ? 0 : size - b, size - 1};
+		} else if (a < size) {
+			out[n++] = (range_t){a, has_b && b < size ? b : size - 1};
+		}
 	}
-	if (a >= size)
-		return -1;
-	*first = a;
-	*last = has_b && b < size ? b : size - 1;
-	return 1;
+	if (specs == 0)
+		return 0;
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (out[i].first <= out[j].last && out[j].first <= out[i].last)
+				return 0;
+	return n ? n : -1;
 }
 
 /* Accept-Encoding (RFC 9110 §12.5.3): the q-value given to coding, or to "*", else 0. */
@@ -528,22 +585,35 @@ static int set_header(zh_response_t *resp, const char *name, const char *value, 
 	return zh_resp_header_setn(resp, name, strlen(name), value, vlen);
 }
 
-/* "/" + path re-encoded: unreserved, sub-delims, ':' '@' '/' as they are, the rest %XX.
- * The result always starts with exactly one '/', so it can never be read as "//host". */
+/* Bytes a path keeps as they are when re-encoded: unreserved, sub-delims, ':' '@' '/'. */
+#define BIT(c) (1ull << ((c) & 63))
+static const uint64_t plain_lo = 0x03FF000000000000ull | BIT('!') | BIT('$') | BIT('&') |
+				 BIT('\'') | BIT('(') | BIT(')') | BIT('*') | BIT('+') | BIT(',') |
+				 BIT('-') | BIT('.') | BIT('/') | BIT(':') | BIT(';') | BIT('=');
+static const uint64_t plain_hi = 0x07FFFFFE07FFFFFEull | BIT('@') | BIT('_') | BIT('~');
+#undef BIT
+
+static bool path_plain(unsigned char c)
+{
+	return c < 64 ? (plain_lo >> c) & 1 : c < 128 && (plain_hi >> (c - 64)) & 1;
+}
+
+static const char hex_upper[] = "0123456789ABCDEF";
+
+/* "/" + path re-encoded: plain bytes as they are, the rest %XX. The result always starts
+ * with exactly one '/', so it can never be read as "//host". */
 static size_t encode_path(const char *path, size_t len, char *out, size_t cap)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
 	out[o++] = '/';
 	for (size_t i = 0; i < len && o + 3 < cap; i++) {
 		unsigned char c = (unsigned char)path[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr("-._~!$&'()*+,;=:@/", c)) {
+		if (path_plain(c)) {
 			out[o++] = (char)c;
 		} else {
 			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
+			out[o++] = hex_upper[c >> 4];
+			out[o++] = hex_upper[c & 15];
 		}
 	}
 	return o;
@@ -576,11 +646,24 @@ static void redirect(zh_request_t *req, zh_response_t *resp, const char *path, s
  * never serves a file under a name another route would have claimed. */
 static bool is_canonical(zh_slice_t raw, const char *path, size_t plen, bool slash)
 {
-	char canon[3 * PATH_MAX_DECODED + 4];
-	size_t n = encode_path(path, plen, canon, sizeof canon - 1);
-	if (slash && plen > 0)
-		canon[n++] = '/';
-	return n == raw.len && memcmp(canon, raw.ptr, n) == 0;
+	const char *r = raw.ptr, *end = raw.ptr + raw.len;
+	if (r == end || *r++ != '/')
+		return false;
+	for (size_t i = 0; i < plen; i++) {
+		unsigned char c = (unsigned char)path[i];
+		if (path_plain(c)) {
+			if (r == end || *r++ != (char)c)
+				return false;
+		} else if (end - r < 3 || r[0] != '%' || r[1] != hex_upper[c >> 4] ||
+			   r[2] != hex_upper[c & 15]) {
+			return false;
+		} else {
+			r += 3;
+		}
+	}
+	if (slash && plen > 0 && (r == end || *r++ != '/'))
+		return false;
+	return r == end;
 }
 
 static void fail_status(zh_response_t *resp, int status)
@@ -596,6 +679,9 @@ static void fail_status(zh_response_t *resp, int status)
 
 static const char *const codings[2] = {"br", "gzip"};
 static const char *const suffix[2] = {".br", ".gz"};
+static const zh__hlines_t coding_lines[2] = {ZH__HLINE("Content-Encoding", "br"),
+					      ZH__HLINE("Content-Encoding", "gzip")};
+static const zh__hlines_t vary_line = ZH__HLINE("Vary", "Accept-Encoding");
 
 /* Which variants of e's file exist, probed (O_PATH opens) at most once per TTL: most files
  * have none, and browsers send Accept-Encoding with every request, so without this memory
@@ -607,7 +693,7 @@ static uint8_t variants_of(zh_static_t *st, entry_t *e, uint64_t now, char *path
 		for (int k = 0; k < 2; k++) {
 			int fd;
 			memcpy(path + plen, suffix[k], 4);
-			fd = open_beneath(st->root_fd, path, O_PATH);
+			fd = open_beneath(st, path, O_PATH);
 			if (fd >= 0) {
 				close(fd);
 				e->variants |= (uint8_t)(1u << k);
@@ -622,7 +708,7 @@ static uint8_t variants_of(zh_static_t *st, entry_t *e, uint64_t now, char *path
 /* Picks a precompressed variant of e (at path) the client accepts (by q-value; br on a
  * tie). The lookups may recycle e under cache pressure: nothing of e is used after them. */
 static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_request_t *req,
-			     entry_t *e, char *path, size_t plen, const char **encoding)
+			     entry_t *e, char *path, size_t plen, int *encoding)
 {
 	zh_slice_t ae;
 	int best = -1, best_q = 0;
@@ -647,14 +733,139 @@ static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_reque
 		if (!(exist & (1u << k)) || coding_q(ae, codings[k]) == 0)
 			continue;
 		memcpy(path + plen, suffix[k], 4);
-		v = lookup(st, c, now, path, plen + 3, &status, &isdir);
+		v = lookup(st, c, now, path, plen + 3, &status, &isdir, NULL);
 		path[plen] = '\0';
 		if (v) {
-			*encoding = codings[k];
+			*encoding = k;
 			return v;
 		}
 	}
 	return NULL;
+}
+
+static void close_fd(void *arg)
+{
+	close((int)(intptr_t)arg);
+}
+
+/* Queues [first, first + len) of e's file. A cached entry gains a reference for the queued
+ * part; a transient entry's fd is handed over, closed when the part is released. */
+static int send_part(zh_response_t *resp, entry_t *e, uint64_t first, uint64_t len)
+{
+	int r;
+	if (e->cache == NULL)
+		return zh_send_file(resp, e->fd, first, len, close_fd, (void *)(intptr_t)e->fd);
+	e->refs++;
+	if ((r = zh_send_file(resp, e->fd, first, len, release_entry_ref, e)) < 0)
+		e->refs--;
+	return r;
+}
+
+/* 206 multipart/byteranges (RFC 9110 §14.6): each part's header is framing in the send
+ * area, each part's bytes a file entry, so file bytes are still never copied. */
+static void send_multipart(zh_response_t *resp, cache_t *c, entry_t *e, const mime_t *ctype,
+			   const range_t *r, int n)
+{
+	char boundary[24], ct[64], part[192];
+	uint64_t x = ++c->multipart_seq * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)e;
+	int blen = snprintf(boundary, sizeof boundary, "zh%016llx", (unsigned long long)x);
+	int len = snprintf(ct, sizeof ct, "multipart/byteranges; boundary=%s", boundary);
+	(void)set_header(resp, "Content-Type", ct, (size_t)len);
+	if (zh_write_header(resp, 206) < 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		len = snprintf(part, sizeof part,
+			       "\r\n--%s\r\nContent-Type: %.*s\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
+			       boundary, (int)MIME_VALUE_LEN(ctype), MIME_VALUE(ctype),
+			       (unsigned long long)r[i].first, (unsigned long long)r[i].last,
+			       (unsigned long long)e->size);
+		if (zh__write_framing(resp, part, (size_t)len) < 0 ||
+		    send_part(resp, e, r[i].first, r[i].last - r[i].first + 1) < 0)
+			return;
+	}
+	len = snprintf(part, sizeof part, "\r\n--%.*s--\r\n", blen, boundary);
+	(void)zh__write_framing(resp, part, (size_t)len);
+}
+
+/* Is the representation sent the one the client holds (If-None-Match, else
+ * If-Modified-Since; RFC 9110 §13.2.2)? */
+static bool not_modified(zh_request_t *req, const entry_t *e)
+{
+	zh_slice_t v;
+	time_t ims;
+	if (zh_req_header(req, "If-None-Match", &v))
+		return none_match(v, e);
+	return zh_req_header(req, "If-Modified-Since", &v) && parse_http_date(v, &ims) &&
+	       e->mtime.tv_sec <= ims;
+}
+
+/* The ranges to send: n > 0 ranges, 0 for the whole file, -1 for 416. */
+static int wanted_ranges(zh_request_t *req, const entry_t *e, range_t *r)
+{
+	zh_slice_t v;
+	time_t t;
+	int n;
+	if (!zh_req_header(req, "Range", &v) || (n = parse_ranges(v, e->size, r)) == 0)
+		return 0;
+	if (!zh_req_header(req, "If-Range", &v))
+		return n;
+	/* RFC 9110 §13.1.5: the range only if the representation is the one named */
+	if (v.len && v.ptr[0] == '"')
+		return v.len == e->etag_len && memcmp(v.ptr, ETAG(e), v.len) == 0 ? n : 0;
+	return parse_http_date(v, &t) && t == e->mtime.tv_sec ? n : 0;
+}
+
+/* Answers from e (the file or its precompressed variant). Returns true when e's fd was
+ * handed to the output queue (transient entries: the queue closes it). */
+static bool respond(zh_request_t *req, zh_response_t *resp, cache_t *c, entry_t *e,
+		    const mime_t *ctype, int encoding, bool vary)
+{
+	const zh__hlines_t *lines[4] = {&ctype->line, &e->hl};
+	unsigned nlines = 2;
+	range_t r[RANGES_MAX];
+	int n;
+
+	if (vary) /* RFC 9110 §12.5.5: the choice depended on Accept-Encoding */
+		lines[nlines++] = &vary_line;
+	if (encoding >= 0)
+		lines[nlines++] = &coding_lines[encoding];
+	(void)zh__resp_header_lines(resp, lines, nlines);
+
+	if (not_modified(req, e)) {
+		(void)zh_write_header(resp, 304);
+		return false;
+	}
+	n = wanted_ranges(req, e, r);
+	if (n < 0) {
+		char cr[48];
+		int len = snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)e->size);
+		(void)set_header(resp, "Content-Range", cr, (size_t)len);
+		(void)zh_resp_header_del(resp, "Content-Encoding");
+		(void)zh_reply(resp, 416, "text/plain", "Range Not Satisfiable\n", 22);
+		return false;
+	}
+	/* several ranges of an encoded variant, or of a file the cache could not hold: whole */
+	if (n > 1 && (encoding >= 0 || e->cache == NULL))
+		n = 0;
+	if (n > 1) {
+		send_multipart(resp, c, e, ctype, r, n);
+		return false;
+	}
+	if (n == 1) {
+		char cr[80];
+		int len = snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu",
+				   (unsigned long long)r[0].first, (unsigned long long)r[0].last,
+				   (unsigned long long)e->size);
+		(void)set_header(resp, "Content-Range", cr, (size_t)len);
+		(void)zh_write_header(resp, 206);
+	} else {
+		r[0] = (range_t){0, e->size - 1};
+	}
+	if (e->size == 0) {
+		(void)zh_write_header(resp, 200);
+		return false;
+	}
+	return send_part(resp, e, r[0].first, r[0].last - r[0].first + 1) == 0;
 }
 
 void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -663,13 +874,11 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	cache_t *c = &st->caches[req->ctx->w->id];
 	uint64_t now = req->ctx->w->now_ms;
 	char path[PATH_MAX_DECODED + 8];
-	zh_slice_t raw = zh_req_path(req), v;
-	bool dir_slash, isdir, has_variants = false;
-	const char *encoding = NULL;
-	uint64_t first = 0, last = 0;
-	int status = 0, plen, range;
-	const char *ctype;
-	entry_t *e, *sent;
+	zh_slice_t raw = zh_req_path(req);
+	bool dir_slash, isdir;
+	int status = 0, plen, encoding = -1;
+	const mime_t *ctype;
+	entry_t *e, *sent, scratch;
 
 	plen = normalize(raw.ptr, raw.len, path, PATH_MAX_DECODED - st->index_len - 1,
 			 st->dotfiles, &dir_slash);
@@ -682,7 +891,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 		redirect(req, resp, path, (size_t)plen, dir_slash);
 		return;
 	}
-	e = lookup(st, c, now, path, (size_t)plen, &status, &isdir);
+	e = lookup(st, c, now, path, (size_t)plen, &status, &isdir, &scratch);
 	if (isdir) {
 		if (!dir_slash && plen > 0) {
 			redirect(req, resp, path, (size_t)plen, true);
@@ -696,10 +905,12 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 			path[plen++] = '/';
 		memcpy(path + plen, st->index, st->index_len + 1);
 		plen += (int)st->index_len;
-		e = lookup(st, c, now, path, (size_t)plen, &status, &isdir);
+		e = lookup(st, c, now, path, (size_t)plen, &status, &isdir, &scratch);
 		if (isdir)
 			status = 404;
 	} else if (e && dir_slash) {
+		if (e == &scratch)
+			close(scratch.fd);
 		e = NULL;
 		status = 404; /* "file/" is not the file */
 	}
@@ -712,70 +923,14 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	ctype = e->ctype; /* the variant lookups below may recycle e under cache pressure */
 	if (st->precompressed) {
 		entry_t *var = pick_variant(st, c, now, req, e, path, (size_t)plen, &encoding);
-		if (var)
+		if (var) {
+			if (e == &scratch)
+				close(scratch.fd);
 			sent = var;
-		/* RFC 9110 §12.5.5: the choice depended on Accept-Encoding */
-		has_variants = true;
-	}
-
-	(void)set_header(resp, "Content-Type", ctype, strlen(ctype));
-	(void)set_header(resp, "ETag", sent->etag, sent->etag_len);
-	(void)set_header(resp, "Last-Modified", sent->lastmod, sent->lastmod_len);
-	(void)set_header(resp, "Accept-Ranges", "bytes", 5);
-	if (has_variants)
-		(void)set_header(resp, "Vary", "Accept-Encoding", 15);
-	if (encoding)
-		(void)set_header(resp, "Content-Encoding", encoding, strlen(encoding));
-
-	/* RFC 9110 §13.2.2: If-None-Match, else If-Modified-Since */
-	if (zh_req_header(req, "If-None-Match", &v)) {
-		if (none_match(v, sent)) {
-			(void)zh_write_header(resp, 304);
-			return;
-		}
-	} else if (zh_req_header(req, "If-Modified-Since", &v)) {
-		time_t ims;
-		if (parse_http_date(v, &ims) && sent->mtime.tv_sec <= ims) {
-			(void)zh_write_header(resp, 304);
-			return;
 		}
 	}
-
-	range = zh_req_header(req, "Range", &v) ? parse_range(v, sent->size, &first, &last) : 0;
-	if (range != 0 && zh_req_header(req, "If-Range", &v)) {
-		/* RFC 9110 §13.1.5: the range only if the representation is the one named */
-		time_t t;
-		bool same = v.len && v.ptr[0] == '"'
-				    ? v.len == sent->etag_len && memcmp(v.ptr, sent->etag, v.len) == 0
-				    : parse_http_date(v, &t) && t == sent->mtime.tv_sec;
-		if (!same)
-			range = 0;
-	}
-	if (range < 0) {
-		char cr[48];
-		int n = snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)sent->size);
-		(void)set_header(resp, "Content-Range", cr, (size_t)n);
-		(void)zh_resp_header_del(resp, "Content-Encoding");
-		(void)zh_reply(resp, 416, "text/plain", "Range Not Satisfiable\n", 22);
-		return;
-	}
-	if (range > 0) {
-		char cr[80];
-		int n = snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)first,
-				 (unsigned long long)last, (unsigned long long)sent->size);
-		(void)set_header(resp, "Content-Range", cr, (size_t)n);
-		(void)zh_write_header(resp, 206);
-	} else {
-		first = 0;
-		last = sent->size - 1;
-	}
-	if (sent->size == 0) {
-		(void)zh_write_header(resp, 200);
-		return;
-	}
-	sent->refs++;
-	if (zh_send_file(resp, sent->fd, first, last - first + 1, release_entry_ref, sent) < 0)
-		sent->refs--;
+	if (!respond(req, resp, c, sent, ctype, encoding, st->precompressed) && sent == &scratch)
+		close(scratch.fd);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -817,6 +972,7 @@ zh_static_t *zh_static_new(const zh_server_t *srv, const zh_static_options_t *o,
 	st->ttl_ms = o->cache_ttl_ms;
 	st->precompressed = o->precompressed != 0;
 	st->dotfiles = o->dotfiles != 0;
+	st->no_openat2 = o->no_openat2 != 0;
 	st->nentries = o->cache_entries;
 	st->nworkers = srv->nworkers;
 	while (nb < 2 * st->nentries)

@@ -139,6 +139,9 @@ static void usage(FILE *out)
 		"  --write-timeout MS     gap allowed while the peer reads nothing (default 30000)\n"
 		"  --drain-timeout MS     on SIGTERM/SIGINT, force-close after (default 10000)\n"
 		"  --loopback-sndbuf N    SO_SNDBUF for loopback peers, 0 = autotune (262144)\n"
+		"  --static-cache N       open files cached per worker (default 1024)\n"
+		"  --static-ttl MS        cached files are re-checked after (default 1000)\n"
+		"  --no-openat2           open files component by component with O_NOFOLLOW\n"
 		"  --help                 this text\n");
 }
 
@@ -157,7 +160,7 @@ int main(int argc, char **argv)
 {
 	enum { O_ADDRESS = 256, O_PORT, O_ROOT, O_WORKERS, O_MAXCONN, O_IOCTX, O_REQLINE,
 	       O_HDRBYTES, O_HDRS, O_BODY, O_THDR, O_TIDLE, O_TBODY, O_TWRITE, O_TDRAIN, O_HELP,
-	       O_SNDBUF };
+	       O_SNDBUF, O_SCACHE, O_STTL, O_NOOPENAT2 };
 	static const struct option opts[] = {
 		{"address", required_argument, NULL, O_ADDRESS},
 		{"port", required_argument, NULL, O_PORT},
@@ -176,6 +179,9 @@ int main(int argc, char **argv)
 		{"drain-timeout", required_argument, NULL, O_TDRAIN},
 		{"help", no_argument, NULL, O_HELP},
 		{"loopback-sndbuf", required_argument, NULL, O_SNDBUF},
+		{"static-cache", required_argument, NULL, O_SCACHE},
+		{"static-ttl", required_argument, NULL, O_STTL},
+		{"no-openat2", no_argument, NULL, O_NOOPENAT2},
 		{NULL, 0, NULL, 0},
 	};
 	zh_config_t cfg;
@@ -199,6 +205,10 @@ int main(int argc, char **argv)
 		}
 		if (opt == O_ADDRESS) {
 			cfg.address = optarg;
+			continue;
+		}
+		if (opt == O_NOOPENAT2) {
+			sopts.no_openat2 = 1;
 			continue;
 		}
 		if (opt == O_ROOT) {
@@ -225,6 +235,8 @@ int main(int argc, char **argv)
 		case O_TWRITE: cfg.write_timeout_ms = (unsigned)v; break;
 		case O_TDRAIN: cfg.drain_timeout_ms = (unsigned)v; break;
 		case O_SNDBUF: cfg.loopback_sndbuf = (unsigned)v; break;
+		case O_SCACHE: sopts.cache_entries = (unsigned)v; break;
+		case O_STTL: sopts.cache_ttl_ms = (unsigned)v; break;
 		}
 	}
 	if (optind < argc) {

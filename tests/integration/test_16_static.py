@@ -115,9 +115,68 @@ class StaticFiles(ServerTestCase):
             r = self.get("/1m.bin", [("Range", spec)])
             self.assertResponse(r, 416)
             self.assertEqual(r.header("Content-Range"), "bytes */%d" % (1 << 20))
-        r = self.get("/1m.bin", [("Range", "bytes=0-1,5-9")])  # several ranges: whole file
-        self.assertResponse(r, 200)
-        self.assertEqual(len(r.body), 1 << 20)
+        # one satisfiable range among several: a plain 206
+        r = self.get("/1m.bin", [("Range", "bytes=0-9, 5000000-")])
+        self.assertResponse(r, 206, file_bytes("1m.bin", 0, 9))
+        self.assertEqual(r.header("Content-Range"), "bytes 0-9/%d" % (1 << 20))
+        r = self.get("/1m.bin", [("Range", "bytes=5000000-,6000000-7000000")])
+        self.assertResponse(r, 416)
+        # overlapping ranges, or more than 16: the whole file (RFC 9110 §14.2 allows it)
+        for spec in ("bytes=0-99,50-150", "bytes=-10,0-", ",".join(["bytes=0-0"] + [
+                "%d-%d" % (i * 10, i * 10) for i in range(1, 17)])):
+            r = self.get("/1m.bin", [("Range", spec)])
+            self.assertResponse(r, 200)
+            self.assertEqual(len(r.body), 1 << 20, spec)
+        for spec in ("bytes=1-2;x", "bytes=a-b", "bytes=5-1", "bytes=,", "chars=0-1"):
+            r = self.get("/4k.bin", [("Range", spec)])
+            self.assertResponse(r, 200)  # invalid: the header is ignored
+            self.assertEqual(len(r.body), 4096, spec)
+
+    def parse_multipart(self, r):
+        m = re.fullmatch(r"multipart/byteranges; boundary=(\S+)", r.header("Content-Type"))
+        self.assertTrue(m, r.header("Content-Type"))
+        delim = b"\r\n--" + m.group(1).encode()
+        self.assertTrue(r.body.startswith(delim + b"\r\n"), r.body[:80])
+        self.assertTrue(r.body.endswith(delim + b"--\r\n"), r.body[-80:])
+        parts = []
+        for raw in r.body[:-len(delim) - 4].split(delim)[1:]:
+            head, body = raw[2:].split(b"\r\n\r\n", 1)
+            fields = dict(l.split(": ", 1) for l in head.decode().split("\r\n"))
+            parts.append((fields, body))
+        return parts
+
+    def test_multipart_byteranges(self):
+        size = 1 << 20
+        spec = "bytes=0-9, 500000-500099,-7"
+        want = [(0, 9), (500000, 500099), (size - 7, size - 1)]
+        r = self.get("/1m.bin", [("Range", spec)])
+        self.assertResponse(r, 206)
+        self.assertIsNone(r.header("Content-Range"))
+        self.assertEqual(int(r.header("Content-Length")), len(r.body))
+        parts = self.parse_multipart(r)
+        self.assertEqual(len(parts), 3)
+        for (fields, body), (a, b) in zip(parts, want):
+            self.assertEqual(fields["Content-Type"], "application/octet-stream")
+            self.assertEqual(fields["Content-Range"], "bytes %d-%d/%d" % (a, b, size))
+            self.assertEqual(body, file_bytes("1m.bin", a, b))
+        # HEAD announces the same length; a text type keeps its charset in each part
+        h = self.get("/1m.bin", [("Range", spec)], method="HEAD")
+        self.assertEqual(h.status, 206)
+        self.assertEqual(h.header("Content-Length"), r.header("Content-Length"))
+        parts = self.parse_multipart(self.get("/page.html", [("Range", "bytes=0-3,-6")]))
+        self.assertEqual([p[1] for p in parts], [b"<h1>", b"</h1>\n"])
+        self.assertEqual(parts[0][0]["Content-Type"], "text/html; charset=utf-8")
+        # curl sees the same bytes; several ranges of a precompressed variant: whole variant
+        out = curl(self.port, "/1m.bin", "-r", "0-9,20-29")
+        self.assertIn(file_bytes("1m.bin", 0, 9), out)
+        self.assertIn(file_bytes("1m.bin", 20, 29), out)
+        r = self.get("/app.js", [("Range", "bytes=0-9,20-29"), ("Accept-Encoding", "gzip")])
+        self.assertResponse(r, 200, file_bytes("app.js.gz"))
+        # the connection carries on after a multipart response
+        c = self.conn()
+        for _ in range(3):
+            c.send(request("GET", "/4k.bin", [("Range", "bytes=0-0,2-2")]))
+            self.assertEqual(len(self.parse_multipart(c.read_response())), 2)
 
     def test_conditionals_and_if_range(self):
         r = self.get("/page.html")
@@ -272,6 +331,81 @@ class StaticFiles(ServerTestCase):
         r = self.get("/page.html")  # the server is fine
         self.assertResponse(r, 200, b"<h1>page</h1>\n")
 
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+class UncachedFallback(ServerTestCase):
+    """Files the cache cannot hold are still served, and their fds do not leak."""
+    SERVER_ARGS = property(lambda self: ("--root", ROOT, "--workers", "1",
+                                         "--static-cache", "1"))
+
+    def test_long_path_is_served_uncached(self):
+        long_dir = os.path.join(ROOT, "d" * 200, "e" * 60)
+        os.makedirs(long_dir, exist_ok=True)
+        data = os.urandom(10000)
+        with open(os.path.join(long_dir, "f.bin"), "wb") as f:
+            f.write(data)
+        path = "/" + "d" * 200 + "/" + "e" * 60 + "/f.bin"
+        c = self.conn()
+        c.send(request("GET", "/page.html"))
+        c.read_response()
+        before = open_fds(self.server.pid)
+        for i in range(50):
+            hdrs = [("Range", "bytes=10-19")] if i % 2 else []
+            c.send(request("GET", path, hdrs))
+            r = c.read_response()
+            self.assertEqual(r.body, data[10:20] if i % 2 else data)
+        c.send(request("GET", path, [("Range", "bytes=0-1,5-6")]))  # several: whole
+        self.assertResponse(c.read_response(), 200, data)
+        c.send(request("GET", path, [("If-None-Match", r.header("ETag"))]))
+        self.assertEqual(c.read_response().status, 304)
+        c.send(request("HEAD", path))
+        self.assertEqual(c.read_response("HEAD").header("Content-Length"), "10000")
+        self.assertEqual(open_fds(self.server.pid), before)
+
+    def test_busy_cache_falls_back_to_uncached_sends(self):
+        # the one entry is busy with a reader that stalls on the 100 MiB file
+        s = self.track(socket.socket())
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.connect(("127.0.0.1", self.port))
+        s.sendall(request("GET", "/100m.bin"))
+        s.recv(1024)
+        c = self.conn()
+        c.send(request("GET", "/empty.bin"))  # accepted, before the count
+        c.read_response()
+        base = open_fds(self.server.pid)
+        for name in ("4k.bin", "1m.bin", "page.html", "4k.bin"):
+            c.send(request("GET", "/" + name))
+            r = c.read_response()
+            self.assertResponse(r, 200, file_bytes(name))
+        self.assertEqual(open_fds(self.server.pid), base)
+        s.close()
+
+
+class NoOpenat2(ServerTestCase):
+    """--no-openat2: the O_NOFOLLOW walk refuses every symlink and still serves files."""
+    SERVER_ARGS = property(lambda self: ("--root", ROOT, "--workers", "1", "--no-openat2"))
+
+    def get(self, path):
+        c = self.conn()
+        c.send(request("GET", path))
+        return c.read_response()
+
+    def test_walk_serves_files_and_refuses_symlinks(self):
+        self.assertResponse(self.get("/page.html"), 200, b"<h1>page</h1>\n")
+        self.assertResponse(self.get("/dir/"), 200, b"dir index\n")
+        self.assertResponse(self.get("/dir/index.html"), 200, b"dir index\n")
+        self.assertEqual(self.get("/4k.bin").body, file_bytes("4k.bin"))
+        for path in ("/escape.txt", "/escape-dir/secret.txt", "/inside-link.html",
+                     "/escape-dir/"):
+            r = self.get(path)
+            self.assertIn(r.status, (403, 404), path)
+            self.assertNotIn(b"SECRET", r.body, path)
+        self.assertEqual(self.get("/escape.txt").status, 403)
+        self.assertEqual(self.get("/missing/x").status, 404)
 
 
 @unittest.skipUnless(shutil.which("strace"), "strace not installed")
