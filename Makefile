@@ -17,12 +17,16 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoi
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) $(if $(WERROR),-Werror) -D_GNU_SOURCE -pthread -Iinclude -Isrc \
 	   -fvisibility=hidden $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
+# protobuf-c (zh_send_protobuf): compile flags for src/protobuf.c and zerohttpd, the library
+# wherever libzerohttp is linked; proto/demo.proto is compiled by protoc-c into $(BUILD)/gen
+PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
+PB_LIBS   = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 
 SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
-	   src/static.c
+	   src/static.c src/protobuf.c src/json.c src/dtoa.c
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h
+HDRS    := include/zerohttp.h src/internal.h src/dtoa.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 LIB_A   := $(BUILD)/libzerohttp.a
@@ -30,7 +34,7 @@ LIB_SO  := $(BUILD)/libzerohttp.so
 DAEMON  := $(BUILD)/zerohttpd
 
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
-	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server
+	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan bench install clean deps
@@ -45,16 +49,21 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS)
 $(BUILD)/pic/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+$(BUILD)/obj/protobuf.o $(BUILD)/pic/protobuf.o: CFLAGS += $(PB_CFLAGS)
+$(BUILD)/gen/demo.pb-c.c: proto/demo.proto
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(@D) --proto_path=proto $<
 
 $(LIB_A): $(OBJS)
 	$(AR) rcs $@ $^
 $(LIB_SO): $(PICOBJS)
-	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^
-$(DAEMON): cmd/zerohttpd/main.c $(LIB_A) include/zerohttp.h
-	$(CC) $(CFLAGS) -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' -o $@ $< $(LIB_A) $(LDFLAGS)
+	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^ $(PB_LIBS)
+$(DAEMON): cmd/zerohttpd/main.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) include/zerohttp.h
+	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' -o $@ $< \
+		$(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 # pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
-PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n'
+PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n'
 zerohttp.pc: Makefile include/zerohttp.h
 	@printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $@
 
@@ -73,7 +82,7 @@ $(BUILD)/tests/test_parse_scalar: tests/test_parse.c src/parse.c $(HDRS)
 	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ tests/test_parse.c src/parse.c $(CRIT_LIBS) $(LDFLAGS)
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(CRIT_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl

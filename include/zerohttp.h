@@ -170,6 +170,7 @@ typedef struct zh_stats {
 	uint64_t double_commits;  /* zh_write_header() refused because already committed */
 	uint64_t header_rejects;  /* response headers refused (CR, LF, NUL, bad name...) */
 	uint64_t body_bytes_copied; /* request/response body bytes the library itself copied */
+	uint64_t responses_aborted; /* streamed responses cut short (error after the head left) */
 	uint64_t io_contexts_in_use, io_contexts_high_water;
 } zh_stats_t;
 
@@ -250,10 +251,18 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
  *    the status known and headers still mutable. Middleware hooks here.
  *  - Header names must be tokens; values must not contain CR, LF, NUL or other control
  *    characters (HTAB allowed). Offending headers are refused (-EINVAL), never sent.
- *  - Nothing is written to the socket while the handler runs: status line, headers and body
- *    parts are queued as iovecs and leave in one writev after the handler returns, with
- *    Content-Length computed from the parts. If the handler set Content-Length itself and
- *    the body disagrees, the response becomes a 500 (the stream is never corrupted).
+ *  - Status line, headers and body parts are queued as iovecs and leave in one writev after
+ *    the handler returns, with Content-Length computed from the parts. If the handler set
+ *    Content-Length itself and the body disagrees, the response becomes a 500 (the stream is
+ *    never corrupted).
+ *  - Framing follows the body. A body that outgrows the connection's send area (16 KiB,
+ *    and what the socket takes at once) while the handler writes it, or one a producer or
+ *    a deferral keeps open, is sent as it is written: `Transfer-Encoding: chunked` for
+ *    HTTP/1.1 (each send buffer one chunk, framed by small iovecs, never copied again), a
+ *    close-delimited body for HTTP/1.0, or the handler's own Content-Length if it set one.
+ *    Once the head has left, an error can no longer become a 500: the connection is closed
+ *    without the terminating chunk (or short of the length), so the client sees the
+ *    truncation instead of a silently shortened body.
  *  - Content-Length, Transfer-Encoding, Connection and Date are the library's: setting
  *    Content-Length declares the length; Connection accepts only "close"; the others are
  *    refused (-EINVAL).
@@ -295,8 +304,10 @@ ZH_API ZH_MUST_USE int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, v
 /* Body sources. Each commits an implicit 200 if nothing was committed yet. */
 
 /* Copies len bytes into the connection's pooled send buffers; the caller may reuse data at
- * once. For small dynamic data. Returns 0, -ENOBUFS when the response's buffers are
- * exhausted (the response then becomes a 500 if it was not sent yet). */
+ * once. For small dynamic data. A body that outgrows the buffers is sent (chunked) as it is
+ * written; -ENOBUFS only when the peer stops reading and the response already holds its
+ * four 64 KiB overflow buffers (the response then fails as described above): bodies that
+ * big are better written by a producer (zh_resp_produce), which waits for the socket. */
 ZH_API int zh_write(zh_response_t *resp, const void *data, size_t len);
 
 /* Sends len bytes from the caller's memory without copying them. The caller keeps data
@@ -319,6 +330,16 @@ ZH_API int zh_write_static(zh_response_t *resp, const void *data, size_t len);
 ZH_API int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 			zh_release_fn release, void *arg);
 
+/* Packs a protobuf-c message (any generated message, passed as &m.base) straight into the
+ * connection's pooled send buffers: no intermediate buffer, no heap allocation. Sets
+ * Content-Type: application/x-protobuf unless the handler already set one. msg is only
+ * read during the call; the caller may free or reuse it once the call returns. Returns 0,
+ * -EINVAL for a NULL msg, or what zh_write returns (-ENOBUFS when the response's buffers
+ * are exhausted: the response then becomes a 500 if it was not sent yet). The header does
+ * not need protobuf-c's; a program calling this links with protobuf-c (libprotobuf-c). */
+struct ProtobufCMessage;
+ZH_API int zh_send_protobuf(zh_response_t *resp, const struct ProtobufCMessage *msg);
+
 /* Convenience: status, Content-Type and a copied body in one call. The status is checked
  * first (-EINVAL, -EALREADY), so a refused call changes nothing. */
 ZH_API int zh_reply(zh_response_t *resp, int status, const char *content_type,
@@ -326,6 +347,93 @@ ZH_API int zh_reply(zh_response_t *resp, int status, const char *content_type,
 
 /* The request this response answers. */
 ZH_API zh_request_t *zh_resp_request(zh_response_t *resp);
+
+/* Body bytes written so far (for HEAD: counted, not sent). Producers pace themselves by it. */
+ZH_API uint64_t zh_resp_body_len(const zh_response_t *resp);
+
+/* ZH_RESP_STATE_SIZE bytes (16-byte aligned) for the handler's own state across
+ * continuations, producer calls and deferrals: a JSON writer, a cursor. Owned by the
+ * response; valid from the handler's start until the response ends; not zeroed. */
+#define ZH_RESP_STATE_SIZE 256
+ZH_API void *zh_resp_state(zh_response_t *resp);
+
+/* ------------------------------------------------------------------------------------------
+ * Producers and deferred responses: bodies that take longer than one handler call.
+ *
+ * A producer writes the body piece by piece, each time the socket has taken everything
+ * queued before: memory stays bounded whatever the body's size and however slow the
+ * client. Register it in the handler (or a continuation) and return; the head leaves at
+ * once (chunked for HTTP/1.1). fn writes some bytes with any body source, then returns
+ * ZH_PRODUCE_MORE to be called again, ZH_PRODUCE_DONE to end the response, or a negative
+ * errno to abort (the connection closes without the terminating chunk). Returning
+ * ZH_PRODUCE_MORE without writing anything is an error (it would spin). If the connection
+ * dies first, fn is called once with resp NULL, so that it can release arg. A producer
+ * should write a few tens of KiB per call (see zh_resp_body_len).
+ */
+typedef int (*zh_produce_fn)(zh_response_t *resp, void *arg);
+enum { ZH_PRODUCE_DONE = 0, ZH_PRODUCE_MORE = 1 };
+ZH_API ZH_MUST_USE int zh_resp_produce(zh_response_t *resp, zh_produce_fn fn, void *arg);
+
+/* A deferred response waits, without blocking the worker, until zh_deferred_resume() is
+ * called from any thread: fn(req, resp, arg) then runs on the connection's worker and may
+ * write, set headers, defer again or register a producer; returning finishes the response
+ * as a handler's return does. The head has not left while deferred, so headers and status
+ * are still free. If the connection died meanwhile, fn(NULL, NULL, arg) runs instead
+ * (exactly one call either way). The token is plain data: copy it anywhere. The
+ * application owns the deadline (resume with a 504 when it passes). */
+typedef struct zh_deferred {
+	void *worker, *conn;
+	uint32_t gen;
+} zh_deferred_t;
+ZH_API ZH_MUST_USE int zh_resp_defer(zh_response_t *resp, zh_deferred_t *token);
+/* 0, -EAGAIN when 1024 resumptions already wait for that worker (try again), -ESHUTDOWN
+ * once the server has stopped (fn is not called then). */
+ZH_API int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------------------------
+ * JSON writer: values are encoded straight into the connection's send buffers (no document,
+ * no second copy), which leave by writev; a document bigger than the buffers is sent
+ * chunked as it is written (see above).
+ *
+ *   zh_json_t *j = zh_json_begin(resp, 0);        // the response's own writer
+ *   zh_json_obj(j);  zh_json_key(j, "id", 2);  zh_json_u64(j, 7);  zh_json_end(j);
+ *   return;                                       // errors surface at the end: see below
+ *
+ * Strings are escaped per RFC 8259 (quote, backslash, controls as \n or \u00XX) and
+ * validated as UTF-8: an invalid sequence becomes U+FFFD (ZH_JSON_STRICT_UTF8: an error
+ * instead). ZH_JSON_ESCAPE_HTML also escapes '<', '>' and '&', U+2028 and U+2029, for
+ * embedding in HTML. Doubles are written as the shortest text that reads back exactly
+ * (NaN and infinities are errors). Nesting is limited to 64 levels.
+ *
+ * Errors are sticky: misuse (a value where a key is due, an unbalanced end, a second
+ * top-level value, too deep), a refused number, invalid UTF-8 under STRICT, or a failed
+ * write. The first error is kept (zh_json_error) and nothing more is emitted; when the
+ * response ends, an erroneous or unfinished document becomes a 500 if its head has not
+ * left yet, else the connection is closed without completing the body. The writer sets
+ * Content-Type: application/json unless the handler set one. Between zh_json_begin and the
+ * end of the response, other body writes may be interleaved (they come in order).
+ */
+typedef struct zh_json zh_json_t;
+enum { ZH_JSON_ESCAPE_HTML = 1, ZH_JSON_STRICT_UTF8 = 2 };
+/* The response's writer (one per response, owned by it, valid until the response ends;
+ * producer calls and continuations get it back with zh_json_get). Starts a document. */
+ZH_API zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags);
+ZH_API zh_json_t *zh_json_get(zh_response_t *resp);
+ZH_API void zh_json_obj(zh_json_t *j);		/* { */
+ZH_API void zh_json_arr(zh_json_t *j);		/* [ */
+ZH_API void zh_json_end(zh_json_t *j);		/* } or ] */
+ZH_API void zh_json_key(zh_json_t *j, const char *key, size_t len);
+ZH_API void zh_json_str(zh_json_t *j, const char *s, size_t len);
+ZH_API void zh_json_i64(zh_json_t *j, int64_t v);
+ZH_API void zh_json_u64(zh_json_t *j, uint64_t v);
+ZH_API void zh_json_double(zh_json_t *j, double v);
+ZH_API void zh_json_bool(zh_json_t *j, int v);
+ZH_API void zh_json_null(zh_json_t *j);
+/* A pre-encoded value, emitted as is (the caller vouches for its syntax). */
+ZH_API void zh_json_raw(zh_json_t *j, const char *json, size_t len);
+/* 0, or the first error: -EINVAL misuse, -EDOM NaN/Inf, -EILSEQ invalid UTF-8 (STRICT),
+ * -E2BIG too deep, or the failed write's error. */
+ZH_API int zh_json_error(const zh_json_t *j);
 
 /* ------------------------------------------------------------------------------------------
  * Static files: a route handler serving a document root by sendfile. GET and HEAD; ETag and

@@ -8,6 +8,9 @@ pkg-config --exists criterion 2>/dev/null || need="$need libcriterion-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v strace >/dev/null 2>&1 || need="$need strace"
+pkg-config --exists libprotobuf-c 2>/dev/null || need="$need libprotobuf-c-dev"
+command -v protoc-c >/dev/null 2>&1 || need="$need protobuf-c-compiler"
+command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

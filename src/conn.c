@@ -29,6 +29,8 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Retry-After: 1\r\nConnection: close\r\n\r\n"
 				 "Service Unavailable\n";
 
+static void drive(zh__worker_t *w, zh__conn_t *c);
+
 /* ---- context attach/detach ------------------------------------------------------------------ */
 
 static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
@@ -49,6 +51,8 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->in_request = ctx->rbuf_large = false;
 	ctx->route = NULL;
 	ctx->resume_fn = NULL;
+	ctx->produce_fn = NULL;
+	ctx->deferred = false;
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	ctx->req.ctx = ctx;
 	ctx->req.body_buf = NULL;
@@ -74,6 +78,16 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 		ctx->resume_fn = NULL;
 		ctx->req.stream_err = -ECONNRESET;
 		fn(&ctx->req, &ctx->resp, ctx->resume_arg); /* zh_body_wait() now refuses */
+	}
+	if (ctx->produce_fn) {
+		/* the producer learns the connection is gone, once, and releases its state */
+		zh_produce_fn fn = ctx->produce_fn;
+		ctx->produce_fn = NULL;
+		(void)fn(NULL, ctx->produce_arg);
+	}
+	if (ctx->deferred) {
+		ctx->deferred = false;
+		c->defer_gen++; /* the token's resumption now finds another generation */
 	}
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
@@ -173,11 +187,16 @@ static void linger_close(zh__worker_t *w, zh__conn_t *c)
 /* Returns 1 when the queue is empty, 0 when the socket is full, -1 on error. Partial writes
  * resume at the right offset by adjusting the first unsent iovec in place: data is never
  * copied to compact it. */
+static bool response_open(const zh__ctx_t *ctx)
+{
+	return ctx->resume_fn || ctx->produce_fn || ctx->deferred;
+}
+
 static uint16_t flush_end(const zh__ctx_t *ctx)
 {
-	/* a suspended streaming handler's response is unfinished: send only what precedes its
-	 * head (earlier pipelined responses, 100 Continue) */
-	return ctx->resume_fn ? ctx->resp.head_slot : ctx->iov_n;
+	/* an unfinished response whose head has not left: send only what precedes its head
+	 * (earlier pipelined responses, 100 Continue) */
+	return response_open(ctx) && !ctx->resp.streaming ? ctx->resp.head_slot : ctx->iov_n;
 }
 
 static bool sendable(const zh__ctx_t *ctx)
@@ -264,14 +283,22 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		if (ctx->iov_head < run && n == 0)
 			return 0;
 	}
-	if (ctx->iov_head == ctx->iov_n)
+	if (ctx->iov_head == ctx->iov_n) {
 		zh__out_reset(ctx);
+		if (ctx->in_request && ctx->resp.streaming)
+			zh__resp_rebase(&ctx->resp); /* still being written */
+	}
 	return 1;
 }
 
 static bool output_pending(const zh__ctx_t *ctx)
 {
 	return ctx->iov_head < ctx->iov_n;
+}
+
+int zh__conn_flush(zh__ctx_t *ctx)
+{
+	return flush(ctx->w, ctx->conn);
 }
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -407,9 +434,25 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_request_t *req = &ctx->req;
+	if (ctx->resp.json)
+		zh__json_sync(ctx->resp.json); /* the writer's bytes join the queue, in order */
 	if (ctx->resume_fn) {
 		zh__timer_set(w, c, ZH__T_BODY);
 		return;
+	}
+	if (ctx->deferred || ctx->produce_fn) {
+		/* the response stays open: no request timer runs against it (the write timer
+		 * still guards a peer that stops reading) */
+		if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
+			zh__timer_clear(w, c);
+		if (ctx->deferred)
+			return;
+		zh__resp_stream_start(&ctx->resp);
+		if (!ctx->resp.error)
+			return;
+		/* no head could be sent: the producer is told, and the response fails */
+		(void)ctx->produce_fn(NULL, ctx->produce_arg);
+		ctx->produce_fn = NULL;
 	}
 	if (req->stream) {
 		if (req->stream_err && !ctx->resp.committed)
@@ -449,6 +492,42 @@ static bool resume(zh__worker_t *w, zh__conn_t *c)
 	fn(req, &ctx->resp, ctx->resume_arg);
 	after_handler(w, c);
 	return !ctx->resume_fn || req->body_off + req->raw_pos != before || req->stream_err;
+}
+
+/* The socket took everything: the producer writes more, or ends the response. */
+static void produce(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	zh_response_t *resp = &ctx->resp;
+	uint64_t before = zh_resp_body_len(resp);
+	int r = ctx->produce_fn(resp, ctx->produce_arg);
+	if (resp->json)
+		zh__json_sync(resp->json);
+	if (r == ZH_PRODUCE_MORE && zh_resp_body_len(resp) == before)
+		r = -EINVAL; /* no progress: calling again would spin */
+	if (r == ZH_PRODUCE_MORE && !resp->error) {
+		zh__resp_chunk_boundary(resp);
+		return;
+	}
+	ctx->produce_fn = NULL;
+	if (r < 0)
+		resp->error = true;
+	after_handler(w, c);
+}
+
+/* A deferred response's resumption, on its worker. */
+void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r)
+{
+	zh__conn_t *c = r->conn;
+	zh__ctx_t *ctx = c->state == ZH__C_FREE ? NULL : c->ctx;
+	if (ctx == NULL || !ctx->deferred || c->defer_gen != r->gen) {
+		r->fn(NULL, NULL, r->arg); /* the connection is gone: exactly one call anyway */
+		return;
+	}
+	ctx->deferred = false;
+	r->fn(&ctx->req, &ctx->resp, r->arg);
+	after_handler(w, c);
+	drive(w, c);
 }
 
 /* Is there room to start another response without flushing first? */
@@ -495,7 +574,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	zh_request_t *req = &ctx->req;
 
-	while (!c->close_after && !ctx->resume_fn) {
+	while (!c->close_after && !response_open(ctx)) {
 		if (!ctx->in_request) {
 			int r;
 			if (ctx->rstart == ctx->rlen)
@@ -611,6 +690,12 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 				continue;
 			return;
 		}
+		if (ctx && ctx->produce_fn) {
+			produce(w, c); /* everything queued has gone: time for more */
+			continue;
+		}
+		if (ctx && ctx->deferred)
+			return; /* zh_deferred_resume() brings it back */
 		if (ctx) {
 			if (!ctx->in_request && ctx->rstart == ctx->rlen && !output_pending(ctx))
 				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */

@@ -44,7 +44,9 @@ static inline int zh__sys_epoll_wait(int ep, struct epoll_event *ev, int max, in
 
 enum {
 	ZH__IOV_CAP = 128,	   /* iovecs queued per connection (and per writev) */
-	ZH__IOV_LIBRARY = 2,	   /* kept free of body parts: the body-buffer release record */
+	ZH__IOV_LIBRARY = 4,	   /* kept free of body parts: the body-buffer release record,
+				      the last chunk's size line and the chunked terminator */
+	ZH__INBOX_CAP = 1024,	   /* deferred resumptions waiting for their worker */
 	ZH__RBUF_SIZE = 16384,	   /* receive buffer inside each context */
 	ZH__SBUF_SIZE = 16384,	   /* send area inside each context */
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
@@ -204,6 +206,8 @@ struct zh__conn {
 				   zh_send_file() */
 	bool sndbuf_big;
 	uint32_t requests;	/* served on this connection */
+	uint32_t defer_gen;	/* names the current deferral; bumped on close: stale tokens of
+				   zh_resp_defer() find a different value */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
@@ -243,10 +247,38 @@ struct zh_request {
 	int stream_err;		    /* sticky -errno once reading failed */
 };
 
+/* How a response's body is delimited (RFC 9112 §6.3). A body complete when the handler
+ * returns gets Content-Length; one sent while still being produced (it outgrew the send
+ * area, or a producer or deferral keeps it open) is chunked for HTTP/1.1 and delimited by
+ * closing for HTTP/1.0, unless the handler declared Content-Length. */
+enum zh__framing { ZH__F_LENGTH, ZH__F_CHUNKED, ZH__F_CLOSE, ZH__F_NONE };
+
+/* The JSON writer (json.c): encodes into [p, end), a window of the send area whose bytes
+ * are queued by zh__json_sync(). nest has one bit per open level (1: object). */
+struct zh_json {
+	zh_response_t *resp;
+	char *start, *p, *end;
+	uint64_t nest;
+	uint8_t depth;
+	bool comma;	/* a value (or key) came before at this level */
+	bool want_key;	/* inside an object, a key is due */
+	bool done;	/* the top-level value is complete */
+	bool active;	/* zh_json_begin was called for this response */
+	unsigned flags;
+	int err;
+};
+
 struct zh_response {
 	zh__ctx_t *ctx;
 	int status;
 	bool committed, in_hooks, head_only, error, has_length, close, has_server;
+	bool streaming;	      /* head serialized: body parts leave before the body is complete */
+	bool chunk_crlf;      /* chunked: a chunk's data was framed, its CRLF not yet queued */
+	uint8_t framing;      /* enum zh__framing, fixed when streaming starts */
+	uint16_t chunk_slot;  /* chunked: placeholder iovec for the next chunk's size line */
+	uint64_t framed_len;  /* chunked: body bytes already inside framed chunks */
+	struct zh_json *json; /* &json_writer while it holds bytes not yet queued, else NULL */
+	struct zh_json json_writer;
 	uint64_t declared_len, body_len;
 	uint16_t head_slot;  /* iovec reserved for the status line and headers */
 	uint16_t interim_slot; /* streaming routes: before head_slot, for 100 Continue */
@@ -275,6 +307,10 @@ struct zh__ctx {
 	const zh__route_t *route;
 	zh_body_fn resume_fn;	  /* set while a streaming handler waits for body bytes */
 	void *resume_arg;
+	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
+	void *produce_arg;
+	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	_Alignas(16) char state[ZH_RESP_STATE_SIZE]; /* zh_resp_state() */
 	struct zh_request req;
 	struct zh_response resp;
 	/* output: iov[iov_head..iov_n) not yet taken by the kernel */
@@ -315,6 +351,17 @@ struct zh__worker {
 	char common_hdr[128];
 	bool draining;
 	uint64_t drain_deadline_ms, accept_resume_ms;
+	/* zh_deferred_resume() from any thread: appended under the lock, then wakefd */
+	int wakefd;
+	pthread_mutex_t inbox_lock;
+	uint32_t inbox_n;
+	bool exited;
+	struct zh__resumption {
+		zh__conn_t *conn;
+		uint32_t gen;
+		zh_body_fn fn;
+		void *arg;
+	} inbox[ZH__INBOX_CAP], inbox_run[ZH__INBOX_CAP];
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
@@ -351,6 +398,8 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_drain(zh__worker_t *w, zh__conn_t *c);
+int zh__conn_flush(zh__ctx_t *ctx); /* 1 all sent, 0 socket full, -1 error */
+void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
 
 /* loop.c: timers are FIFO lists, one per kind: every deadline of a kind is now + that kind's
  * fixed duration, so appending keeps each list sorted and arming costs no syscall. */
@@ -374,7 +423,18 @@ typedef struct zh__hlines {
 	{name ": " value "\r\n", sizeof(name ": " value "\r\n") - 1, 1,                        \
 	 {{0, sizeof(name) - 1, sizeof(name) + 1, sizeof(value) - 1}}}
 int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n);
-int zh__write_framing(zh_response_t *resp, const void *data, size_t len); /* zh_write, uncounted */
+/* zh_write for bytes a serializer generates (multipart framing, protobuf packing): the
+ * same path, but not counted in body_bytes_copied, which counts copies of the caller's bytes */
+int zh__write_encoded(zh_response_t *resp, const void *data, size_t len);
+/* Writing straight into the send area (the JSON writer): *p..*end is free space of at least
+ * min bytes (spilling the response to the socket, or taking an overflow buffer, if needed);
+ * zh__body_commit() then queues [from, to) as body. No other write may come in between. */
+int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end);
+void zh__body_commit(zh_response_t *resp, char *from, char *to);
+void zh__json_sync(struct zh_json *j); /* json.c: queue what the writer holds */
+void zh__resp_stream_start(zh_response_t *resp); /* producers: head out now */
+void zh__resp_chunk_boundary(zh_response_t *resp);
+void zh__resp_rebase(zh_response_t *resp); /* after the queue was sent whole and rewound */
 int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);

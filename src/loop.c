@@ -160,6 +160,46 @@ static void begin_drain(zh__worker_t *w)
 	}
 }
 
+/* ---- deferred responses: resumptions from any thread ---------------------------------------- */
+
+int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *arg)
+{
+	zh__worker_t *w = token ? token->worker : NULL;
+	bool wake;
+	if (w == NULL || fn == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&w->inbox_lock);
+	if (w->exited || w->inbox_n == ZH__INBOX_CAP) {
+		int r = w->exited ? -ESHUTDOWN : -EAGAIN;
+		pthread_mutex_unlock(&w->inbox_lock);
+		return r;
+	}
+	w->inbox[w->inbox_n++] = (struct zh__resumption){token->conn, token->gen, fn, arg};
+	wake = w->inbox_n == 1; /* later ones ride on the same wake-up */
+	pthread_mutex_unlock(&w->inbox_lock);
+	if (wake) {
+		uint64_t one = 1;
+		(void)!write(w->wakefd, &one, sizeof one);
+	}
+	return 0;
+}
+
+/* Runs the waiting resumptions. They are copied out first: a resumed handler may itself
+ * call zh_deferred_resume(), which must not deadlock or grow this batch. */
+static void run_inbox(zh__worker_t *w)
+{
+	uint64_t v;
+	uint32_t n;
+	(void)!read(w->wakefd, &v, sizeof v);
+	pthread_mutex_lock(&w->inbox_lock);
+	n = w->inbox_n;
+	memcpy(w->inbox_run, w->inbox, n * sizeof w->inbox[0]);
+	w->inbox_n = 0;
+	pthread_mutex_unlock(&w->inbox_lock);
+	for (uint32_t i = 0; i < n; i++)
+		zh__conn_resumption(w, &w->inbox_run[i]);
+}
+
 static void force_close_all(zh__worker_t *w)
 {
 	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
@@ -186,6 +226,8 @@ void *zh__worker_main(void *arg)
 				accept_batch(w);
 			else if (p == &w->stopfd)
 				begin_drain(w);
+			else if (p == &w->wakefd)
+				run_inbox(w);
 			else
 				zh__conn_event(w, p, events[i].events);
 		}
@@ -207,5 +249,10 @@ void *zh__worker_main(void *arg)
 				break;
 		}
 	}
+	/* resumptions still waiting get their one call: the connections are gone */
+	pthread_mutex_lock(&w->inbox_lock);
+	w->exited = true;
+	pthread_mutex_unlock(&w->inbox_lock);
+	run_inbox(w);
 	return NULL;
 }

@@ -274,6 +274,11 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->declared_len = resp->body_len = 0;
 	resp->nhooks = resp->nhdr = 0;
 	resp->hused = 0;
+	resp->streaming = resp->chunk_crlf = false;
+	resp->framing = ZH__F_LENGTH;
+	resp->framed_len = 0;
+	resp->json = NULL;
+	resp->json_writer.active = false;
 	/* conn.c guarantees free slots before a request starts. A streaming handler may invite
 	 * the body with 100 Continue while its own head is still unwritten: that goes first. */
 	if (ctx->in_request && ctx->req.stream)
@@ -320,10 +325,24 @@ static bool keep_alive(const zh__ctx_t *ctx)
 
 /* Serializes the status line and headers into the send area and fills the head slot.
  * Returns false if no space could be had (pool exhausted). */
+static char *append_hex(char *p, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16];
+	int n = 0;
+	do {
+		tmp[n++] = hex[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
 static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 {
 	zh__worker_t *w = ctx->w;
-	size_t need = ZH__HEAD_RESERVE + resp->hused + w->common_len;
+	size_t need = ZH__HEAD_RESERVE + resp->hused + w->common_len + 20;
 	size_t line_len;
 	const char *line = status_line(resp->status, &line_len);
 	char *start = zh__out_reserve(ctx, need), *p = start;
@@ -343,9 +362,14 @@ static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 	else
 		p = append(p, w->common_hdr + w->common_len - w->date_len, w->date_len);
 	p = append(p, resp->hstore, resp->hused); /* already "Name: value\r\n" lines */
-	if (status_has_body(resp->status)) {
-		uint64_t len = resp->head_only && resp->has_length ? resp->declared_len
-								   : resp->body_len;
+	if (!status_has_body(resp->status)) {
+		/* no body, no framing */
+	} else if (resp->framing == ZH__F_CHUNKED) {
+		p = append(p, "Transfer-Encoding: chunked\r\n", 28);
+	} else if (resp->framing == ZH__F_LENGTH) {
+		uint64_t len = (resp->head_only || resp->streaming) && resp->has_length
+				       ? resp->declared_len
+				       : resp->body_len;
 		p = append(p, "Content-Length: ", 16);
 		p = append_u64(p, len);
 		p = append(p, "\r\n", 2);
@@ -355,6 +379,13 @@ static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 	else if (ctx->req.h.minor == 0)
 		p = append(p, "Connection: keep-alive\r\n", 24);
 	p = append(p, "\r\n", 2);
+	if (resp->framing == ZH__F_CHUNKED && resp->body_len > 0) {
+		/* the first chunk's size line rides in the head's iovec */
+		p = append_hex(p, resp->body_len);
+		p = append(p, "\r\n", 2);
+		resp->chunk_crlf = true;
+		resp->framed_len = resp->body_len;
+	}
 	/* give back what the reservation did not use: nothing was appended after it */
 	ctx->area_used -= (uint32_t)(need - (size_t)(p - start));
 	ctx->iov[resp->head_slot].iov_base = start;
@@ -388,24 +419,70 @@ static void become_500(zh__ctx_t *ctx, zh_response_t *resp)
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
 }
 
+static void decide_close(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	const zh__conn_t *c = ctx->conn;
+	if (!keep_alive(ctx) || ctx->w->draining ||
+	    (ctx->w->srv->cfg.max_keepalive_requests &&
+	     c->requests + 1 >= ctx->w->srv->cfg.max_keepalive_requests))
+		resp->close = true;
+}
+
+/* An unfinished or erroneous JSON document fails the response. */
+static void check_json(zh_response_t *resp)
+{
+	struct zh_json *j = &resp->json_writer;
+	if (!j->active)
+		return;
+	zh__json_sync(j);
+	if (j->err || !j->done)
+		resp->error = true;
+}
+
+/* The end of a response whose head has left: the last chunk and the terminator, or the
+ * check of a declared length. After an error nothing completes the body and the
+ * connection closes: the client sees the truncation. */
+static void finish_stream(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	static const char last_after_data[] = "\r\n0\r\n\r\n";
+	bool broken = resp->error;
+	if (!broken && resp->framing == ZH__F_CHUNKED && !resp->head_only) {
+		zh__resp_chunk_boundary(resp);
+		/* the placeholder chunk_boundary left stays empty; the terminator follows it */
+		if (resp->chunk_crlf)
+			broken = zh__out_push(ctx, last_after_data, 7, NULL, NULL) < 0;
+		else
+			broken = zh__out_push(ctx, last_after_data + 2, 5, NULL, NULL) < 0;
+	} else if (resp->framing == ZH__F_LENGTH && !resp->head_only) {
+		broken |= resp->body_len != resp->declared_len;
+	}
+	if (broken || resp->framing == ZH__F_CLOSE)
+		resp->close = true;
+	if (broken)
+		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
+}
+
 void zh__resp_finish(zh__ctx_t *ctx)
 {
 	zh_response_t *resp = &ctx->resp;
 	zh__conn_t *c = ctx->conn;
 
+	check_json(resp);
 	if (!resp->committed)
 		commit(resp, 200);
-	if (resp->error || (resp->has_length && !resp->head_only &&
-			    status_has_body(resp->status) && resp->declared_len != resp->body_len))
-		become_500(ctx, resp);
-	if (!keep_alive(ctx) || ctx->w->draining ||
-	    (ctx->w->srv->cfg.max_keepalive_requests &&
-	     c->requests + 1 >= ctx->w->srv->cfg.max_keepalive_requests))
-		resp->close = true;
-	if (!serialize_head(ctx, resp)) {
-		/* no memory to frame the response: drop it and close (the client sees EOF) */
-		truncate_body(ctx, resp);
-		resp->close = true;
+	if (resp->streaming) {
+		finish_stream(ctx, resp);
+	} else {
+		if (resp->error ||
+		    (resp->has_length && !resp->head_only && status_has_body(resp->status) &&
+		     resp->declared_len != resp->body_len))
+			become_500(ctx, resp);
+		decide_close(ctx, resp);
+		if (!serialize_head(ctx, resp)) {
+			/* no memory to frame the response: drop it and close (the client sees EOF) */
+			truncate_body(ctx, resp);
+			resp->close = true;
+		}
 	}
 	if (ctx->req.body_buf) {
 		/* The body may be referenced by this response (echo): the buffer goes back to
@@ -678,10 +755,13 @@ int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg)
 
 /* ---- public: body ------------------------------------------------------------------------------ */
 
-/* Common gate for every body source: commits an implicit 200 and refuses bodies where the
- * status forbids one (RFC 9110 §15.3.5, §15.4.5) or after a sticky error. */
+/* Common gate for every body source: queues what the JSON writer holds (so bytes stay in
+ * order), commits an implicit 200 and refuses bodies where the status forbids one (RFC 9110
+ * §15.3.5, §15.4.5) or after a sticky error. */
 static int body_gate(zh_response_t *resp)
 {
+	if (ZH__UNLIKELY(resp->json != NULL))
+		zh__json_sync(resp->json);
 	if (ZH__UNLIKELY(resp->in_hooks))
 		return -EINVAL;
 	if (!resp->committed)
@@ -699,29 +779,189 @@ static int fail(zh_response_t *resp, int err)
 	return err;
 }
 
+/* ---- streaming: the head leaves before the body is complete -------------------------------- */
+
+/* A chunked response keeps one zero-length iovec after its queued data, with 20 bytes of the
+ * send area reserved behind it: the next chunk's size line, written when that chunk is
+ * complete. So a chunk's data is never moved to make room for its header. */
+static int push_placeholder(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	char *mem = zh__out_reserve(ctx, 20);
+	int slot = mem ? zh__out_push(ctx, mem, 0, NULL, NULL) : -ENOBUFS;
+	if (slot < 0)
+		return slot;
+	resp->chunk_slot = (uint16_t)slot;
+	resp->head_slot = (uint16_t)slot; /* nothing coalesces into it (see write_copy) */
+	return 0;
+}
+
+/* Frames the body bytes queued since the last boundary as one chunk, and opens the next. */
+void zh__resp_chunk_boundary(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	struct iovec *iov = &ctx->iov[resp->chunk_slot];
+	uint64_t n = resp->body_len - resp->framed_len;
+	char *p;
+	if (resp->framing != ZH__F_CHUNKED || resp->head_only || n == 0)
+		return;
+	p = iov->iov_base;
+	if (resp->chunk_crlf)
+		p = append(p, "\r\n", 2);
+	p = append_hex(p, n);
+	p = append(p, "\r\n", 2);
+	iov->iov_len = (size_t)(p - (char *)iov->iov_base);
+	resp->chunk_crlf = true;
+	resp->framed_len = resp->body_len;
+	if (push_placeholder(resp) < 0)
+		(void)fail(resp, -ENOBUFS);
+}
+
+/* conn.c sent the whole queue and rewound it while this response is still being written:
+ * a chunked body gets its placeholder back; otherwise an empty anchor marks where this
+ * body's parts start, so that nothing coalesces into memory that was already sent. */
+void zh__resp_rebase(zh_response_t *resp)
+{
+	int r;
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
+		r = push_placeholder(resp);
+	else if ((r = zh__out_push(resp->ctx, NULL, 0, NULL, NULL)) >= 0)
+		resp->head_slot = (uint16_t)r;
+	if (r < 0)
+		(void)fail(resp, -ENOBUFS);
+}
+
+static int stream_start(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	if (resp->streaming)
+		return 0;
+	if (!resp->committed)
+		commit(resp, 200);
+	if (resp->head_only || !status_has_body(resp->status))
+		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
+	else if (resp->has_length)
+		resp->framing = ZH__F_LENGTH;
+	else if (ctx->req.h.minor == 1)
+		resp->framing = ZH__F_CHUNKED;
+	else
+		resp->framing = ZH__F_CLOSE; /* HTTP/1.0: the end of the connection ends the body */
+	resp->streaming = true;
+	decide_close(ctx, resp);
+	if (resp->framing == ZH__F_CLOSE)
+		resp->close = true;
+	if (!serialize_head(ctx, resp))
+		return fail(resp, -ENOBUFS);
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only && push_placeholder(resp) < 0)
+		return fail(resp, -ENOBUFS);
+	return 0;
+}
+
+void zh__resp_stream_start(zh_response_t *resp)
+{
+	(void)stream_start(resp);
+}
+
+/* The queue or the send area is full while the handler writes: send what is queued now.
+ * Returns 0 when everything went (the send area is whole again), -EAGAIN when the socket
+ * took only part (the caller may still use overflow buffers), or a fatal -errno. */
+static int spill(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	int r;
+	if (resp->head_only)
+		return -ENOBUFS;
+	if (resp->streaming)
+		zh__resp_chunk_boundary(resp);
+	else if ((r = stream_start(resp)) < 0)
+		return r;
+	r = zh__conn_flush(ctx);
+	if (r < 0) {
+		ctx->conn->close_after = true;
+		return fail(resp, -EPIPE);
+	}
+	if (r == 0)
+		return -EAGAIN;
+	return resp->error ? -ENOBUFS : 0; /* all sent; zh__resp_rebase ran */
+}
+
 /* Body parts may use the queue up to ZH__IOV_LIBRARY short of its end: zh__resp_finish
- * appends its own release record after them. */
-static int push_part(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn,
+ * appends its own records after them. A full queue is spilled to the socket first. */
+static int push_part(zh_response_t *resp, const void *base, size_t len, zh_release_fn fn,
 		     void *arg)
 {
-	if (ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY)
+	zh__ctx_t *ctx = resp->ctx;
+	if (ZH__UNLIKELY(ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY) &&
+	    (spill(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
 		return -ENOBUFS;
 	return zh__out_push(ctx, base, len, fn, arg);
 }
 
-int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,
-		 void *arg)
+int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	int r = body_gate(resp);
 	if (r < 0)
 		return r;
+	if (ctx->area_cap - ctx->area_used < min && !resp->head_only) {
+		r = spill(resp);
+		if (r < 0 && r != -EAGAIN)
+			return r;
+	}
+	if (resp->head_only) {
+		/* HEAD: bytes are counted, never sent; the worker's discard buffer takes them */
+		if (min > sizeof ctx->w->discard)
+			return fail(resp, -ENOBUFS);
+		*p = ctx->w->discard;
+		*end = ctx->w->discard + sizeof ctx->w->discard;
+		return 0;
+	}
+	if (ctx->area_cap - ctx->area_used < min) {
+		/* a fresh overflow buffer; only the window is wanted, not a reservation */
+		if (zh__out_reserve(ctx, min) == NULL)
+			return fail(resp, -ENOBUFS);
+		ctx->area_used -= (uint32_t)min;
+	}
+	*p = ctx->area + ctx->area_used;
+	*end = ctx->area + ctx->area_cap;
+	return 0;
+}
+
+/* [from, to) was written at the start of the window: queue it, coalesced with the previous
+ * part when adjacent. HEAD: counted only (the window is simply reused). */
+void zh__body_commit(zh_response_t *resp, char *from, char *to)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	size_t n = (size_t)(to - from);
+	uint16_t last = (uint16_t)(ctx->iov_n - 1);
+	if (n == 0)
+		return;
+	resp->body_len += n;
+	if (resp->head_only)
+		return;
+	ctx->area_used += (uint32_t)n;
+	if (ctx->iov_n && last > resp->head_slot && ctx->rel[last].fn == NULL &&
+	    ctx->rel[last].pool == NULL && ctx->rel[last].file_fd < 0 &&
+	    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == from) {
+		ctx->iov[last].iov_len += n;
+	} else if (push_part(resp, from, n, NULL, NULL) < 0) {
+		resp->body_len -= n;
+		(void)fail(resp, -ENOBUFS);
+	}
+}
+
+int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,
+		 void *arg)
+{
+	int r = body_gate(resp);
+	if (r < 0)
+		return r;
 	if (resp->head_only) {
 		/* HEAD: counted, never sent; released in queue order like a sent part */
-		if (release && push_part(ctx, NULL, 0, release, arg) < 0)
+		if (release && push_part(resp, NULL, 0, release, arg) < 0)
 			return fail(resp, -ENOBUFS);
 	} else if (len || release) {
-		if (push_part(ctx, data, len, release, arg) < 0)
+		if (push_part(resp, data, len, release, arg) < 0)
 			return fail(resp, -ENOBUFS);
 	}
 	resp->body_len += len;
@@ -739,7 +979,7 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 		return -EINVAL;
 	if (resp->head_only || length == 0)
 		return zh_write_ref(resp, NULL, length, release, arg);
-	slot = push_part(ctx, NULL, (size_t)length, release, arg);
+	slot = push_part(resp, NULL, (size_t)length, release, arg);
 	if (slot < 0)
 		return fail(resp, -ENOBUFS);
 	if (length >= ZH__BIG_TRANSFER && ctx->conn->loopback && !ctx->conn->sndbuf_big) {
@@ -759,37 +999,29 @@ int zh_write_static(zh_response_t *resp, const void *data, size_t len)
 }
 
 /* Copies data into the send area as body bytes. count: the caller's body bytes (counted in
- * body_bytes_copied), or framing the library generates (multipart boundaries). */
+ * body_bytes_copied), or bytes a serializer generates (multipart framing, protobuf). */
 static int write_copy(zh_response_t *resp, const void *data, size_t len, bool count)
 {
-	zh__ctx_t *ctx = resp->ctx;
 	const char *src = data;
 	int r = body_gate(resp);
 	if (r < 0)
 		return r;
-	resp->body_len += len;
-	if (resp->head_only)
+	if (resp->head_only) {
+		resp->body_len += len;
 		return 0;
+	}
 	while (len) {
-		size_t room = ctx->area_cap - ctx->area_used, n;
-		char *p;
-		uint16_t last = (uint16_t)(ctx->iov_n - 1);
-		if (room == 0)
-			room = ctx->w->srv->large_size;
-		n = len < room ? len : room;
-		p = zh__out_reserve(ctx, n);
-		if (p == NULL)
-			return fail(resp, -ENOBUFS);
+		char *p, *end;
+		size_t n;
+		if ((r = zh__body_window(resp, 1, &p, &end)) < 0)
+			return r;
+		n = (size_t)(end - p) < len ? (size_t)(end - p) : len;
 		memcpy(p, src, n);
-		/* coalesce with the previous copied part when the bytes are adjacent */
-		if (last > resp->head_slot && ctx->rel[last].fn == NULL &&
-		    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == p) {
-			ctx->iov[last].iov_len += n;
-		} else if (push_part(ctx, p, n, NULL, NULL) < 0) {
-			return fail(resp, -ENOBUFS);
-		}
+		zh__body_commit(resp, p, p + n);
+		if (resp->error)
+			return -ENOBUFS;
 		if (count)
-			ZH__STAT_ADD(ctx->w, body_bytes_copied, n);
+			ZH__STAT_ADD(resp->ctx->w, body_bytes_copied, n);
 		src += n;
 		len -= n;
 	}
@@ -801,9 +1033,42 @@ int zh_write(zh_response_t *resp, const void *data, size_t len)
 	return write_copy(resp, data, len, true);
 }
 
-int zh__write_framing(zh_response_t *resp, const void *data, size_t len)
+int zh__write_encoded(zh_response_t *resp, const void *data, size_t len)
 {
 	return write_copy(resp, data, len, false);
+}
+
+uint64_t zh_resp_body_len(const zh_response_t *resp)
+{
+	return resp->body_len + (resp->json ? (uint64_t)(resp->json->p - resp->json->start) : 0);
+}
+
+void *zh_resp_state(zh_response_t *resp)
+{
+	return resp->ctx->state;
+}
+
+int zh_resp_produce(zh_response_t *resp, zh_produce_fn fn, void *arg)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	if (fn == NULL || ctx->produce_fn || ctx->deferred || ctx->resume_fn || !ctx->in_request)
+		return -EINVAL;
+	ctx->produce_fn = fn;
+	ctx->produce_arg = arg;
+	return 0;
+}
+
+int zh_resp_defer(zh_response_t *resp, zh_deferred_t *token)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	zh__conn_t *c = ctx->conn;
+	if (token == NULL || ctx->produce_fn || ctx->deferred || ctx->resume_fn || !ctx->in_request)
+		return -EINVAL;
+	ctx->deferred = true;
+	token->worker = ctx->w;
+	token->conn = c;
+	token->gen = ++c->defer_gen;
+	return 0;
 }
 
 int zh_reply(zh_response_t *resp, int status, const char *content_type, const void *body,

@@ -111,7 +111,8 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 
 	w->srv = srv;
 	w->id = id;
-	w->ep = w->lfd = w->stopfd = -1;
+	w->ep = w->lfd = w->stopfd = w->wakefd = -1;
+	pthread_mutex_init(&w->inbox_lock, NULL);
 	w->region_len = conn_bytes + round_up(ctx_bytes + large_bytes + body_bytes, 1u << 21);
 	w->region = mmap(NULL, w->region_len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -146,7 +147,8 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 		srv->port = bound_port(w->lfd);
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->ep < 0 || w->stopfd < 0)
+	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->ep < 0 || w->stopfd < 0 || w->wakefd < 0)
 		return -errno;
 	ev.events = EPOLLIN;
 	ev.data.ptr = &w->lfd;
@@ -154,6 +156,9 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 		return -errno;
 	ev.data.ptr = &w->stopfd;
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
+		return -errno;
+	ev.data.ptr = &w->wakefd;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wakefd, &ev) < 0)
 		return -errno;
 	return 0;
 }
@@ -166,6 +171,9 @@ static void worker_dispose(zh__worker_t *w)
 		close(w->ep);
 	if (w->stopfd >= 0)
 		close(w->stopfd);
+	if (w->wakefd >= 0)
+		close(w->wakefd);
+	pthread_mutex_destroy(&w->inbox_lock);
 	if (w->region)
 		munmap(w->region, w->region_len);
 }

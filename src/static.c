@@ -779,12 +779,12 @@ static void send_multipart(zh_response_t *resp, cache_t *c, entry_t *e, const mi
 			       boundary, (int)MIME_VALUE_LEN(ctype), MIME_VALUE(ctype),
 			       (unsigned long long)r[i].first, (unsigned long long)r[i].last,
 			       (unsigned long long)e->size);
-		if (zh__write_framing(resp, part, (size_t)len) < 0 ||
+		if (zh__write_encoded(resp, part, (size_t)len) < 0 ||
 		    send_part(resp, e, r[i].first, r[i].last - r[i].first + 1) < 0)
 			return;
 	}
 	len = snprintf(part, sizeof part, "\r\n--%.*s--\r\n", blen, boundary);
-	(void)zh__write_framing(resp, part, (size_t)len);
+	(void)zh__write_encoded(resp, part, (size_t)len);
 }
 
 /* Is the representation sent the one the client holds (If-None-Match, else

@@ -15,6 +15,7 @@ import unittest
 import uuid
 
 from harness import HELLO, JSON, ServerTestCase, request
+from test_18_proto import itemlist_bytes
 
 SHIM = os.environ.get("ZH_SHIM", "")
 CONNS = 8
@@ -22,12 +23,16 @@ BATCH = 50
 WARMUP = 2000
 MEASURED = 100000
 BLOB = os.urandom(256 * 1024)
+PROTO_BODIES = [itemlist_bytes(n) for n in range(101)]
 
 
 def make_request(i, tag):
     """Request i of a deterministic mix: /plaintext, /json, POST /echo with mostly small
     bodies, now and then one larger than the receive buffer (large pool) and one larger
-    than a large buffer (body pool)."""
+    than a large buffer (body pool); one in 11 is GET /proto?n=0..100 (zh_send_protobuf)."""
+    if i % 11 == 7:
+        n = i % 101
+        return request("GET", "/proto?n=%d" % n), PROTO_BODIES[n]
     kind = i % 3
     if kind == 0:
         return request("GET", "/plaintext"), HELLO

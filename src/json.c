@@ -1,0 +1,459 @@
+/* json.c — the JSON writer: values encoded straight into the connection's send area.
+ *
+ * The writer holds a window [p, end) of free send-area bytes and encodes into it; nothing is
+ * built elsewhere and copied later. zh__json_sync() queues what was written (one iovec,
+ * coalesced with the previous part when adjacent) and gives the window up, so that any other
+ * body write keeps its place in order. When the window is too small, refill() syncs and asks
+ * response.c for a new one: if the send area is full the response spills to the socket
+ * (chunked), so a document of any size costs at most the connection's fixed buffers.
+ *
+ * Strings: runs of bytes that need no escaping are found 16 at a time (SSE2) and copied
+ * with one memcpy; only quotes, backslashes, controls and non-ASCII bytes take the slow
+ * path, where UTF-8 is validated (see utf8_scan). Doubles: shortest round-trip text (dtoa.c).
+ */
+#include "internal.h"
+#include "dtoa.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#if defined(__SSE2__) && !defined(ZH_NO_SIMD)
+#include <emmintrin.h>
+#endif
+
+enum { DEPTH_MAX = 64, ROOM_MIN = 64 };
+
+static void set_err(struct zh_json *j, int err)
+{
+	if (!j->err)
+		j->err = err;
+}
+
+void zh__json_sync(struct zh_json *j)
+{
+	if (j->p != j->start)
+		zh__body_commit(j->resp, j->start, j->p);
+	j->start = j->p = j->end = NULL;
+	j->resp->json = NULL;
+}
+
+/* A window of at least n bytes (n <= ROOM_MIN... or whatever the caller needs). */
+static bool refill(struct zh_json *j, size_t n)
+{
+	char *p, *end;
+	int r;
+	zh__json_sync(j);
+	r = zh__body_window(j->resp, n < ROOM_MIN ? ROOM_MIN : n, &p, &end);
+	if (r < 0) {
+		set_err(j, r);
+		return false;
+	}
+	j->start = j->p = p;
+	j->end = end;
+	j->resp->json = j;
+	return true;
+}
+
+static inline bool room(struct zh_json *j, size_t n)
+{
+	return (size_t)(j->end - j->p) >= n || refill(j, n);
+}
+
+/* Checks that a value may come here, reserves n bytes for it and writes the separator. */
+static bool value_begin(struct zh_json *j, size_t n)
+{
+	if (ZH__UNLIKELY(j->err))
+		return false;
+	if (ZH__UNLIKELY(j->want_key || j->done || !j->active)) {
+		set_err(j, -EINVAL);
+		return false;
+	}
+	if (!room(j, n + 1))
+		return false;
+	if (j->comma)
+		*j->p++ = ',';
+	return true;
+}
+
+static bool in_object(const struct zh_json *j)
+{
+	return j->depth && (j->nest >> (j->depth - 1) & 1);
+}
+
+static void value_end(struct zh_json *j)
+{
+	if (j->depth == 0) {
+		j->done = true;
+		return;
+	}
+	j->comma = true;
+	j->want_key = in_object(j);
+}
+
+/* ---- numbers ------------------------------------------------------------------------------- */
+
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char buf[20], *q = buf + sizeof buf;
+	size_t n;
+	while (v >= 100) {
+		q -= 2;
+		memcpy(q, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		q -= 2;
+		memcpy(q, digit_pairs + 2 * v, 2);
+	} else {
+		*--q = (char)('0' + v);
+	}
+	n = (size_t)(buf + sizeof buf - q);
+	memcpy(p, q, n);
+	return p + n;
+}
+
+void zh_json_u64(zh_json_t *j, uint64_t v)
+{
+	if (!value_begin(j, 20))
+		return;
+	j->p = put_u64(j->p, v);
+	value_end(j);
+}
+
+void zh_json_i64(zh_json_t *j, int64_t v)
+{
+	if (!value_begin(j, 21))
+		return;
+	if (v < 0) {
+		*j->p++ = '-';
+		j->p = put_u64(j->p, (uint64_t)0 - (uint64_t)v); /* INT64_MIN too */
+	} else {
+		j->p = put_u64(j->p, (uint64_t)v);
+	}
+	value_end(j);
+}
+
+void zh_json_double(zh_json_t *j, double v)
+{
+	if (!isfinite(v)) {
+		set_err(j, -EDOM); /* JSON has no NaN or Infinity */
+		return;
+	}
+	if (!value_begin(j, ZH__DTOA_MAX))
+		return;
+	j->p += zh__dtoa(v, j->p);
+	value_end(j);
+}
+
+static void literal(zh_json_t *j, const char *s, size_t n)
+{
+	if (!value_begin(j, n))
+		return;
+	memcpy(j->p, s, n);
+	j->p += n;
+	value_end(j);
+}
+
+void zh_json_bool(zh_json_t *j, int v)
+{
+	if (v)
+		literal(j, "true", 4);
+	else
+		literal(j, "false", 5);
+}
+
+void zh_json_null(zh_json_t *j)
+{
+	literal(j, "null", 4);
+}
+
+/* ---- strings ------------------------------------------------------------------------------- */
+
+/* How many leading bytes of s (at most n) go out as they are: printable ASCII other than
+ * '"' and '\\' (and '<', '>', '&' when escaping for HTML). */
+static size_t plain_run(const unsigned char *s, size_t n, bool html)
+{
+	size_t i = 0;
+#if defined(__SSE2__) && !defined(ZH_NO_SIMD)
+	const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+		      bslash = _mm_set1_epi8('\\'), lt = _mm_set1_epi8('<'),
+		      gt = _mm_set1_epi8('>'), amp = _mm_set1_epi8('&');
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		/* signed compare: bytes >= 0x80 are negative, so below ' ' as well */
+		__m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
+					   _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+							_mm_cmpeq_epi8(v, bslash)));
+		unsigned mask;
+		if (html)
+			bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(v, lt),
+							     _mm_or_si128(_mm_cmpeq_epi8(v, gt),
+									  _mm_cmpeq_epi8(v, amp))));
+		mask = (unsigned)_mm_movemask_epi8(bad);
+		if (mask)
+			return i + (size_t)__builtin_ctz(mask);
+	}
+#endif
+	for (; i < n; i++) {
+		unsigned char c = s[i];
+		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\' ||
+		    (html && (c == '<' || c == '>' || c == '&')))
+			break;
+	}
+	return i;
+}
+
+/* The UTF-8 sequence at s (at most n bytes), per RFC 3629 (Unicode table 3-7: no overlongs,
+ * no surrogates, nothing above U+10FFFF). Returns its length with *ok set and *cp decoded,
+ * or, when it is ill-formed, the length of its maximal subpart (at least 1) with *ok false:
+ * each maximal subpart becomes one U+FFFD, as Unicode recommends (and Python decodes). */
+static size_t utf8_scan(const unsigned char *s, size_t n, uint32_t *cp, bool *ok)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+	uint32_t v;
+	*ok = false;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2, v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3, v = c & 0x0f;
+		if (c == 0xe0)
+			lo = 0xa0; /* overlong below */
+		else if (c == 0xed)
+			hi = 0x9f; /* surrogates above */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4, v = c & 0x07;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f; /* above U+10FFFF */
+	} else {
+		return 1;
+	}
+	for (size_t i = 1; i < len; i++) {
+		if (i >= n || s[i] < lo || s[i] > hi)
+			return i;
+		v = v << 6 | (s[i] & 0x3f);
+		lo = 0x80, hi = 0xbf;
+	}
+	*cp = v;
+	*ok = true;
+	return len;
+}
+
+static char *put_u_escape(char *p, unsigned v)
+{
+	static const char hex[] = "0123456789abcdef";
+	memcpy(p, "\\u", 2);
+	p[2] = hex[v >> 12 & 15];
+	p[3] = hex[v >> 8 & 15];
+	p[4] = hex[v >> 4 & 15];
+	p[5] = hex[v & 15];
+	return p + 6;
+}
+
+/* One byte or sequence that is not plain; at least 6 bytes of room. Returns the input
+ * bytes consumed, 0 on error. */
+static size_t escape_one(struct zh_json *j, const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	bool html = j->flags & ZH_JSON_ESCAPE_HTML, ok;
+	uint32_t cp;
+	size_t len;
+	if (c < 0x80) {
+		const char *short_esc = NULL;
+		switch (c) {
+		case '"': short_esc = "\\\""; break;
+		case '\\': short_esc = "\\\\"; break;
+		case '\n': short_esc = "\\n"; break;
+		case '\r': short_esc = "\\r"; break;
+		case '\t': short_esc = "\\t"; break;
+		case '\b': short_esc = "\\b"; break;
+		case '\f': short_esc = "\\f"; break;
+		}
+		if (short_esc) {
+			memcpy(j->p, short_esc, 2);
+			j->p += 2;
+		} else if (c < 0x20 || (html && (c == '<' || c == '>' || c == '&'))) {
+			j->p = put_u_escape(j->p, c);
+		} else {
+			*j->p++ = (char)c;
+		}
+		return 1;
+	}
+	len = utf8_scan(s, n, &cp, &ok);
+	if (!ok) {
+		if (j->flags & ZH_JSON_STRICT_UTF8) {
+			set_err(j, -EILSEQ);
+			return 0;
+		}
+		memcpy(j->p, "\xef\xbf\xbd", 3); /* U+FFFD */
+		j->p += 3;
+		return len;
+	}
+	if (html && (cp == 0x2028 || cp == 0x2029)) {
+		/* valid JSON, but line terminators in JavaScript before ES2019 */
+		j->p = put_u_escape(j->p, cp);
+		return len;
+	}
+	memcpy(j->p, s, len);
+	j->p += len;
+	return len;
+}
+
+static void put_string(struct zh_json *j, const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str, *end = s + len;
+	bool html = j->flags & ZH_JSON_ESCAPE_HTML;
+	*j->p++ = '"';
+	while (s < end) {
+		size_t avail = (size_t)(j->end - j->p), n;
+		if (avail < 8) {
+			if (!refill(j, ROOM_MIN))
+				return;
+			avail = (size_t)(j->end - j->p);
+		}
+		n = plain_run(s, (size_t)(end - s) < avail - 7 ? (size_t)(end - s) : avail - 7, html);
+		memcpy(j->p, s, n);
+		j->p += n;
+		s += n;
+		if (s < end && (size_t)(j->end - j->p) >= 7) {
+			size_t used = escape_one(j, s, (size_t)(end - s));
+			if (used == 0)
+				return;
+			s += used;
+		}
+	}
+	if (room(j, 1))
+		*j->p++ = '"';
+}
+
+void zh_json_str(zh_json_t *j, const char *s, size_t len)
+{
+	if (!value_begin(j, 2))
+		return;
+	put_string(j, s, len);
+	value_end(j);
+}
+
+void zh_json_key(zh_json_t *j, const char *key, size_t len)
+{
+	if (j->err)
+		return;
+	if (!j->want_key) {
+		set_err(j, -EINVAL); /* not inside an object, or a key is already waiting */
+		return;
+	}
+	if (!room(j, 3))
+		return;
+	if (j->comma)
+		*j->p++ = ',';
+	put_string(j, key, len);
+	if (!room(j, 1))
+		return;
+	*j->p++ = ':';
+	j->want_key = false;
+	j->comma = false;
+}
+
+void zh_json_raw(zh_json_t *j, const char *json, size_t len)
+{
+	if (!value_begin(j, 1))
+		return;
+	while (len) {
+		size_t n = (size_t)(j->end - j->p);
+		if (n == 0) {
+			if (!refill(j, ROOM_MIN))
+				return;
+			continue;
+		}
+		n = n < len ? n : len;
+		memcpy(j->p, json, n);
+		j->p += n;
+		json += n;
+		len -= n;
+	}
+	value_end(j);
+}
+
+/* ---- containers ---------------------------------------------------------------------------- */
+
+static void open_container(zh_json_t *j, char c, bool object)
+{
+	if (j->depth == DEPTH_MAX) {
+		set_err(j, -E2BIG);
+		return;
+	}
+	if (!value_begin(j, 1))
+		return;
+	*j->p++ = c;
+	j->depth++;
+	if (object)
+		j->nest |= 1ull << (j->depth - 1);
+	else
+		j->nest &= ~(1ull << (j->depth - 1));
+	j->comma = false;
+	j->want_key = object;
+}
+
+void zh_json_obj(zh_json_t *j)
+{
+	open_container(j, '{', true);
+}
+
+void zh_json_arr(zh_json_t *j)
+{
+	open_container(j, '[', false);
+}
+
+void zh_json_end(zh_json_t *j)
+{
+	bool object;
+	if (j->err)
+		return;
+	object = in_object(j);
+	if (j->depth == 0 || (object && !j->want_key)) {
+		set_err(j, -EINVAL); /* nothing open, or a key without its value */
+		return;
+	}
+	if (!room(j, 1))
+		return;
+	*j->p++ = object ? '}' : ']';
+	j->depth--;
+	value_end(j);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags)
+{
+	struct zh_json *j = &resp->json_writer;
+	zh_slice_t ct;
+	if (j->active) {
+		set_err(j, -EINVAL); /* one document per response */
+		return j;
+	}
+	memset(j, 0, sizeof *j);
+	j->resp = resp;
+	j->flags = flags;
+	j->active = true;
+	if (!zh_resp_committed(resp) && !zh_resp_header_get(resp, "Content-Type", &ct) &&
+	    zh_resp_header_set(resp, "Content-Type", "application/json") < 0)
+		set_err(j, -ENOSPC);
+	return j;
+}
+
+zh_json_t *zh_json_get(zh_response_t *resp)
+{
+	return resp->json_writer.active ? &resp->json_writer : NULL;
+}
+
+int zh_json_error(const zh_json_t *j)
+{
+	return j->err;
+}
