@@ -90,8 +90,14 @@ $(SHIM): tests/malloc_count.c
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t --jobs 2 --timeout 60; done
 
-integration: $(DAEMON) $(SHIM)
-	ZH_BIN=$(DAEMON) ZH_SHIM=$(if $(SANITIZE),,$(SHIM)) python3 tests/integration/run.py
+# test-only server whose routes answer zh_json documents (tests/integration/test_19_json.py)
+$(BUILD)/tests/json_server: tests/json_server.c $(LIB_A) include/zerohttp.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server
+	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server \
+		ZH_SHIM=$(if $(SANITIZE),,$(SHIM)) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's example with pkg-config
 install-check: all

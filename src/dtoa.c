@@ -2,8 +2,8 @@
  *
  * The JSON writer needs numbers that survive a round trip through any correct parser, and
  * every digit it saves is a byte less to format, send and parse. printf("%.17g") round-trips
- * but prints noise ("0.30000000000000004" is fine, "123.75000000000000" is not), and
- * searching %.15g..%.17g with a strtod() per try costs microseconds. So: the fewest
+ * but prints noise (0.1 as "0.10000000000000001") and costs ~130 ns; trying %.15g, %.16g,
+ * %.17g with a strtod() each costs several times that. So: the fewest
  * significant digits that strtod() maps back to v and, of those, the one nearest to v --
  * what Go, JavaScript and Python print.
  *
@@ -701,7 +701,8 @@ static inline int floor_log2_pow10(int e)
 	return floor_shr((int64_t)e * 1741647, 19);
 }
 
-/* floor(cp * g / 2^128), low bit set when cp * 10^-k * 2^(...) is not an integer. */
+/* floor(cp * g / 2^128), its low bit set when the exact value g stands for, x 2^q 10^-k with
+ * cp = x << h, is not an integer (see the top of the file for why "fraction >= cp"). */
 static inline uint64_t round_to_odd(const uint64_t g[2], uint64_t cp)
 {
 	u128 lo = (u128)g[1] * cp;
@@ -780,8 +781,27 @@ static const char pairs[200] =
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* d's decimal digits, ending just before end; returns where they start */
-static char *put_digits(uint64_t d, char *end)
+/* Number of decimal digits of d >= 1. floor(log10 2^b) estimates from the bit length b
+ * (1233 / 4096 ~ log10 2), one compare corrects it. */
+static inline int count_digits(uint64_t d)
+{
+	static const uint64_t pow10_u64[20] = {
+		UINT64_C(1), UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000),
+		UINT64_C(100000), UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000),
+		UINT64_C(1000000000), UINT64_C(10000000000), UINT64_C(100000000000),
+		UINT64_C(1000000000000), UINT64_C(10000000000000), UINT64_C(100000000000000),
+		UINT64_C(1000000000000000), UINT64_C(10000000000000000),
+		UINT64_C(100000000000000000), UINT64_C(1000000000000000000),
+		UINT64_C(10000000000000000000),
+	};
+	int t = (64 - __builtin_clzll(d)) * 1233 >> 12;
+
+	return t + (d >= pow10_u64[t]);
+}
+
+/* Writes d's digits so that they end just before end, and nothing else: the caller has
+ * placed end from count_digits(). */
+static inline void put_digits(uint64_t d, char *end)
 {
 	/* 32-bit arithmetic per block of eight digits is cheaper than 64-bit per pair */
 	while (d >= 100000000) {
@@ -799,55 +819,53 @@ static char *put_digits(uint64_t d, char *end)
 		memcpy(end, pairs + 2 * (r % 100), 2);
 		r /= 100;
 	}
-	if (r >= 10) {
-		end -= 2;
-		memcpy(end, pairs + 2 * r, 2);
-	} else {
-		*--end = (char)('0' + r);
-	}
-	return end;
+	if (r >= 10)
+		memcpy(end - 2, pairs + 2 * r, 2);
+	else
+		end[-1] = (char)('0' + r);
 }
 
-/* d * 10^e10 (d without trailing zeros) as Go's encoding/json prints it: plain notation for
- * 1e-6 <= |v| < 1e21, else d.ddde[+-]x with the exponent's digits only. Comparing the
- * printed value instead of v is the same test: 1e21 is a double, and no double on the
- * other side of either bound can print as a decimal on this side. */
+/* d * 10^e10 as Go's encoding/json prints it: plain notation for 1e-6 <= |v| < 1e21, else
+ * d.ddde[+-]x with the exponent's digits only. Testing the printed value instead of v is
+ * the same test: 1e21 is a double, and no double on the other side of either bound can
+ * print as a decimal on this side.
+ * The digits go straight to their final place: a scratch buffer copied with a variable
+ * length costs more than the conversion (gcc inlines it as rep movsq). */
 static size_t format(char *out, uint64_t d, int e10)
 {
-	char buf[24];
-	char *end = buf + sizeof(buf);
-	const char *dig = put_digits(d, end);
-	int n = (int)(end - dig);
+	int n = count_digits(d);
 	int x = e10 + n - 1;			   /* v = d.ddd * 10^x */
 	char *p = out;
 
 	if (x >= -6 && x <= 20) {
 		if (e10 >= 0) {
-			memcpy(p, dig, (size_t)n);
+			put_digits(d, p + n);
 			p += n;
-			memset(p, '0', (size_t)e10);
-			p += e10;
+			for (int i = 0; i < e10; i++)
+				*p++ = '0';
 		} else if (x >= 0) {
-			memcpy(p, dig, (size_t)x + 1);
-			p += x + 1;
-			*p++ = '.';
-			memcpy(p, dig + x + 1, (size_t)(n - x - 1));
-			p += n - x - 1;
+			/* all digits one place right, then the integer part back over the gap */
+			put_digits(d, p + n + 1);
+			memmove(p, p + 1, (size_t)x + 1);
+			p[x + 1] = '.';
+			p += n + 1;
 		} else {
 			*p++ = '0';
 			*p++ = '.';
-			memset(p, '0', (size_t)(-x - 1));
-			p += -x - 1;
-			memcpy(p, dig, (size_t)n);
+			for (int i = 0; i < -x - 1; i++)
+				*p++ = '0';
+			put_digits(d, p + n);
 			p += n;
 		}
 		return (size_t)(p - out);
 	}
-	*p++ = dig[0];
+	put_digits(d, p + n + 1);
+	p[0] = p[1];
 	if (n > 1) {
-		*p++ = '.';
-		memcpy(p, dig + 1, (size_t)n - 1);
-		p += n - 1;
+		p[1] = '.';
+		p += n + 1;
+	} else {
+		p++;
 	}
 	*p++ = 'e';
 	*p++ = x < 0 ? '-' : '+';
@@ -890,9 +908,10 @@ size_t zh__dtoa(double v, char *out)
 	}
 
 	/* Integers below 2^53 (counts, ids, "5.0") are their own shortest form: R is at most
-	 * 1 wide and holds no other integer, and anything shorter would be an integer. */
+	 * 1 wide and holds no other integer, and anything shorter would be an integer. They
+	 * print plainly, so their zeros need not be dropped either. */
 	if (q <= 0 && q >= -FRAC_BITS && (c & ((UINT64_C(1) << -q) - 1)) == 0)
-		d = drop_zeros(c >> -q, &e10);
+		d = c >> -q;
 	else
 		d = shortest(c, q, &e10);
 	return (size_t)(p - out) + format(p, d, e10);

@@ -138,15 +138,57 @@ void zh_json_i64(zh_json_t *j, int64_t v)
 	value_end(j);
 }
 
+/* Doubles with at most three decimals and |v| < 2^40 (prices, measurements: the common case)
+ * without the general algorithm. The decimal m / 10^k is v's shortest text if it reads back
+ * as v (a correctly rounded division, like strtod's), trying k = 0, 1, 2, 3 in turn: below
+ * 2^40 an ulp is under 10^-3 / 4, so no other decimal with k places can read back as v, and
+ * the first k that works has the fewest digits. Anything else goes to zh__dtoa. */
+static char *put_double_fast(char *p, double v)
+{
+	static const double scale[4] = {1, 10, 100, 1000};
+	double a = v < 0 ? -v : v;
+	if (!(a < 1099511627776.0) || a == 0)
+		return NULL; /* large, NaN, or zero (whose sign zh__dtoa keeps) */
+	for (int k = 0; k < 4; k++) {
+		double x = a * scale[k];
+		uint64_t m = (uint64_t)(x + 0.5);
+		if ((double)m / scale[k] == a) {
+			char digits[24], *q = put_u64(digits, m);
+			size_t nd = (size_t)(q - digits);
+			if (v < 0)
+				*p++ = '-';
+			if (nd <= (size_t)k) { /* 0.05: leading zeros after the point */
+				*p++ = '0';
+				*p++ = '.';
+				for (size_t z = nd; z < (size_t)k; z++)
+					*p++ = '0';
+				memcpy(p, digits, nd);
+				return p + nd;
+			}
+			memcpy(p, digits, nd - (size_t)k);
+			p += nd - (size_t)k;
+			if (k) {
+				*p++ = '.';
+				memcpy(p, digits + nd - k, (size_t)k);
+				p += k;
+			}
+			return p;
+		}
+	}
+	return NULL;
+}
+
 void zh_json_double(zh_json_t *j, double v)
 {
+	char *q;
 	if (!isfinite(v)) {
 		set_err(j, -EDOM); /* JSON has no NaN or Infinity */
 		return;
 	}
 	if (!value_begin(j, ZH__DTOA_MAX))
 		return;
-	j->p += zh__dtoa(v, j->p);
+	q = put_double_fast(j->p, v);
+	j->p = q ? q : j->p + zh__dtoa(v, j->p);
 	value_end(j);
 }
 
@@ -174,38 +216,67 @@ void zh_json_null(zh_json_t *j)
 
 /* ---- strings ------------------------------------------------------------------------------- */
 
-/* How many leading bytes of s (at most n) go out as they are: printable ASCII other than
- * '"' and '\\' (and '<', '>', '&' when escaping for HTML). */
-static size_t plain_run(const unsigned char *s, size_t n, bool html)
+static bool plain_byte(unsigned char c, bool html)
 {
-	size_t i = 0;
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' &&
+	       !(html && (c == '<' || c == '>' || c == '&'));
+}
+
 #if defined(__SSE2__) && !defined(ZH_NO_SIMD)
-	const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-		      bslash = _mm_set1_epi8('\\'), lt = _mm_set1_epi8('<'),
-		      gt = _mm_set1_epi8('>'), amp = _mm_set1_epi8('&');
-	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-		/* signed compare: bytes >= 0x80 are negative, so below ' ' as well */
-		__m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, space),
-					   _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-							_mm_cmpeq_epi8(v, bslash)));
-		unsigned mask;
-		if (html)
-			bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(v, lt),
-							     _mm_or_si128(_mm_cmpeq_epi8(v, gt),
-									  _mm_cmpeq_epi8(v, amp))));
-		mask = (unsigned)_mm_movemask_epi8(bad);
-		if (mask)
-			return i + (size_t)__builtin_ctz(mask);
+/* 16 bytes from s, of which only the first n (1..15 when short) are the string's. Within
+ * one page an over-read cannot fault, so short strings cost one load; the bytes past n
+ * are masked off by the caller. ASan would flag the over-read, so it is not instrumented. */
+__attribute__((no_sanitize_address)) static __m128i load16(const unsigned char *s, size_t n)
+{
+	unsigned char tmp[16];
+	if (n >= 16 || ((uintptr_t)s & 4095) <= 4096 - 16)
+		return _mm_loadu_si128((const __m128i *)(const void *)s);
+	memcpy(tmp, s, n);
+	return _mm_loadu_si128((const __m128i *)(const void *)tmp);
+}
+
+/* Bit i set: byte i needs the slow path (control, non-ASCII, '"', '\\', or HTML-special).
+ * Signed compare: bytes >= 0x80 are negative, so they count as below ' '. */
+static inline __attribute__((always_inline)) unsigned special_mask(__m128i v, bool html)
+{
+	__m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+				   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+						_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+	if (html)
+		bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('<')),
+						     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('>')),
+								  _mm_cmpeq_epi8(v, _mm_set1_epi8('&')))));
+	return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+
+/* Copies the run of plain bytes at the start of [*s, end) into the window (which has at
+ * least 24 bytes free), as far as the window allows. */
+static inline void copy_plain(struct zh_json *j, const unsigned char **s, const unsigned char *end,
+			      bool html)
+{
+	size_t left = (size_t)(end - *s), room_left = (size_t)(j->end - j->p) - 8;
+#if defined(__SSE2__) && !defined(ZH_NO_SIMD)
+	/* 16 at a time: classify, store all 16 (the window has room), advance past the plain
+	 * ones; the store's extra bytes are overwritten next */
+	while (left && room_left >= 16) {
+		__m128i v = load16(*s, left);
+		unsigned mask = special_mask(v, html) | (left < 16 ? ~0u << left : 0u);
+		size_t n = mask ? (size_t)__builtin_ctz(mask) : 16;
+		_mm_storeu_si128((__m128i *)(void *)j->p, v);
+		j->p += n;
+		*s += n;
+		left -= n;
+		room_left -= n;
+		if (n < 16)
+			return;
 	}
 #endif
-	for (; i < n; i++) {
-		unsigned char c = s[i];
-		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\' ||
-		    (html && (c == '<' || c == '>' || c == '&')))
-			break;
+	while (left && room_left && plain_byte(**s, html)) {
+		*j->p++ = (char)*(*s)++;
+		left--;
+		room_left--;
 	}
-	return i;
 }
 
 /* The UTF-8 sequence at s (at most n bytes), per RFC 3629 (Unicode table 3-7: no overlongs,
@@ -306,23 +377,19 @@ static size_t escape_one(struct zh_json *j, const unsigned char *s, size_t n)
 	return len;
 }
 
-static void put_string(struct zh_json *j, const char *str, size_t len)
+static __attribute__((noinline)) void put_string_slow(struct zh_json *j, const char *str,
+						     size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str, *end = s + len;
 	bool html = j->flags & ZH_JSON_ESCAPE_HTML;
 	*j->p++ = '"';
-	while (s < end) {
-		size_t avail = (size_t)(j->end - j->p), n;
-		if (avail < 8) {
-			if (!refill(j, ROOM_MIN))
-				return;
-			avail = (size_t)(j->end - j->p);
-		}
-		n = plain_run(s, (size_t)(end - s) < avail - 7 ? (size_t)(end - s) : avail - 7, html);
-		memcpy(j->p, s, n);
-		j->p += n;
-		s += n;
-		if (s < end && (size_t)(j->end - j->p) >= 7) {
+	for (;;) {
+		if ((size_t)(j->end - j->p) < 24 && !refill(j, ROOM_MIN))
+			return;
+		copy_plain(j, &s, end, html);
+		if (s == end)
+			break;
+		if ((size_t)(j->end - j->p) >= 8 && !plain_byte(*s, html)) {
 			size_t used = escape_one(j, s, (size_t)(end - s));
 			if (used == 0)
 				return;
@@ -331,6 +398,25 @@ static void put_string(struct zh_json *j, const char *str, size_t len)
 	}
 	if (room(j, 1))
 		*j->p++ = '"';
+}
+
+static inline void put_string(struct zh_json *j, const char *str, size_t len)
+{
+#if defined(__SSE2__) && !defined(ZH_NO_SIMD)
+	/* most keys and many values: up to 16 plain bytes, one load, one store */
+	if (len <= 16 && (size_t)(j->end - j->p) >= 34) {
+		__m128i v = load16((const unsigned char *)str, len);
+		unsigned mask = special_mask(v, j->flags & ZH_JSON_ESCAPE_HTML) | (~0u << len);
+		if ((size_t)__builtin_ctz(mask) == len) {
+			j->p[0] = '"';
+			_mm_storeu_si128((__m128i *)(void *)(j->p + 1), v);
+			j->p[len + 1] = '"';
+			j->p += len + 2;
+			return;
+		}
+	}
+#endif
+	put_string_slow(j, str, len);
 }
 
 void zh_json_str(zh_json_t *j, const char *s, size_t len)
@@ -343,12 +429,27 @@ void zh_json_str(zh_json_t *j, const char *s, size_t len)
 
 void zh_json_key(zh_json_t *j, const char *key, size_t len)
 {
-	if (j->err)
-		return;
-	if (!j->want_key) {
+	if (ZH__UNLIKELY(!j->want_key || j->err)) {
 		set_err(j, -EINVAL); /* not inside an object, or a key is already waiting */
 		return;
 	}
+#if defined(__SSE2__) && !defined(ZH_NO_SIMD)
+	/* the usual key: short and plain; separator, quotes and colon around one 16-byte store */
+	if (len <= 16 && (size_t)(j->end - j->p) >= 36) {
+		__m128i v = load16((const unsigned char *)key, len);
+		unsigned mask = special_mask(v, j->flags & ZH_JSON_ESCAPE_HTML) | (~0u << len);
+		if ((size_t)__builtin_ctz(mask) == len) {
+			char *p = j->p + j->comma;
+			j->p[0] = ',';
+			p[0] = '"';
+			_mm_storeu_si128((__m128i *)(void *)(p + 1), v);
+			memcpy(p + 1 + len, "\":", 2);
+			j->p = p + len + 3;
+			j->want_key = j->comma = false;
+			return;
+		}
+	}
+#endif
 	if (!room(j, 3))
 		return;
 	if (j->comma)

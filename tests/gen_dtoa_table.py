@@ -11,13 +11,14 @@ off the 192-bit product. This script:
   3. proves that the product is precise enough: for every binary exponent q the code can
      meet, x * 2^q * 10^-k (x any integer up to the largest scaled significand) is either an
      integer or further from every integer than x * 2^h / 2^128 (h <= 4, the extra shift),
-     which bounds the error of using g(k) instead of 10^-k. The minimum of |x*a - nearest integer| over
-     1 <= x <= X is taken at the largest continued-fraction convergent denominator <= X
-     (best approximations of the second kind), so each exponent costs one Euclid run;
+     which bounds the error of using g(k) instead of 10^-k. The minimum distance of x*a
+     from an integer over 1 <= x <= X is taken at the largest continued-fraction
+     convergent denominator <= X (best approximations of the second kind), so each
+     exponent costs one Euclid run;
   4. prints the C block, or with --write replaces it in src/dtoa.c, or with --check (the
      default) fails unless src/dtoa.c holds exactly that block.
 
-Only the Python standard library is used; it runs in about a second.
+Only the Python standard library is used; it runs in a few seconds.
 """
 import os
 import random

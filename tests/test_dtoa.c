@@ -360,6 +360,8 @@ static void reference(double v, char *dig, int *point)
 	digits_of(text, dig, point);
 }
 
+static uint64_t n_nearest;
+
 static void check_nearest(double v)
 {
 	char buf[BUF], dig[BUF], want[BUF];
@@ -370,10 +372,12 @@ static void check_nearest(double v)
 	if (strcmp(dig, want) != 0 || point != want_point)
 		cr_assert_fail("%a (%.17g): \"%s\", but the nearest shortest is 0.%se%d", v, v, buf,
 			 want, want_point);
+	n_nearest++;
 }
 
 Test(dtoa, nearest_of_the_shortest_powers_and_subnormals)
 {
+	n_nearest = 0;
 	for (int i = -1074; i <= 1023; i++) {
 		check_nearest(pow2(i));
 		check_nearest(-pow2(i));
@@ -390,17 +394,20 @@ Test(dtoa, nearest_of_the_shortest_powers_and_subnormals)
 	}
 	for (uint64_t c = 1; c <= 3000; c++)
 		check_nearest(from_bits(c));	/* where the scaled value has few digits */
+	cr_log_info("nearest, powers and subnormals: %" PRIu64 " doubles checked", n_nearest);
 }
 
 Test(dtoa, nearest_of_the_shortest_random, .timeout = 60)
 {
 	uint64_t st = 42;
+	n_nearest = 0;
 	for (int i = 0; i < 60000; i++) {
 		uint64_t b = rng_next(&st);
 		if ((b >> 52 & 0x7ff) == 0x7ff)
 			continue;
 		check_nearest(from_bits(b));
 	}
+	cr_log_info("nearest, random: %" PRIu64 " doubles checked", n_nearest);
 }
 
 Test(dtoa, random_bit_patterns, .timeout = 60)
@@ -423,6 +430,7 @@ Test(dtoa, random_bit_patterns, .timeout = 60)
 		}
 	}
 	cr_assert_geq(n_checked, 1150000, "%" PRIu64 " values checked", n_checked);
+	cr_log_info("random_bit_patterns: %" PRIu64 " doubles checked", n_checked);
 }
 
 Test(dtoa, decimal_looking_values, .timeout = 60)
@@ -461,4 +469,5 @@ Test(dtoa, decimal_looking_values, .timeout = 60)
 			cr_assert_fail("%s: got \"%s\"", src, buf);
 	}
 	cr_assert_geq(n_checked, 1950000, "%" PRIu64 " values checked", n_checked);
+	cr_log_info("decimal_looking_values: %" PRIu64 " doubles checked", n_checked);
 }

@@ -1,0 +1,598 @@
+/* json_server.c — a test-only server for tests/integration/test_19_json.py: every route
+ * answers a document written with the zh_json writer only, so that Python's json module can
+ * check it byte for byte.
+ *
+ *   json_server PORT        (0: any free port; the bound port is printed as "port N\n")
+ *
+ *   POST /str?flags=F       F: comma list of html, strict (may be empty). Answers
+ *                           {"s": BODY, "k": {BODY: 1}, "a": [BODY, BODY]}
+ *   GET  /deep?d=N          N nested arrays around a 0
+ *   POST /doubles           body: lines of 16 hex digits (IEEE-754 bits) -> array of doubles
+ *   POST /ints              body: lines "i <int64>" or "u <uint64>" -> array of integers
+ *   GET  /big?n=N&len=L     N strings of L bytes of pattern(i), written by the handler
+ *   GET  /bigp?n=N&len=L    the same written by a producer (~32 KiB per call)
+ *   GET  /misuse?kind=K     writer misuse; see misuse()
+ *   GET  /raw               zh_json_raw fragments, small and large
+ *   GET  /html              a string and a key under ZH_JSON_ESCAPE_HTML
+ *   GET  /all               every value type, empty containers, nesting
+ *
+ * String i of /big and /bigp is the L bytes at offset (7 * i) % UNIT_LEN of the endless
+ * repetition of unit[] (which has quotes, backslashes, controls, NUL, multibyte UTF-8, and
+ * is cut anywhere, so invalid UTF-8 appears at the edges too). The test rebuilds it.
+ */
+#include <zerohttp.h>
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const unsigned char unit[] = {
+	'a', 'b', '"', 'c', '\\', 'd', '/', 0x00, 0x01, 0x1f, 0x7f, '\n', '\t', '\r', '\b', '\f',
+	' ', 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, '<', '>', '&', 0xe2, 0x80,
+	0xa8, 'x', 'y', 'z', 0xdf, 0xbf,
+};
+enum { UNIT_LEN = sizeof unit, LEN_MAX = 8 << 20, N_MAX = 10000000 };
+static unsigned char pattern[LEN_MAX + UNIT_LEN];
+
+static zh_server_t *g_server;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (g_server)
+		zh_server_stop(g_server);
+}
+
+/* The value of query parameter name (without '='), or false if absent. */
+static bool param(zh_slice_t q, const char *name, zh_slice_t *out)
+{
+	size_t nlen = strlen(name);
+	const char *p = q.ptr, *end = q.ptr + q.len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+		if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			out->ptr = p + nlen + 1;
+			out->len = (size_t)(stop - p - (long)nlen - 1);
+			return true;
+		}
+		if ((size_t)(stop - p) == nlen && memcmp(p, name, nlen) == 0) {
+			out->ptr = stop;
+			out->len = 0;
+			return true;
+		}
+		p = stop + 1;
+	}
+	return false;
+}
+
+/* A decimal query parameter in 0..max, def if absent, -1 if malformed. */
+static long num_param(zh_request_t *req, const char *name, long def, long max)
+{
+	zh_slice_t v;
+	long n = 0;
+	if (!param(zh_req_query(req), name, &v))
+		return def;
+	if (v.len == 0)
+		return -1;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.ptr[i] < '0' || v.ptr[i] > '9' || n > max)
+			return -1;
+		n = n * 10 + (v.ptr[i] - '0');
+	}
+	return n > max ? -1 : n;
+}
+
+static void bad_request(zh_response_t *resp, const char *why)
+{
+	(void)zh_reply(resp, 400, "text/plain", why, strlen(why));
+}
+
+static bool eq(const char *p, size_t n, const char *lit)
+{
+	return n == strlen(lit) && memcmp(p, lit, n) == 0;
+}
+
+/* ---- POST /str -------------------------------------------------------------------------- */
+
+static void str(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t body, f;
+	unsigned flags = 0;
+	zh_json_t *j;
+	(void)arg;
+	if (param(zh_req_query(req), "flags", &f)) {
+		const char *p = f.ptr, *end = f.ptr + f.len;
+		while (p < end) {
+			const char *c = memchr(p, ',', (size_t)(end - p)), *stop = c ? c : end;
+			if (eq(p, (size_t)(stop - p), "html"))
+				flags |= ZH_JSON_ESCAPE_HTML;
+			else if (eq(p, (size_t)(stop - p), "strict"))
+				flags |= ZH_JSON_STRICT_UTF8;
+			else if (stop != p) {
+				bad_request(resp, "flags: html, strict\n");
+				return;
+			}
+			p = stop + 1;
+		}
+	}
+	if (zh_body_all(req, &body) < 0) {
+		bad_request(resp, "no body\n");
+		return;
+	}
+	j = zh_json_begin(resp, flags);
+	zh_json_obj(j);
+	zh_json_key(j, "s", 1);
+	zh_json_str(j, body.ptr, body.len);
+	zh_json_key(j, "k", 1);
+	zh_json_obj(j);
+	zh_json_key(j, body.ptr, body.len);
+	zh_json_u64(j, 1);
+	zh_json_end(j);
+	zh_json_key(j, "a", 1);
+	zh_json_arr(j);
+	zh_json_str(j, body.ptr, body.len);
+	zh_json_str(j, body.ptr, body.len);
+	zh_json_end(j);
+	zh_json_end(j);
+}
+
+/* ---- GET /deep -------------------------------------------------------------------------- */
+
+static void deep(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	long d = num_param(req, "d", -1, 1000);
+	zh_json_t *j;
+	(void)arg;
+	if (d < 0) {
+		bad_request(resp, "d=0..1000\n");
+		return;
+	}
+	j = zh_json_begin(resp, 0);
+	for (long i = 0; i < d; i++)
+		zh_json_arr(j);
+	zh_json_i64(j, 0);
+	for (long i = 0; i < d; i++)
+		zh_json_end(j);
+}
+
+/* ---- POST /doubles, POST /ints ------------------------------------------------------------ */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The next line of [*p, end) without its '\n'; false at the end. */
+static bool next_line(const char **p, const char *end, const char **line, size_t *len)
+{
+	const char *nl;
+	if (*p >= end)
+		return false;
+	nl = memchr(*p, '\n', (size_t)(end - *p));
+	*line = *p;
+	*len = (size_t)((nl ? nl : end) - *p);
+	*p = nl ? nl + 1 : end;
+	return true;
+}
+
+static void doubles(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t body;
+	const char *p, *end, *line;
+	size_t len;
+	zh_json_t *j;
+	(void)arg;
+	if (zh_body_all(req, &body) < 0) {
+		bad_request(resp, "no body\n");
+		return;
+	}
+	/* validate everything first, so that a bad request is a 400 and not a broken document */
+	for (p = body.ptr, end = body.ptr + body.len; next_line(&p, end, &line, &len);) {
+		bool ok = len == 16;
+		for (size_t i = 0; ok && i < 16; i++)
+			ok = hexval(line[i]) >= 0;
+		if (!ok) {
+			bad_request(resp, "lines of 16 hex digits\n");
+			return;
+		}
+	}
+	j = zh_json_begin(resp, 0);
+	zh_json_arr(j);
+	for (p = body.ptr; next_line(&p, end, &line, &len);) {
+		uint64_t bits = 0;
+		double v;
+		for (size_t i = 0; i < 16; i++)
+			bits = bits << 4 | (uint64_t)hexval(line[i]);
+		memcpy(&v, &bits, sizeof v);
+		zh_json_double(j, v);
+	}
+	zh_json_end(j);
+}
+
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0 || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+static void ints(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t body;
+	const char *p, *end, *line;
+	size_t len;
+	zh_json_t *j;
+	(void)arg;
+	if (zh_body_all(req, &body) < 0) {
+		bad_request(resp, "no body\n");
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		j = pass ? zh_json_begin(resp, 0) : NULL;
+		if (j)
+			zh_json_arr(j);
+		for (p = body.ptr, end = body.ptr + body.len; next_line(&p, end, &line, &len);) {
+			uint64_t v;
+			bool neg = len > 3 && line[2] == '-';
+			bool ok = len > 2 && (line[0] == 'i' || line[0] == 'u') && line[1] == ' ' &&
+				  parse_u64(line + 2 + neg, len - 2 - neg, &v) &&
+				  (line[0] == 'u' ? !neg
+						  : (neg ? v <= (uint64_t)INT64_MAX + 1
+							 : v <= (uint64_t)INT64_MAX));
+			if (!ok) {
+				bad_request(resp, "lines 'i <int64>' or 'u <uint64>'\n");
+				return;
+			}
+			if (!j)
+				continue;
+			if (line[0] == 'u')
+				zh_json_u64(j, v);
+			else if (neg)
+				zh_json_i64(j, v == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+									   : -(int64_t)v);
+			else
+				zh_json_i64(j, (int64_t)v);
+		}
+		if (j)
+			zh_json_end(j);
+	}
+}
+
+/* ---- GET /big, GET /bigp ------------------------------------------------------------------ */
+
+struct big_state {
+	uint64_t next, n, len;
+};
+
+static void big_item(zh_json_t *j, const struct big_state *st, uint64_t i)
+{
+	zh_json_str(j, (const char *)pattern + (7 * i) % UNIT_LEN, (size_t)st->len);
+}
+
+static bool big_args(zh_request_t *req, zh_response_t *resp, struct big_state *st)
+{
+	long n = num_param(req, "n", -1, N_MAX), len = num_param(req, "len", -1, LEN_MAX);
+	if (n < 0 || len < 0) {
+		bad_request(resp, "n=0..10000000&len=0..8388608\n");
+		return false;
+	}
+	st->next = 0;
+	st->n = (uint64_t)n;
+	st->len = (uint64_t)len;
+	return true;
+}
+
+static void big(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	struct big_state st;
+	zh_json_t *j;
+	(void)arg;
+	if (!big_args(req, resp, &st))
+		return;
+	j = zh_json_begin(resp, 0);
+	zh_json_arr(j);
+	for (uint64_t i = 0; i < st.n; i++)
+		big_item(j, &st, i);
+	zh_json_end(j);
+}
+
+static int big_more(zh_response_t *resp, void *arg)
+{
+	struct big_state *st = arg;
+	zh_json_t *j;
+	uint64_t stop;
+	if (resp == NULL)
+		return 0; /* the state lives in the response */
+	j = zh_json_get(resp);
+	if (j == NULL || zh_json_error(j))
+		return -EIO;
+	stop = zh_resp_body_len(resp) + 32 * 1024;
+	do {
+		if (st->next == st->n) {
+			zh_json_end(j);
+			return zh_json_error(j) ? -EIO : ZH_PRODUCE_DONE;
+		}
+		big_item(j, st, st->next++);
+	} while (zh_resp_body_len(resp) < stop);
+	return zh_json_error(j) ? -EIO : ZH_PRODUCE_MORE;
+}
+
+static void bigp(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	struct big_state *st = zh_resp_state(resp);
+	(void)arg;
+	if (!big_args(req, resp, st))
+		return;
+	zh_json_arr(zh_json_begin(resp, 0));
+	if (zh_resp_produce(resp, big_more, st) < 0)
+		return; /* the document stays unfinished: a 500 */
+}
+
+/* ---- GET /misuse -------------------------------------------------------------------------- */
+
+/* Every kind but "ok" leaves an erroneous or unfinished document: a 500 before the head left
+ * ("late": after ~100 KiB went chunked, then the connection is cut). */
+static void misuse(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t k;
+	zh_json_t *j;
+	(void)arg;
+	if (!param(zh_req_query(req), "kind", &k)) {
+		bad_request(resp, "kind=...\n");
+		return;
+	}
+#define KIND(name) eq(k.ptr, k.len, name)
+	if (KIND("ok")) { /* the control: a valid document through the same route */
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "a", 1);
+		zh_json_u64(j, 1);
+		zh_json_end(j);
+	} else if (KIND("value_without_key")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_u64(j, 1);
+		zh_json_end(j);
+	} else if (KIND("unbalanced_end")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_end(j);
+	} else if (KIND("unbalanced_end_after")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_arr(j);
+		zh_json_end(j);
+		zh_json_end(j);
+	} else if (KIND("unclosed")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "a", 1);
+		zh_json_u64(j, 1);
+	} else if (KIND("empty")) {
+		(void)zh_json_begin(resp, 0); /* no value at all */
+	} else if (KIND("two_top")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_u64(j, 1);
+		zh_json_u64(j, 2);
+	} else if (KIND("key_in_array")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_arr(j);
+		zh_json_key(j, "a", 1);
+		zh_json_u64(j, 1);
+		zh_json_end(j);
+	} else if (KIND("key_twice")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "a", 1);
+		zh_json_key(j, "b", 1);
+		zh_json_u64(j, 1);
+		zh_json_end(j);
+	} else if (KIND("end_after_key")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "a", 1);
+		zh_json_end(j);
+	} else if (KIND("key_at_top")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_key(j, "a", 1);
+		zh_json_u64(j, 1);
+	} else if (KIND("nan") || KIND("inf") || KIND("ninf")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_arr(j);
+		zh_json_u64(j, 1);
+		zh_json_double(j, KIND("nan") ? NAN : KIND("inf") ? INFINITY : -INFINITY);
+		zh_json_u64(j, 2);
+		zh_json_end(j);
+	} else if (KIND("begin_twice")) {
+		j = zh_json_begin(resp, 0);
+		zh_json_arr(j);
+		zh_json_end(j);
+		j = zh_json_begin(resp, 0);
+		zh_json_arr(j);
+		zh_json_end(j);
+	} else if (KIND("strict")) {
+		j = zh_json_begin(resp, ZH_JSON_STRICT_UTF8);
+		zh_json_arr(j);
+		zh_json_str(j, "ok", 2);
+		zh_json_str(j, "bad\xff", 4);
+		zh_json_end(j);
+	} else if (KIND("late")) {
+		/* ~100 KiB of a valid array (pattern strings, as /big), so the head has left and
+		 * the body goes chunked; then a key inside the array. Nothing after the error may
+		 * be emitted: the client gets a strict prefix of the array, then EOF. */
+		struct big_state st = {0, 0, 100};
+		uint64_t i = 0;
+		j = zh_json_begin(resp, 0);
+		zh_json_arr(j);
+		while (zh_resp_body_len(resp) < 100 * 1024)
+			big_item(j, &st, i++);
+		zh_json_key(j, "a", 1);
+		zh_json_str(j, "AFTER", 5);
+		zh_json_end(j);
+	} else {
+		bad_request(resp, "unknown kind\n");
+	}
+#undef KIND
+}
+
+/* ---- GET /raw, GET /html, GET /all -------------------------------------------------------- */
+
+static char raw_big[40 * 1024];
+static size_t raw_big_len;
+
+static void raw(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	(void)req;
+	(void)arg;
+	zh_json_arr(j);
+	zh_json_raw(j, "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\"}", 35);
+	zh_json_raw(j, "123", 3);
+	zh_json_str(j, "x", 1);
+	zh_json_raw(j, raw_big, raw_big_len);
+	zh_json_obj(j);
+	zh_json_key(j, "r", 1);
+	zh_json_raw(j, "[true,false]", 12);
+	zh_json_end(j);
+	zh_json_end(j);
+}
+
+static const char html_text[] = "</script><b>&amp;\xe2\x80\xa8|\xe2\x80\xa9'\"</";
+
+static void html(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, ZH_JSON_ESCAPE_HTML);
+	(void)req;
+	(void)arg;
+	zh_json_obj(j);
+	zh_json_key(j, "s", 1);
+	zh_json_str(j, html_text, sizeof html_text - 1);
+	zh_json_key(j, html_text, sizeof html_text - 1);
+	zh_json_u64(j, 1);
+	zh_json_end(j);
+}
+
+static void all(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	(void)req;
+	(void)arg;
+	zh_json_obj(j);
+	zh_json_key(j, "t", 1);
+	zh_json_bool(j, 1);
+	zh_json_key(j, "f", 1);
+	zh_json_bool(j, 0);
+	zh_json_key(j, "t2", 2);
+	zh_json_bool(j, 42); /* any non-zero is true */
+	zh_json_key(j, "n", 1);
+	zh_json_null(j);
+	zh_json_key(j, "", 0);
+	zh_json_str(j, "", 0);
+	zh_json_key(j, "eo", 2);
+	zh_json_obj(j);
+	zh_json_end(j);
+	zh_json_key(j, "ea", 2);
+	zh_json_arr(j);
+	zh_json_end(j);
+	zh_json_key(j, "nest", 4);
+	zh_json_arr(j);
+	zh_json_obj(j);
+	zh_json_key(j, "x", 1);
+	zh_json_arr(j);
+	zh_json_arr(j);
+	zh_json_end(j);
+	zh_json_obj(j);
+	zh_json_end(j);
+	zh_json_null(j);
+	zh_json_end(j);
+	zh_json_end(j);
+	zh_json_i64(j, -7);
+	zh_json_u64(j, 7);
+	zh_json_double(j, 1.5);
+	zh_json_double(j, -0.0);
+	zh_json_double(j, 100.0);
+	zh_json_str(j, "s", 1);
+	zh_json_end(j);
+	zh_json_key(j, "dup", 3);
+	zh_json_u64(j, 1);
+	zh_json_end(j);
+}
+
+int main(int argc, char **argv)
+{
+	zh_config_t cfg;
+	struct sigaction sa;
+	char *endp;
+	long port;
+	int err = 0, r;
+
+	if (argc != 2 || (port = strtol(argv[1], &endp, 10), *endp != '\0') || port < 0 ||
+	    port > 65535) {
+		fprintf(stderr, "usage: json_server PORT\n");
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof pattern; i++)
+		pattern[i] = unit[i % UNIT_LEN];
+	raw_big[0] = '[';
+	raw_big_len = 1;
+	while (raw_big_len + 12 < sizeof raw_big)
+		raw_big_len += (size_t)snprintf(raw_big + raw_big_len, 12, "%zu,", raw_big_len);
+	raw_big[raw_big_len - 1] = ']';
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	zh_config_init(&cfg);
+	cfg.port = (uint16_t)port;
+	cfg.workers = 2;
+	cfg.max_body = LEN_MAX;
+	cfg.body_buffers = 4;
+	cfg.io_contexts = 64;
+	cfg.max_connections = 256;
+	g_server = zh_server_new(&cfg, &err);
+	if (g_server == NULL) {
+		fprintf(stderr, "json_server: cannot start: %s\n", strerror(-err));
+		return 1;
+	}
+	if (zh_server_route(g_server, ZH_POST, "/str", 0, str, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/deep", 0, deep, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/doubles", 0, doubles, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/ints", 0, ints, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/big", 0, big, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/bigp", 0, bigp, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/misuse", 0, misuse, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/raw", 0, raw, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/html", 0, html, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0) {
+		fprintf(stderr, "json_server: cannot add routes\n");
+		return 1;
+	}
+	printf("port %u\n", (unsigned)zh_server_port(g_server));
+	fflush(stdout);
+	r = zh_server_run(g_server);
+	{
+		zh_server_t *srv = g_server;
+		g_server = NULL;
+		zh_server_free(srv);
+	}
+	return r < 0;
+}
