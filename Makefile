@@ -34,7 +34,8 @@ LIB_SO  := $(BUILD)/libzerohttp.so
 DAEMON  := $(BUILD)/zerohttpd
 
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
-	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa
+	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
+	      $(BUILD)/tests/test_json
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan bench install clean deps
@@ -118,8 +119,12 @@ asan:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPT=-O1 all unit integration
 
-bench: deps all
+bench: deps all $(BUILD)/bench/json_writer
 	bench/run.sh $(DAEMON)
+	taskset -c 0 $(BUILD)/bench/json_writer
+$(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -325,12 +325,14 @@ class StreamingCase(ServerTestCase):
         return w, w.read_response(method, sink)
 
     def assertHealthy(self, w=None):
-        """/plaintext answers (on w, or on a new connection)."""
+        """/plaintext answers on w, or on a new connection (then closed)."""
+        own = w is None
         w = w or self.wire()
         w.send(get("/plaintext"))
         r = w.read_response()
         self.assertEqual((r.status, r.body, r.framing), (200, HELLO, "length"), repr(r))
-        return w
+        if own:
+            w.close()
 
     def stable_fd_count(self, settle=0.2, within=5.0):
         """The server's open fd count once it has not changed for `settle` seconds."""
@@ -581,7 +583,7 @@ class ProducerAbort(StreamingCase):
     SERVER_ARGS = ("--workers", "1")
 
     def test_reset_mid_stream(self):
-        self.assertHealthy().close()
+        self.assertHealthy()
         baseline = self.stable_fd_count()
         for k in range(12):
             w = self.wire(rcvbuf=16 * KIB)
@@ -601,10 +603,11 @@ class ProducerAbort(StreamingCase):
         self.assertHealthy()
         self.assertFdsReturn(baseline)
         # the producer machinery still works for the next one
-        _, r = self.fetch("/stream?bytes=%d" % (3 * MIB), sink=PatternCheck())
+        w, r = self.fetch("/stream?bytes=%d" % (3 * MIB), sink=PatternCheck())
         self.assertEqual((r.status, r.framing, r.length), (200, "chunked", 3 * MIB))
-        _, r = self.fetch("/json/list?n=20000")
-        check_items(self, json.loads(r.body), 20000, "after aborts")
+        w.send(get("/json/list?n=20000"))
+        check_items(self, json.loads(w.read_response().body), 20000, "after aborts")
+        w.close()
         self.assertFdsReturn(baseline)
 
     def test_reset_during_json_list(self):
@@ -654,7 +657,7 @@ class Deferred(StreamingCase):
             self.assertHealthy(w)
 
     def test_client_leaves_before_resume(self):
-        self.assertHealthy().close()
+        self.assertHealthy()
         baseline = self.stable_fd_count()
         for k in range(20):
             w = self.wire()
