@@ -95,6 +95,11 @@ typedef struct zh_config {
 	unsigned idle_timeout_ms;    /* idle keep-alive connection is closed after. 60 s */
 	unsigned body_timeout_ms;    /* no body bytes for this long → 408 and close. 30 s */
 	unsigned write_timeout_ms;   /* peer takes no response bytes for this long → close. 30 s */
+	unsigned sync_write_wait_ms; /* a handler writing more than its buffers hold (a huge
+					string in one call, say) waits for the socket at most
+					this long in all, blocking its worker, then the write
+					fails. 1000 ms. Producers never wait: they are called
+					when the socket has room */
 	unsigned drain_timeout_ms;   /* after zh_server_stop(): force-close after this. 10 s */
 	unsigned max_keepalive_requests; /* per connection; 0 = unlimited (the default) */
 	unsigned loopback_sndbuf;    /* SO_SNDBUF for peers on 127.0.0.0/8 or ::1; 0 = kernel
@@ -171,6 +176,7 @@ typedef struct zh_stats {
 	uint64_t header_rejects;  /* response headers refused (CR, LF, NUL, bad name...) */
 	uint64_t body_bytes_copied; /* request/response body bytes the library itself copied */
 	uint64_t responses_aborted; /* streamed responses cut short (error after the head left) */
+	uint64_t sync_write_waits;  /* times a handler's write waited for the socket (poll) */
 	uint64_t io_contexts_in_use, io_contexts_high_water;
 } zh_stats_t;
 
@@ -305,9 +311,10 @@ ZH_API ZH_MUST_USE int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, v
 
 /* Copies len bytes into the connection's pooled send buffers; the caller may reuse data at
  * once. For small dynamic data. A body that outgrows the buffers is sent (chunked) as it is
- * written; -ENOBUFS only when the peer stops reading and the response already holds its
- * four 64 KiB overflow buffers (the response then fails as described above): bodies that
- * big are better written by a producer (zh_resp_produce), which waits for the socket. */
+ * written. When the socket is full and the response already holds its four 64 KiB overflow
+ * buffers, the write waits for the socket (sync_write_wait_ms in all, per response), then
+ * fails with -ENOBUFS (the response then fails as described above). Bodies that big are
+ * better written by a producer (zh_resp_produce), which never waits. */
 ZH_API int zh_write(zh_response_t *resp, const void *data, size_t len);
 
 /* Sends len bytes from the caller's memory without copying them. The caller keeps data

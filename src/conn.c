@@ -53,6 +53,7 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->resume_fn = NULL;
 	ctx->produce_fn = NULL;
 	ctx->deferred = false;
+	ctx->resp.streaming = false; /* flush_end() reads it before any response begins */
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	ctx->req.ctx = ctx;
 	ctx->req.body_buf = NULL;
@@ -194,9 +195,15 @@ static bool response_open(const zh__ctx_t *ctx)
 
 static uint16_t flush_end(const zh__ctx_t *ctx)
 {
+	const zh_response_t *resp = &ctx->resp;
+	/* a chunked body's bytes after its placeholder have no size line yet: they wait for
+	 * the next chunk boundary */
+	if (ctx->in_request && resp->streaming && resp->framing == ZH__F_CHUNKED &&
+	    !resp->head_only && ctx->iov_n > resp->chunk_slot + 1)
+		return resp->chunk_slot;
 	/* an unfinished response whose head has not left: send only what precedes its head
 	 * (earlier pipelined responses, 100 Continue) */
-	return response_open(ctx) && !ctx->resp.streaming ? ctx->resp.head_slot : ctx->iov_n;
+	return response_open(ctx) && !resp->streaming ? resp->head_slot : ctx->iov_n;
 }
 
 static bool sendable(const zh__ctx_t *ctx)
@@ -359,6 +366,7 @@ static void end_request(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	ctx->rstart = ctx->req.raw_pos;
 	ctx->in_request = false;
+	ctx->resp.streaming = false;
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
 		zh__timer_clear(w, c);
@@ -700,7 +708,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (!ctx->in_request && ctx->rstart == ctx->rlen && !output_pending(ctx))
 				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
 			process(w, c);
-			if (sendable(ctx) || ctx->resume_fn)
+			if (sendable(ctx) || response_open(ctx))
 				continue;
 			if (c->close_after) {
 				linger_close(w, c);

@@ -277,6 +277,7 @@ struct zh_response {
 	uint8_t framing;      /* enum zh__framing, fixed when streaming starts */
 	uint16_t chunk_slot;  /* chunked: placeholder iovec for the next chunk's size line */
 	uint64_t framed_len;  /* chunked: body bytes already inside framed chunks */
+	uint64_t wait_left_us; /* what is left of cfg.sync_write_wait_ms */
 	struct zh_json *json; /* &json_writer while it holds bytes not yet queued, else NULL */
 	struct zh_json json_writer;
 	uint64_t declared_len, body_len;
@@ -321,6 +322,7 @@ struct zh__ctx {
 	char *overflow[ZH__OVERFLOW_MAX];
 	struct iovec iov[ZH__IOV_CAP];
 	zh__rel_t rel[ZH__IOV_CAP];
+	char chunk_line[ZH__IOV_CAP][20]; /* a chunk's size line, by the slot that sends it */
 	zh__field_t *fields;	  /* max_headers entries, after this struct */
 	char *sbuf;		  /* ZH__SBUF_SIZE, after fields */
 	char *rinline;		  /* ZH__RBUF_SIZE, after sbuf */

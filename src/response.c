@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -277,6 +278,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->streaming = resp->chunk_crlf = false;
 	resp->framing = ZH__F_LENGTH;
 	resp->framed_len = 0;
+	resp->wait_left_us = (uint64_t)ctx->w->srv->cfg.sync_write_wait_ms * 1000u;
 	resp->json = NULL;
 	resp->json_writer.active = false;
 	/* conn.c guarantees free slots before a request starts. A streaming handler may invite
@@ -446,8 +448,9 @@ static void finish_stream(zh__ctx_t *ctx, zh_response_t *resp)
 {
 	static const char last_after_data[] = "\r\n0\r\n\r\n";
 	bool broken = resp->error;
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
+		zh__resp_chunk_boundary(resp); /* even when broken: nothing leaves unframed */
 	if (!broken && resp->framing == ZH__F_CHUNKED && !resp->head_only) {
-		zh__resp_chunk_boundary(resp);
 		/* the placeholder chunk_boundary left stays empty; the terminator follows it */
 		if (resp->chunk_crlf)
 			broken = zh__out_push(ctx, last_after_data, 7, NULL, NULL) < 0;
@@ -781,16 +784,16 @@ static int fail(zh_response_t *resp, int err)
 
 /* ---- streaming: the head leaves before the body is complete -------------------------------- */
 
-/* A chunked response keeps one zero-length iovec after its queued data, with 20 bytes of the
- * send area reserved behind it: the next chunk's size line, written when that chunk is
- * complete. So a chunk's data is never moved to make room for its header. */
+/* A chunked response keeps one zero-length iovec after its queued data: the next chunk's
+ * size line, written into chunk_line[slot] when that chunk is complete. So a chunk's data is
+ * never moved to make room for its header, and framing needs no send-area space. */
 static int push_placeholder(zh_response_t *resp)
 {
 	zh__ctx_t *ctx = resp->ctx;
-	char *mem = zh__out_reserve(ctx, 20);
-	int slot = mem ? zh__out_push(ctx, mem, 0, NULL, NULL) : -ENOBUFS;
+	int slot = zh__out_push(ctx, NULL, 0, NULL, NULL);
 	if (slot < 0)
 		return slot;
+	ctx->iov[slot].iov_base = ctx->chunk_line[slot];
 	resp->chunk_slot = (uint16_t)slot;
 	resp->head_slot = (uint16_t)slot; /* nothing coalesces into it (see write_copy) */
 	return 0;
@@ -859,7 +862,10 @@ static int stream_start(zh_response_t *resp)
 
 void zh__resp_stream_start(zh_response_t *resp)
 {
-	(void)stream_start(resp);
+	if (resp->streaming)
+		zh__resp_chunk_boundary(resp); /* what the handler wrote since the last spill */
+	else
+		(void)stream_start(resp);
 }
 
 /* The queue or the send area is full while the handler writes: send what is queued now.
@@ -885,6 +891,32 @@ static int spill(zh_response_t *resp)
 	return resp->error ? -ENOBUFS : 0; /* all sent; zh__resp_rebase ran */
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The socket is full and the response can hold no more: wait for the socket, blocking the
+ * worker, within what is left of sync_write_wait_ms, until everything queued has gone.
+ * A client that reads costs microseconds here; one that does not, the budget. */
+static int spill_wait(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	int r = spill(resp);
+	while (r == -EAGAIN && resp->wait_left_us > 0) {
+		struct pollfd pfd = {.fd = ctx->conn->fd, .events = POLLOUT};
+		uint64_t t0 = now_us(), spent;
+		(void)poll(&pfd, 1, resp->wait_left_us < 100000 ? (int)(resp->wait_left_us / 1000) + 1 : 100);
+		spent = now_us() - t0;
+		resp->wait_left_us = spent >= resp->wait_left_us ? 0 : resp->wait_left_us - spent;
+		ZH__STAT_ADD(ctx->w, sync_write_waits, 1);
+		r = spill(resp);
+	}
+	return r;
+}
+
 /* Body parts may use the queue up to ZH__IOV_LIBRARY short of its end: zh__resp_finish
  * appends its own records after them. A full queue is spilled to the socket first. */
 static int push_part(zh_response_t *resp, const void *base, size_t len, zh_release_fn fn,
@@ -892,7 +924,7 @@ static int push_part(zh_response_t *resp, const void *base, size_t len, zh_relea
 {
 	zh__ctx_t *ctx = resp->ctx;
 	if (ZH__UNLIKELY(ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY) &&
-	    (spill(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
+	    (spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
 		return -ENOBUFS;
 	return zh__out_push(ctx, base, len, fn, arg);
 }
@@ -916,6 +948,11 @@ int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 		*end = ctx->w->discard + sizeof ctx->w->discard;
 		return 0;
 	}
+	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX) {
+		r = spill_wait(resp); /* no buffer left to take: the socket must make room */
+		if (r < 0 && r != -EAGAIN)
+			return r;
+	}
 	if (ctx->area_cap - ctx->area_used < min) {
 		/* a fresh overflow buffer; only the window is wanted, not a reservation */
 		if (zh__out_reserve(ctx, min) == NULL)
@@ -936,18 +973,21 @@ void zh__body_commit(zh_response_t *resp, char *from, char *to)
 	uint16_t last = (uint16_t)(ctx->iov_n - 1);
 	if (n == 0)
 		return;
-	resp->body_len += n;
-	if (resp->head_only)
+	if (resp->head_only) {
+		resp->body_len += n;
 		return;
+	}
 	ctx->area_used += (uint32_t)n;
 	if (ctx->iov_n && last > resp->head_slot && ctx->rel[last].fn == NULL &&
 	    ctx->rel[last].pool == NULL && ctx->rel[last].file_fd < 0 &&
 	    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == from) {
 		ctx->iov[last].iov_len += n;
 	} else if (push_part(resp, from, n, NULL, NULL) < 0) {
-		resp->body_len -= n;
 		(void)fail(resp, -ENOBUFS);
+		return;
 	}
+	/* counted once queued: a spill inside push_part frames only what precedes it */
+	resp->body_len += n;
 }
 
 int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,

@@ -39,6 +39,7 @@ void zh_config_init(zh_config_t *cfg)
 	cfg->idle_timeout_ms = 60000;
 	cfg->body_timeout_ms = 30000;
 	cfg->write_timeout_ms = 30000;
+	cfg->sync_write_wait_ms = 1000;
 	cfg->drain_timeout_ms = 10000;
 	cfg->max_keepalive_requests = 0;
 	cfg->loopback_sndbuf = 256 * 1024;

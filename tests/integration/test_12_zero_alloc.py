@@ -5,6 +5,7 @@ Contract: the shim counts malloc/calloc/realloc/free/posix_memalign/aligned_allo
 calls and, on SIGUSR2, writes the current total as a decimal number to the file named by
 ZH_MALLOC_COUNT_FILE (overwriting it).
 """
+import json
 import os
 import re
 import signal
@@ -26,10 +27,29 @@ BLOB = os.urandom(256 * 1024)
 PROTO_BODIES = [itemlist_bytes(n) for n in range(101)]
 
 
+def json_list_bytes(n):
+    """The /json/list?n=n document: doubles as the shortest text that reads back (5.0 is 5)."""
+    def price(i):
+        p = i * 1.25
+        return "%d" % p if p == int(p) else repr(p)
+    return ("[" + ",".join('{"id":%d,"name":"item-%d","price":%s,"tags":["alpha","beta"],'
+                           '"active":%s}' % (i, i, price(i), "false" if i % 2 else "true")
+                           for i in range(n)) + "]").encode()
+
+
+# ~10 KiB (Content-Length) and ~1 MiB (chunked: handler, then a producer, 48 KiB a call)
+JSON_LISTS = {n: json_list_bytes(n) for n in (110, 11000)}
+assert [d["price"] for d in json.loads(JSON_LISTS[110])] == [i * 1.25 for i in range(110)]
+
+
 def make_request(i, tag):
     """Request i of a deterministic mix: /plaintext, /json, POST /echo with mostly small
     bodies, now and then one larger than the receive buffer (large pool) and one larger
-    than a large buffer (body pool); one in 11 is GET /proto?n=0..100 (zh_send_protobuf)."""
+    than a large buffer (body pool); one in 11 is GET /proto?n=0..100 (zh_send_protobuf);
+    one in 53 is /json/list?n=110 (~10 KiB), one in 997 /json/list?n=11000 (~1 MiB)."""
+    if i % 997 == 500 or i % 53 == 30:
+        n = 11000 if i % 997 == 500 else 110
+        return request("GET", "/json/list?n=%d" % n), JSON_LISTS[n]
     if i % 11 == 7:
         n = i % 101
         return request("GET", "/proto?n=%d" % n), PROTO_BODIES[n]
@@ -116,6 +136,8 @@ class ZeroAlloc(ServerTestCase):
         if not buf.startswith(b"HTTP/1.1 200 "):
             self.fail("bad response %r" % bytes(buf[:200]))
         k = buf.find(b"\r\nContent-Length: ", 0, end)
+        if k < 0 and buf.find(b"\r\nTransfer-Encoding: chunked\r\n", 0, end + 2) >= 0:
+            return self.read_chunked_ok(c, end + 4, body)
         if k < 0:
             self.fail("no Content-Length in %r" % bytes(buf[:end]))
         k += 18
@@ -128,6 +150,34 @@ class ZeroAlloc(ServerTestCase):
             self.fail("wrong body: got %r..., expected %r..." % (bytes(buf[start:start + 60]),
                                                                  body[:60]))
         del buf[:start + n]
+
+    def read_chunked_ok(self, c, pos, body):
+        """A chunked body at c.buf[pos:]: strict framing (hex size line, CRLF after each
+        chunk's data, 0 CRLF CRLF) whose decoded bytes equal body."""
+        buf, got = c.buf, bytearray()
+        while True:
+            j = buf.find(b"\r\n", pos)
+            while j < 0:
+                if c._fill() == 0:
+                    self.fail("connection closed inside a chunked body")
+                j = buf.find(b"\r\n", pos)
+            if not re.fullmatch(rb"[0-9a-fA-F]{1,15}", buf[pos:j]):
+                self.fail("bad chunk-size line %r after %d body bytes"
+                          % (bytes(buf[pos:j + 2]), len(got)))
+            size, pos = int(buf[pos:j], 16), j + 2
+            while len(buf) < pos + size + 2:
+                if c._fill(max(65536, pos + size + 2 - len(buf))) == 0:
+                    self.fail("connection closed inside a chunked body")
+            if buf[pos + size:pos + size + 2] != b"\r\n":
+                self.fail("no CRLF after a %d-byte chunk at body offset %d: %r"
+                          % (size, len(got), bytes(buf[pos + size:pos + size + 20])))
+            got += buf[pos:pos + size]
+            pos += size + 2
+            if size == 0:
+                break
+        if got != body:
+            self.fail("wrong chunked body: %d bytes, expected %d" % (len(got), len(body)))
+        del buf[:pos]
 
     def test_zero_allocations_per_request(self):
         conns = [self.conn(timeout=10) for _ in range(CONNS)]

@@ -243,9 +243,14 @@ class JsonWriter(ServerTestCase):
         self._servers.append(srv)
         return srv
 
-    def exchange(self, method, path, body=b"", c=None, headers=(), version="HTTP/1.1"):
+    def exchange(self, method, path, body=b"", c=None, headers=(), version="HTTP/1.1",
+                 wait=0.0):
+        """One request; wait: seconds before the first read (a client slower than the
+        server)."""
         c = c or self.conn()
         c.send(request(method, path, list(headers), body, version=version))
+        if wait:
+            time.sleep(wait)
         return read_framed(c, expect_close=version == "HTTP/1.0")
 
     def post_str(self, c, data, flags=None):
@@ -438,7 +443,7 @@ class JsonWriter(ServerTestCase):
         doc = parse(r.body, parse_int=float)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(doc, parse(raw, parse_int=float))
-        self.assertEqual(bits_of(doc["nest"][3]), bits_of(-0.0))
+        self.assertEqual(bits_of(doc["nest"][4]), bits_of(-0.0))
         self.assertEqual(r.body[:r.body.index(b"1.5")], raw[:raw.index(b"1.5")])
         self.assertJson(r, framing="length")
 
@@ -507,11 +512,17 @@ class JsonWriter(ServerTestCase):
 
     def test_error_after_the_head_left_cuts_the_stream(self):
         prefix = self.late_prefix()
-        r = self.exchange("GET", "/misuse?kind=late")
+        c = self.conn()
+        c.send(request("GET", "/misuse?kind=late"))
+        r = read_framed(c)
         self.assertEqual(r.header("Transfer-Encoding"), "chunked", r)
         self.assertCut(r, prefix, msg="late")
         self.assertNotIn(b"AFTER", r.body)
-        # HTTP/1.0: close-delimited, so the cut shows as a document that does not parse
+        self.assertNotIn(b"\r\n0\r\n\r\n", r.resp.raw_head + bytes(c.buf))
+
+    def test_error_after_the_head_left_http10(self):
+        """HTTP/1.0: close-delimited, so the cut shows as a document that does not parse."""
+        prefix = self.late_prefix()
         r = self.exchange("GET", "/misuse?kind=late", version="HTTP/1.0")
         self.assertIsNone(r.header("Transfer-Encoding"))
         self.assertIsNone(r.header("Content-Length"))
@@ -585,6 +596,21 @@ class JsonWriter(ServerTestCase):
                                        rng.randrange(-320, 300))) for _ in range(1000)]
         values += [float("1e%d" % k) for k in range(-323, 309)]
         values += [2.0 ** k for k in range(-1074, 1024)]
+        # short decimals below 2^40 (prices, measurements), their neighbours one ulp away,
+        # and the edges of 2^40: a fast path may serve these without the general algorithm
+        short = []
+        for _ in range(3000):
+            k = rng.randrange(5)
+            m = rng.randrange(1 << rng.randrange(1, 51))
+            short.append(float("%s%d.%s" % (rng.choice("-+"), m // 10 ** k,
+                                            str(m % 10 ** k).zfill(k) or "0")))
+        values += short
+        values += [math.nextafter(v, math.inf) for v in short[:1000]]
+        values += [math.nextafter(v, -math.inf) for v in short[:1000]]
+        for base in (2.0 ** 40, 2.0 ** 40 - 1, 2.0 ** 40 - 0.001, 2.0 ** 40 - 0.5, 2.0 ** 40 + 1,
+                     2.0 ** 40 / 1000, 0.0005, 0.001, 0.0015, 0.9995, 0.9999, 999.9995):
+            for v in (base, math.nextafter(base, 0), math.nextafter(base, math.inf)):
+                values += [v, -v]
         for i in range(0, len(values), 5000):
             self.check_doubles(c, values[i:i + 5000], "batch at %d" % i)
 
@@ -713,9 +739,22 @@ class JsonWriter(ServerTestCase):
     def test_huge_string_5m(self):
         self.check_huge_string(5 << 20)
 
-    def test_huge_strings_from_a_producer(self):
-        """Three 1 MiB strings, one per producer call: each is bigger than all the buffers
-        a response may hold."""
-        n, length = 3, 1 << 20
-        r = self.exchange("GET", "/bigp?n=%d&len=%d" % (n, length), c=self.conn(timeout=30))
+    def test_big_document_from_a_producer_slow_client(self):
+        """A producer waits for the socket: a client that starts reading late still gets
+        the whole document ("however slow the client")."""
+        n, length = 20000, 100
+        r = self.exchange("GET", "/bigp?n=%d&len=%d" % (n, length), wait=0.3)
         self.assertJson(r, big_doc(n, length), framing="chunked")
+
+    def test_huge_strings_from_a_producer(self):
+        """Three 1 MiB strings, one per producer call: each value is bigger than all the
+        buffers a response may hold, and a string cannot be split across calls. Read at
+        once, then by a client that starts reading late (producers promise to wait for
+        it)."""
+        n, length = 3, 1 << 20
+        want = big_doc(n, length)
+        path = "/bigp?n=%d&len=%d" % (n, length)
+        r = self.exchange("GET", path, c=self.conn(timeout=30))
+        self.assertJson(r, want, framing="chunked", msg="fast client")
+        r = self.exchange("GET", path, c=self.conn(timeout=30), wait=0.3)
+        self.assertJson(r, want, framing="chunked", msg="slow client")
