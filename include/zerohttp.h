@@ -373,9 +373,11 @@ ZH_API void *zh_resp_state(zh_response_t *resp);
  * once (chunked for HTTP/1.1). fn writes some bytes with any body source, then returns
  * ZH_PRODUCE_MORE to be called again, ZH_PRODUCE_DONE to end the response, or a negative
  * errno to abort (the connection closes without the terminating chunk). Returning
- * ZH_PRODUCE_MORE without writing anything is an error (it would spin). If the connection
- * dies first, fn is called once with resp NULL, so that it can release arg. A producer
- * should write a few tens of KiB per call (see zh_resp_body_len).
+ * ZH_PRODUCE_MORE without writing anything is an error (it would spin). fn is called once
+ * with resp NULL instead, so that it can release arg, when the connection dies first, when
+ * the response failed before its head left (it stays a 500), and for HEAD (the head goes
+ * without a length; nothing is produced). A producer should write a few tens of KiB per
+ * call (see zh_resp_body_len); after 8 calls in a row other connections get a turn.
  */
 typedef int (*zh_produce_fn)(zh_response_t *resp, void *arg);
 enum { ZH_PRODUCE_DONE = 0, ZH_PRODUCE_MORE = 1 };

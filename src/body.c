@@ -321,8 +321,10 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 static void invite_body(zh_request_t *req)
 {
 	zh__ctx_t *ctx = req->ctx;
+	/* not once the final head has left (the response spilled): a 100 would land inside
+	 * it, and RFC 9110 §15.2 allows no interim response after the final one */
 	if (!req->sent_continue && (req->h.flags & ZH__H_EXPECT_CONTINUE) &&
-	    !zh__body_stream_complete(req)) {
+	    !zh__body_stream_complete(req) && !ctx->resp.streaming) {
 		ctx->iov[ctx->resp.interim_slot].iov_base = (void *)(uintptr_t)zh__continue_100;
 		ctx->iov[ctx->resp.interim_slot].iov_len = sizeof zh__continue_100 - 1;
 	}

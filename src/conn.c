@@ -449,18 +449,27 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	if (ctx->deferred || ctx->produce_fn) {
+		zh_response_t *resp = &ctx->resp;
 		/* the response stays open: no request timer runs against it (the write timer
 		 * still guards a peer that stops reading) */
 		if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
 			zh__timer_clear(w, c);
 		if (ctx->deferred)
 			return;
-		zh__resp_stream_start(&ctx->resp);
-		if (!ctx->resp.error)
-			return;
-		/* no head could be sent: the producer is told, and the response fails */
+		/* A failure before the head left stays a 500; a HEAD has no body to produce
+		 * (its head goes without a length). The producer is told with resp NULL. */
+		if (!resp->error && !(resp->json_writer.active && resp->json_writer.err) &&
+		    !resp->head_only) {
+			zh__resp_stream_start(resp);
+			if (!resp->error)
+				return;
+		}
 		(void)ctx->produce_fn(NULL, ctx->produce_arg);
 		ctx->produce_fn = NULL;
+		if (resp->head_only && !resp->error) {
+			resp->json_writer.active = false; /* its rest was never to be produced */
+			zh__resp_stream_start(resp);	  /* head without Content-Length */
+		}
 	}
 	if (req->stream) {
 		if (req->stream_err && !ctx->resp.committed)
@@ -541,7 +550,8 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r)
 /* Is there room to start another response without flushing first? */
 static bool room_for_response(const zh__ctx_t *ctx)
 {
-	return ctx->iov_n + 16 <= ZH__IOV_CAP &&
+	/* 40: a multipart/byteranges answer (16 ranges) fits without spilling */
+	return ctx->iov_n + 40 <= ZH__IOV_CAP &&
 	       (ctx->area_cap - ctx->area_used >= ZH__HEAD_RESERVE + ZH__RESP_HSTORE ||
 		!output_pending(ctx));
 }
@@ -666,6 +676,7 @@ static bool has_partial_request(const zh__ctx_t *ctx)
 /* Everything that can be done without blocking; then arm the right timer or go idle. */
 static void drive(zh__worker_t *w, zh__conn_t *c)
 {
+	unsigned bursts = 0;
 	for (;;) {
 		zh__ctx_t *ctx = c->ctx;
 		ssize_t n;
@@ -699,7 +710,13 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			return;
 		}
 		if (ctx && ctx->produce_fn) {
-			produce(w, c); /* everything queued has gone: time for more */
+			/* everything queued has gone: time for more, unless this connection has
+			 * had its burst and others are waiting for the worker */
+			if (++bursts > ZH__PRODUCE_BURST && w->nyielded < ZH__YIELD_CAP) {
+				w->yielded[w->nyielded++] = c;
+				return;
+			}
+			produce(w, c);
 			continue;
 		}
 		if (ctx && ctx->deferred)
@@ -770,6 +787,13 @@ void zh__conn_drain(zh__worker_t *w, zh__conn_t *c)
 {
 	c->readable = true;
 	drive(w, c);
+}
+
+void zh__conn_continue(zh__worker_t *w, zh__conn_t *c)
+{
+	/* the slot may have closed, or even been reused, since it yielded */
+	if (c->state != ZH__C_FREE && c->ctx && c->ctx->produce_fn)
+		drive(w, c);
 }
 
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)

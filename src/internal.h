@@ -47,6 +47,8 @@ enum {
 	ZH__IOV_LIBRARY = 4,	   /* kept free of body parts: the body-buffer release record,
 				      the last chunk's size line and the chunked terminator */
 	ZH__INBOX_CAP = 1024,	   /* deferred resumptions waiting for their worker */
+	ZH__PRODUCE_BURST = 8,	   /* producer calls in a row before others get a turn */
+	ZH__YIELD_CAP = 256,	   /* connections that gave their turn up, per worker */
 	ZH__RBUF_SIZE = 16384,	   /* receive buffer inside each context */
 	ZH__SBUF_SIZE = 16384,	   /* send area inside each context */
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
@@ -364,6 +366,10 @@ struct zh__worker {
 		zh_body_fn fn;
 		void *arg;
 	} inbox[ZH__INBOX_CAP], inbox_run[ZH__INBOX_CAP];
+	/* producers that used their burst with the socket still writable: no epoll edge will
+	 * bring them back, so the loop does, after the others' events (fairness) */
+	zh__conn_t *yielded[ZH__YIELD_CAP], *yielded_run[ZH__YIELD_CAP];
+	uint32_t nyielded;
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
@@ -401,6 +407,7 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_drain(zh__worker_t *w, zh__conn_t *c);
 int zh__conn_flush(zh__ctx_t *ctx); /* 1 all sent, 0 socket full, -1 error */
+void zh__conn_continue(zh__worker_t *w, zh__conn_t *c); /* a yielded producer's next turn */
 void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
 
 /* loop.c: timers are FIFO lists, one per kind: every deadline of a kind is now + that kind's

@@ -404,7 +404,7 @@ static inline void put_string(struct zh_json *j, const char *str, size_t len)
 {
 #if defined(__SSE2__) && !defined(ZH_NO_SIMD)
 	/* most keys and many values: up to 16 plain bytes, one load, one store */
-	if (len <= 16 && (size_t)(j->end - j->p) >= 34) {
+	if (len - 1 < 16 && (size_t)(j->end - j->p) >= 34) { /* 1..16: never a NULL load */
 		__m128i v = load16((const unsigned char *)str, len);
 		unsigned mask = special_mask(v, j->flags & ZH_JSON_ESCAPE_HTML) | (~0u << len);
 		if ((size_t)__builtin_ctz(mask) == len) {
@@ -435,7 +435,7 @@ void zh_json_key(zh_json_t *j, const char *key, size_t len)
 	}
 #if defined(__SSE2__) && !defined(ZH_NO_SIMD)
 	/* the usual key: short and plain; separator, quotes and colon around one 16-byte store */
-	if (len <= 16 && (size_t)(j->end - j->p) >= 36) {
+	if (len - 1 < 16 && (size_t)(j->end - j->p) >= 36) {
 		__m128i v = load16((const unsigned char *)key, len);
 		unsigned mask = special_mask(v, j->flags & ZH_JSON_ESCAPE_HTML) | (~0u << len);
 		if ((size_t)__builtin_ctz(mask) == len) {

@@ -81,6 +81,8 @@ static int next_timeout_ms(const zh__worker_t *w)
 		next = w->accept_resume_ms;
 	if (w->draining && w->drain_deadline_ms < next)
 		next = w->drain_deadline_ms;
+	if (w->nyielded)
+		return 0; /* producers are waiting for their next turn */
 	return next > w->now_ms ? (int)(next - w->now_ms) : 0;
 }
 
@@ -200,6 +202,16 @@ static void run_inbox(zh__worker_t *w)
 		zh__conn_resumption(w, &w->inbox_run[i]);
 }
 
+/* Producers that gave their turn up get the next one, after this round's events. */
+static void run_yielded(zh__worker_t *w)
+{
+	uint32_t n = w->nyielded;
+	memcpy(w->yielded_run, w->yielded, n * sizeof w->yielded[0]);
+	w->nyielded = 0;
+	for (uint32_t i = 0; i < n; i++)
+		zh__conn_continue(w, w->yielded_run[i]);
+}
+
 static void force_close_all(zh__worker_t *w)
 {
 	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
@@ -232,6 +244,7 @@ void *zh__worker_main(void *arg)
 				zh__conn_event(w, p, events[i].events);
 		}
 		expire_timers(w);
+		run_yielded(w);
 		while (w->closed) {
 			zh__conn_t *c = w->closed;
 			w->closed = c->tnext;

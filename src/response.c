@@ -278,6 +278,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->streaming = resp->chunk_crlf = false;
 	resp->framing = ZH__F_LENGTH;
 	resp->framed_len = 0;
+	resp->chunk_slot = 0;
 	resp->wait_left_us = (uint64_t)ctx->w->srv->cfg.sync_write_wait_ms * 1000u;
 	resp->json = NULL;
 	resp->json_writer.active = false;
@@ -286,6 +287,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	if (ctx->in_request && ctx->req.stream)
 		resp->interim_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
 	resp->head_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
+	resp->chunk_slot = resp->head_slot;
 }
 
 static void commit(zh_response_t *resp, int status)
@@ -849,14 +851,21 @@ static int stream_start(zh_response_t *resp)
 		resp->framing = ZH__F_CHUNKED;
 	else
 		resp->framing = ZH__F_CLOSE; /* HTTP/1.0: the end of the connection ends the body */
+	if (resp->has_length && resp->body_len > resp->declared_len && !resp->head_only)
+		return fail(resp, -EMSGSIZE); /* already longer than declared: a 500 */
 	resp->streaming = true;
 	decide_close(ctx, resp);
 	if (resp->framing == ZH__F_CLOSE)
 		resp->close = true;
-	if (!serialize_head(ctx, resp))
+	if (!serialize_head(ctx, resp) ||
+	    (resp->framing == ZH__F_CHUNKED && !resp->head_only && push_placeholder(resp) < 0)) {
+		/* no head could be queued (pool exhausted): not streaming after all, so the
+		 * response ends as an unsent failure, and its empty head slot sends nothing */
+		resp->streaming = false;
+		resp->framing = ZH__F_LENGTH;
+		resp->chunk_crlf = false;
 		return fail(resp, -ENOBUFS);
-	if (resp->framing == ZH__F_CHUNKED && !resp->head_only && push_placeholder(resp) < 0)
-		return fail(resp, -ENOBUFS);
+	}
 	return 0;
 }
 
@@ -875,8 +884,6 @@ static int spill(zh_response_t *resp)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	int r;
-	if (resp->head_only)
-		return -ENOBUFS;
 	if (resp->streaming)
 		zh__resp_chunk_boundary(resp);
 	else if ((r = stream_start(resp)) < 0)
@@ -929,6 +936,17 @@ static int push_part(zh_response_t *resp, const void *base, size_t len, zh_relea
 	return zh__out_push(ctx, base, len, fn, arg);
 }
 
+/* A declared Content-Length is a promise: once the head may have left, bytes beyond it
+ * would be read as the next response. So they are refused at once, and the response fails
+ * (a 500 if unsent, else a cut connection). */
+static bool length_ok(zh_response_t *resp, uint64_t n)
+{
+	if (!resp->has_length || resp->head_only || resp->body_len + n <= resp->declared_len)
+		return true;
+	(void)fail(resp, -EMSGSIZE);
+	return false;
+}
+
 int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	zh__ctx_t *ctx = resp->ctx;
@@ -940,6 +958,9 @@ int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 		if (r < 0 && r != -EAGAIN)
 			return r;
 	}
+	if (ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY && !resp->head_only &&
+	    (spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
+		return fail(resp, -ENOBUFS); /* the commit that follows needs one slot */
 	if (resp->head_only) {
 		/* HEAD: bytes are counted, never sent; the worker's discard buffer takes them */
 		if (min > sizeof ctx->w->discard)
@@ -977,16 +998,19 @@ void zh__body_commit(zh_response_t *resp, char *from, char *to)
 		resp->body_len += n;
 		return;
 	}
-	ctx->area_used += (uint32_t)n;
+	if (!length_ok(resp, n))
+		return;
+	/* zh__body_window left a queue slot free, so nothing here spills: [from, to) stays
+	 * where the window put it */
 	if (ctx->iov_n && last > resp->head_slot && ctx->rel[last].fn == NULL &&
 	    ctx->rel[last].pool == NULL && ctx->rel[last].file_fd < 0 &&
 	    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == from) {
 		ctx->iov[last].iov_len += n;
-	} else if (push_part(resp, from, n, NULL, NULL) < 0) {
+	} else if (zh__out_push(ctx, from, n, NULL, NULL) < 0) {
 		(void)fail(resp, -ENOBUFS);
 		return;
 	}
-	/* counted once queued: a spill inside push_part frames only what precedes it */
+	ctx->area_used += (uint32_t)n;
 	resp->body_len += n;
 }
 
@@ -1001,6 +1025,8 @@ int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_f
 		if (release && push_part(resp, NULL, 0, release, arg) < 0)
 			return fail(resp, -ENOBUFS);
 	} else if (len || release) {
+		if (!length_ok(resp, len))
+			return -EMSGSIZE;
 		if (push_part(resp, data, len, release, arg) < 0)
 			return fail(resp, -ENOBUFS);
 	}
@@ -1019,6 +1045,8 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 		return -EINVAL;
 	if (resp->head_only || length == 0)
 		return zh_write_ref(resp, NULL, length, release, arg);
+	if (!length_ok(resp, length))
+		return -EMSGSIZE;
 	slot = push_part(resp, NULL, (size_t)length, release, arg);
 	if (slot < 0)
 		return fail(resp, -ENOBUFS);
