@@ -108,6 +108,9 @@ typedef struct zh_config {
 					the peer copies them (1 MiB files: 3x the CPU). Real
 					networks keep autotuning. Default 256 KiB */
 	const char *server_name;     /* Server header value; default "zerohttp"; "" = none */
+	int latency_metrics;	     /* time each request for the latency histogram and
+					responses_by (two vDSO clock reads per request);
+					default on. The other counters are always kept */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -163,6 +166,10 @@ ZH_API void zh_server_free(zh_server_t *srv);
 /* Counters, summed over workers. Each worker updates its own without locks or atomic
  * read-modify-write; a snapshot taken while the server runs is consistent per counter, not
  * across counters. */
+enum { ZH_STATS_METHODS = 9, ZH_LATENCY_BUCKETS = 19 };
+/* Upper bounds of the latency buckets, in microseconds (25 us .. 10 s, then +Inf). */
+ZH_API extern const uint32_t zh_latency_bounds_us[ZH_LATENCY_BUCKETS - 1];
+
 typedef struct zh_stats {
 	uint64_t connections_accepted, connections_closed, connections_refused;
 	uint64_t requests, responses_1xx, responses_2xx, responses_3xx, responses_4xx,
@@ -177,10 +184,32 @@ typedef struct zh_stats {
 	uint64_t body_bytes_copied; /* request/response body bytes the library itself copied */
 	uint64_t responses_aborted; /* streamed responses cut short (error after the head left) */
 	uint64_t sync_write_waits;  /* times a handler's write waited for the socket (poll) */
+	/* responses by request method (GET HEAD POST PUT DELETE OPTIONS PATCH TRACE, other) and
+	 * status class (1xx..5xx); "other" also holds answers to requests that did not parse */
+	uint64_t responses_by[ZH_STATS_METHODS][5];
+	/* time from a request's head to its response's end (queued whole, or the last chunk
+	 * of a streamed body): counts per bucket (upper bounds in zh_latency_bounds_us, the
+	 * last one unbounded), their sum and count */
+	uint64_t latency_buckets[ZH_LATENCY_BUCKETS];
+	uint64_t latency_sum_us, latency_count;
+	uint64_t requests_done;	    /* in flight: requests - requests_done */
+	/* requests refused by the parser, by status: 400 413 414 417 431 501 505, other */
+	uint64_t parse_rejects[8];
+	uint64_t shed_429, shed_503; /* refused for rate or load (503 also: no buffer, over
+					max_connections) */
+	uint64_t large_buffers_in_use, large_buffers_high_water, body_buffers_in_use,
+		body_buffers_high_water;
 	uint64_t io_contexts_in_use, io_contexts_high_water;
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
+
+/* GET /metrics: the counters above in the Prometheus text format 0.0.4 (metric names
+ * zerohttp_*; see README), summed over workers at scrape time. arg is the server. */
+ZH_API void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg);
+/* /healthz: 200 while the process serves. /readyz: 200, or 503 once draining (SIGTERM). */
+ZH_API void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg);
+ZH_API void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 
 /* ------------------------------------------------------------------------------------------
  * Request view. Every slice points into the connection's buffers (nothing is copied) and

@@ -112,6 +112,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback)
 		(void)!send(fd, canned_503, sizeof canned_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(fd);
 		ZH__STAT_ADD(w, connections_refused, 1);
+		ZH__STAT_ADD(w, shed_503, 1);
 		return;
 	}
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -380,6 +381,15 @@ static void refuse(zh__worker_t *w, zh__conn_t *c, int status, unsigned allow)
 	end_request(w, c);
 }
 
+static void count_parse_reject(zh__worker_t *w, int status)
+{
+	static const int reasons[7] = {400, 413, 414, 417, 431, 501, 505};
+	unsigned i = 0;
+	while (i < 7 && reasons[i] != status)
+		i++;
+	ZH__STAT_ADD(w, parse_rejects[i], 1);
+}
+
 /* Head complete: route it and set up its body. */
 static void start_request(zh__worker_t *w, zh__conn_t *c)
 {
@@ -397,6 +407,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	req->body_buf = NULL;
 	req->body_len = req->body_off = 0;
 	req->raw_pos = ctx->rstart + req->h.head_len;
+	ctx->started_us = w->srv->cfg.latency_metrics ? zh__now_us() : 0;
 	ZH__STAT_ADD(w, requests, 1);
 
 	if (req->h.flags & ZH__H_ASTERISK) {
@@ -576,6 +587,7 @@ static void make_room(zh__worker_t *w, zh__conn_t *c)
 	big = zh__pool_get(&w->large_pool);
 	if (big == NULL) {
 		ZH__STAT_ADD(w, pool_exhausted, 1);
+		ZH__STAT_ADD(w, shed_503, 1);
 		respond(ctx, 503, 0, true);
 		return;
 	}
@@ -613,6 +625,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 			}
 			if (r < 0) {
 				ZH__STAT_ADD(w, parse_errors, 1);
+				count_parse_reject(w, -r);
 				respond(ctx, -r, 0, true);
 				return;
 			}
@@ -739,6 +752,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (ctx == NULL) {
 				(void)!send(c->fd, canned_503, sizeof canned_503 - 1,
 					    MSG_NOSIGNAL | MSG_DONTWAIT);
+				ZH__STAT_ADD(w, shed_503, 1);
 				linger_close(w, c);
 				return;
 			}

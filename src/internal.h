@@ -313,6 +313,7 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	uint64_t started_us;	  /* the request's head was complete (CLOCK_MONOTONIC) */
 	_Alignas(16) char state[ZH_RESP_STATE_SIZE]; /* zh_resp_state() */
 	struct zh_request req;
 	struct zh_response resp;
@@ -388,6 +389,7 @@ struct zh_server {
 	unsigned nworkers;
 	volatile int stopping;
 	bool running;
+	time_t start_time; /* zh_server_new(), for /metrics */
 };
 
 /* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
@@ -415,6 +417,7 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
 void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__now_ms(void);
+uint64_t zh__now_us(void); /* CLOCK_MONOTONIC, microseconds: request latency */
 
 /* response.c */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);

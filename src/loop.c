@@ -26,6 +26,13 @@ uint64_t zh__now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t zh__now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void unlink_timer(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__tlist_t *l = &w->timers[c->timer];

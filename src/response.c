@@ -397,15 +397,36 @@ static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 	return true;
 }
 
-static void count_status(zh__worker_t *w, int status)
+const uint32_t zh_latency_bounds_us[ZH_LATENCY_BUCKETS - 1] = {
+	25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000};
+
+/* Per-worker counters for /metrics: plain stores by the worker (ZH__STAT_ADD). */
+static void count_response(zh__ctx_t *ctx, int status)
 {
-	switch (status / 100) {
-	case 1: ZH__STAT_ADD(w, responses_1xx, 1); break;
-	case 2: ZH__STAT_ADD(w, responses_2xx, 1); break;
-	case 3: ZH__STAT_ADD(w, responses_3xx, 1); break;
-	case 4: ZH__STAT_ADD(w, responses_4xx, 1); break;
+	zh__worker_t *w = ctx->w;
+	unsigned cls = status >= 100 && status < 600 ? (unsigned)status / 100 - 1 : 4;
+	unsigned m = 8;
+	switch (cls) {
+	case 0: ZH__STAT_ADD(w, responses_1xx, 1); break;
+	case 1: ZH__STAT_ADD(w, responses_2xx, 1); break;
+	case 2: ZH__STAT_ADD(w, responses_3xx, 1); break;
+	case 3: ZH__STAT_ADD(w, responses_4xx, 1); break;
 	default: ZH__STAT_ADD(w, responses_5xx, 1); break;
 	}
+	if (ctx->in_request && ctx->started_us) {
+		uint64_t us = zh__now_us() - ctx->started_us;
+		unsigned b = 0;
+		while (b < ZH_LATENCY_BUCKETS - 1 && us > zh_latency_bounds_us[b])
+			b++;
+		ZH__STAT_ADD(w, latency_buckets[b], 1);
+		ZH__STAT_ADD(w, latency_sum_us, us);
+		ZH__STAT_ADD(w, latency_count, 1);
+		ZH__STAT_ADD(w, requests_done, 1);
+		if (ctx->req.h.method_bit)
+			m = (unsigned)__builtin_ctz(ctx->req.h.method_bit);
+	}
+	ZH__STAT_ADD(w, responses_by[m][cls], 1);
 }
 
 static void become_500(zh__ctx_t *ctx, zh_response_t *resp)
@@ -499,7 +520,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	}
 	c->close_after |= resp->close;
 	c->requests++;
-	count_status(ctx->w, resp->status);
+	count_response(ctx, resp->status);
 }
 
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
@@ -898,13 +919,6 @@ static int spill(zh_response_t *resp)
 	return resp->error ? -ENOBUFS : 0; /* all sent; zh__resp_rebase ran */
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* The socket is full and the response can hold no more: wait for the socket, blocking the
  * worker, within what is left of sync_write_wait_ms, until everything queued has gone.
  * A client that reads costs microseconds here; one that does not, the budget. */
@@ -914,9 +928,9 @@ static int spill_wait(zh_response_t *resp)
 	int r = spill(resp);
 	while (r == -EAGAIN && resp->wait_left_us > 0) {
 		struct pollfd pfd = {.fd = ctx->conn->fd, .events = POLLOUT};
-		uint64_t t0 = now_us(), spent;
+		uint64_t t0 = zh__now_us(), spent;
 		(void)poll(&pfd, 1, resp->wait_left_us < 100000 ? (int)(resp->wait_left_us / 1000) + 1 : 100);
-		spent = now_us() - t0;
+		spent = zh__now_us() - t0;
 		resp->wait_left_us = spent >= resp->wait_left_us ? 0 : resp->wait_left_us - spent;
 		ZH__STAT_ADD(ctx->w, sync_write_waits, 1);
 		r = spill(resp);

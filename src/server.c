@@ -40,6 +40,7 @@ void zh_config_init(zh_config_t *cfg)
 	cfg->body_timeout_ms = 30000;
 	cfg->write_timeout_ms = 30000;
 	cfg->sync_write_wait_ms = 1000;
+	cfg->latency_metrics = 1;
 	cfg->drain_timeout_ms = 10000;
 	cfg->max_keepalive_requests = 0;
 	cfg->loopback_sndbuf = 256 * 1024;
@@ -229,6 +230,7 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 		goto fail;
 	}
 	srv->cfg = *cfg;
+	srv->start_time = time(NULL);
 	memcpy(srv->address, cfg->address, strlen(cfg->address) + 1);
 	srv->cfg.address = srv->address;
 	srv->port = cfg->port;
@@ -410,8 +412,16 @@ void zh_server_stats(const zh_server_t *srv, zh_stats_t *out)
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		const uint64_t *src = (const uint64_t *)(const void *)&srv->workers[i].stats;
 		uint64_t *dst = (uint64_t *)(void *)out;
+		const zh__worker_t *w = &srv->workers[i];
 		for (unsigned k = 0; k < N; k++)
 			dst[k] += __atomic_load_n(&src[k], __ATOMIC_RELAXED);
+		/* the pools' own counts, written by their worker with plain stores */
+		out->large_buffers_in_use += __atomic_load_n(&w->large_pool.in_use, __ATOMIC_RELAXED);
+		out->large_buffers_high_water +=
+			__atomic_load_n(&w->large_pool.high_water, __ATOMIC_RELAXED);
+		out->body_buffers_in_use += __atomic_load_n(&w->body_pool.in_use, __ATOMIC_RELAXED);
+		out->body_buffers_high_water +=
+			__atomic_load_n(&w->body_pool.high_water, __ATOMIC_RELAXED);
 	}
 }
 

@@ -11,6 +11,7 @@
  *                     memory stays flat whatever N and however slow the client
  *   GET  /delay       ?ms=N (0..60000): answers after N ms, a deferred response resumed
  *                     by a timer thread; the worker serves others meanwhile
+ *   GET  /metrics     Prometheus text format (--no-metrics: off); /healthz, /readyz
  *   GET  /...         files under --root (zh_static_handler: sendfile, ranges, 304s)
  *   POST /upload      "<bytes> <fnv1a-64 hex>\n" of a body of any size, streamed through a
  *                     64 KiB stack buffer (ZH_ROUTE_STREAM_BODY): memory stays flat
@@ -454,6 +455,7 @@ static void usage(FILE *out)
 		"  --static-cache N       open files cached per worker (default 1024)\n"
 		"  --static-ttl MS        cached files are re-checked after (default 1000)\n"
 		"  --no-openat2           open files component by component with O_NOFOLLOW\n"
+		"  --no-metrics           no GET /metrics, no per-request timing (/healthz stays)\n"
 		"  --help                 this text\n");
 }
 
@@ -472,7 +474,7 @@ int main(int argc, char **argv)
 {
 	enum { O_ADDRESS = 256, O_PORT, O_ROOT, O_WORKERS, O_MAXCONN, O_IOCTX, O_REQLINE,
 	       O_HDRBYTES, O_HDRS, O_BODY, O_THDR, O_TIDLE, O_TBODY, O_TWRITE, O_TDRAIN, O_HELP,
-	       O_SNDBUF, O_SCACHE, O_STTL, O_NOOPENAT2 };
+	       O_SNDBUF, O_SCACHE, O_STTL, O_NOOPENAT2, O_NOMETRICS };
 	static const struct option opts[] = {
 		{"address", required_argument, NULL, O_ADDRESS},
 		{"port", required_argument, NULL, O_PORT},
@@ -494,6 +496,7 @@ int main(int argc, char **argv)
 		{"static-cache", required_argument, NULL, O_SCACHE},
 		{"static-ttl", required_argument, NULL, O_STTL},
 		{"no-openat2", no_argument, NULL, O_NOOPENAT2},
+		{"no-metrics", no_argument, NULL, O_NOMETRICS},
 		{NULL, 0, NULL, 0},
 	};
 	zh_config_t cfg;
@@ -501,6 +504,7 @@ int main(int argc, char **argv)
 	zh_static_t *files = NULL;
 	struct sigaction sa;
 	int opt, err = 0;
+	bool metrics = true;
 
 	zh_config_init(&cfg);
 	zh_static_options_init(&sopts);
@@ -521,6 +525,11 @@ int main(int argc, char **argv)
 		}
 		if (opt == O_NOOPENAT2) {
 			sopts.no_openat2 = 1;
+			continue;
+		}
+		if (opt == O_NOMETRICS) {
+			metrics = false;
+			cfg.latency_metrics = 0;
 			continue;
 		}
 		if (opt == O_ROOT) {
@@ -575,6 +584,10 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/json/list", 0, json_list, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/stream", 0, stream, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/delay", 0, delay, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/healthz", 0, zh_healthz_handler, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/readyz", 0, zh_readyz_handler, NULL) < 0 ||
+	    (metrics && zh_server_route(g_server, ZH_GET | ZH_HEAD, "/metrics", 0, zh_metrics_handler,
+					g_server) < 0) ||
 	    zh_server_route(g_server, ZH_POST | ZH_PUT, "/upload", ZH_ROUTE_STREAM_BODY, upload,
 			    NULL) < 0) {
 		fprintf(stderr, "zerohttpd: cannot add routes\n");

@@ -1,0 +1,179 @@
+/* metrics.c — GET /metrics in the Prometheus text format (0.0.4), /healthz and /readyz.
+ *
+ * Every counter lives per worker and is written by that worker alone with plain stores
+ * (ZH__STAT_ADD); a scrape sums them (zh_server_stats), so the request path pays no lock
+ * and no atomic read-modify-write for being observed. The exposition is formatted into a
+ * stack buffer a family at a time and queued with the serializer path (zh__write_encoded):
+ * a scrape allocates nothing either.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const method_names[ZH_STATS_METHODS] = {
+	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "other"};
+static const char *const reject_reasons[8] = {"400", "413", "414", "417",
+					      "431", "501", "505", "other"};
+
+typedef struct {
+	zh_response_t *resp;
+	char buf[4096];
+	size_t len;
+} out_t;
+
+static void flush_out(out_t *o)
+{
+	(void)zh__write_encoded(o->resp, o->buf, o->len);
+	o->len = 0;
+}
+
+__attribute__((format(printf, 2, 3))) static void emit(out_t *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	if (o->len > sizeof o->buf - 512)
+		flush_out(o);
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->len, sizeof o->buf - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n < sizeof o->buf - o->len ? (size_t)n : sizeof o->buf - o->len - 1;
+}
+
+static void family(out_t *o, const char *name, const char *type, const char *help)
+{
+	emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void scalar(out_t *o, const char *name, const char *type, const char *help,
+		   uint64_t v)
+{
+	family(o, name, type, help);
+	emit(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void responses(out_t *o, const zh_stats_t *st)
+{
+	family(o, "zerohttp_http_responses_total", "counter",
+	       "Responses by request method and status class.");
+	for (unsigned m = 0; m < ZH_STATS_METHODS; m++)
+		for (unsigned c = 0; c < 5; c++)
+			emit(o, "zerohttp_http_responses_total{method=\"%s\",code=\"%uxx\"} %llu\n",
+			     method_names[m], c + 1, (unsigned long long)st->responses_by[m][c]);
+}
+
+static void latency(out_t *o, const zh_stats_t *st)
+{
+	uint64_t cum = 0;
+	family(o, "zerohttp_http_request_duration_seconds", "histogram",
+	       "Time from a request's head to the end of its response.");
+	for (unsigned b = 0; b < ZH_LATENCY_BUCKETS; b++) {
+		cum += st->latency_buckets[b];
+		if (b < ZH_LATENCY_BUCKETS - 1)
+			emit(o, "zerohttp_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			     zh_latency_bounds_us[b] / 1e6, (unsigned long long)cum);
+		else
+			emit(o, "zerohttp_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+			     (unsigned long long)cum);
+	}
+	emit(o, "zerohttp_http_request_duration_seconds_sum %.6f\n", st->latency_sum_us / 1e6);
+	emit(o, "zerohttp_http_request_duration_seconds_count %llu\n",
+	     (unsigned long long)st->latency_count);
+}
+
+static void labelled(out_t *o, const char *name, const char *help, const char *label,
+		     const char *const *values, const uint64_t *counts, unsigned n)
+{
+	family(o, name, "counter", help);
+	for (unsigned i = 0; i < n; i++)
+		emit(o, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
+		     (unsigned long long)counts[i]);
+}
+
+void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	const zh_server_t *srv = arg;
+	static const char *const calls[3] = {"read", "writev", "sendfile"};
+	static const char *const shed_codes[2] = {"429", "503"};
+	zh_stats_t st;
+	uint64_t syscalls[3], sheds[2];
+	out_t out = {.resp = resp}, *o = &out;
+	(void)req;
+	zh_server_stats(srv, &st);
+	if (zh_resp_header_set(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8") < 0)
+		return;
+	family(o, "zerohttp_build_info", "gauge", "The running version.");
+	emit(o, "zerohttp_build_info{version=\"%s\"} 1\n", ZH_VERSION);
+	scalar(o, "zerohttp_start_time_seconds", "gauge", "When the server started (Unix time).",
+	       (uint64_t)srv->start_time);
+	responses(o, &st);
+	latency(o, &st);
+	scalar(o, "zerohttp_http_requests_total", "counter", "Requests whose head was parsed.",
+	       st.requests);
+	scalar(o, "zerohttp_http_requests_in_flight", "gauge", "Requests not yet answered.",
+	       st.requests - st.requests_done);
+	scalar(o, "zerohttp_connections_accepted_total", "counter", "Connections accepted.",
+	       st.connections_accepted);
+	scalar(o, "zerohttp_connections_closed_total", "counter", "Connections closed.",
+	       st.connections_closed);
+	scalar(o, "zerohttp_connections_open", "gauge", "Connections open now.",
+	       st.connections_accepted - st.connections_closed);
+	scalar(o, "zerohttp_connections_timed_out_total", "counter",
+	       "Connections closed by a header, idle, body or write timeout.", st.timeouts);
+	scalar(o, "zerohttp_received_bytes_total", "counter", "Bytes read from clients.",
+	       st.bytes_in);
+	scalar(o, "zerohttp_sent_bytes_total", "counter", "Bytes written to clients.",
+	       st.bytes_out);
+	labelled(o, "zerohttp_parse_rejections_total", "Requests refused by the parser, by status.",
+		 "reason", reject_reasons, st.parse_rejects, 8);
+	sheds[0] = st.shed_429;
+	sheds[1] = st.shed_503;
+	labelled(o, "zerohttp_shed_total", "Requests refused for rate (429) or load (503).", "code",
+		 shed_codes, sheds, 2);
+	scalar(o, "zerohttp_io_contexts_in_use", "gauge", "I/O contexts lent to connections.",
+	       st.io_contexts_in_use);
+	scalar(o, "zerohttp_io_contexts_high_water", "gauge", "Most I/O contexts ever lent at once.",
+	       st.io_contexts_high_water);
+	scalar(o, "zerohttp_large_buffers_in_use", "gauge", "64 KiB pool buffers in use.",
+	       st.large_buffers_in_use);
+	scalar(o, "zerohttp_large_buffers_high_water", "gauge", "Most 64 KiB buffers ever in use.",
+	       st.large_buffers_high_water);
+	scalar(o, "zerohttp_body_buffers_in_use", "gauge", "Request body buffers in use.",
+	       st.body_buffers_in_use);
+	scalar(o, "zerohttp_body_buffers_high_water", "gauge", "Most body buffers ever in use.",
+	       st.body_buffers_high_water);
+	scalar(o, "zerohttp_pool_exhausted_total", "counter",
+	       "Times a pool had no buffer to lend (answered 503).", st.pool_exhausted);
+	syscalls[0] = st.read_calls;
+	syscalls[1] = st.writev_calls;
+	syscalls[2] = st.sendfile_calls;
+	labelled(o, "zerohttp_syscalls_total", "I/O system calls on connections.", "call", calls,
+		 syscalls, 3);
+	scalar(o, "zerohttp_body_bytes_copied_total", "counter",
+	       "Request and response body bytes the library copied (0 growth in steady state).",
+	       st.body_bytes_copied);
+	scalar(o, "zerohttp_responses_aborted_total", "counter",
+	       "Streamed responses cut short after their head left.", st.responses_aborted);
+	scalar(o, "zerohttp_sync_write_waits_total", "counter",
+	       "Times a handler's write waited for the socket.", st.sync_write_waits);
+	flush_out(o);
+}
+
+void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	(void)zh_reply(resp, 200, "text/plain; charset=utf-8", "ok\n", 3);
+}
+
+void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)arg;
+	if (req->ctx->w->draining) {
+		(void)!zh_resp_header_set(resp, "Retry-After", "1");
+		(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);
+		return;
+	}
+	(void)zh_reply(resp, 200, "text/plain; charset=utf-8", "ready\n", 6);
+}
