@@ -23,7 +23,7 @@ PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
 PB_LIBS   = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 
 SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
-	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c
+	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c src/middleware.c
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h src/dtoa.h

@@ -204,6 +204,42 @@ typedef struct zh_stats {
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
 
+/* ------------------------------------------------------------------------------------------
+ * Middleware: a chain of hooks around every request, composable in any order because each
+ * hook has one place in the request's life and the response rules above still hold.
+ *
+ *  before(req, resp, arg)  right after the head is parsed, before the body is read and
+ *                          before routing for the global chain (so a CORS preflight or a
+ *                          rate limit sees every request), after routing for a route's
+ *                          chain. Returns ZH_MW_NEXT, or answers the request itself (writes
+ *                          a response on resp) and returns ZH_MW_ANSWERED: the rest of the
+ *                          chain and the handler are skipped, and an unread request body is
+ *                          skipped or the connection closed. A hook that returns ZH_MW_NEXT
+ *                          must leave resp untouched (keep per-request state in the request:
+ *                          the commit and done hooks can read it again).
+ *  commit(resp, arg)       at the commit point, status known, headers still mutable: where
+ *                          CORS adds its headers and gzip decides. Chain order, then the
+ *                          handler's own zh_resp_on_commit hooks.
+ *  done(req, resp, arg)    when the response has ended (queued whole, or its last chunk):
+ *                          access logs and counters. Read-only. Also for answers the library
+ *                          makes itself (404, 405, 503, parse errors: the request's slices
+ *                          are then empty).
+ *
+ * The global chain runs first, then the route's. At most 16 global middleware, 8 per route,
+ * 64 in all; the struct is copied. Not while the server runs (-EBUSY).
+ */
+enum { ZH_MW_NEXT = 0, ZH_MW_ANSWERED = 1 };
+typedef struct zh_middleware {
+	int (*before)(zh_request_t *req, zh_response_t *resp, void *arg);
+	void (*commit)(zh_response_t *resp, void *arg);
+	void (*done)(zh_request_t *req, zh_response_t *resp, void *arg);
+	void *arg;
+} zh_middleware_t;
+ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw);
+/* Adds mw to the chain of every route registered (so far) with exactly this path. */
+ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
+				    const zh_middleware_t *mw);
+
 /* GET /metrics: the counters above in the Prometheus text format 0.0.4 (metric names
  * zerohttp_*; see README), summed over workers at scrape time. arg is the server. */
 ZH_API void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg);

@@ -368,6 +368,7 @@ static void end_request(zh__worker_t *w, zh__conn_t *c)
 	ctx->rstart = ctx->req.raw_pos;
 	ctx->in_request = false;
 	ctx->resp.streaming = false;
+	ctx->route = NULL;
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
 		zh__timer_clear(w, c);
@@ -390,6 +391,17 @@ static void count_parse_reject(zh__worker_t *w, int status)
 	ZH__STAT_ADD(w, parse_rejects[i], 1);
 }
 
+/* A before hook answered on the response it was given: finish that, and skip the unread
+ * body if it is all here, else close (the next request could not be found). */
+static void answered_by_middleware(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	if (!skip_unread_body(ctx))
+		ctx->resp.close = true;
+	zh__resp_finish(ctx);
+	end_request(w, c);
+}
+
 /* Head complete: route it and set up its body. */
 static void start_request(zh__worker_t *w, zh__conn_t *c)
 {
@@ -400,6 +412,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	int r;
 
 	ctx->in_request = true;
+	ctx->route = NULL;
 	req->stream = false;
 	req->base = ctx->rbuf + ctx->rstart;
 	req->fields = ctx->fields;
@@ -410,6 +423,10 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	ctx->started_us = w->srv->cfg.latency_metrics ? zh__now_us() : 0;
 	ZH__STAT_ADD(w, requests, 1);
 
+	if (zh__mw_before_global(ctx) == ZH_MW_ANSWERED) {
+		answered_by_middleware(w, c);
+		return;
+	}
 	if (req->h.flags & ZH__H_ASTERISK) {
 		/* OPTIONS * (RFC 9110 §9.3.7): what the server as a whole supports */
 		refuse(w, c, 204, w->srv->route_methods);
@@ -422,6 +439,10 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 			refuse(w, c, 404, 0);
 		else
 			refuse(w, c, req->h.method_bit == ZH_OPTIONS ? 204 : 405, allow);
+		return;
+	}
+	if (zh__mw_before_route(ctx) == ZH_MW_ANSWERED) {
+		answered_by_middleware(w, c);
 		return;
 	}
 	req->stream = (ctx->route->flags & ZH_ROUTE_STREAM_BODY) != 0;
@@ -626,6 +647,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 			if (r < 0) {
 				ZH__STAT_ADD(w, parse_errors, 1);
 				count_parse_reject(w, -r);
+				memset(&req->h, 0, sizeof req->h); /* done hooks see an empty request */
 				respond(ctx, -r, 0, true);
 				return;
 			}

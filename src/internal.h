@@ -54,7 +54,8 @@ enum {
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
 	ZH__RESP_HEADERS = 32,	   /* response header fields */
 	ZH__RESP_HSTORE = 4096,	   /* bytes of response header names and values */
-	ZH__HOOKS_MAX = 8,
+	ZH__HOOKS_MAX = 24,	   /* commit hooks: middleware's, then the handler's */
+	ZH__MW_MAX = 64, ZH__GLOBAL_MW_MAX = 16, ZH__ROUTE_MW_MAX = 8,
 	ZH__HEAD_RESERVE = 512,	   /* status line + library headers, beyond user headers */
 	ZH__LARGE_MIN = 65536,
 	ZH__LINGER_MS = 2000,	   /* read-and-discard after a close with unread input */
@@ -179,6 +180,8 @@ typedef struct zh__route {
 	unsigned methods, flags;
 	zh_handler_fn fn;
 	void *arg;
+	uint8_t mw[ZH__ROUTE_MW_MAX]; /* indexes into zh_server.mw */
+	uint8_t nmw;
 } zh__route_t;
 
 enum zh__conn_state {
@@ -390,7 +393,17 @@ struct zh_server {
 	volatile int stopping;
 	bool running;
 	time_t start_time; /* zh_server_new(), for /metrics */
+	zh_middleware_t mw[ZH__MW_MAX];
+	unsigned nmw;
+	uint8_t global_mw[ZH__GLOBAL_MW_MAX]; /* indexes into mw */
+	unsigned nglobal_mw;
 };
+
+/* middleware.c */
+int zh__mw_before_global(zh__ctx_t *ctx);	    /* ZH_MW_ANSWERED or ZH_MW_NEXT */
+int zh__mw_before_route(zh__ctx_t *ctx);
+void zh__mw_add_commit_hooks(zh__ctx_t *ctx);
+void zh__mw_done(zh__ctx_t *ctx);
 
 /* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
  * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */

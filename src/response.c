@@ -288,6 +288,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 		resp->interim_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
 	resp->head_slot = (uint16_t)zh__out_push(ctx, NULL, 0, NULL, NULL);
 	resp->chunk_slot = resp->head_slot;
+	zh__mw_add_commit_hooks(ctx);
 }
 
 static void commit(zh_response_t *resp, int status)
@@ -521,6 +522,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	c->close_after |= resp->close;
 	c->requests++;
 	count_response(ctx, resp->status);
+	zh__mw_done(ctx);
 }
 
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close)

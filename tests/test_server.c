@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static zh_server_t *srv;
@@ -363,6 +364,31 @@ static void h_cl_late(zh_request_t *req, zh_response_t *resp, void *arg)
 		seen[2] = zh_write(resp, fake_resp, sizeof fake_resp - 1);
 }
 
+/* A producer that takes its time (1 ms a call) and writes little (8 bytes a call): its
+ * socket never fills, so only the library can give other connections a turn. */
+enum { SLOW_CALLS = 600 };
+
+static int slow_more(zh_response_t *resp, void *arg)
+{
+	unsigned *calls = arg;
+	char line[16];
+	if (resp == NULL)
+		return 0;
+	usleep(1000);
+	snprintf(line, sizeof line, "%07u\n", *calls);
+	if (zh_write(resp, line, 8) < 0)
+		return -EIO;
+	return ++*calls < SLOW_CALLS ? ZH_PRODUCE_MORE : ZH_PRODUCE_DONE;
+}
+
+static void h_slow(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	unsigned *calls = zh_resp_state(resp);
+	(void)req, (void)arg;
+	*calls = 0;
+	seen[6] = zh_resp_produce(resp, slow_more, calls);
+}
+
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 /* large: the worker's 64 KiB buffers (0: a response can never outgrow the send area) */
@@ -414,6 +440,7 @@ static void start_server(unsigned large)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-short", 0, h_cl_short, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-late-copy", 0, h_cl_late, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-late-ref", 0, h_cl_late, (void *)1), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/slow", 0, h_slow, NULL), 0);
 	for (size_t i = 0; i < sizeof spill_body; i++)
 		spill_body[i] = (char)('a' + i % 26);
 	memset(&streamed, 0, sizeof streamed);
@@ -1252,4 +1279,40 @@ Test(no_large, failed_stream_start_sends_no_body_without_a_head)
 		get("/implicit", &r);
 		cr_assert_eq(r.status, 200, "request %zu: the worker still serves", k);
 	}
+}
+
+/* Producers yield after 8 calls in a row (ZH__PRODUCE_BURST): a producer whose socket
+ * always has room no longer keeps the one worker from other connections until it is done
+ * (here ~0.6 s). */
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(writer, a_producer_gives_other_connections_a_turn)
+{
+	static char want[SLOW_CALLS * 8 + 1];
+	response_t r;
+	double t0, worst = 0;
+	int fd = dial();
+	for (unsigned i = 0; i < SLOW_CALLS; i++)
+		snprintf(want + 8 * i, 9, "%07u\n", i);
+	send_all(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+	usleep(30000); /* the producer is running */
+	for (int k = 0; k < 3; k++) {
+		t0 = now_s();
+		get("/empty", &r);
+		cr_assert_eq(r.status, 200);
+		if (now_s() - t0 > worst)
+			worst = now_s() - t0;
+	}
+	cr_assert_lt(worst, 0.15, "another connection waited %.3f s for the producer", worst);
+	have = used = 0; /* the probes' bytes are not this connection's */
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200);
+	expect_body(&r, want, SLOW_CALLS * 8);
+	cr_assert_eq(seen[6], 0);
+	close(fd);
 }

@@ -637,6 +637,28 @@ class StreamSlowClient(StreamingCase):
                         "server used %.2fs CPU during a %.2fs trickle" % (cpu_trickle, t_trickle))
 
 
+class ProducerTurns(StreamingCase):
+    SERVER_ARGS = ("--workers", "1")
+
+    def test_head_of_an_endless_stream_produces_nothing(self):
+        # review defect 4: a HEAD's producer was called forever (what it writes for HEAD is
+        # counted, never queued, so the socket never filled): the one worker spun
+        pid = self.server.pid
+        w = self.wire(timeout=2)
+        w.send(get("/stream?bytes=900000000000000000", method="HEAD") + get("/plaintext"))
+        r = w.read_response("HEAD")
+        self.assertEqual(r.status, 200, repr(r))
+        self.assertIsNone(r.header("Content-Length"), repr(r))
+        self.assertEqual(r.header("Content-Type"), "application/octet-stream")
+        r = w.read_response()                 # the very next bytes are the next response
+        self.assertEqual((r.status, r.body, r.framing), (200, HELLO, "length"), repr(r))
+        self.assertTrue(w.quiet_for(0.05), "extra bytes: %r" % w.pending())
+        cpu0 = cpu_seconds(pid)
+        time.sleep(0.3)
+        self.assertHealthy()
+        self.assertLess(cpu_seconds(pid) - cpu0, 0.1, "the worker is busy after a HEAD")
+
+
 class ProducerAbort(StreamingCase):
     SERVER_ARGS = ("--workers", "1")
 

@@ -1,0 +1,129 @@
+/* middleware.c — chains of before/commit/done hooks (see zerohttp.h).
+ *
+ * The server keeps up to 64 middleware structs; the global chain and each route's chain
+ * are small arrays of indexes into them, so a route table entry stays a few bytes bigger
+ * and running an empty chain costs one comparison. A before hook answers on a response
+ * begun just for it; when the chain passes, that response is dropped again (its queue
+ * slots popped), so the handler's response starts exactly as it would without middleware.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int add(zh_server_t *srv, const zh_middleware_t *mw)
+{
+	if (srv->running)
+		return -EBUSY;
+	if (mw == NULL || (!mw->before && !mw->commit && !mw->done))
+		return -EINVAL;
+	if (srv->nmw == ZH__MW_MAX)
+		return -ENOSPC;
+	srv->mw[srv->nmw] = *mw;
+	return (int)srv->nmw++;
+}
+
+int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw)
+{
+	int i;
+	if (srv->nglobal_mw == ZH__GLOBAL_MW_MAX)
+		return -ENOSPC;
+	if ((i = add(srv, mw)) < 0)
+		return i;
+	srv->global_mw[srv->nglobal_mw++] = (uint8_t)i;
+	return 0;
+}
+
+int zh_route_use(zh_server_t *srv, const char *path, const zh_middleware_t *mw)
+{
+	size_t len = path ? strlen(path) : 0;
+	unsigned found = 0;
+	int i;
+	for (unsigned r = 0; r < srv->nroutes; r++) {
+		const zh__route_t *rt = &srv->routes[r];
+		if (rt->len == len && memcmp(rt->path, path, len) == 0) {
+			if (rt->nmw == ZH__ROUTE_MW_MAX)
+				return -ENOSPC;
+			found++;
+		}
+	}
+	if (found == 0)
+		return -ENOENT;
+	if ((i = add(srv, mw)) < 0)
+		return i;
+	for (unsigned r = 0; r < srv->nroutes; r++) {
+		zh__route_t *rt = &srv->routes[r];
+		if (rt->len == len && memcmp(rt->path, path, len) == 0)
+			rt->mw[rt->nmw++] = (uint8_t)i;
+	}
+	return 0;
+}
+
+static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
+{
+	zh_server_t *srv = ctx->w->srv;
+	uint16_t mark = ctx->iov_n;
+	zh_response_t *resp = &ctx->resp;
+	bool any = false;
+	for (unsigned i = 0; i < n; i++)
+		any |= srv->mw[idx[i]].before != NULL;
+	if (!any)
+		return ZH_MW_NEXT;
+	zh__resp_begin(ctx, ctx->req.h.method_bit == ZH_HEAD);
+	for (unsigned i = 0; i < n; i++) {
+		const zh_middleware_t *mw = &srv->mw[idx[i]];
+		if (mw->before && (mw->before(&ctx->req, resp, mw->arg) == ZH_MW_ANSWERED ||
+				   resp->committed || resp->nhdr || resp->body_len))
+			return ZH_MW_ANSWERED; /* resp is the answer; the caller finishes it */
+	}
+	ctx->iov_n = mark; /* nobody answered: the handler's response starts afresh */
+	return ZH_MW_NEXT;
+}
+
+int zh__mw_before_global(zh__ctx_t *ctx)
+{
+	const zh_server_t *srv = ctx->w->srv;
+	return srv->nglobal_mw ? run_before(ctx, srv->global_mw, srv->nglobal_mw) : ZH_MW_NEXT;
+}
+
+int zh__mw_before_route(zh__ctx_t *ctx)
+{
+	const zh__route_t *rt = ctx->route;
+	return rt && rt->nmw ? run_before(ctx, rt->mw, rt->nmw) : ZH_MW_NEXT;
+}
+
+static void add_hooks(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
+{
+	const zh_server_t *srv = ctx->w->srv;
+	for (unsigned i = 0; i < n; i++) {
+		const zh_middleware_t *mw = &srv->mw[idx[i]];
+		if (mw->commit)
+			(void)!zh_resp_on_commit(&ctx->resp, mw->commit, mw->arg);
+	}
+}
+
+void zh__mw_add_commit_hooks(zh__ctx_t *ctx)
+{
+	const zh_server_t *srv = ctx->w->srv;
+	add_hooks(ctx, srv->global_mw, srv->nglobal_mw);
+	if (ctx->route)
+		add_hooks(ctx, ctx->route->mw, ctx->route->nmw);
+}
+
+static void run_done(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
+{
+	const zh_server_t *srv = ctx->w->srv;
+	for (unsigned i = 0; i < n; i++) {
+		const zh_middleware_t *mw = &srv->mw[idx[i]];
+		if (mw->done)
+			mw->done(&ctx->req, &ctx->resp, mw->arg);
+	}
+}
+
+void zh__mw_done(zh__ctx_t *ctx)
+{
+	const zh_server_t *srv = ctx->w->srv;
+	run_done(ctx, srv->global_mw, srv->nglobal_mw);
+	if (ctx->route)
+		run_done(ctx, ctx->route->mw, ctx->route->nmw);
+}
