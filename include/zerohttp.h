@@ -251,6 +251,11 @@ ZH_API void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
  * Request view. Every slice points into the connection's buffers (nothing is copied) and
  * lives until the response has been sent.
  */
+/* The client's address: fills addr (4 bytes for AF_INET, 16 for AF_INET6) and returns the
+ * family. zh_req_peer_str writes it as text ("127.0.0.1", "::1"), NUL-terminated, and
+ * returns its length (INET6_ADDRSTRLEN, 46, is always enough). */
+ZH_API int zh_req_peer_addr(const zh_request_t *req, uint8_t addr[16]);
+ZH_API size_t zh_req_peer_str(const zh_request_t *req, char *buf, size_t cap);
 ZH_API zh_slice_t zh_req_method(const zh_request_t *req);
 ZH_API unsigned zh_req_method_bit(const zh_request_t *req); /* ZH_GET...; 0 if other */
 ZH_API zh_slice_t zh_req_target(const zh_request_t *req);   /* as sent: "/a/b?x=1" */

@@ -101,7 +101,8 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 
 /* ---- open / close ------------------------------------------------------------------------------ */
 
-void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback)
+void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
+			const struct sockaddr_storage *peer)
 {
 	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
 	struct epoll_event ev;
@@ -131,6 +132,11 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback)
 	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
 	c->loopback = loopback;
 	c->requests = 0;
+	c->peer_v6 = peer->ss_family == AF_INET6;
+	if (c->peer_v6)
+		memcpy(c->peer, &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, 16);
+	else
+		memcpy(c->peer, &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4);
 	c->ctx = NULL;
 	w->open_conns++;
 	ZH__STAT_ADD(w, connections_accepted, 1);

@@ -1,7 +1,7 @@
 /* internal.h — what the src/ files share. Never installed.
  *
  * Memory map of one worker (all carved from one mmap at zh_server_new()):
- *   conns[max_connections]   small fixed slots (48 B); an idle connection holds only this
+ *   conns[max_connections]   small fixed slots (72 B); an idle connection holds only this
  *   ctx pool                 I/O contexts: receive buffer, send area, iovec queue, request
  *                            and response state; lent while a connection has bytes in flight
  *   large pool               64 KiB buffers: long heads, mid-size bodies, send overflow
@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -213,6 +214,8 @@ struct zh__conn {
 	uint32_t requests;	/* served on this connection */
 	uint32_t defer_gen;	/* names the current deferral; bumped on close: stale tokens of
 				   zh_resp_defer() find a different value */
+	uint8_t peer[16];	/* client address: IPv4 in the first 4 bytes, or IPv6 */
+	uint8_t peer_v6;
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
@@ -416,7 +419,8 @@ void zh__mw_done(zh__ctx_t *ctx);
 void *zh__worker_main(void *arg);
 
 /* conn.c */
-void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback);
+void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
+			const struct sockaddr_storage *peer);
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);

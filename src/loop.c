@@ -129,7 +129,7 @@ static void accept_batch(zh__worker_t *w)
 				int sb = (int)w->srv->cfg.loopback_sndbuf;
 				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
 			}
-			zh__conn_accepted(w, fd, loopback);
+			zh__conn_accepted(w, fd, loopback, &peer);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)

@@ -432,6 +432,25 @@ static zh_slice_t span(const zh_request_t *req, zh__span_t s)
 	return (zh_slice_t){req->base + s.off, s.len};
 }
 
+int zh_req_peer_addr(const zh_request_t *req, uint8_t addr[16])
+{
+	const zh__conn_t *c = req->ctx->conn;
+	memcpy(addr, c->peer, c->peer_v6 ? 16 : 4);
+	return c->peer_v6 ? AF_INET6 : AF_INET;
+}
+
+size_t zh_req_peer_str(const zh_request_t *req, char *buf, size_t cap)
+{
+	uint8_t a[16];
+	int family = zh_req_peer_addr(req, a);
+	if (cap == 0 || inet_ntop(family, a, buf, (socklen_t)cap) == NULL) {
+		if (cap)
+			buf[0] = '\0';
+		return 0;
+	}
+	return strlen(buf);
+}
+
 zh_slice_t zh_req_method(const zh_request_t *req) { return span(req, req->h.method); }
 unsigned zh_req_method_bit(const zh_request_t *req) { return req->h.method_bit; }
 zh_slice_t zh_req_target(const zh_request_t *req) { return span(req, req->h.target); }
