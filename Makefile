@@ -59,9 +59,10 @@ $(LIB_A): $(OBJS)
 	$(AR) rcs $@ $^
 $(LIB_SO): $(PICOBJS)
 	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^ $(PB_LIBS)
-$(DAEMON): cmd/zerohttpd/main.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) include/zerohttp.h
+$(DAEMON): cmd/zerohttpd/main.c cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) \
+	  include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' -o $@ $< \
-		$(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+		cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 # pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
 PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n'
@@ -92,9 +93,10 @@ unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t --jobs 2 --timeout 60; done
 
 # test-only server whose routes answer zh_json documents (tests/integration/test_19_json.py)
-$(BUILD)/tests/json_server: tests/json_server.c $(LIB_A) include/zerohttp.h
+$(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB_A) \
+	  include/zerohttp.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) -o $@ $< cmd/zerohttpd/heap_count.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server \

@@ -184,6 +184,8 @@ typedef struct zh_stats {
 	uint64_t body_bytes_copied; /* request/response body bytes the library itself copied */
 	uint64_t responses_aborted; /* streamed responses cut short (error after the head left) */
 	uint64_t sync_write_waits;  /* times a handler's write waited for the socket (poll) */
+	uint64_t heap_allocs;	    /* malloc-family calls on worker threads, as reported by
+				       zh_note_alloc() (zerohttpd counts every one) */
 	/* responses by request method (GET HEAD POST PUT DELETE OPTIONS PATCH TRACE, other) and
 	 * status class (1xx..5xx); "other" also holds answers to requests that did not parse */
 	uint64_t responses_by[ZH_STATS_METHODS][5];
@@ -203,6 +205,10 @@ typedef struct zh_stats {
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
+
+/* Counts one heap allocation if called on a worker thread (else nothing): for a program
+ * that wraps malloc to prove its request path allocates nothing. Async-signal-safe. */
+ZH_API void zh_note_alloc(void);
 
 /* ------------------------------------------------------------------------------------------
  * Middleware: a chain of hooks around every request, composable in any order because each

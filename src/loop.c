@@ -228,11 +228,21 @@ static void force_close_all(zh__worker_t *w)
 	}
 }
 
+/* The worker running on this thread, for zh_note_alloc(). */
+static _Thread_local zh__worker_t *self;
+
+void zh_note_alloc(void)
+{
+	if (self)
+		ZH__STAT_ADD(self, heap_allocs, 1);
+}
+
 void *zh__worker_main(void *arg)
 {
 	zh__worker_t *w = arg;
 	struct epoll_event events[MAX_EVENTS];
 
+	self = w;
 	w->now_ms = zh__now_ms();
 	zh__date_refresh(w, time(NULL));
 	for (;;) {

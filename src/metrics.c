@@ -151,6 +151,9 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	syscalls[2] = st.sendfile_calls;
 	labelled(o, "zerohttp_syscalls_total", "I/O system calls on connections.", "call", calls,
 		 syscalls, 3);
+	scalar(o, "zerohttp_heap_allocations_total", "counter",
+	       "malloc-family calls on worker threads (0 growth in steady state).",
+	       st.heap_allocs);
 	scalar(o, "zerohttp_body_bytes_copied_total", "counter",
 	       "Request and response body bytes the library copied (0 growth in steady state).",
 	       st.body_bytes_copied);

@@ -534,6 +534,25 @@ static void all(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_end(j);
 }
 
+/* GET /malloc: one allocation on this worker thread; answers how many zerohttpd's malloc
+ * wrapper (cmd/zerohttpd/heap_count.c, linked in here too) counted, so that a test can show
+ * zerohttp_heap_allocations_total would see it. */
+static void malloc_route(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_stats_t before, after;
+	void *volatile p;
+	char body[32];
+	int n;
+	(void)req, (void)arg;
+	zh_server_stats(g_server, &before);
+	p = malloc(64);
+	free(p);
+	zh_server_stats(g_server, &after);
+	n = snprintf(body, sizeof body, "%llu\n",
+		     (unsigned long long)(after.heap_allocs - before.heap_allocs));
+	zh_reply(resp, 200, "text/plain", body, (size_t)n);
+}
+
 int main(int argc, char **argv)
 {
 	zh_config_t cfg;
@@ -573,7 +592,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "json_server: cannot start: %s\n", strerror(-err));
 		return 1;
 	}
-	if (zh_server_route(g_server, ZH_POST, "/str", 0, str, NULL) < 0 ||
+	if (zh_server_route(g_server, ZH_GET, "/malloc", 0, malloc_route, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/str", 0, str, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/deep", 0, deep, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_POST, "/doubles", 0, doubles, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_POST, "/ints", 0, ints, NULL) < 0 ||

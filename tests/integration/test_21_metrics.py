@@ -124,3 +124,36 @@ class NoMetrics(ServerTestCase):
         c.send(request("GET", "/metrics") + request("GET", "/healthz"))
         self.assertEqual(c.read_response().status, 404)
         self.assertEqual(c.read_response().body, b"ok\n")
+
+
+class HeapAllocationCounter(ServerTestCase):
+    """zerohttp_heap_allocations_total: zerohttpd's malloc wrapper counts calls on worker
+    threads. The counter reads 0 growth for real traffic, and a worker-thread malloc (the
+    test server's /malloc route, linked with the same wrapper) is seen."""
+    SERVER_ARGS = ("--workers", "1")
+
+    def test_real_traffic_allocates_nothing_and_a_malloc_is_counted(self):
+        import os
+        import subprocess
+        c = self.conn()
+        c.send(request("GET", "/metrics"))
+        before = parse(c.read_response().body.decode())[1]["zerohttp_heap_allocations_total"]
+        for path in ("/plaintext", "/json/list?n=2000", "/proto?n=50", "/missing"):
+            c.send(request("GET", path))
+            c.read_response()
+        c.send(request("GET", "/metrics"))
+        after = parse(c.read_response().body.decode())[1]["zerohttp_heap_allocations_total"]
+        self.assertEqual(after, before)
+        js = os.environ.get("ZH_JSON_SERVER") or os.path.join(
+            os.path.dirname(os.environ.get("ZH_BIN", "build/zerohttpd")), "tests", "json_server")
+        proc = subprocess.Popen([js, "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        try:
+            port = int(proc.stdout.readline().split()[1])
+            j = self.conn(port)
+            for _ in range(3):
+                j.send(request("GET", "/malloc"))
+                self.assertEqual(j.read_response().body, b"1\n")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
