@@ -246,6 +246,35 @@ ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw
 ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
 				    const zh_middleware_t *mw);
 
+/* Body filters ("on body writes"): a commit hook may install one per response (not for
+ * HEAD). It then receives every body byte the handler writes, whatever the source (copies,
+ * references, JSON, protobuf, producers), in order, instead of the connection; what it
+ * emits through zh_filter_window/zh_filter_commit is what is sent, framed as usual
+ * (Content-Length when it all fits the send buffers, else chunked). Bytes passed by
+ * reference are released as soon as the filter has taken them. File bodies (zh_send_file)
+ * are not filtered: zh_resp_body_is_file() tells a commit hook that the commit came from one,
+ * and zh_send_file on a filtered response fails with -ENOTSUP.
+ *
+ *  write   consumes body bytes; a negative errno fails the response.
+ *  head    right before the head is serialized (the end of a whole body, or the start of a
+ *          streamed one): the last moment to decide headers, which are mutable inside it.
+ *  finish  the body is complete: emit what is left. Called before head for a whole body.
+ *  release once, when the response ends or its connection dies.
+ */
+typedef struct zh_body_filter {
+	int (*write)(zh_response_t *resp, const void *data, size_t len, void *arg);
+	void (*head)(zh_response_t *resp, void *arg);
+	int (*finish)(zh_response_t *resp, void *arg);
+	void (*release)(void *arg);
+	void *arg;
+} zh_body_filter_t;
+ZH_API int zh_resp_set_filter(zh_response_t *resp, const zh_body_filter_t *filter);
+ZH_API int zh_resp_body_is_file(const zh_response_t *resp);
+/* The filter's output: free send-buffer space of at least min bytes at [*p, *end), then
+ * queue [from, to) written at its start. Nothing else may write in between. */
+ZH_API int zh_filter_window(zh_response_t *resp, size_t min, char **p, char **end);
+ZH_API void zh_filter_commit(zh_response_t *resp, char *from, char *to);
+
 /* GET /metrics: the counters above in the Prometheus text format 0.0.4 (metric names
  * zerohttp_*; see README), summed over workers at scrape time. arg is the server. */
 ZH_API void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg);
@@ -562,6 +591,51 @@ ZH_API ZH_MUST_USE zh_static_t *zh_static_new(const zh_server_t *srv,
 					      const zh_static_options_t *opts, int *err);
 ZH_API void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 ZH_API void zh_static_free(zh_static_t *st);
+
+/* ------------------------------------------------------------------------------------------
+ * Access log: one line per response, written by a done hook (see Middleware), so it also
+ * covers the library's own answers (404, 405, 408, parse errors), whose request fields
+ * are logged as "-" (JSON: null).
+ *
+ *   ZH_LOG_COMMON    127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=1 HTTP/1.1" 200 13
+ *   ZH_LOG_COMBINED  the same, then "Referer" "User-Agent"
+ *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","method":"GET",
+ *                    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
+ *                    "duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}  (one line)
+ *
+ * Times are UTC. bytes counts body bytes sent (0 for HEAD, 204, 304). duration_us runs
+ * from the complete head to the response's end; null when the server has
+ * latency_metrics off. The request line is logged as sent (like nginx); no other header
+ * is ever logged, so Authorization never is, and the user field stays "-".
+ * Client-controlled text cannot forge a line: in CLF/Combined '"', '\', control bytes and
+ * bytes >= 0x7f are written \xHH (as nginx does); JSON strings are escaped per RFC 8259
+ * (ill-formed UTF-8 becomes U+FFFD; DEL, U+0085, U+2028 and U+2029 are escaped as well).
+ * A target over 16 KiB or a header value over 4 KiB (escaped) is cut, marked "...".
+ *
+ * Lines are formatted into a per-worker buffer (64 KiB, allocated by zh_access_log_new;
+ * no lock, no allocation per request) and written with one write() when it is full, when
+ * its oldest line is 1 s old, and when the worker exits: zh_server_run() returns after
+ * every line was written. A line that cannot be written (disk full) is lost.
+ */
+enum { ZH_LOG_COMMON = 0, ZH_LOG_COMBINED = 1, ZH_LOG_JSON = 2 };
+typedef struct zh_access_log zh_access_log_t;
+
+/* Opens path for appending (created 0640), or uses standard output for "-". srv gives the
+ * number of workers; the log serves that server only. NULL with *err (negative errno;
+ * -EINVAL for a bad format) on failure; err may be NULL. */
+ZH_API ZH_MUST_USE zh_access_log_t *zh_access_log_new(const zh_server_t *srv, const char *path,
+						      int format, int *err);
+/* The middleware to pass to zh_server_use() (every response) or zh_route_use(). */
+ZH_API zh_middleware_t zh_access_log_middleware(zh_access_log_t *log);
+/* For log rotation (SIGUSR1): opens the path again and swaps the new file in atomically
+ * (dup3 onto the descriptor the workers write to); a write in progress ends in the old
+ * file. Lines still buffered (at most ~1 s worth) go to the new file. Any thread, any
+ * time between zh_access_log_new() and zh_access_log_free(); not async-signal-safe (call
+ * it from a thread that a signal handler wakes). Returns 0 (also for "-": nothing to
+ * reopen) or a negative errno, in which case the old file stays in use. */
+ZH_API int zh_access_log_reopen(zh_access_log_t *log);
+/* After zh_server_run() has returned: writes anything left, closes the file, frees. */
+ZH_API void zh_access_log_free(zh_access_log_t *log);
 
 #ifdef __cplusplus
 }

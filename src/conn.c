@@ -90,6 +90,8 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 		ctx->deferred = false;
 		c->defer_gen++; /* the token's resumption now finds another generation */
 	}
+	if (ctx->in_request)
+		zh__resp_release_filter(&ctx->resp); /* a gzip stream's state goes back */
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
 	if (ctx->rbuf_large)
@@ -504,7 +506,8 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 		}
 		(void)ctx->produce_fn(NULL, ctx->produce_arg);
 		ctx->produce_fn = NULL;
-		if (resp->head_only && !resp->error) {
+		if (resp->head_only && !resp->error &&
+		    !(resp->json_writer.active && resp->json_writer.err)) {
 			resp->json_writer.active = false; /* its rest was never to be produced */
 			zh__resp_stream_start(resp);	  /* head without Content-Length */
 		}

@@ -50,6 +50,7 @@ enum {
 	ZH__INBOX_CAP = 1024,	   /* deferred resumptions waiting for their worker */
 	ZH__PRODUCE_BURST = 8,	   /* producer calls in a row before others get a turn */
 	ZH__YIELD_CAP = 256,	   /* connections that gave their turn up, per worker */
+	ZH__TICKS_MAX = 4,	   /* periodic hooks per worker (zh__worker_tick_add) */
 	ZH__RBUF_SIZE = 16384,	   /* receive buffer inside each context */
 	ZH__SBUF_SIZE = 16384,	   /* send area inside each context */
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
@@ -173,6 +174,7 @@ void zh__pool_keep_readable(zh__pool_t *p);
 typedef struct zh__worker zh__worker_t;
 typedef struct zh__conn zh__conn_t;
 typedef struct zh__ctx zh__ctx_t;
+typedef uint64_t (*zh__tick_fn)(zh__worker_t *w, bool final, void *arg);
 
 typedef struct zh__route {
 	char *path;
@@ -287,6 +289,8 @@ struct zh_response {
 	uint64_t framed_len;  /* chunked: body bytes already inside framed chunks */
 	uint64_t wait_left_us; /* what is left of cfg.sync_write_wait_ms */
 	struct zh_json *json; /* &json_writer while it holds bytes not yet queued, else NULL */
+	bool filtering, file_body, filter_headed;
+	zh_body_filter_t filter; /* see zh_resp_set_filter */
 	struct zh_json json_writer;
 	uint64_t declared_len, body_len;
 	uint16_t head_slot;  /* iovec reserved for the status line and headers */
@@ -377,6 +381,14 @@ struct zh__worker {
 	 * bring them back, so the loop does, after the others' events (fairness) */
 	zh__conn_t *yielded[ZH__YIELD_CAP], *yielded_run[ZH__YIELD_CAP];
 	uint32_t nyielded;
+	/* periodic hooks (zh__worker_tick_add), e.g. the access log's flush; tick_due_ms is the
+	 * earliest time one asked to be called again (0: none), a bound on epoll_wait */
+	struct zh__tick {
+		zh__tick_fn fn;
+		void *arg;
+	} ticks[ZH__TICKS_MAX];
+	uint32_t nticks;
+	uint64_t tick_due_ms;
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
@@ -417,6 +429,12 @@ void zh__mw_done(zh__ctx_t *ctx);
 
 /* loop.c */
 void *zh__worker_main(void *arg);
+/* Adds fn(w, final, arg) to the worker's periodic hooks (once per (fn, arg): adding it again
+ * is a no-op). Worker thread only. The loop calls every hook after each round of events,
+ * and once more with final true as the worker exits (buffered output must be written
+ * then). A hook returns the w->now_ms time by which it wants its next call even if no
+ * event comes, or 0. Returns 0, or -ENOSPC past ZH__TICKS_MAX hooks. */
+int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg);
 
 /* conn.c */
 void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
@@ -464,6 +482,8 @@ void zh__json_sync(struct zh_json *j); /* json.c: queue what the writer holds */
 void zh__resp_stream_start(zh_response_t *resp); /* producers: head out now */
 void zh__resp_chunk_boundary(zh_response_t *resp);
 void zh__resp_rebase(zh_response_t *resp); /* after the queue was sent whole and rewound */
+void zh__resp_release_filter(zh_response_t *resp); /* the connection died */
+int zh__coding_q(zh_slice_t accept_encoding, const char *coding); /* static.c: q x 1000 */
 int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);

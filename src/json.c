@@ -31,10 +31,12 @@ static void set_err(struct zh_json *j, int err)
 
 void zh__json_sync(struct zh_json *j)
 {
-	if (j->p != j->start)
-		zh__body_commit(j->resp, j->start, j->p);
+	char *from = j->start, *to = j->p;
+	/* the window is given up first: committing may run a body filter, which writes */
 	j->start = j->p = j->end = NULL;
 	j->resp->json = NULL;
+	if (to != from)
+		zh__body_commit(j->resp, from, to);
 }
 
 /* A window of at least n bytes (n <= ROOM_MIN... or whatever the caller needs). */

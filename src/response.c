@@ -173,6 +173,8 @@ void zh__date_refresh(zh__worker_t *w, time_t now)
 
 static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
 		      size_t vlen, bool replace);
+static int fail(zh_response_t *resp, int err);
+static void filter_head(zh_response_t *resp);
 
 static bool status_has_body(int status)
 {
@@ -282,6 +284,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->wait_left_us = (uint64_t)ctx->w->srv->cfg.sync_write_wait_ms * 1000u;
 	resp->json = NULL;
 	resp->json_writer.active = false;
+	resp->filtering = resp->file_body = resp->filter_headed = false;
 	/* conn.c guarantees free slots before a request starts. A streaming handler may invite
 	 * the body with 100 Continue while its own head is still unwritten: that goes first. */
 	if (ctx->in_request && ctx->req.stream)
@@ -497,9 +500,16 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	check_json(resp);
 	if (!resp->committed)
 		commit(resp, 200);
+	if (resp->filtering && !resp->error) {
+		int r = resp->filter.finish ? resp->filter.finish(resp, resp->filter.arg) : 0;
+		if (r < 0)
+			(void)fail(resp, r);
+	}
 	if (resp->streaming) {
 		finish_stream(ctx, resp);
 	} else {
+		if (!resp->error)
+			filter_head(resp);
 		if (resp->error ||
 		    (resp->has_length && !resp->head_only && status_has_body(resp->status) &&
 		     resp->declared_len != resp->body_len))
@@ -523,6 +533,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	c->requests++;
 	count_response(ctx, resp->status);
 	zh__mw_done(ctx);
+	zh__resp_release_filter(resp);
 }
 
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
@@ -866,6 +877,7 @@ static int stream_start(zh_response_t *resp)
 		return 0;
 	if (!resp->committed)
 		commit(resp, 200);
+	filter_head(resp); /* may drop Content-Length (gzip): the framing follows it */
 	if (resp->head_only || !status_has_body(resp->status))
 		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
 	else if (resp->has_length)
@@ -963,7 +975,7 @@ static bool length_ok(zh_response_t *resp, uint64_t n)
 	return false;
 }
 
-int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
+static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	int r = body_gate(resp);
@@ -1003,7 +1015,7 @@ int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 
 /* [from, to) was written at the start of the window: queue it, coalesced with the previous
  * part when adjacent. HEAD: counted only (the window is simply reused). */
-void zh__body_commit(zh_response_t *resp, char *from, char *to)
+static void raw_commit(zh_response_t *resp, char *from, char *to)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	size_t n = (size_t)(to - from);
@@ -1030,12 +1042,95 @@ void zh__body_commit(zh_response_t *resp, char *from, char *to)
 	resp->body_len += n;
 }
 
+/* ---- body filters --------------------------------------------------------------------------- */
+
+static int filter_input(zh_response_t *resp, const void *data, size_t len)
+{
+	int r = len ? resp->filter.write(resp, data, len, resp->filter.arg) : 0;
+	return r < 0 ? fail(resp, r) : 0;
+}
+
+/* The filter's last say on headers before they are serialized: mutable inside the call. */
+static void filter_head(zh_response_t *resp)
+{
+	if (!resp->filtering || resp->filter_headed || !resp->filter.head)
+		return;
+	resp->filter_headed = true;
+	resp->in_hooks = true;
+	resp->filter.head(resp, resp->filter.arg);
+	resp->in_hooks = false;
+}
+
+void zh__resp_release_filter(zh_response_t *resp)
+{
+	if (!resp->filtering)
+		return;
+	resp->filtering = false;
+	if (resp->filter.release)
+		resp->filter.release(resp->filter.arg);
+}
+
+int zh_resp_set_filter(zh_response_t *resp, const zh_body_filter_t *f)
+{
+	if (!resp->in_hooks || resp->filtering || resp->head_only || resp->file_body)
+		return resp->in_hooks ? -EINVAL : -EALREADY;
+	if (f == NULL || f->write == NULL)
+		return -EINVAL;
+	resp->filter = *f;
+	resp->filtering = true;
+	return 0;
+}
+
+int zh_resp_body_is_file(const zh_response_t *resp)
+{
+	return resp->file_body;
+}
+
+int zh_filter_window(zh_response_t *resp, size_t min, char **p, char **end)
+{
+	return raw_window(resp, min, p, end);
+}
+
+void zh_filter_commit(zh_response_t *resp, char *from, char *to)
+{
+	raw_commit(resp, from, to);
+}
+
+/* The writers' window: with a filter, a staging window (the worker's scratch buffer), whose
+ * bytes go to the filter on commit; else the send area itself. */
+int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	if (!resp->filtering)
+		return raw_window(resp, min, p, end);
+	if (min > sizeof ctx->w->discard)
+		return fail(resp, -ENOBUFS);
+	*p = ctx->w->discard;
+	*end = ctx->w->discard + sizeof ctx->w->discard;
+	return body_gate(resp);
+}
+
+void zh__body_commit(zh_response_t *resp, char *from, char *to)
+{
+	if (resp->filtering)
+		(void)filter_input(resp, from, (size_t)(to - from));
+	else
+		raw_commit(resp, from, to);
+}
+
 int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,
 		 void *arg)
 {
 	int r = body_gate(resp);
 	if (r < 0)
 		return r;
+	if (resp->filtering) {
+		/* consumed by the filter now: nothing refers to data any more */
+		r = filter_input(resp, data, len);
+		if (release)
+			release(arg);
+		return r;
+	}
 	if (resp->head_only) {
 		/* HEAD: counted, never sent; released in queue order like a sent part */
 		if (release && push_part(resp, NULL, 0, release, arg) < 0)
@@ -1054,9 +1149,13 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 		 zh_release_fn release, void *arg)
 {
 	zh__ctx_t *ctx = resp->ctx;
-	int slot, r = body_gate(resp);
-	if (r < 0)
+	int slot, r;
+	if (!resp->committed)
+		resp->file_body = true; /* commit hooks (gzip) leave a file body alone */
+	if ((r = body_gate(resp)) < 0)
 		return r;
+	if (resp->filtering)
+		return fail(resp, -ENOTSUP); /* file bytes never enter user space */
 	if (fd < 0 || length > SIZE_MAX || offset > UINT64_MAX - length)
 		return -EINVAL;
 	if (resp->head_only || length == 0)
@@ -1090,6 +1189,8 @@ static int write_copy(zh_response_t *resp, const void *data, size_t len, bool co
 	int r = body_gate(resp);
 	if (r < 0)
 		return r;
+	if (resp->filtering)
+		return filter_input(resp, data, len); /* the filter reads it: no copy here */
 	if (resp->head_only) {
 		resp->body_len += len;
 		return 0;

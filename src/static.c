@@ -538,8 +538,9 @@ static int parse_ranges(zh_slice_t v, uint64_t size, range_t *out)
 	return n ? n : -1;
 }
 
-/* Accept-Encoding (RFC 9110 §12.5.3): the q-value given to coding, or to "*", else 0. */
-static int coding_q(zh_slice_t v, const char *coding)
+/* Accept-Encoding (RFC 9110 §12.5.3): the q-value (x 1000) given to coding, or to "*",
+ * else 0. Shared with the gzip middleware. */
+int zh__coding_q(zh_slice_t v, const char *coding)
 {
 	size_t clen = strlen(coding), i = 0;
 	int star = -1, q_found = -1;
@@ -719,7 +720,7 @@ static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_reque
 	if (exist == 0)
 		return NULL;
 	for (int k = 0; k < 2; k++) {
-		int q = coding_q(ae, codings[k]);
+		int q = zh__coding_q(ae, codings[k]);
 		if (q > best_q) {
 			best_q = q;
 			best = k;
@@ -730,7 +731,7 @@ static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_reque
 		int status;
 		bool isdir;
 		entry_t *v;
-		if (!(exist & (1u << k)) || coding_q(ae, codings[k]) == 0)
+		if (!(exist & (1u << k)) || zh__coding_q(ae, codings[k]) == 0)
 			continue;
 		memcpy(path + plen, suffix[k], 4);
 		v = lookup(st, c, now, path, plen + 3, &status, &isdir, NULL);

@@ -353,15 +353,29 @@ static void h_cl_short(zh_request_t *req, zh_response_t *resp, void *arg)
 	seen[2] = zh_write(resp, fake_resp, sizeof fake_resp - 1);
 }
 
+static int fake_fd = -1; /* a file holding fake_resp, for zh_send_file */
+
 static void h_cl_late(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	(void)req;
 	seen[0] = zh_resp_header_set(resp, "Content-Length", "20000");
 	seen[1] = zh_write(resp, spill_body, 20000);
-	if (arg)
+	if (arg == (void *)2)
+		seen[2] = zh_send_file(resp, fake_fd, 0, sizeof fake_resp - 1, NULL, NULL);
+	else if (arg)
 		seen[2] = zh_write_static(resp, fake_resp, sizeof fake_resp - 1);
 	else
 		seen[2] = zh_write(resp, fake_resp, sizeof fake_resp - 1);
+}
+
+/* A write refused before the head left (past the declared length), then a producer. */
+static void h_refused_produce(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	seen[7] = seen[8] = 0;
+	seen[0] = zh_resp_header_set(resp, "Content-Length", "10");
+	seen[1] = zh_write(resp, "0123456789abcdefghij", 20);
+	seen[6] = zh_resp_produce(resp, one_more, NULL);
 }
 
 /* A producer that takes its time (1 ms a call) and writes little (8 bytes a call): its
@@ -440,6 +454,16 @@ static void start_server(unsigned large)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-short", 0, h_cl_short, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-late-copy", 0, h_cl_late, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-late-ref", 0, h_cl_late, (void *)1), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/cl-late-file", 0, h_cl_late, (void *)2), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/refused-produce", 0, h_refused_produce,
+				     NULL), 0);
+	if (fake_fd < 0) {
+		FILE *f = tmpfile();
+		cr_assert_not_null(f);
+		cr_assert_eq(fwrite(fake_resp, 1, sizeof fake_resp - 1, f), sizeof fake_resp - 1);
+		cr_assert_eq(fflush(f), 0);
+		fake_fd = fileno(f);
+	}
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/slow", 0, h_slow, NULL), 0);
 	for (size_t i = 0; i < sizeof spill_body; i++)
 		spill_body[i] = (char)('a' + i % 26);
@@ -1171,6 +1195,22 @@ Test(writer, error_before_the_head_left_stays_a_500_with_a_producer)
 	cr_assert_eq(seen[6], 0);
 	cr_assert_eq(seen[7], 1, "the producer is told once, with resp NULL");
 	cr_assert_eq(seen[8], 0, "nothing is produced after the error");
+
+	/* the same when the error is a refused write (past the declared length) */
+	fd = dial();
+	send_all(fd, "GET /refused-produce HTTP/1.1\r\nHost: t\r\n\r\n"
+		     "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 500, "%s", r.head);
+	expect_body(&r, "Internal Server Error\n", 22);
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200);
+	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
+	close(fd);
+	usleep(50000);
+	cr_assert_lt(seen[1], 0);
+	cr_assert_eq(seen[7], 1, "the producer is told once, with resp NULL");
+	cr_assert_eq(seen[8], 0, "nothing is produced after the error");
 }
 
 /* Review defect 3: a streaming-body handler whose response already spilled (head gone)
@@ -1221,8 +1261,8 @@ Test(writer, declared_length_shorter_than_the_body_is_a_500_if_unsent)
 
 Test(writer, declared_length_is_enforced_after_the_head_left)
 {
-	static const char *const paths[] = {"/cl-late-copy", "/cl-late-ref"};
-	for (int k = 0; k < 2; k++) {
+	static const char *const paths[] = {"/cl-late-copy", "/cl-late-ref", "/cl-late-file"};
+	for (int k = 0; k < 3; k++) {
 		char req[256];
 		response_t r;
 		int fd = dial();
