@@ -1101,13 +1101,16 @@ void zh_filter_commit(zh_response_t *resp, char *from, char *to)
 int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	zh__ctx_t *ctx = resp->ctx;
+	int r = body_gate(resp); /* first: the commit it may make can install the filter */
+	if (r < 0)
+		return r;
 	if (!resp->filtering)
 		return raw_window(resp, min, p, end);
 	if (min > sizeof ctx->w->discard)
 		return fail(resp, -ENOBUFS);
 	*p = ctx->w->discard;
 	*end = ctx->w->discard + sizeof ctx->w->discard;
-	return body_gate(resp);
+	return 0;
 }
 
 void zh__body_commit(zh_response_t *resp, char *from, char *to)
