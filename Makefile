@@ -20,10 +20,14 @@ LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 # protobuf-c (zh_send_protobuf): compile flags for src/protobuf.c and zerohttpd, the library
 # wherever libzerohttp is linked; proto/demo.proto is compiled by protoc-c into $(BUILD)/gen
 PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
-PB_LIBS   = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
+# the library's link dependencies: protobuf-c (zh_send_protobuf) and zlib (gzip middleware)
+PB_LIBS   = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz
+# and crypt(3) for the auth middleware's Basic check (libxcrypt: crypt_rn, crypt_checksalt)
+PB_LIBS  += -lcrypt
 
 SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
-	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c src/middleware.c
+	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c src/middleware.c src/mw_gzip.c \
+	   src/accesslog.c src/mw_limit.c src/mw_cors.c src/mw_auth.c
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h src/dtoa.h
@@ -35,7 +39,7 @@ DAEMON  := $(BUILD)/zerohttpd
 
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
-	      $(BUILD)/tests/test_json
+	      $(BUILD)/tests/test_json $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan bench install clean deps
@@ -61,11 +65,12 @@ $(LIB_SO): $(PICOBJS)
 	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^ $(PB_LIBS)
 $(DAEMON): cmd/zerohttpd/main.c cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) \
 	  include/zerohttp.h
-	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' -o $@ $< \
+	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' \
+		$(if $(SANITIZE),-DZH_NO_HEAP_COUNT) -o $@ $< \
 		cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 # pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
-PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c\nLibs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n'
+PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c zlib\nLibs: -L$${libdir} -lzerohttp -pthread\nLibs.private: -lcrypt\nCflags: -I$${includedir}\n'
 zerohttp.pc: Makefile include/zerohttp.h
 	@printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $@
 
@@ -96,7 +101,8 @@ unit: $(UNIT_TESTS)
 $(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB_A) \
 	  include/zerohttp.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< cmd/zerohttpd/heap_count.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(if $(SANITIZE),-DZH_NO_HEAP_COUNT) -o $@ $< cmd/zerohttpd/heap_count.c \
+		$(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server \

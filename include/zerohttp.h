@@ -226,10 +226,13 @@ ZH_API void zh_note_alloc(void);
  *  commit(resp, arg)       at the commit point, status known, headers still mutable: where
  *                          CORS adds its headers and gzip decides. Chain order, then the
  *                          handler's own zh_resp_on_commit hooks.
- *  done(req, resp, arg)    when the response has ended (queued whole, or its last chunk):
- *                          access logs and counters. Read-only. Also for answers the library
- *                          makes itself (404, 405, 503, parse errors: the request's slices
- *                          are then empty).
+ *  done(req, resp, arg)    once per response, when it has ended (queued whole, or its last
+ *                          chunk) or its connection died first: access logs and counters.
+ *                          Read-only. Every request whose head parsed (zh_req_parsed) gets
+ *                          exactly one, so before/done pairs balance (in-flight counts).
+ *                          Answers the library makes to bytes that never parsed (400s,
+ *                          a 408 for a partial head) also get one, with
+ *                          zh_req_parsed() 0 and empty slices.
  *
  * The global chain runs first, then the route's. At most 16 global middleware, 8 per route,
  * 64 in all; the struct is copied. Not while the server runs (-EBUSY).
@@ -275,6 +278,73 @@ ZH_API int zh_resp_body_is_file(const zh_response_t *resp);
 ZH_API int zh_filter_window(zh_response_t *resp, size_t min, char **p, char **end);
 ZH_API void zh_filter_commit(zh_response_t *resp, char *from, char *to);
 
+/* gzip (zlib, streaming) as middleware: compresses a response when Accept-Encoding allows
+ * gzip (q-values honoured), its Content-Type is compressible (text/ types, JSON, JavaScript, XML,
+ * SVG, wasm) and its body is at least min_length bytes; sets Content-Encoding and
+ * `Vary: Accept-Encoding`, drops Content-Length (the framing follows the compressed
+ * output: Content-Length if it fits the send buffers, else chunked). Leaves alone HEAD,
+ * 204/304, 206 and Content-Range, bodies already encoded, and file bodies (static files are
+ * served precompressed by sendfile). zlib's memory comes from per-worker slots mapped by
+ * zh_gzip_new: no malloc per response; with every slot busy a response goes uncompressed. */
+typedef struct zh_gzip zh_gzip_t;
+typedef struct zh_gzip_options {
+	int level;		     /* 1..9; default 6 */
+	size_t min_length;	     /* smaller bodies go uncompressed; default 256, at most 4096 */
+	unsigned streams_per_worker; /* concurrent gzip responses per worker (about 280 KiB of
+					address space each, touched when used); default 64 */
+} zh_gzip_options_t;
+ZH_API void zh_gzip_options_init(zh_gzip_options_t *opts);
+ZH_API ZH_MUST_USE zh_gzip_t *zh_gzip_new(const zh_server_t *srv,
+					  const zh_gzip_options_t *opts, int *err);
+ZH_API zh_middleware_t zh_gzip_middleware(zh_gzip_t *gz); /* a commit hook */
+ZH_API void zh_gzip_free(zh_gzip_t *gz); /* after the server has stopped */
+
+/* Rate limiting and load shedding as middleware: a token bucket per client address and a
+ * limit on requests in flight over all workers, both changeable while the server runs.
+ *
+ *   zh_limit_t *l = zh_limit_new(0, &err);            // tracks 65,536 clients
+ *   zh_limit_set(l, 100, 200, 1000);                  // 100 req/s, bursts of 200; 1000 in flight
+ *   zh_middleware_t mw = zh_limit_middleware(l);
+ *   zh_server_use(srv, &mw);                          // first: shed before other work
+ *
+ * A request that finds its client's bucket empty gets 429 with Retry-After: the whole
+ * seconds until its next token, at least 1. A request beyond max_inflight gets 503 with
+ * Retry-After: 1. The before hook answers both, so they cost no handler and allocate
+ * nothing; they count in zh_stats_t shed_429 and shed_503 and keep the connection open.
+ * The rate is checked first, so a refused request never takes an in-flight place; a
+ * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr (an
+ * IPv4 client and its IPv4-mapped IPv6 form are the same client) and shared by all
+ * workers. The table has a fixed size: when it is full, a new client takes the place of the
+ * client nearest to a full bucket, which loses least by being forgotten. A request holds an
+ * in-flight place from its before hook until its done hook, that is, until its response has
+ * ended (including streamed and deferred responses), and only while max_inflight is set.
+ * Requests already running when a limit is switched on are not counted. Thread-safety and
+ * memory: see src/mw_limit.c. Use at most one limiter per request chain. */
+typedef struct zh_limit zh_limit_t;
+/* Tracks at least `clients` addresses (0: 65,536) in a table mapped here, 128 bytes per
+ * 5 clients; nothing is allocated later. No limit is on until zh_limit_set(). NULL with
+ * *err (negative errno) on failure; err may be NULL. */
+ZH_API ZH_MUST_USE zh_limit_t *zh_limit_new(unsigned clients, int *err);
+/* rps: requests per second per client, 0.001 to 1e9, or 0 for no rate limit. burst: the
+ * bucket's size, at least 1; 0 picks max(rps, 1). A fractional burst admits its whole
+ * part at once. max_inflight: 0 for no limit. Any thread, any time, also while workers
+ * run: requests see the old or the new limits, never a mix. A change of rate or burst
+ * gives every client a full bucket; setting the same values again changes nothing. Returns
+ * 0, or -EINVAL (and changes nothing). */
+ZH_API ZH_MUST_USE int zh_limit_set(zh_limit_t *l, double rps, double burst,
+				    unsigned max_inflight);
+/* Requests for exactly this path (say "/healthz", "/metrics") are neither limited nor
+ * counted, so monitoring sees an overloaded server. Up to 8 paths of up to 128 bytes,
+ * copied; before the middleware is in use. -EINVAL, -ENOSPC. */
+ZH_API ZH_MUST_USE int zh_limit_exempt(zh_limit_t *l, const char *path);
+/* The middleware (before and done hooks) to pass to zh_server_use(). l must outlive the
+ * server. */
+ZH_API zh_middleware_t zh_limit_middleware(zh_limit_t *l);
+/* Requests holding an in-flight place now. */
+ZH_API unsigned zh_limit_inflight(const zh_limit_t *l);
+/* After the server has been freed and no thread calls zh_limit_set() any more. */
+ZH_API void zh_limit_free(zh_limit_t *l);
+
 /* GET /metrics: the counters above in the Prometheus text format 0.0.4 (metric names
  * zerohttp_*; see README), summed over workers at scrape time. arg is the server. */
 ZH_API void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg);
@@ -291,6 +361,9 @@ ZH_API void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
  * returns its length (INET6_ADDRSTRLEN, 46, is always enough). */
 ZH_API int zh_req_peer_addr(const zh_request_t *req, uint8_t addr[16]);
 ZH_API size_t zh_req_peer_str(const zh_request_t *req, char *buf, size_t cap);
+/* 1 once the request's head parsed (its slices are valid), 0 for a library answer to bytes
+ * that never formed a request (see the done hooks). */
+ZH_API int zh_req_parsed(const zh_request_t *req);
 ZH_API zh_slice_t zh_req_method(const zh_request_t *req);
 ZH_API unsigned zh_req_method_bit(const zh_request_t *req); /* ZH_GET...; 0 if other */
 ZH_API zh_slice_t zh_req_target(const zh_request_t *req);   /* as sent: "/a/b?x=1" */
@@ -591,6 +664,130 @@ ZH_API ZH_MUST_USE zh_static_t *zh_static_new(const zh_server_t *srv,
 					      const zh_static_options_t *opts, int *err);
 ZH_API void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 ZH_API void zh_static_free(zh_static_t *st);
+
+/* ------------------------------------------------------------------------------------------
+ * CORS middleware (Fetch standard, "CORS protocol"). Register it with zh_server_use()
+ * before any middleware that may refuse a request (auth, rate limits): a preflight carries
+ * no credentials, so it must be answered before anyone asks for them.
+ *
+ *  - Preflight (OPTIONS with Origin and Access-Control-Request-Method) from an allowed
+ *    origin: the before hook answers 204 with Access-Control-Allow-Origin, -Allow-Methods,
+ *    -Allow-Headers, -Max-Age (and -Allow-Credentials) and `Vary: Origin,
+ *    Access-Control-Request-Method, Access-Control-Request-Headers`, for any path (the
+ *    route table is not consulted). The lists are sent as configured; the browser checks
+ *    the requested method and headers against them (Fetch §4.8).
+ *  - Any other request from an allowed origin: the commit hook adds
+ *    Access-Control-Allow-Origin (and -Allow-Credentials, -Expose-Headers) to whatever
+ *    answers it, the library's errors and other middleware's refusals (401, 429) included,
+ *    unless the response already has an Access-Control-Allow-Origin of its own.
+ *  - A disallowed origin gets no CORS header at all. Its preflight is not answered here: it
+ *    goes on like any OPTIONS request (a route's OPTIONS handler, the server's 204 with
+ *    Allow, or a 401 from auth) and fails in the browser, which finds no
+ *    Access-Control-Allow-Origin (Fetch §4.9, CORS check). To origins it does not serve,
+ *    the middleware is invisible.
+ *  - Every response gets `Vary: Origin` (unless its Vary already lists Origin or "*"), with
+ *    or without Origin (Fetch §3.2.5): the answer depends on it, so a shared cache must not
+ *    give one origin's response to another.
+ *
+ * Origin patterns, compared ASCII case-insensitively with the Origin header as browsers
+ * serialize it (scheme://host[:port], no path):
+ *   "https://a.example"       exactly that origin;
+ *   "https://" then "*.example.com", as one string (a C comment cannot hold it whole):
+ *                             any subdomain, at any depth, of example.com (not example.com
+ *                             itself), with that scheme and port. "*." must start the host;
+ *   "*"                       any origin except "null": answered "*", or with credentials
+ *                             the origin itself (so "*" with credentials trusts everyone);
+ *   "null"                    the opaque origin (sandboxed frames, file: pages). Only when
+ *                             listed itself: "*" and wildcards never match it.
+ */
+typedef struct zh_cors_options {
+	const char *const *origins; /* n_origins patterns as above (copied); none: nobody */
+	size_t n_origins;	    /* at most 256 */
+	const char *methods;	    /* Access-Control-Allow-Methods; default "GET, HEAD, POST,
+				       PUT, DELETE, PATCH, OPTIONS"; NULL: not sent. "*" is a
+				       wildcard without credentials; with them the requested
+				       method is echoed (Fetch reads "*" literally then) */
+	const char *headers;	    /* Access-Control-Allow-Headers; default "Content-Type,
+				       Authorization"; "*" as for methods */
+	const char *expose_headers; /* Access-Control-Expose-Headers on non-preflight responses;
+				       default NULL: not sent */
+	int max_age;		    /* Access-Control-Max-Age, seconds; default 600; < 0: not
+				       sent (browsers then cache a preflight for 5 s) */
+	int allow_credentials;	    /* Access-Control-Allow-Credentials: true, and the origin is
+				       always named, never "*". Default off */
+} zh_cors_options_t;
+typedef struct zh_cors zh_cors_t;
+
+ZH_API void zh_cors_options_init(zh_cors_options_t *opts);
+/* Checks and copies the options (one allocation; nothing is allocated per request). NULL
+ * with *err: -EINVAL for a malformed pattern or a header value with control bytes,
+ * -ENOMEM. err may be NULL. */
+ZH_API ZH_MUST_USE zh_cors_t *zh_cors_new(const zh_cors_options_t *opts, int *err);
+/* A before hook (preflights) and a commit hook (everything else); c must outlive the
+ * server. */
+ZH_API zh_middleware_t zh_cors_middleware(zh_cors_t *c);
+ZH_API void zh_cors_free(zh_cors_t *c); /* after the server has been freed */
+
+/* ------------------------------------------------------------------------------------------
+ * Authentication middleware: HTTP Basic against an htpasswd-style file and Bearer tokens
+ * from a file, for every request whose path lies under a prefix. Register it with
+ * zh_server_use() after CORS (see above) and before anything that does work.
+ *
+ *  - htpasswd file: "user:hash" lines, hashes in any crypt(3) format libxcrypt verifies:
+ *    bcrypt ($2y$, $2b$, as `htpasswd -B` writes), sha512crypt ($6$, `openssl passwd -6`,
+ *    `mkpasswd -m sha-512`), sha256crypt ($5$), yescrypt ($y$), md5crypt ($1$; weak).
+ *    Apache's $apr1$ and {SHA} are not crypt(3) formats and are refused at load.
+ *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes).
+ *  - Both: blank lines and lines starting with '#' are skipped; blanks around a line and a
+ *    CR before its LF are ignored. A malformed line fails the whole load.
+ *
+ * A request under the prefix without valid credentials is answered by the before hook:
+ * 401, `WWW-Authenticate: Basic realm="<realm>", charset="UTF-8"` (when Basic is on) and
+ * `WWW-Authenticate: Bearer realm="<realm>"` (when Bearer is on; with error="invalid_token"
+ * after a wrong token), Cache-Control: no-store, body "401 Unauthorized". Its body is not
+ * read. "Under the prefix" is decided on the percent-decoded path with runs of '/'
+ * collapsed ("/%61pi" is "/api"); a path with a "." or ".." segment, a bad or NUL escape,
+ * or longer than 2 KiB decoded always needs credentials (fail closed). /healthz and
+ * /readyz never need them.
+ *
+ * User names and tokens are compared in constant time (every entry, full width, no early
+ * exit); an unknown user still costs one crypt, of the first user's hash, so timing does
+ * not tell which users exist. Each Basic request costs one crypt on the worker thread: a
+ * few ms for sha512crypt, tens to hundreds for bcrypt at its usual costs, during which
+ * that worker serves no one else. For high request rates prefer Bearer tokens. The
+ * password is wiped from the stack after use; nothing here logs, and error texts name a
+ * file and a line, never a credential. crypt's scratch (32 KiB) is thread-local: on the
+ * first Basic check a thread of a program that dlopen()ed libzerohttp allocates it.
+ */
+typedef struct zh_auth_options {
+	const char *htpasswd_file; /* Basic; NULL: off */
+	const char *tokens_file;   /* Bearer; NULL: off. At least one of the two */
+	const char *prefix;	   /* paths under it need credentials; default "/" (all).
+				      "/api" (or "/api/") covers /api and /api/..., not /apix.
+				      A clean path: no "//", escape or dot segment (-EINVAL) */
+	const char *realm;	   /* default "zerohttp"; no '"', '\' or control bytes */
+	char *errbuf;		   /* optional: zh_auth_new and zh_auth_reload write a one-line
+				      reason for a failure here ("file line N: ..."); kept
+				      until zh_auth_free, so it must live that long */
+	size_t errbuf_len;
+} zh_auth_options_t;
+typedef struct zh_auth zh_auth_t;
+
+ZH_API void zh_auth_options_init(zh_auth_options_t *opts);
+/* Copies the options and loads the files. NULL with *err (negative errno) on failure:
+ * -EINVAL bad options or a malformed line, -ENOTSUP a hash crypt(3) cannot verify, -ENOENT
+ * and the like from open(), -EFBIG over 16 MiB. err may be NULL. */
+ZH_API ZH_MUST_USE zh_auth_t *zh_auth_new(const zh_auth_options_t *opts, int *err);
+/* A before hook; a must outlive the server. */
+ZH_API zh_middleware_t zh_auth_middleware(zh_auth_t *a);
+/* Reads both files again and, if they load, swaps the new credentials in atomically:
+ * requests see the old set or the new one, never a mix. Any thread, any time, also while
+ * workers run (not in a signal handler: it allocates and opens files). Returns 0 (also
+ * when the files did not change), or a negative errno as zh_auth_new does, and the old
+ * credentials stay in force. A replaced set is freed only by zh_auth_free(): memory grows
+ * by one set per reload that changed something (see src/mw_auth.c). */
+ZH_API ZH_MUST_USE int zh_auth_reload(zh_auth_t *a);
+ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
 
 /* ------------------------------------------------------------------------------------------
  * Access log: one line per response, written by a done hook (see Middleware), so it also

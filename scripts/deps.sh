@@ -9,8 +9,15 @@ command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v strace >/dev/null 2>&1 || need="$need strace"
 pkg-config --exists libprotobuf-c 2>/dev/null || need="$need libprotobuf-c-dev"
+pkg-config --exists zlib 2>/dev/null || need="$need zlib1g-dev"
+# crypt_rn for the auth middleware; libc6-dev depends on it on Debian 12, so normally present
+pkg-config --exists libcrypt 2>/dev/null || need="$need libcrypt-dev"
 command -v protoc-c >/dev/null 2>&1 || need="$need protobuf-c-compiler"
 command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
+# promtool + prometheus for tests/integration/test_25_deploy.py, which runs its own server on
+# a free loopback port: the package's service (:9090) is never used, and in a container
+# without an init its postinst does not start it
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need="$need prometheus"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

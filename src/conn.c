@@ -91,6 +91,8 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 		c->defer_gen++; /* the token's resumption now finds another generation */
 	}
 	if (ctx->in_request)
+		zh__resp_abandon(ctx); /* the response never ended: still counted, hooks told */
+	if (ctx->in_request)
 		zh__resp_release_filter(&ctx->resp); /* a gzip stream's state goes back */
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
@@ -421,6 +423,9 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 
 	ctx->in_request = true;
 	ctx->route = NULL;
+	ctx->resp.committed = false; /* until this request's response begins, none is */
+	ctx->resp.status = 0;
+	ctx->resp.body_len = 0;
 	req->stream = false;
 	req->base = ctx->rbuf + ctx->rstart;
 	req->fields = ctx->fields;
@@ -428,7 +433,8 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	req->body_buf = NULL;
 	req->body_len = req->body_off = 0;
 	req->raw_pos = ctx->rstart + req->h.head_len;
-	ctx->started_us = w->srv->cfg.latency_metrics ? zh__now_us() : 0;
+	/* timed for the histogram, and for middleware that reports durations (access log) */
+	ctx->started_us = w->srv->cfg.latency_metrics || w->srv->nmw ? zh__now_us() : 0;
 	ZH__STAT_ADD(w, requests, 1);
 
 	if (zh__mw_before_global(ctx) == ZH_MW_ANSWERED) {
@@ -877,9 +883,12 @@ void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
 	}
 	if ((kind == ZH__T_HEADER || kind == ZH__T_BODY) && ctx && !output_pending(ctx) &&
 	    room_for_response(ctx)) {
-		/* RFC 9110 §15.5.9: tell the client why, then close */
-		ctx->in_request = false;
+		/* RFC 9110 §15.5.9: tell the client why, then close. A parsed request keeps its
+		 * view for the done hooks (its 408 ends it); a partial head shows none. */
+		if (!ctx->in_request)
+			memset(&ctx->req.h, 0, sizeof ctx->req.h);
 		respond(ctx, 408, 0, true);
+		ctx->in_request = false;
 		drive(w, c);
 		return;
 	}

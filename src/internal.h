@@ -255,6 +255,10 @@ struct zh_request {
 	/* streaming routes (ZH_ROUTE_STREAM_BODY): body_off counts bytes handed out */
 	bool stream, sent_continue;
 	int stream_err;		    /* sticky -errno once reading failed */
+	/* mw_limit.c: the limiter whose in-flight place this request holds, or NULL. Set by
+	 * its before hook, cleared by its done hook; the core never touches it, so it
+	 * survives in the context when a request dies unfinished (see mw_limit.c) */
+	struct zh_limit *limit;
 };
 
 /* How a response's body is delimited (RFC 9112 §6.3). A body complete when the handler
@@ -420,6 +424,10 @@ int zh__mw_before_route(zh__ctx_t *ctx);
 void zh__mw_add_commit_hooks(zh__ctx_t *ctx);
 void zh__mw_done(zh__ctx_t *ctx);
 
+/* mw_limit.c: takes a token of key's bucket at now_ns (CLOCK_MONOTONIC). 1: taken (or no
+ * rate limit); 0: none left, *wait_ns until the next. For tests/test_limit.c. */
+int zh__limit_take(zh_limit_t *l, const uint8_t key[16], uint64_t now_ns, uint64_t *wait_ns);
+
 /* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
  * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */
 #define ZH__STAT_ADD(w, field, n)                                                              \
@@ -458,6 +466,7 @@ uint64_t zh__now_us(void); /* CLOCK_MONOTONIC, microseconds: request latency */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
 void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
+void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */
 /* Preformatted header lines ("Name: value\r\n"...) and where each name and value sits. */
 typedef struct zh__hlines {
 	const char *text;

@@ -88,6 +88,8 @@ static int next_timeout_ms(const zh__worker_t *w)
 		next = w->accept_resume_ms;
 	if (w->draining && w->drain_deadline_ms < next)
 		next = w->drain_deadline_ms;
+	if (w->tick_due_ms && w->tick_due_ms < next)
+		next = w->tick_due_ms;
 	if (w->nyielded)
 		return 0; /* producers are waiting for their next turn */
 	return next > w->now_ms ? (int)(next - w->now_ms) : 0;
@@ -228,6 +230,31 @@ static void force_close_all(zh__worker_t *w)
 	}
 }
 
+/* ---- periodic hooks: buffered output (the access log) that must leave when traffic stops -- */
+
+int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg)
+{
+	for (uint32_t i = 0; i < w->nticks; i++)
+		if (w->ticks[i].fn == fn && w->ticks[i].arg == arg)
+			return 0;
+	if (w->nticks == ZH__TICKS_MAX)
+		return -ENOSPC;
+	w->ticks[w->nticks++] = (struct zh__tick){fn, arg};
+	return 0;
+}
+
+/* One indirect call per hook per round: a hook only compares a deadline with now_ms. */
+static void run_ticks(zh__worker_t *w, bool final)
+{
+	uint64_t due = 0;
+	for (uint32_t i = 0; i < w->nticks; i++) {
+		uint64_t d = w->ticks[i].fn(w, final, w->ticks[i].arg);
+		if (d && (due == 0 || d < due))
+			due = d;
+	}
+	w->tick_due_ms = due;
+}
+
 /* The worker running on this thread, for zh_note_alloc(). */
 static _Thread_local zh__worker_t *self;
 
@@ -267,6 +294,7 @@ void *zh__worker_main(void *arg)
 			w->closed = c->tnext;
 			zh__pool_put(&w->conn_pool, c);
 		}
+		run_ticks(w, false);
 		if (w->accept_resume_ms && w->now_ms >= w->accept_resume_ms) {
 			w->accept_resume_ms = 0;
 			if (w->lfd >= 0)
@@ -284,5 +312,6 @@ void *zh__worker_main(void *arg)
 	w->exited = true;
 	pthread_mutex_unlock(&w->inbox_lock);
 	run_inbox(w);
+	run_ticks(w, true); /* last: whatever they buffered leaves before zh_server_run returns */
 	return NULL;
 }

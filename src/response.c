@@ -536,6 +536,20 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	zh__resp_release_filter(resp);
 }
 
+/* The connection died before this request's response ended: it still counts as done (the
+ * in-flight gauge), as aborted if its head had left, and the done hooks see it once, as a
+ * failed response (status 0 if none was begun). */
+void zh__resp_abandon(zh__ctx_t *ctx)
+{
+	zh_response_t *resp = &ctx->resp;
+	ZH__STAT_ADD(ctx->w, requests_done, 1);
+	if (resp->streaming)
+		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
+	resp->error = true;
+	zh__mw_done(ctx);
+	ctx->in_request = false;
+}
+
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 {
 	zh_response_t *resp = &ctx->resp;

@@ -451,6 +451,7 @@ size_t zh_req_peer_str(const zh_request_t *req, char *buf, size_t cap)
 	return strlen(buf);
 }
 
+int zh_req_parsed(const zh_request_t *req) { return req->ctx->in_request; }
 zh_slice_t zh_req_method(const zh_request_t *req) { return span(req, req->h.method); }
 unsigned zh_req_method_bit(const zh_request_t *req) { return req->h.method_bit; }
 zh_slice_t zh_req_target(const zh_request_t *req) { return span(req, req->h.target); }

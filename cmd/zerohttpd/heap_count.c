@@ -8,7 +8,11 @@
  * a constructor before any thread exists; dlsym's own allocations during that resolution go
  * to glibc's __libc_* entry points. zh_note_alloc() counts only on worker threads, in the
  * worker's own stats (no atomics). free() is not counted: it cannot allocate.
+ *
+ * Sanitizer builds (ZH_NO_HEAP_COUNT) leave malloc to the sanitizer: clang links its
+ * interceptors into the executable, where these definitions would clash with them.
  */
+#ifndef ZH_NO_HEAP_COUNT
 #include "zerohttp.h"
 
 #include <dlfcn.h>
@@ -105,3 +109,4 @@ void *memalign(size_t align, size_t n)
 	zh_note_alloc();
 	return next_memalign ? next_memalign(align, n) : __libc_memalign(align, n);
 }
+#endif /* ZH_NO_HEAP_COUNT */

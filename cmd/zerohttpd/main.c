@@ -7,6 +7,7 @@
  *                     (proto/demo.proto), packed into the send buffers by zh_send_protobuf
  *   GET  /json/list   ?n=N (0..1000000, default 100): a JSON array of N objects, encoded
  *                     per request by the zh_json writer (a producer past the first buffer)
+ *   GET  /json/list64k  the n=808 list (64 KiB) rendered once, sent by reference (gzip bench)
  *   GET  /stream      ?bytes=N: N bytes (byte i = i mod 251) written by a producer, chunked:
  *                     memory stays flat whatever N and however slow the client
  *   GET  /delay       ?ms=N (0..60000): answers after N ms, a deferred response resumed
@@ -16,7 +17,9 @@
  *   POST /upload      "<bytes> <fnv1a-64 hex>\n" of a body of any size, streamed through a
  *                     64 KiB stack buffer (ZH_ROUTE_STREAM_BODY): memory stays flat
  *
- * SIGTERM/SIGINT drain and exit; see --help for the flags.
+ * SIGTERM/SIGINT drain and exit; SIGUSR1 reopens the --access-log file (rotation); SIGHUP
+ * re-reads configuration files (reload_all: --limits-file, --basic-auth, --bearer-tokens);
+ * see --help for the flags.
  */
 #include "zerohttp.h"
 #include "demo.pb-c.h" /* generated from proto/demo.proto into the build directory */
@@ -273,6 +276,31 @@ static void json_list(zh_request_t *req, zh_response_t *resp, void *arg)
 		return;
 }
 
+/* GET /json/list64k: the /json/list?n=808 document (65,553 bytes), rendered once at start
+ * and sent by reference: the body for gzip benchmarks, where the peer compresses a file. */
+static char list64k[66000];
+static size_t list64k_len;
+
+static void render_list64k(void)
+{
+	for (unsigned i = 0; i < 808; i++) {
+		double price = i * 1.25;
+		int n = snprintf(list64k + list64k_len, sizeof list64k - list64k_len,
+				 "%s{\"id\":%u,\"name\":\"item-%u\",\"price\":%.15g,"
+				 "\"tags\":[\"alpha\",\"beta\"],\"active\":%s}",
+				 i ? "," : "[", i, i, price, i % 2 ? "false" : "true");
+		list64k_len += (size_t)n;
+	}
+	list64k[list64k_len++] = ']';
+}
+
+static void json_list64k(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	if (zh_resp_header_set(resp, "Content-Type", "application/json") == 0)
+		zh_write_static(resp, list64k, list64k_len);
+}
+
 /* GET /stream?bytes=N: N bytes of a fixed pattern, sent by reference from one static
  * table (nothing is copied), 64 KiB per producer call. */
 enum { PATTERN_PERIOD = 251, PATTERN_LEN = PATTERN_PERIOD * 64 };
@@ -432,6 +460,311 @@ static void on_signal(int sig)
 		zh_server_stop(srv);
 }
 
+/* --access-log. SIGUSR1 reopens the file (rotation). The signal is blocked in every thread
+ * (the mask is set before any thread exists, and threads inherit it) and one helper thread
+ * takes it with sigwait(): no handler runs, no worker syscall is interrupted, and the
+ * reopen (open + dup3) happens on the helper. To stop it, main sets reopen_quit and sends
+ * the helper a SIGUSR1. */
+static zh_access_log_t *g_access_log;
+static pthread_t reopen_tid;
+static _Atomic int reopen_quit;
+
+static void *reopen_thread(void *unused)
+{
+	sigset_t set;
+	int sig;
+	(void)unused;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	while (sigwait(&set, &sig) == 0 && !reopen_quit) {
+		int r = zh_access_log_reopen(g_access_log);
+		if (r < 0)
+			fprintf(stderr, "zerohttpd: cannot reopen the access log: %s\n", strerror(-r));
+	}
+	return NULL;
+}
+
+static int log_format(const char *name)
+{
+	static const char *const names[] = {"common", "combined", "json"};
+	static const int formats[] = {ZH_LOG_COMMON, ZH_LOG_COMBINED, ZH_LOG_JSON};
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(name, names[i]) == 0)
+			return formats[i];
+	return -1;
+}
+
+static void block_sigusr1(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* Before any thread starts (block_sigusr1 must precede them all). */
+static int start_access_log(zh_server_t *srv, const char *path, int format)
+{
+	zh_middleware_t mw;
+	int err = 0;
+	g_access_log = zh_access_log_new(srv, path, format, &err);
+	if (g_access_log == NULL) {
+		fprintf(stderr, "zerohttpd: cannot open --access-log %s: %s\n", path, strerror(-err));
+		return -1;
+	}
+	mw = zh_access_log_middleware(g_access_log);
+	if ((err = zh_server_use(srv, &mw)) < 0 ||
+	    (err = -pthread_create(&reopen_tid, NULL, reopen_thread, NULL)) < 0) {
+		fprintf(stderr, "zerohttpd: cannot set up the access log: %s\n", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+/* After zh_server_run() returned: every line is in the file; then stop rotating, free. */
+static void stop_access_log(void)
+{
+	if (g_access_log == NULL)
+		return;
+	reopen_quit = 1;
+	pthread_kill(reopen_tid, SIGUSR1);
+	pthread_join(reopen_tid, NULL);
+	zh_access_log_free(g_access_log);
+	g_access_log = NULL;
+}
+
+/* --cors-origin (repeatable), --basic-auth, --bearer-tokens, --auth-prefix. */
+enum { CORS_ORIGINS_MAX = 64 };
+static const char *cors_origins[CORS_ORIGINS_MAX]; /* argv strings */
+static size_t n_cors_origins;
+static zh_cors_t *g_cors;
+static zh_auth_t *g_auth;
+static char auth_err[256]; /* zh_auth's failure text: a file and a line, no credential */
+
+/* CORS before auth: a preflight carries no credentials and must be answered first. */
+static int start_cors_auth(zh_server_t *srv, const char *htpasswd, const char *tokens,
+			   const char *prefix)
+{
+	zh_middleware_t mw;
+	int err = 0;
+	if (n_cors_origins) {
+		zh_cors_options_t co;
+		zh_cors_options_init(&co); /* methods, headers and max-age: the defaults */
+		co.origins = cors_origins;
+		co.n_origins = n_cors_origins;
+		if ((g_cors = zh_cors_new(&co, &err)) == NULL) {
+			fprintf(stderr, "zerohttpd: bad --cors-origin: %s\n", strerror(-err));
+			return -1;
+		}
+		mw = zh_cors_middleware(g_cors);
+		if ((err = zh_server_use(srv, &mw)) < 0)
+			goto busy;
+	}
+	if (htpasswd || tokens) {
+		zh_auth_options_t ao;
+		zh_auth_options_init(&ao);
+		ao.htpasswd_file = htpasswd;
+		ao.tokens_file = tokens;
+		ao.prefix = prefix ? prefix : "/";
+		ao.errbuf = auth_err;
+		ao.errbuf_len = sizeof auth_err;
+		if ((g_auth = zh_auth_new(&ao, &err)) == NULL) {
+			fprintf(stderr, "zerohttpd: cannot load credentials: %s\n",
+				auth_err[0] ? auth_err : strerror(-err));
+			return -1;
+		}
+		mw = zh_auth_middleware(g_auth);
+		if ((err = zh_server_use(srv, &mw)) < 0)
+			goto busy;
+	}
+	return 0;
+busy:
+	fprintf(stderr, "zerohttpd: cannot add middleware: %s\n", strerror(-err));
+	return -1;
+}
+
+/* --rate-limit RPS[:BURST], --max-inflight N, --limits-file FILE: one zh_limit for every
+ * worker, first in the chain, so a refusal costs no other middleware's work (no crypt(3)).
+ * The flags give the base; the file's lines override them and are read again on SIGHUP:
+ * "rate-limit RPS[:BURST]" and "max-inflight N" (0: off), blank lines, # comments.
+ * /healthz, /readyz and /metrics are never limited: monitoring must see an overloaded
+ * server. */
+struct limits {
+	double rps, burst; /* burst 0: as many as rps, at least 1 */
+	unsigned long long max_inflight;
+};
+static struct limits limit_flags;
+static bool limits_on;
+static const char *limits_file;
+static zh_limit_t *g_limit;
+
+static int parse_num(const char *s, unsigned long long max, unsigned long long *out);
+
+/* "RPS" or "RPS:BURST", decimal numbers; RPS 0 turns the rate limit off. */
+static int parse_rate(const char *s, double *rps, double *burst)
+{
+	char *end;
+	if (*s == '\0' || strspn(s, "0123456789.:") != strlen(s))
+		return -1; /* strtod alone would take " 1", "inf" or "0x10" */
+	*rps = strtod(s, &end);
+	*burst = 0;
+	if (end == s || (*rps != 0 && (*rps < 0.001 || *rps > 1e9)))
+		return -1;
+	if (*end == ':') {
+		const char *b = end + 1;
+		*burst = strtod(b, &end);
+		if (end == b || *burst < 1)
+			return -1;
+	}
+	return *end == '\0' ? 0 : -1;
+}
+
+/* The file's settings over *l: 0, or -1 with a message that names the file and line. */
+static int read_limits_file(const char *path, struct limits *l)
+{
+	char line[256];
+	unsigned n = 0;
+	bool bad = false;
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		fprintf(stderr, "zerohttpd: cannot read --limits-file %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	while (!bad && fgets(line, sizeof line, f)) {
+		char *key, *arg, *end;
+		n++;
+		bad = strchr(line, '\n') == NULL && !feof(f); /* longer than any valid line */
+		line[strcspn(line, "#\r\n")] = '\0';
+		for (end = line + strlen(line); end > line && (end[-1] == ' ' || end[-1] == '\t');)
+			*--end = '\0';
+		key = line + strspn(line, " \t");
+		if (bad || *key == '\0')
+			continue;
+		arg = key + strcspn(key, " \t");
+		if (*arg != '\0') {
+			*arg++ = '\0';
+			arg += strspn(arg, " \t");
+		}
+		if (strcmp(key, "rate-limit") == 0)
+			bad = parse_rate(arg, &l->rps, &l->burst) < 0;
+		else
+			bad = strcmp(key, "max-inflight") != 0 ||
+			      parse_num(arg, UINT_MAX, &l->max_inflight) < 0;
+	}
+	if (bad)
+		fprintf(stderr, "zerohttpd: %s:%u: expected \"rate-limit RPS[:BURST]\" or "
+				"\"max-inflight N\"\n", path, n);
+	else if (ferror(f))
+		fprintf(stderr, "zerohttpd: cannot read --limits-file %s\n", path);
+	bad |= ferror(f) != 0;
+	fclose(f);
+	return bad ? -1 : 0;
+}
+
+/* The flags, then the file over them, into the limiter. 0, or -1: the limits in force
+ * stay as they were. */
+static int apply_limits(void)
+{
+	struct limits l = limit_flags;
+	char inflight[24] = "off";
+	int r;
+	if (limits_file && read_limits_file(limits_file, &l) < 0)
+		return -1;
+	if ((r = zh_limit_set(g_limit, l.rps, l.burst, (unsigned)l.max_inflight)) < 0) {
+		fprintf(stderr, "zerohttpd: bad limits: %s\n", strerror(-r));
+		return -1;
+	}
+	if (l.max_inflight)
+		snprintf(inflight, sizeof inflight, "%llu", l.max_inflight);
+	if (l.rps > 0)
+		fprintf(stderr, "zerohttpd: limits: rate-limit %g:%g per client, max-inflight %s\n",
+			l.rps, l.burst ? l.burst : l.rps > 1 ? l.rps : 1, inflight);
+	else
+		fprintf(stderr, "zerohttpd: limits: rate-limit off, max-inflight %s\n", inflight);
+	return 0;
+}
+
+static void reload_limits(void)
+{
+	if (g_limit && apply_limits() < 0)
+		fprintf(stderr, "zerohttpd: limits not reloaded; the previous ones stay in force\n");
+}
+
+static int start_limits(zh_server_t *srv)
+{
+	zh_middleware_t mw;
+	int err = 0;
+	if ((g_limit = zh_limit_new(0, &err)) == NULL ||
+	    (err = zh_limit_exempt(g_limit, "/healthz")) < 0 ||
+	    (err = zh_limit_exempt(g_limit, "/readyz")) < 0 ||
+	    (err = zh_limit_exempt(g_limit, "/metrics")) < 0) {
+		fprintf(stderr, "zerohttpd: cannot set up limits: %s\n", strerror(-err));
+		return -1;
+	}
+	if (apply_limits() < 0)
+		return -1;
+	mw = zh_limit_middleware(g_limit);
+	if ((err = zh_server_use(srv, &mw)) < 0) {
+		fprintf(stderr, "zerohttpd: cannot add the limits: %s\n", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGHUP reloads whatever can change while the server runs. Like SIGUSR1 above, it is
+ * blocked in every thread and taken by one helper with sigwait(), so a reload (files,
+ * allocation) never runs in a signal handler. Each reloadable feature adds its call to
+ * reload_all(); a failed reload keeps the previous settings in force. */
+static pthread_t reload_tid;
+static bool reload_started;
+static _Atomic int reload_quit;
+
+static void reload_all(void)
+{
+	if (g_auth) {
+		int r = zh_auth_reload(g_auth);
+		if (r < 0)
+			fprintf(stderr, "zerohttpd: credentials not reloaded (%s); the previous "
+					"ones stay in force\n", auth_err[0] ? auth_err : strerror(-r));
+		else
+			fprintf(stderr, "zerohttpd: credentials reloaded\n");
+	}
+	reload_limits();
+}
+
+static void *reload_thread(void *unused)
+{
+	sigset_t set;
+	int sig;
+	(void)unused;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	while (sigwait(&set, &sig) == 0 && !reload_quit)
+		reload_all();
+	return NULL;
+}
+
+/* Before any thread starts, so that every thread inherits the mask. */
+static void block_sighup(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* After zh_server_run() returned, before what reload_all() touches is freed. */
+static void stop_reload(void)
+{
+	if (!reload_started)
+		return;
+	reload_quit = 1;
+	pthread_kill(reload_tid, SIGHUP);
+	pthread_join(reload_tid, NULL);
+	reload_started = false;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -455,7 +788,25 @@ static void usage(FILE *out)
 		"  --static-cache N       open files cached per worker (default 1024)\n"
 		"  --static-ttl MS        cached files are re-checked after (default 1000)\n"
 		"  --no-openat2           open files component by component with O_NOFOLLOW\n"
+		"  --gzip                 compress text, JSON... responses for clients that accept it\n"
+		"  --gzip-level N         zlib level 1-9 (default 6); implies --gzip\n"
 		"  --no-metrics           no GET /metrics, no per-request timing (/healthz stays)\n"
+		"  --access-log FILE|-    one line per response, appended to FILE (- = stdout);\n"
+		"                         SIGUSR1 reopens FILE (rotation). Default: no log\n"
+		"  --access-log-format F  common, combined (the default) or json\n"
+		"  --cors-origin ORIGIN   allow cross-origin requests from ORIGIN (repeatable):\n"
+		"                         https://a.example, https://*.example.com or *\n"
+		"  --basic-auth FILE      require HTTP Basic credentials from this htpasswd file\n"
+		"                         (bcrypt, sha512crypt... hashes); SIGHUP reloads it\n"
+		"  --bearer-tokens FILE   accept Bearer tokens listed one per line; SIGHUP reloads\n"
+		"  --auth-prefix PREFIX   paths needing credentials (default /; /healthz and\n"
+		"                         /readyz never do)\n"
+		"  --rate-limit RPS[:BURST]  per client address: 429 + Retry-After beyond it\n"
+		"                         (BURST defaults to RPS; 0 = off)\n"
+		"  --max-inflight N       requests in flight, all workers: 503 beyond (0 = off)\n"
+		"  --limits-file FILE     lines \"rate-limit RPS[:BURST]\", \"max-inflight N\" over\n"
+		"                         the flags; SIGHUP re-reads it. /healthz, /readyz and\n"
+		"                         /metrics are never limited\n"
 		"  --help                 this text\n");
 }
 
@@ -474,7 +825,9 @@ int main(int argc, char **argv)
 {
 	enum { O_ADDRESS = 256, O_PORT, O_ROOT, O_WORKERS, O_MAXCONN, O_IOCTX, O_REQLINE,
 	       O_HDRBYTES, O_HDRS, O_BODY, O_THDR, O_TIDLE, O_TBODY, O_TWRITE, O_TDRAIN, O_HELP,
-	       O_SNDBUF, O_SCACHE, O_STTL, O_NOOPENAT2, O_NOMETRICS };
+	       O_SNDBUF, O_SCACHE, O_STTL, O_NOOPENAT2, O_NOMETRICS, O_GZIP, O_GZIPLEVEL,
+	       O_ACCESSLOG, O_ACCESSFMT, O_CORSORIGIN, O_BASICAUTH, O_BEARER, O_AUTHPREFIX,
+	       O_RATELIMIT, O_MAXINFLIGHT, O_LIMITSFILE };
 	static const struct option opts[] = {
 		{"address", required_argument, NULL, O_ADDRESS},
 		{"port", required_argument, NULL, O_PORT},
@@ -497,6 +850,17 @@ int main(int argc, char **argv)
 		{"static-ttl", required_argument, NULL, O_STTL},
 		{"no-openat2", no_argument, NULL, O_NOOPENAT2},
 		{"no-metrics", no_argument, NULL, O_NOMETRICS},
+		{"gzip", no_argument, NULL, O_GZIP},
+		{"gzip-level", required_argument, NULL, O_GZIPLEVEL},
+		{"access-log", required_argument, NULL, O_ACCESSLOG},
+		{"access-log-format", required_argument, NULL, O_ACCESSFMT},
+		{"cors-origin", required_argument, NULL, O_CORSORIGIN},
+		{"basic-auth", required_argument, NULL, O_BASICAUTH},
+		{"bearer-tokens", required_argument, NULL, O_BEARER},
+		{"auth-prefix", required_argument, NULL, O_AUTHPREFIX},
+		{"rate-limit", required_argument, NULL, O_RATELIMIT},
+		{"max-inflight", required_argument, NULL, O_MAXINFLIGHT},
+		{"limits-file", required_argument, NULL, O_LIMITSFILE},
 		{NULL, 0, NULL, 0},
 	};
 	zh_config_t cfg;
@@ -505,6 +869,11 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int opt, err = 0;
 	bool metrics = true;
+	unsigned long long gzip_level = 0;
+	zh_gzip_t *gz = NULL;
+	const char *access_log = NULL;
+	int access_format = ZH_LOG_COMBINED;
+	const char *htpasswd_file = NULL, *tokens_file = NULL, *auth_prefix = NULL;
 
 	zh_config_init(&cfg);
 	zh_static_options_init(&sopts);
@@ -527,6 +896,10 @@ int main(int argc, char **argv)
 			sopts.no_openat2 = 1;
 			continue;
 		}
+		if (opt == O_GZIP) {
+			gzip_level = gzip_level ? gzip_level : 6;
+			continue;
+		}
 		if (opt == O_NOMETRICS) {
 			metrics = false;
 			cfg.latency_metrics = 0;
@@ -534,6 +907,47 @@ int main(int argc, char **argv)
 		}
 		if (opt == O_ROOT) {
 			sopts.root = optarg;
+			continue;
+		}
+		if (opt == O_ACCESSLOG) {
+			access_log = optarg;
+			continue;
+		}
+		if (opt == O_ACCESSFMT) {
+			if ((access_format = log_format(optarg)) < 0) {
+				fprintf(stderr, "zerohttpd: --access-log-format is common, combined "
+						"or json\n");
+				return 2;
+			}
+			continue;
+		}
+		if (opt == O_CORSORIGIN) {
+			if (n_cors_origins == CORS_ORIGINS_MAX) {
+				fprintf(stderr, "zerohttpd: at most %d --cors-origin\n",
+					CORS_ORIGINS_MAX);
+				return 2;
+			}
+			cors_origins[n_cors_origins++] = optarg;
+			continue;
+		}
+		if (opt == O_BASICAUTH || opt == O_BEARER || opt == O_AUTHPREFIX) {
+			*(opt == O_BASICAUTH ? &htpasswd_file
+			  : opt == O_BEARER  ? &tokens_file
+					     : &auth_prefix) = optarg;
+			continue;
+		}
+		if (opt == O_RATELIMIT) {
+			if (parse_rate(optarg, &limit_flags.rps, &limit_flags.burst) < 0) {
+				fprintf(stderr, "zerohttpd: --rate-limit is RPS[:BURST] (RPS 0.001 to "
+						"1e9, or 0 for off; BURST at least 1)\n");
+				return 2;
+			}
+			limits_on = true;
+			continue;
+		}
+		if (opt == O_LIMITSFILE) {
+			limits_file = optarg;
+			limits_on = true;
 			continue;
 		}
 		if (parse_num(optarg, opt == O_PORT ? 65535 : UINT_MAX, &v) < 0) {
@@ -556,12 +970,24 @@ int main(int argc, char **argv)
 		case O_TWRITE: cfg.write_timeout_ms = (unsigned)v; break;
 		case O_TDRAIN: cfg.drain_timeout_ms = (unsigned)v; break;
 		case O_SNDBUF: cfg.loopback_sndbuf = (unsigned)v; break;
+		case O_GZIPLEVEL:
+			if (v < 1 || v > 9) {
+				fprintf(stderr, "zerohttpd: --gzip-level is 1 to 9\n");
+				return 2;
+			}
+			gzip_level = v;
+			break;
 		case O_SCACHE: sopts.cache_entries = (unsigned)v; break;
 		case O_STTL: sopts.cache_ttl_ms = (unsigned)v; break;
+		case O_MAXINFLIGHT: limit_flags.max_inflight = v; limits_on = true; break;
 		}
 	}
 	if (optind < argc) {
 		usage(stderr);
+		return 2;
+	}
+	if (auth_prefix && !htpasswd_file && !tokens_file) {
+		fprintf(stderr, "zerohttpd: --auth-prefix needs --basic-auth or --bearer-tokens\n");
 		return 2;
 	}
 
@@ -570,6 +996,9 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	if (access_log)
+		block_sigusr1(); /* before any thread: see reopen_thread */
+	block_sighup();		 /* likewise: see reload_thread */
 
 	g_server = zh_server_new(&cfg, &err);
 	if (g_server == NULL) {
@@ -577,11 +1006,18 @@ int main(int argc, char **argv)
 			(unsigned)cfg.port, strerror(-err));
 		return 1;
 	}
+	if (limits_on && start_limits(g_server) < 0) /* first: see start_limits */
+		return 1;
+	if (access_log && start_access_log(g_server, access_log, access_format) < 0)
+		return 1;
+	if (start_cors_auth(g_server, htpasswd_file, tokens_file, auth_prefix) < 0)
+		return 1;
 	if (zh_server_route(g_server, ZH_GET, "/plaintext", 0, plaintext, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/json", 0, json, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_POST | ZH_PUT, "/echo", 0, echo, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/proto", 0, proto, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/json/list", 0, json_list, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/json/list64k", 0, json_list64k, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/stream", 0, stream, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/delay", 0, delay, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/healthz", 0, zh_healthz_handler, NULL) < 0 ||
@@ -593,6 +1029,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zerohttpd: cannot add routes\n");
 		return 1;
 	}
+	if (gzip_level) {
+		zh_gzip_options_t go;
+		zh_middleware_t mw;
+		zh_gzip_options_init(&go);
+		go.level = (int)gzip_level;
+		gz = zh_gzip_new(g_server, &go, &err);
+		if (gz == NULL || (mw = zh_gzip_middleware(gz), zh_server_use(g_server, &mw) < 0)) {
+			fprintf(stderr, "zerohttpd: cannot set up gzip: %s\n", strerror(gz ? ENOSPC : -err));
+			return 1;
+		}
+	}
 	files = zh_static_new(g_server, &sopts, &err);
 	if (files == NULL ||
 	    zh_server_route(g_server, ZH_GET | ZH_HEAD, "/", ZH_ROUTE_PREFIX, zh_static_handler,
@@ -603,11 +1050,13 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < PATTERN_LEN; i++)
 		pattern[i] = (unsigned char)(i % PATTERN_PERIOD);
+	render_list64k();
 	{
 		pthread_t t;
 		if (pthread_create(&t, NULL, delay_thread, NULL) == 0)
 			pthread_detach(t);
 	}
+	reload_started = pthread_create(&reload_tid, NULL, reload_thread, NULL) == 0;
 	if (g_stop_requested)
 		zh_server_stop(g_server);
 
@@ -617,9 +1066,15 @@ int main(int argc, char **argv)
 	{
 		zh_server_t *srv = g_server;
 		stop_delays();
+		stop_access_log();
+		stop_reload();
 		g_server = NULL;
 		zh_server_free(srv);
 		zh_static_free(files);
+		zh_gzip_free(gz);
+		zh_auth_free(g_auth);
+		zh_cors_free(g_cors);
+		zh_limit_free(g_limit); /* after stop_reload(): nothing calls zh_limit_set now */
 	}
 	if (err < 0) {
 		fprintf(stderr, "zerohttpd: %s\n", strerror(-err));
