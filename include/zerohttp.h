@@ -255,8 +255,9 @@ ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
  * emits through zh_filter_window/zh_filter_commit is what is sent, framed as usual
  * (Content-Length when it all fits the send buffers, else chunked). Bytes passed by
  * reference are released as soon as the filter has taken them. File bodies (zh_send_file)
- * are not filtered: zh_resp_body_is_file() tells a commit hook that the commit came from one,
- * and zh_send_file on a filtered response fails with -ENOTSUP.
+ * are not filtered: zh_resp_body_is_file() tells a commit hook that the commit came from one;
+ * a filter that has taken nothing yet is dropped when zh_send_file comes, and one that has
+ * fails it with -ENOTSUP.
  *
  *  write   consumes body bytes; a negative errno fails the response.
  *  head    right before the head is serialized (the end of a whole body, or the start of a
@@ -270,6 +271,8 @@ typedef struct zh_body_filter {
 	int (*finish)(zh_response_t *resp, void *arg);
 	void (*release)(void *arg);
 	void *arg;
+	/* optional: a producer's call ended; emit what is held so the stream keeps moving */
+	int (*flush)(zh_response_t *resp, void *arg);
 } zh_body_filter_t;
 ZH_API int zh_resp_set_filter(zh_response_t *resp, const zh_body_filter_t *filter);
 ZH_API int zh_resp_body_is_file(const zh_response_t *resp);
@@ -763,7 +766,8 @@ typedef struct zh_auth_options {
 	const char *htpasswd_file; /* Basic; NULL: off */
 	const char *tokens_file;   /* Bearer; NULL: off. At least one of the two */
 	const char *prefix;	   /* paths under it need credentials; default "/" (all).
-				      "/api" (or "/api/") covers /api and /api/..., not /apix.
+				      A string prefix, as ZH_ROUTE_PREFIX matches: "/api"
+				      covers /api, /api/... and /apix too (fails closed).
 				      A clean path: no "//", escape or dot segment (-EINVAL) */
 	const char *realm;	   /* default "zerohttp"; no '"', '\' or control bytes */
 	char *errbuf;		   /* optional: zh_auth_new and zh_auth_reload write a one-line

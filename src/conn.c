@@ -347,6 +347,8 @@ static void allow_header(zh_response_t *resp, unsigned methods)
 /* A response produced by the library itself (errors, OPTIONS, 405). */
 static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
 {
+	if (!ctx->in_request) /* bytes that never formed a request: done hooks see none */
+		memset(&ctx->req.h, 0, sizeof ctx->req.h);
 	zh__resp_begin(ctx, ctx->in_request && ctx->req.h.method_bit == ZH_HEAD);
 	if (allow)
 		allow_header(&ctx->resp, allow);
@@ -563,13 +565,14 @@ static void produce(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_response_t *resp = &ctx->resp;
-	uint64_t before = zh_resp_body_len(resp);
+	uint64_t before = zh__resp_progress(resp);
 	int r = ctx->produce_fn(resp, ctx->produce_arg);
 	if (resp->json)
 		zh__json_sync(resp->json);
-	if (r == ZH_PRODUCE_MORE && zh_resp_body_len(resp) == before)
+	if (r == ZH_PRODUCE_MORE && zh__resp_progress(resp) == before)
 		r = -EINVAL; /* no progress: calling again would spin */
 	if (r == ZH_PRODUCE_MORE && !resp->error) {
+		zh__resp_filter_flush(resp);
 		zh__resp_chunk_boundary(resp);
 		return;
 	}

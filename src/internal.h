@@ -294,6 +294,7 @@ struct zh_response {
 	uint64_t wait_left_us; /* what is left of cfg.sync_write_wait_ms */
 	struct zh_json *json; /* &json_writer while it holds bytes not yet queued, else NULL */
 	bool filtering, file_body, filter_headed;
+	uint64_t filter_in; /* body bytes handed to the filter */
 	zh_body_filter_t filter; /* see zh_resp_set_filter */
 	struct zh_json json_writer;
 	uint64_t declared_len, body_len;
@@ -467,6 +468,8 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
 void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
 void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */
+uint64_t zh__resp_progress(const zh_response_t *resp); /* bytes written, filtered or not */
+void zh__resp_filter_flush(zh_response_t *resp);
 /* Preformatted header lines ("Name: value\r\n"...) and where each name and value sits. */
 typedef struct zh__hlines {
 	const char *text;

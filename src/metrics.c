@@ -112,14 +112,17 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	latency(o, &st);
 	scalar(o, "zerohttp_http_requests_total", "counter", "Requests whose head was parsed.",
 	       st.requests);
+	/* workers are read one after another while they run: a difference may dip below 0 */
 	scalar(o, "zerohttp_http_requests_in_flight", "gauge", "Requests not yet answered.",
-	       st.requests - st.requests_done);
+	       st.requests > st.requests_done ? st.requests - st.requests_done : 0);
 	scalar(o, "zerohttp_connections_accepted_total", "counter", "Connections accepted.",
 	       st.connections_accepted);
 	scalar(o, "zerohttp_connections_closed_total", "counter", "Connections closed.",
 	       st.connections_closed);
 	scalar(o, "zerohttp_connections_open", "gauge", "Connections open now.",
-	       st.connections_accepted - st.connections_closed);
+	       st.connections_accepted > st.connections_closed
+		       ? st.connections_accepted - st.connections_closed
+		       : 0);
 	scalar(o, "zerohttp_connections_timed_out_total", "counter",
 	       "Connections closed by a header, idle, body or write timeout.", st.timeouts);
 	scalar(o, "zerohttp_received_bytes_total", "counter", "Bytes read from clients.",

@@ -538,8 +538,9 @@ static bool needs_auth(const zh_auth_t *a, zh_slice_t path)
 		return true;
 	if ((n = decode_path(path, buf, sizeof buf)) < 0)
 		return true;
-	/* buf always ends with '/', so "/api" matches "/api", "/api/x", never "/apix" */
-	return (size_t)n > plen && memcmp(buf, pre, plen) == 0 && buf[plen] == '/';
+	/* a string prefix, like ZH_ROUTE_PREFIX routing: "/api" also covers "/apix", so no
+	 * prefix route can be reached past the check by a longer name (fails closed) */
+	return (size_t)n >= plen && memcmp(buf, pre, plen) == 0;
 }
 
 static int b64val(unsigned char ch)

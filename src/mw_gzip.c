@@ -158,9 +158,25 @@ static bool start_deflate(slot_t *s)
 	return s->compress;
 }
 
+/* The head decided to compress while bytes were still held back: they go first. */
+static int pump_held(zh_response_t *resp, slot_t *s)
+{
+	int r = 0;
+	if (s->held_len && s->decided) {
+		if (s->compress)
+			r = pump(resp, s, s->held, s->held_len, Z_NO_FLUSH);
+		else
+			emit_raw(resp, s->held, s->held_len);
+		s->held_len = 0;
+	}
+	return r;
+}
+
 static int filter_write(zh_response_t *resp, const void *data, size_t len, void *arg)
 {
 	slot_t *s = arg;
+	if (pump_held(resp, s) < 0)
+		return -EIO;
 	if (!s->decided) {
 		size_t take = s->gz->min_length - s->held_len;
 		if (len < take) {
@@ -176,6 +192,7 @@ static int filter_write(zh_response_t *resp, const void *data, size_t len, void 
 		}
 		if (s->held_len && pump(resp, s, s->held, s->held_len, Z_NO_FLUSH) < 0)
 			return -EIO;
+		s->held_len = 0;
 	}
 	if (!s->compress) {
 		emit_raw(resp, data, len);
@@ -185,21 +202,41 @@ static int filter_write(zh_response_t *resp, const void *data, size_t len, void 
 }
 
 /* The head leaves: a body still undecided is streaming (the head goes before its end), so
- * it will be long: compress. */
+ * it will be long: compress (what is held goes out with the next write, or at the end). */
 static void filter_head(zh_response_t *resp, void *arg)
 {
 	slot_t *s = arg;
+	zh_slice_t etag;
 	if (!s->decided)
 		(void)start_deflate(s);
 	if (!s->compress)
 		return;
 	(void)!zh_resp_header_set(resp, "Content-Encoding", "gzip");
 	(void)zh_resp_header_del(resp, "Content-Length"); /* the encoded length is not known */
+	/* the gzip bytes are not the identity bytes: a strong validator would claim they are,
+	 * and ranges over them would mix representations (RFC 9110 §8.8.1, §14) */
+	(void)zh_resp_header_del(resp, "Accept-Ranges");
+	if (zh_resp_header_get(resp, "ETag", &etag) && etag.len && etag.ptr[0] == '"' &&
+	    etag.len < 126) {
+		char weak[128] = "W/";
+		memcpy(weak + 2, etag.ptr, etag.len);
+		(void)!zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2);
+	}
+}
+
+static int filter_flush(zh_response_t *resp, void *arg)
+{
+	slot_t *s = arg;
+	if (pump_held(resp, s) < 0)
+		return -EIO;
+	return s->compress ? pump(resp, s, NULL, 0, Z_SYNC_FLUSH) : 0;
 }
 
 static int filter_finish(zh_response_t *resp, void *arg)
 {
 	slot_t *s = arg;
+	if (pump_held(resp, s) < 0)
+		return -EIO;
 	if (!s->decided) {
 		/* shorter than min_length: sent as it is */
 		s->decided = true;
@@ -234,23 +271,20 @@ static bool compressible(zh_slice_t ct)
 	return false;
 }
 
-/* Vary: Accept-Encoding, added to what is there (CORS may have put Origin). */
+/* Vary: Accept-Encoding, as a field of its own unless some Vary field names it already:
+ * the others (the handler's, CORS's Origin) are left as they are. */
 static void vary_accept_encoding(zh_response_t *resp)
 {
-	zh_slice_t v;
-	char buf[256];
-	if (!zh_resp_header_get(resp, "Vary", &v)) {
-		(void)!zh_resp_header_set(resp, "Vary", "Accept-Encoding");
-		return;
+	for (unsigned f = 0; f < resp->nhdr; f++) {
+		const zh__hdr_t *hd = &resp->hdr[f];
+		const char *v = resp->hstore + hd->voff;
+		if (hd->nlen != 4 || !zh__ieq(resp->hstore + hd->noff, "vary", 4))
+			continue;
+		for (size_t i = 0; i + 15 <= hd->vlen; i++)
+			if (zh__ieq(v + i, "accept-encoding", 15))
+				return;
 	}
-	for (size_t i = 0; i + 15 <= v.len; i++)
-		if (zh__ieq(v.ptr + i, "accept-encoding", 15))
-			return;
-	if (v.len + 17 >= sizeof buf)
-		return;
-	memcpy(buf, v.ptr, v.len);
-	memcpy(buf + v.len, ", Accept-Encoding", 17);
-	(void)!zh_resp_header_setn(resp, "Vary", 4, buf, v.len + 17);
+	(void)!zh_resp_header_add(resp, "Vary", "Accept-Encoding");
 }
 
 static void gzip_commit(zh_response_t *resp, void *arg)
@@ -271,8 +305,12 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 		return;
 	if ((s = slot_get(gz, req->ctx->w->id)) == NULL)
 		return; /* every stream slot busy: uncompressed rather than a wait or a malloc */
-	if (zh_resp_set_filter(resp, &(zh_body_filter_t){filter_write, filter_head, filter_finish,
-							  filter_release, s}) < 0) {
+	if (zh_resp_set_filter(resp, &(zh_body_filter_t){.write = filter_write,
+							  .head = filter_head,
+							  .finish = filter_finish,
+							  .release = filter_release,
+							  .flush = filter_flush,
+							  .arg = s}) < 0) {
 		slot_put(s);
 		return;
 	}

@@ -285,6 +285,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->json = NULL;
 	resp->json_writer.active = false;
 	resp->filtering = resp->file_body = resp->filter_headed = false;
+	resp->filter_in = 0;
 	/* conn.c guarantees free slots before a request starts. A streaming handler may invite
 	 * the body with 100 Continue while its own head is still unwritten: that goes first. */
 	if (ctx->in_request && ctx->req.stream)
@@ -418,6 +419,8 @@ static void count_response(zh__ctx_t *ctx, int status)
 	case 3: ZH__STAT_ADD(w, responses_4xx, 1); break;
 	default: ZH__STAT_ADD(w, responses_5xx, 1); break;
 	}
+	if (ctx->in_request)
+		ZH__STAT_ADD(w, requests_done, 1);
 	if (ctx->in_request && ctx->started_us) {
 		uint64_t us = zh__now_us() - ctx->started_us;
 		unsigned b = 0;
@@ -426,7 +429,6 @@ static void count_response(zh__ctx_t *ctx, int status)
 		ZH__STAT_ADD(w, latency_buckets[b], 1);
 		ZH__STAT_ADD(w, latency_sum_us, us);
 		ZH__STAT_ADD(w, latency_count, 1);
-		ZH__STAT_ADD(w, requests_done, 1);
 		if (ctx->req.h.method_bit)
 			m = (unsigned)__builtin_ctz(ctx->req.h.method_bit);
 	}
@@ -547,6 +549,7 @@ void zh__resp_abandon(zh__ctx_t *ctx)
 		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
 	resp->error = true;
 	zh__mw_done(ctx);
+	zh__resp_release_filter(resp); /* a gzip slot goes back even so */
 	ctx->in_request = false;
 }
 
@@ -562,6 +565,8 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 	if (!status_has_body(status))
 		return;
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
+	if (status == 503) /* no buffer, or over a limit: worth retrying soon */
+		(void)header_put(resp, "Retry-After", 11, "1", 1, true);
 	resp->body_len = reason_len + 1;
 	if (!resp->head_only) {
 		(void)zh__out_push(ctx, reason, reason_len, NULL, NULL);
@@ -1061,7 +1066,18 @@ static void raw_commit(zh_response_t *resp, char *from, char *to)
 static int filter_input(zh_response_t *resp, const void *data, size_t len)
 {
 	int r = len ? resp->filter.write(resp, data, len, resp->filter.arg) : 0;
+	resp->filter_in += len; /* progress, even when the filter has emitted nothing yet */
 	return r < 0 ? fail(resp, r) : 0;
+}
+
+/* A producer's call ended: a filter may push out what it holds (gzip: a sync flush), so
+ * that a slow stream's pieces reach the client as they are produced. */
+void zh__resp_filter_flush(zh_response_t *resp)
+{
+	int r;
+	if (resp->filtering && resp->filter.flush &&
+	    (r = resp->filter.flush(resp, resp->filter.arg)) < 0)
+		(void)fail(resp, r);
 }
 
 /* The filter's last say on headers before they are serialized: mutable inside the call. */
@@ -1142,9 +1158,10 @@ int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_f
 	if (r < 0)
 		return r;
 	if (resp->filtering) {
-		/* consumed by the filter now: nothing refers to data any more */
+		/* consumed by the filter now: nothing refers to data any more. On an error the
+		 * caller keeps it (release is never called then). */
 		r = filter_input(resp, data, len);
-		if (release)
+		if (r == 0 && release)
 			release(arg);
 		return r;
 	}
@@ -1171,8 +1188,13 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 		resp->file_body = true; /* commit hooks (gzip) leave a file body alone */
 	if ((r = body_gate(resp)) < 0)
 		return r;
-	if (resp->filtering)
-		return fail(resp, -ENOTSUP); /* file bytes never enter user space */
+	if (resp->filtering) {
+		/* file bytes never enter user space: a filter that has taken nothing yet (the
+		 * commit came just before this call) is dropped; otherwise the body is mixed */
+		if (resp->filter_in || resp->filter_headed)
+			return fail(resp, -ENOTSUP);
+		zh__resp_release_filter(resp);
+	}
 	if (fd < 0 || length > SIZE_MAX || offset > UINT64_MAX - length)
 		return -EINVAL;
 	if (resp->head_only || length == 0)
@@ -1238,6 +1260,11 @@ int zh_write(zh_response_t *resp, const void *data, size_t len)
 int zh__write_encoded(zh_response_t *resp, const void *data, size_t len)
 {
 	return write_copy(resp, data, len, false);
+}
+
+uint64_t zh__resp_progress(const zh_response_t *resp)
+{
+	return zh_resp_body_len(resp) + resp->filter_in;
 }
 
 uint64_t zh_resp_body_len(const zh_response_t *resp)

@@ -998,6 +998,8 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	if (access_log)
 		block_sigusr1(); /* before any thread: see reopen_thread */
+	else
+		signal(SIGUSR1, SIG_IGN); /* logrotate's kill -USR1 must not stop a server */
 	block_sighup();		 /* likewise: see reload_thread */
 
 	g_server = zh_server_new(&cfg, &err);
