@@ -23,6 +23,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,13 +465,20 @@ static void refresh_dates(struct alog_worker *lw, time_t now)
 /* ---- writing ---------------------------------------------------------------------------------- */
 
 /* One write() for the whole buffer (more only after a short write). A buffer that cannot be
- * written (disk full, a closed pipe) is dropped: the worker must not stall on its log. */
+ * written (disk full, a closed pipe) is dropped: the worker must not stall on its log. A
+ * pipe or terminal whose reader stops would stall a blocking write, so there the buffer
+ * goes in PIPE_BUF pieces, each only if poll says the pipe has room; the rest is dropped. */
 static void write_all(zh_access_log_t *log, const char *p, size_t left)
 {
 	if (log->serialize)
 		pthread_mutex_lock(&log->write_lock);
 	while (left) {
-		ssize_t n = write(log->fd, p, left);
+		size_t piece = log->serialize && left > PIPE_BUF ? PIPE_BUF : left;
+		struct pollfd pfd = {.fd = log->fd, .events = POLLOUT};
+		ssize_t n;
+		if (log->serialize && poll(&pfd, 1, 0) != 1)
+			break;
+		n = write(log->fd, p, piece);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
