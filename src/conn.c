@@ -92,8 +92,6 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 	}
 	if (ctx->in_request)
 		zh__resp_abandon(ctx); /* the response never ended: still counted, hooks told */
-	if (ctx->in_request)
-		zh__resp_release_filter(&ctx->resp); /* a gzip stream's state goes back */
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
 	if (ctx->rbuf_large)
