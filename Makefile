@@ -40,7 +40,7 @@ DAEMON  := $(BUILD)/zerohttpd
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
-	      $(BUILD)/tests/test_compose
+	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan bench install clean deps

@@ -216,11 +216,14 @@ static void filter_head(zh_response_t *resp, void *arg)
 	/* the gzip bytes are not the identity bytes: a strong validator would claim they are,
 	 * and ranges over them would mix representations (RFC 9110 §8.8.1, §14) */
 	(void)zh_resp_header_del(resp, "Accept-Ranges");
-	if (zh_resp_header_get(resp, "ETag", &etag) && etag.len && etag.ptr[0] == '"' &&
-	    etag.len < 126) {
-		char weak[128] = "W/";
-		memcpy(weak + 2, etag.ptr, etag.len);
-		(void)!zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2);
+	if (zh_resp_header_get(resp, "ETag", &etag) && etag.len && etag.ptr[0] == '"') {
+		char weak[256] = "W/";
+		if (etag.len > sizeof weak - 2) {
+			(void)zh_resp_header_del(resp, "ETag"); /* too long to weaken: none at all */
+		} else {
+			memcpy(weak + 2, etag.ptr, etag.len);
+			(void)!zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2);
+		}
 	}
 }
 

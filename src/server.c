@@ -458,7 +458,11 @@ zh_slice_t zh_req_target(const zh_request_t *req) { return span(req, req->h.targ
 /* RFC 9112 §3.2.2: absolute-form with an empty path means "/" */
 zh_slice_t zh_req_path(const zh_request_t *req)
 {
-	return req->h.path.len ? span(req, req->h.path) : (zh_slice_t){"/", 1};
+	/* "*" and absolute-form targets with no path mean "/"; a request that never parsed has
+	 * none (the done hooks of library answers see empty slices) */
+	if (req->h.path.len)
+		return span(req, req->h.path);
+	return req->ctx->in_request ? (zh_slice_t){"/", 1} : (zh_slice_t){"", 0};
 }
 zh_slice_t zh_req_query(const zh_request_t *req) { return span(req, req->h.query); }
 zh_slice_t zh_req_host(const zh_request_t *req) { return span(req, req->h.host); }

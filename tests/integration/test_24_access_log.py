@@ -3,8 +3,8 @@
 Every format is parsed strictly (a full-line regex, or json.loads), field by field. Client
 text cannot forge a line. Library answers (404, 405, 400) are logged. Lines are buffered per
 worker: they reach the file within ~1 s of traffic stopping, all of them by SIGTERM, and in
-far fewer write() calls than lines (strace). SIGUSR1 reopens the file (rotation). With the
-log on, the request path still makes no heap allocation (malloc-count shim).
+far fewer write() calls than lines (strace). SIGUSR1 reopens the file (rotation); without
+a log it is ignored. With the log on, the request path still makes no heap allocation (malloc-count shim).
 """
 import datetime
 import json
@@ -441,6 +441,28 @@ class Stdout(ServerTestCase):
         for l in lines:
             self.assertRegex(l, COMMON)
         self.assertTrue(self.server.alive())
+
+
+class NoAccessLog(ServerTestCase):
+    SERVER_ARGS = ("--workers", "1")
+
+    def test_sigusr1_without_a_log_is_ignored(self):
+        # logrotate's postrotate `kill -USR1` may reach a server started without
+        # --access-log: its default action (terminate) must not stop the server
+        c = self.conn()
+        c.send(request("GET", "/healthz"))
+        self.assertEqual(c.read_response().body, b"ok\n")
+        for _ in range(3):
+            self.server.signal(signal.SIGUSR1)
+        time.sleep(0.2)
+        self.assertTrue(self.server.alive(), "SIGUSR1 stopped the server: %s"
+                        % self.server.stderr_text())
+        c.send(request("GET", "/healthz"))
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        fresh = self.conn()
+        fresh.send(request("GET", "/healthz"))
+        self.assertEqual(fresh.read_response().body, b"ok\n")
 
 
 class BadFlags(unittest.TestCase):

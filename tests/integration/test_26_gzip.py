@@ -109,6 +109,35 @@ class Gzip(ServerTestCase):
         self.assertEqual(gunzip(r.body), json_list_bytes(1000))
 
 
+class GzipReset(ServerTestCase):
+    # a small loopback send buffer: a stalled stream holds a few KiB, not 256 KiB of gzip
+    SERVER_ARGS = ("--gzip", "--workers", "1", "--loopback-sndbuf", "4096")
+
+    def test_connection_reset_mid_stream_returns_the_slot(self):
+        # 80 gzip streams (more than the 64 slots of the one worker) stalled on a full socket,
+        # then reset (SO_LINGER 0): each connection dies while its producer waits for room, not
+        # in a write. Every slot must come back, or the next response goes uncompressed.
+        wires = [Wire(self.port, rcvbuf=4096, bufsize=4096) for _ in range(80)]
+        for w in wires:
+            self.track(w)
+            w.send(get("/json/list?n=1000000", [("Accept-Encoding", "gzip")]))
+        for w in wires:
+            self.assertTrue(w.sock.recv(100).startswith(b"HTTP/1.1 200 "))  # streaming
+        for w in wires:
+            w.reset()
+        deadline = time.monotonic() + 1.0
+        while True:  # the resets may reach the worker just after the next connection
+            w = Wire(self.port)
+            w.send(get("/json/list?n=1000", [("Accept-Encoding", "gzip")]))
+            r = w.read_response()
+            w.close()
+            if r.header("Content-Encoding") == "gzip" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(r.header("Content-Encoding"), "gzip", "gzip slots leaked")
+        self.assertEqual(gunzip(r.body), json_list_bytes(1000))
+
+
 @unittest.skipUnless(os.environ.get("ZH_SHIM"), "ZH_SHIM not set (no malloc-counting shim)")
 class GzipZeroAlloc(ServerTestCase):
     AUTO_START = False
