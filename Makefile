@@ -91,6 +91,9 @@ $(BUILD)/tests/test_parse_scalar: tests/test_parse.c src/parse.c $(HDRS)
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
+# the shared raw-socket client of these four
+$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_review5): \
+	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl

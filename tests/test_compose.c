@@ -54,46 +54,8 @@
 #define ORIGIN "https://app.example"
 #define TOKEN "compose-token-1"
 
-/* ---- test memory: every client-side buffer is registered, so that a test stopped by a
- * failed assertion still frees it in the suite's .fini (LeakSanitizer stays quiet) -------- */
-
-static void *owned[1024];
-static size_t nowned;
-
-static void *xrealloc(void *old, size_t n)
-{
-	void *p = realloc(old, n ? n : 1);
-	cr_assert_not_null(p);
-	for (size_t i = 0; old && i < nowned; i++)
-		if (owned[i] == old) {
-			owned[i] = p;
-			return p;
-		}
-	cr_assert_lt(nowned, sizeof owned / sizeof owned[0]);
-	owned[nowned++] = p;
-	return p;
-}
-
-static void *xmalloc(size_t n)
-{
-	return xrealloc(NULL, n);
-}
-
-static void xfree(void *p)
-{
-	for (size_t i = 0; p && i < nowned; i++)
-		if (owned[i] == p) {
-			owned[i] = owned[--nowned];
-			break;
-		}
-	free(p);
-}
-
-static void free_owned(void)
-{
-	while (nowned)
-		free(owned[--nowned]);
-}
+#define ZH_TC_CONN
+#include "zh_test_client.h"
 
 /* ---- bodies: what the handlers write, and what the test expects -------------------------- */
 
@@ -531,12 +493,6 @@ static void rig_stop(rig_t *r)
 /* ---- a strict client ------------------------------------------------------------------------ */
 
 typedef struct {
-	int fd;
-	unsigned char *buf;
-	size_t have, cap;
-} conn_t;
-
-typedef struct {
 	int status;
 	char head[8192];
 	char norm[4096]; /* the header set: "name: value" lines sorted, Date left out, each
@@ -561,66 +517,12 @@ static void resp_free(resp_t *r)
 
 static void dial(conn_t *c, uint16_t port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	struct timeval tv = {.tv_sec = 10};
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_geq(c->fd, 0);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	c->fd = zh_tc_connect(port, 10, 0);
 	c->have = 0;
 	if (c->buf == NULL) {
 		c->cap = 1 << 16;
 		c->buf = xmalloc(c->cap);
 	}
-}
-
-static void hang_up(conn_t *c)
-{
-	close(c->fd);
-	xfree(c->buf);
-	c->buf = NULL;
-}
-
-static void send_all(conn_t *c, const char *s, size_t len)
-{
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = write(c->fd, s + off, len - off);
-		cr_assert_gt(n, 0);
-		off += (size_t)n;
-	}
-}
-
-static bool fill(conn_t *c)
-{
-	ssize_t n;
-	if (c->cap - c->have < 16384) {
-		c->cap *= 2;
-		c->buf = xrealloc(c->buf, c->cap);
-	}
-	n = read(c->fd, c->buf + c->have, c->cap - c->have);
-	if (n <= 0)
-		return false;
-	c->have += (size_t)n;
-	return true;
-}
-
-static void need(conn_t *c, size_t n, const char *what)
-{
-	while (c->have < n)
-		cr_assert(fill(c), "connection ended inside %s", what);
-}
-
-static void consume(conn_t *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->have - n);
-	c->have -= n;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void lower(char *s)
@@ -726,37 +628,6 @@ static void parse_head(resp_t *r)
 	for (size_t i = 0; i < nl; i++)
 		off += (size_t)snprintf(r->norm + off, sizeof r->norm - off, "%s\n", lines[i]);
 	cr_assert_lt(off, sizeof r->norm);
-}
-
-static void inflate_all(const unsigned char *in, size_t len, unsigned char **out,
-			size_t *out_len)
-{
-	z_stream zs;
-	size_t cap = len * 4 + 1024;
-	int z;
-	memset(&zs, 0, sizeof zs);
-	cr_assert_eq(inflateInit2(&zs, 15 + 16), Z_OK); /* gzip wrapper only */
-	*out = xmalloc(cap);
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = (uInt)len;
-	for (;;) {
-		zs.next_out = *out + zs.total_out;
-		zs.avail_out = (uInt)(cap - zs.total_out);
-		z = inflate(&zs, Z_NO_FLUSH);
-		if (z == Z_STREAM_END)
-			break;
-		cr_assert(z == Z_OK || z == Z_BUF_ERROR, "inflate: %d (%s)", z,
-			  zs.msg ? zs.msg : "");
-		if (zs.avail_out == 0) {
-			cap *= 2;
-			*out = xrealloc(*out, cap);
-		} else {
-			cr_assert(zs.avail_in != 0, "the gzip stream is truncated");
-		}
-	}
-	cr_assert_eq(zs.avail_in, 0, "%u bytes after the end of the gzip stream", zs.avail_in);
-	*out_len = zs.total_out;
-	inflateEnd(&zs);
 }
 
 /* One response: head, then the body by its framing (none for HEAD, 204 and 304), which

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "internal.h"
+#include "zh_test_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -220,24 +221,9 @@ typedef struct {
 
 static int dial(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(zh_server_port(srv))};
-	struct timeval tv = {.tv_sec = 5};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
 	have = 0;
 	return fd;
-}
-
-static void send_all(int fd, const char *s)
-{
-	size_t len = strlen(s), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, s + off, len - off);
-		cr_assert_gt(n, 0);
-		off += (size_t)n;
-	}
 }
 
 static bool fill(int fd)

@@ -35,6 +35,10 @@
 
 #define ORIGIN "https://app.example"
 
+#define ZH_TC_CONN
+#define ZH_TC_OWNED_MAX 256
+#include "zh_test_client.h"
+
 /* ---- deterministic bodies ------------------------------------------------------------------ */
 
 /* Lower-case letters from an LCG, a newline every 64: deflate compresses them (about 0.6)
@@ -55,44 +59,6 @@ static char etag_body[ETAG_LEN];
 enum { FILE_LEN = 3300 };
 static char file_body[FILE_LEN];
 static int file_fd = -1; /* unlinked at once: nothing is left behind, even by a crash */
-
-/* ---- the client's memory: freed by the fixture even when an assertion ends a test early
- * (so the asan build reports the failure, not a leak) ---------------------------------------- */
-
-static void *owned[256];
-static size_t nowned;
-
-static void *xrealloc(void *old, size_t n)
-{
-	void *p = realloc(old, n);
-	cr_assert_not_null(p);
-	for (size_t i = 0; old && i < nowned; i++)
-		if (owned[i] == old) {
-			owned[i] = p;
-			return p;
-		}
-	cr_assert_lt(nowned, sizeof owned / sizeof owned[0]);
-	owned[nowned++] = p;
-	return p;
-}
-
-static void *xmalloc(size_t n) { return xrealloc(NULL, n); }
-
-static void xfree(void *p)
-{
-	for (size_t i = 0; p && i < nowned; i++)
-		if (owned[i] == p) {
-			owned[i] = owned[--nowned];
-			break;
-		}
-	free(p);
-}
-
-static void free_owned(void)
-{
-	while (nowned)
-		free(owned[--nowned]);
-}
 
 /* ---- the server ---------------------------------------------------------------------------- */
 
@@ -380,12 +346,6 @@ static void cleanup(void)
 /* ---- a strict little client --------------------------------------------------------------- */
 
 typedef struct {
-	int fd;
-	unsigned char *buf;
-	size_t have, cap;
-} conn_t;
-
-typedef struct {
 	int status;
 	char head[8192];
 	bool chunked;
@@ -398,63 +358,10 @@ typedef struct {
 
 static void dial(conn_t *c, unsigned rcvbuf)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(zh_server_port(srv))};
-	struct timeval tv = {.tv_sec = 3};
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_geq(c->fd, 0);
-	if (rcvbuf) /* before connect: the window is agreed then */
-		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	c->fd = zh_tc_connect(zh_server_port(srv), 3, rcvbuf);
 	c->cap = 1 << 16;
 	c->have = 0;
 	c->buf = xmalloc(c->cap);
-}
-
-static void hang_up(conn_t *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	xfree(c->buf);
-	c->buf = NULL;
-}
-
-static void send_all(conn_t *c, const char *s, size_t len)
-{
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = write(c->fd, s + off, len - off);
-		cr_assert_gt(n, 0, "write: %s", strerror(errno));
-		off += (size_t)n;
-	}
-}
-
-static bool fill(conn_t *c)
-{
-	ssize_t n;
-	if (c->cap - c->have < 16384) {
-		c->cap *= 2;
-		c->buf = xrealloc(c->buf, c->cap);
-	}
-	n = read(c->fd, c->buf + c->have, c->cap - c->have);
-	if (n <= 0)
-		return false;
-	c->have += (size_t)n;
-	return true;
-}
-
-static void need(conn_t *c, size_t n, const char *what)
-{
-	while (c->have < n)
-		cr_assert(fill(c), "connection ended inside %s", what);
-}
-
-static void consume(conn_t *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->have - n);
-	c->have -= n;
 }
 
 /* How many fields called name; the first one's value (trimmed) in out. */
@@ -510,11 +417,6 @@ static void vary_tokens(const resp_t *r, char *out, size_t cap)
 	}
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The tokens sorted (duplicates kept, so a repeated token shows). */
 static void sorted_tokens(const char *in, char *out, size_t cap)
 {
@@ -527,35 +429,6 @@ static void sorted_tokens(const char *in, char *out, size_t cap)
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++)
 		off += (size_t)snprintf(out + off, cap - off, "%s%s", i ? "," : "", tok[i]);
-}
-
-static void inflate_all(const unsigned char *in, size_t len, unsigned char **out, size_t *olen)
-{
-	z_stream zs;
-	size_t cap = len * 8 + 4096;
-	int z;
-	memset(&zs, 0, sizeof zs);
-	cr_assert_eq(inflateInit2(&zs, 15 + 16), Z_OK);
-	*out = xmalloc(cap);
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = (uInt)len;
-	for (;;) {
-		zs.next_out = *out + zs.total_out;
-		zs.avail_out = (uInt)(cap - zs.total_out);
-		z = inflate(&zs, Z_NO_FLUSH);
-		if (z == Z_STREAM_END)
-			break;
-		cr_assert(z == Z_OK || z == Z_BUF_ERROR, "inflate: %d (%s)", z, zs.msg ? zs.msg : "");
-		if (zs.avail_out == 0) {
-			cap *= 2;
-			*out = xrealloc(*out, cap);
-		} else {
-			cr_assert(zs.avail_in != 0, "the gzip stream is truncated");
-		}
-	}
-	cr_assert_eq(zs.avail_in, 0u, "%u bytes after the gzip stream", zs.avail_in);
-	*olen = zs.total_out;
-	inflateEnd(&zs);
 }
 
 /* One response, framed by Content-Length or chunked (exactly), decoded if gzip. */
