@@ -107,6 +107,18 @@ static bool clf_plain(unsigned char c)
 	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
+/* Copies run plain bytes from *p, as far as cap allows; false when cap cut them short. */
+static bool put_run(out_t *o, const unsigned char **p, size_t run, size_t *used, size_t cap)
+{
+	bool cut = *used + run > cap;
+	if (cut)
+		run = cap - *used;
+	put(o, (const char *)*p, run);
+	*used += run;
+	*p += run;
+	return !cut;
+}
+
 /* CLF/Combined (nginx's rule): printable ASCII except '"' and '\' as is, the rest \xHH.
  * An empty value is "-". At most cap output bytes, then "...". */
 static void put_clf_str(out_t *o, zh_slice_t s, size_t cap)
@@ -124,13 +136,7 @@ static void put_clf_str(out_t *o, zh_slice_t s, size_t cap)
 		while (p + run < end && clf_plain(p[run])) /* plain bytes go in runs */
 			run++;
 		if (run) {
-			bool cut = used + run > cap;
-			if (cut)
-				run = cap - used;
-			put(o, (const char *)p, run);
-			used += run;
-			p += run;
-			if (cut)
+			if (!put_run(o, &p, run, &used, cap))
 				break;
 			continue;
 		}
@@ -242,13 +248,7 @@ static void put_json_str(out_t *o, zh_slice_t s, size_t cap, bool null_if_empty)
 		while (p + run < end && json_plain(p[run])) /* plain ASCII goes in runs */
 			run++;
 		if (run) {
-			bool cut = used + run > cap;
-			if (cut)
-				run = cap - used;
-			put(o, (const char *)p, run);
-			used += run;
-			p += run;
-			if (cut)
+			if (!put_run(o, &p, run, &used, cap))
 				break;
 			continue;
 		}

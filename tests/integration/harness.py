@@ -510,3 +510,39 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def malloc_calls(pid, count_file, within=5.0):
+    """The malloc-count shim's running total for process pid: tests/malloc_count.c writes it
+    to count_file on SIGUSR2. A sentinel goes in first, and the number counts only once two
+    reads agree, so a half-written file is never taken for the total."""
+    with open(count_file, "w") as f:
+        f.write("-")
+    os.kill(pid, signal.SIGUSR2)
+    deadline, prev = time.monotonic() + within, None
+    while time.monotonic() < deadline:
+        with open(count_file) as f:
+            txt = f.read()
+        if re.fullmatch(r"\d+\s*", txt):
+            if txt == prev:
+                return int(txt)
+            prev = txt
+        time.sleep(0.02)
+    raise AssertionError("shim did not write %s within %gs (content %r)"
+                         % (count_file, within, prev))
+
+
+def stop_traced(proc, timeout):
+    """Stops a server running under strace -f: SIGTERM goes to the traced child itself
+    (strace would only detach on it), SIGKILL to both if it does not exit in time."""
+    child = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                           text=True).stdout.split()
+    for pid in child:
+        os.kill(int(pid), signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for pid in child:
+            os.kill(int(pid), signal.SIGKILL)
+        raise

@@ -15,7 +15,7 @@ import time
 import unittest
 import uuid
 
-from harness import HELLO, JSON, ServerTestCase, request
+from harness import HELLO, JSON, ServerTestCase, malloc_calls, request
 from test_18_proto import itemlist_bytes
 
 SHIM = os.environ.get("ZH_SHIM", "")
@@ -85,20 +85,7 @@ class ZeroAlloc(ServerTestCase):
         self.port = self.server.port
 
     def snapshot(self):
-        with open(self.count_file, "w") as f:     # sentinel: not a number
-            f.write("-")
-        self.server.signal(signal.SIGUSR2)
-        deadline = time.monotonic() + 5
-        prev = None
-        while time.monotonic() < deadline:
-            with open(self.count_file) as f:
-                txt = f.read()
-            if re.fullmatch(r"\d+\s*", txt):
-                if txt == prev:                    # stable across two reads
-                    return int(txt)
-                prev = txt
-            time.sleep(0.02)
-        self.fail("shim did not write the count file within 5s (content %r)" % prev)
+        return malloc_calls(self.server.pid, self.count_file)
 
     def drive(self, conns, total, tag):
         """Sends `total` requests round-robin over conns in pipelined batches of BATCH and

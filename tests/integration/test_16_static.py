@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ServerTestCase, request, rss_kib
+from harness import ServerTestCase, malloc_calls, request, rss_kib, stop_traced
 
 ROOT = None
 OUTSIDE = None
@@ -503,18 +503,7 @@ class SyscallAudit(ServerTestCase):
                 r = c.read_response()
                 self.assertEqual(hashlib.sha256(r.body).hexdigest(), FILES["4k.bin"])
         finally:
-            # signal the traced server itself: strace would only detach on SIGTERM
-            child = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                   text=True).stdout.split()
-            for pid in child:
-                os.kill(int(pid), signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                for pid in child:
-                    os.kill(int(pid), signal.SIGKILL)
-                raise
+            stop_traced(proc, 20)
         with open(log) as f:
             lines = f.read().splitlines()
         # strace -y prints each fd with its path: N</root/4k.bin>
@@ -544,17 +533,7 @@ class StaticZeroAlloc(ServerTestCase):
         srv = self.start_server(("--root", ROOT, "--workers", "1"), env)
 
         def count():
-            if os.path.exists(count_file):
-                os.unlink(count_file)
-            os.kill(srv.pid, signal.SIGUSR2)
-            for _ in range(200):
-                if os.path.exists(count_file):
-                    with open(count_file) as f:
-                        text = f.read()
-                    if text:
-                        return int(text)
-                time.sleep(0.01)
-            raise AssertionError("shim did not answer")
+            return malloc_calls(srv.pid, count_file)
 
         c = self.conn(srv.port)
         paths = ["/4k.bin", "/page.html", "/app.js", "/empty.bin"]

@@ -15,7 +15,7 @@ import time
 import unittest
 import uuid
 
-from harness import HELLO, JSON, ServerTestCase, request
+from harness import HELLO, JSON, ServerTestCase, malloc_calls, request
 
 SHIM = os.environ.get("ZH_SHIM", "")
 DIR = None
@@ -442,19 +442,7 @@ class ZeroAllocCorsAuth(CorsAuthBase):
         self.port = self.server.port
 
     def snapshot(self):
-        with open(self.count_file, "w") as f:
-            f.write("-")
-        self.server.signal(signal.SIGUSR2)
-        deadline, prev = time.monotonic() + 5, None
-        while time.monotonic() < deadline:
-            with open(self.count_file) as f:
-                txt = f.read()
-            if re.fullmatch(r"\d+\s*", txt):
-                if txt == prev:
-                    return int(txt)
-                prev = txt
-            time.sleep(0.02)
-        self.fail("shim did not write the count file within 5s (content %r)" % prev)
+        return malloc_calls(self.server.pid, self.count_file)
 
     def make(self, i):
         """Request i and the status it must get."""

@@ -15,7 +15,7 @@ import time
 import unittest
 import uuid
 
-from harness import HELLO, HOST, RawConn, ServerTestCase, request, server_bin
+from harness import HELLO, HOST, RawConn, ServerTestCase, malloc_calls, request, server_bin
 
 SHIM = os.environ.get("ZH_SHIM", "")
 
@@ -387,19 +387,7 @@ class ZeroAllocLimits(LimitCase):
         self.port = self.server.port
 
     def snapshot(self):
-        with open(self.count_file, "w") as f:
-            f.write("-")
-        self.server.signal(signal.SIGUSR2)
-        deadline, prev = time.monotonic() + 5, None
-        while time.monotonic() < deadline:
-            with open(self.count_file) as f:
-                txt = f.read()
-            if re.fullmatch(r"\d+\s*", txt):
-                if txt == prev:
-                    return int(txt)
-                prev = txt
-            time.sleep(0.02)
-        self.fail("shim did not write the count file")
+        return malloc_calls(self.server.pid, self.count_file)
 
     def round(self, conns, per_conn, counts):
         for c in conns:

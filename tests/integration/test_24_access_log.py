@@ -20,7 +20,7 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import HELLO, JSON, ServerTestCase, free_port, request
+from harness import HELLO, JSON, ServerTestCase, free_port, malloc_calls, request, stop_traced
 
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a logged string: printable ASCII except '"' and '\', or \xHH (nginx's escaping)
@@ -514,18 +514,7 @@ class SyscallAudit(AccessLogCase):
                         self.assertEqual(c.read_response().status, 200)
             self.assertEqual(done, self.REQUESTS)
         finally:
-            # signal the traced server itself: strace would only detach on SIGTERM
-            child = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                   text=True).stdout.split()
-            for pid in child:
-                os.kill(int(pid), signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                for pid in child:
-                    os.kill(int(pid), signal.SIGKILL)
-                raise
+            stop_traced(proc, 30)
         with open(trace) as f:
             calls = [l for l in f if re.search(r"\bwrite\(\d+<[^>]*/access\.log>", l)]
         lines = read_lines(self.log)
@@ -542,19 +531,7 @@ class ZeroAlloc(AccessLogCase):
     MEASURED = 2000
 
     def count(self):
-        with open(self.count_file, "w") as f:
-            f.write("-")
-        self.server.signal(signal.SIGUSR2)
-        deadline, prev = time.monotonic() + 5, None
-        while time.monotonic() < deadline:
-            with open(self.count_file) as f:
-                txt = f.read()
-            if re.fullmatch(r"\d+\s*", txt):
-                if txt == prev:
-                    return int(txt)
-                prev = txt
-            time.sleep(0.02)
-        self.fail("shim did not write the count file (content %r)" % prev)
+        return malloc_calls(self.server.pid, self.count_file)
 
     def drive(self, conns, total, tag):
         mix = [("GET", "/plaintext", b"", 200), ("GET", "/json", b"", 200),

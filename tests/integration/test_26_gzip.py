@@ -9,7 +9,7 @@ import time
 import unittest
 import zlib
 
-from harness import HELLO, ServerTestCase, request
+from harness import HELLO, ServerTestCase, malloc_calls, request
 from test_12_zero_alloc import json_list_bytes
 from test_20_streaming import Wire
 
@@ -149,17 +149,7 @@ class GzipZeroAlloc(ServerTestCase):
         srv = self.start_server(("--gzip", "--workers", "1"), env)
 
         def count():
-            if os.path.exists(count_file):
-                os.unlink(count_file)
-            os.kill(srv.pid, signal.SIGUSR2)
-            for _ in range(200):
-                if os.path.exists(count_file):
-                    with open(count_file) as f:
-                        text = f.read()
-                    if text:
-                        return int(text)
-                time.sleep(0.01)
-            raise AssertionError("shim did not answer")
+            return malloc_calls(srv.pid, count_file)
 
         w = Wire(srv.port)
         sizes = (100, 1000, 20000)
