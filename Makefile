@@ -3,6 +3,11 @@
 #   make run        build, then serve the demo routes on 127.0.0.1:8080
 #   make test       unit tests (Criterion), integration tests, zero-allocation test
 #   make asan       the same tests against an ASan+UBSan build
+#   make ubsan      the same tests against a UBSan-only build (malloc shim still on)
+#   make memcheck   the integration tests with every server under valgrind memcheck
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60) under ASan+UBSan
+#   make soak       the long load tests (10k connections, slowloris, slow readers) and a
+#                   SOAK_MINUTES (default 10) mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
 #   make install PREFIX=/usr/local
 
@@ -33,6 +38,11 @@ PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h src/dtoa.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
+# ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
+# its builds; UBSan alone leaves malloc alone and keeps both
+ASAN    := $(findstring address,$(SANITIZE))
+NO_HEAP_COUNT := $(if $(ASAN),-DZH_NO_HEAP_COUNT)
+
 LIB_A   := $(BUILD)/libzerohttp.a
 LIB_SO  := $(BUILD)/libzerohttp.so
 DAEMON  := $(BUILD)/zerohttpd
@@ -43,7 +53,8 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test unit integration install-check asan bench install clean deps
+.PHONY: all run test unit integration install-check asan ubsan memcheck fuzz soak bench install \
+	clean deps
 all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
 
 deps:
@@ -67,7 +78,7 @@ $(LIB_SO): $(PICOBJS)
 $(DAEMON): cmd/zerohttpd/main.c cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) \
 	  include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' \
-		$(if $(SANITIZE),-DZH_NO_HEAP_COUNT) -o $@ $< \
+		$(NO_HEAP_COUNT) -o $@ $< \
 		cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 # pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
@@ -105,12 +116,12 @@ unit: $(UNIT_TESTS)
 $(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB_A) \
 	  include/zerohttp.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(if $(SANITIZE),-DZH_NO_HEAP_COUNT) -o $@ $< cmd/zerohttpd/heap_count.c \
+	$(CC) $(CFLAGS) $(NO_HEAP_COUNT) -o $@ $< cmd/zerohttpd/heap_count.c \
 		$(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server \
-		ZH_SHIM=$(if $(SANITIZE),,$(SHIM)) python3 tests/integration/run.py
+		ZH_SHIM=$(if $(ASAN),,$(SHIM)) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's example with pkg-config
 install-check: all
@@ -130,6 +141,19 @@ test: deps all
 asan:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPT=-O1 all unit integration
+
+ubsan:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/ubsan SANITIZE=undefined OPT=-O1 all unit integration
+
+# ---- hardening: memcheck, fuzzing, soak (issue 6) ----------------------------------------
+# (memcheck section)
+
+# (fuzz section)
+
+# (load section)
+
+# (soak section)
 
 bench: deps all $(BUILD)/bench/json_writer
 	bench/run.sh $(DAEMON)
