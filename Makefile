@@ -147,7 +147,8 @@ ubsan:
 	@$(MAKE) --no-print-directory BUILD=build/ubsan SANITIZE=undefined OPT=-O1 all unit integration
 
 # ---- hardening: memcheck, fuzzing, soak (issue 6) ----------------------------------------
-# (memcheck section)
+memcheck: deps all $(BUILD)/tests/json_server
+	@scripts/memcheck.sh $(DAEMON) $(BUILD)/tests/json_server
 
 # (fuzz section)
 

@@ -202,6 +202,7 @@ typedef struct zh_stats {
 	uint64_t large_buffers_in_use, large_buffers_high_water, body_buffers_in_use,
 		body_buffers_high_water;
 	uint64_t io_contexts_in_use, io_contexts_high_water;
+	uint64_t access_log_bytes_dropped; /* log bytes not written: disk full, reader stalled */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);

@@ -467,8 +467,9 @@ static void refresh_dates(struct alog_worker *lw, time_t now)
 /* One write() for the whole buffer (more only after a short write). A buffer that cannot be
  * written (disk full, a closed pipe) is dropped: the worker must not stall on its log. A
  * pipe or terminal whose reader stops would stall a blocking write, so there the buffer
- * goes in PIPE_BUF pieces, each only if poll says the pipe has room; the rest is dropped. */
-static void write_all(zh_access_log_t *log, const char *p, size_t left)
+ * goes in PIPE_BUF pieces, each only if poll says the pipe has room; the rest is dropped.
+ * Returns the bytes dropped (zh_stats_t.access_log_bytes_dropped counts them). */
+static size_t write_all(zh_access_log_t *log, const char *p, size_t left)
 {
 	if (log->serialize)
 		pthread_mutex_lock(&log->write_lock);
@@ -488,12 +489,15 @@ static void write_all(zh_access_log_t *log, const char *p, size_t left)
 	}
 	if (log->serialize)
 		pthread_mutex_unlock(&log->write_lock);
+	return left;
 }
 
-static void flush(zh_access_log_t *log, struct alog_worker *lw)
+/* w: the worker whose stats count the bytes dropped; NULL once the workers are gone */
+static void flush(zh_access_log_t *log, struct alog_worker *lw, zh__worker_t *w)
 {
-	if (lw->len)
-		write_all(log, lw->buf, lw->len);
+	size_t dropped = lw->len ? write_all(log, lw->buf, lw->len) : 0;
+	if (dropped && w)
+		ZH__STAT_ADD(w, access_log_bytes_dropped, dropped);
 	lw->len = 0;
 	lw->due_ms = 0;
 }
@@ -504,7 +508,7 @@ static uint64_t tick(zh__worker_t *w, bool final, void *arg)
 	zh_access_log_t *log = arg;
 	struct alog_worker *lw = &log->workers[w->id];
 	if (lw->len && (final || w->now_ms >= lw->due_ms))
-		flush(log, lw);
+		flush(log, lw, w);
 	return lw->due_ms;
 }
 
@@ -537,13 +541,13 @@ static void done(zh_request_t *req, zh_response_t *resp, void *arg)
 	refresh_dates(lw, w->date_sec);
 	gather(&f, req, resp);
 	if (!format_line(log, lw, req, &f)) {
-		flush(log, lw);
+		flush(log, lw, w);
 		(void)format_line(log, lw, req, &f); /* fits: LINE_MAX_BYTES <= BUF_SIZE */
 	}
 	if (lw->due_ms == 0)
 		lw->due_ms = w->now_ms + FLUSH_AFTER_MS;
 	if (!lw->ticking)
-		flush(log, lw); /* no hook slot left on this worker: write each line at once */
+		flush(log, lw, w); /* no hook slot left on this worker: write each line at once */
 }
 
 /* ---- public ----------------------------------------------------------------------------------- */
@@ -652,6 +656,6 @@ void zh_access_log_free(zh_access_log_t *log)
 	if (log == NULL)
 		return;
 	for (unsigned i = 0; i < log->nworkers; i++)
-		flush(log, &log->workers[i]); /* normally empty: each worker flushed as it exited */
+		flush(log, &log->workers[i], NULL); /* normally empty: each worker flushed as it exited */
 	free_log(log);
 }

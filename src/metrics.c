@@ -125,6 +125,9 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 		       : 0);
 	scalar(o, "zerohttp_connections_timed_out_total", "counter",
 	       "Connections closed by a header, idle, body or write timeout.", st.timeouts);
+	scalar(o, "zerohttp_access_log_dropped_bytes_total", "counter",
+	       "Access log bytes dropped: the file could not be written or a pipe reader stalled.",
+	       st.access_log_bytes_dropped);
 	scalar(o, "zerohttp_received_bytes_total", "counter", "Bytes read from clients.",
 	       st.bytes_in);
 	scalar(o, "zerohttp_sent_bytes_total", "counter", "Bytes written to clients.",

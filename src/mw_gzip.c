@@ -1,11 +1,12 @@
 /* mw_gzip.c — gzip middleware: a commit hook that decides, and a body filter (zlib,
  * streaming) that compresses straight into the connection's send buffers.
  *
- * Decision at commit: not HEAD, a status with a body, not 206, no Content-Encoding yet,
+ * Decision at commit: a status with a body, not 206, no Content-Encoding yet,
  * not a file body (static files have precompressed variants and stay on sendfile), a
  * compressible Content-Type, and a declared Content-Length (if any) of at least
- * min_length. Such responses get `Vary: Accept-Encoding` whatever the client accepts; the
- * filter is installed only when Accept-Encoding allows gzip (q > 0).
+ * min_length. Such responses get `Vary: Accept-Encoding` whatever the client accepts (a
+ * HEAD too); the filter is installed only when the request is not a HEAD and its
+ * Accept-Encoding allows gzip (q > 0).
  *
  * The filter holds the first min_length bytes back: a body that ends shorter goes out
  * as it is (no Content-Encoding). Otherwise, at the head callback, it sets
@@ -297,14 +298,16 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 	int status = zh_resp_status(resp);
 	zh_slice_t v;
 	slot_t *s;
-	if (resp->head_only || status < 200 || status == 204 || status == 206 || status == 304 ||
+	if (status < 200 || status == 204 || status == 206 || status == 304 ||
 	    zh_resp_body_is_file(resp) || zh_resp_header_get(resp, "Content-Encoding", &v) ||
 	    zh_resp_header_get(resp, "Content-Range", &v) ||
 	    !zh_resp_header_get(resp, "Content-Type", &v) || !compressible(v) ||
 	    (resp->has_length && resp->declared_len < gz->min_length))
 		return;
+	/* a HEAD names the same variance as its GET, but has no body to compress */
 	vary_accept_encoding(resp);
-	if (!zh_req_header(req, "Accept-Encoding", &v) || zh__coding_q(v, "gzip") == 0)
+	if (resp->head_only || !zh_req_header(req, "Accept-Encoding", &v) ||
+	    zh__coding_q(v, "gzip") == 0)
 		return;
 	if ((s = slot_get(gz, req->ctx->w->id)) == NULL)
 		return; /* every stream slot busy: uncompressed rather than a wait or a malloc */

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import (READY_TIMEOUT, REPO, Closed, ProtocolError, Response, Server,
+from harness import (READY_TIMEOUT, WRAP, REPO, Closed, ProtocolError, Response, Server,
                      ServerError, ServerTestCase, _die_with_parent, request, server_bin)
 
 SEND_AREA = 16384
@@ -54,7 +54,7 @@ class JsonServer(Server):
         if self.env:
             env.update(self.env)
         self.stderr_file = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([path, "0"] + self.args, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(WRAP + [path, "0"] + self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.stderr_file, env=env,
                                      cwd=REPO, preexec_fn=_die_with_parent)
         line = b""

@@ -443,6 +443,48 @@ class Stdout(ServerTestCase):
         self.assertTrue(self.server.alive())
 
 
+class StalledReader(ServerTestCase):
+    """The log is a FIFO whose reader never reads: the worker must keep answering, and the
+    lines it cannot write are counted in /metrics rather than silently lost."""
+    SERVER_ARGS = ("--workers", "1", "--access-log-format", "common")
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.fifo = os.path.join(self.tmp, "log.fifo")
+        os.mkfifo(self.fifo)
+        # a reader must exist for the server's open() to return; it never reads
+        self.reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.SERVER_ARGS = self.SERVER_ARGS + ("--access-log", self.fifo)
+        super().setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        os.close(self.reader)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def dropped(self):
+        c = self.conn()
+        c.send(request("GET", "/metrics"))
+        body = c.read_response().body.decode()
+        return int(re.search(r"^zerohttp_access_log_dropped_bytes_total (\d+)$", body,
+                             re.M).group(1))
+
+    def test_worker_keeps_answering_and_counts_what_it_drops(self):
+        self.assertEqual(self.dropped(), 0)
+        c = self.conn()
+        path = "/plaintext?" + "x" * 200           # ~300-byte lines: 64 KiB pipe full at ~220
+        for _ in range(10):
+            c.send(request("GET", path) * 200)
+            for _ in range(200):
+                self.assertEqual(c.read_response().body, HELLO)
+        deadline = time.monotonic() + FLUSH_WITHIN + 3
+        while self.dropped() == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # 2,000 lines of ~300 bytes, of which a 64 KiB pipe holds at most ~220
+        self.assertGreater(self.dropped(), 400_000)
+        self.assertTrue(self.server.alive())
+
+
 class NoAccessLog(ServerTestCase):
     SERVER_ARGS = ("--workers", "1")
 

@@ -63,9 +63,10 @@ class Gzip(ServerTestCase):
             r = self.fetch("/json/list?n=1000", ae=ae)
             self.assertEqual(r.header("Content-Encoding"), "gzip", ae)
             self.assertEqual(gunzip(r.body), plain, ae)
-        # HEAD: no body to compress, no encoding claimed
+        # HEAD: no body to compress, no encoding claimed, but the same Vary as its GET
         h = self.fetch("/json/list?n=100", method="HEAD")
         self.assertIsNone(h.header("Content-Encoding"))
+        self.assertEqual(h.header("Vary"), "Accept-Encoding")
         # protobuf is not a compressible type; a static file keeps sendfile (no encoding)
         self.assertIsNone(self.fetch("/proto?n=100").header("Content-Encoding"))
         self.assertIsNone(self.fetch("/index.html").header("Content-Encoding"))
