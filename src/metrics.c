@@ -83,13 +83,36 @@ static void latency(out_t *o, const zh_stats_t *st)
 	     (unsigned long long)st->latency_count);
 }
 
-static void labelled(out_t *o, const char *name, const char *help, const char *label,
-		     const char *const *values, const uint64_t *counts, unsigned n)
+static void labelled_typed(out_t *o, const char *name, const char *type, const char *help,
+			   const char *label, const char *const *values, const uint64_t *counts,
+			   unsigned n)
 {
-	family(o, name, "counter", help);
+	family(o, name, type, help);
 	for (unsigned i = 0; i < n; i++)
 		emit(o, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
 		     (unsigned long long)counts[i]);
+}
+
+static void labelled(out_t *o, const char *name, const char *help, const char *label,
+		     const char *const *values, const uint64_t *counts, unsigned n)
+{
+	labelled_typed(o, name, "counter", help, label, values, counts, n);
+}
+
+/* What each pool can lend, all workers together: the denominator of the *_in_use gauges,
+ * so an alert can say "90% of the I/O contexts are lent" without knowing the flags. */
+static void pool_capacity(out_t *o, const zh_server_t *srv)
+{
+	static const char *const pools[4] = {"connections", "io_contexts", "large_buffers",
+					     "body_buffers"};
+	const zh_config_t *cfg = &srv->cfg;
+	uint64_t cap[4] = {cfg->max_connections, cfg->io_contexts, cfg->large_buffers,
+			   cfg->body_buffers};
+	for (unsigned i = 0; i < 4; i++)
+		cap[i] *= srv->nworkers;
+	labelled_typed(o, "zerohttp_pool_capacity", "gauge",
+		       "Objects each per-worker pool holds, summed over workers.", "pool", pools,
+		       cap, 4);
 }
 
 void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -150,6 +173,7 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	       st.body_buffers_in_use);
 	scalar(o, "zerohttp_body_buffers_high_water", "gauge", "Most body buffers ever in use.",
 	       st.body_buffers_high_water);
+	pool_capacity(o, srv);
 	scalar(o, "zerohttp_pool_exhausted_total", "counter",
 	       "Times a pool had no buffer to lend (answered 503).", st.pool_exhausted);
 	syscalls[0] = st.read_calls;

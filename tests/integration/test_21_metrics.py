@@ -118,6 +118,19 @@ class Metrics(ServerTestCase):
         self.assertEqual(r.header("Retry-After"), "1")
 
 
+class PoolCapacity(ServerTestCase):
+    SERVER_ARGS = ("--workers", "2", "--max-connections", "300", "--io-contexts", "7")
+
+    def test_capacity_is_per_worker_times_workers(self):
+        kinds, m = Metrics.scrape(self, self.conn())
+        self.assertEqual(kinds["zerohttp_pool_capacity"], "gauge")
+        self.assertEqual(m['zerohttp_pool_capacity{pool="connections"}'], 600)
+        self.assertEqual(m['zerohttp_pool_capacity{pool="io_contexts"}'], 14)
+        self.assertGreater(m['zerohttp_pool_capacity{pool="large_buffers"}'], 0)
+        self.assertGreater(m['zerohttp_pool_capacity{pool="body_buffers"}'], 0)
+        self.assertLessEqual(m["zerohttp_io_contexts_in_use"], 14)
+
+
 class NoMetrics(ServerTestCase):
     SERVER_ARGS = ("--no-metrics",)
 
