@@ -3,7 +3,7 @@ import signal
 import socket
 import time
 
-from harness import HELLO, HOST, ServerTestCase, request
+from harness import HELLO, HOST, ServerTestCase, request, timing_sensitive
 
 
 def connect_refused(port):
@@ -97,6 +97,7 @@ class Drain(ServerTestCase):
         self.assertEqual(srv.wait_exit(2.0), 0)
 
 
+@timing_sensitive
 class DrainTimeout(ServerTestCase):
     SERVER_ARGS = ("--drain-timeout", "1000")
 
@@ -136,6 +137,7 @@ class DrainTimeout(ServerTestCase):
         self.assertEqual(rc, 0)
 
 
+@timing_sensitive
 class DrainRace(ServerTestCase):
     AUTO_START = False
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ServerTestCase, malloc_calls, request, rss_kib, stop_traced
+from harness import WRAP, ServerTestCase, malloc_calls, request, rss_kib, stop_traced
 
 ROOT = None
 OUTSIDE = None
@@ -262,7 +262,10 @@ class StaticFiles(ServerTestCase):
         self.assertResponse(self.get("/dir/"), 200, b"dir index\n", "text/html; charset=utf-8")
         self.assertEqual(self.get("/page.html/").status, 404)
         self.assertEqual(self.get("/missing").status, 404)
-        self.assertResponse(self.get("/inside-link.html"), 200, b"<h1>page</h1>\n")
+        # valgrind (make memcheck) has no openat2: the server then walks the path with
+        # O_NOFOLLOW, which refuses every symlink (tested with --no-openat2)
+        if not WRAP:
+            self.assertResponse(self.get("/inside-link.html"), 200, b"<h1>page</h1>\n")
 
     def test_non_canonical_paths_redirect_to_the_canonical_spelling(self):
         # the router matched the raw path: another spelling of a name must not reach the
