@@ -53,8 +53,8 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test unit integration install-check asan ubsan memcheck fuzz soak bench install \
-	clean deps
+.PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+	install clean deps
 all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
 
 deps:
@@ -151,6 +151,39 @@ memcheck: deps all $(BUILD)/tests/json_server
 	@scripts/memcheck.sh $(DAEMON) $(BUILD)/tests/json_server
 
 # (fuzz section)
+# libFuzzer targets of tests/fuzz/ (clang, ASan+UBSan): each runs FUZZ_SECONDS on a scratch
+# copy of its seed corpus (tests/fuzz/corpus/<target>, never written to), FUZZ_JOBS at once.
+# `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
+FUZZ_TARGETS := parse chunked path range json
+FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
+		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+# path and range include static.c (its static functions) and link the rest of the library
+FUZZ_LIBOBJS := $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(filter-out src/static.c,$(SRCS)))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PB_CFLAGS) -c $< -o $@
+$(BUILD)/fuzz/fuzz_parse $(BUILD)/fuzz/fuzz_chunked: $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c \
+	  tests/fuzz/parse_scalar.c tests/fuzz/fuzz_common.h src/parse.c $(HDRS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< tests/fuzz/parse_scalar.c src/parse.c
+$(BUILD)/fuzz/fuzz_path $(BUILD)/fuzz/fuzz_range: $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c \
+	  tests/fuzz/fuzz_common.h src/static.c $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+$(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
+	  $(HDRS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< src/dtoa.c -lm
+
+fuzz:
+	@tests/fuzz/run.sh deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@tests/fuzz/run.sh run $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+fuzz-replay:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=0
 
 # (load section)
 

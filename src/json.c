@@ -86,6 +86,7 @@ static void value_end(struct zh_json *j)
 {
 	if (j->depth == 0) {
 		j->done = true;
+		j->want_key = false; /* a closed top-level object awaits no key: "{}\"k\":" */
 		return;
 	}
 	j->comma = true;
@@ -457,7 +458,7 @@ void zh_json_key(zh_json_t *j, const char *key, size_t len)
 	if (j->comma)
 		*j->p++ = ',';
 	put_string(j, key, len);
-	if (!room(j, 1))
+	if (j->err || !room(j, 1)) /* a failed string: no ':' after it, no second window */
 		return;
 	*j->p++ = ':';
 	j->want_key = false;

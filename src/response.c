@@ -107,6 +107,12 @@ size_t zh__http_date(time_t t, char out[30])
 {
 	struct tm tm;
 	int year;
+	/* IMF-fixdate has a 4-digit year, and gmtime_r fails (tm left unset) for a year beyond
+	 * int: a file's mtime can be anything, so clamp to 0000-01-01 .. 9999-12-31 */
+	if (t < -62167219200)
+		t = -62167219200;
+	else if (t > 253402300799)
+		t = 253402300799;
 	gmtime_r(&t, &tm);
 	year = tm.tm_year + 1900;
 	/* "Sun, 06 Nov 1994 08:49:37 GMT" */
@@ -133,8 +139,9 @@ bool zh__http_date_parse(const char *p, size_t len, time_t *out)
 	char mon[4] = "";
 	const char *m;
 	int day, year, hh, mm, ss, n = 0;
-	char buf[32];
+	char buf[32], back[30];
 	struct tm tm;
+	time_t t;
 	if (len != 29)
 		return false;
 	memcpy(buf, p, 29);
@@ -150,8 +157,19 @@ bool zh__http_date_parse(const char *p, size_t len, time_t *out)
 	tm.tm_hour = hh;
 	tm.tm_min = mm;
 	tm.tm_sec = ss;
-	*out = timegm(&tm);
-	return true;
+	/* RFC 9110 §13.1.3: an invalid date is ignored, not guessed at. What sscanf let through
+	 * (" 6", "+1", "Ja ") or timegm normalized ("31 Feb", "25:00") does not format back to
+	 * the same text; the day name only has to be one. */
+	t = timegm(&tm);
+	zh__http_date(t, back);
+	if (memcmp(back + 3, p + 3, 26) != 0)
+		return false;
+	for (int i = 0; i < 7; i++)
+		if (memcmp(p, day_names + 3 * i, 3) == 0) {
+			*out = t;
+			return true;
+		}
+	return false;
 }
 
 /* RFC 9110 §6.6.1: an origin server with a clock sends Date. Formatted once a second per

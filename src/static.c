@@ -547,10 +547,13 @@ int zh__coding_q(zh_slice_t v, const char *coding)
 	while (i < v.len) {
 		size_t s, t;
 		int q = 1000;
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == ','))
+		/* OWS is SP or HTAB: a coding followed by HTAB must not go unrecognized (its
+		 * "q=0" would be missed and "*" would apply) */
+		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
 			i++;
 		s = i;
-		while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ';' && v.ptr[i] != ' ')
+		while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ';' && v.ptr[i] != ' ' &&
+		       v.ptr[i] != '\t')
 			i++;
 		t = i;
 		while (i < v.len && v.ptr[i] != ',') {

@@ -86,3 +86,31 @@ Test(json, utf8_scan_follows_table_3_7)
 		cr_assert_eq(len, cases[i].len, "case %zu", i);
 	}
 }
+
+/* Found by tests/fuzz/fuzz_json.c: closing the top-level object left the writer expecting a
+ * key, so zh_json_key after the document was accepted and wrote `{}"k":` with no error. The
+ * window is a local buffer: nothing here reaches response.c. */
+Test(json, no_key_after_the_top_level_object)
+{
+	char buf[256];
+	struct zh_json j = {.start = buf, .p = buf, .end = buf + sizeof buf, .active = true};
+	zh_json_obj(&j);
+	zh_json_end(&j);
+	zh_json_key(&j, "k", 1);
+	cr_assert_eq(zh_json_error(&j), -EINVAL);
+	cr_assert_eq(j.p - buf, 2, "%.*s", (int)(j.p - buf), buf);
+}
+
+/* Found by tests/fuzz/fuzz_json.c: a key whose string failed (invalid UTF-8 under STRICT, or
+ * a refused window) still got its ':' written after the error, and after a refused window
+ * the writer asked for another. Errors are sticky: nothing more is emitted. */
+Test(json, nothing_after_a_failed_key)
+{
+	char buf[256];
+	struct zh_json j = {.start = buf, .p = buf, .end = buf + sizeof buf, .active = true,
+			    .flags = ZH_JSON_STRICT_UTF8};
+	zh_json_obj(&j);
+	zh_json_key(&j, "bad \xff key", 9);
+	cr_assert_eq(zh_json_error(&j), -EILSEQ);
+	cr_assert_null(memchr(buf, ':', (size_t)(j.p - buf)), "%.*s", (int)(j.p - buf), buf);
+}

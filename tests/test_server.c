@@ -1342,3 +1342,41 @@ Test(writer, a_producer_gives_other_connections_a_turn)
 	cr_assert_eq(seen[6], 0);
 	close(fd);
 }
+
+/* Found by tests/fuzz/fuzz_range.c: an If-Modified-Since / If-Range date that is not a valid
+ * IMF-fixdate was normalized by timegm into some other date instead of being ignored (RFC
+ * 9110 §13.1.3), and a file time beyond a 4-digit year (tmpfs takes any 64-bit mtime) left
+ * gmtime_r's result unset, so Last-Modified indexed the day and month names with garbage. */
+Test(http_date, only_valid_dates_parse_and_any_time_formats)
+{
+	static const char *const bad[] = {
+		"Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Ja  1994 08:49:37 GMT",
+		"Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+		"Sun,  6 Nov 1994 08:49:37 GMT", "Sun, +6 Nov 1994 08:49:37 GMT",
+		"Xyz, 06 Nov 1994 08:49:37 GMT", "Sun; 06 Nov 1994 08:49:37 GMT"};
+	time_t t;
+	char out[30];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_expect_not(zh__http_date_parse(bad[i], 29, &t), "%s", bad[i]);
+	cr_assert(zh__http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, &t));
+	cr_expect_eq(t, 784111777);
+	cr_assert(zh__http_date_parse("Mon, 06 Nov 1994 08:49:37 GMT", 29, &t),
+		  "a wrong day name is still a date");
+	cr_expect_eq(zh__http_date((time_t)1 << 62, out), 29);
+	cr_expect_arr_eq(out, "Fri, 31 Dec 9999 23:59:59 GMT", 29);
+	cr_expect_eq(zh__http_date(-((time_t)1 << 62), out), 29);
+	cr_expect_arr_eq(out, "Sat, 01 Jan 0000 00:00:00 GMT", 29);
+}
+
+/* Found by tests/fuzz/fuzz_range.c: HTAB is OWS too (RFC 9110 §5.6.3), but a coding next to
+ * one went unrecognized, so "*" applied to it: "*, gzip\t;q=0" got gzip (static files and
+ * the gzip middleware both ask zh__coding_q). */
+Test(coding_q, htab_is_whitespace)
+{
+	static const char *const refused[] = {"*, gzip\t;q=0", "*,\tgzip;q=0", "*;q=1,\tgzip\t; q=0"};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		cr_expect_eq(zh__coding_q((zh_slice_t){refused[i], strlen(refused[i])}, "gzip"), 0,
+			     "%s", refused[i]);
+	cr_expect_eq(zh__coding_q((zh_slice_t){"br\t;q=0.5", 9}, "br"), 500);
+	cr_expect_eq(zh__coding_q((zh_slice_t){"deflate,\tbr", 11}, "br"), 1000);
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed corpora of tests/fuzz/corpus/<target>/ (run from anywhere).
+
+Each seed is a meaningful input in the harness's input format (see the comment at the top
+of each fuzz_*.c): real requests, smuggling attempts, chunked bodies, traversal paths,
+ranges, dates, JSON writer programs. The fuzzer mutates from these."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+SPLIT = bytes(range(1, 9))  # split seed: any 8 bytes
+
+# ---- fuzz_parse: mode byte (0: default limits), split seed, request bytes ---------------
+parse = {
+    "get": b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "get_full": b"GET /index.html?x=1&y=%20 HTTP/1.1\r\nHost: example.com:8080\r\n"
+                b"User-Agent: curl/8.0\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
+    "http10": b"GET /a HTTP/1.0\r\n\r\n",
+    "post_cl": b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+    "post_chunked": b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n0\r\n\r\n",
+    "pipelined": b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+                 b"HEAD /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    "smuggle_cl_te": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "smuggle_te_cl": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                     b"Content-Length: 4\r\n\r\n",
+    "smuggle_two_cl": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"
+                      b"Content-Length: 5\r\n\r\n",
+    "smuggle_cl_list": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4, 4\r\n\r\n",
+    "smuggle_te_space": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n",
+    "smuggle_te_gzip": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    "smuggle_te_twice": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n",
+    "smuggle_te_10": b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    "smuggle_obs_fold": b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+    "smuggle_bare_lf": b"GET / HTTP/1.1\nHost: h\n\n",
+    "smuggle_bare_cr": b"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
+    "nul_in_value": b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n",
+    "two_hosts": b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "absolute": b"GET http://example.com:80/p?q HTTP/1.1\r\nHost: other\r\n\r\n",
+    "absolute_v6": b"GET https://[::1]:8443/ HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n",
+    "userinfo": b"GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+    "asterisk": b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+    "expect": b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+    "expect_bad": b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n",
+    "leading_crlf": b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    "http2": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    "unknown_method": b"BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n",
+    "tabs": b"GET / HTTP/1.1\r\nHost:\th\t\r\nX-A: \ta\tb \r\n\r\n",
+    "pct": b"GET /%2e%2e/%2F%00?%zz HTTP/1.1\r\nHost: h\r\n\r\n",
+}
+for name, req in parse.items():
+    write("parse", name, b"\x00" + SPLIT + req)
+# tiny limits: 414 (request line), 431 (header bytes, header count)
+write("parse", "limits_414", bytes([0x01]) + SPLIT + b"GET /aaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n\r\n")
+write("parse", "limits_431", bytes([0x07 | 0x08]) + SPLIT + b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
+
+# ---- fuzz_chunked: mode byte, split seed, body -------------------------------------------
+chunked = {
+    "simple": b"5\r\nhello\r\n0\r\n\r\n",
+    "two": b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\nGET / HTTP/1.1\r\n",
+    "ext": b"a;name=value;x=\"q\"\r\n0123456789\r\n0\r\n\r\n",
+    "bws": b"2 \t;e\r\nhi\r\n0\r\n\r\n",
+    "trailers": b"1\r\nx\r\n0\r\nExpires: never\r\nX-Sum: 1\r\n\r\n",
+    "upper_hex": b"1A\r\n" + b"z" * 26 + b"\r\n0\r\n\r\n",
+    "leading_zeros": b"0000000000000004\r\nabcd\r\n0\r\n\r\n",
+    "overflow": b"10000000000000000\r\n",
+    "huge": b"ffffffffffffffff\r\n",
+    "bad_lf": b"3\nabc\n0\n\n",
+    "missing_crlf": b"3\r\nabcX\r\n",
+    "neg": b"-1\r\n",
+    "ext_ctl": b"1;a\x01\r\nx\r\n0\r\n\r\n",
+    "trailer_fold": b"0\r\nA: b\r\n c\r\n\r\n",
+    "empty_size": b"\r\n",
+}
+for name, body in chunked.items():
+    write("chunked", name, b"\x00" + SPLIT + body)
+write("chunked", "max_body", bytes([0x02]) + SPLIT + b"8\r\n12345678\r\n0\r\n\r\n")
+
+# ---- fuzz_path: flags byte (bit 0 dotfiles, bit 1 small cap), path ------------------------
+paths = {
+    "root": b"/",
+    "plain": b"/css/site.css",
+    "dir": b"/docs/",
+    "dots": b"/a/./b/../c",
+    "enc_dots": b"/%2e%2e/etc/passwd",
+    "enc_dot_mixed": b"/.%2E/x",
+    "enc_slash": b"/a%2Fb",
+    "double_slash": b"//a///b//",
+    "dotfile": b"/.git/config",
+    "dotfile_enc": b"/%2egit/config",
+    "backslash": b"/a\\..\\b",
+    "nul": b"/a%00b",
+    "bad_pct": b"/a%2",
+    "utf8": b"/caf%C3%A9/%E2%82%AC.txt",
+    "unreserved_enc": b"/%70rivate/%7Efile",
+    "dot_end": b"/a/.",
+    "dotdot_end": b"/a/..",
+    "empty": b"",
+}
+for name, p in paths.items():
+    write("path", name, b"\x00" + p)
+write("path", "dotfile_on", b"\x01/.well-known/x")
+write("path", "small_cap", b"\x02/aaaa/bbbb/./cccc")
+
+# ---- fuzz_range: selector byte, 8-byte number, text ---------------------------------------
+def rng(sel, num, text):
+    return bytes([sel]) + struct.pack(">Q", num) + text
+
+ranges = {
+    "range_one": rng(0, 1000, b"bytes=0-499"),
+    "range_open": rng(0, 1000, b"bytes=500-"),
+    "range_suffix": rng(0, 1000, b"bytes=-200"),
+    "range_many": rng(0, 1000, b"bytes=0-0, 10-19,\t-1"),
+    "range_overlap": rng(0, 1000, b"bytes=0-10,5-20"),
+    "range_unsat": rng(0, 10, b"bytes=20-30"),
+    "range_empty_file": rng(0, 0, b"bytes=-5"),
+    "range_big": rng(0, 2**64 - 1, b"bytes=18446744073709551614-"),
+    "range_overflow": rng(0, 1000, b"bytes=99999999999999999999-"),
+    "range_bad_unit": rng(0, 1000, b"items=0-1"),
+    "range_reversed": rng(0, 1000, b"bytes=5-1"),
+    "inm_star": rng(1, 0x5f5e1000, b"*"),
+    "inm_list": rng(1, 0x5f5e1000, b"\"x\", W/\"y\" ,\"z\""),
+    "date_ok": rng(2, 0, b"Sun, 06 Nov 1994 08:49:37 GMT"),
+    "date_bad_day": rng(2, 0, b"Sun, 32 Nov 1994 08:49:37 GMT"),
+    "date_bad_month": rng(2, 0, b"Sun, 06 Ja  1994 08:49:37 GMT"),
+    "date_rfc850": rng(2, 0, b"Sunday, 06-Nov-94 08:49:37 GMT"),
+    "date_fmt": rng(3, 784111777, b""),
+    "date_fmt_far": rng(3, 253402300799, b""),
+    "coding_plain": rng(4, 0, b"gzip, deflate, br"),
+    "coding_q": rng(4, 0, b"br;q=0.8, gzip;q=1.0, *;q=0"),
+    "coding_ows": rng(4, 0, b"gzip ; q=0.5 ,identity"),
+    "coding_gen": rng(5, 0x0102030405060708, b"\x01\x02\x03\x04\x05\x06\x07\x08"),
+    "coding_htab": rng(4, 0, b"*, gzip\t;q=0"),
+    # regressions: HTAB around a coding hid its q=0 behind "*"; invalid dates were accepted
+    "regress_coding_htab": b"\x13\x00\x00\x00,\x00\x00\x03\xe8it\xe8ms\xf4\xf4A\x7f",
+    "date_far_future": rng(3, 2**62, b""),
+    "date_far_past": rng(3, 2**64 - 2**62, b""),
+    "range_gen": rng(6, 5000, b"\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x63"),
+}
+for name, data in ranges.items():
+    write("range", name, data)
+
+# ---- fuzz_json: flags byte, window seed, then ops (see fuzz_json.c) ------------------------
+OBJ, ARR, END, KEY, STR, I64, U64, DBL, BOOL, NUL = range(10)
+
+
+def s(op, text):
+    return bytes([op, len(text)]) + text
+
+
+def num(op, v):
+    return bytes([op]) + v
+
+
+jsons = {
+    "object": bytes([OBJ]) + s(KEY, b"id") + num(U64, struct.pack(">Q", 7)) + s(KEY, b"name")
+    + s(STR, b"zero\"http\n") + bytes([END]),
+    "nested": bytes([ARR, OBJ]) + s(KEY, b"a") + bytes([ARR, NUL, BOOL, 1, END, END, END]),
+    "doubles": bytes([ARR]) + num(DBL, struct.pack(">d", 0.1)) + num(DBL, struct.pack(">d", -0.0))
+    + num(DBL, struct.pack(">d", 5e-324)) + num(DBL, struct.pack(">d", 1.7976931348623157e308))
+    + num(DBL, struct.pack(">d", 123.456)) + bytes([END]),
+    "nan": bytes([ARR]) + num(DBL, struct.pack(">d", float("nan"))) + bytes([END]),
+    "ints": bytes([ARR]) + num(I64, struct.pack(">q", -2**63)) + num(U64, struct.pack(">Q", 2**64 - 1))
+    + bytes([END]),
+    "utf8": bytes([ARR]) + s(STR, "caf\u00e9 \u20ac \U0001F600".encode()) + bytes([END]),
+    "bad_utf8": bytes([ARR]) + s(STR, b"a\xc0\xafb\xed\xa0\x80c\xf4\x90\x80\x80d\xe2\x82") + bytes([END]),
+    "html": s(STR, "<script>&\u2028\u2029</script>".encode()),
+    "misuse": bytes([OBJ]) + s(STR, b"value where a key is due"),
+    "deep": bytes([ARR]) * 70,
+    "long_string": s(STR, bytes(range(256))[32:] * 1),
+}
+for name, prog in jsons.items():
+    write("json", name, b"\x00\x00" + prog)
+write("json", "html_flag", b"\x01\x00" + jsons["html"])
+write("json", "strict_flag", b"\x02\x00" + jsons["bad_utf8"])
+# regressions: a key accepted after the top-level object closed; ':' written after a key
+# that failed (STRICT), and a second window asked for after a refused one
+write("json", "regress_key_after_document", b"\x00\x00" + bytes([OBJ, END]) + s(KEY, b"k"))
+write("json", "regress_strict_key", b"\x02\x00" + bytes([OBJ]) + s(KEY, b"bad \xff key"))
+write("json", "regress_refused_key", b"\x08\xff" + bytes([OBJ]) + s(KEY, b"k" * 200))
+write("json", "tiny_windows", b"\x00\xff" + jsons["object"])
