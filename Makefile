@@ -119,8 +119,8 @@ $(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB
 	$(CC) $(CFLAGS) $(NO_HEAP_COUNT) -o $@ $< cmd/zerohttpd/heap_count.c \
 		$(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
-integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server
-	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server \
+integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
+	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's example with pkg-config
@@ -186,6 +186,11 @@ fuzz-replay:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=0
 
 # (load section)
+# zh_load: the epoll load/abuse client of tests/integration/test_27_load.py (keep-alive
+# connections, slowloris dribblers, slow readers); no library code, so no sanitizer flags
+$(BUILD)/tests/zh_load: tests/load/zh_load.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(WARN) $(if $(WERROR),-Werror) -D_GNU_SOURCE -o $@ $<
 
 # (soak section)
 

@@ -93,7 +93,9 @@ typedef struct zh_config {
 	size_t max_body;	     /* request body bytes; more → 413. Default 1 MiB */
 	unsigned header_timeout_ms;  /* first byte to end of head; then 408 and close. 10 s */
 	unsigned idle_timeout_ms;    /* idle keep-alive connection is closed after. 60 s */
-	unsigned body_timeout_ms;    /* no body bytes for this long → 408 and close. 30 s */
+	unsigned body_timeout_ms;    /* no body bytes for this long → 408 and close. 30 s.
+					Progress slower than 4 bytes/s does not re-arm it
+					(slow-POST guard) */
 	unsigned write_timeout_ms;   /* peer takes no response bytes for this long → close. 30 s */
 	unsigned sync_write_wait_ms; /* a handler writing more than its buffers hold (a huge
 					string in one call, say) waits for the socket at most

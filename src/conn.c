@@ -384,6 +384,28 @@ static void end_request(zh__worker_t *w, zh__conn_t *c)
 		zh__timer_clear(w, c);
 }
 
+/* Slow-POST guard. The body timer measures the gap between body bytes, so a peer that
+ * dribbles one byte a second (gap < body_timeout_ms) would hold its I/O context for as long
+ * as its Content-Length lasts: 2,048 such peers starved a default server of contexts, and
+ * every other client got 503 (tests/integration/test_27_load.py). Progress re-arms the timer
+ * only if the body advanced by at least ZH__BODY_MIN_RATE bytes a second since it was last
+ * armed; otherwise the old deadline stands. (A deadline is never moved earlier: the timer
+ * list stays in FIFO order.) */
+#define ZH__BODY_MIN_RATE 4
+static void arm_body_timer(zh__worker_t *w, zh__conn_t *c)
+{
+	zh_request_t *req = &c->ctx->req;
+	uint64_t progress = req->stream ? req->body_off : req->body_len;
+	if (c->timer == ZH__T_BODY && progress >= req->body_mark) {
+		uint64_t armed_at = c->deadline_ms - w->timers[ZH__T_BODY].duration_ms;
+		uint64_t elapsed = w->now_ms > armed_at ? w->now_ms - armed_at : 0;
+		if ((progress - req->body_mark) * 1000 < elapsed * ZH__BODY_MIN_RATE)
+			return;
+	}
+	req->body_mark = progress;
+	zh__timer_set(w, c, ZH__T_BODY);
+}
+
 static void refuse(zh__worker_t *w, zh__conn_t *c, int status, unsigned allow)
 {
 	zh__ctx_t *ctx = c->ctx;
@@ -478,7 +500,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		if ((req->h.flags & ZH__H_EXPECT_CONTINUE) && req->h.minor == 1)
 			(void)zh__out_push(ctx, zh__continue_100, sizeof zh__continue_100 - 1, NULL,
 					   NULL);
-		zh__timer_set(w, c, ZH__T_BODY);
+		arm_body_timer(w, c);
 	}
 }
 
@@ -491,7 +513,7 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 	if (ctx->resp.json)
 		zh__json_sync(ctx->resp.json); /* the writer's bytes join the queue, in order */
 	if (ctx->resume_fn) {
-		zh__timer_set(w, c, ZH__T_BODY);
+		arm_body_timer(w, c);
 		return;
 	}
 	if (ctx->deferred || ctx->produce_fn) {
@@ -678,7 +700,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				continue;
 			}
 			if (r == 0) {
-				zh__timer_set(w, c, ZH__T_BODY);
+				arm_body_timer(w, c);
 				return;
 			}
 		}
@@ -744,7 +766,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			}
 			if (c->timer == ZH__T_WRITE) {
 				if (ctx->resume_fn)
-					zh__timer_set(w, c, ZH__T_BODY); /* still waiting for the body */
+					arm_body_timer(w, c); /* still waiting for the body */
 				else
 					zh__timer_clear(w, c);
 			}

@@ -255,6 +255,7 @@ struct zh_request {
 	/* streaming routes (ZH_ROUTE_STREAM_BODY): body_off counts bytes handed out */
 	bool stream, sent_continue;
 	int stream_err;		    /* sticky -errno once reading failed */
+	uint64_t body_mark;	    /* body progress when the body timer was last armed */
 	/* mw_limit.c: the limiter whose in-flight place this request holds, or NULL. Set by
 	 * its before hook, cleared by its done hook; the core never touches it, so it
 	 * survives in the context when a request dies unfinished (see mw_limit.c) */
