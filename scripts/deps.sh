@@ -8,6 +8,8 @@ pkg-config --exists criterion 2>/dev/null || need="$need libcriterion-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v strace >/dev/null 2>&1 || need="$need strace"
+# wrk drives the normal load beside the slowloris dribblers (tests/integration/test_27_load.py)
+command -v wrk >/dev/null 2>&1 || need="$need wrk"
 pkg-config --exists libprotobuf-c 2>/dev/null || need="$need libprotobuf-c-dev"
 pkg-config --exists zlib 2>/dev/null || need="$need zlib1g-dev"
 # crypt_rn for the auth middleware; libc6-dev depends on it on Debian 12, so normally present
