@@ -205,6 +205,8 @@ typedef struct zh_stats {
 		body_buffers_high_water;
 	uint64_t io_contexts_in_use, io_contexts_high_water;
 	uint64_t access_log_bytes_dropped; /* log bytes not written: disk full, reader stalled */
+	uint64_t stalled_evictions; /* stalled peers cut early to lend their I/O context to a
+				       ready one (every context was lent) */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);

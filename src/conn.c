@@ -30,6 +30,7 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Service Unavailable\n";
 
 static void drive(zh__worker_t *w, zh__conn_t *c);
+static bool evict_stalled(zh__worker_t *w);
 
 /* ---- context attach/detach ------------------------------------------------------------------ */
 
@@ -809,6 +810,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			break;
 		if (ctx == NULL) {
 			ctx = ctx_attach(w, c);
+			if (ctx == NULL && evict_stalled(w))
+				ctx = ctx_attach(w, c);
 			if (ctx == NULL) {
 				(void)!send(c->fd, canned_503, sizeof canned_503 - 1,
 					    MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -888,6 +891,41 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	if (events & (EPOLLRDHUP | EPOLLHUP))
 		c->hup_seen = true;
 	drive(w, c);
+}
+
+/* Every I/O context is lent and a connection with bytes to read needs one. Rather than 503 a
+ * client that is ready now, cut the peer that has stalled longest: of the heads of the
+ * header, body and write timer lists (each list is in arming order), the one holding a
+ * context whose timer was armed first, and at least ZH__EVICT_AFTER_MS ago. A body timer is
+ * re-armed only by progress of 4 B/s or more, a write timer by any progress, so a normal
+ * upload or download is not a candidate; a slowloris head, a 1 B/s body or a peer that
+ * reads nothing is. Such peers then hold contexts only while nobody else needs them. */
+#define ZH__EVICT_AFTER_MS 1000
+static bool evict_stalled(zh__worker_t *w)
+{
+	static const enum zh__timer_kind kinds[3] = {ZH__T_HEADER, ZH__T_BODY, ZH__T_WRITE};
+	zh__conn_t *victim = NULL;
+	uint64_t oldest = w->now_ms >= ZH__EVICT_AFTER_MS ? w->now_ms - ZH__EVICT_AFTER_MS : 0;
+	for (unsigned k = 0; k < 3; k++) {
+		const zh__tlist_t *l = &w->timers[kinds[k]];
+		/* a header list may start with fresh connections that hold no context yet */
+		unsigned looked = 0;
+		for (zh__conn_t *c = l->head; c && looked < 16; c = c->tnext, looked++) {
+			uint64_t armed = c->deadline_ms - l->duration_ms;
+			if (armed > oldest)
+				break; /* armed later, as is everything behind it */
+			if (c->ctx) {
+				victim = c;
+				oldest = armed;
+				break;
+			}
+		}
+	}
+	if (victim == NULL)
+		return false;
+	ZH__STAT_ADD(w, stalled_evictions, 1);
+	zh__conn_timeout(w, victim); /* 408 (or a plain close) and its context comes back */
+	return true;
 }
 
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)

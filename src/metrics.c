@@ -174,6 +174,9 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	scalar(o, "zerohttp_body_buffers_high_water", "gauge", "Most body buffers ever in use.",
 	       st.body_buffers_high_water);
 	pool_capacity(o, srv);
+	scalar(o, "zerohttp_stalled_evictions_total", "counter",
+	       "Stalled peers cut early (408) because a ready one needed their I/O context.",
+	       st.stalled_evictions);
 	scalar(o, "zerohttp_pool_exhausted_total", "counter",
 	       "Times a pool had no buffer to lend (answered 503).", st.pool_exhausted);
 	syscalls[0] = st.read_calls;

@@ -1,5 +1,6 @@
 """10. Timeouts: header (408), idle keep-alive, body (408), write (peer never reads)."""
 import os
+import re
 import threading
 import time
 
@@ -104,12 +105,13 @@ class Timeouts(ServerTestCase):
         self.timed_error(c, 408, 0.3, 1.5, time.monotonic())
 
     def test_slow_body_within_gap_is_fine(self):
-        # body-timeout is the gap between body bytes: 0.2s gaps must not trigger it
+        # body-timeout is the gap between body bytes: 0.2s gaps must not trigger it, the
+        # whole body taking longer than the timeout (at 10 B/s, above the 4 B/s floor)
         c = self.conn()
         c.send(request("POST", "/echo", [("Content-Type", "a/b"), ("Content-Length", "5")]))
-        for b in b"hello":
+        for piece in (b"he", b"ll", b"o"):
             time.sleep(0.2)
-            c.send(bytes([b]))
+            c.send(piece)
         self.assertResponse(c.read_response(), 200, b"hello", "a/b")
 
     def test_write_timeout_peer_never_reads(self):
@@ -160,3 +162,55 @@ class Timeouts(ServerTestCase):
         self.assertLess(got, total_expected,
                         "received all %d bytes: the write never stalled?" % got)
         th.join(5)
+
+
+class StalledPeersEvicted(ServerTestCase):
+    """Every I/O context lent to stalled peers: a ready client still gets its answer, and
+    the peer stalled longest (at least 1 s) pays with a 408, not the newcomer with a 503."""
+    CONTEXTS = 6
+    SERVER_ARGS = ("--workers", "1", "--io-contexts", str(CONTEXTS), "--header-timeout",
+                   "30000", "--body-timeout", "30000")
+
+    def evictions(self):
+        c = self.conn()
+        c.send(request("GET", "/metrics"))
+        body = c.read_response().body.decode()
+        return int(re.search(r"^zerohttp_stalled_evictions_total (\d+)$", body, re.M).group(1))
+
+    def test_longest_stalled_peer_makes_room(self):
+        # the /metrics scrape itself needs a context: take it before the pool is full
+        self.assertEqual(self.evictions(), 0)
+        heads = [self.conn() for _ in range(self.CONTEXTS // 2)]
+        for h in heads:
+            h.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n")           # half a head
+        time.sleep(0.3)
+        bodies = [self.conn() for _ in range(self.CONTEXTS - len(heads))]
+        for b in bodies:
+            b.send(request("POST", "/echo", [("Content-Length", "100")]) + b"x")
+        time.sleep(0.2)
+        # stalled for under a second: nobody is cut, the newcomer is refused
+        c = self.conn()
+        c.send(request("GET", "/plaintext"))
+        self.assertEqual(c.read_response().status, 503)
+        time.sleep(1.0)
+        # Now each newcomer cuts the peer stalled longest: the half heads in order, then the
+        # first body. A newcomer gives its context back when answered, so a fresh half head
+        # (too young to be cut) takes it each time and the pool stays full.
+        fresh = []
+        for victim in heads + bodies[:1]:
+            c = self.conn()
+            c.send(request("GET", "/plaintext"))
+            self.assertEqual(c.read_response().body, HELLO)
+            r = victim.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertTrue(victim.closed_by_peer(1.0))
+            fresh.append(self.conn())
+            fresh[-1].send(b"GET /plaintext HTTP/1.1\r\n")
+            time.sleep(0.05)
+        for b in bodies[1:]:                      # the rest still hold their contexts
+            b.send(b"y" * 99)
+            self.assertEqual(b.read_response().body, b"x" + b"y" * 99)
+        for f in fresh:
+            f.send(b"Host: x\r\n\r\n")
+            self.assertEqual(f.read_response().body, HELLO)
+        self.assertEqual(self.evictions(), len(heads) + 1)
