@@ -193,6 +193,17 @@ $(BUILD)/tests/zh_load: tests/load/zh_load.c
 	$(CC) -std=c11 -O2 -g $(WARN) $(if $(WERROR),-Werror) -D_GNU_SOURCE -o $@ $<
 
 # (soak section)
+# make soak: the long tests, one after the other (never in parallel: they measure RSS and
+# fds). First the full-size load tests of test_27 (10,000 keep-alive connections for 60 s,
+# 1,500 slowloris dribblers of heads and of bodies, 200 readers of 100 MiB at 1 MiB/s:
+# about 4 minutes), then tests/soak/soak.py: SOAK_MINUTES of mixed load (wrk + abrupt
+# clients) that fails unless RSS stays within 1 MiB and fds at 0 growth after warm-up,
+# with no unexpected status; it prints its figures and one FAIL line per failed criterion.
+SOAK_MINUTES ?= 10
+soak: deps all $(BUILD)/tests/zh_load
+	ZH_LONG=1 ZH_BIN=$(DAEMON) ZH_LOAD=$(BUILD)/tests/zh_load \
+		python3 tests/integration/run.py -k test_27
+	python3 tests/soak/soak.py --bin $(DAEMON) --minutes $(SOAK_MINUTES)
 
 bench: deps all $(BUILD)/bench/json_writer
 	bench/run.sh $(DAEMON)

@@ -50,6 +50,27 @@ static size_t body_cap(const zh__ctx_t *ctx)
 	return ctx->req.body_pool->obj_size;
 }
 
+/* A chunked request's head ends at the very end of the receive buffer (pipelined behind
+ * requests whose queued responses still point into it, so it cannot be compacted): no byte
+ * is left for the framing. Move to a large receive buffer, as make_room() does for long
+ * heads: offsets are kept, and the old buffer is not written again while this context is
+ * attached, so what points into it stays valid. */
+static int grow_rbuf(zh__ctx_t *ctx)
+{
+	zh__worker_t *w = ctx->w;
+	char *big = zh__pool_get(&w->large_pool);
+	if (big == NULL) {
+		ZH__STAT_ADD(w, pool_exhausted, 1);
+		return -503;
+	}
+	memcpy(big, ctx->rbuf, ctx->rlen);
+	ctx->rbuf = big;
+	ctx->rcap = (uint32_t)w->srv->large_size;
+	ctx->rbuf_large = true;
+	ctx->req.base = big + ctx->rstart;
+	return 0;
+}
+
 /* chunked: decode what the receive buffer holds; make room or move to a body buffer when
  * it is full. */
 static int feed_chunked(zh__ctx_t *ctx)
@@ -82,6 +103,12 @@ static int feed_chunked(zh__ctx_t *ctx)
 		}
 		if (ctx->rlen < ctx->rcap)
 			return 0;
+		if (bstart == ctx->rcap && !ctx->rbuf_large) {
+			int g = grow_rbuf(ctx);
+			if (g < 0)
+				return g;
+			continue;
+		}
 		/* receive buffer full: squeeze out consumed framing first */
 		{
 			uint32_t keep = bstart + (req->body_buf ? 0 : (uint32_t)req->body_len);
@@ -301,6 +328,9 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 		/* everything buffered is consumed framing: reuse the space after the head */
 		if (req->raw_pos == ctx->rlen)
 			ctx->rlen = req->raw_pos = bstart;
+		if (ctx->rlen == ctx->rcap && bstart == ctx->rcap && !ctx->rbuf_large &&
+		    grow_rbuf(ctx) < 0)
+			return stream_fail(req, -EPROTO);
 		if (ctx->rlen == ctx->rcap) {
 			uint32_t rest = ctx->rlen - req->raw_pos;
 			if (req->raw_pos == bstart)

@@ -1,0 +1,47 @@
+"""29. Regressions found by the soak (tests/soak/soak.py): each of these once misbehaved."""
+import time
+
+from harness import ServerTestCase, chunked, request
+
+RBUF = 16384   # the I/O context's receive buffer (ZH__RBUF_SIZE)
+
+
+class ChunkedHeadAtBufferEnd(ServerTestCase):
+    # A pipelined chunked request whose head ended exactly at the end of the receive
+    # buffer, behind a request whose response still pointed into that buffer (so it could
+    # not be compacted), left no byte of room for the chunk framing: the body was refused
+    # with 400 and the connection closed (buffered routes), or the handler read -EPROTO
+    # (streaming routes). The soak's pipelined mix hit it a few times a second.
+    SERVER_ARGS = ("--workers", "1")
+
+    def pipelined_at_buffer_end(self, path, body):
+        head2 = request("POST", path, [("Transfer-Encoding", "chunked")])
+        first = lambda n: request("POST", "/echo", [("Content-Length", str(n))], b"a" * n)
+        n = RBUF - len(head2) - len(first(0))
+        while len(first(n)) + len(head2) > RBUF:        # the digits of n in its header
+            n -= 1
+        req1 = first(n)
+        self.assertEqual(len(req1) + len(head2), RBUF)
+        c = self.conn()
+        c.send(req1 + head2)            # one read fills the buffer exactly
+        time.sleep(0.2)
+        c.send(chunked(body, [1000, 7, 3000]))
+        self.assertResponse(c.read_response(), 200, b"a" * n)
+        return c
+
+    def test_buffered_route(self):
+        body = bytes(range(256)) * 20
+        c = self.pipelined_at_buffer_end("/echo", body)
+        self.assertResponse(c.read_response(), 200, body)
+        # the connection goes on
+        c.send(request("GET", "/plaintext"))
+        self.assertResponse(c.read_response(), 200, b"Hello, World!")
+
+    def test_streaming_route(self):
+        body = bytes(range(256)) * 20
+        c = self.pipelined_at_buffer_end("/upload", body)
+        resp = c.read_response()
+        self.assertEqual(resp.status, 200, repr(resp))
+        self.assertTrue(resp.body.startswith(b"%d " % len(body)), repr(resp))
+        c.send(request("GET", "/plaintext"))
+        self.assertResponse(c.read_response(), 200, b"Hello, World!")
