@@ -30,7 +30,7 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Service Unavailable\n";
 
 static void drive(zh__worker_t *w, zh__conn_t *c);
-static bool evict_stalled(zh__worker_t *w);
+static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c);
 
 /* ---- context attach/detach ------------------------------------------------------------------ */
 
@@ -809,9 +809,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 		if (!c->readable || c->rdhup)
 			break;
 		if (ctx == NULL) {
-			ctx = ctx_attach(w, c);
-			if (ctx == NULL && evict_stalled(w))
-				ctx = ctx_attach(w, c);
+			ctx = ctx_for_reading(w, c);
 			if (ctx == NULL) {
 				(void)!send(c->fd, canned_503, sizeof canned_503 - 1,
 					    MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -893,6 +891,17 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	drive(w, c);
 }
 
+/* Whether a whole head (or more bytes than most heads) waits in the socket: one
+ * recv(MSG_PEEK), made only when the context pool is nearly empty. */
+static bool head_waiting(int fd)
+{
+	char peek[512];
+	ssize_t n = recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+	if (n == (ssize_t)sizeof peek)
+		return true;
+	return n >= 4 && memmem(peek, (size_t)n, "\r\n\r\n", 4) != NULL;
+}
+
 /* Every I/O context is lent and a connection with bytes to read needs one. Rather than 503 a
  * client that is ready now, cut the peer that has stalled longest: of the heads of the
  * header, body and write timer lists (each list is in arming order), the one holding a
@@ -926,6 +935,27 @@ static bool evict_stalled(zh__worker_t *w)
 	ZH__STAT_ADD(w, stalled_evictions, 1);
 	zh__conn_timeout(w, victim); /* 408 (or a plain close) and its context comes back */
 	return true;
+}
+
+/* A context for a connection with bytes to read. The last eighth of the pool is kept for
+ * peers whose whole head has arrived, and only they may evict a stalled holder: otherwise
+ * slowloris peers that reconnect when refused would take every context freed and cut one
+ * another, keeping every holder younger than the eviction age (measured with 300
+ * dribblers on 200 contexts: 84% of wrk's requests got 503). */
+static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c)
+{
+	const zh__pool_t *p = &w->ctx_pool;
+	zh__ctx_t *ctx;
+	if (p->count - p->in_use > p->count / 8)
+		return ctx_attach(w, c);
+	if (!head_waiting(c->fd)) {
+		ZH__STAT_ADD(w, pool_exhausted, 1);
+		return NULL;
+	}
+	ctx = ctx_attach(w, c);
+	if (ctx == NULL && evict_stalled(w))
+		ctx = ctx_attach(w, c);
+	return ctx;
 }
 
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)

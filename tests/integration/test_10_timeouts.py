@@ -214,3 +214,27 @@ class StalledPeersEvicted(ServerTestCase):
             f.send(b"Host: x\r\n\r\n")
             self.assertEqual(f.read_response().body, HELLO)
         self.assertEqual(self.evictions(), len(heads) + 1)
+
+
+class ContextReserve(ServerTestCase):
+    """The last eighth of the I/O contexts is kept for peers whose whole head has arrived:
+    half heads fill the rest, then are refused, while whole requests are still served."""
+    CONTEXTS = 16                                   # reserve: 2
+    SERVER_ARGS = ("--workers", "1", "--io-contexts", str(CONTEXTS), "--header-timeout",
+                   "30000")
+
+    def test_half_heads_stop_at_the_reserve(self):
+        holders = [self.conn() for _ in range(self.CONTEXTS - 2)]
+        for h in holders:
+            h.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.2)
+        late = self.conn()
+        late.send(b"GET /plaintext HTTP/1.1\r\n")
+        self.assertEqual(late.read_response().status, 503)
+        for _ in range(3):
+            c = self.conn()
+            c.send(request("GET", "/plaintext"))
+            self.assertEqual(c.read_response().body, HELLO)
+        for h in holders:
+            h.send(b"\r\n")
+            self.assertEqual(h.read_response().body, HELLO)

@@ -17,6 +17,7 @@ it), and wrk; a missing one fails the test with a message, it is never skipped.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -98,6 +99,24 @@ class LoadClient:
 
     def close(self):
         self.kill()
+
+
+def metrics(port):
+    """The unlabelled samples of GET /metrics, as numbers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            piece = c.recv(65536)
+            if not piece:
+                break
+            data += piece
+    out = {}
+    for line in data.split(b"\r\n\r\n", 1)[1].decode().splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()
+            out[name] = float(value)
+    return out
 
 
 def run_wrk(port, seconds, conns=32, path="/plaintext"):
@@ -255,6 +274,36 @@ class Slowloris(ServerTestCase):
 
     def test_header_dribblers(self):
         self.attack(body=False)
+
+    def test_dribblers_beyond_the_context_pool(self):
+        # Three dribblers per I/O context and a header timeout far beyond the run: the
+        # pool's last eighth, kept for whole heads (and eviction of the peer stalled longest
+        # when even that is gone), keeps wrk served. Without them every wrk request got 503
+        # (run_wrk fails on any). The dribblers do not reconnect when refused: that would be
+        # a connection flood, which costs CPU whatever the pool does (--max-connections and
+        # --rate-limit are the tools there).
+        contexts = 100 if not LONG else 500                  # per worker, 2 workers
+        dribblers = 3 * contexts
+        srv = self.start_server(("--workers", "2", "--io-contexts", str(contexts),
+                                 "--header-timeout", "60000"))
+        run_wrk(srv.port, 1)
+        clean = run_wrk(srv.port, self.WRK_S)
+        attack_s = self.WRK_S + 3.0
+        cl = self.track(LoadClient(["slowloris", "--port", srv.port, "--conns", dribblers,
+                                    "--interval-ms", 1000, "--duration", attack_s],
+                                   attack_s + 30))
+        cl.wait_event("ready")
+        time.sleep(1.5)          # the first dribblers are now over a second old
+        attacked = run_wrk(srv.port, self.WRK_S)            # raises on any non-2xx
+        s = cl.summary()
+        m = metrics(srv.port)
+        report("dribblers beyond the pool (%d dribblers, %d contexts): wrk %.0f req/s clean, "
+               "%.0f attacked -> ratio %.3f; %d evictions; dribbler cuts %r"
+               % (dribblers, 2 * contexts, clean, attacked, attacked / clean,
+                  m["zerohttp_stalled_evictions_total"], s["statuses"]))
+        self.assertEqual(set(s["statuses"]) - {"408", "503"}, set(), s)
+        self.assertEqual(s["cut_reset"], 0, s)
+        self.assertGreaterEqual(attacked / clean, 0.8)
 
     def test_body_dribblers(self):
         # Regression (slow POST): the body timer used to be re-armed by every byte, so a
