@@ -276,7 +276,7 @@ class Slowloris(ServerTestCase):
         self.attack(body=False)
 
     def test_dribblers_beyond_the_context_pool(self):
-        # Three dribblers per I/O context and a header timeout far beyond the run: the
+        # 1.5 dribblers per I/O context and a header timeout far beyond the run: the
         # pool's last eighth, kept for whole heads (and eviction of the peer stalled longest
         # when even that is gone), keeps wrk served. Without them every wrk request got 503
         # (run_wrk fails on any). The dribblers do not reconnect when refused: that would be
