@@ -30,17 +30,15 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Service Unavailable\n";
 
 static void drive(zh__worker_t *w, zh__conn_t *c);
-static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c);
+static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c, int *ready);
 
 /* ---- context attach/detach ------------------------------------------------------------------ */
 
 static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = zh__pool_get(&w->ctx_pool);
-	if (ZH__UNLIKELY(ctx == NULL)) {
-		ZH__STAT_ADD(w, pool_exhausted, 1);
-		return NULL;
-	}
+	if (ZH__UNLIKELY(ctx == NULL))
+		return NULL; /* the caller answers 503 (and counts it) unless eviction helps */
 	ctx->conn = c;
 	ctx->w = w;
 	ctx->fields = (zh__field_t *)(void *)(ctx + 1);
@@ -143,8 +141,8 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	c->ctx = NULL;
 	w->open_conns++;
 	ZH__STAT_ADD(w, connections_accepted, 1);
-	/* the first request gets the header timeout from the moment of accept */
-	zh__timer_set(w, c, ZH__T_HEADER);
+	/* a connection that says nothing gets the header timeout from the moment of accept */
+	zh__timer_set(w, c, ZH__T_SILENT);
 }
 
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
@@ -373,6 +371,12 @@ static bool skip_unread_body(zh__ctx_t *ctx)
 	return false;
 }
 
+/* The timers that run against a request (not against an idle or a stalled-reading peer) */
+static bool request_timer(const zh__conn_t *c)
+{
+	return c->timer == ZH__T_SILENT || c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY;
+}
+
 static void end_request(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
@@ -381,7 +385,7 @@ static void end_request(zh__worker_t *w, zh__conn_t *c)
 	ctx->resp.streaming = false;
 	ctx->route = NULL;
 	memset(&ctx->ps, 0, sizeof ctx->ps);
-	if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
+	if (request_timer(c))
 		zh__timer_clear(w, c);
 }
 
@@ -521,7 +525,7 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 		zh_response_t *resp = &ctx->resp;
 		/* the response stays open: no request timer runs against it (the write timer
 		 * still guards a peer that stops reading) */
-		if (c->timer == ZH__T_HEADER || c->timer == ZH__T_BODY)
+		if (request_timer(c))
 			zh__timer_clear(w, c);
 		if (ctx->deferred)
 			return;
@@ -809,11 +813,15 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 		if (!c->readable || c->rdhup)
 			break;
 		if (ctx == NULL) {
-			ctx = ctx_for_reading(w, c);
+			int ready = 1;
+			ctx = ctx_for_reading(w, c, &ready);
+			if (ctx == NULL && ready < 0)
+				break; /* EOF or nothing after all: settles like any idle connection */
 			if (ctx == NULL) {
 				(void)!send(c->fd, canned_503, sizeof canned_503 - 1,
 					    MSG_NOSIGNAL | MSG_DONTWAIT);
 				ZH__STAT_ADD(w, shed_503, 1);
+				ZH__STAT_ADD(w, pool_exhausted, 1);
 				linger_close(w, c);
 				return;
 			}
@@ -850,8 +858,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			zh__conn_close(w, c);
 		else if (c->requests > 0)
 			zh__timer_set(w, c, ZH__T_IDLE);
-		else if (c->timer != ZH__T_HEADER)
-			zh__timer_set(w, c, ZH__T_HEADER); /* nothing sent yet since accept */
+		else if (c->timer != ZH__T_SILENT && c->timer != ZH__T_HEADER)
+			zh__timer_set(w, c, ZH__T_SILENT); /* nothing sent yet since accept */
 	}
 }
 
@@ -891,24 +899,35 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	drive(w, c);
 }
 
-/* Whether a whole head (or more bytes than most heads) waits in the socket: one
- * recv(MSG_PEEK), made only when the context pool is nearly empty. */
-static bool head_waiting(int fd)
+/* What the socket holds, peeked (one recv(MSG_PEEK), made only when the context pool is
+ * nearly empty): 1 a whole head, after the empty lines a parser skips; 0 bytes short of one;
+ * -1 nothing (EOF, or no bytes after all: c->rdhup or c->readable says which, and the
+ * connection settles without a 503). A head longer than the peek window counts as short. */
+static int head_waiting(zh__worker_t *w, zh__conn_t *c)
 {
-	char peek[512];
-	ssize_t n = recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
-	if (n == (ssize_t)sizeof peek)
-		return true;
-	return n >= 4 && memmem(peek, (size_t)n, "\r\n\r\n", 4) != NULL;
+	const char *p = w->discard, *end;
+	ssize_t n = recv(c->fd, w->discard, sizeof w->discard, MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n == 0)
+			c->rdhup = true;
+		else
+			c->readable = false; /* EAGAIN; an error shows again at the next read */
+		return -1;
+	}
+	end = p + n;
+	while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+		p += 2;
+	return end - p >= 4 && memmem(p, (size_t)(end - p), "\r\n\r\n", 4) != NULL;
 }
 
-/* Every I/O context is lent and a connection with bytes to read needs one. Rather than 503 a
+/* Every I/O context is lent and a connection with a whole head needs one. Rather than 503 a
  * client that is ready now, cut the peer that has stalled longest: of the heads of the
  * header, body and write timer lists (each list is in arming order), the one holding a
- * context whose timer was armed first, and at least ZH__EVICT_AFTER_MS ago. A body timer is
- * re-armed only by progress of 4 B/s or more, a write timer by any progress, so a normal
- * upload or download is not a candidate; a slowloris head, a 1 B/s body or a peer that
- * reads nothing is. Such peers then hold contexts only while nobody else needs them. */
+ * context whose timer was armed first, and at least ZH__EVICT_AFTER_MS ago. A head's timer
+ * starts at its first byte, a body timer is re-armed only by progress of 4 B/s or more, a
+ * write timer by any progress: a normal upload or download is not a candidate; a slowloris
+ * head, a 1 B/s body or a peer that reads nothing is. Such peers then hold contexts only
+ * while nobody else needs them. */
 #define ZH__EVICT_AFTER_MS 1000
 static bool evict_stalled(zh__worker_t *w)
 {
@@ -917,7 +936,7 @@ static bool evict_stalled(zh__worker_t *w)
 	uint64_t oldest = w->now_ms >= ZH__EVICT_AFTER_MS ? w->now_ms - ZH__EVICT_AFTER_MS : 0;
 	for (unsigned k = 0; k < 3; k++) {
 		const zh__tlist_t *l = &w->timers[kinds[k]];
-		/* a header list may start with fresh connections that hold no context yet */
+		/* a connection between requests may have given its context back already */
 		unsigned looked = 0;
 		for (zh__conn_t *c = l->head; c && looked < 16; c = c->tnext, looked++) {
 			uint64_t armed = c->deadline_ms - l->duration_ms;
@@ -933,7 +952,9 @@ static bool evict_stalled(zh__worker_t *w)
 	if (victim == NULL)
 		return false;
 	ZH__STAT_ADD(w, stalled_evictions, 1);
-	zh__conn_timeout(w, victim); /* 408 (or a plain close) and its context comes back */
+	zh__conn_timeout(w, victim); /* a 408, then its context comes back */
+	if (victim->state != ZH__C_FREE && victim->ctx)
+		zh__conn_close(w, victim); /* the 408 could not leave: close all the same */
 	return true;
 }
 
@@ -941,17 +962,16 @@ static bool evict_stalled(zh__worker_t *w)
  * peers whose whole head has arrived, and only they may evict a stalled holder: otherwise
  * slowloris peers that reconnect when refused would take every context freed and cut one
  * another, keeping every holder younger than the eviction age (measured with 300
- * dribblers on 200 contexts: 84% of wrk's requests got 503). */
-static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c)
+ * dribblers on 200 contexts: 84% of wrk's requests got 503). *ready is head_waiting()'s
+ * answer when it was asked. */
+static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c, int *ready)
 {
 	const zh__pool_t *p = &w->ctx_pool;
 	zh__ctx_t *ctx;
 	if (p->count - p->in_use > p->count / 8)
 		return ctx_attach(w, c);
-	if (!head_waiting(c->fd)) {
-		ZH__STAT_ADD(w, pool_exhausted, 1);
+	if ((*ready = head_waiting(w, c)) <= 0)
 		return NULL;
-	}
 	ctx = ctx_attach(w, c);
 	if (ctx == NULL && evict_stalled(w))
 		ctx = ctx_attach(w, c);
@@ -972,7 +992,8 @@ void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
 		drive(w, c);
 		return;
 	}
-	if ((kind == ZH__T_HEADER || kind == ZH__T_BODY) && ctx && !output_pending(ctx) &&
+	if ((kind == ZH__T_SILENT || kind == ZH__T_HEADER || kind == ZH__T_BODY) && ctx &&
+	    !output_pending(ctx) &&
 	    room_for_response(ctx)) {
 		/* RFC 9110 §15.5.9: tell the client why, then close. A parsed request keeps its
 		 * view for the done hooks (its 408 ends it); a partial head shows none. */

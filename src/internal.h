@@ -194,10 +194,13 @@ enum zh__conn_state {
 	ZH__C_LINGER,	/* output sent, write side shut, discarding input before close */
 };
 
+/* SILENT: accepted, no byte read yet (header_timeout_ms from accept). HEADER: a head is
+ * arriving (from its first byte). Two lists, so the head of HEADER is always a connection
+ * holding a context: silent ones cannot hide stalled heads from eviction (conn.c). */
 enum zh__timer_kind { ZH__T_NONE, ZH__T_HEADER, ZH__T_IDLE, ZH__T_BODY, ZH__T_WRITE,
-		      ZH__T_LINGER, ZH__T_KINDS };
+		      ZH__T_LINGER, ZH__T_SILENT, ZH__T_KINDS };
 
-/* Kept small on purpose (48 bytes): an idle keep-alive connection costs this slot and
+/* Kept small on purpose (72 bytes): an idle keep-alive connection costs this slot and
  * nothing else. Slots come from a pool whose free list overwrites the first word of a free
  * slot, so ctx comes first and state survives. */
 struct zh__conn {

@@ -136,6 +136,7 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 	zh__pool_init(&w->body_pool, p, srv->body_size, cfg->body_buffers);
 
 	w->timers[ZH__T_HEADER].duration_ms = cfg->header_timeout_ms;
+	w->timers[ZH__T_SILENT].duration_ms = cfg->header_timeout_ms;
 	w->timers[ZH__T_IDLE].duration_ms = cfg->idle_timeout_ms;
 	w->timers[ZH__T_BODY].duration_ms = cfg->body_timeout_ms;
 	w->timers[ZH__T_WRITE].duration_ms = cfg->write_timeout_ms;

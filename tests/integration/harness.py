@@ -513,6 +513,25 @@ class ServerTestCase(unittest.TestCase):
         self.assertIn(token.lower(), toks, "%s: %r" % (name, v))
 
 
+def metrics(port):
+    """GET /metrics on a connection of its own: every sample, keyed by name and labels
+    ('zerohttp_shed_total{code="503"}'), as a float."""
+    c = RawConn(port, timeout=DEFAULT_TIMEOUT)
+    try:
+        c.send(request("GET", "/metrics", [("Connection", "close")]))
+        r = c.read_response()
+    finally:
+        c.close()
+    if r.status != 200:
+        raise AssertionError("GET /metrics: %r" % r)
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
 def rss_kib(pid):
     """Resident set size of a process, in KiB."""
     with open("/proc/%d/status" % pid) as f:

@@ -1,10 +1,10 @@
 """10. Timeouts: header (408), idle keep-alive, body (408), write (peer never reads)."""
 import os
-import re
+import socket
 import threading
 import time
 
-from harness import HELLO, ServerTestCase, request
+from harness import HELLO, ServerTestCase, metrics, request
 
 ARGS = ("--header-timeout", "500", "--idle-timeout", "1000", "--body-timeout", "500",
         "--write-timeout", "1000", "--workers", "1")
@@ -172,14 +172,14 @@ class StalledPeersEvicted(ServerTestCase):
                    "30000", "--body-timeout", "30000")
 
     def evictions(self):
-        c = self.conn()
-        c.send(request("GET", "/metrics"))
-        body = c.read_response().body.decode()
-        return int(re.search(r"^zerohttp_stalled_evictions_total (\d+)$", body, re.M).group(1))
+        return metrics(self.port)["zerohttp_stalled_evictions_total"]
 
     def test_longest_stalled_peer_makes_room(self):
         # the /metrics scrape itself needs a context: take it before the pool is full
         self.assertEqual(self.evictions(), 0)
+        # connections that never say anything are ahead of everyone in accept order: they
+        # must not hide the stalled heads from eviction
+        silent = [self.conn() for _ in range(40)]
         heads = [self.conn() for _ in range(self.CONTEXTS // 2)]
         for h in heads:
             h.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n")           # half a head
@@ -213,6 +213,9 @@ class StalledPeersEvicted(ServerTestCase):
         for f in fresh:
             f.send(b"Host: x\r\n\r\n")
             self.assertEqual(f.read_response().body, HELLO)
+        for q in silent:
+            q.send(request("GET", "/plaintext"))
+            self.assertEqual(q.read_response().body, HELLO)
         self.assertEqual(self.evictions(), len(heads) + 1)
 
 
@@ -235,6 +238,19 @@ class ContextReserve(ServerTestCase):
             c = self.conn()
             c.send(request("GET", "/plaintext"))
             self.assertEqual(c.read_response().body, HELLO)
+        # empty lines before a half head (the parser skips them) are still a half head
+        crlf = self.conn()
+        crlf.send(b"\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n")
+        self.assertEqual(crlf.read_response().status, 503)
+        # an idle keep-alive connection that closes meanwhile is closed, not sent a 503
+        idle = self.conn()
+        idle.send(request("GET", "/plaintext"))
+        self.assertEqual(idle.read_response().body, HELLO)
+        m = metrics(self.port)
+        idle.sock.shutdown(socket.SHUT_WR)
+        self.assertTrue(idle.closed_by_peer(2.0))            # Closed if any byte came
+        self.assertEqual(metrics(self.port)['zerohttp_shed_total{code="503"}'],
+                         m['zerohttp_shed_total{code="503"}'])
         for h in holders:
             h.send(b"\r\n")
             self.assertEqual(h.read_response().body, HELLO)

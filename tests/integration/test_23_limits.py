@@ -15,7 +15,8 @@ import time
 import unittest
 import uuid
 
-from harness import HELLO, HOST, RawConn, ServerTestCase, malloc_calls, request, server_bin
+from harness import (HELLO, HOST, RawConn, ServerTestCase, malloc_calls, metrics, request,
+                     server_bin)
 
 SHIM = os.environ.get("ZH_SHIM", "")
 
@@ -47,20 +48,8 @@ class LimitCase(ServerTestCase):
         c.send(request("GET", path))
         return c.read_response()
 
-    def metrics(self):
-        c = self.conn()
-        r = self.get(c, "/metrics")
-        c.close()
-        self.assertEqual(r.status, 200)
-        out = {}
-        for line in r.body.decode().splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
-
     def sheds(self):
-        m = self.metrics()
+        m = metrics(self.port)
         return (m['zerohttp_shed_total{code="429"}'], m['zerohttp_shed_total{code="503"}'])
 
     def assertRefused(self, r, status, retry_after=None):
@@ -77,7 +66,7 @@ class LimitCase(ServerTestCase):
 
     def in_flight(self):
         """The server's own gauge, less the scrape that reads it."""
-        return self.metrics()["zerohttp_http_requests_in_flight"] - 1
+        return metrics(self.port)["zerohttp_http_requests_in_flight"] - 1
 
     def wait_in_flight(self, n, within=5.0):
         deadline = time.monotonic() + within

@@ -20,7 +20,8 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import HELLO, JSON, ServerTestCase, free_port, malloc_calls, request, stop_traced
+from harness import (HELLO, JSON, ServerTestCase, free_port, malloc_calls, metrics, request,
+                     stop_traced)
 
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a logged string: printable ASCII except '"' and '\', or \xHH (nginx's escaping)
@@ -463,11 +464,7 @@ class StalledReader(ServerTestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def dropped(self):
-        c = self.conn()
-        c.send(request("GET", "/metrics"))
-        body = c.read_response().body.decode()
-        return int(re.search(r"^zerohttp_access_log_dropped_bytes_total (\d+)$", body,
-                             re.M).group(1))
+        return metrics(self.port)["zerohttp_access_log_dropped_bytes_total"]
 
     def test_worker_keeps_answering_and_counts_what_it_drops(self):
         self.assertEqual(self.dropped(), 0)

@@ -17,13 +17,12 @@ it), and wrk; a missing one fails the test with a message, it is never skipped.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 
-from harness import REPO, ServerTestCase, _die_with_parent, rss_kib
+from harness import REPO, ServerTestCase, _die_with_parent, metrics, rss_kib
 
 LONG = os.environ.get("ZH_LONG") == "1"
 HEAD_HINT = "build it with `make integration` or `make BUILD=... $(BUILD)/tests/zh_load`"
@@ -99,24 +98,6 @@ class LoadClient:
 
     def close(self):
         self.kill()
-
-
-def metrics(port):
-    """The unlabelled samples of GET /metrics, as numbers."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            piece = c.recv(65536)
-            if not piece:
-                break
-            data += piece
-    out = {}
-    for line in data.split(b"\r\n\r\n", 1)[1].decode().splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.split()
-            out[name] = float(value)
-    return out
 
 
 def run_wrk(port, seconds, conns=32, path="/plaintext"):

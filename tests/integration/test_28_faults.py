@@ -51,7 +51,8 @@ import time
 import zlib
 
 from harness import (HELLO, HOST, JSON, REPO, WRAP, Closed, RawConn, Server, ServerTestCase,
-                     chunked, free_port, request, rss_kib, server_bin, _die_with_parent)
+                     chunked, free_port, metrics, request, rss_kib, server_bin,
+                     _die_with_parent)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # RSS may move a little after warm-up (a stack page, a page of a pool touched deeper by a
@@ -146,21 +147,6 @@ def rst_close(sock):
     except OSError:
         pass
     sock.close()
-
-
-def metrics(port):
-    c = RawConn(port, timeout=5)
-    try:
-        c.send(request("GET", "/metrics", [("Connection", "close")]))
-        r = c.read_response()
-    finally:
-        c.close()
-    out = {}
-    for line in r.body.decode().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
 
 
 def stream_pattern(n):
