@@ -91,7 +91,8 @@ typedef struct zh_config {
 	size_t max_header_bytes;     /* bytes of header fields; more → 431. Default 32 KiB */
 	unsigned max_headers;	     /* header fields; more → 431. Default 100 */
 	size_t max_body;	     /* request body bytes; more → 413. Default 1 MiB */
-	unsigned header_timeout_ms;  /* first byte to end of head; then 408 and close. 10 s */
+	unsigned header_timeout_ms;  /* first byte to end of head; then 408 and close. Also
+					accept to first byte (then a plain close). 10 s */
 	unsigned idle_timeout_ms;    /* idle keep-alive connection is closed after. 60 s */
 	unsigned body_timeout_ms;    /* no body bytes for this long → 408 and close. 30 s.
 					Progress slower than 4 bytes/s does not re-arm it
