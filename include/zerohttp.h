@@ -418,9 +418,10 @@ ZH_API int zh_body_all(zh_request_t *req, zh_slice_t *out);
  *   -EAGAIN      no body bytes right now: call zh_body_wait() and return from the handler;
  *   -ETIMEDOUT   no body bytes for body_timeout_ms;
  *   -ECONNRESET  the peer closed before the end of the body;
- *   -EPROTO      malformed chunked framing.
+ *   -EPROTO      malformed chunked framing;
+ *   -ENOBUFS     chunked framing needs a larger receive buffer and none is free.
  * After an error the connection is closed once the response (if any) has been sent; if the
- * handler commits nothing, the library answers 408 or 400 itself. */
+ * handler commits nothing, the library answers 408, 503 or 400 itself. */
 ZH_API ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap);
 
 /* Streaming routes: suspends the request until zh_body_read() can make progress (more bytes,

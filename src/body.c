@@ -330,7 +330,7 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 			ctx->rlen = req->raw_pos = bstart;
 		if (ctx->rlen == ctx->rcap && bstart == ctx->rcap && !ctx->rbuf_large &&
 		    grow_rbuf(ctx) < 0)
-			return stream_fail(req, -EPROTO);
+			return stream_fail(req, -ENOBUFS); /* no large buffer free: 503 */
 		if (ctx->rlen == ctx->rcap) {
 			uint32_t rest = ctx->rlen - req->raw_pos;
 			if (req->raw_pos == bstart)

@@ -547,7 +547,10 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 	}
 	if (req->stream) {
 		if (req->stream_err && !ctx->resp.committed)
-			zh__resp_error(ctx, req->stream_err == -ETIMEDOUT ? 408 : 400, true);
+			zh__resp_error(ctx, req->stream_err == -ETIMEDOUT  ? 408
+					    : req->stream_err == -ENOBUFS ? 503
+									  : 400,
+				       true);
 		if (!zh__body_stream_complete(req)) {
 			/* unread body: skip it if it is all here, else the next request cannot be
 			 * found and the connection closes */

@@ -45,3 +45,25 @@ class ChunkedHeadAtBufferEnd(ServerTestCase):
         self.assertTrue(resp.body.startswith(b"%d " % len(body)), repr(resp))
         c.send(request("GET", "/plaintext"))
         self.assertResponse(c.read_response(), 200, b"Hello, World!")
+
+    def test_streaming_route_without_a_large_buffer_is_503(self):
+        # every large buffer (64 per worker) held by a body that stalls in it
+        holders = []
+        for _ in range(64):
+            h = self.conn()
+            h.send(request("POST", "/echo", [("Content-Length", "40000")]) + b"m" * 20000)
+            holders.append(h)
+        time.sleep(0.3)
+        head2 = request("POST", "/upload", [("Transfer-Encoding", "chunked")])
+        first = lambda n: request("POST", "/echo", [("Content-Length", str(n))], b"a" * n)
+        n = RBUF - len(head2) - len(first(0))
+        while len(first(n)) + len(head2) > RBUF:
+            n -= 1
+        c = self.conn()
+        c.send(first(n) + head2)
+        time.sleep(0.2)
+        c.send(chunked(b"z" * 100, [100]))
+        self.assertResponse(c.read_response(), 200, b"a" * n)
+        r = c.read_response()
+        self.assertEqual(r.status, 503, repr(r))        # not 400: the request was fine
+        self.assertTrue(c.closed_by_peer(2.0))
