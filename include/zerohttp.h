@@ -168,7 +168,8 @@ ZH_API void zh_server_free(zh_server_t *srv);
 
 /* Counters, summed over workers. Each worker updates its own without locks or atomic
  * read-modify-write; a snapshot taken while the server runs is consistent per counter, not
- * across counters. */
+ * across counters. Before 1.0 new counters are appended: build against the header of the
+ * library you link. */
 enum { ZH_STATS_METHODS = 9, ZH_LATENCY_BUCKETS = 19 };
 /* Upper bounds of the latency buckets, in microseconds (25 us .. 10 s, then +Inf). */
 ZH_API extern const uint32_t zh_latency_bounds_us[ZH_LATENCY_BUCKETS - 1];
