@@ -121,7 +121,7 @@ $(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
-		ZH_SHIM=$(if $(ASAN),,$(SHIM)) python3 tests/integration/run.py
+		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's example with pkg-config
 install-check: all

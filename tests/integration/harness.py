@@ -27,6 +27,9 @@ SLOW = 8.0 if WRAP else 1.0
 
 # for a test whose measure (seconds, RSS, fds) means nothing under such a wrapper
 timing_sensitive = unittest.skipIf(WRAP, "measures time, memory or fds: not under ZH_WRAP")
+# ASan's shadow memory and quarantine change RSS, and its checks throughput (make asan)
+asan_skip = unittest.skipIf("address" in os.environ.get("ZH_SANITIZE", ""),
+                            "measures RSS and throughput: not under ASan")
 
 DEFAULT_TIMEOUT = 5.0 * SLOW      # every socket operation
 READY_TIMEOUT = 5.0 * SLOW        # server must accept connections within this

@@ -22,7 +22,8 @@ import tempfile
 import threading
 import time
 
-from harness import REPO, ServerTestCase, _die_with_parent, metrics, rss_kib
+from harness import (REPO, ServerTestCase, _die_with_parent, asan_skip, metrics, rss_kib,
+                     timing_sensitive)
 
 LONG = os.environ.get("ZH_LONG") == "1"
 HEAD_HINT = "build it with `make integration` or `make BUILD=... $(BUILD)/tests/zh_load`"
@@ -144,6 +145,8 @@ def report(text):
     print("\n  " + text, flush=True)
 
 
+@asan_skip
+@timing_sensitive
 class KeepAliveConnections(ServerTestCase):
     SERVER_ARGS = ("--workers", "2")
     CONNS = 10000 if LONG else 2000
@@ -195,6 +198,8 @@ class KeepAliveConnections(ServerTestCase):
                              "RSS per idle connection %.1f B > %d B" % (per_conn, self.BUDGET))
 
 
+@asan_skip
+@timing_sensitive
 class Slowloris(ServerTestCase):
     """Dribblers against wrk. Each round measures wrk alone, then wrk with N dribblers that
     reconnect when cut; the best attacked round must keep >= 80% of the best clean one."""
@@ -293,6 +298,8 @@ class Slowloris(ServerTestCase):
         self.attack(body=True)
 
 
+@asan_skip
+@timing_sensitive
 class SlowReaders(ServerTestCase):
     AUTO_START = False
     CLIENTS = 200 if LONG else 20
