@@ -21,8 +21,9 @@ rotated with SIGUSR1 every 15 s, a temporary document root) and drives it, concu
 The run is: warm-up (10% of the run, at least 20 s), then a priming burst (16 concurrent
 half-sent 900 KB bodies and 16 half-sent 40 KB bodies, then completed: every pool is lent
 more objects at once than the load ever holds, so pool carving that the load's random
-concurrency might reach later is done now), then a quiescent checkpoint that takes the
-baseline. The rest of the run is split into --checkpoints segments; after each one the load
+concurrency might reach later is done now, and every static file requested on 32 fresh
+connections, so both workers' open-file caches hold it), then a quiescent checkpoint that
+takes the baseline. The rest of the run is split into --checkpoints segments; after each one the load
 stops and, once the server holds no connection (socket fds == listeners), a checkpoint is
 taken.
 
@@ -887,6 +888,28 @@ class Soak:
         finally:
             for s, _ in socks:
                 s.close()
+        self.prime_file_caches()
+
+    def prime_file_caches(self):
+        """Every static file opened by every worker: each keeps its own open-file cache, so a
+        worker first serving a file after the baseline adds an fd that is no leak (seen: one
+        worker first served style.css and its .gz in segment 1). 32 fresh connections land
+        on both workers (SO_REUSEPORT hashes each one)."""
+        reqs = [b"HEAD /%s HTTP/1.1\r\nHost: soak\r\n\r\n" % n.encode()
+                for n in self.files if not n.endswith(".gz")]
+        reqs += [b"HEAD /dir/ HTTP/1.1\r\nHost: soak\r\n\r\n",
+                 b"HEAD /style.css HTTP/1.1\r\nHost: soak\r\nAccept-Encoding: gzip\r\n\r\n"]
+        try:
+            for _ in range(32):
+                with socket.create_connection((HOST, self.port), timeout=10) as s:
+                    for r in reqs:
+                        s.sendall(r)
+                        st, _, _ = read_response(s, "HEAD")
+                        if st != 200:
+                            self.fail("statuses: priming files: %d for %r" % (st, r[:40]))
+                            return
+        except OSError as e:
+            self.fail("statuses: priming files: %s" % e)
 
     def finish(self, base, m0, cps=()):
         self.disc.quit = True
