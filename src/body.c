@@ -53,21 +53,34 @@ static size_t body_cap(const zh__ctx_t *ctx)
 /* A chunked request's head ends at the very end of the receive buffer (pipelined behind
  * requests whose queued responses still point into it, so it cannot be compacted): no byte
  * is left for the framing. Move to a large receive buffer, as make_room() does for long
- * heads: offsets are kept, and the old buffer is not written again while this context is
- * attached, so what points into it stays valid. */
+ * heads, and leave the old one untouched while this context is attached, so whatever points
+ * into it (queued responses, slices a handler holds) stays valid. From the small buffer,
+ * offsets are kept. From a large one (kept in rbuf_old until the context detaches) only the
+ * request is copied, to the start: offsets shift, but every span is relative to req->base.
+ * Returns 0, -503 when no large buffer is free, -400 when the head itself fills a large
+ * buffer or one was moved from already. */
 static int grow_rbuf(zh__ctx_t *ctx)
 {
 	zh__worker_t *w = ctx->w;
-	char *big = zh__pool_get(&w->large_pool);
-	if (big == NULL) {
+	zh_request_t *req = &ctx->req;
+	uint32_t shift = ctx->rbuf_large ? ctx->rstart : 0;
+	char *big;
+	if (ctx->rbuf_large && (shift == 0 || ctx->rbuf_old))
+		return -400;
+	if ((big = zh__pool_get(&w->large_pool)) == NULL) {
 		ZH__STAT_ADD(w, pool_exhausted, 1);
 		return -503;
 	}
-	memcpy(big, ctx->rbuf, ctx->rlen);
+	memcpy(big, ctx->rbuf + shift, ctx->rlen - shift);
+	if (ctx->rbuf_large)
+		ctx->rbuf_old = ctx->rbuf;
 	ctx->rbuf = big;
 	ctx->rcap = (uint32_t)w->srv->large_size;
 	ctx->rbuf_large = true;
-	ctx->req.base = big + ctx->rstart;
+	ctx->rlen -= shift;
+	ctx->rstart -= shift;
+	req->raw_pos -= shift;
+	req->base = big + ctx->rstart;
 	return 0;
 }
 
@@ -103,10 +116,11 @@ static int feed_chunked(zh__ctx_t *ctx)
 		}
 		if (ctx->rlen < ctx->rcap)
 			return 0;
-		if (bstart == ctx->rcap && !ctx->rbuf_large) {
+		if (bstart == ctx->rcap) {
 			int g = grow_rbuf(ctx);
 			if (g < 0)
 				return g;
+			bstart = body_start_off(ctx);
 			continue;
 		}
 		/* receive buffer full: squeeze out consumed framing first */
@@ -328,9 +342,12 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 		/* everything buffered is consumed framing: reuse the space after the head */
 		if (req->raw_pos == ctx->rlen)
 			ctx->rlen = req->raw_pos = bstart;
-		if (ctx->rlen == ctx->rcap && bstart == ctx->rcap && !ctx->rbuf_large &&
-		    grow_rbuf(ctx) < 0)
-			return stream_fail(req, -ENOBUFS); /* no large buffer free: 503 */
+		if (ctx->rlen == ctx->rcap && bstart == ctx->rcap) {
+			int g = grow_rbuf(ctx);
+			if (g < 0) /* no large buffer free: 503 */
+				return stream_fail(req, g == -503 ? -ENOBUFS : -EPROTO);
+			bstart = ctx->rstart + req->h.head_len;
+		}
 		if (ctx->rlen == ctx->rcap) {
 			uint32_t rest = ctx->rlen - req->raw_pos;
 			if (req->raw_pos == bstart)

@@ -48,6 +48,7 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->rcap = ZH__RBUF_SIZE;
 	ctx->rlen = ctx->rstart = 0;
 	ctx->in_request = ctx->rbuf_large = false;
+	ctx->rbuf_old = NULL;
 	ctx->route = NULL;
 	ctx->resume_fn = NULL;
 	ctx->produce_fn = NULL;
@@ -95,6 +96,8 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 	zh__body_release(ctx);
 	if (ctx->rbuf_large)
 		zh__pool_put(&w->large_pool, ctx->rbuf);
+	if (ctx->rbuf_old)
+		zh__pool_put(&w->large_pool, ctx->rbuf_old);
 	zh__pool_put(&w->ctx_pool, ctx);
 	c->ctx = NULL;
 	ZH__STAT_ADD(w, io_contexts_in_use, (uint64_t)-1);

@@ -325,6 +325,8 @@ struct zh__ctx {
 	uint32_t rstart;	  /* first byte of the request being parsed or processed */
 	bool in_request;	  /* head parsed, response not yet finalized */
 	bool rbuf_large;	  /* rbuf is a pooled large buffer, not rinline */
+	char *rbuf_old;		  /* a large buffer left by grow_rbuf (body.c): what points into
+				     it stays valid until the context detaches */
 	zh__parser_t ps;
 	const zh__route_t *route;
 	zh_body_fn resume_fn;	  /* set while a streaming handler waits for body bytes */

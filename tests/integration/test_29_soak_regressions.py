@@ -67,3 +67,41 @@ class ChunkedHeadAtBufferEnd(ServerTestCase):
         r = c.read_response()
         self.assertEqual(r.status, 503, repr(r))        # not 400: the request was fine
         self.assertTrue(c.closed_by_peer(2.0))
+
+
+class ChunkedHeadAtLargeBufferEnd(ServerTestCase):
+    # The same at the end of the 64 KiB buffer a long head moved the connection to (found by
+    # review): it could not grow, so it was refused with 400. The request now moves to the
+    # start of a second large buffer; the first stays whole until the connection idles, as
+    # the queued /echo response still points into it.
+    SERVER_ARGS = ("--workers", "1")
+    LARGE = 65536
+
+    def exchange(self, path):
+        req0 = request("GET", "/plaintext", [("X-Pad", "p" * 20000)])   # > 16 KiB: large
+        head2 = request("POST", path, [("Transfer-Encoding", "chunked")])
+        first = lambda n: request("POST", "/echo", [("Content-Length", str(n))], b"a" * n)
+        n = self.LARGE - len(req0) - len(head2) - len(first(0))
+        while len(req0) + len(first(n)) + len(head2) > self.LARGE:
+            n -= 1
+        self.assertEqual(len(req0) + len(first(n)) + len(head2), self.LARGE)
+        c = self.conn()
+        c.send(req0 + first(n) + head2)
+        time.sleep(0.3)
+        body = bytes(range(256)) * 20
+        c.send(chunked(body, [1000, 7, 3000]))
+        self.assertResponse(c.read_response(), 200, b"Hello, World!")
+        self.assertResponse(c.read_response(), 200, b"a" * n)
+        r = c.read_response()
+        self.assertEqual(r.status, 200, repr(r))
+        c.send(request("GET", "/plaintext"))
+        self.assertResponse(c.read_response(), 200, b"Hello, World!")
+        return r, body
+
+    def test_buffered_route(self):
+        r, body = self.exchange("/echo")
+        self.assertEqual(r.body, body)
+
+    def test_streaming_route(self):
+        r, body = self.exchange("/upload")
+        self.assertTrue(r.body.startswith(b"%d " % len(body)), repr(r))
