@@ -325,7 +325,7 @@ static ssize_t stream_read_length(zh_request_t *req, char *buf, size_t cap)
 static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 {
 	zh__ctx_t *ctx = req->ctx;
-	uint32_t bstart = ctx->rstart + req->h.head_len;
+	uint32_t bstart = body_start_off(ctx);
 	for (;;) {
 		size_t produced;
 		long used = zh__chunked_decode(&req->chunked, ctx->rbuf + req->raw_pos,
@@ -346,7 +346,7 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 			int g = grow_rbuf(ctx);
 			if (g < 0) /* no large buffer free: 503 */
 				return stream_fail(req, g == -503 ? -ENOBUFS : -EPROTO);
-			bstart = ctx->rstart + req->h.head_len;
+			bstart = body_start_off(ctx);
 		}
 		if (ctx->rlen == ctx->rcap) {
 			uint32_t rest = ctx->rlen - req->raw_pos;
