@@ -85,7 +85,9 @@ typedef struct zh_config {
 	unsigned max_connections;    /* per worker; beyond it new connections get 503 */
 	unsigned io_contexts;	     /* per worker: connections that may have bytes in flight
 					at once; beyond it requests get 503 (never malloc) */
-	unsigned large_buffers;	     /* per worker: 64 KiB buffers for long heads and bodies */
+	unsigned large_buffers;	     /* per worker: buffers for long heads and bodies, 64 KiB
+					(or max_request_line + max_header_bytes + 4 KiB,
+					rounded up to 4 KiB, if that is larger) */
 	unsigned body_buffers;	     /* per worker: max_body-sized buffers for whole bodies */
 	size_t max_request_line;     /* bytes; longer → 414. Default 8 KiB */
 	size_t max_header_bytes;     /* bytes of header fields; more → 431. Default 32 KiB */
@@ -209,6 +211,9 @@ typedef struct zh_stats {
 	uint64_t access_log_bytes_dropped; /* log bytes not written: disk full, reader stalled */
 	uint64_t stalled_evictions; /* stalled peers cut early to lend their I/O context to a
 				       ready one (every context was lent) */
+	uint64_t header_errors;	    /* response header calls that failed (full store, bad
+				       field, after the commit): see the sticky rule under
+				       "Response writer" */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
@@ -439,13 +444,22 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
  *
  *  - Headers may be set, replaced and removed until the response is committed; after that
  *    every header call returns -EALREADY and changes nothing.
+ *  - Header errors are sticky. A set or add that fails (-ENOSPC: the 32 fields or 4 KiB
+ *    are full; -EINVAL: a refused name or value; -EALREADY) is counted in
+ *    stats.header_errors, and, while headers are still mutable (before the commit, in a
+ *    commit hook), it also fails the response: when it ends it is a 500 carrying none of
+ *    its own fields (only the library's Server, Date and framing), so a lost CORS, cache or
+ *    encoding field never goes out as a plausible answer. Its later body writes return
+ *    -EIO. A call refused after the commit changes nothing but is counted. The setters
+ *    still return the error, for callers who want to react (log, stop early).
  *  - zh_write_header(status) commits. A second call returns -EALREADY and bumps
  *    stats.double_commits; there is never a second status line.
  *  - The first body write commits an implicit 200.
  *  - Commit hooks (zh_resp_on_commit) run at the commit point, in registration order, with
  *    the status known and headers still mutable. Middleware hooks here.
  *  - Header names must be tokens; values must not contain CR, LF, NUL or other control
- *    characters (HTAB allowed). Offending headers are refused (-EINVAL), never sent.
+ *    characters (HTAB allowed). Offending headers are refused (-EINVAL), never sent (and
+ *    fail the response, as above).
  *  - Status line, headers and body parts are queued as iovecs and leave in one writev after
  *    the handler returns, with Content-Length computed from the parts. If the handler set
  *    Content-Length itself and the body disagrees, the response becomes a 500 (the stream is
@@ -466,8 +480,9 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
  *  - For HEAD the body writes are counted (Content-Length) but not sent.
  */
 
-/* Header names and values are copied (into the response's header area, 4 KiB by default),
- * so the caller's strings may be reused once the call returns. -ENOSPC when full. */
+/* Header names and values are copied (into the response's header area: 32 fields, 4 KiB of
+ * "Name: value\r\n" lines), so the caller's strings may be reused once the call returns.
+ * -ENOSPC when full. Any failure is sticky (see above). */
 ZH_API ZH_MUST_USE int zh_resp_header_set(zh_response_t *resp, const char *name,
 					  const char *value);
 ZH_API ZH_MUST_USE int zh_resp_header_setn(zh_response_t *resp, const char *name,
@@ -491,8 +506,10 @@ ZH_API int zh_write_header(zh_response_t *resp, int status);
 ZH_API int zh_resp_status(const zh_response_t *resp);
 ZH_API int zh_resp_committed(const zh_response_t *resp);
 
-/* Called once at the commit point, with the status set and headers still mutable. At most 8
- * hooks per response; -ENOSPC beyond, -EALREADY after commit. fn must not write body bytes. */
+/* Called once at the commit point, with the status set and headers still mutable. At most 24
+ * hooks per response, the commit hooks of its middleware chains included (they are
+ * registered first, one per global or route middleware that has one: at most 16 + 8);
+ * -ENOSPC beyond, -EALREADY after commit. fn must not write body bytes. */
 typedef void (*zh_commit_fn)(zh_response_t *resp, void *arg);
 ZH_API ZH_MUST_USE int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg);
 
@@ -528,7 +545,8 @@ ZH_API int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t l
 
 /* Packs a protobuf-c message (any generated message, passed as &m.base) straight into the
  * connection's pooled send buffers: no intermediate buffer, no heap allocation. Sets
- * Content-Type: application/x-protobuf unless the handler already set one. msg is only
+ * Content-Type: application/x-protobuf unless the handler already set one (also after
+ * zh_write_header(), while the head has not left). msg is only
  * read during the call; the caller may free or reuse it once the call returns. Returns 0,
  * -EINVAL for a NULL msg, or what zh_write returns (-ENOBUFS when the response's buffers
  * are exhausted: the response then becomes a 500 if it was not sent yet). The header does
@@ -608,7 +626,10 @@ ZH_API int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *a
  * write. The first error is kept (zh_json_error) and nothing more is emitted; when the
  * response ends, an erroneous or unfinished document becomes a 500 if its head has not
  * left yet, else the connection is closed without completing the body. The writer sets
- * Content-Type: application/json unless the handler set one. Between zh_json_begin and the
+ * Content-Type: application/json unless the handler set one, whatever the status, also
+ * after an explicit zh_write_header() (201, 404...) as long as the head has not left (a
+ * commit hook then ran before the type was known: gzip leaves such a body uncompressed;
+ * set Content-Type before zh_write_header() to have it compressed). Between zh_json_begin and the
  * end of the response, other body writes may be interleaved (they come in order).
  */
 typedef struct zh_json zh_json_t;

@@ -212,7 +212,11 @@ static void filter_head(zh_response_t *resp, void *arg)
 		(void)start_deflate(s);
 	if (!s->compress)
 		return;
-	(void)!zh_resp_header_set(resp, "Content-Encoding", "gzip");
+	/* Without its Content-Encoding the gzip body would be taken for the identity one. A
+	 * failed set has failed resp (the sticky rule): it becomes a 500 before its head
+	 * leaves (stream_start and zh__resp_finish check), so no compressed byte is sent. */
+	if (zh_resp_header_set(resp, "Content-Encoding", "gzip") < 0)
+		return;
 	(void)zh_resp_header_del(resp, "Content-Length"); /* the encoded length is not known */
 	/* the gzip bytes are not the identity bytes: a strong validator would claim they are,
 	 * and ranges over them would mix representations (RFC 9110 §8.8.1, §14) */
@@ -223,7 +227,8 @@ static void filter_head(zh_response_t *resp, void *arg)
 			(void)zh_resp_header_del(resp, "ETag"); /* too long to weaken: none at all */
 		} else {
 			memcpy(weak + 2, etag.ptr, etag.len);
-			(void)!zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2);
+			if (zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2) < 0)
+				return; /* failed as above */
 		}
 	}
 }
@@ -276,8 +281,9 @@ static bool compressible(zh_slice_t ct)
 }
 
 /* Vary: Accept-Encoding, as a field of its own unless some Vary field names it already:
- * the others (the handler's, CORS's Origin) are left as they are. */
-static void vary_accept_encoding(zh_response_t *resp)
+ * the others (the handler's, CORS's Origin) are left as they are. 0, or the failed set's
+ * -errno (resp has then failed: the sticky rule). */
+static int vary_accept_encoding(zh_response_t *resp)
 {
 	for (unsigned f = 0; f < resp->nhdr; f++) {
 		const zh__hdr_t *hd = &resp->hdr[f];
@@ -286,9 +292,9 @@ static void vary_accept_encoding(zh_response_t *resp)
 			continue;
 		for (size_t i = 0; i + 15 <= hd->vlen; i++)
 			if (zh__ieq(v + i, "accept-encoding", 15))
-				return;
+				return 0;
 	}
-	(void)!zh_resp_header_add(resp, "Vary", "Accept-Encoding");
+	return zh_resp_header_add(resp, "Vary", "Accept-Encoding");
 }
 
 static void gzip_commit(zh_response_t *resp, void *arg)
@@ -305,7 +311,8 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 	    (resp->has_length && resp->declared_len < gz->min_length))
 		return;
 	/* a HEAD names the same variance as its GET, but has no body to compress */
-	vary_accept_encoding(resp);
+	if (vary_accept_encoding(resp) < 0)
+		return; /* a 500 now: nothing to compress */
 	if (resp->head_only || !zh_req_header(req, "Accept-Encoding", &v) ||
 	    zh__coding_q(v, "gzip") == 0)
 		return;

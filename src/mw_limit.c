@@ -297,8 +297,10 @@ static void refuse(zh_response_t *resp, int status, uint64_t retry_s)
 {
 	static const char body_429[] = "Too Many Requests\n", body_503[] = "Service Unavailable\n";
 	char v[24];
-	(void)!zh_resp_header_setn(resp, "Retry-After", 11, v, format_u64(v, retry_s));
-	(void)!zh_resp_header_set(resp, "Content-Type", "text/plain; charset=utf-8");
+	/* a failed set has failed resp (the sticky rule): the refusal becomes a 500 */
+	if (zh_resp_header_setn(resp, "Retry-After", 11, v, format_u64(v, retry_s)) < 0 ||
+	    zh_resp_header_set(resp, "Content-Type", "text/plain; charset=utf-8") < 0)
+		return;
 	(void)zh_write_header(resp, status);
 	if (status == 429)
 		(void)zh_write_static(resp, body_429, sizeof body_429 - 1);

@@ -741,12 +741,31 @@ static bool frozen(const zh_response_t *resp)
 	return resp->committed && !resp->in_hooks;
 }
 
+/* Sticky header errors. A field that could not be set (-ENOSPC, -EINVAL, -EALREADY) leaves
+ * the response saying something other than what its writer meant: a lost CORS, cache or
+ * encoding field is a wrong answer, not a smaller one. So the failure belongs to the
+ * response as well as to the call. While headers are still mutable (before the commit, or
+ * inside a commit hook or a filter's head hook, always before the head is serialized) the
+ * response fails: it becomes a 500 when it ends, with none of its own fields (only the
+ * library's framing, Server and Date; see become_500). After the commit its status is
+ * promised and the call changes nothing, so it is only counted. Either way
+ * stats.header_errors counts it, and the caller still gets the error to react to. */
+static int header_failed(zh_response_t *resp, int err)
+{
+	ZH__STAT_ADD(resp->ctx->w, header_errors, 1);
+	if (!frozen(resp))
+		resp->error = true;
+	return err;
+}
+
 int zh_resp_header_setn(zh_response_t *resp, const char *name, size_t name_len,
 			const char *value, size_t value_len)
 {
+	int r;
 	if (frozen(resp))
-		return -EALREADY;
-	return header_put(resp, name, name_len, value, value_len, true);
+		return header_failed(resp, -EALREADY);
+	r = header_put(resp, name, name_len, value, value_len, true);
+	return r < 0 ? header_failed(resp, r) : r;
 }
 
 int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value)
@@ -756,9 +775,34 @@ int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value)
 
 int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value)
 {
+	int r;
 	if (frozen(resp))
-		return -EALREADY;
-	return header_put(resp, name, strlen(name), value, strlen(value), false);
+		return header_failed(resp, -EALREADY);
+	r = header_put(resp, name, strlen(name), value, strlen(value), false);
+	return r < 0 ? header_failed(resp, r) : r;
+}
+
+/* A writer's own Content-Type (JSON, protobuf), unless the handler set one. An explicit
+ * zh_write_header() commits the status, but the head is serialized only when the body
+ * starts to leave (stream_start) or the response ends: until then the writer may still
+ * name what it writes, as Go's ResponseWriter adds a sniffed Content-Type at the first
+ * Write after WriteHeader. A failure follows the sticky rule (header_failed) while the
+ * headers are mutable; once the head has left there is nothing to add to. */
+int zh__resp_content_type(zh_response_t *resp, const char *type)
+{
+	zh_slice_t ct;
+	int r;
+	if (resp->streaming || zh_resp_header_get(resp, "Content-Type", &ct))
+		return 0;
+	if (!frozen(resp))
+		return zh_resp_header_set(resp, "Content-Type", type);
+	r = header_put(resp, "Content-Type", 12, type, strlen(type), true);
+	if (r < 0) {
+		/* committed, head not yet out: still a 500 rather than an untyped body */
+		ZH__STAT_ADD(resp->ctx->w, header_errors, 1);
+		resp->error = true;
+	}
+	return r;
 }
 
 int zh_resp_header_del(zh_response_t *resp, const char *name)
@@ -915,6 +959,8 @@ static int stream_start(zh_response_t *resp)
 	if (!resp->committed)
 		commit(resp, 200);
 	filter_head(resp); /* may drop Content-Length (gzip): the framing follows it */
+	if (resp->error)
+		return -EIO; /* a header the filter could not set: a 500, head unsent */
 	if (resp->head_only || !status_has_body(resp->status))
 		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
 	else if (resp->has_length)
