@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static zh_server_t *srv;
@@ -1480,4 +1481,82 @@ Test(coding_q, htab_is_whitespace)
 			     "%s", refused[i]);
 	cr_expect_eq(zh__coding_q((zh_slice_t){"br\t;q=0.5", 9}, "br"), 500);
 	cr_expect_eq(zh__coding_q((zh_slice_t){"deflate,\tbr", 11}, "br"), 1000);
+}
+
+/* ---- multipart boundaries ------------------------------------------------------------------ */
+
+static zh_static_t *boundary_st;
+static char boundary_dir[64];
+
+static void setup_boundary(void)
+{
+	zh_config_t cfg;
+	zh_static_options_t o;
+	char path[96];
+	FILE *f;
+	int err = 0;
+	snprintf(boundary_dir, sizeof boundary_dir, "/tmp/zh_boundary_%d", (int)getpid());
+	cr_assert_eq(mkdir(boundary_dir, 0700), 0);
+	snprintf(path, sizeof path, "%s/f.txt", boundary_dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("0123456789abcdefghij", f);
+	cr_assert_eq(fclose(f), 0);
+	zh_config_init(&cfg);
+	cfg.port = 0;
+	cfg.workers = 1;
+	srv = zh_server_new(&cfg, &err);
+	cr_assert_not_null(srv, "zh_server_new: %d", err);
+	zh_static_options_init(&o);
+	o.root = boundary_dir;
+	boundary_st = zh_static_new(srv, &o, &err);
+	cr_assert_not_null(boundary_st, "zh_static_new: %d", err);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/", ZH_ROUTE_PREFIX, zh_static_handler,
+				     boundary_st), 0);
+	have = used = 0;
+	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+}
+
+static void teardown_boundary(void)
+{
+	char path[96];
+	teardown();
+	zh_static_free(boundary_st);
+	snprintf(path, sizeof path, "%s/f.txt", boundary_dir);
+	unlink(path);
+	rmdir(boundary_dir);
+}
+
+TestSuite(boundary, .init = setup_boundary, .fini = teardown_boundary, .timeout = 20);
+
+/* The boundary of the n-th multipart response of a fresh worker (n from 1). */
+static uint64_t next_boundary(int fd)
+{
+	response_t r;
+	const char *b;
+	send_all(fd, "GET /f.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 206);
+	b = strstr(r.head, "multipart/byteranges; boundary=zh");
+	cr_assert_not_null(b, "%s", r.head);
+	return strtoull(b + 33, NULL, 16);
+}
+
+Test(boundary, boundaries_differ_and_reveal_no_address)
+{
+	const uint64_t k = 0x9e3779b97f4a7c15u; /* the old derivation's multiplier */
+	uint64_t b[32];
+	int fd = dial();
+	for (int i = 0; i < 32; i++) {
+		b[i] = next_boundary(fd);
+		for (int j = 0; j < i; j++)
+			cr_assert_neq(b[i], b[j], "responses %d and %d share a boundary", j, i);
+	}
+	close(fd);
+	/* The old boundary was n * k ^ (address of the file's cache entry): undoing the known
+	 * part of two of them gave the same value, the address. Nothing such may remain: no
+	 * two responses for the same entry may unmask to one value. */
+	for (int i = 1; i < 32; i++)
+		cr_assert_neq(b[0] ^ k, b[i] ^ ((uint64_t)(i + 1) * k),
+			      "boundaries 1 and %d unmask to the same word (an address)", i + 1);
 }
