@@ -727,8 +727,9 @@ ZH_API void zh_static_free(zh_static_t *st);
  *   "https://" then "*.example.com", as one string (a C comment cannot hold it whole):
  *                             any subdomain, at any depth, of example.com (not example.com
  *                             itself), with that scheme and port. "*." must start the host;
- *   "*"                       any origin except "null": answered "*", or with credentials
- *                             the origin itself (so "*" with credentials trusts everyone);
+ *   "*"                       any origin except "null", answered "*". Not with
+ *                             allow_credentials: zh_cors_new refuses that pair (-EINVAL),
+ *                             which would trust every site with the user's credentials;
  *   "null"                    the opaque origin (sandboxed frames, file: pages). Only when
  *                             listed itself: "*" and wildcards never match it.
  */
@@ -746,14 +747,19 @@ typedef struct zh_cors_options {
 	int max_age;		    /* Access-Control-Max-Age, seconds; default 600; < 0: not
 				       sent (browsers then cache a preflight for 5 s) */
 	int allow_credentials;	    /* Access-Control-Allow-Credentials: true, and the origin is
-				       always named, never "*". Default off */
+				       always named, never "*". Not with the origin "*". Default
+				       off */
+	char *errbuf;		    /* optional: zh_cors_new writes a one-line reason for a
+				       refusal here (NUL-terminated, cut to errbuf_len) */
+	size_t errbuf_len;
 } zh_cors_options_t;
 typedef struct zh_cors zh_cors_t;
 
 ZH_API void zh_cors_options_init(zh_cors_options_t *opts);
 /* Checks and copies the options (one allocation; nothing is allocated per request). NULL
- * with *err: -EINVAL for a malformed pattern or a header value with control bytes,
- * -ENOMEM. err may be NULL. */
+ * with *err: -EINVAL for a malformed pattern, the origin "*" with allow_credentials, or a
+ * header value with control bytes (the reason in opts->errbuf, if set), -ENOMEM. err may
+ * be NULL. */
 ZH_API ZH_MUST_USE zh_cors_t *zh_cors_new(const zh_cors_options_t *opts, int *err);
 /* A before hook (preflights) and a commit hook (everything else); c must outlive the
  * server. */

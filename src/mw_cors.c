@@ -181,16 +181,39 @@ void zh_cors_options_init(zh_cors_options_t *o)
 	o->max_age = 600;
 }
 
+/* -EINVAL with a one-line reason in the caller's errbuf, if it gave one. */
+static int refuse(const zh_cors_options_t *o, const char *why, const char *what)
+{
+	if (o && o->errbuf && o->errbuf_len)
+		snprintf(o->errbuf, o->errbuf_len, "%s%s%s", why, what ? ": " : "",
+			 what ? what : "");
+	return -EINVAL;
+}
+
 static int check_options(const zh_cors_options_t *o)
 {
 	bool wild;
-	if (o == NULL || (o->n_origins && o->origins == NULL) || o->n_origins > CORS_MAX_ORIGINS)
-		return -EINVAL;
-	for (size_t i = 0; i < o->n_origins; i++)
+	if (o == NULL || (o->n_origins && o->origins == NULL))
+		return refuse(o, "no options or no origins array", NULL);
+	if (o->n_origins > CORS_MAX_ORIGINS)
+		return refuse(o, "more than 256 origins", NULL);
+	for (size_t i = 0; i < o->n_origins; i++) {
 		if (o->origins[i] == NULL || check_pattern(o->origins[i], &wild) < 0)
-			return -EINVAL;
-	if (!value_ok(o->methods) || !value_ok(o->headers) || !value_ok(o->expose_headers))
-		return -EINVAL;
+			return refuse(o, "malformed origin pattern", o->origins[i]);
+		/* "*" with credentials would hand every site's page the user's cookies on this
+		 * server: Fetch forbids the literal "*" then, and answering with whatever Origin
+		 * came is the same thing in disguise. Mature CORS libraries refuse it too. */
+		if (o->allow_credentials && strcmp(o->origins[i], "*") == 0)
+			return refuse(o, "origin \"*\" with allow_credentials would trust every "
+					 "origin with the user's credentials; list the origins",
+				      NULL);
+	}
+	if (!value_ok(o->methods))
+		return refuse(o, "control bytes in methods", NULL);
+	if (!value_ok(o->headers))
+		return refuse(o, "control bytes in headers", NULL);
+	if (!value_ok(o->expose_headers))
+		return refuse(o, "control bytes in expose_headers", NULL);
 	return 0;
 }
 
@@ -269,7 +292,7 @@ void zh_cors_free(zh_cors_t *c)
 static int set_allow_origin(const zh_cors_t *c, zh_response_t *resp, zh_slice_t origin)
 {
 	int r;
-	if (c->any && !c->credentials)
+	if (c->any) /* never with credentials: zh_cors_new refuses the pair */
 		r = zh_resp_header_set(resp, "Access-Control-Allow-Origin", "*");
 	else
 		r = zh_resp_header_setn(resp, "Access-Control-Allow-Origin", 27, origin.ptr,
