@@ -240,7 +240,10 @@ ZH_API void zh_note_alloc(void);
  *                          handler's own zh_resp_on_commit hooks.
  *  done(req, resp, arg)    once per response, when it has ended (queued whole, or its last
  *                          chunk) or its connection died first: access logs and counters.
- *                          Read-only. Every request whose head parsed (zh_req_parsed) gets
+ *                          Read-only. A request whose client closed the connection before
+ *                          any response head left reports status 499 (nginx's "client
+ *                          closed request"; never sent) and body length 0; one whose head
+ *                          had left keeps its status. Every request whose head parsed (zh_req_parsed) gets
  *                          exactly one, so before/done pairs balance (in-flight counts).
  *                          Answers the library makes to bytes that never parsed (400s,
  *                          a 408 for a partial head) also get one, with
@@ -839,7 +842,12 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  *                    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
  *                    "duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}  (one line)
  *
- * Times are UTC. bytes counts body bytes sent (0 for HEAD, 204, 304). duration_us runs
+ * Times are UTC. bytes counts body bytes sent (0 for HEAD, 204, 304). A request the
+ * client gave up on before any response head left (the connection closed while the
+ * request body was arriving, or was reset while a deferred response waited) is logged
+ * with status 499 and 0 bytes, as nginx does. A plain close (FIN) during a wait may be a
+ * half-close: it is noticed when the answer is written, and that answer is logged. A
+ * response cut after its head left keeps its status. duration_us runs
  * from the complete head to the response's end; null when the server has
  * latency_metrics off. The request line is logged as sent (like nginx); no other header
  * is ever logged, so Authorization never is, and the user field stays "-".

@@ -558,13 +558,24 @@ void zh__resp_finish(zh__ctx_t *ctx)
 
 /* The connection died before this request's response ended: it still counts as done (the
  * in-flight gauge), as aborted if its head had left, and the done hooks see it once, as a
- * failed response (status 0 if none was begun). */
+ * failed response. If no head had left (streaming is only ever set once this request's
+ * commit serialized one: start_request clears committed), the client closed before any
+ * answer: the done hooks see 499, nginx's "client closed request", rather than a status
+ * that was never sent (or none at all), so access logs say what happened. */
 void zh__resp_abandon(zh__ctx_t *ctx)
 {
 	zh_response_t *resp = &ctx->resp;
+	bool head_left = resp->committed && resp->streaming;
 	ZH__STAT_ADD(ctx->w, requests_done, 1);
-	if (resp->streaming)
+	if (head_left)
 		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
+	else {
+		resp->status = 499;
+		resp->committed = true; /* so zh_resp_status() reports it */
+		resp->in_hooks = false;
+		resp->body_len = 0; /* what was queued never left: zh_resp_body_len() is 0 */
+		resp->json = NULL;
+	}
 	resp->error = true;
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp); /* a gzip slot goes back even so */
