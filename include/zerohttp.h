@@ -330,9 +330,10 @@ ZH_API void zh_gzip_free(zh_gzip_t *gz); /* after the server has stopped */
  * Retry-After: 1. The before hook answers both, so they cost no handler and allocate
  * nothing; they count in zh_stats_t shed_429 and shed_503 and keep the connection open.
  * The rate is checked first, so a refused request never takes an in-flight place; a
- * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr (an
- * IPv4 client and its IPv4-mapped IPv6 form are the same client) and shared by all
- * workers. The table has a fixed size: when it is full, a new client takes the place of the
+ * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr and
+ * shared by all workers: an IPv4 client per address (its IPv4-mapped IPv6 form is the same
+ * client), an IPv6 client per /64 by default (zh_limit_ipv6_prefix), since one subscriber
+ * holds a whole /64 and may rotate through its addresses at will. The table has a fixed size: when it is full, a new client takes the place of the
  * client nearest to a full bucket, which loses least by being forgotten. A request holds an
  * in-flight place from its before hook until its done hook, that is, until its response has
  * ended (including streamed and deferred responses), and only while max_inflight is set.
@@ -351,6 +352,13 @@ ZH_API ZH_MUST_USE zh_limit_t *zh_limit_new(unsigned clients, int *err);
  * 0, or -EINVAL (and changes nothing). */
 ZH_API ZH_MUST_USE int zh_limit_set(zh_limit_t *l, double rps, double burst,
 				    unsigned max_inflight);
+/* IPv6 clients share a bucket per prefix of this many leading bits, 32 to 128 (128: per
+ * address); default 64. Many ISPs give each subscriber a /56 or /48: 56 or 48 keeps such a
+ * subscriber to one bucket, at the price of sharing it with neighbours where a provider
+ * hands out /64s. IPv4 and IPv4-mapped addresses are always keyed per address. Any
+ * thread, any time; buckets already charged under the old prefix are not carried over.
+ * Returns 0, or -EINVAL (and changes nothing). */
+ZH_API ZH_MUST_USE int zh_limit_ipv6_prefix(zh_limit_t *l, unsigned bits);
 /* Requests for exactly this path (say "/healthz", "/metrics") are neither limited nor
  * counted, so monitoring sees an overloaded server. Up to 8 paths of up to 128 bytes,
  * copied; before the middleware is in use. -EINVAL, -ENOSPC. */

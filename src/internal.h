@@ -434,6 +434,9 @@ void zh__mw_done(zh__ctx_t *ctx);
 /* mw_limit.c: takes a token of key's bucket at now_ns (CLOCK_MONOTONIC). 1: taken (or no
  * rate limit); 0: none left, *wait_ns until the next. For tests/test_limit.c. */
 int zh__limit_take(zh_limit_t *l, const uint8_t key[16], uint64_t now_ns, uint64_t *wait_ns);
+/* mw_limit.c: the bucket key of a peer address (family and addr as zh_req_peer_addr gives
+ * them): IPv4 and IPv4-mapped per address, IPv6 per zh_limit_ipv6_prefix. */
+void zh__limit_key(const zh_limit_t *l, int family, const uint8_t addr[16], uint8_t key[16]);
 
 /* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
  * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */
