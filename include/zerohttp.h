@@ -264,15 +264,17 @@ ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw
 ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
 				    const zh_middleware_t *mw);
 
-/* Body filters ("on body writes"): a commit hook may install one per response (not for
- * HEAD). It then receives every body byte the handler writes, whatever the source (copies,
+/* Body filters ("on body writes"): a commit hook may install one per response. It then
+ * receives every body byte the handler writes, whatever the source (copies,
  * references, JSON, protobuf, producers), in order, instead of the connection; what it
  * emits through zh_filter_window/zh_filter_commit is what is sent, framed as usual
  * (Content-Length when it all fits the send buffers, else chunked). Bytes passed by
  * reference are released as soon as the filter has taken them. File bodies (zh_send_file)
  * are not filtered: zh_resp_body_is_file() tells a commit hook that the commit came from one;
  * a filter that has taken nothing yet is dropped when zh_send_file comes, and one that has
- * fails it with -ENOTSUP.
+ * fails it with -ENOTSUP. For HEAD the filter runs as for GET and its output is counted,
+ * never sent: the head then carries what the filter decided and the length the GET's body
+ * would have (RFC 9110 §9.3.2).
  *
  *  write   consumes body bytes; a negative errno fails the response.
  *  head    right before the head is serialized (the end of a whole body, or the start of a
@@ -300,8 +302,9 @@ ZH_API void zh_filter_commit(zh_response_t *resp, char *from, char *to);
  * gzip (q-values honoured), its Content-Type is compressible (text/ types, JSON, JavaScript, XML,
  * SVG, wasm) and its body is at least min_length bytes; sets Content-Encoding and
  * `Vary: Accept-Encoding`, drops Content-Length (the framing follows the compressed
- * output: Content-Length if it fits the send buffers, else chunked). Leaves alone HEAD,
- * 204/304, 206 and Content-Range, bodies already encoded, and file bodies (static files are
+ * output: Content-Length if it fits the send buffers, else chunked). A HEAD is compressed
+ * and the output dropped, so it carries its GET's Content-Encoding, Vary, weak ETag and
+ * encoded Content-Length. Leaves alone 204/304, 206 and Content-Range, bodies already encoded, and file bodies (static files are
  * served precompressed by sendfile). zlib's memory comes from per-worker slots mapped by
  * zh_gzip_new: no malloc per response; with every slot busy a response goes uncompressed. */
 typedef struct zh_gzip zh_gzip_t;

@@ -4,9 +4,10 @@
  * Decision at commit: a status with a body, not 206, no Content-Encoding yet,
  * not a file body (static files have precompressed variants and stay on sendfile), a
  * compressible Content-Type, and a declared Content-Length (if any) of at least
- * min_length. Such responses get `Vary: Accept-Encoding` whatever the client accepts (a
- * HEAD too); the filter is installed only when the request is not a HEAD and its
- * Accept-Encoding allows gzip (q > 0).
+ * min_length. Such responses get `Vary: Accept-Encoding` whatever the client accepts; the
+ * filter is installed when the request's Accept-Encoding allows gzip (q > 0), for a HEAD
+ * too: its output is counted, not sent, so the HEAD carries the GET's Content-Encoding,
+ * ETag and Content-Length.
  *
  * The filter holds the first min_length bytes back: a body that ends shorter goes out
  * as it is (no Content-Encoding). Otherwise, at the head callback, it sets
@@ -310,10 +311,13 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 	    !zh_resp_header_get(resp, "Content-Type", &v) || !compressible(v) ||
 	    (resp->has_length && resp->declared_len < gz->min_length))
 		return;
-	/* a HEAD names the same variance as its GET, but has no body to compress */
 	if (vary_accept_encoding(resp) < 0)
 		return; /* a 500 now: nothing to compress */
-	if (resp->head_only || !zh_req_header(req, "Accept-Encoding", &v) ||
+	/* A HEAD is compressed too, its output counted and dropped: it must carry what its GET
+	 * would (RFC 9110 §9.3.2), and a cache updates a stored GET response from it (RFC 9111
+	 * §4.3.5), so Content-Encoding, the weakened ETag and the encoded Content-Length must
+	 * all be the GET's. Costs the compression; a HEAD is rare next to its GETs. */
+	if (!zh_req_header(req, "Accept-Encoding", &v) ||
 	    zh__coding_q(v, "gzip") == 0)
 		return;
 	if ((s = slot_get(gz, req->ctx->w->id)) == NULL)

@@ -1083,7 +1083,7 @@ static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
 	if (ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY && !resp->head_only &&
 	    (spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
 		return fail(resp, -ENOBUFS); /* the commit that follows needs one slot */
-	if (resp->head_only) {
+	if (resp->head_only && !resp->filtering) {
 		/* HEAD: bytes are counted, never sent; the worker's discard buffer takes them */
 		if (min > sizeof ctx->w->discard)
 			return fail(resp, -ENOBUFS);
@@ -1091,7 +1091,13 @@ static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
 		*end = ctx->w->discard + sizeof ctx->w->discard;
 		return 0;
 	}
-	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX) {
+	/* A filter's output for HEAD is counted too (so Content-Length is what the GET would
+	 * carry), but it cannot go to the discard buffer: that is the writers' staging window
+	 * (zh__body_window), which the filter may still be reading. It takes the send area's
+	 * free space instead, never queued (raw_commit does not advance area_used), so the head
+	 * serialized later simply writes over it. */
+	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX &&
+	    !resp->head_only) {
 		r = spill_wait(resp); /* no buffer left to take: the socket must make room */
 		if (r < 0 && r != -EAGAIN)
 			return r;
@@ -1177,7 +1183,7 @@ void zh__resp_release_filter(zh_response_t *resp)
 
 int zh_resp_set_filter(zh_response_t *resp, const zh_body_filter_t *f)
 {
-	if (!resp->in_hooks || resp->filtering || resp->head_only || resp->file_body)
+	if (!resp->in_hooks || resp->filtering || resp->file_body)
 		return resp->in_hooks ? -EINVAL : -EALREADY;
 	if (f == NULL || f->write == NULL)
 		return -EINVAL;
