@@ -85,7 +85,9 @@ typedef struct zh_config {
 	unsigned max_connections;    /* per worker; beyond it new connections get 503 */
 	unsigned io_contexts;	     /* per worker: connections that may have bytes in flight
 					at once; beyond it requests get 503 (never malloc) */
-	unsigned large_buffers;	     /* per worker: 64 KiB buffers for long heads and bodies */
+	unsigned large_buffers;	     /* per worker: buffers for long heads and bodies, 64 KiB
+					(or max_request_line + max_header_bytes + 4 KiB,
+					rounded up to 4 KiB, if that is larger) */
 	unsigned body_buffers;	     /* per worker: max_body-sized buffers for whole bodies */
 	size_t max_request_line;     /* bytes; longer → 414. Default 8 KiB */
 	size_t max_header_bytes;     /* bytes of header fields; more → 431. Default 32 KiB */
@@ -209,6 +211,9 @@ typedef struct zh_stats {
 	uint64_t access_log_bytes_dropped; /* log bytes not written: disk full, reader stalled */
 	uint64_t stalled_evictions; /* stalled peers cut early to lend their I/O context to a
 				       ready one (every context was lent) */
+	uint64_t header_errors;	    /* response header calls that failed (full store, bad
+				       field, after the commit): see the sticky rule under
+				       "Response writer" */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
@@ -235,7 +240,10 @@ ZH_API void zh_note_alloc(void);
  *                          handler's own zh_resp_on_commit hooks.
  *  done(req, resp, arg)    once per response, when it has ended (queued whole, or its last
  *                          chunk) or its connection died first: access logs and counters.
- *                          Read-only. Every request whose head parsed (zh_req_parsed) gets
+ *                          Read-only. A request whose client closed the connection before
+ *                          any response head left reports status 499 (nginx's "client
+ *                          closed request"; never sent) and body length 0; one whose head
+ *                          had left keeps its status. Every request whose head parsed (zh_req_parsed) gets
  *                          exactly one, so before/done pairs balance (in-flight counts).
  *                          Answers the library makes to bytes that never parsed (400s,
  *                          a 408 for a partial head) also get one, with
@@ -256,15 +264,17 @@ ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw
 ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
 				    const zh_middleware_t *mw);
 
-/* Body filters ("on body writes"): a commit hook may install one per response (not for
- * HEAD). It then receives every body byte the handler writes, whatever the source (copies,
+/* Body filters ("on body writes"): a commit hook may install one per response. It then
+ * receives every body byte the handler writes, whatever the source (copies,
  * references, JSON, protobuf, producers), in order, instead of the connection; what it
  * emits through zh_filter_window/zh_filter_commit is what is sent, framed as usual
  * (Content-Length when it all fits the send buffers, else chunked). Bytes passed by
  * reference are released as soon as the filter has taken them. File bodies (zh_send_file)
  * are not filtered: zh_resp_body_is_file() tells a commit hook that the commit came from one;
  * a filter that has taken nothing yet is dropped when zh_send_file comes, and one that has
- * fails it with -ENOTSUP.
+ * fails it with -ENOTSUP. For HEAD the filter runs as for GET and its output is counted,
+ * never sent: the head then carries what the filter decided and the length the GET's body
+ * would have (RFC 9110 §9.3.2).
  *
  *  write   consumes body bytes; a negative errno fails the response.
  *  head    right before the head is serialized (the end of a whole body, or the start of a
@@ -292,8 +302,9 @@ ZH_API void zh_filter_commit(zh_response_t *resp, char *from, char *to);
  * gzip (q-values honoured), its Content-Type is compressible (text/ types, JSON, JavaScript, XML,
  * SVG, wasm) and its body is at least min_length bytes; sets Content-Encoding and
  * `Vary: Accept-Encoding`, drops Content-Length (the framing follows the compressed
- * output: Content-Length if it fits the send buffers, else chunked). Leaves alone HEAD,
- * 204/304, 206 and Content-Range, bodies already encoded, and file bodies (static files are
+ * output: Content-Length if it fits the send buffers, else chunked). A HEAD is compressed
+ * and the output dropped, so it carries its GET's Content-Encoding, Vary, weak ETag and
+ * encoded Content-Length. Leaves alone 204/304, 206 and Content-Range, bodies already encoded, and file bodies (static files are
  * served precompressed by sendfile). zlib's memory comes from per-worker slots mapped by
  * zh_gzip_new: no malloc per response; with every slot busy a response goes uncompressed. */
 typedef struct zh_gzip zh_gzip_t;
@@ -322,9 +333,10 @@ ZH_API void zh_gzip_free(zh_gzip_t *gz); /* after the server has stopped */
  * Retry-After: 1. The before hook answers both, so they cost no handler and allocate
  * nothing; they count in zh_stats_t shed_429 and shed_503 and keep the connection open.
  * The rate is checked first, so a refused request never takes an in-flight place; a
- * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr (an
- * IPv4 client and its IPv4-mapped IPv6 form are the same client) and shared by all
- * workers. The table has a fixed size: when it is full, a new client takes the place of the
+ * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr and
+ * shared by all workers: an IPv4 client per address (its IPv4-mapped IPv6 form is the same
+ * client), an IPv6 client per /64 by default (zh_limit_ipv6_prefix), since one subscriber
+ * holds a whole /64 and may rotate through its addresses at will. The table has a fixed size: when it is full, a new client takes the place of the
  * client nearest to a full bucket, which loses least by being forgotten. A request holds an
  * in-flight place from its before hook until its done hook, that is, until its response has
  * ended (including streamed and deferred responses), and only while max_inflight is set.
@@ -343,6 +355,13 @@ ZH_API ZH_MUST_USE zh_limit_t *zh_limit_new(unsigned clients, int *err);
  * 0, or -EINVAL (and changes nothing). */
 ZH_API ZH_MUST_USE int zh_limit_set(zh_limit_t *l, double rps, double burst,
 				    unsigned max_inflight);
+/* IPv6 clients share a bucket per prefix of this many leading bits, 32 to 128 (128: per
+ * address); default 64. Many ISPs give each subscriber a /56 or /48: 56 or 48 keeps such a
+ * subscriber to one bucket, at the price of sharing it with neighbours where a provider
+ * hands out /64s. IPv4 and IPv4-mapped addresses are always keyed per address. Any
+ * thread, any time; buckets already charged under the old prefix are not carried over.
+ * Returns 0, or -EINVAL (and changes nothing). */
+ZH_API ZH_MUST_USE int zh_limit_ipv6_prefix(zh_limit_t *l, unsigned bits);
 /* Requests for exactly this path (say "/healthz", "/metrics") are neither limited nor
  * counted, so monitoring sees an overloaded server. Up to 8 paths of up to 128 bytes,
  * copied; before the middleware is in use. -EINVAL, -ENOSPC. */
@@ -439,13 +458,22 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
  *
  *  - Headers may be set, replaced and removed until the response is committed; after that
  *    every header call returns -EALREADY and changes nothing.
+ *  - Header errors are sticky. A set or add that fails (-ENOSPC: the 32 fields or 4 KiB
+ *    are full; -EINVAL: a refused name or value; -EALREADY) is counted in
+ *    stats.header_errors, and, while headers are still mutable (before the commit, in a
+ *    commit hook), it also fails the response: when it ends it is a 500 carrying none of
+ *    its own fields (only the library's Server, Date and framing), so a lost CORS, cache or
+ *    encoding field never goes out as a plausible answer. Its later body writes return
+ *    -EIO. A call refused after the commit changes nothing but is counted. The setters
+ *    still return the error, for callers who want to react (log, stop early).
  *  - zh_write_header(status) commits. A second call returns -EALREADY and bumps
  *    stats.double_commits; there is never a second status line.
  *  - The first body write commits an implicit 200.
  *  - Commit hooks (zh_resp_on_commit) run at the commit point, in registration order, with
  *    the status known and headers still mutable. Middleware hooks here.
  *  - Header names must be tokens; values must not contain CR, LF, NUL or other control
- *    characters (HTAB allowed). Offending headers are refused (-EINVAL), never sent.
+ *    characters (HTAB allowed). Offending headers are refused (-EINVAL), never sent (and
+ *    fail the response, as above).
  *  - Status line, headers and body parts are queued as iovecs and leave in one writev after
  *    the handler returns, with Content-Length computed from the parts. If the handler set
  *    Content-Length itself and the body disagrees, the response becomes a 500 (the stream is
@@ -466,8 +494,9 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
  *  - For HEAD the body writes are counted (Content-Length) but not sent.
  */
 
-/* Header names and values are copied (into the response's header area, 4 KiB by default),
- * so the caller's strings may be reused once the call returns. -ENOSPC when full. */
+/* Header names and values are copied (into the response's header area: 32 fields, 4 KiB of
+ * "Name: value\r\n" lines), so the caller's strings may be reused once the call returns.
+ * -ENOSPC when full. Any failure is sticky (see above). */
 ZH_API ZH_MUST_USE int zh_resp_header_set(zh_response_t *resp, const char *name,
 					  const char *value);
 ZH_API ZH_MUST_USE int zh_resp_header_setn(zh_response_t *resp, const char *name,
@@ -491,8 +520,10 @@ ZH_API int zh_write_header(zh_response_t *resp, int status);
 ZH_API int zh_resp_status(const zh_response_t *resp);
 ZH_API int zh_resp_committed(const zh_response_t *resp);
 
-/* Called once at the commit point, with the status set and headers still mutable. At most 8
- * hooks per response; -ENOSPC beyond, -EALREADY after commit. fn must not write body bytes. */
+/* Called once at the commit point, with the status set and headers still mutable. At most 24
+ * hooks per response, the commit hooks of its middleware chains included (they are
+ * registered first, one per global or route middleware that has one: at most 16 + 8);
+ * -ENOSPC beyond, -EALREADY after commit. fn must not write body bytes. */
 typedef void (*zh_commit_fn)(zh_response_t *resp, void *arg);
 ZH_API ZH_MUST_USE int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg);
 
@@ -528,7 +559,8 @@ ZH_API int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t l
 
 /* Packs a protobuf-c message (any generated message, passed as &m.base) straight into the
  * connection's pooled send buffers: no intermediate buffer, no heap allocation. Sets
- * Content-Type: application/x-protobuf unless the handler already set one. msg is only
+ * Content-Type: application/x-protobuf unless the handler already set one (also after
+ * zh_write_header(), while the head has not left). msg is only
  * read during the call; the caller may free or reuse it once the call returns. Returns 0,
  * -EINVAL for a NULL msg, or what zh_write returns (-ENOBUFS when the response's buffers
  * are exhausted: the response then becomes a 500 if it was not sent yet). The header does
@@ -608,7 +640,10 @@ ZH_API int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *a
  * write. The first error is kept (zh_json_error) and nothing more is emitted; when the
  * response ends, an erroneous or unfinished document becomes a 500 if its head has not
  * left yet, else the connection is closed without completing the body. The writer sets
- * Content-Type: application/json unless the handler set one. Between zh_json_begin and the
+ * Content-Type: application/json unless the handler set one, whatever the status, also
+ * after an explicit zh_write_header() (201, 404...) as long as the head has not left (a
+ * commit hook then ran before the type was known: gzip leaves such a body uncompressed;
+ * set Content-Type before zh_write_header() to have it compressed). Between zh_json_begin and the
  * end of the response, other body writes may be interleaved (they come in order).
  */
 typedef struct zh_json zh_json_t;
@@ -706,8 +741,9 @@ ZH_API void zh_static_free(zh_static_t *st);
  *   "https://" then "*.example.com", as one string (a C comment cannot hold it whole):
  *                             any subdomain, at any depth, of example.com (not example.com
  *                             itself), with that scheme and port. "*." must start the host;
- *   "*"                       any origin except "null": answered "*", or with credentials
- *                             the origin itself (so "*" with credentials trusts everyone);
+ *   "*"                       any origin except "null", answered "*". Not with
+ *                             allow_credentials: zh_cors_new refuses that pair (-EINVAL),
+ *                             which would trust every site with the user's credentials;
  *   "null"                    the opaque origin (sandboxed frames, file: pages). Only when
  *                             listed itself: "*" and wildcards never match it.
  */
@@ -725,14 +761,19 @@ typedef struct zh_cors_options {
 	int max_age;		    /* Access-Control-Max-Age, seconds; default 600; < 0: not
 				       sent (browsers then cache a preflight for 5 s) */
 	int allow_credentials;	    /* Access-Control-Allow-Credentials: true, and the origin is
-				       always named, never "*". Default off */
+				       always named, never "*". Not with the origin "*". Default
+				       off */
+	char *errbuf;		    /* optional: zh_cors_new writes a one-line reason for a
+				       refusal here (NUL-terminated, cut to errbuf_len) */
+	size_t errbuf_len;
 } zh_cors_options_t;
 typedef struct zh_cors zh_cors_t;
 
 ZH_API void zh_cors_options_init(zh_cors_options_t *opts);
 /* Checks and copies the options (one allocation; nothing is allocated per request). NULL
- * with *err: -EINVAL for a malformed pattern or a header value with control bytes,
- * -ENOMEM. err may be NULL. */
+ * with *err: -EINVAL for a malformed pattern, the origin "*" with allow_credentials, or a
+ * header value with control bytes (the reason in opts->errbuf, if set), -ENOMEM. err may
+ * be NULL. */
 ZH_API ZH_MUST_USE zh_cors_t *zh_cors_new(const zh_cors_options_t *opts, int *err);
 /* A before hook (preflights) and a commit hook (everything else); c must outlive the
  * server. */
@@ -812,7 +853,12 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  *                    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
  *                    "duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}  (one line)
  *
- * Times are UTC. bytes counts body bytes sent (0 for HEAD, 204, 304). duration_us runs
+ * Times are UTC. bytes counts body bytes sent (0 for HEAD, 204, 304). A request the
+ * client gave up on before any response head left (the connection closed while the
+ * request body was arriving, or was reset while a deferred response waited) is logged
+ * with status 499 and 0 bytes, as nginx does. A plain close (FIN) during a wait may be a
+ * half-close: it is noticed when the answer is written, and that answer is logged. A
+ * response cut after its head left keeps its status. duration_us runs
  * from the complete head to the response's end; null when the server has
  * latency_metrics off. The request line is logged as sent (like nginx); no other header
  * is ever logged, so Authorization never is, and the user field stays "-".

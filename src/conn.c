@@ -29,6 +29,18 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 				 "Retry-After: 1\r\nConnection: close\r\n\r\n"
 				 "Service Unavailable\n";
 
+/* A connection we cannot serve (over max_connections, no I/O context free) is told so
+ * and closed. One nonblocking try: a fresh socket's send buffer takes these bytes whole
+ * unless the peer is already gone (EPIPE, ECONNRESET), and the connection closes right
+ * after either way, so a failure leaves nothing to retry or report; what went counts as
+ * sent bytes. */
+static void send_canned_503(zh__worker_t *w, int fd)
+{
+	ssize_t n = send(fd, canned_503, sizeof canned_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0)
+		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
+}
+
 static void drive(zh__worker_t *w, zh__conn_t *c);
 static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c, int *ready);
 
@@ -114,7 +126,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 
 	if (c == NULL) {
 		/* over max_connections: a clear answer rather than a silent drop */
-		(void)!send(fd, canned_503, sizeof canned_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		send_canned_503(w, fd);
 		close(fd);
 		ZH__STAT_ADD(w, connections_refused, 1);
 		ZH__STAT_ADD(w, shed_503, 1);
@@ -321,7 +333,8 @@ int zh__conn_flush(zh__ctx_t *ctx)
 
 /* ---- requests ------------------------------------------------------------------------------- */
 
-static void allow_header(zh_response_t *resp, unsigned methods)
+/* 0, or the refused set's -errno (resp has then failed: the sticky header rule) */
+static int allow_header(zh_response_t *resp, unsigned methods)
 {
 	static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
 					    "PATCH", "TRACE"};
@@ -341,7 +354,7 @@ static void allow_header(zh_response_t *resp, unsigned methods)
 		memcpy(buf + n, names[i], l);
 		n += l;
 	}
-	(void)!zh_resp_header_setn(resp, "Allow", 5, buf, n);
+	return zh_resp_header_setn(resp, "Allow", 5, buf, n);
 }
 
 /* A response produced by the library itself (errors, OPTIONS, 405). */
@@ -350,8 +363,10 @@ static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
 	if (!ctx->in_request) /* bytes that never formed a request: done hooks see none */
 		memset(&ctx->req.h, 0, sizeof ctx->req.h);
 	zh__resp_begin(ctx, ctx->in_request && ctx->req.h.method_bit == ZH_HEAD);
-	if (allow)
-		allow_header(&ctx->resp, allow);
+	/* A fresh response has room for Allow (50 bytes at most); were it refused, resp has
+	 * failed and would end as a 500 anyway: say so from the start */
+	if (allow && allow_header(&ctx->resp, allow) < 0)
+		status = 500;
 	zh__resp_error(ctx, status, close);
 	zh__resp_finish(ctx);
 }
@@ -824,8 +839,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (ctx == NULL && ready < 0)
 				break; /* EOF or nothing after all: settles like any idle connection */
 			if (ctx == NULL) {
-				(void)!send(c->fd, canned_503, sizeof canned_503 - 1,
-					    MSG_NOSIGNAL | MSG_DONTWAIT);
+				send_canned_503(w, c->fd);
 				ZH__STAT_ADD(w, shed_503, 1);
 				ZH__STAT_ADD(w, pool_exhausted, 1);
 				linger_close(w, c);

@@ -434,6 +434,9 @@ void zh__mw_done(zh__ctx_t *ctx);
 /* mw_limit.c: takes a token of key's bucket at now_ns (CLOCK_MONOTONIC). 1: taken (or no
  * rate limit); 0: none left, *wait_ns until the next. For tests/test_limit.c. */
 int zh__limit_take(zh_limit_t *l, const uint8_t key[16], uint64_t now_ns, uint64_t *wait_ns);
+/* mw_limit.c: the bucket key of a peer address (family and addr as zh_req_peer_addr gives
+ * them): IPv4 and IPv4-mapped per address, IPv6 per zh_limit_ipv6_prefix. */
+void zh__limit_key(const zh_limit_t *l, int family, const uint8_t addr[16], uint8_t key[16]);
 
 /* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
  * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */
@@ -444,6 +447,10 @@ int zh__limit_take(zh_limit_t *l, const uint8_t key[16], uint64_t now_ns, uint64
 
 /* loop.c */
 void *zh__worker_main(void *arg);
+/* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
+ * async-signal-safe, errno preserved), consume takes the count (the worker). */
+void zh__eventfd_signal(int fd);
+void zh__eventfd_consume(int fd);
 /* Adds fn(w, final, arg) to the worker's periodic hooks (once per (fn, arg): adding it again
  * is a no-op). Worker thread only. The loop calls every hook after each round of events,
  * and once more with final true as the worker exits (buffered output must be written
@@ -487,6 +494,10 @@ typedef struct zh__hlines {
 #define ZH__HLINE(name, value)                                                                 \
 	{name ": " value "\r\n", sizeof(name ": " value "\r\n") - 1, 1,                        \
 	 {{0, sizeof(name) - 1, sizeof(name) + 1, sizeof(value) - 1}}}
+/* Sets Content-Type to type unless the response has one, also after an explicit
+ * zh_write_header() as long as the head has not been serialized (response.c). 0 or -errno;
+ * a failure fails the response (the sticky header rule). */
+int zh__resp_content_type(zh_response_t *resp, const char *type);
 int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n);
 /* zh_write for bytes a serializer generates (multipart framing, protobuf packing): the
  * same path, but not counted in body_bytes_copied, which counts copies of the caller's bytes */

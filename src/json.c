@@ -537,7 +537,7 @@ void zh_json_end(zh_json_t *j)
 zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags)
 {
 	struct zh_json *j = &resp->json_writer;
-	zh_slice_t ct;
+	int r;
 	if (j->active) {
 		set_err(j, -EINVAL); /* one document per response */
 		return j;
@@ -546,9 +546,9 @@ zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags)
 	j->resp = resp;
 	j->flags = flags;
 	j->active = true;
-	if (!zh_resp_committed(resp) && !zh_resp_header_get(resp, "Content-Type", &ct) &&
-	    zh_resp_header_set(resp, "Content-Type", "application/json") < 0)
-		set_err(j, -ENOSPC);
+	/* also after zh_write_header(201): a JSON reply of any status says it is JSON */
+	if ((r = zh__resp_content_type(resp, "application/json")) < 0)
+		set_err(j, r);
 	return j;
 }
 

@@ -152,10 +152,32 @@ static zh__conn_t *conn_at(zh__worker_t *w, uint32_t i)
 	return (zh__conn_t *)(void *)(w->conn_pool.base + (size_t)i * w->conn_pool.obj_size);
 }
 
-static void begin_drain(zh__worker_t *w)
+/* eventfd(2) counters as wake-ups, both nonblocking and ours alone. write fails only with
+ * EAGAIN, when the counter is at its maximum (2^64 - 2): it is then far from 0, so the
+ * worker wakes anyway. read fails only with EAGAIN, when the count is already 0: an
+ * earlier read took it and the wake-up it stood for is being handled. Both are benign.
+ * Anything else (EBADF, EINVAL) means the descriptor is not our eventfd any more, a use
+ * after zh_server_free() or memory corruption: a lost stop would hang zh_server_run() and
+ * an unreadable level-triggered eventfd would spin its worker, so that is fatal. */
+void zh__eventfd_signal(int fd)
+{
+	int saved = errno; /* zh_server_stop() may run in a signal handler */
+	uint64_t one = 1;
+	if (write(fd, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN)
+		abort();
+	errno = saved;
+}
+
+void zh__eventfd_consume(int fd)
 {
 	uint64_t v;
-	(void)!read(w->stopfd, &v, sizeof v);
+	if (read(fd, &v, sizeof v) != (ssize_t)sizeof v && errno != EAGAIN)
+		abort();
+}
+
+static void begin_drain(zh__worker_t *w)
+{
+	zh__eventfd_consume(w->stopfd);
 	if (w->draining)
 		return;
 	w->draining = true;
@@ -188,10 +210,8 @@ int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *arg)
 	w->inbox[w->inbox_n++] = (struct zh__resumption){token->conn, token->gen, fn, arg};
 	wake = w->inbox_n == 1; /* later ones ride on the same wake-up */
 	pthread_mutex_unlock(&w->inbox_lock);
-	if (wake) {
-		uint64_t one = 1;
-		(void)!write(w->wakefd, &one, sizeof one);
-	}
+	if (wake)
+		zh__eventfd_signal(w->wakefd);
 	return 0;
 }
 
@@ -199,9 +219,8 @@ int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *arg)
  * call zh_deferred_resume(), which must not deadlock or grow this batch. */
 static void run_inbox(zh__worker_t *w)
 {
-	uint64_t v;
 	uint32_t n;
-	(void)!read(w->wakefd, &v, sizeof v);
+	zh__eventfd_consume(w->wakefd);
 	pthread_mutex_lock(&w->inbox_lock);
 	n = w->inbox_n;
 	memcpy(w->inbox_run, w->inbox, n * sizeof w->inbox[0]);

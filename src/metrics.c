@@ -194,6 +194,9 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	       "Streamed responses cut short after their head left.", st.responses_aborted);
 	scalar(o, "zerohttp_sync_write_waits_total", "counter",
 	       "Times a handler's write waited for the socket.", st.sync_write_waits);
+	scalar(o, "zerohttp_response_header_errors_total", "counter",
+	       "Response header calls that failed (the response became a 500 if unsent).",
+	       st.header_errors);
 	flush_out(o);
 }
 
@@ -207,8 +210,9 @@ void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	(void)arg;
 	if (req->ctx->w->draining) {
-		(void)!zh_resp_header_set(resp, "Retry-After", "1");
-		(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);
+		/* a Retry-After that cannot be set fails the answer (a 500, still not ready) */
+		if (zh_resp_header_set(resp, "Retry-After", "1") == 0)
+			(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);
 		return;
 	}
 	(void)zh_reply(resp, 200, "text/plain; charset=utf-8", "ready\n", 6);

@@ -72,8 +72,9 @@ static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
 	zh__resp_begin(ctx, ctx->req.h.method_bit == ZH_HEAD);
 	for (unsigned i = 0; i < n; i++) {
 		const zh_middleware_t *mw = &srv->mw[idx[i]];
+		/* a header the hook failed to set fails resp (sticky): that is an answer too */
 		if (mw->before && (mw->before(&ctx->req, resp, mw->arg) == ZH_MW_ANSWERED ||
-				   resp->committed || resp->nhdr || resp->body_len))
+				   resp->committed || resp->nhdr || resp->body_len || resp->error))
 			return ZH_MW_ANSWERED; /* resp is the answer; the caller finishes it */
 	}
 	ctx->iov_n = mark; /* nobody answered: the handler's response starts afresh */
@@ -92,13 +93,18 @@ int zh__mw_before_route(zh__ctx_t *ctx)
 	return rt && rt->nmw ? run_before(ctx, rt->mw, rt->nmw) : ZH_MW_NEXT;
 }
 
+/* Every chain's commit hooks fit a fresh response (checked here at build time), so a
+ * failure would be a broken invariant: the response fails (a 500) rather than go out
+ * without a hook it was meant to pass through. */
+_Static_assert(ZH__HOOKS_MAX >= ZH__GLOBAL_MW_MAX + ZH__ROUTE_MW_MAX,
+	       "a response must hold the commit hooks of both chains");
 static void add_hooks(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
 {
 	const zh_server_t *srv = ctx->w->srv;
 	for (unsigned i = 0; i < n; i++) {
 		const zh_middleware_t *mw = &srv->mw[idx[i]];
-		if (mw->commit)
-			(void)!zh_resp_on_commit(&ctx->resp, mw->commit, mw->arg);
+		if (mw->commit && zh_resp_on_commit(&ctx->resp, mw->commit, mw->arg) < 0)
+			ctx->resp.error = true;
 	}
 }
 

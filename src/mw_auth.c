@@ -645,13 +645,16 @@ static int check(const zh_auth_t *a, const table_t *t, zh_slice_t v)
 static int deny(const zh_auth_t *a, zh_response_t *resp, int why)
 {
 	static const char body[] = "401 Unauthorized\n";
-	if (a->htpasswd_file)
-		(void)!zh_resp_header_add(resp, "WWW-Authenticate", a->basic_challenge);
-	if (a->tokens_file)
-		(void)!zh_resp_header_add(resp, "WWW-Authenticate", why == CRED_BAD_BEARER
-									   ? a->bearer_invalid
-									   : a->bearer_challenge);
-	(void)!zh_resp_header_set(resp, "Cache-Control", "no-store");
+	/* A failed set has failed resp (the sticky rule): it is answered 500 instead, which
+	 * still refuses the request; only the 401 itself is then skipped. */
+	if ((a->htpasswd_file &&
+	     zh_resp_header_add(resp, "WWW-Authenticate", a->basic_challenge) < 0) ||
+	    (a->tokens_file &&
+	     zh_resp_header_add(resp, "WWW-Authenticate", why == CRED_BAD_BEARER
+								  ? a->bearer_invalid
+								  : a->bearer_challenge) < 0) ||
+	    zh_resp_header_set(resp, "Cache-Control", "no-store") < 0)
+		return ZH_MW_ANSWERED;
 	(void)zh_reply(resp, 401, "text/plain; charset=utf-8", body, sizeof body - 1);
 	return ZH_MW_ANSWERED;
 }

@@ -181,16 +181,39 @@ void zh_cors_options_init(zh_cors_options_t *o)
 	o->max_age = 600;
 }
 
+/* -EINVAL with a one-line reason in the caller's errbuf, if it gave one. */
+static int refuse(const zh_cors_options_t *o, const char *why, const char *what)
+{
+	if (o && o->errbuf && o->errbuf_len)
+		snprintf(o->errbuf, o->errbuf_len, "%s%s%s", why, what ? ": " : "",
+			 what ? what : "");
+	return -EINVAL;
+}
+
 static int check_options(const zh_cors_options_t *o)
 {
 	bool wild;
-	if (o == NULL || (o->n_origins && o->origins == NULL) || o->n_origins > CORS_MAX_ORIGINS)
-		return -EINVAL;
-	for (size_t i = 0; i < o->n_origins; i++)
+	if (o == NULL || (o->n_origins && o->origins == NULL))
+		return refuse(o, "no options or no origins array", NULL);
+	if (o->n_origins > CORS_MAX_ORIGINS)
+		return refuse(o, "more than 256 origins", NULL);
+	for (size_t i = 0; i < o->n_origins; i++) {
 		if (o->origins[i] == NULL || check_pattern(o->origins[i], &wild) < 0)
-			return -EINVAL;
-	if (!value_ok(o->methods) || !value_ok(o->headers) || !value_ok(o->expose_headers))
-		return -EINVAL;
+			return refuse(o, "malformed origin pattern", o->origins[i]);
+		/* "*" with credentials would hand every site's page the user's cookies on this
+		 * server: Fetch forbids the literal "*" then, and answering with whatever Origin
+		 * came is the same thing in disguise. Mature CORS libraries refuse it too. */
+		if (o->allow_credentials && strcmp(o->origins[i], "*") == 0)
+			return refuse(o, "origin \"*\" with allow_credentials would trust every "
+					 "origin with the user's credentials; list the origins",
+				      NULL);
+	}
+	if (!value_ok(o->methods))
+		return refuse(o, "control bytes in methods", NULL);
+	if (!value_ok(o->headers))
+		return refuse(o, "control bytes in headers", NULL);
+	if (!value_ok(o->expose_headers))
+		return refuse(o, "control bytes in expose_headers", NULL);
 	return 0;
 }
 
@@ -261,32 +284,37 @@ void zh_cors_free(zh_cors_t *c)
 
 /* ---- hooks ------------------------------------------------------------------------------ */
 
+/* Header calls here stop at the first failure: a failed set has already failed the
+ * response (the sticky rule in zerohttp.h: a 500 with none of these fields), so adding
+ * the rest would only be work thrown away. Each returns 0 or that first -errno. */
+
 /* "*" only without credentials (Fetch: a credentialed response must name the origin). */
-static void set_allow_origin(const zh_cors_t *c, zh_response_t *resp, zh_slice_t origin)
+static int set_allow_origin(const zh_cors_t *c, zh_response_t *resp, zh_slice_t origin)
 {
-	if (c->any && !c->credentials)
-		(void)!zh_resp_header_set(resp, "Access-Control-Allow-Origin", "*");
+	int r;
+	if (c->any) /* never with credentials: zh_cors_new refuses the pair */
+		r = zh_resp_header_set(resp, "Access-Control-Allow-Origin", "*");
 	else
-		(void)!zh_resp_header_setn(resp, "Access-Control-Allow-Origin", 27, origin.ptr,
-					   origin.len);
-	if (c->credentials)
-		(void)!zh_resp_header_set(resp, "Access-Control-Allow-Credentials", "true");
+		r = zh_resp_header_setn(resp, "Access-Control-Allow-Origin", 27, origin.ptr,
+					origin.len);
+	if (r == 0 && c->credentials)
+		r = zh_resp_header_set(resp, "Access-Control-Allow-Credentials", "true");
+	return r;
 }
 
 /* A configured "*" is a wildcard only without credentials; with them the browser reads it
  * as a literal name (Fetch §3.2.3), so the request's own list is echoed instead. */
-static void set_list(const zh_cors_t *c, zh_response_t *resp, const char *name,
-		     const char *value, bool any, const zh_request_t *req, const char *asked)
+static int set_list(const zh_cors_t *c, zh_response_t *resp, const char *name,
+		    const char *value, bool any, const zh_request_t *req, const char *asked)
 {
 	zh_slice_t v;
 	if (value == NULL)
-		return;
-	if (!any || !c->credentials) {
-		(void)!zh_resp_header_set(resp, name, value);
-		return;
-	}
+		return 0;
+	if (!any || !c->credentials)
+		return zh_resp_header_set(resp, name, value);
 	if (zh_req_header(req, asked, &v) && v.len)
-		(void)!zh_resp_header_setn(resp, name, strlen(name), v.ptr, v.len);
+		return zh_resp_header_setn(resp, name, strlen(name), v.ptr, v.len);
+	return 0;
 }
 
 static int cors_before(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -297,17 +325,18 @@ static int cors_before(zh_request_t *req, zh_response_t *resp, void *arg)
 	    !zh_req_header(req, "Access-Control-Request-Method", &method) ||
 	    !origin_allowed(c, origin))
 		return ZH_MW_NEXT; /* not a preflight we serve: the request goes on untouched */
-	set_allow_origin(c, resp, origin);
 	/* The browser checks the requested method and headers against these lists (Fetch
-	 * §4.8, CORS-preflight fetch); answering with the lists keeps the answer cacheable. */
-	set_list(c, resp, "Access-Control-Allow-Methods", c->methods, c->methods_any, req,
-		 "Access-Control-Request-Method");
-	set_list(c, resp, "Access-Control-Allow-Headers", c->headers, c->headers_any, req,
-		 "Access-Control-Request-Headers");
-	if (c->max_age[0])
-		(void)!zh_resp_header_set(resp, "Access-Control-Max-Age", c->max_age);
-	(void)!zh_resp_header_set(resp, "Vary", "Origin, Access-Control-Request-Method, "
-						"Access-Control-Request-Headers");
+	 * §4.8, CORS-preflight fetch); answering with the lists keeps the answer cacheable.
+	 * A failed set has failed resp: the preflight is answered 500, so nothing follows. */
+	if (set_allow_origin(c, resp, origin) < 0 ||
+	    set_list(c, resp, "Access-Control-Allow-Methods", c->methods, c->methods_any, req,
+		     "Access-Control-Request-Method") < 0 ||
+	    set_list(c, resp, "Access-Control-Allow-Headers", c->headers, c->headers_any, req,
+		     "Access-Control-Request-Headers") < 0 ||
+	    (c->max_age[0] && zh_resp_header_set(resp, "Access-Control-Max-Age", c->max_age) < 0) ||
+	    zh_resp_header_set(resp, "Vary", "Origin, Access-Control-Request-Method, "
+					 "Access-Control-Request-Headers") < 0)
+		return ZH_MW_ANSWERED;
 	(void)zh_write_header(resp, 204);
 	return ZH_MW_ANSWERED;
 }
@@ -351,14 +380,14 @@ static void cors_commit(zh_response_t *resp, void *arg)
 		return;
 	/* Fetch §3.2.5: the answer depends on Origin, so every response says so, also those
 	 * without Origin or from a disallowed one: a shared cache must key on it */
-	if (!zh_resp_header_get(resp, "Vary", &v) || !lists_token(v, "Origin"))
-		(void)!zh_resp_header_add(resp, "Vary", "Origin");
+	if ((!zh_resp_header_get(resp, "Vary", &v) || !lists_token(v, "Origin")) &&
+	    zh_resp_header_add(resp, "Vary", "Origin") < 0)
+		return; /* resp has failed (sticky): a 500 without CORS fields */
 	if (!has_request(resp) || !zh_req_header(req, "Origin", &origin) ||
-	    !origin_allowed(c, origin))
+	    !origin_allowed(c, origin) || set_allow_origin(c, resp, origin) < 0)
 		return;
-	set_allow_origin(c, resp, origin);
-	if (c->expose)
-		(void)!zh_resp_header_set(resp, "Access-Control-Expose-Headers", c->expose);
+	if (c->expose && zh_resp_header_set(resp, "Access-Control-Expose-Headers", c->expose) < 0)
+		return; /* failed as above; nothing after this anyway */
 }
 
 zh_middleware_t zh_cors_middleware(zh_cors_t *c)

@@ -4,9 +4,10 @@
  * Decision at commit: a status with a body, not 206, no Content-Encoding yet,
  * not a file body (static files have precompressed variants and stay on sendfile), a
  * compressible Content-Type, and a declared Content-Length (if any) of at least
- * min_length. Such responses get `Vary: Accept-Encoding` whatever the client accepts (a
- * HEAD too); the filter is installed only when the request is not a HEAD and its
- * Accept-Encoding allows gzip (q > 0).
+ * min_length. Such responses get `Vary: Accept-Encoding` whatever the client accepts; the
+ * filter is installed when the request's Accept-Encoding allows gzip (q > 0), for a HEAD
+ * too: its output is counted, not sent, so the HEAD carries the GET's Content-Encoding,
+ * ETag and Content-Length.
  *
  * The filter holds the first min_length bytes back: a body that ends shorter goes out
  * as it is (no Content-Encoding). Otherwise, at the head callback, it sets
@@ -212,7 +213,11 @@ static void filter_head(zh_response_t *resp, void *arg)
 		(void)start_deflate(s);
 	if (!s->compress)
 		return;
-	(void)!zh_resp_header_set(resp, "Content-Encoding", "gzip");
+	/* Without its Content-Encoding the gzip body would be taken for the identity one. A
+	 * failed set has failed resp (the sticky rule): it becomes a 500 before its head
+	 * leaves (stream_start and zh__resp_finish check), so no compressed byte is sent. */
+	if (zh_resp_header_set(resp, "Content-Encoding", "gzip") < 0)
+		return;
 	(void)zh_resp_header_del(resp, "Content-Length"); /* the encoded length is not known */
 	/* the gzip bytes are not the identity bytes: a strong validator would claim they are,
 	 * and ranges over them would mix representations (RFC 9110 §8.8.1, §14) */
@@ -223,7 +228,8 @@ static void filter_head(zh_response_t *resp, void *arg)
 			(void)zh_resp_header_del(resp, "ETag"); /* too long to weaken: none at all */
 		} else {
 			memcpy(weak + 2, etag.ptr, etag.len);
-			(void)!zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2);
+			if (zh_resp_header_setn(resp, "ETag", 4, weak, etag.len + 2) < 0)
+				return; /* failed as above */
 		}
 	}
 }
@@ -276,8 +282,9 @@ static bool compressible(zh_slice_t ct)
 }
 
 /* Vary: Accept-Encoding, as a field of its own unless some Vary field names it already:
- * the others (the handler's, CORS's Origin) are left as they are. */
-static void vary_accept_encoding(zh_response_t *resp)
+ * the others (the handler's, CORS's Origin) are left as they are. 0, or the failed set's
+ * -errno (resp has then failed: the sticky rule). */
+static int vary_accept_encoding(zh_response_t *resp)
 {
 	for (unsigned f = 0; f < resp->nhdr; f++) {
 		const zh__hdr_t *hd = &resp->hdr[f];
@@ -286,9 +293,9 @@ static void vary_accept_encoding(zh_response_t *resp)
 			continue;
 		for (size_t i = 0; i + 15 <= hd->vlen; i++)
 			if (zh__ieq(v + i, "accept-encoding", 15))
-				return;
+				return 0;
 	}
-	(void)!zh_resp_header_add(resp, "Vary", "Accept-Encoding");
+	return zh_resp_header_add(resp, "Vary", "Accept-Encoding");
 }
 
 static void gzip_commit(zh_response_t *resp, void *arg)
@@ -304,9 +311,13 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 	    !zh_resp_header_get(resp, "Content-Type", &v) || !compressible(v) ||
 	    (resp->has_length && resp->declared_len < gz->min_length))
 		return;
-	/* a HEAD names the same variance as its GET, but has no body to compress */
-	vary_accept_encoding(resp);
-	if (resp->head_only || !zh_req_header(req, "Accept-Encoding", &v) ||
+	if (vary_accept_encoding(resp) < 0)
+		return; /* a 500 now: nothing to compress */
+	/* A HEAD is compressed too, its output counted and dropped: it must carry what its GET
+	 * would (RFC 9110 §9.3.2), and a cache updates a stored GET response from it (RFC 9111
+	 * §4.3.5), so Content-Encoding, the weakened ETag and the encoded Content-Length must
+	 * all be the GET's. Costs the compression; a HEAD is rare next to its GETs. */
+	if (!zh_req_header(req, "Accept-Encoding", &v) ||
 	    zh__coding_q(v, "gzip") == 0)
 		return;
 	if ((s = slot_get(gz, req->ctx->w->id)) == NULL)

@@ -97,6 +97,7 @@ struct zh_limit {
 	uint64_t tolerance_ns;	/* tau = burst * T */
 	uint32_t epoch;		/* bumped when T or tau changes */
 	uint32_t max_inflight;	/* 0: no limit, nothing counted */
+	uint32_t v6_prefix;	/* IPv6 clients are keyed on this many leading bits */
 	pthread_mutex_t set_mutex;
 	unsigned nexempt;
 	size_t exempt_len[LIMIT_EXEMPT_MAX];
@@ -262,16 +263,37 @@ static bool exempt(const zh_limit_t *l, const zh_request_t *req)
 	return false;
 }
 
-static void client_key(const zh_request_t *req, uint8_t key[16])
+/* The bucket a client address is charged to. IPv4 is one client per address (/32), kept
+ * as ::ffff:a.b.c.d, so a client reaching a dual-stack socket by its IPv4-mapped form
+ * meets its IPv4 self. An IPv6 address is only the bottom of its holder's allocation: a
+ * single subscriber normally gets a /64 (RFC 6177; often a /56 or /48), picks any of its
+ * 2^64 interface identifiers at will and rotates them by design (RFC 8981). Keyed per /128,
+ * one client would have fresh buckets without end; so IPv6 is keyed on its leading
+ * v6_prefix bits (default 64), the rest zeroed. */
+void zh__limit_key(const zh_limit_t *l, int family, const uint8_t addr[16], uint8_t key[16])
 {
-	uint8_t a[16];
-	if (zh_req_peer_addr(req, a) == AF_INET6) {
-		memcpy(key, a, 16);
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	unsigned bits;
+	if (family != AF_INET6) {
+		memcpy(key, mapped, 12);
+		memcpy(key + 12, addr, 4);
 		return;
 	}
-	memset(key, 0, 10);
-	key[10] = key[11] = 0xff;
-	memcpy(key + 12, a, 4);
+	memcpy(key, addr, 16);
+	if (memcmp(addr, mapped, 12) == 0)
+		return; /* IPv4-mapped: an IPv4 client, /32 */
+	bits = __atomic_load_n(&l->v6_prefix, __ATOMIC_RELAXED);
+	if (bits < 128) {
+		key[bits / 8] &= (uint8_t)(0xff00u >> (bits % 8));
+		memset(key + bits / 8 + 1, 0, 15 - bits / 8);
+	}
+}
+
+static void client_key(const zh_limit_t *l, const zh_request_t *req, uint8_t key[16])
+{
+	uint8_t a[16];
+	int family = zh_req_peer_addr(req, a);
+	zh__limit_key(l, family, a, key);
 }
 
 static uint64_t now_ns(const zh__ctx_t *ctx)
@@ -297,8 +319,10 @@ static void refuse(zh_response_t *resp, int status, uint64_t retry_s)
 {
 	static const char body_429[] = "Too Many Requests\n", body_503[] = "Service Unavailable\n";
 	char v[24];
-	(void)!zh_resp_header_setn(resp, "Retry-After", 11, v, format_u64(v, retry_s));
-	(void)!zh_resp_header_set(resp, "Content-Type", "text/plain; charset=utf-8");
+	/* a failed set has failed resp (the sticky rule): the refusal becomes a 500 */
+	if (zh_resp_header_setn(resp, "Retry-After", 11, v, format_u64(v, retry_s)) < 0 ||
+	    zh_resp_header_set(resp, "Content-Type", "text/plain; charset=utf-8") < 0)
+		return;
 	(void)zh_write_header(resp, status);
 	if (status == 429)
 		(void)zh_write_static(resp, body_429, sizeof body_429 - 1);
@@ -324,7 +348,7 @@ static int limit_before(zh_request_t *req, zh_response_t *resp, void *arg)
 		return ZH_MW_NEXT;
 	read_rate(l, &r);
 	if (r.t != 0) {
-		client_key(req, key);
+		client_key(l, req, key);
 		if (!take(l, &r, key, now_ns(ctx), &wait)) {
 			ZH__STAT_ADD(ctx->w, shed_429, 1);
 			refuse(resp, 429, (wait + 999999999u) / 1000000000u);
@@ -399,6 +423,7 @@ zh_limit_t *zh_limit_new(unsigned clients, int *err)
 		goto fail;
 	}
 	l->mask = sets - 1;
+	l->v6_prefix = 64;
 	seed(l);
 	pthread_mutex_init(&l->set_mutex, NULL);
 	return l;
@@ -447,6 +472,14 @@ int zh_limit_set(zh_limit_t *l, double rps, double burst, unsigned max_inflight)
 	}
 	__atomic_store_n(&l->max_inflight, (uint32_t)max_inflight, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&l->set_mutex);
+	return 0;
+}
+
+int zh_limit_ipv6_prefix(zh_limit_t *l, unsigned bits)
+{
+	if (l == NULL || bits < 32 || bits > 128)
+		return -EINVAL;
+	__atomic_store_n(&l->v6_prefix, (uint32_t)bits, __ATOMIC_RELAXED);
 	return 0;
 }
 

@@ -26,13 +26,11 @@ static void sink_append(ProtobufCBuffer *buf, size_t len, const uint8_t *data)
 int zh_send_protobuf(zh_response_t *resp, const struct ProtobufCMessage *msg)
 {
 	sink_t sink = {{sink_append}, resp, 0};
-	zh_slice_t type;
 	int r;
 	if (msg == NULL)
 		return -EINVAL;
-	if (!resp->committed && !resp->in_hooks &&
-	    !zh_resp_header_get(resp, "Content-Type", &type) &&
-	    (r = zh_resp_header_set(resp, "Content-Type", "application/x-protobuf")) < 0)
+	/* also after an explicit zh_write_header(), while the head has not left */
+	if (!resp->in_hooks && (r = zh__resp_content_type(resp, "application/x-protobuf")) < 0)
 		return r;
 	/* commits (an empty message packs to no bytes at all) and refuses what zh_write
 	 * refuses (204/304, commit hooks, a failed response) before anything is packed */

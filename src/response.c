@@ -558,13 +558,24 @@ void zh__resp_finish(zh__ctx_t *ctx)
 
 /* The connection died before this request's response ended: it still counts as done (the
  * in-flight gauge), as aborted if its head had left, and the done hooks see it once, as a
- * failed response (status 0 if none was begun). */
+ * failed response. If no head had left (streaming is only ever set once this request's
+ * commit serialized one: start_request clears committed), the client closed before any
+ * answer: the done hooks see 499, nginx's "client closed request", rather than a status
+ * that was never sent (or none at all), so access logs say what happened. */
 void zh__resp_abandon(zh__ctx_t *ctx)
 {
 	zh_response_t *resp = &ctx->resp;
+	bool head_left = resp->committed && resp->streaming;
 	ZH__STAT_ADD(ctx->w, requests_done, 1);
-	if (resp->streaming)
+	if (head_left)
 		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
+	else {
+		resp->status = 499;
+		resp->committed = true; /* so zh_resp_status() reports it */
+		resp->in_hooks = false;
+		resp->body_len = 0; /* what was queued never left: zh_resp_body_len() is 0 */
+		resp->json = NULL;
+	}
 	resp->error = true;
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp); /* a gzip slot goes back even so */
@@ -741,12 +752,31 @@ static bool frozen(const zh_response_t *resp)
 	return resp->committed && !resp->in_hooks;
 }
 
+/* Sticky header errors. A field that could not be set (-ENOSPC, -EINVAL, -EALREADY) leaves
+ * the response saying something other than what its writer meant: a lost CORS, cache or
+ * encoding field is a wrong answer, not a smaller one. So the failure belongs to the
+ * response as well as to the call. While headers are still mutable (before the commit, or
+ * inside a commit hook or a filter's head hook, always before the head is serialized) the
+ * response fails: it becomes a 500 when it ends, with none of its own fields (only the
+ * library's framing, Server and Date; see become_500). After the commit its status is
+ * promised and the call changes nothing, so it is only counted. Either way
+ * stats.header_errors counts it, and the caller still gets the error to react to. */
+static int header_failed(zh_response_t *resp, int err)
+{
+	ZH__STAT_ADD(resp->ctx->w, header_errors, 1);
+	if (!frozen(resp))
+		resp->error = true;
+	return err;
+}
+
 int zh_resp_header_setn(zh_response_t *resp, const char *name, size_t name_len,
 			const char *value, size_t value_len)
 {
+	int r;
 	if (frozen(resp))
-		return -EALREADY;
-	return header_put(resp, name, name_len, value, value_len, true);
+		return header_failed(resp, -EALREADY);
+	r = header_put(resp, name, name_len, value, value_len, true);
+	return r < 0 ? header_failed(resp, r) : r;
 }
 
 int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value)
@@ -756,9 +786,34 @@ int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value)
 
 int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value)
 {
+	int r;
 	if (frozen(resp))
-		return -EALREADY;
-	return header_put(resp, name, strlen(name), value, strlen(value), false);
+		return header_failed(resp, -EALREADY);
+	r = header_put(resp, name, strlen(name), value, strlen(value), false);
+	return r < 0 ? header_failed(resp, r) : r;
+}
+
+/* A writer's own Content-Type (JSON, protobuf), unless the handler set one. An explicit
+ * zh_write_header() commits the status, but the head is serialized only when the body
+ * starts to leave (stream_start) or the response ends: until then the writer may still
+ * name what it writes, as Go's ResponseWriter adds a sniffed Content-Type at the first
+ * Write after WriteHeader. A failure follows the sticky rule (header_failed) while the
+ * headers are mutable; once the head has left there is nothing to add to. */
+int zh__resp_content_type(zh_response_t *resp, const char *type)
+{
+	zh_slice_t ct;
+	int r;
+	if (resp->streaming || zh_resp_header_get(resp, "Content-Type", &ct))
+		return 0;
+	if (!frozen(resp))
+		return zh_resp_header_set(resp, "Content-Type", type);
+	r = header_put(resp, "Content-Type", 12, type, strlen(type), true);
+	if (r < 0) {
+		/* committed, head not yet out: still a 500 rather than an untyped body */
+		ZH__STAT_ADD(resp->ctx->w, header_errors, 1);
+		resp->error = true;
+	}
+	return r;
 }
 
 int zh_resp_header_del(zh_response_t *resp, const char *name)
@@ -915,6 +970,8 @@ static int stream_start(zh_response_t *resp)
 	if (!resp->committed)
 		commit(resp, 200);
 	filter_head(resp); /* may drop Content-Length (gzip): the framing follows it */
+	if (resp->error)
+		return -EIO; /* a header the filter could not set: a 500, head unsent */
 	if (resp->head_only || !status_has_body(resp->status))
 		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
 	else if (resp->has_length)
@@ -1026,7 +1083,7 @@ static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
 	if (ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY && !resp->head_only &&
 	    (spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
 		return fail(resp, -ENOBUFS); /* the commit that follows needs one slot */
-	if (resp->head_only) {
+	if (resp->head_only && !resp->filtering) {
 		/* HEAD: bytes are counted, never sent; the worker's discard buffer takes them */
 		if (min > sizeof ctx->w->discard)
 			return fail(resp, -ENOBUFS);
@@ -1034,7 +1091,13 @@ static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
 		*end = ctx->w->discard + sizeof ctx->w->discard;
 		return 0;
 	}
-	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX) {
+	/* A filter's output for HEAD is counted too (so Content-Length is what the GET would
+	 * carry), but it cannot go to the discard buffer: that is the writers' staging window
+	 * (zh__body_window), which the filter may still be reading. It takes the send area's
+	 * free space instead, never queued (raw_commit does not advance area_used), so the head
+	 * serialized later simply writes over it. */
+	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX &&
+	    !resp->head_only) {
 		r = spill_wait(resp); /* no buffer left to take: the socket must make room */
 		if (r < 0 && r != -EAGAIN)
 			return r;
@@ -1120,7 +1183,7 @@ void zh__resp_release_filter(zh_response_t *resp)
 
 int zh_resp_set_filter(zh_response_t *resp, const zh_body_filter_t *f)
 {
-	if (!resp->in_hooks || resp->filtering || resp->head_only || resp->file_body)
+	if (!resp->in_hooks || resp->filtering || resp->file_body)
 		return resp->in_hooks ? -EINVAL : -EALREADY;
 	if (f == NULL || f->write == NULL)
 		return -EINVAL;

@@ -388,10 +388,9 @@ int zh_server_run(zh_server_t *srv)
 
 void zh_server_stop(zh_server_t *srv)
 {
-	uint64_t one = 1;
 	srv->stopping = 1;
 	for (unsigned i = 0; i < srv->nworkers; i++)
-		(void)!write(srv->workers[i].stopfd, &one, sizeof one);
+		zh__eventfd_signal(srv->workers[i].stopfd);
 }
 
 void zh_server_free(zh_server_t *srv)

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -71,7 +72,8 @@ struct cache {
 	entry_t *free_list; /* entries holding no file */
 	uint32_t nbuckets;
 	entry_t *lru_head, *lru_tail;
-	uint64_t multipart_seq; /* varies the multipart boundary */
+	uint64_t multipart_seq;	  /* counts multipart responses: the boundary's input */
+	uint64_t boundary_key[2]; /* random (getrandom) per worker: see multipart_boundary */
 };
 
 struct zh_static {
@@ -765,14 +767,58 @@ static int send_part(zh_response_t *resp, entry_t *e, uint64_t first, uint64_t l
 	return r;
 }
 
+/* ---- multipart boundaries ---------------------------------------------------------------- */
+
+static uint64_t rotl64(uint64_t x, int b)
+{
+	return x << b | x >> (64 - b);
+}
+
+static void sip_round(uint64_t v[4])
+{
+	v[0] += v[1], v[1] = rotl64(v[1], 13), v[1] ^= v[0], v[0] = rotl64(v[0], 32);
+	v[2] += v[3], v[3] = rotl64(v[3], 16), v[3] ^= v[2];
+	v[0] += v[3], v[3] = rotl64(v[3], 21), v[3] ^= v[0];
+	v[2] += v[1], v[1] = rotl64(v[1], 17), v[1] ^= v[2], v[2] = rotl64(v[2], 32);
+}
+
+/* SipHash-2-4 (Aumasson and Bernstein, 2012) of one 8-byte word m under key k. */
+static uint64_t siphash_u64(const uint64_t k[2], uint64_t m)
+{
+	uint64_t v[4] = {k[0] ^ 0x736f6d6570736575u, k[1] ^ 0x646f72616e646f6du,
+			 k[0] ^ 0x6c7967656e657261u, k[1] ^ 0x7465646279746573u};
+	const uint64_t last = (uint64_t)8 << 56; /* the message length, no bytes left over */
+	v[3] ^= m;
+	sip_round(v), sip_round(v);
+	v[0] ^= m;
+	v[3] ^= last;
+	sip_round(v), sip_round(v);
+	v[0] ^= last;
+	v[2] ^= 0xff;
+	for (int i = 0; i < 4; i++)
+		sip_round(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+/* The boundary must not occur in the parts (RFC 2046 §5.1.1) and must tell a client nothing
+ * about the server: it was once a counter XORed with a cache entry's heap address, which
+ * gave the address away (and ASLR with it). Now it is a keyed PRF of the worker's counter:
+ * SipHash under a per-worker key from getrandom(2), so a client that sees any number of
+ * boundaries can neither recover the key nor predict the next one (and so cannot plant it in
+ * a file it gets the server to serve). */
+static int multipart_boundary(cache_t *c, char out[20])
+{
+	uint64_t x = siphash_u64(c->boundary_key, ++c->multipart_seq);
+	return snprintf(out, 20, "zh%016llx", (unsigned long long)x);
+}
+
 /* 206 multipart/byteranges (RFC 9110 §14.6): each part's header is framing in the send
  * area, each part's bytes a file entry, so file bytes are still never copied. */
 static void send_multipart(zh_response_t *resp, cache_t *c, entry_t *e, const mime_t *ctype,
 			   const range_t *r, int n)
 {
-	char boundary[24], ct[64], part[192];
-	uint64_t x = ++c->multipart_seq * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)e;
-	int blen = snprintf(boundary, sizeof boundary, "zh%016llx", (unsigned long long)x);
+	char boundary[20], ct[64], part[192];
+	int blen = multipart_boundary(c, boundary);
 	int len = snprintf(ct, sizeof ct, "multipart/byteranges; boundary=%s", boundary);
 	(void)set_header(resp, "Content-Type", ct, (size_t)len);
 	if (zh_write_header(resp, 206) < 0)
@@ -995,6 +1041,13 @@ zh_static_t *zh_static_new(const zh_server_t *srv, const zh_static_options_t *o,
 		if (c->entries == NULL || c->buckets == NULL) {
 			zh_static_free(st);
 			r = -ENOMEM;
+			goto fail;
+		}
+		/* flags 0: blocks only until the kernel's pool is first initialized (boot) */
+		if (getrandom(c->boundary_key, sizeof c->boundary_key, 0) !=
+		    (ssize_t)sizeof c->boundary_key) {
+			r = errno ? -errno : -EIO;
+			zh_static_free(st);
 			goto fail;
 		}
 		for (uint32_t k = st->nentries; k-- > 0;) {

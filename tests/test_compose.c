@@ -690,7 +690,7 @@ static void read_response(conn_t *c, resp_t *r, bool head_request)
 		r->wire_len = (size_t)r->clen;
 		consume(c, (size_t)r->clen);
 	}
-	if (r->ce[0]) {
+	if (r->ce[0] && !head_request) { /* a HEAD names its GET's encoding, without a body */
 		cr_assert_str_eq(r->ce, "gzip");
 		inflate_all(r->wire, r->wire_len, &r->body, &r->body_len);
 	} else {
@@ -772,9 +772,9 @@ static const spec_t specs[] = {
 	 true, F_LENGTH, V_AE_O, ORIGIN, "", NULL},
 	{"defer", "GET", "/api/defer", AUTH_GOOD, false, ORIGIN, false, 200, &exp_defer, NULL,
 	 false, F_LENGTH, V_AE_O, ORIGIN, "", NULL},
-	/* HEAD: gzip leaves it alone; its Content-Length is the identity GET's */
+	/* HEAD: what its GET carries, Content-Encoding and the encoded Content-Length too */
 	{"head-json-small-gz", "HEAD", "/api/json/small", AUTH_GOOD, true, ORIGIN, false, 200,
-	 NULL, "", false, F_NONE, NULL, ORIGIN, "", NULL},
+	 NULL, "", true, F_NONE, V_AE_O, ORIGIN, "", NULL},
 	{"no-origin-gz", "GET", "/api/json/small", AUTH_GOOD, true, NULL, false, 200, &exp_small,
 	 NULL, true, F_LENGTH, V_AE_O, "", "", NULL},
 	{"other-origin-gz", "GET", "/api/json/small", AUTH_GOOD, true, "https://evil.example",
@@ -820,6 +820,25 @@ static size_t build_request(char *out, size_t cap, const spec_t *s, bool close)
 	return (size_t)n;
 }
 
+/* The length of t gzipped as the middleware does it (zlib is deterministic for the same
+ * input, level and parameters; the middleware flushes only at a producer's turns). */
+static long long gzip_len(const text_t *t)
+{
+	static unsigned char out[65536];
+	z_stream zs;
+	long long n;
+	memset(&zs, 0, sizeof zs);
+	cr_assert_eq(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (Bytef *)(uintptr_t)t->p;
+	zs.avail_in = (uInt)t->len;
+	zs.next_out = out;
+	zs.avail_out = sizeof out;
+	cr_assert_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	n = (long long)zs.total_out;
+	deflateEnd(&zs);
+	return n;
+}
+
 /* The explicit checks: what the documentation promises for this request, order aside. */
 static void check_spec(const char *rig, const spec_t *s, const resp_t *r)
 {
@@ -859,8 +878,8 @@ static void check_spec(const char *rig, const spec_t *s, const resp_t *r)
 		cr_assert_str_eq(r->www, s->www, "[%s] %s: WWW-Authenticate\n%s", rig, s->name,
 				 r->head);
 	if (strcmp(s->method, "HEAD") == 0)
-		cr_assert_eq(r->clen, (long long)exp_small.len, "[%s] %s: HEAD's Content-Length",
-			     rig, s->name);
+		cr_assert_eq(r->clen, s->encoded ? gzip_len(&exp_small) : (long long)exp_small.len,
+			     "[%s] %s: HEAD's Content-Length", rig, s->name);
 	if (s->encoded && r->body_len > 256)
 		cr_assert_lt(r->wire_len, r->body_len, "[%s] %s: compressed, not smaller?", rig,
 			     s->name);

@@ -5,6 +5,7 @@
 
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -88,6 +89,72 @@ Test(limit, clients_have_their_own_buckets)
 		key_of(k, i);
 		cr_assert_eq(take_n(l, k, T0, 3), 2, "client %u", i);
 	}
+	zh_limit_free(l);
+}
+
+/* The bucket an address is charged to, as the before hook computes it. */
+static void key_v6(const zh_limit_t *l, const char *text, uint8_t key[16])
+{
+	uint8_t a[16];
+	cr_assert_eq(inet_pton(AF_INET6, text, a), 1, "%s", text);
+	zh__limit_key(l, AF_INET6, a, key);
+}
+
+/* Two requests from a; true if the second one from b was refused (a's bucket is b's). */
+static bool shares_bucket(zh_limit_t *l, const char *a, const char *b, uint64_t now)
+{
+	uint8_t ka[16], kb[16];
+	key_v6(l, a, ka);
+	key_v6(l, b, kb);
+	cr_assert_eq(take_n(l, ka, now, 2), 2, "a fresh bucket of 2 for %s", a);
+	return take_n(l, kb, now, 1) == 0;
+}
+
+Test(limit, ipv6_clients_are_keyed_per_64_by_default)
+{
+	zh_limit_t *l = zh_limit_new(0, NULL);
+	cr_assert_eq(zh_limit_set(l, 1, 2, 0), 0);
+	/* one holder of 2001:db8:1:2::/64 rotating its interface identifier */
+	cr_assert(shares_bucket(l, "2001:db8:1:2::1", "2001:db8:1:2:ffff:abcd:1234:5678", T0));
+	/* the neighbouring /64 is another client */
+	cr_assert(!shares_bucket(l, "2001:db8:1:3::1", "2001:db8:1:4::1", T0));
+	zh_limit_free(l);
+}
+
+Test(limit, ipv6_prefix_is_configurable)
+{
+	zh_limit_t *l = zh_limit_new(0, NULL);
+	uint8_t k1[16], k2[16];
+	cr_assert_eq(zh_limit_set(l, 1, 2, 0), 0);
+	cr_assert_eq(zh_limit_ipv6_prefix(l, 48), 0);
+	cr_assert(shares_bucket(l, "2001:db8:5:1::1", "2001:db8:5:ff00::9", T0), "one /48");
+	cr_assert(!shares_bucket(l, "2001:db8:6::1", "2001:db8:7::1", T0), "two /48s");
+	/* a prefix that does not end on a byte: /60 keeps the top nibble of the 8th byte */
+	cr_assert_eq(zh_limit_ipv6_prefix(l, 60), 0);
+	key_v6(l, "2001:db8:9:10f::1", k1);
+	key_v6(l, "2001:db8:9:100::2", k2);
+	cr_assert_arr_eq(k1, k2, 16, "one /60");
+	key_v6(l, "2001:db8:9:110::1", k2);
+	cr_assert(memcmp(k1, k2, 16) != 0, "the next /60");
+	/* /128: every address its own client, as before */
+	cr_assert_eq(zh_limit_ipv6_prefix(l, 128), 0);
+	cr_assert(!shares_bucket(l, "2001:db8:8::1", "2001:db8:8::2", T0));
+	cr_assert_eq(zh_limit_ipv6_prefix(l, 31), -EINVAL);
+	cr_assert_eq(zh_limit_ipv6_prefix(l, 129), -EINVAL);
+	cr_assert_eq(zh_limit_ipv6_prefix(NULL, 64), -EINVAL);
+	zh_limit_free(l);
+}
+
+Test(limit, ipv4_and_ipv4_mapped_are_one_client_per_address)
+{
+	zh_limit_t *l = zh_limit_new(0, NULL);
+	uint8_t v4[16] = {192, 0, 2, 7}, k4[16], km[16];
+	cr_assert_eq(zh_limit_set(l, 1, 2, 0), 0);
+	zh__limit_key(l, AF_INET, v4, k4);
+	key_v6(l, "::ffff:192.0.2.7", km);
+	cr_assert_arr_eq(k4, km, 16, "the mapped form is the same client");
+	/* never masked to a /64 (which would lump every IPv4 client together) */
+	cr_assert(!shares_bucket(l, "::ffff:192.0.2.7", "::ffff:192.0.2.8", T0));
 	zh_limit_free(l);
 }
 

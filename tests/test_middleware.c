@@ -500,6 +500,35 @@ Test(cors, options_are_checked)
 	cr_assert_null(zh_cors_new(NULL, &err));
 }
 
+Test(cors, any_origin_with_credentials_is_refused)
+{
+	static const char *const any[] = {"https://a.example", "*"};
+	static const char *const listed[] = {"https://a.example", "https://*.example.com"};
+	char why[160] = "";
+	zh_cors_options_t o;
+	zh_cors_t *c;
+	int err = 0;
+	zh_cors_options_init(&o);
+	o.origins = any;
+	o.n_origins = 2;
+	o.allow_credentials = 1;
+	o.errbuf = why;
+	o.errbuf_len = sizeof why;
+	cr_assert_null(zh_cors_new(&o, &err), "\"*\" with credentials trusts every origin");
+	cr_assert_eq(err, -EINVAL);
+	cr_assert_not_null(strstr(why, "allow_credentials"), "reason: %s", why);
+	/* each alone is fine: "*" without credentials, credentials with listed origins */
+	o.allow_credentials = 0;
+	c = zh_cors_new(&o, &err);
+	cr_assert_not_null(c, "%d", err);
+	zh_cors_free(c);
+	o.origins = listed;
+	o.allow_credentials = 1;
+	c = zh_cors_new(&o, &err);
+	cr_assert_not_null(c, "%d", err);
+	zh_cors_free(c);
+}
+
 Test(cors, preflight_is_answered_before_routing)
 {
 	response_t r;
@@ -569,14 +598,14 @@ Test(cors, a_half_received_head_is_not_read_by_the_commit_hook)
 /* With credentials a "*" is never sent: the origin, method and headers are named. */
 static void setup_cors_credentials(void)
 {
-	static const char *const origins[] = {"*"};
+	static const char *const origins[] = {"https://any.example", "http://localhost:3000"};
 	zh_cors_options_t o;
 	zh_middleware_t mw;
 	int err = 0;
 	srv = new_server();
 	zh_cors_options_init(&o);
 	o.origins = origins;
-	o.n_origins = 1;
+	o.n_origins = 2;
 	o.methods = "*";
 	o.headers = "*";
 	o.max_age = -1;
@@ -610,7 +639,120 @@ Test(cors_credentials, every_wildcard_becomes_the_requested_value)
 	cr_assert(has(&r, "\r\nAccess-Control-Allow-Credentials: true\r\n"));
 	cr_assert(!has(&r, ": *\r\n"));
 	get_with("/plain", "Origin: null\r\n", &r);
-	cr_assert(!has(&r, "Access-Control-"), "\"*\" never admits the opaque origin");
+	cr_assert(!has(&r, "Access-Control-"), "an unlisted origin gets nothing");
+}
+
+/* ---- sticky header errors in middleware ---------------------------------------------------- */
+
+/* A handler whose own header sets all succeed and fill the response's 32 fields (arg 0:
+ * X-F fields only; 1: Content-Type JSON among them; 2: the same but one field left free),
+ * then a body gzip would compress. */
+static void h_crowded(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	static char body[1000];
+	int kind = (int)(intptr_t)arg, n = kind == 2 ? 31 : 32, r = 0;
+	char name[16];
+	(void)req;
+	memset(body, 'a', sizeof body);
+	if (kind > 0) {
+		r |= zh_resp_header_set(resp, "Content-Type", "application/json");
+		n--;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof name, "X-F%d", i);
+		r |= zh_resp_header_set(resp, name, "1");
+	}
+	cr_assert_eq(r, 0, "the handler's own fields all fit");
+	zh_write_static(resp, body, sizeof body);
+}
+
+static zh_cors_t *sticky_cors;
+static zh_gzip_t *sticky_gz;
+
+static void setup_sticky(void)
+{
+	static const char *const origins[] = {"https://a.example"};
+	zh_cors_options_t o;
+	zh_gzip_options_t go;
+	zh_middleware_t cmw, gmw;
+	int err = 0;
+	srv = new_server();
+	zh_cors_options_init(&o);
+	o.origins = origins;
+	o.n_origins = 1;
+	sticky_cors = zh_cors_new(&o, &err);
+	cr_assert_not_null(sticky_cors, "zh_cors_new: %d", err);
+	zh_gzip_options_init(&go);
+	sticky_gz = zh_gzip_new(srv, &go, &err);
+	cr_assert_not_null(sticky_gz, "zh_gzip_new: %d", err);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/full-cors", 0, h_crowded, (void *)0), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/full-vary", 0, h_crowded, (void *)1), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/full-ce", 0, h_crowded, (void *)2), 0);
+	cmw = zh_cors_middleware(sticky_cors);
+	gmw = zh_gzip_middleware(sticky_gz);
+	cr_assert_eq(zh_route_use(srv, "/full-cors", &cmw), 0);
+	cr_assert_eq(zh_route_use(srv, "/full-vary", &gmw), 0);
+	cr_assert_eq(zh_route_use(srv, "/full-ce", &gmw), 0);
+	start();
+}
+
+static void teardown_sticky(void)
+{
+	teardown();
+	zh_cors_free(sticky_cors);
+	zh_gzip_free(sticky_gz);
+}
+
+TestSuite(sticky, .init = setup_sticky, .fini = teardown_sticky, .timeout = 20);
+
+static void expect_500_without_fields(const response_t *r)
+{
+	cr_assert_eq(r->status, 500, "%s", r->head);
+	cr_assert(!has(r, "X-F"), "no partial header set: %s", r->head);
+	cr_assert(has(r, "\r\nDate: "));
+	cr_assert_str_eq(r->body, "Internal Server Error\n");
+}
+
+static uint64_t header_errors_settled(void)
+{
+	zh_stats_t st;
+	usleep(50000); /* the worker counts after the peer may already have read */
+	zh_server_stats(srv, &st);
+	return st.header_errors;
+}
+
+Test(sticky, a_cors_field_that_does_not_fit_fails_the_response)
+{
+	response_t r;
+	get_with("/full-cors", "Origin: https://a.example\r\n", &r);
+	expect_500_without_fields(&r);
+	cr_assert(!has(&r, "Access-Control-"), "%s", r.head);
+	cr_assert_eq(header_errors_settled(), 1);
+}
+
+Test(sticky, a_gzip_vary_that_does_not_fit_fails_the_response)
+{
+	response_t r;
+	get_with("/full-vary", "Accept-Encoding: gzip\r\n", &r);
+	expect_500_without_fields(&r);
+	cr_assert(!has(&r, "Vary"));
+	cr_assert_eq(header_errors_settled(), 1);
+}
+
+Test(sticky, gzip_never_sends_compressed_bytes_without_content_encoding)
+{
+	response_t r;
+	/* Vary fits; Content-Encoding, set as the head is serialized, does not */
+	get_with("/full-ce", "Accept-Encoding: gzip\r\n", &r);
+	expect_500_without_fields(&r);
+	cr_assert(!has(&r, "Content-Encoding"), "%s", r.head);
+	cr_assert_eq(header_errors_settled(), 1);
+	/* the same without gzip accepted: all 32 fields fit, nothing fails */
+	get_with("/full-ce", NULL, &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert(has(&r, "\r\nX-F29: 1\r\n"));
+	cr_assert(has(&r, "\r\nVary: Accept-Encoding\r\n"));
+	cr_assert_eq(r.body_len, 1000);
 }
 
 /* ---- auth --------------------------------------------------------------------------------- */

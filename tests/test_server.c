@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static zh_server_t *srv;
@@ -64,6 +65,48 @@ static void h_inject(zh_request_t *req, zh_response_t *resp, void *arg)
 	seen[5] = zh_resp_header_set(resp, "Transfer-Encoding", "chunked");
 	seen[6] = zh_resp_header_set(resp, "X-Ok", "fine\tvalue");
 	zh_write_static(resp, "x", 1);
+}
+
+/* Fills the header store until a set fails, then writes a body as if nothing happened. */
+static void h_hfull(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	char name[16], value[200];
+	int i, r = 0;
+	(void)req, (void)arg;
+	memset(value, 'v', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	for (i = 0; i < 100 && r == 0; i++) {
+		snprintf(name, sizeof name, "X-Fill-%d", i);
+		r = zh_resp_header_set(resp, name, value);
+	}
+	seen[0] = r;
+	seen[1] = zh_write_static(resp, "body", 4);
+}
+
+/* A JSON reply whose status was committed first: its Content-Type must still be sent. */
+static void h_json_status(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j;
+	(void)req;
+	seen[0] = zh_write_header(resp, (int)(intptr_t)arg);
+	j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_key(j, "id", 2);
+	zh_json_u64(j, 7);
+	zh_json_end(j);
+	seen[1] = zh_json_error(j);
+}
+
+/* The handler named its own type before committing: the writer leaves it. */
+static void h_json_typed(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j;
+	(void)req, (void)arg;
+	seen[0] = zh_resp_header_set(resp, "Content-Type", "application/problem+json");
+	seen[1] = zh_write_header(resp, 422);
+	j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_end(j);
 }
 
 static void h_headers(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -424,6 +467,10 @@ static void start_server(unsigned large)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/implicit", 0, h_implicit, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/inject", 0, h_inject, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/headers", 0, h_headers, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/hfull", 0, h_hfull, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/json201", 0, h_json_status, (void *)201), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/json404", 0, h_json_status, (void *)404), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/json-typed", 0, h_json_typed, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/ref", 0, h_ref, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/mismatch", 0, h_mismatch, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/nobody", 0, h_nobody, NULL), 0);
@@ -627,8 +674,12 @@ Test(writer, write_header_commits_once)
 	cr_assert_eq(seen[3], 0);
 	cr_assert(!has_header(&r, "X-Late"));
 	cr_assert_eq(strstr(r.head + 1, "HTTP/1.1") , NULL, "exactly one status line");
+	cr_assert_eq(r.body_len, 2, "the late header call leaves the stream intact");
+	cr_assert_arr_eq(r.body, "ok", 2);
 	zh_server_stats(srv, &st);
 	cr_assert_eq(st.double_commits, 1);
+	cr_assert_eq(st.header_errors, 1, "a header refused after the commit is counted");
+	cr_assert_eq(st.responses_5xx, 0, "after the commit the status stands");
 }
 
 Test(writer, first_body_write_commits_implicit_200)
@@ -650,7 +701,8 @@ Test(writer, header_injection_is_refused)
 	response_t r;
 	zh_stats_t st;
 	get("/inject", &r);
-	cr_assert_eq(r.status, 200);
+	/* sticky: a response whose header could not be set is a 500, without its fields */
+	cr_assert_eq(r.status, 500);
 	usleep(50000);
 	for (int i = 0; i < 6; i++)
 		cr_assert_eq(seen[i], -EINVAL, "header call %d must be refused", i);
@@ -659,9 +711,59 @@ Test(writer, header_injection_is_refused)
 	cr_assert(!has_header(&r, "X-A:"));
 	cr_assert(!has_header(&r, "X-Nul"));
 	cr_assert(!has_header(&r, "Transfer-Encoding"));
-	cr_assert(has_header(&r, "\r\nX-Ok: fine\tvalue\r\n"));
+	cr_assert(!has_header(&r, "X-Ok"), "the failed response keeps none of its own fields");
+	cr_assert(has_header(&r, "\r\nDate: "));
+	cr_assert(has_header(&r, "\r\nContent-Length: 22\r\n"));
+	cr_assert_eq(r.body_len, 22);
+	cr_assert_arr_eq(r.body, "Internal Server Error\n", 22);
 	zh_server_stats(srv, &st);
 	cr_assert_eq(st.header_rejects, 6);
+	cr_assert_eq(st.header_errors, 6);
+	cr_assert_eq(st.responses_5xx, 1);
+}
+
+Test(writer, a_full_header_store_fails_the_response)
+{
+	response_t r;
+	zh_stats_t st;
+	get("/hfull", &r);
+	cr_assert_eq(r.status, 500);
+	cr_assert_eq(seen[0], -ENOSPC);
+	cr_assert_eq(seen[1], -EIO, "a failed response takes no more body");
+	cr_assert(!has_header(&r, "X-Fill-"), "no partial header set");
+	cr_assert(has_header(&r, "\r\nDate: "));
+	cr_assert(has_header(&r, "\r\nContent-Type: text/plain; charset=utf-8\r\n"));
+	cr_assert_arr_eq(r.body, "Internal Server Error\n", 22);
+	stats_after_settle(&st);
+	cr_assert_eq(st.header_errors, 1);
+	cr_assert_eq(st.header_rejects, 0, "full, not malformed");
+}
+
+Test(writer, json_after_an_explicit_status_carries_its_content_type)
+{
+	static const char *const paths[2] = {"/json201", "/json404"};
+	static const int codes[2] = {201, 404};
+	for (int i = 0; i < 2; i++) {
+		response_t r;
+		get(paths[i], &r);
+		cr_assert_eq(r.status, codes[i]);
+		cr_assert_eq(seen[0], 0);
+		cr_assert_eq(seen[1], 0);
+		cr_assert(has_header(&r, "\r\nContent-Type: application/json\r\n"), "%s: %s",
+			  paths[i], r.head);
+		cr_assert_eq(r.body_len, 8);
+		cr_assert_arr_eq(r.body, "{\"id\":7}", 8);
+	}
+}
+
+Test(writer, json_keeps_the_handlers_own_content_type)
+{
+	response_t r;
+	get("/json-typed", &r);
+	cr_assert_eq(r.status, 422);
+	cr_assert(has_header(&r, "\r\nContent-Type: application/problem+json\r\n"));
+	cr_assert_null(strstr(r.head, "application/json"));
+	cr_assert_arr_eq(r.body, "{}", 2);
 }
 
 Test(writer, set_replace_and_remove_headers)
@@ -1379,4 +1481,82 @@ Test(coding_q, htab_is_whitespace)
 			     "%s", refused[i]);
 	cr_expect_eq(zh__coding_q((zh_slice_t){"br\t;q=0.5", 9}, "br"), 500);
 	cr_expect_eq(zh__coding_q((zh_slice_t){"deflate,\tbr", 11}, "br"), 1000);
+}
+
+/* ---- multipart boundaries ------------------------------------------------------------------ */
+
+static zh_static_t *boundary_st;
+static char boundary_dir[64];
+
+static void setup_boundary(void)
+{
+	zh_config_t cfg;
+	zh_static_options_t o;
+	char path[96];
+	FILE *f;
+	int err = 0;
+	snprintf(boundary_dir, sizeof boundary_dir, "/tmp/zh_boundary_%d", (int)getpid());
+	cr_assert_eq(mkdir(boundary_dir, 0700), 0);
+	snprintf(path, sizeof path, "%s/f.txt", boundary_dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("0123456789abcdefghij", f);
+	cr_assert_eq(fclose(f), 0);
+	zh_config_init(&cfg);
+	cfg.port = 0;
+	cfg.workers = 1;
+	srv = zh_server_new(&cfg, &err);
+	cr_assert_not_null(srv, "zh_server_new: %d", err);
+	zh_static_options_init(&o);
+	o.root = boundary_dir;
+	boundary_st = zh_static_new(srv, &o, &err);
+	cr_assert_not_null(boundary_st, "zh_static_new: %d", err);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/", ZH_ROUTE_PREFIX, zh_static_handler,
+				     boundary_st), 0);
+	have = used = 0;
+	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+}
+
+static void teardown_boundary(void)
+{
+	char path[96];
+	teardown();
+	zh_static_free(boundary_st);
+	snprintf(path, sizeof path, "%s/f.txt", boundary_dir);
+	unlink(path);
+	rmdir(boundary_dir);
+}
+
+TestSuite(boundary, .init = setup_boundary, .fini = teardown_boundary, .timeout = 20);
+
+/* The boundary of the n-th multipart response of a fresh worker (n from 1). */
+static uint64_t next_boundary(int fd)
+{
+	response_t r;
+	const char *b;
+	send_all(fd, "GET /f.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 206);
+	b = strstr(r.head, "multipart/byteranges; boundary=zh");
+	cr_assert_not_null(b, "%s", r.head);
+	return strtoull(b + 33, NULL, 16);
+}
+
+Test(boundary, boundaries_differ_and_reveal_no_address)
+{
+	const uint64_t k = 0x9e3779b97f4a7c15u; /* the old derivation's multiplier */
+	uint64_t b[32];
+	int fd = dial();
+	for (int i = 0; i < 32; i++) {
+		b[i] = next_boundary(fd);
+		for (int j = 0; j < i; j++)
+			cr_assert_neq(b[i], b[j], "responses %d and %d share a boundary", j, i);
+	}
+	close(fd);
+	/* The old boundary was n * k ^ (address of the file's cache entry): undoing the known
+	 * part of two of them gave the same value, the address. Nothing such may remain: no
+	 * two responses for the same entry may unmask to one value. */
+	for (int i = 1; i < 32; i++)
+		cr_assert_neq(b[0] ^ k, b[i] ^ ((uint64_t)(i + 1) * k),
+			      "boundaries 1 and %d unmask to the same word (an address)", i + 1);
 }

@@ -586,12 +586,14 @@ busy:
 /* --rate-limit RPS[:BURST], --max-inflight N, --limits-file FILE: one zh_limit for every
  * worker, first in the chain, so a refusal costs no other middleware's work (no crypt(3)).
  * The flags give the base; the file's lines override them and are read again on SIGHUP:
- * "rate-limit RPS[:BURST]" and "max-inflight N" (0: off), blank lines, # comments.
+ * "rate-limit RPS[:BURST]", "max-inflight N" (0: off) and "rate-limit-ipv6-prefix N"
+ * (IPv6 clients share a bucket per /N, 32..128; default 64), blank lines, # comments.
  * /healthz, /readyz and /metrics are never limited: monitoring must see an overloaded
  * server. */
 struct limits {
 	double rps, burst; /* burst 0: as many as rps, at least 1 */
 	unsigned long long max_inflight;
+	unsigned long long ipv6_prefix; /* 0: the library's default, /64 */
 };
 static struct limits limit_flags;
 static bool limits_on;
@@ -648,13 +650,15 @@ static int read_limits_file(const char *path, struct limits *l)
 		}
 		if (strcmp(key, "rate-limit") == 0)
 			bad = parse_rate(arg, &l->rps, &l->burst) < 0;
+		else if (strcmp(key, "rate-limit-ipv6-prefix") == 0)
+			bad = parse_num(arg, 128, &l->ipv6_prefix) < 0 || l->ipv6_prefix < 32;
 		else
 			bad = strcmp(key, "max-inflight") != 0 ||
 			      parse_num(arg, UINT_MAX, &l->max_inflight) < 0;
 	}
 	if (bad)
-		fprintf(stderr, "zerohttpd: %s:%u: expected \"rate-limit RPS[:BURST]\" or "
-				"\"max-inflight N\"\n", path, n);
+		fprintf(stderr, "zerohttpd: %s:%u: expected \"rate-limit RPS[:BURST]\", "
+				"\"max-inflight N\" or \"rate-limit-ipv6-prefix 32..128\"\n", path, n);
 	else if (ferror(f))
 		fprintf(stderr, "zerohttpd: cannot read --limits-file %s\n", path);
 	bad |= ferror(f) != 0;
@@ -667,19 +671,22 @@ static int read_limits_file(const char *path, struct limits *l)
 static int apply_limits(void)
 {
 	struct limits l = limit_flags;
-	char inflight[24] = "off";
+	char inflight[24] = "off", v6[48] = "";
 	int r;
 	if (limits_file && read_limits_file(limits_file, &l) < 0)
 		return -1;
-	if ((r = zh_limit_set(g_limit, l.rps, l.burst, (unsigned)l.max_inflight)) < 0) {
+	if ((r = zh_limit_ipv6_prefix(g_limit, l.ipv6_prefix ? (unsigned)l.ipv6_prefix : 64)) < 0 ||
+	    (r = zh_limit_set(g_limit, l.rps, l.burst, (unsigned)l.max_inflight)) < 0) {
 		fprintf(stderr, "zerohttpd: bad limits: %s\n", strerror(-r));
 		return -1;
 	}
 	if (l.max_inflight)
 		snprintf(inflight, sizeof inflight, "%llu", l.max_inflight);
+	if (l.ipv6_prefix) /* named only when not the default /64 */
+		snprintf(v6, sizeof v6, " (IPv6 per /%llu)", l.ipv6_prefix);
 	if (l.rps > 0)
-		fprintf(stderr, "zerohttpd: limits: rate-limit %g:%g per client, max-inflight %s\n",
-			l.rps, l.burst ? l.burst : l.rps > 1 ? l.rps : 1, inflight);
+		fprintf(stderr, "zerohttpd: limits: rate-limit %g:%g per client%s, max-inflight %s\n",
+			l.rps, l.burst ? l.burst : l.rps > 1 ? l.rps : 1, v6, inflight);
 	else
 		fprintf(stderr, "zerohttpd: limits: rate-limit off, max-inflight %s\n", inflight);
 	return 0;
@@ -805,9 +812,12 @@ static void usage(FILE *out)
 		"  --rate-limit RPS[:BURST]  per client address: 429 + Retry-After beyond it\n"
 		"                         (BURST defaults to RPS; 0 = off)\n"
 		"  --max-inflight N       requests in flight, all workers: 503 beyond (0 = off)\n"
-		"  --limits-file FILE     lines \"rate-limit RPS[:BURST]\", \"max-inflight N\" over\n"
-		"                         the flags; SIGHUP re-reads it. /healthz, /readyz and\n"
-		"                         /metrics are never limited\n"
+		"  --rate-limit-ipv6-prefix N  IPv6 clients share a bucket per /N (32..128;\n"
+		"                         default 64: one subscriber's allocation)\n"
+		"  --limits-file FILE     lines \"rate-limit RPS[:BURST]\", \"max-inflight N\",\n"
+		"                         \"rate-limit-ipv6-prefix N\" over the flags; SIGHUP\n"
+		"                         re-reads it. /healthz, /readyz and /metrics are never\n"
+		"                         limited\n"
 		"  --help                 this text\n");
 }
 
@@ -828,7 +838,7 @@ int main(int argc, char **argv)
 	       O_HDRBYTES, O_HDRS, O_BODY, O_THDR, O_TIDLE, O_TBODY, O_TWRITE, O_TDRAIN, O_HELP,
 	       O_SNDBUF, O_SCACHE, O_STTL, O_NOOPENAT2, O_NOMETRICS, O_GZIP, O_GZIPLEVEL,
 	       O_ACCESSLOG, O_ACCESSFMT, O_CORSORIGIN, O_BASICAUTH, O_BEARER, O_AUTHPREFIX,
-	       O_RATELIMIT, O_MAXINFLIGHT, O_LIMITSFILE };
+	       O_RATELIMIT, O_MAXINFLIGHT, O_LIMITSFILE, O_V6PREFIX };
 	static const struct option opts[] = {
 		{"address", required_argument, NULL, O_ADDRESS},
 		{"port", required_argument, NULL, O_PORT},
@@ -862,6 +872,7 @@ int main(int argc, char **argv)
 		{"rate-limit", required_argument, NULL, O_RATELIMIT},
 		{"max-inflight", required_argument, NULL, O_MAXINFLIGHT},
 		{"limits-file", required_argument, NULL, O_LIMITSFILE},
+		{"rate-limit-ipv6-prefix", required_argument, NULL, O_V6PREFIX},
 		{NULL, 0, NULL, 0},
 	};
 	zh_config_t cfg;
@@ -981,6 +992,13 @@ int main(int argc, char **argv)
 		case O_SCACHE: sopts.cache_entries = (unsigned)v; break;
 		case O_STTL: sopts.cache_ttl_ms = (unsigned)v; break;
 		case O_MAXINFLIGHT: limit_flags.max_inflight = v; limits_on = true; break;
+		case O_V6PREFIX:
+			if (v < 32 || v > 128) {
+				fprintf(stderr, "zerohttpd: --rate-limit-ipv6-prefix is 32 to 128\n");
+				return 2;
+			}
+			limit_flags.ipv6_prefix = v;
+			break;
 		}
 	}
 	if (optind < argc) {

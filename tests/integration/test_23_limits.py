@@ -15,8 +15,8 @@ import time
 import unittest
 import uuid
 
-from harness import (HELLO, HOST, RawConn, ServerTestCase, malloc_calls, metrics, request,
-                     server_bin)
+from harness import (HELLO, HOST, RawConn, Server, ServerError, ServerTestCase, malloc_calls,
+                     metrics, request, server_bin)
 
 SHIM = os.environ.get("ZH_SHIM", "")
 
@@ -340,6 +340,84 @@ class LimitsFile(LimitCase):
         self.reload("zerohttpd: limits: rate-limit 1:2 per client, max-inflight 1")
 
 
+class LoopbackV6Server(Server):
+    """zerohttpd listening on ::1 only (its --address comes after the harness's)."""
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError("zerohttpd exited during startup: %s" % self.stderr_text())
+            try:
+                socket.create_connection(("::1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.005)
+        raise ServerError("zerohttpd did not accept on ::1: %s" % self.stderr_text())
+
+
+@unittest.skipUnless(socket.has_ipv6, "no IPv6")
+class Ipv6Prefix(LimitCase):
+    """IPv6 clients are keyed per prefix (/64 unless --rate-limit-ipv6-prefix or the
+    limits file's rate-limit-ipv6-prefix says otherwise). Only ::1 exists here, so this
+    checks that an IPv6 client is limited under each setting and that the setting is taken
+    and reloaded; which addresses share a bucket is tests/test_limit.c's."""
+
+    AUTO_START = False
+    write = LimitsFile.write
+    limits_lines = LimitsFile.limits_lines
+    reload = LimitsFile.reload
+
+    def setUp(self):
+        super().setUp()
+        fd, self.path = tempfile.mkstemp(prefix="zh-limits-")
+        os.close(fd)
+        self.addCleanup(os.unlink, self.path)
+
+    def start(self, *args):
+        try:
+            srv = LoopbackV6Server(("--workers", "2", "--address", "::1",
+                                    "--limits-file", self.path) + args).start()
+        except ServerError as e:
+            self.skipTest("cannot listen on ::1: %s" % e)
+        self._servers.append(srv)
+        self.server, self.port = srv, srv.port
+        deadline = time.monotonic() + 5
+        while not self.limits_lines():
+            self.assertLess(time.monotonic(), deadline, "no limits line within 5 s")
+            time.sleep(0.01)
+
+    def conn6(self):
+        c = RawConn.__new__(RawConn)
+        c.sock = socket.create_connection(("::1", self.port), timeout=5.0)
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.buf, c.eof, c.reset = bytearray(), False, False
+        return self.track(c)
+
+    def test_ipv6_client_limited_under_the_configured_prefix(self):
+        self.write("rate-limit 0.5:3\n")
+        self.start("--rate-limit-ipv6-prefix", "48")
+        self.assertEqual(self.limits_lines(),
+                         ["zerohttpd: limits: rate-limit 0.5:3 per client (IPv6 per /48), "
+                          "max-inflight off"])
+        # two connections from ::1 (any two ports): one client, one bucket of 3
+        self.assertEqual(self.statuses(self.conn6(), 2), [200] * 2)
+        self.assertEqual(self.statuses(self.conn6(), 2), [200, 429])
+        self.write("rate-limit 0.5:4\nrate-limit-ipv6-prefix 128\n")
+        self.reload("zerohttpd: limits: rate-limit 0.5:4 per client (IPv6 per /128), "
+                    "max-inflight off")
+        self.assertEqual(self.statuses(self.conn6(), 5), [200] * 4 + [429])
+        for bad in ("rate-limit-ipv6-prefix 31\n", "rate-limit-ipv6-prefix 129\n",
+                    "rate-limit-ipv6-prefix /64\n"):
+            self.write(bad)
+            n = self.server.stderr_text().count("limits not reloaded")
+            self.server.signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while self.server.stderr_text().count("limits not reloaded") == n:
+                self.assertLess(time.monotonic(), deadline, "no complaint about %r" % bad)
+                time.sleep(0.01)
+
+
 class Flags(unittest.TestCase):
     def run_bad(self, *args):
         p = subprocess.run([server_bin(), "--port", "0"] + list(args), capture_output=True,
@@ -350,7 +428,8 @@ class Flags(unittest.TestCase):
         for args in (["--rate-limit", "x"], ["--rate-limit", "5:0.5"], ["--rate-limit", "-1"],
                      ["--rate-limit", "0.0001"], ["--rate-limit", "5:"], ["--rate-limit", "1:2:3"],
                      ["--rate-limit", "inf"], ["--max-inflight", "-3"],
-                     ["--max-inflight", "99999999999"]):
+                     ["--max-inflight", "99999999999"], ["--rate-limit-ipv6-prefix", "31"],
+                     ["--rate-limit-ipv6-prefix", "129"], ["--rate-limit-ipv6-prefix", "x"]):
             rc, err = self.run_bad(*args)
             self.assertEqual(rc, 2, "%r: %s" % (args, err))
         path = os.path.join(tempfile.gettempdir(), "zh-no-such-limits-%s" % uuid.uuid4().hex)

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -260,6 +261,55 @@ class CombinedFormat(AccessLogCase):
         m = got[b"-"]
         self.assertEqual((m.group("request"), m.group("status"), int(m.group("bytes"))),
                          ("-", "408", len(r.body)))
+
+
+class ClientGaveUp(AccessLogCase):
+    """A client that closes before any response head left is logged as 499 with 0 bytes
+    (nginx's "client closed request"), in every format: here while a deferred response
+    waits (/delay) and while the request body is still coming (/echo)."""
+    FORMAT = "common"
+    RX = COMMON
+
+    def gave_up(self):
+        self.start()
+        waiting = self.conn()
+        waiting.send(request("GET", "/delay?ms=1500"))
+        uploading = self.conn()
+        uploading.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" +
+                       b"0123456789")
+        time.sleep(0.3)                 # both heads parsed, neither answered
+        # an abortive close (RST): a plain FIN could be a half-close, and the server only
+        # learns that the peer is gone when the deferred answer is written
+        waiting.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        waiting.close()
+        uploading.close()
+        time.sleep(1.6)                 # past the delay: a resumed response would be logged
+        lines, _ = wait_lines(self.log, 2)
+        self.assertEqual(len(lines), 2, lines)
+        return lines
+
+    def status_bytes(self, lines):
+        got = self.by_target(self.parse(l, self.RX) for l in lines)
+        return {t: (m.group("status"), int(m.group("bytes"))) for t, m in got.items()}
+
+    def test_logged_as_499(self):
+        self.assertEqual(self.status_bytes(self.gave_up()),
+                         {b"/delay?ms=1500": ("499", 0), b"/echo": ("499", 0)})
+
+
+class ClientGaveUpCombined(ClientGaveUp):
+    FORMAT = "combined"
+    RX = COMBINED
+
+
+class ClientGaveUpJson(ClientGaveUp):
+    FORMAT = "json"
+
+    def status_bytes(self, lines):
+        docs = [json.loads(l.decode("utf-8")) for l in lines]
+        for d in docs:
+            self.assertEqual(list(d), JSON_KEYS)
+        return {d["target"].encode(): (str(d["status"]), d["bytes"]) for d in docs}
 
 
 class JsonFormat(AccessLogCase):

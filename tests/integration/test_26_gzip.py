@@ -1,5 +1,6 @@
 """26. gzip middleware (--gzip): exact bytes through curl --compressed and a raw socket,
-q-values, what is left alone, chunked + pipelining, and no allocation with a warm pool."""
+q-values, what is left alone, a HEAD carrying what its GET would, chunked + pipelining,
+and no allocation with a warm pool."""
 import gzip
 import os
 import signal
@@ -63,9 +64,9 @@ class Gzip(ServerTestCase):
             r = self.fetch("/json/list?n=1000", ae=ae)
             self.assertEqual(r.header("Content-Encoding"), "gzip", ae)
             self.assertEqual(gunzip(r.body), plain, ae)
-        # HEAD: no body to compress, no encoding claimed, but the same Vary as its GET
+        # HEAD: the same encoding and Vary as its GET (see test_head_carries_what_get_would)
         h = self.fetch("/json/list?n=100", method="HEAD")
-        self.assertIsNone(h.header("Content-Encoding"))
+        self.assertEqual(h.header("Content-Encoding"), "gzip")
         self.assertEqual(h.header("Vary"), "Accept-Encoding")
         # protobuf is not a compressible type; a static file keeps sendfile (no encoding)
         self.assertIsNone(self.fetch("/proto?n=100").header("Content-Encoding"))
@@ -74,6 +75,45 @@ class Gzip(ServerTestCase):
         w = Wire(self.port)
         w.send(get("/index.html", [("Accept-Encoding", "gzip"), ("Range", "bytes=0-9")]))
         self.assertIsNone(w.read_response().header("Content-Encoding"))
+
+    # the fields a HEAD must share with its GET (RFC 9110 §9.3.2); Content-Length apart
+    SAME = ("Content-Type", "Content-Encoding", "Vary", "ETag", "Last-Modified",
+            "Accept-Ranges", "Cache-Control")
+
+    def assertHeadLikeGet(self, path, ae):
+        g = self.fetch(path, ae=ae)
+        h = self.fetch(path, ae=ae, method="HEAD")
+        what = "%s (Accept-Encoding: %s)" % (path, ae)
+        self.assertEqual((g.status, h.status), (200, 200), what)
+        for name in self.SAME:
+            self.assertEqual(h.header_all(name), g.header_all(name), "%s: %s" % (what, name))
+        # RFC 9110 §8.6: a HEAD's Content-Length, if any, is the length of the content the
+        # GET sends, whatever its framing (a chunked GET's decoded body). A body from a
+        # producer is not produced for HEAD: no length then, as its GET is chunked.
+        if g.framing == "length":
+            self.assertEqual(h.header("Content-Length"), g.header("Content-Length"), what)
+        elif h.header("Content-Length") is not None:
+            self.assertEqual(h.header("Content-Length"), str(len(g.body)), what)
+        return g, h
+
+    def test_head_carries_what_get_would(self):
+        for ae in ("gzip", None):
+            for path in ("/json", "/plaintext", "/json/list?n=3", "/json/list?n=100",
+                         "/json/list?n=1000", "/json/list?n=100000", "/json/list64k",
+                         "/index.html"):
+                self.assertHeadLikeGet(path, ae)
+        g, h = self.assertHeadLikeGet("/json/list?n=100000", "gzip")   # a producer's body
+        self.assertEqual(h.header("Content-Encoding"), "gzip")
+        self.assertEqual((g.framing, h.header("Content-Length")), ("chunked", None))
+        # 64 KiB by reference: the GET streams (chunked) as the send buffers fill, the HEAD
+        # compresses the same bytes and names their encoded length
+        g, h = self.assertHeadLikeGet("/json/list64k", "gzip")
+        self.assertEqual(h.header("Content-Encoding"), "gzip")
+        self.assertEqual(h.header("Content-Length"), str(len(g.body)))
+        g, h = self.assertHeadLikeGet("/json/list?n=1000", "gzip")
+        self.assertEqual(g.framing, "length")
+        self.assertEqual(h.header("Content-Encoding"), "gzip")
+        self.assertEqual(gunzip(g.body), json_list_bytes(1000))
 
     def test_http10_streams_and_pipelining(self):
         # HTTP/1.0: no chunked, close-delimited compressed body
