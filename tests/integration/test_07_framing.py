@@ -35,6 +35,27 @@ CASES = {
     "unknown_method": (b"FOO /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 501),
     "http_2_0": (b"GET /plaintext HTTP/2.0\r\nHost: x\r\n\r\n", 505),
     "http_garbage_version": (b"GET /plaintext HTTP/1.x\r\nHost: x\r\n\r\n", 400),
+    "http_3_0": (b"GET /plaintext HTTP/3.0\r\nHost: x\r\n\r\n", 505),
+    "http_1_10": (b"GET /plaintext HTTP/1.10\r\nHost: x\r\n\r\n", 400),
+    "http_01_1": (b"GET /plaintext HTTP/01.1\r\nHost: x\r\n\r\n", 400),
+    # HTTP/1.2 is processed as HTTP/1.1 (RFC 9112 2.3), so it needs a Host like 1.1 does
+    "http_1_2_without_host": (b"GET /plaintext HTTP/1.2\r\n\r\n", 400),
+    # RFC 9112 7.1: BWS after a chunk size only before a ';' chunk extension
+    "chunk_size_trailing_space": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n"
+                                  b"3 \r\nabc\r\n0\r\n\r\n", 400),
+    "chunk_size_trailing_tab": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n"
+                                b"3\t\r\nabc\r\n0\r\n\r\n", 400),
+    "last_chunk_size_trailing_space": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                       b"Transfer-Encoding: chunked\r\n\r\n"
+                                       b"3\r\nabc\r\n0 \r\n\r\n", 400),
+    "trailer_space_before_colon": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n"
+                                   b"3\r\nabc\r\n0\r\nX-T : v\r\n\r\n", 400),
+    "trailer_obs_fold": (b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         b"3\r\nabc\r\n0\r\nX-T: v\r\n w\r\n\r\n", 400),
     "bad_chunk_size": (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"zz\r\nhello\r\n0\r\n\r\n", 400),
 }
@@ -63,6 +84,26 @@ class Framing(ServerTestCase):
         r = c.read_response()
         self.assertEqual(r.status, 400, repr(r))
         self.assertTrue(c.closed_by_peer(2.0), "connection not closed (or a second response)")
+
+
+    def test_higher_minor_version_processed_as_1_1(self):
+        # RFC 9112 2.3: HTTP/1.2 .. HTTP/1.9 are processed as 1.1 and answered with
+        # HTTP/1.1; the connection stays open (1.1's default), so a second request follows
+        for minor in (b"2", b"9"):
+            c = self.conn()
+            c.send(b"GET /plaintext HTTP/1." + minor + b"\r\nHost: x\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.version, "HTTP/1.1", repr(r))
+            self.assertResponse(r, 200, HELLO)
+            c.send(b"GET /plaintext HTTP/1." + minor + b"\r\nHost: x\r\n\r\n")
+            self.assertResponse(c.read_response(), 200, HELLO)
+
+    def test_bws_before_chunk_extension_accepted(self):
+        # RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
+        c = self.conn()
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3 ;a=b\r\nabc\r\n2\t; x\r\nde\r\n0 ;end\r\nX-T: v\r\n\r\n")
+        self.assertResponse(c.read_response(), 200, b"abcde")
 
 
 def _make(name, raw, status):
