@@ -1357,15 +1357,55 @@ Test(http_date, only_valid_dates_parse_and_any_time_formats)
 	time_t t;
 	char out[30];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		cr_expect_not(zh__http_date_parse(bad[i], 29, &t), "%s", bad[i]);
-	cr_assert(zh__http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, &t));
+		cr_expect_not(zh__http_date_parse(bad[i], 29, 0, &t), "%s", bad[i]);
+	cr_assert(zh__http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, 0, &t));
 	cr_expect_eq(t, 784111777);
-	cr_assert(zh__http_date_parse("Mon, 06 Nov 1994 08:49:37 GMT", 29, &t),
+	cr_assert(zh__http_date_parse("Mon, 06 Nov 1994 08:49:37 GMT", 29, 0, &t),
 		  "a wrong day name is still a date");
 	cr_expect_eq(zh__http_date((time_t)1 << 62, out), 29);
 	cr_expect_arr_eq(out, "Fri, 31 Dec 9999 23:59:59 GMT", 29);
 	cr_expect_eq(zh__http_date(-((time_t)1 << 62), out), 29);
 	cr_expect_arr_eq(out, "Sat, 01 Jan 0000 00:00:00 GMT", 29);
+}
+
+static bool date_is(const char *s, time_t now, time_t want)
+{
+	time_t t = -1;
+	return zh__http_date_parse(s, strlen(s), now, &t) && t == want;
+}
+
+/* RFC 9110 §5.6.7: recipients MUST accept all three HTTP-date forms; a two-digit rfc850 year
+ * more than 50 years ahead of the clock is in the past century. */
+Test(http_date, obsolete_rfc850_and_asctime_forms)
+{
+	static const char *const bad[] = {
+		"Sunday, 32-Nov-94 08:49:37 GMT", "Sunday, 06-Nov-1994 08:49:37 GMT",
+		"Sun, 06-Nov-94 08:49:37 GMT",	  "Sunday, 6-Nov-94 08:49:37 GMT",
+		"Sunday, 06 Nov 94 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 UTC",
+		"Sunday, 31-Feb-94 08:49:37 GMT", "Sundae, 06-Nov-94 08:49:37 GMT",
+		"sunday, 06-Nov-94 08:49:37 GMT", "Sunday, 06-nov-94 08:49:37 GMT",
+		"Sun Nov 32 08:49:37 1994",	  "Sun Nov 6 08:49:37 1994",
+		"Sun Nov  6 08:49:37 94",	  "Sun Nov  6 08:49:37 1994 ",
+		"Sun Nov  6 08:49:37 1994 GMT",	  "Sunday Nov  6 08:49:37 1994",
+		"Sun Nov  6 25:49:37 1994",	  "Sun Nov -6 08:49:37 1994",
+		"Sun Feb 30 08:49:37 1994",	  "Sun, 06 Nov 94 08:49:37 GMT"};
+	const time_t y2026 = 1796601600; /* 2026-12-07 */
+	time_t t;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_expect_not(zh__http_date_parse(bad[i], strlen(bad[i]), y2026, &t), "%s", bad[i]);
+	cr_expect(date_is("Sunday, 06-Nov-94 08:49:37 GMT", y2026, 784111777));
+	cr_expect(date_is("Wednesday, 06-Nov-94 08:49:37 GMT", y2026, 784111777),
+		  "any day name, the longest one too");
+	cr_expect(date_is("Sun Nov  6 08:49:37 1994", y2026, 784111777));
+	cr_expect(date_is("Sun Nov 06 08:49:37 1994", y2026, 784111777), "date3: 2DIGIT");
+	cr_expect(date_is("Thu Jan  1 00:00:00 1970", y2026, 0));
+	/* two-digit years at 2026: 76 is 2076 (50 years ahead), 77 is 1977 */
+	cr_expect(date_is("Tuesday, 01-Jan-76 00:00:00 GMT", y2026, 3345062400));
+	cr_expect(date_is("Saturday, 01-Jan-77 00:00:00 GMT", y2026, 220924800));
+	cr_expect(date_is("Monday, 01-Jan-25 00:00:00 GMT", y2026, 1735689600));
+	/* at 1994, "25" is 1925: the current century, as that is not in the future */
+	cr_expect(date_is("Thursday, 01-Jan-25 00:00:00 GMT", 784111777, -1420070400));
+	cr_expect(date_is("Sunday, 06-Nov-94 08:49:37 GMT", 784111777, 784111777));
 }
 
 /* Found by tests/fuzz/fuzz_range.c: HTAB is OWS too (RFC 9110 §5.6.3), but a coding next to

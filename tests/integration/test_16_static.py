@@ -60,6 +60,19 @@ def setUpModule():
     os.symlink("page.html", os.path.join(ROOT, "inside-link.html"))
     os.mkfifo(os.path.join(ROOT, "pipe"))
     os.mkdir(os.path.join(ROOT, "assets"))
+    with open(os.path.join(ROOT, "a-b~c_d.txt"), "w") as f:
+        f.write("unreserved\n")
+    with open(os.path.join(ROOT, "caf\u00e9.txt"), "w") as f:
+        f.write("utf-8 name\n")
+    with open(os.path.join(ROOT, "healthz"), "w") as f:
+        f.write("FILE-SHADOWED-BY-A-ROUTE\n")
+    with open(os.path.join(ROOT, "dated.txt"), "w") as f:
+        f.write("dated 1994\n")
+    os.utime(os.path.join(ROOT, "dated.txt"), (784111777, 784111777))  # Sun, 06 Nov 1994 08:49:37
+    with open(os.path.join(ROOT, "future.txt"), "w") as f:
+        f.write("from the future\n")
+    future = time.time() + 10 * 365 * 86400
+    os.utime(os.path.join(ROOT, "future.txt"), (future, future))
 
 
 def tearDownModule():
@@ -252,6 +265,80 @@ class StaticFiles(ServerTestCase):
         r = self.get("/page.html", [("Range", "bytes=0-3"), ("If-Range", '"stale"')])
         self.assertResponse(r, 200, file_bytes("page.html"))
 
+    def test_all_three_http_date_forms_in_conditionals(self):
+        # RFC 9110 5.6.7: recipients MUST accept IMF-fixdate, rfc850-date and asctime-date
+        same = ("Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sun Nov  6 08:49:37 1994")
+        before = ("Sun, 06 Nov 1994 08:49:36 GMT", "Sunday, 06-Nov-94 08:49:36 GMT",
+                  "Sun Nov  6 08:49:36 1994")
+        invalid = ("Sunday, 32-Nov-94 08:49:37 GMT", "Sun Nov 31 08:49:37 1994",
+                   "Sun Nov 6 08:49:37 1994", "Sunday, 06-Nov-1994 08:49:37 GMT")
+        body = b"dated 1994\n"
+        self.assertEqual(self.get("/dated.txt").header("Last-Modified"), same[0])
+        for d in same:
+            self.assertEqual(self.get("/dated.txt", [("If-Modified-Since", d)]).status, 304, d)
+            self.assertResponse(self.get("/dated.txt", [("If-Unmodified-Since", d)]), 200, body)
+            self.assertResponse(self.get("/dated.txt", [("Range", "bytes=0-4"), ("If-Range", d)]),
+                                206, body[:5])
+        for d in before:
+            self.assertResponse(self.get("/dated.txt", [("If-Modified-Since", d)]), 200, body)
+            self.assertEqual(self.get("/dated.txt", [("If-Unmodified-Since", d)]).status, 412, d)
+            self.assertResponse(self.get("/dated.txt", [("Range", "bytes=0-4"), ("If-Range", d)]),
+                                200, body)
+        for d in invalid:  # RFC 9110 13.1.3: an invalid date is ignored
+            self.assertResponse(self.get("/dated.txt", [("If-Modified-Since", d)]), 200, body)
+            self.assertResponse(self.get("/dated.txt", [("If-Unmodified-Since", d)]), 200, body)
+            self.assertResponse(self.get("/dated.txt", [("Range", "bytes=0-4"), ("If-Range", d)]),
+                                200, body)
+
+    def test_if_match_if_unmodified_since_and_precedence(self):
+        # RFC 9110 13.1.1 (strong comparison), 13.1.4, 13.2.2 (order of evaluation)
+        body = file_bytes("page.html")
+        r = self.get("/page.html")
+        etag, lastmod = r.header("ETag"), r.header("Last-Modified")
+        old, later = "Mon, 01 Jan 1990 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"
+        for h in ([("If-Match", etag)], [("If-Match", "*")], [("If-Match", '"x", ' + etag)],
+                  [("If-Match", etag), ("If-Unmodified-Since", old)],  # IUS ignored
+                  [("If-Unmodified-Since", later)], [("If-Unmodified-Since", lastmod)],
+                  [("If-None-Match", '"x"'), ("If-Modified-Since", lastmod)]):  # IMS ignored
+            self.assertResponse(self.get("/page.html", h), 200, body)
+        for h in ([("If-Match", "W/" + etag)], [("If-Match", '"other"')],
+                  [("If-Unmodified-Since", old)],
+                  [("If-Match", '"other"'), ("If-None-Match", etag)],  # 412 before 304
+                  [("If-Match", '"other"'), ("Range", "bytes=0-3")],  # before the range
+                  [("If-Match", '"other"'), ("Range", "bytes=999999-")]):  # before a 416
+            r = self.get("/page.html", h)
+            self.assertEqual(r.status, 412, h)
+            self.assertNotIn(b"<h1>", r.body, h)
+        self.assertEqual(self.get("/page.html", [("If-Match", '"other"')], "HEAD").status, 412)
+        self.assertEqual(self.get("/page.html", [("If-None-Match", "*")]).status, 304)
+        self.assertEqual(self.get("/page.html", [("If-Match", etag), ("If-None-Match", etag)])
+                         .status, 304)
+
+    def test_304_carries_what_a_200_would(self):
+        # RFC 9110 15.4.5: ETag, Last-Modified (the validators), Date, Vary as in a 200; no
+        # content; a Content-Length only if it is the 200's
+        for path, hdrs in (("/page.html", []), ("/app.js", [("Accept-Encoding", "gzip")])):
+            full = self.get(path, hdrs)
+            r = self.get(path, hdrs + [("If-None-Match", full.header("ETag"))])
+            self.assertEqual(r.status, 304, path)
+            self.assertEqual(r.body, b"", path)
+            for name in ("ETag", "Last-Modified", "Vary", "Cache-Control"):
+                self.assertEqual(r.header(name), full.header(name), (path, name))
+            self.assertIsNotNone(r.header("Date"), path)
+            self.assertIn(r.header("Content-Length"), (None, full.header("Content-Length")), path)
+
+    def test_last_modified_never_later_than_date(self):
+        # RFC 9110 8.8.2.1: a file time in the future is replaced by the response's Date
+        import email.utils
+        r = self.get("/future.txt")
+        self.assertResponse(r, 200, b"from the future\n")
+        lm = email.utils.parsedate_to_datetime(r.header("Last-Modified"))
+        date = email.utils.parsedate_to_datetime(r.header("Date"))
+        self.assertLessEqual(lm, date, r)
+        self.assertEqual(self.get("/future.txt", [("If-Modified-Since", r.header("Last-Modified"))])
+                         .status, 304)
+
     def test_head_and_directories(self):
         r = self.get("/1m.bin", method="HEAD")
         self.assertEqual(r.status, 200)
@@ -271,14 +358,46 @@ class StaticFiles(ServerTestCase):
         # the router matched the raw path: another spelling of a name must not reach the
         # file past a route that claims the canonical one (and "//host" is never a Location)
         for raw, loc in (("//assets", "/assets"), ("//page.html", "/page.html"),
-                         ("/%70age.html", "/page.html"), ("/./page.html", "/page.html"),
-                         ("/dir//index.html?q=1", "/dir/index.html?q=1")):
+                         ("/./page.html", "/page.html"), ("/%2E/page.html", "/page.html"),
+                         ("/dir//index.html?q=1", "/dir/index.html?q=1"),
+                         ("/%64ir?x=1", "/dir/?x=1"), ("/dir/%2e/ind%65x.html", "/dir/index.html"),
+                         ("//a%2Db%7Ec%5Fd.txt", "/a-b~c_d.txt"), ("/./caf%c3%a9.txt", "/caf%C3%A9.txt")):
             c = self.conn()
             c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
             r = c.read_response()
             self.assertEqual(r.status, 301, raw)
             self.assertEqual(r.header("Location"), loc, raw)
         self.assertEqual(self.get("/assets").header("Location"), "/assets/")
+
+    def test_equivalent_percent_encodings_are_served_not_redirected(self):
+        # RFC 3986 6.2.2.1/6.2.2.2: a triplet of an unreserved character is that character,
+        # and hex digits are case-insensitive: the same URI, so the same resource
+        for raw, body in (("/%70age.html", b"<h1>page</h1>\n"), ("/p%61ge.html", b"<h1>page</h1>\n"),
+                          ("/page%2Ehtml", b"<h1>page</h1>\n"), ("/page%2ehtml", b"<h1>page</h1>\n"),
+                          ("/%64ir/ind%65x.html", b"dir index\n"), ("/%64%69%72/", b"dir index\n"),
+                          ("/a%2Db%7Ec%5Fd.txt", b"unreserved\n"), ("/a%2db%7ec%5fd.txt", b"unreserved\n"),
+                          ("/caf%C3%A9.txt", b"utf-8 name\n"), ("/caf%c3%a9.txt", b"utf-8 name\n"),
+                          ("/caf%c3%A9%2etxt?q=%41", b"utf-8 name\n")):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertResponse(c.read_response(), 200, body)
+        # the router matches the same way: the route /healthz claims "/h%65althz", so the file
+        # of that name in the root stays shadowed under every spelling
+        for raw in ("/healthz", "/h%65althz", "/%68%65%61%6c%74%68%7a"):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 200, raw)
+            self.assertNotIn(b"SHADOWED", r.body, raw)
+        # an encoded slash, NUL or dot-dot stays refused; ".." is never resolved upwards
+        for raw, status in (("/dir%2Findex.html", 400), ("/dir%2findex.html", 400),
+                            ("/page.html%00", 400), ("/dir/%2E%2E/page.html", 400),
+                            ("/%2E%2E/%2E%2E/etc/passwd", 400), ("/dir/.%2E/page.html", 400)):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, status, raw)
+            self.assertNotIn(b"page", r.body, raw)
 
     def test_fifo_in_the_root_does_not_block_the_worker(self):
         start = time.time()
