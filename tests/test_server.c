@@ -797,6 +797,71 @@ Test(writer, request_view_and_prefix_route)
 	close(fd);
 }
 
+/* RFC 3986 §6.2.2: a triplet of an unreserved character is that character, hex digits are
+ * case-insensitive: "/%65mpty" is "/empty" and reaches its route (the static handler serves
+ * such spellings too, so a file must not be reachable past a route by them). */
+Test(writer, equivalent_percent_encodings_reach_the_route)
+{
+	static const char *const same[] = {"/%65mpty", "/emp%74%79", "/%65%6D%70%74%79",
+					   "/%65%6d%70%74%79"};
+	static const char *const other[] = {"/%45mpty", "/empty%2F", "/%2Fempty", "/empt",
+					    "/%65mpt", "/empty%20"};
+	response_t r;
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+		get(same[i], &r);
+		cr_expect_eq(r.status, 200, "%s", same[i]);
+	}
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+		get(other[i], &r);
+		cr_expect_eq(r.status, 404, "%s", other[i]);
+	}
+	/* a prefix route; the handler still sees the path as sent */
+	{
+		int fd = dial();
+		const char *want = "GET|/%76iew/a%2fb||h|11||1";
+		send_all(fd, "GET /%76iew/a%2fb HTTP/1.1\r\nHost: h\r\n\r\n");
+		read_response(fd, &r, false);
+		cr_assert_eq(r.status, 200);
+		cr_expect(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0,
+			  "%.*s", (int)r.body_len, r.body);
+		close(fd);
+	}
+}
+
+/* RFC 9110 §9.3.7: a successful OPTIONS without content MUST carry Content-Length: 0, which
+ * a 204 may not (§8.6): the server's own OPTIONS answers are 200 with Allow. */
+Test(writer, options_is_200_with_content_length_0_and_allow)
+{
+	static const char *const reqs[] = {"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+					   "OPTIONS /empty HTTP/1.1\r\nHost: h\r\n\r\n"};
+	for (size_t i = 0; i < 2; i++) {
+		response_t r;
+		int fd = dial();
+		send_all(fd, reqs[i]);
+		read_response(fd, &r, false);
+		cr_expect_eq(r.status, 200, "%s", reqs[i]);
+		cr_expect(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
+		cr_expect(strcasestr(r.head, "\r\nAllow: ") != NULL, "%s", r.head);
+		cr_expect_eq(r.body_len, 0);
+		close(fd);
+	}
+}
+
+/* RFC 9112 §2.3: HTTP/1.2 is processed as HTTP/1.1 and answered with HTTP/1.1 */
+Test(writer, higher_minor_version_is_processed_as_1_1)
+{
+	response_t r;
+	int fd = dial();
+	const char *want = "GET|/view/x||h|11||1";
+	send_all(fd, "GET /view/x HTTP/1.2\r\nHost: h\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200);
+	cr_expect(strncmp(r.head, "HTTP/1.1 200", 12) == 0, "%s", r.head);
+	cr_expect(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0, "%.*s",
+		  (int)r.body_len, r.body);
+	close(fd);
+}
+
 Test(writer, one_writev_for_head_and_body_and_for_a_pipelined_batch)
 {
 	response_t r;
