@@ -851,7 +851,10 @@ static int wanted_ranges(zh_request_t *req, const entry_t *e, range_t *r)
 	zh_slice_t v;
 	time_t t;
 	int n;
-	if (!zh_req_header(req, "Range", &v) || (n = parse_ranges(v, e->size, r)) == 0)
+	/* RFC 9110 §14.2: range handling is defined for GET only; a server MUST ignore Range
+	 * with another method (a HEAD describes the whole 200) */
+	if (req->h.method_bit != ZH_GET || !zh_req_header(req, "Range", &v) ||
+	    (n = parse_ranges(v, e->size, r)) == 0)
 		return 0;
 	if (!zh_req_header(req, "If-Range", &v))
 		return n;

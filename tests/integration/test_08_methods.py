@@ -57,6 +57,15 @@ class Methods(ServerTestCase):
         self.assertIn("OPTIONS", toks)
         self.assertResponse(c.read_response(), 200, JSON)
 
+    def test_absolute_form_is_accepted_and_its_host_wins(self):
+        # RFC 9112 3.2.2: a server MUST accept absolute-form; the origin server MUST ignore
+        # the Host field and use the target's authority
+        c = self.conn()
+        c.send(b"GET http://other.example:8080/plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET HTTP://X/json?a=1 HTTP/1.1\r\nHost: y\r\n\r\n")
+        self.assertResponse(c.read_response(), 200, HELLO)
+        self.assertResponse(c.read_response(), 200, JSON)
+
     def test_head_plaintext(self):
         c = self.conn()
         c.send(request("GET", "/plaintext"))

@@ -172,10 +172,16 @@ class StaticFiles(ServerTestCase):
             self.assertEqual(fields["Content-Type"], "application/octet-stream")
             self.assertEqual(fields["Content-Range"], "bytes %d-%d/%d" % (a, b, size))
             self.assertEqual(body, file_bytes("1m.bin", a, b))
-        # HEAD announces the same length; a text type keeps its charset in each part
+        # RFC 9110 14.2: range handling is defined for GET only, so a HEAD ignores Range and
+        # describes the whole 200; a text type keeps its charset in each part
         h = self.get("/1m.bin", [("Range", spec)], method="HEAD")
-        self.assertEqual(h.status, 206)
-        self.assertEqual(h.header("Content-Length"), r.header("Content-Length"))
+        self.assertEqual(h.status, 200)
+        self.assertEqual(h.header("Content-Length"), str(size))
+        self.assertIsNone(h.header("Content-Range"))
+        h = self.get("/page.html", [("Range", "bytes=0-3")], method="HEAD")
+        self.assertEqual((h.status, h.header("Content-Length")), (200, "14"))
+        self.assertEqual(self.get("/page.html", [("Range", "bytes=999-")], method="HEAD").status,
+                         200)
         parts = self.parse_multipart(self.get("/page.html", [("Range", "bytes=0-3,-6")]))
         self.assertEqual([p[1] for p in parts], [b"<h1>", b"</h1>\n"])
         self.assertEqual(parts[0][0]["Content-Type"], "text/html; charset=utf-8")
@@ -203,7 +209,8 @@ class StaticFiles(ServerTestCase):
 
     def test_head_of_pipelined_multipart_answers_is_not_a_500(self):
         # review defect 7: HEADs of 16-range answers pipelined behind each other filled the
-        # queue; a HEAD that had to spill became a 500 where the same GET is a 206
+        # queue; a HEAD that had to spill became a 500 where the same GET is a 206. A HEAD
+        # now ignores Range (RFC 9110 14.2) and is a 200 like the GET without it.
         want = [(2 * i, 2 * i) for i in range(16)]
         rng = ("Range", "bytes=" + ",".join("%d-%d" % ab for ab in want))
         full = self.get("/1m.bin", [rng])
@@ -215,14 +222,13 @@ class StaticFiles(ServerTestCase):
             for k, (m, h) in enumerate(seq):
                 r = c.read_response(m)
                 what = "%s response %d: %r" % (method, k, r)
-                self.assertEqual(r.status, 206 if h else 200, what)
+                self.assertEqual(r.status, 206 if h and m == "GET" else 200, what)
                 if m == "GET" and h:
                     self.check_multipart(r, want)
                 elif m == "GET":
                     self.assertTrue(r.body == file_bytes("1m.bin"), what)
-                elif h and r.header("Content-Length") is not None:
-                    self.assertEqual(r.header("Content-Length"), full.header("Content-Length"),
-                                     what)
+                elif r.header("Content-Length") is not None:
+                    self.assertEqual(r.header("Content-Length"), str(1 << 20), what)
             self.assertTrue(c.no_data_for(0.05), "extra bytes: %r" % bytes(c.buf[:200]))
 
     def test_pipelined_multipart_to_a_stalled_reader_does_not_block_the_worker(self):
@@ -327,6 +333,41 @@ class StaticFiles(ServerTestCase):
                 self.assertEqual(r.header(name), full.header(name), (path, name))
             self.assertIsNotNone(r.header("Date"), path)
             self.assertIn(r.header("Content-Length"), (None, full.header("Content-Length")), path)
+
+    def test_head_and_206_carry_the_fields_of_the_200(self):
+        # RFC 9110 9.3.2: HEAD SHOULD send the GET's fields; 15.3.7: a 206 MUST send Date,
+        # Cache-Control, ETag, Expires, Content-Location and Vary as the 200 would
+        strip = lambda r: [(k.lower(), v) for k, v in r.headers if k.lower() != "date"]
+        for path, hdrs in (("/page.html", []), ("/app.js", [("Accept-Encoding", "gzip")]),
+                           ("/empty.bin", [])):
+            full = self.get(path, hdrs)
+            head = self.get(path, hdrs, "HEAD")
+            self.assertEqual(head.status, 200, path)
+            self.assertEqual(strip(head), strip(full), path)
+            self.assertEqual(head.body, b"")
+        for path, hdrs in (("/page.html", []), ("/app.js", [("Accept-Encoding", "gzip")])):
+            full = self.get(path, hdrs)
+            part = self.get(path, hdrs + [("Range", "bytes=1-2")])
+            self.assertEqual(part.status, 206, path)
+            self.assertIsNotNone(part.header("Date"))
+            for name in ("ETag", "Last-Modified", "Vary", "Cache-Control", "Expires",
+                         "Content-Location", "Content-Encoding"):
+                self.assertEqual(part.header(name), full.header(name), (path, name))
+
+    def test_conditional_and_range_heads_trickled_byte_by_byte(self):
+        # a slow client: every field arrives one byte at a time, and still counts
+        etag = self.get("/page.html").header("ETag")
+        for hdrs, status, body in (([("If-None-Match", etag)], 304, b""),
+                                   ([("If-Match", '"other"')], 412, None),
+                                   ([("Range", "bytes=4-8"), ("If-Range", etag)], 206, b"page<"),
+                                   ([("If-Modified-Since", "Sun Nov  6 08:49:37 1994")], 200,
+                                    b"<h1>page</h1>\n")):
+            c = self.conn()
+            c.send_slowly(request("GET", "/page.html", hdrs), step=1, delay=0.002)
+            r = c.read_response()
+            self.assertEqual(r.status, status, hdrs)
+            if body is not None:
+                self.assertEqual(r.body, body, hdrs)
 
     def test_last_modified_never_later_than_date(self):
         # RFC 9110 8.8.2.1: a file time in the future is replaced by the response's Date
