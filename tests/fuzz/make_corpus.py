@@ -142,6 +142,7 @@ ranges = {
     "date_bad_month": rng(2, 0, b"Sun, 06 Ja  1994 08:49:37 GMT"),
     "date_rfc850": rng(2, 0, b"Sunday, 06-Nov-94 08:49:37 GMT"),
     "date_rfc850_now": rng(2, 1796601600, b"Wednesday, 07-Dec-76 08:49:37 GMT"),
+    "date_rfc850_past_century_clock": rng(2, 0, b"Sunday, 06-Nov-02 08:49:37 GMT"),
     "date_asctime": rng(2, 1796601600, b"Sun Nov  6 08:49:37 1994"),
     "date_asctime_2digit": rng(2, 0, b"Sun Nov 16 08:49:37 1994"),
     "if_match_weak": rng(1, 0x5f5e1000, b"W/\"x\", \"y\""),
