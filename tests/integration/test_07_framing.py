@@ -120,6 +120,14 @@ class Framing(ServerTestCase):
             c.send(b"GET /plaintext HTTP/1." + minor + b"\r\nHost: x\r\n\r\n")
             self.assertResponse(c.read_response(), 200, HELLO)
 
+    def test_empty_lines_before_the_request_line_are_ignored(self):
+        # RFC 9112 2.2: a server SHOULD ignore at least one empty line before a request-line
+        c = self.conn()
+        c.send(b"\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertResponse(c.read_response(), 200, HELLO)
+        c.send(b"\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertResponse(c.read_response(), 200, HELLO)
+
     def test_bws_before_chunk_extension_accepted(self):
         # RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
         c = self.conn()

@@ -317,6 +317,10 @@ class StaticFiles(ServerTestCase):
             self.assertEqual(r.status, 412, h)
             self.assertNotIn(b"<h1>", r.body, h)
         self.assertEqual(self.get("/page.html", [("If-Match", '"other"')], "HEAD").status, 412)
+        # 13.2.1: preconditions are ignored where the answer would not be 2xx or 412
+        self.assertEqual(self.get("/missing", [("If-Match", '"other"')]).status, 404)
+        self.assertEqual(self.get("/missing", [("If-None-Match", "*")]).status, 404)
+        self.assertEqual(self.get("/dir", [("If-Match", '"other"')]).status, 301)
         self.assertEqual(self.get("/page.html", [("If-None-Match", "*")]).status, 304)
         self.assertEqual(self.get("/page.html", [("If-Match", etag), ("If-None-Match", etag)])
                          .status, 304)
