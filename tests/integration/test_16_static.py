@@ -317,6 +317,9 @@ class StaticFiles(ServerTestCase):
             self.assertEqual(r.status, 412, h)
             self.assertNotIn(b"<h1>", r.body, h)
         self.assertEqual(self.get("/page.html", [("If-Match", '"other"')], "HEAD").status, 412)
+        # 13.1.5: If-Range compares strongly: a weak tag never selects the range
+        self.assertResponse(self.get("/page.html", [("Range", "bytes=0-3"), ("If-Range", "W/" + etag)]),
+                            200, body)
         # 13.2.1: preconditions are ignored where the answer would not be 2xx or 412
         self.assertEqual(self.get("/missing", [("If-Match", '"other"')]).status, 404)
         self.assertEqual(self.get("/missing", [("If-None-Match", "*")]).status, 404)
