@@ -60,8 +60,11 @@ typedef struct zh_request zh_request_t;
 typedef struct zh_response zh_response_t;
 
 /* Methods as bits, so that a route can take several. HEAD is answered by GET routes unless a
- * route claims HEAD itself; OPTIONS is answered by the server (Allow) unless a route claims
- * it. Any other syntactically valid method is answered 501. */
+ * route claims HEAD itself; OPTIONS is answered by the server (200, Allow, Content-Length: 0;
+ * "OPTIONS *" with every method of every route) unless a route claims it. Any other
+ * syntactically valid method is answered 501. Routes match a path spelled with
+ * percent-encoded unreserved characters ("/%61pi" is "/api", RFC 3986 §6.2.2); handlers
+ * still see the path as sent. */
 enum zh_method {
 	ZH_GET = 1u << 0,
 	ZH_HEAD = 1u << 1,
@@ -670,11 +673,18 @@ ZH_API int zh_json_error(const zh_json_t *j);
 
 /* ------------------------------------------------------------------------------------------
  * Static files: a route handler serving a document root by sendfile. GET and HEAD; ETag and
- * Last-Modified with 304; single ranges (206/416; several ranges get the whole file, 200);
- * If-Range; precompressed .br/.gz variants chosen by Accept-Encoding q-values; index file and
- * a 301 to the slash form for directories; no listings. Paths are decoded once, dot segments
- * and encoded slashes refused, and files opened beneath the root only (openat2), so no byte
- * from outside the root is ever served.
+ * Last-Modified with 304, If-Match / If-Unmodified-Since with 412 (RFC 9110 §13.2.2 order;
+ * dates in any of the three HTTP-date forms); single ranges (206/416, GET only; several
+ * ranges get the whole file, 200); If-Range; precompressed .br/.gz variants chosen by
+ * Accept-Encoding q-values; index file and a 301 to the slash form for directories; no
+ * listings. Paths are decoded once, ".." (in any encoding) and encoded slashes refused, and
+ * files opened beneath the root only (openat2), so no byte from outside the root is ever
+ * served.
+ * Spellings of a path: a percent-encoded unreserved character ("/h%65llo") and hex digits of
+ * either case are the same URI (RFC 3986 §6.2.2) and served as such; the router matches
+ * them alike, so a route's name is never served from the root. Empty segments ("//a"), dot
+ * segments ("/./a"), an encoded reserved character ("/%21") and a directory without its
+ * slash get a 301 to the canonical spelling.
  *
  *   zh_static_options_t o;  zh_static_options_init(&o);  o.root = "www";
  *   zh_static_t *st = zh_static_new(srv, &o, &err);

@@ -367,7 +367,10 @@ static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
 	 * failed and would end as a 500 anyway: say so from the start */
 	if (allow && allow_header(&ctx->resp, allow) < 0)
 		status = 500;
-	zh__resp_error(ctx, status, close);
+	if (status == 200) /* OPTIONS: no content, so finish() sends Content-Length: 0 */
+		ctx->resp.close |= close;
+	else
+		zh__resp_error(ctx, status, close);
 	zh__resp_finish(ctx);
 }
 
@@ -487,8 +490,10 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	if (req->h.flags & ZH__H_ASTERISK) {
-		/* OPTIONS * (RFC 9110 §9.3.7): what the server as a whole supports */
-		refuse(w, c, 204, w->srv->route_methods);
+		/* OPTIONS * (RFC 9110 §9.3.7): what the server as a whole supports. A successful
+		 * OPTIONS without content MUST carry Content-Length: 0, which a 204 may not
+		 * (§8.6): 200. */
+		refuse(w, c, 200, w->srv->route_methods);
 		return;
 	}
 	path = zh_req_path(req);
@@ -497,7 +502,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		if (allow == 0)
 			refuse(w, c, 404, 0);
 		else
-			refuse(w, c, req->h.method_bit == ZH_OPTIONS ? 204 : 405, allow);
+			refuse(w, c, req->h.method_bit == ZH_OPTIONS ? 200 : 405, allow);
 		return;
 	}
 	if (zh__mw_before_route(ctx) == ZH_MW_ANSWERED) {

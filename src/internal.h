@@ -146,6 +146,30 @@ static inline int zh__hexval(unsigned char c) /* -1 if not a hex digit */
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* The octet of the percent-encoded triplet at p[0..2] (len bytes available), or -1 when p
+ * does not start a valid triplet. */
+static inline int zh__pct_octet(const char *p, size_t len)
+{
+	int hi, lo;
+	if (len < 3 || p[0] != '%')
+		return -1;
+	hi = zh__hexval((unsigned char)p[1]);
+	lo = zh__hexval((unsigned char)p[2]);
+	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
+
+/* The character a triplet at p encodes when it is unreserved (ALPHA DIGIT "-" "." "_" "~"),
+ * else -1. RFC 3986 §2.3, §6.2.2.2: such a triplet and its character are the same URI, so
+ * the router and the static handler compare paths through it. */
+static inline int zh__pct_unreserved(const char *p, size_t len)
+{
+	int c = zh__pct_octet(p, len);
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    c == '-' || c == '.' || c == '_' || c == '~')
+		return c;
+	return -1;
+}
+
 /* Shared byte classes (parse.c). */
 extern const uint8_t zh__token_char[256];
 bool zh__valid_field_value(const char *p, size_t len);
@@ -521,7 +545,9 @@ void zh__out_reset(zh__ctx_t *ctx);
 const char *zh__status_reason(int status, size_t *len); /* "OK"; "" if unknown */
 void zh__date_refresh(zh__worker_t *w, time_t now);
 size_t zh__http_date(time_t t, char out[30]);	/* IMF-fixdate, 29 chars + NUL */
-bool zh__http_date_parse(const char *p, size_t len, time_t *out);
+/* Any HTTP-date form (RFC 9110 §5.6.7: IMF-fixdate, rfc850-date, asctime-date); now (wall
+ * clock) dates a two-digit rfc850 year. False for anything else or an invalid date. */
+bool zh__http_date_parse(const char *p, size_t len, time_t now, time_t *out);
 
 /* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
  * return 1 when the body is complete, 0 when bytes are missing, or -status (413, 400, 503).

@@ -415,16 +415,15 @@ static int parse_request_line(zh__head_t *h, const char *buf, size_t len, uint32
 	p++;
 	if (end - p < 10)
 		goto incomplete;
-	if (memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1')) {
-		/* well-formed HTTP-version of another number: 505; anything else: 400 */
-		if (memcmp(p, "HTTP/", 5) == 0 && p[5] >= '0' && p[5] <= '9' && p[6] == '.' &&
-		    p[7] >= '0' && p[7] <= '9' && p[8] == '\r' && p[9] == '\n')
-			return -505;
+	/* HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3), exactly; anything else: 400 */
+	if (memcmp(p, "HTTP/", 5) != 0 || p[5] < '0' || p[5] > '9' || p[6] != '.' ||
+	    p[7] < '0' || p[7] > '9' || p[8] != '\r' || p[9] != '\n')
 		return -400;
-	}
-	if (p[8] != '\r' || p[9] != '\n')
-		return -400;
-	h->minor = (uint8_t)(p[7] - '0');
+	if (p[5] != '1')
+		return -505; /* another major version: not supported (RFC 9110 §15.6.6) */
+	/* RFC 9112 §2.3: a higher minor version is processed as the highest we conform to,
+	 * 1.1, and answered with HTTP/1.1 */
+	h->minor = p[7] == '0' ? 0 : 1;
 	if (h->method_bit == 0)
 		return -501;
 	if ((h->flags & ZH__H_ASTERISK) && h->method_bit != ZH_OPTIONS)
@@ -606,7 +605,12 @@ long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *o
 			break;
 		}
 		case CK_EXT_BWS:
-			/* blanks after the size; the first non-blank must be ';' (or the CR) */
+			/* RFC 9112 §7.1, §7.1.1: BWS may follow the size only before the ";" of a
+			 * chunk extension. "3 \r\n" is refused: recipients that trim the blank and
+			 * those that do not would disagree on this line. line_bytes counts the
+			 * blanks seen so far. */
+			if (ch == '\r' && c->line_bytes != 0)
+				return -400;
 			if (ch == '\r')
 				c->state = CK_SIZE_LF;
 			else if (ch == ';')

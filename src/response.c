@@ -134,42 +134,118 @@ size_t zh__http_date(time_t t, char out[30])
 	return 29;
 }
 
-bool zh__http_date_parse(const char *p, size_t len, time_t *out)
+/* n decimal digits at p, or -1 if one of them is not a digit (no sign, no blank). */
+static int digits_at(const char *p, int n)
 {
-	char mon[4] = "";
-	const char *m;
-	int day, year, hh, mm, ss, n = 0;
-	char buf[32], back[30];
-	struct tm tm;
-	time_t t;
-	if (len != 29)
-		return false;
-	memcpy(buf, p, 29);
-	buf[29] = '\0';
-	if (sscanf(buf + 5, "%2d %3s %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &hh, &mm, &ss,
-		   &n) != 6 || n != 24 || (m = strstr(month_names, mon)) == NULL || mon[0] == '\0' ||
-	    (m - month_names) % 3)
-		return false;
-	memset(&tm, 0, sizeof tm);
-	tm.tm_mday = day;
-	tm.tm_mon = (int)(m - month_names) / 3;
-	tm.tm_year = year - 1900;
-	tm.tm_hour = hh;
-	tm.tm_min = mm;
-	tm.tm_sec = ss;
-	/* RFC 9110 §13.1.3: an invalid date is ignored, not guessed at. What sscanf let through
-	 * (" 6", "+1", "Ja ") or timegm normalized ("31 Feb", "25:00") does not format back to
-	 * the same text; the day name only has to be one. */
-	t = timegm(&tm);
-	zh__http_date(t, back);
-	if (memcmp(back + 3, p + 3, 26) != 0)
-		return false;
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/* Index of the 3-letter name at p in names (of count 3-letter entries), or -1. Case
+ * matters: the grammar's names are case-sensitive (RFC 9110 §5.6.7). */
+static int name_at(const char *names, int count, const char *p)
+{
+	for (int i = 0; i < count; i++)
+		if (memcmp(names + 3 * i, p, 3) == 0)
+			return i;
+	return -1;
+}
+
+/* day-name-l of RFC 850 dates: the full day name */
+static bool full_day_name(const char *p, size_t len)
+{
+	static const char *const full[7] = {"Sunday",	"Monday", "Tuesday", "Wednesday",
+					    "Thursday", "Friday", "Saturday"};
 	for (int i = 0; i < 7; i++)
-		if (memcmp(p, day_names + 3 * i, 3) == 0) {
-			*out = t;
+		if (strlen(full[i]) == len && memcmp(full[i], p, len) == 0)
 			return true;
-		}
 	return false;
+}
+
+/* time-of-day = hour ":" minute ":" second, 8 bytes; false when malformed. Ranges are
+ * checked by the round trip in zh__http_date_parse. */
+static bool time_at(const char *p, struct tm *tm)
+{
+	tm->tm_hour = digits_at(p, 2);
+	tm->tm_min = digits_at(p + 3, 2);
+	tm->tm_sec = digits_at(p + 6, 2);
+	return p[2] == ':' && p[5] == ':' && tm->tm_hour >= 0 && tm->tm_min >= 0 && tm->tm_sec >= 0;
+}
+
+/* The fields of one of the three HTTP-date forms (RFC 9110 §5.6.7), unchecked ranges:
+ *   IMF-fixdate  "Sun, 06 Nov 1994 08:49:37 GMT"
+ *   rfc850-date  "Sunday, 06-Nov-94 08:49:37 GMT"  (tm_year: the two digits only)
+ *   asctime-date "Sun Nov  6 08:49:37 1994"
+ * Returns 1, 2, 3 for the form, 0 if it is none of them. */
+static int date_fields(const char *p, size_t len, struct tm *tm)
+{
+	const char *c = memchr(p, ',', len < 10 ? len : 10);
+	memset(tm, 0, sizeof tm[0]);
+	if (len == 29 && c == p + 3 && name_at(day_names, 7, p) >= 0 &&
+	    memcmp(p + 3, ", ", 2) == 0 && p[7] == ' ' && p[11] == ' ' && p[16] == ' ' &&
+	    memcmp(p + 25, " GMT", 4) == 0 && time_at(p + 17, tm)) {
+		tm->tm_mday = digits_at(p + 5, 2);
+		tm->tm_mon = name_at(month_names, 12, p + 8);
+		tm->tm_year = digits_at(p + 12, 4);
+		return 1;
+	}
+	if (c && len == (size_t)(c - p) + 24 && full_day_name(p, (size_t)(c - p)) &&
+	    c[1] == ' ' && c[4] == '-' && c[8] == '-' && c[11] == ' ' &&
+	    memcmp(c + 20, " GMT", 4) == 0 && time_at(c + 12, tm)) {
+		tm->tm_mday = digits_at(c + 2, 2);
+		tm->tm_mon = name_at(month_names, 12, c + 5);
+		tm->tm_year = digits_at(c + 9, 2);
+		return 2;
+	}
+	if (len == 24 && name_at(day_names, 7, p) >= 0 && p[3] == ' ' && p[7] == ' ' &&
+	    p[10] == ' ' && p[19] == ' ' && time_at(p + 11, tm)) {
+		/* date3 = month SP ( 2DIGIT / ( SP DIGIT ) ) */
+		tm->tm_mday = p[8] == ' ' ? digits_at(p + 9, 1) : digits_at(p + 8, 2);
+		tm->tm_mon = name_at(month_names, 12, p + 4);
+		tm->tm_year = digits_at(p + 20, 4);
+		return 3;
+	}
+	return 0;
+}
+
+bool zh__http_date_parse(const char *p, size_t len, time_t now, time_t *out)
+{
+	struct tm tm, back;
+	int form = date_fields(p, len, &tm), year = tm.tm_year;
+	time_t t;
+	if (form == 0 || tm.tm_mday < 0 || tm.tm_mon < 0 || year < 0)
+		return false;
+	if (form == 2) {
+		/* RFC 9110 §5.6.7: a two-digit year that would be more than 50 years in the
+		 * future is the most recent past year with those last two digits */
+		struct tm nowtm;
+		int cur;
+		if (gmtime_r(&now, &nowtm) == NULL)
+			return false;
+		cur = nowtm.tm_year + 1900;
+		year += cur - cur % 100;
+		if (year > cur + 50)
+			year -= 100;
+		if (year > 9999)
+			return false; /* past what Last-Modified can say (zh__http_date clamps) */
+	}
+	tm.tm_year = year - 1900;
+	/* RFC 9110 §13.1.3: an invalid date is ignored, not guessed at. timegm normalizes
+	 * "31 Feb" or "25:00" into another date: the fields must come back unchanged. The
+	 * day name only has to be one. */
+	back = tm;
+	t = timegm(&back);
+	if (back.tm_mday != tm.tm_mday || back.tm_mon != tm.tm_mon ||
+	    back.tm_year != tm.tm_year || back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min ||
+	    back.tm_sec != tm.tm_sec || tm.tm_mday == 0)
+		return false;
+	*out = t;
+	return true;
 }
 
 /* RFC 9110 §6.6.1: an origin server with a clock sends Date. Formatted once a second per

@@ -325,6 +325,51 @@ int zh_server_route(zh_server_t *srv, unsigned methods, const char *path, unsign
 	return 0;
 }
 
+/* How many bytes of the request path p spell the route path r, or -1 if they do not.
+ * Equivalent spellings (RFC 3986 §6.2.2) count as equal: a triplet of p that encodes an
+ * unreserved character matches that character, and two triplets match whatever the case of
+ * their hex digits. Only paths with a '%' come here: "/h%65llo" reaches the route "/hello",
+ * as the static handler serves it as "hello" (static.c, is_canonical). */
+static long match_encoded(const char *r, size_t rlen, const char *p, size_t len)
+{
+	size_t i = 0, j = 0;
+	while (i < rlen) {
+		int u, o;
+		if (j == len)
+			return -1;
+		u = zh__pct_unreserved(p + j, len - j);
+		if (u >= 0) {
+			if ((unsigned char)r[i] != u)
+				return -1;
+			i++;
+			j += 3;
+		} else if ((o = zh__pct_octet(p + j, len - j)) >= 0) {
+			if (zh__pct_octet(r + i, rlen - i) != o)
+				return -1;
+			i += 3;
+			j += 3;
+		} else if (r[i++] != p[j++]) {
+			return -1;
+		}
+	}
+	return (long)j;
+}
+
+/* Does the request path match rt: the whole path for an exact route, a prefix of it for a
+ * prefix route? */
+static bool route_matches(const zh__route_t *rt, const char *path, size_t len, uint64_t key,
+			  bool encoded)
+{
+	bool is_exact = !(rt->flags & ZH_ROUTE_PREFIX);
+	if (encoded) {
+		long n = match_encoded(rt->path, rt->len, path, len);
+		return is_exact ? n == (long)len : n >= 0;
+	}
+	return is_exact ? rt->key == key && rt->len == len &&
+				  (len <= 8 || memcmp(rt->path + 8, path + 8, len - 8) == 0)
+			: rt->len <= len && memcmp(rt->path, path, rt->len) == 0;
+}
+
 /* Exact routes first, then the longest prefix. A GET route answers HEAD unless a route for
  * that path claims HEAD. *allow collects the methods of the winning path, for 405/OPTIONS. */
 const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size_t len,
@@ -334,14 +379,13 @@ const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size
 	size_t best_len = 0;
 	bool exact = false;
 	uint64_t key = route_key(path, len);
+	bool encoded = memchr(path, '%', len) != NULL;
 
 	*allow = 0;
 	for (unsigned i = 0; i < srv->nroutes; i++) {
 		const zh__route_t *rt = &srv->routes[i];
 		bool is_exact = !(rt->flags & ZH_ROUTE_PREFIX);
-		if (is_exact ? (rt->key != key || rt->len != len ||
-				(len > 8 && memcmp(rt->path + 8, path + 8, len - 8) != 0))
-			     : (rt->len > len || memcmp(rt->path, path, rt->len) != 0))
+		if (!route_matches(rt, path, len, key, encoded))
 			continue;
 		if (is_exact && (rt->methods & method_bit))
 			return rt; /* allow is only needed when nothing takes the method */

@@ -454,8 +454,10 @@ static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *pa
 
 /* ---- HTTP semantics ---------------------------------------------------------------------- */
 
-/* RFC 9110 §13.1.2: If-None-Match, weak comparison, "*" matches any. */
-static bool none_match(zh_slice_t v, const entry_t *e)
+/* Does the entity-tag list v name e's representation ("*" names any)? weak: the weak
+ * comparison (RFC 9110 §8.8.3.2, a W/ prefix ignored), else the strong one (a W/ tag never
+ * matches). */
+static bool etag_listed(zh_slice_t v, const entry_t *e, bool weak)
 {
 	size_t i = 0;
 	while (i < v.len) {
@@ -470,17 +472,36 @@ static bool none_match(zh_slice_t v, const entry_t *e)
 			t--;
 		if (t - s == 1 && v.ptr[s] == '*')
 			return true;
-		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/')
+		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/') {
+			if (!weak)
+				continue;
 			s += 2;
+		}
 		if (t - s == e->etag_len && memcmp(v.ptr + s, ETAG(e), e->etag_len) == 0)
 			return true;
 	}
 	return false;
 }
 
-static bool parse_http_date(zh_slice_t v, time_t *out)
+/* RFC 9110 §13.1.2: If-None-Match, weak comparison, "*" matches any. */
+static bool none_match(zh_slice_t v, const entry_t *e)
 {
-	return zh__http_date_parse(v.ptr, v.len, out);
+	return etag_listed(v, e, true);
+}
+
+/* Any of the three HTTP-date forms (RFC 9110 §5.6.7); the worker's clock dates a two-digit
+ * year. */
+static bool parse_http_date(const zh_request_t *req, zh_slice_t v, time_t *out)
+{
+	return zh__http_date_parse(v.ptr, v.len, req->ctx->w->date_sec, out);
+}
+
+/* The Last-Modified sent for e: its mtime, or the response's Date when the mtime lies in
+ * the future (RFC 9110 §8.8.2.1: an origin server MUST NOT send a later one). */
+static time_t last_modified(const zh_request_t *req, const entry_t *e)
+{
+	time_t now = req->ctx->w->date_sec;
+	return e->mtime.tv_sec > now ? now : e->mtime.tv_sec;
 }
 
 enum { RANGES_MAX = 16 };
@@ -646,10 +667,14 @@ static void redirect(zh_request_t *req, zh_response_t *resp, const char *path, s
 	(void)zh_reply(resp, 301, "text/plain", "Moved Permanently\n", 18);
 }
 
-/* Is the request's raw path already the canonical spelling of the normalized one? Routing
- * matched the raw path, so a path spelled another way ("//a", "/%70rivate", "/./a") is
- * redirected to the canonical spelling, which the router then sees: the static handler
- * never serves a file under a name another route would have claimed. */
+/* Is the request's raw path a canonical spelling of the normalized one? Spellings that
+ * RFC 3986 §6.2.2 makes the same URI are: an unreserved character or its triplet
+ * ("/h%65llo" is "/hello", §6.2.2.2), and a triplet's hex digits in either case (§6.2.2.1);
+ * the router matches them alike (server.c, match_encoded), so no route that claims the
+ * name is bypassed. Other spellings ("//a", "/./a", "/%21" for "/!", "dir" for "dir/") map
+ * to the same file only by this handler's choice: they are redirected to the canonical
+ * spelling, which the router then sees, so the static handler never serves a file under a
+ * name another route would have claimed. */
 static bool is_canonical(zh_slice_t raw, const char *path, size_t plen, bool slash)
 {
 	const char *r = raw.ptr, *end = raw.ptr + raw.len;
@@ -657,11 +682,15 @@ static bool is_canonical(zh_slice_t raw, const char *path, size_t plen, bool sla
 		return false;
 	for (size_t i = 0; i < plen; i++) {
 		unsigned char c = (unsigned char)path[i];
-		if (path_plain(c)) {
+		int u = zh__pct_unreserved(r, (size_t)(end - r));
+		if (u >= 0) {
+			if (u != c)
+				return false;
+			r += 3;
+		} else if (path_plain(c)) {
 			if (r == end || *r++ != (char)c)
 				return false;
-		} else if (end - r < 3 || r[0] != '%' || r[1] != hex_upper[c >> 4] ||
-			   r[2] != hex_upper[c & 15]) {
+		} else if (zh__pct_octet(r, (size_t)(end - r)) != c) {
 			return false;
 		} else {
 			r += 3;
@@ -837,16 +866,29 @@ static void send_multipart(zh_response_t *resp, cache_t *c, entry_t *e, const mi
 	(void)zh__write_encoded(resp, part, (size_t)len);
 }
 
+/* Does a precondition on the current representation fail (If-Match, strong comparison;
+ * else If-Unmodified-Since; RFC 9110 §13.1.1, §13.1.4, §13.2.2 steps 1-2)? An invalid date
+ * is ignored. */
+static bool precondition_failed(zh_request_t *req, const entry_t *e)
+{
+	zh_slice_t v;
+	time_t ius;
+	if (zh_req_header(req, "If-Match", &v))
+		return !etag_listed(v, e, false);
+	return zh_req_header(req, "If-Unmodified-Since", &v) && parse_http_date(req, v, &ius) &&
+	       last_modified(req, e) > ius;
+}
+
 /* Is the representation sent the one the client holds (If-None-Match, else
- * If-Modified-Since; RFC 9110 §13.2.2)? */
+ * If-Modified-Since; RFC 9110 §13.2.2 steps 3-4)? */
 static bool not_modified(zh_request_t *req, const entry_t *e)
 {
 	zh_slice_t v;
 	time_t ims;
 	if (zh_req_header(req, "If-None-Match", &v))
 		return none_match(v, e);
-	return zh_req_header(req, "If-Modified-Since", &v) && parse_http_date(v, &ims) &&
-	       e->mtime.tv_sec <= ims;
+	return zh_req_header(req, "If-Modified-Since", &v) && parse_http_date(req, v, &ims) &&
+	       last_modified(req, e) <= ims;
 }
 
 /* The ranges to send: n > 0 ranges, 0 for the whole file, -1 for 416. */
@@ -855,14 +897,17 @@ static int wanted_ranges(zh_request_t *req, const entry_t *e, range_t *r)
 	zh_slice_t v;
 	time_t t;
 	int n;
-	if (!zh_req_header(req, "Range", &v) || (n = parse_ranges(v, e->size, r)) == 0)
+	/* RFC 9110 §14.2: range handling is defined for GET only; a server MUST ignore Range
+	 * with another method (a HEAD describes the whole 200) */
+	if (req->h.method_bit != ZH_GET || !zh_req_header(req, "Range", &v) ||
+	    (n = parse_ranges(v, e->size, r)) == 0)
 		return 0;
 	if (!zh_req_header(req, "If-Range", &v))
 		return n;
 	/* RFC 9110 §13.1.5: the range only if the representation is the one named */
 	if (v.len && v.ptr[0] == '"')
 		return v.len == e->etag_len && memcmp(v.ptr, ETAG(e), v.len) == 0 ? n : 0;
-	return parse_http_date(v, &t) && t == e->mtime.tv_sec ? n : 0;
+	return parse_http_date(req, v, &t) && t == last_modified(req, e) ? n : 0;
 }
 
 /* Answers from e (the file or its precompressed variant). Returns true when e's fd was
@@ -880,7 +925,16 @@ static bool respond(zh_request_t *req, zh_response_t *resp, cache_t *c, entry_t 
 	if (encoding >= 0)
 		lines[nlines++] = &coding_lines[encoding];
 	(void)zh__resp_header_lines(resp, lines, nlines);
+	if (e->mtime.tv_sec > req->ctx->w->date_sec) {
+		char lm[30];
+		(void)set_header(resp, "Last-Modified", lm, zh__http_date(last_modified(req, e), lm));
+	}
 
+	if (precondition_failed(req, e)) {
+		(void)zh_resp_header_del(resp, "Content-Encoding");
+		(void)zh_reply(resp, 412, "text/plain", "Precondition Failed\n", 20);
+		return false;
+	}
 	if (not_modified(req, e)) {
 		(void)zh_write_header(resp, 304);
 		return false;

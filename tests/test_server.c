@@ -899,6 +899,71 @@ Test(writer, request_view_and_prefix_route)
 	close(fd);
 }
 
+/* RFC 3986 §6.2.2: a triplet of an unreserved character is that character, hex digits are
+ * case-insensitive: "/%65mpty" is "/empty" and reaches its route (the static handler serves
+ * such spellings too, so a file must not be reachable past a route by them). */
+Test(writer, equivalent_percent_encodings_reach_the_route)
+{
+	static const char *const same[] = {"/%65mpty", "/emp%74%79", "/%65%6D%70%74%79",
+					   "/%65%6d%70%74%79"};
+	static const char *const other[] = {"/%45mpty", "/empty%2F", "/%2Fempty", "/empt",
+					    "/%65mpt", "/empty%20"};
+	response_t r;
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+		get(same[i], &r);
+		cr_expect_eq(r.status, 200, "%s", same[i]);
+	}
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+		get(other[i], &r);
+		cr_expect_eq(r.status, 404, "%s", other[i]);
+	}
+	/* a prefix route; the handler still sees the path as sent */
+	{
+		int fd = dial();
+		const char *want = "GET|/%76iew/a%2fb||h|11||1";
+		send_all(fd, "GET /%76iew/a%2fb HTTP/1.1\r\nHost: h\r\n\r\n");
+		read_response(fd, &r, false);
+		cr_assert_eq(r.status, 200);
+		cr_expect(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0,
+			  "%.*s", (int)r.body_len, r.body);
+		close(fd);
+	}
+}
+
+/* RFC 9110 §9.3.7: a successful OPTIONS without content MUST carry Content-Length: 0, which
+ * a 204 may not (§8.6): the server's own OPTIONS answers are 200 with Allow. */
+Test(writer, options_is_200_with_content_length_0_and_allow)
+{
+	static const char *const reqs[] = {"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+					   "OPTIONS /empty HTTP/1.1\r\nHost: h\r\n\r\n"};
+	for (size_t i = 0; i < 2; i++) {
+		response_t r;
+		int fd = dial();
+		send_all(fd, reqs[i]);
+		read_response(fd, &r, false);
+		cr_expect_eq(r.status, 200, "%s", reqs[i]);
+		cr_expect(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
+		cr_expect(strcasestr(r.head, "\r\nAllow: ") != NULL, "%s", r.head);
+		cr_expect_eq(r.body_len, 0);
+		close(fd);
+	}
+}
+
+/* RFC 9112 §2.3: HTTP/1.2 is processed as HTTP/1.1 and answered with HTTP/1.1 */
+Test(writer, higher_minor_version_is_processed_as_1_1)
+{
+	response_t r;
+	int fd = dial();
+	const char *want = "GET|/view/x||h|11||1";
+	send_all(fd, "GET /view/x HTTP/1.2\r\nHost: h\r\n\r\n");
+	read_response(fd, &r, false);
+	cr_assert_eq(r.status, 200);
+	cr_expect(strncmp(r.head, "HTTP/1.1 200", 12) == 0, "%s", r.head);
+	cr_expect(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0, "%.*s",
+		  (int)r.body_len, r.body);
+	close(fd);
+}
+
 Test(writer, one_writev_for_head_and_body_and_for_a_pipelined_batch)
 {
 	response_t r;
@@ -1459,15 +1524,55 @@ Test(http_date, only_valid_dates_parse_and_any_time_formats)
 	time_t t;
 	char out[30];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		cr_expect_not(zh__http_date_parse(bad[i], 29, &t), "%s", bad[i]);
-	cr_assert(zh__http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, &t));
+		cr_expect_not(zh__http_date_parse(bad[i], 29, 0, &t), "%s", bad[i]);
+	cr_assert(zh__http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, 0, &t));
 	cr_expect_eq(t, 784111777);
-	cr_assert(zh__http_date_parse("Mon, 06 Nov 1994 08:49:37 GMT", 29, &t),
+	cr_assert(zh__http_date_parse("Mon, 06 Nov 1994 08:49:37 GMT", 29, 0, &t),
 		  "a wrong day name is still a date");
 	cr_expect_eq(zh__http_date((time_t)1 << 62, out), 29);
 	cr_expect_arr_eq(out, "Fri, 31 Dec 9999 23:59:59 GMT", 29);
 	cr_expect_eq(zh__http_date(-((time_t)1 << 62), out), 29);
 	cr_expect_arr_eq(out, "Sat, 01 Jan 0000 00:00:00 GMT", 29);
+}
+
+static bool date_is(const char *s, time_t now, time_t want)
+{
+	time_t t = -1;
+	return zh__http_date_parse(s, strlen(s), now, &t) && t == want;
+}
+
+/* RFC 9110 §5.6.7: recipients MUST accept all three HTTP-date forms; a two-digit rfc850 year
+ * more than 50 years ahead of the clock is in the past century. */
+Test(http_date, obsolete_rfc850_and_asctime_forms)
+{
+	static const char *const bad[] = {
+		"Sunday, 32-Nov-94 08:49:37 GMT", "Sunday, 06-Nov-1994 08:49:37 GMT",
+		"Sun, 06-Nov-94 08:49:37 GMT",	  "Sunday, 6-Nov-94 08:49:37 GMT",
+		"Sunday, 06 Nov 94 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 UTC",
+		"Sunday, 31-Feb-94 08:49:37 GMT", "Sundae, 06-Nov-94 08:49:37 GMT",
+		"sunday, 06-Nov-94 08:49:37 GMT", "Sunday, 06-nov-94 08:49:37 GMT",
+		"Sun Nov 32 08:49:37 1994",	  "Sun Nov 6 08:49:37 1994",
+		"Sun Nov  6 08:49:37 94",	  "Sun Nov  6 08:49:37 1994 ",
+		"Sun Nov  6 08:49:37 1994 GMT",	  "Sunday Nov  6 08:49:37 1994",
+		"Sun Nov  6 25:49:37 1994",	  "Sun Nov -6 08:49:37 1994",
+		"Sun Feb 30 08:49:37 1994",	  "Sun, 06 Nov 94 08:49:37 GMT"};
+	const time_t y2026 = 1796601600; /* 2026-12-07 */
+	time_t t;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_expect_not(zh__http_date_parse(bad[i], strlen(bad[i]), y2026, &t), "%s", bad[i]);
+	cr_expect(date_is("Sunday, 06-Nov-94 08:49:37 GMT", y2026, 784111777));
+	cr_expect(date_is("Wednesday, 06-Nov-94 08:49:37 GMT", y2026, 784111777),
+		  "any day name, the longest one too");
+	cr_expect(date_is("Sun Nov  6 08:49:37 1994", y2026, 784111777));
+	cr_expect(date_is("Sun Nov 06 08:49:37 1994", y2026, 784111777), "date3: 2DIGIT");
+	cr_expect(date_is("Thu Jan  1 00:00:00 1970", y2026, 0));
+	/* two-digit years at 2026: 76 is 2076 (50 years ahead), 77 is 1977 */
+	cr_expect(date_is("Tuesday, 01-Jan-76 00:00:00 GMT", y2026, 3345062400));
+	cr_expect(date_is("Saturday, 01-Jan-77 00:00:00 GMT", y2026, 220924800));
+	cr_expect(date_is("Monday, 01-Jan-25 00:00:00 GMT", y2026, 1735689600));
+	/* at 1994, "25" is 1925: the current century, as that is not in the future */
+	cr_expect(date_is("Thursday, 01-Jan-25 00:00:00 GMT", 784111777, -1420070400));
+	cr_expect(date_is("Sunday, 06-Nov-94 08:49:37 GMT", 784111777, 784111777));
 }
 
 /* Found by tests/fuzz/fuzz_range.c: HTAB is OWS too (RFC 9110 §5.6.3), but a coding next to

@@ -91,6 +91,9 @@ static void reference(const char *in, size_t len, uint64_t max_body, result_t *r
 			unsigned char c;
 			NEED();
 			c = (unsigned char)in[pos++];
+			/* RFC 9112 7.1: blanks after the size only before a ';' extension */
+			if (c == '\r' && !in_ext && ext_bytes > 0)
+				goto bad;
 			if (c == '\r')
 				break;
 			if (!in_ext && c == ';')

@@ -255,8 +255,9 @@ static void check_head(const char *buf, const zh__head_t *h, const zh__field_t *
 	sp1 = memchr(line, ' ', (size_t)(eol - line));
 	CHECK(sp1 != NULL, "request line without a space");
 	sp2 = eol - 9;
+	/* RFC 9112 2.3: HTTP/1.2 to HTTP/1.9 are processed as 1.1 */
 	CHECK(sp2 > sp1 && *sp2 == ' ' && memcmp(sp2 + 1, "HTTP/1.", 7) == 0 &&
-		      sp2[8] == '0' + h->minor,
+		      (h->minor == 0 ? sp2[8] == '0' : sp2[8] >= '1' && sp2[8] <= '9'),
 	      "version is not HTTP/1.%u", h->minor);
 	CHECK(h->method.off == pos && h->method.len == (uint32_t)(sp1 - line), "method span");
 	for (const char *p = line; p < sp1; p++)

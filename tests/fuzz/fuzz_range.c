@@ -11,12 +11,14 @@
  *    request order; 416 (-1) only when no spec is satisfiable;
  *  6 Range (generated: well-formed lists of a-b, a- and -n with random OWS): exactly the
  *    ranges RFC 9110 §14.1.2 gives, by a reference written here;
- *  1 If-None-Match: the verdict of a reference (weak comparison, "*", list elements with
- *    OWS) against a real entry's ETag built by fill_metadata; the ETag itself, W/-prefixed,
- *    and inside a list always match;
- *  2 HTTP-date (any bytes): a value accepted is a valid IMF-fixdate, i.e. formats back to the
- *    same text but for the day name (RFC 9110 §13.1.3: an invalid date MUST be ignored, not
- *    guessed at);
+ *  1 If-None-Match and If-Match: the verdict of a reference (weak, resp. strong comparison,
+ *    "*", list elements with OWS) against a real entry's ETag built by fill_metadata; the
+ *    ETag itself, W/-prefixed, and inside a list always match If-None-Match;
+ *  2 HTTP-date (any bytes): a value accepted is a valid IMF-fixdate, rfc850-date or
+ *    asctime-date (RFC 9110 §5.6.7), i.e. the time it gives formats back (strftime, in that
+ *    form) to the same text but for the day name, the rfc850 year in the clock's century
+ *    unless that is more than 50 years ahead (RFC 9110 §5.6.7; §13.1.3: an invalid date
+ *    MUST be ignored, not guessed at);
  *  3 HTTP-date (any time): what zh__http_date prints is 29 bytes of IMF-fixdate and parses
  *    back to the same time, for every time with a 4-digit year; others print a clamped date;
  *  4 Accept-Encoding (any bytes): q-values in [0, 1000];
@@ -95,7 +97,9 @@ static int generated_ranges(fz_in_t *in, uint64_t size, char *text, size_t *tlen
 
 /* ---- 1: If-None-Match ---------------------------------------------------------------------------- */
 
-static bool ref_none_match(const char *v, size_t len, const char *etag, size_t elen)
+/* weak: If-None-Match's weak comparison; else If-Match's strong one (a W/ tag never
+ * matches) */
+static bool ref_listed(const char *v, size_t len, const char *etag, size_t elen, bool weak)
 {
 	size_t i = 0;
 	while (i <= len) {
@@ -109,8 +113,11 @@ static bool ref_none_match(const char *v, size_t len, const char *etag, size_t e
 			e--;
 		if (e - s == 1 && v[s] == '*')
 			return true;
-		if (e - s >= 2 && v[s] == 'W' && v[s + 1] == '/')
+		if (e - s >= 2 && v[s] == 'W' && v[s + 1] == '/') {
+			if (!weak)
+				continue;
 			s += 2;
+		}
 		if (e - s == elen && memcmp(v + s, etag, elen) == 0)
 			return true;
 	}
@@ -219,7 +226,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(e.etag_len >= 2 && etag[0] == '"' && etag[e.etag_len - 1] == '"' &&
 			      !memchr(etag + 1, '"', e.etag_len - 2) && !memchr(etag, ',', e.etag_len),
 		      "ETag %.*s", (int)e.etag_len, etag);
-		CHECK(none_match(val, &e) == ref_none_match(v, in.n, etag, e.etag_len),
+		CHECK(etag_listed(val, &e, false) == ref_listed(v, in.n, etag, e.etag_len, false),
+		      "If-Match '%.*s' vs %.*s", (int)in.n, v, (int)e.etag_len, etag);
+		CHECK(none_match(val, &e) == ref_listed(v, in.n, etag, e.etag_len, true),
 		      "If-None-Match '%.*s' vs %.*s", (int)in.n, v, (int)e.etag_len, etag);
 		CHECK(none_match((zh_slice_t){etag, e.etag_len}, &e), "own ETag");
 		ln = snprintf(list, sizeof list, "\"x\" ,\tW/%.*s , \"y\"", (int)e.etag_len, etag);
@@ -227,16 +236,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 2: {
-		time_t t;
-		if (zh__http_date_parse(v, in.n, &t)) {
-			char back[30];
+		time_t t, now = (time_t)(num % 253402300799u);
+		if (zh__http_date_parse(v, in.n, now, &t)) {
+			static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+			char back[64];
+			struct tm tm, nowtm;
+			const char *comma = memchr(v, ',', in.n);
+			size_t skip = in.n == 24 || !comma ? 3 : (size_t)(comma - v);
+			int bn;
 			CHECK(t >= -62167219200 && t <= 253402300799, "accepted out of range: %lld",
 			      (long long)t);
-			zh__http_date(t, back);
+			CHECK(gmtime_r(&t, &tm) && gmtime_r(&now, &nowtm), "gmtime_r");
+			if (in.n == 29) /* IMF-fixdate */
+				bn = (int)zh__http_date(t, back);
+			else if (in.n == 24) /* asctime-date: day " 6" or "06" */
+				bn = snprintf(back, sizeof back,
+					      v[8] == '0' ? "Xxx %.3s %02d %02d:%02d:%02d %04d"
+							  : "Xxx %.3s %2d %02d:%02d:%02d %04d",
+					      mon + 3 * tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+					      tm.tm_sec, tm.tm_year + 1900);
+			else /* rfc850-date, the day name as sent */
+				bn = snprintf(back, sizeof back, "%.*s, %02d-%.3s-%02d %02d:%02d:%02d GMT",
+					      (int)skip, v, tm.tm_mday, mon + 3 * tm.tm_mon,
+					      (tm.tm_year + 1900) % 100, tm.tm_hour, tm.tm_min, tm.tm_sec);
 			/* the day name need not be the right one, only one (robustness) */
-			CHECK(memcmp(back + 3, v + 3, 26) == 0 && strstr("SunMonTueWedThuFriSat",
-									 (char[4]){v[0], v[1], v[2], 0}),
-			      "accepted '%.*s', which means '%.29s'", (int)in.n, v, back);
+			CHECK((size_t)bn == in.n && memcmp(back + skip, v + skip, in.n - skip) == 0,
+			      "accepted '%.*s', which means '%s'", (int)in.n, v, back);
+			if (in.n != 29 && in.n != 24) {
+				/* the clock's century, unless that is more than 50 years ahead */
+				int cur = nowtm.tm_year + 1900, yy = (tm.tm_year + 1900) % 100;
+				int want = cur - cur % 100 + yy;
+				if (want > cur + 50)
+					want -= 100;
+				CHECK(tm.tm_year + 1900 == want, "'%.*s' dated %d at %d, want %d",
+				      (int)in.n, v, tm.tm_year + 1900, cur, want);
+			}
 		}
 		break;
 	}
@@ -248,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < n; i++)
 			CHECK(out[i] >= 0x20 && out[i] < 0x7f, "byte 0x%02x in a date",
 			      (unsigned char)out[i]);
-		CHECK(zh__http_date_parse(out, n, &back), "'%.29s' (%lld) does not parse back", out,
+		CHECK(zh__http_date_parse(out, n, 0, &back), "'%.29s' (%lld) does not parse back", out,
 		      (long long)t);
 		if (t >= -62167219200 && t <= 253402300799)
 			CHECK(back == t, "'%.29s': %lld parses back as %lld", out, (long long)t,

@@ -55,6 +55,8 @@ parse = {
     "expect_bad": b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\n\r\n",
     "leading_crlf": b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
     "http2": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    "http12": b"GET / HTTP/1.2\r\nHost: h\r\n\r\nGET / HTTP/1.9\r\n\r\n",
+    "http30_bad_versions": b"GET / HTTP/3.0\r\nHost: h\r\n\r\nGET / HTTP/01.1\r\n\r\n",
     "unknown_method": b"BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n",
     "tabs": b"GET / HTTP/1.1\r\nHost:\th\t\r\nX-A: \ta\tb \r\n\r\n",
     "pct": b"GET /%2e%2e/%2F%00?%zz HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -82,6 +84,8 @@ chunked = {
     "ext_ctl": b"1;a\x01\r\nx\r\n0\r\n\r\n",
     "trailer_fold": b"0\r\nA: b\r\n c\r\n\r\n",
     "empty_size": b"\r\n",
+    "size_bws_no_ext": b"3 \r\nabc\r\n0\t\r\n\r\n",
+    "size_bws_tab_ext": b"3\t;a\r\nabc\r\n0 ;e=1\r\n\r\n",
 }
 for name, body in chunked.items():
     write("chunked", name, b"\x00" + SPLIT + body)
@@ -104,6 +108,8 @@ paths = {
     "bad_pct": b"/a%2",
     "utf8": b"/caf%C3%A9/%E2%82%AC.txt",
     "unreserved_enc": b"/%70rivate/%7Efile",
+    "unreserved_lower": b"/h%65llo%2etxt/%7e%2d%5f/caf%c3%a9",
+    "enc_dot_inside": b"/a%2Eb/%2E/c%2E%2E",
     "dot_end": b"/a/.",
     "dotdot_end": b"/a/..",
     "empty": b"",
@@ -135,6 +141,11 @@ ranges = {
     "date_bad_day": rng(2, 0, b"Sun, 32 Nov 1994 08:49:37 GMT"),
     "date_bad_month": rng(2, 0, b"Sun, 06 Ja  1994 08:49:37 GMT"),
     "date_rfc850": rng(2, 0, b"Sunday, 06-Nov-94 08:49:37 GMT"),
+    "date_rfc850_now": rng(2, 1796601600, b"Wednesday, 07-Dec-76 08:49:37 GMT"),
+    "date_rfc850_past_century_clock": rng(2, 0, b"Sunday, 06-Nov-02 08:49:37 GMT"),
+    "date_asctime": rng(2, 1796601600, b"Sun Nov  6 08:49:37 1994"),
+    "date_asctime_2digit": rng(2, 0, b"Sun Nov 16 08:49:37 1994"),
+    "if_match_weak": rng(1, 0x5f5e1000, b"W/\"x\", \"y\""),
     "date_fmt": rng(3, 784111777, b""),
     "date_fmt_far": rng(3, 253402300799, b""),
     "coding_plain": rng(4, 0, b"gzip, deflate, br"),

@@ -36,20 +36,34 @@ class Methods(ServerTestCase):
         c = self.conn()
         c.send(request("OPTIONS", "/json") + request("GET", "/plaintext"))
         r = c.read_response()
-        self.assertEqual(r.status, 204, repr(r))
+        # RFC 9110 9.3.7: a successful OPTIONS without content MUST carry Content-Length: 0,
+        # which a 204 may not (8.6)
+        self.assertEqual(r.status, 200, repr(r))
         self.assertEqual(r.header_all("Allow"), [ALLOW_GET])
-        self.assertIn(r.header("Content-Length"), (None, "0"))
-        self.assertResponse(c.read_response(), 200, HELLO)   # nothing left over after 204
+        self.assertEqual(r.header_all("Content-Length"), ["0"], repr(r))
+        self.assertEqual(r.body, b"")
+        self.assertResponse(c.read_response(), 200, HELLO)   # nothing left over
 
     def test_options_asterisk(self):
         c = self.conn()
         c.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n" + request("GET", "/json"))
         r = c.read_response()
-        self.assertEqual(r.status, 204, repr(r))
+        self.assertEqual(r.status, 200, repr(r))   # RFC 9110 9.3.7
+        self.assertEqual(r.header_all("Content-Length"), ["0"], repr(r))
+        self.assertEqual(r.body, b"")
         allow = r.header("Allow")
         self.assertIsNotNone(allow, repr(r))
         toks = [m.strip() for m in allow.split(",")]
         self.assertIn("OPTIONS", toks)
+        self.assertResponse(c.read_response(), 200, JSON)
+
+    def test_absolute_form_is_accepted_and_its_host_wins(self):
+        # RFC 9112 3.2.2: a server MUST accept absolute-form; the origin server MUST ignore
+        # the Host field and use the target's authority
+        c = self.conn()
+        c.send(b"GET http://other.example:8080/plaintext HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET HTTP://X/json?a=1 HTTP/1.1\r\nHost: y\r\n\r\n")
+        self.assertResponse(c.read_response(), 200, HELLO)
         self.assertResponse(c.read_response(), 200, JSON)
 
     def test_head_plaintext(self):

@@ -24,6 +24,17 @@ class ExpectContinue(ServerTestCase):
         c.send(b"abc")
         self.assertResponse(c.read_response(allow_1xx=True), 200, b"abc", "t/y")
 
+    def test_http10_expect_is_ignored_and_gets_no_1xx(self):
+        # RFC 9110 10.1.1: a 100-continue expectation in HTTP/1.0 MUST be ignored; 15.2: a
+        # server MUST NOT send a 1xx response to an HTTP/1.0 client
+        c = self.conn()
+        c.send(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Type: a/b\r\n"
+               b"Content-Length: 5\r\n\r\n")
+        self.assertTrue(c.no_data_for(0.3), "a 1xx (or anything) sent to an HTTP/1.0 client")
+        c.send(b"hello")
+        head = c.read_until(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+
     def test_100_body_sent_with_head_still_works(self):
         # a client that does not wait for the 100 may get it or not, but must get its echo
         c = self.conn()

@@ -60,6 +60,19 @@ def setUpModule():
     os.symlink("page.html", os.path.join(ROOT, "inside-link.html"))
     os.mkfifo(os.path.join(ROOT, "pipe"))
     os.mkdir(os.path.join(ROOT, "assets"))
+    with open(os.path.join(ROOT, "a-b~c_d.txt"), "w") as f:
+        f.write("unreserved\n")
+    with open(os.path.join(ROOT, "caf\u00e9.txt"), "w") as f:
+        f.write("utf-8 name\n")
+    with open(os.path.join(ROOT, "healthz"), "w") as f:
+        f.write("FILE-SHADOWED-BY-A-ROUTE\n")
+    with open(os.path.join(ROOT, "dated.txt"), "w") as f:
+        f.write("dated 1994\n")
+    os.utime(os.path.join(ROOT, "dated.txt"), (784111777, 784111777))  # Sun, 06 Nov 1994 08:49:37
+    with open(os.path.join(ROOT, "future.txt"), "w") as f:
+        f.write("from the future\n")
+    future = time.time() + 10 * 365 * 86400
+    os.utime(os.path.join(ROOT, "future.txt"), (future, future))
 
 
 def tearDownModule():
@@ -159,10 +172,16 @@ class StaticFiles(ServerTestCase):
             self.assertEqual(fields["Content-Type"], "application/octet-stream")
             self.assertEqual(fields["Content-Range"], "bytes %d-%d/%d" % (a, b, size))
             self.assertEqual(body, file_bytes("1m.bin", a, b))
-        # HEAD announces the same length; a text type keeps its charset in each part
+        # RFC 9110 14.2: range handling is defined for GET only, so a HEAD ignores Range and
+        # describes the whole 200; a text type keeps its charset in each part
         h = self.get("/1m.bin", [("Range", spec)], method="HEAD")
-        self.assertEqual(h.status, 206)
-        self.assertEqual(h.header("Content-Length"), r.header("Content-Length"))
+        self.assertEqual(h.status, 200)
+        self.assertEqual(h.header("Content-Length"), str(size))
+        self.assertIsNone(h.header("Content-Range"))
+        h = self.get("/page.html", [("Range", "bytes=0-3")], method="HEAD")
+        self.assertEqual((h.status, h.header("Content-Length")), (200, "14"))
+        self.assertEqual(self.get("/page.html", [("Range", "bytes=999-")], method="HEAD").status,
+                         200)
         parts = self.parse_multipart(self.get("/page.html", [("Range", "bytes=0-3,-6")]))
         self.assertEqual([p[1] for p in parts], [b"<h1>", b"</h1>\n"])
         self.assertEqual(parts[0][0]["Content-Type"], "text/html; charset=utf-8")
@@ -190,7 +209,8 @@ class StaticFiles(ServerTestCase):
 
     def test_head_of_pipelined_multipart_answers_is_not_a_500(self):
         # review defect 7: HEADs of 16-range answers pipelined behind each other filled the
-        # queue; a HEAD that had to spill became a 500 where the same GET is a 206
+        # queue; a HEAD that had to spill became a 500 where the same GET is a 206. A HEAD
+        # now ignores Range (RFC 9110 14.2) and is a 200 like the GET without it.
         want = [(2 * i, 2 * i) for i in range(16)]
         rng = ("Range", "bytes=" + ",".join("%d-%d" % ab for ab in want))
         full = self.get("/1m.bin", [rng])
@@ -202,14 +222,13 @@ class StaticFiles(ServerTestCase):
             for k, (m, h) in enumerate(seq):
                 r = c.read_response(m)
                 what = "%s response %d: %r" % (method, k, r)
-                self.assertEqual(r.status, 206 if h else 200, what)
+                self.assertEqual(r.status, 206 if h and m == "GET" else 200, what)
                 if m == "GET" and h:
                     self.check_multipart(r, want)
                 elif m == "GET":
                     self.assertTrue(r.body == file_bytes("1m.bin"), what)
-                elif h and r.header("Content-Length") is not None:
-                    self.assertEqual(r.header("Content-Length"), full.header("Content-Length"),
-                                     what)
+                elif r.header("Content-Length") is not None:
+                    self.assertEqual(r.header("Content-Length"), str(1 << 20), what)
             self.assertTrue(c.no_data_for(0.05), "extra bytes: %r" % bytes(c.buf[:200]))
 
     def test_pipelined_multipart_to_a_stalled_reader_does_not_block_the_worker(self):
@@ -252,6 +271,122 @@ class StaticFiles(ServerTestCase):
         r = self.get("/page.html", [("Range", "bytes=0-3"), ("If-Range", '"stale"')])
         self.assertResponse(r, 200, file_bytes("page.html"))
 
+    def test_all_three_http_date_forms_in_conditionals(self):
+        # RFC 9110 5.6.7: recipients MUST accept IMF-fixdate, rfc850-date and asctime-date
+        same = ("Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sun Nov  6 08:49:37 1994")
+        before = ("Sun, 06 Nov 1994 08:49:36 GMT", "Sunday, 06-Nov-94 08:49:36 GMT",
+                  "Sun Nov  6 08:49:36 1994")
+        invalid = ("Sunday, 32-Nov-94 08:49:37 GMT", "Sun Nov 31 08:49:37 1994",
+                   "Sun Nov 6 08:49:37 1994", "Sunday, 06-Nov-1994 08:49:37 GMT")
+        body = b"dated 1994\n"
+        self.assertEqual(self.get("/dated.txt").header("Last-Modified"), same[0])
+        for d in same:
+            self.assertEqual(self.get("/dated.txt", [("If-Modified-Since", d)]).status, 304, d)
+            self.assertResponse(self.get("/dated.txt", [("If-Unmodified-Since", d)]), 200, body)
+            self.assertResponse(self.get("/dated.txt", [("Range", "bytes=0-4"), ("If-Range", d)]),
+                                206, body[:5])
+        for d in before:
+            self.assertResponse(self.get("/dated.txt", [("If-Modified-Since", d)]), 200, body)
+            self.assertEqual(self.get("/dated.txt", [("If-Unmodified-Since", d)]).status, 412, d)
+            self.assertResponse(self.get("/dated.txt", [("Range", "bytes=0-4"), ("If-Range", d)]),
+                                200, body)
+        for d in invalid:  # RFC 9110 13.1.3: an invalid date is ignored
+            self.assertResponse(self.get("/dated.txt", [("If-Modified-Since", d)]), 200, body)
+            self.assertResponse(self.get("/dated.txt", [("If-Unmodified-Since", d)]), 200, body)
+            self.assertResponse(self.get("/dated.txt", [("Range", "bytes=0-4"), ("If-Range", d)]),
+                                200, body)
+
+    def test_if_match_if_unmodified_since_and_precedence(self):
+        # RFC 9110 13.1.1 (strong comparison), 13.1.4, 13.2.2 (order of evaluation)
+        body = file_bytes("page.html")
+        r = self.get("/page.html")
+        etag, lastmod = r.header("ETag"), r.header("Last-Modified")
+        old, later = "Mon, 01 Jan 1990 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"
+        for h in ([("If-Match", etag)], [("If-Match", "*")], [("If-Match", '"x", ' + etag)],
+                  [("If-Match", etag), ("If-Unmodified-Since", old)],  # IUS ignored
+                  [("If-Unmodified-Since", later)], [("If-Unmodified-Since", lastmod)],
+                  [("If-None-Match", '"x"'), ("If-Modified-Since", lastmod)]):  # IMS ignored
+            self.assertResponse(self.get("/page.html", h), 200, body)
+        for h in ([("If-Match", "W/" + etag)], [("If-Match", '"other"')],
+                  [("If-Unmodified-Since", old)],
+                  [("If-Match", '"other"'), ("If-None-Match", etag)],  # 412 before 304
+                  [("If-Match", '"other"'), ("Range", "bytes=0-3")],  # before the range
+                  [("If-Match", '"other"'), ("Range", "bytes=999999-")]):  # before a 416
+            r = self.get("/page.html", h)
+            self.assertEqual(r.status, 412, h)
+            self.assertNotIn(b"<h1>", r.body, h)
+        self.assertEqual(self.get("/page.html", [("If-Match", '"other"')], "HEAD").status, 412)
+        # 13.1.5: If-Range compares strongly: a weak tag never selects the range
+        self.assertResponse(self.get("/page.html", [("Range", "bytes=0-3"), ("If-Range", "W/" + etag)]),
+                            200, body)
+        # 13.2.1: preconditions are ignored where the answer would not be 2xx or 412
+        self.assertEqual(self.get("/missing", [("If-Match", '"other"')]).status, 404)
+        self.assertEqual(self.get("/missing", [("If-None-Match", "*")]).status, 404)
+        self.assertEqual(self.get("/dir", [("If-Match", '"other"')]).status, 301)
+        self.assertEqual(self.get("/page.html", [("If-None-Match", "*")]).status, 304)
+        self.assertEqual(self.get("/page.html", [("If-Match", etag), ("If-None-Match", etag)])
+                         .status, 304)
+
+    def test_304_carries_what_a_200_would(self):
+        # RFC 9110 15.4.5: ETag, Last-Modified (the validators), Date, Vary as in a 200; no
+        # content; a Content-Length only if it is the 200's
+        for path, hdrs in (("/page.html", []), ("/app.js", [("Accept-Encoding", "gzip")])):
+            full = self.get(path, hdrs)
+            r = self.get(path, hdrs + [("If-None-Match", full.header("ETag"))])
+            self.assertEqual(r.status, 304, path)
+            self.assertEqual(r.body, b"", path)
+            for name in ("ETag", "Last-Modified", "Vary", "Cache-Control"):
+                self.assertEqual(r.header(name), full.header(name), (path, name))
+            self.assertIsNotNone(r.header("Date"), path)
+            self.assertIn(r.header("Content-Length"), (None, full.header("Content-Length")), path)
+
+    def test_head_and_206_carry_the_fields_of_the_200(self):
+        # RFC 9110 9.3.2: HEAD SHOULD send the GET's fields; 15.3.7: a 206 MUST send Date,
+        # Cache-Control, ETag, Expires, Content-Location and Vary as the 200 would
+        strip = lambda r: [(k.lower(), v) for k, v in r.headers if k.lower() != "date"]
+        for path, hdrs in (("/page.html", []), ("/app.js", [("Accept-Encoding", "gzip")]),
+                           ("/empty.bin", [])):
+            full = self.get(path, hdrs)
+            head = self.get(path, hdrs, "HEAD")
+            self.assertEqual(head.status, 200, path)
+            self.assertEqual(strip(head), strip(full), path)
+            self.assertEqual(head.body, b"")
+        for path, hdrs in (("/page.html", []), ("/app.js", [("Accept-Encoding", "gzip")])):
+            full = self.get(path, hdrs)
+            part = self.get(path, hdrs + [("Range", "bytes=1-2")])
+            self.assertEqual(part.status, 206, path)
+            self.assertIsNotNone(part.header("Date"))
+            for name in ("ETag", "Last-Modified", "Vary", "Cache-Control", "Expires",
+                         "Content-Location", "Content-Encoding"):
+                self.assertEqual(part.header(name), full.header(name), (path, name))
+
+    def test_conditional_and_range_heads_trickled_byte_by_byte(self):
+        # a slow client: every field arrives one byte at a time, and still counts
+        etag = self.get("/page.html").header("ETag")
+        for hdrs, status, body in (([("If-None-Match", etag)], 304, b""),
+                                   ([("If-Match", '"other"')], 412, None),
+                                   ([("Range", "bytes=4-8"), ("If-Range", etag)], 206, b"page<"),
+                                   ([("If-Modified-Since", "Sun Nov  6 08:49:37 1994")], 200,
+                                    b"<h1>page</h1>\n")):
+            c = self.conn()
+            c.send_slowly(request("GET", "/page.html", hdrs), step=1, delay=0.002)
+            r = c.read_response()
+            self.assertEqual(r.status, status, hdrs)
+            if body is not None:
+                self.assertEqual(r.body, body, hdrs)
+
+    def test_last_modified_never_later_than_date(self):
+        # RFC 9110 8.8.2.1: a file time in the future is replaced by the response's Date
+        import email.utils
+        r = self.get("/future.txt")
+        self.assertResponse(r, 200, b"from the future\n")
+        lm = email.utils.parsedate_to_datetime(r.header("Last-Modified"))
+        date = email.utils.parsedate_to_datetime(r.header("Date"))
+        self.assertLessEqual(lm, date, r)
+        self.assertEqual(self.get("/future.txt", [("If-Modified-Since", r.header("Last-Modified"))])
+                         .status, 304)
+
     def test_head_and_directories(self):
         r = self.get("/1m.bin", method="HEAD")
         self.assertEqual(r.status, 200)
@@ -271,14 +406,46 @@ class StaticFiles(ServerTestCase):
         # the router matched the raw path: another spelling of a name must not reach the
         # file past a route that claims the canonical one (and "//host" is never a Location)
         for raw, loc in (("//assets", "/assets"), ("//page.html", "/page.html"),
-                         ("/%70age.html", "/page.html"), ("/./page.html", "/page.html"),
-                         ("/dir//index.html?q=1", "/dir/index.html?q=1")):
+                         ("/./page.html", "/page.html"), ("/%2E/page.html", "/page.html"),
+                         ("/dir//index.html?q=1", "/dir/index.html?q=1"),
+                         ("/%64ir?x=1", "/dir/?x=1"), ("/dir/%2e/ind%65x.html", "/dir/index.html"),
+                         ("//a%2Db%7Ec%5Fd.txt", "/a-b~c_d.txt"), ("/./caf%c3%a9.txt", "/caf%C3%A9.txt")):
             c = self.conn()
             c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
             r = c.read_response()
             self.assertEqual(r.status, 301, raw)
             self.assertEqual(r.header("Location"), loc, raw)
         self.assertEqual(self.get("/assets").header("Location"), "/assets/")
+
+    def test_equivalent_percent_encodings_are_served_not_redirected(self):
+        # RFC 3986 6.2.2.1/6.2.2.2: a triplet of an unreserved character is that character,
+        # and hex digits are case-insensitive: the same URI, so the same resource
+        for raw, body in (("/%70age.html", b"<h1>page</h1>\n"), ("/p%61ge.html", b"<h1>page</h1>\n"),
+                          ("/page%2Ehtml", b"<h1>page</h1>\n"), ("/page%2ehtml", b"<h1>page</h1>\n"),
+                          ("/%64ir/ind%65x.html", b"dir index\n"), ("/%64%69%72/", b"dir index\n"),
+                          ("/a%2Db%7Ec%5Fd.txt", b"unreserved\n"), ("/a%2db%7ec%5fd.txt", b"unreserved\n"),
+                          ("/caf%C3%A9.txt", b"utf-8 name\n"), ("/caf%c3%a9.txt", b"utf-8 name\n"),
+                          ("/caf%c3%A9%2etxt?q=%41", b"utf-8 name\n")):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertResponse(c.read_response(), 200, body)
+        # the router matches the same way: the route /healthz claims "/h%65althz", so the file
+        # of that name in the root stays shadowed under every spelling
+        for raw in ("/healthz", "/h%65althz", "/%68%65%61%6c%74%68%7a"):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 200, raw)
+            self.assertNotIn(b"SHADOWED", r.body, raw)
+        # an encoded slash, NUL or dot-dot stays refused; ".." is never resolved upwards
+        for raw, status in (("/dir%2Findex.html", 400), ("/dir%2findex.html", 400),
+                            ("/page.html%00", 400), ("/dir/%2E%2E/page.html", 400),
+                            ("/%2E%2E/%2E%2E/etc/passwd", 400), ("/dir/.%2E/page.html", 400)):
+            c = self.conn()
+            c.send(b"GET " + raw.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, status, raw)
+            self.assertNotIn(b"page", r.body, raw)
 
     def test_fifo_in_the_root_does_not_block_the_worker(self):
         start = time.time()
