@@ -1,5 +1,6 @@
 # zerohttp — one plain Makefile. Warnings and sanitizer flags live here and only here.
-#   make            build/libzerohttp.a, build/libzerohttp.so, build/zerohttpd, zerohttp.pc
+#   make            build/libzerohttp{,-gzip,-protobuf,-auth}.{a,so}, build/zerohttpd and the
+#                   pkg-config modules zerohttp{,-gzip,-protobuf,-auth}.pc (see "Libraries")
 #   make run        build, then serve the demo routes on 127.0.0.1:8080
 #   make test       unit tests (Criterion), integration tests, zero-allocation test
 #   make asan       the same tests against an ASan+UBSan build
@@ -25,17 +26,35 @@ LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 # protobuf-c (zh_send_protobuf): compile flags for src/protobuf.c and zerohttpd, the library
 # wherever libzerohttp is linked; proto/demo.proto is compiled by protoc-c into $(BUILD)/gen
 PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
-# the library's link dependencies: protobuf-c (zh_send_protobuf) and zlib (gzip middleware)
-PB_LIBS   = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz
-# and crypt(3) for the auth middleware's Basic check (libxcrypt: crypt_rn, crypt_checksalt)
-PB_LIBS  += -lcrypt
+# the feature libraries' link dependencies: protobuf-c (zh_send_protobuf), zlib (gzip
+# middleware), crypt(3) for the auth middleware's Basic check (libxcrypt: crypt_rn,
+# crypt_checksalt). The core needs none of them: see "Libraries" below.
+protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
+gzip_LIBS     = -lz
+auth_LIBS     = -lcrypt
+# what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
 
-SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
-	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c src/middleware.c src/mw_gzip.c \
-	   src/accesslog.c src/mw_limit.c src/mw_cors.c src/mw_auth.c
+# Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
+# dependency of its own is a library of its own, so that a program that does not use it
+# neither links nor loads its dependency (static archives alone would do that, but a shared
+# library carries DT_NEEDED for everything its objects reference):
+#   libzerohttp-gzip      src/mw_gzip.c    zlib
+#   libzerohttp-protobuf  src/protobuf.c   protobuf-c
+#   libzerohttp-auth      src/mw_auth.c    crypt
+# Each has a pkg-config module of the same name that Requires zerohttp.
+FEATURES     := gzip protobuf auth
+gzip_SRCS    := src/mw_gzip.c
+protobuf_SRCS := src/protobuf.c
+auth_SRCS    := src/mw_auth.c
+FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
+CORE_SRCS := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
+	   src/static.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
+	   src/accesslog.c src/mw_limit.c src/mw_cors.c
+SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/dtoa.h
+HDRS    := include/zerohttp.h src/internal.h src/dtoa.h src/ext_exports.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -43,8 +62,14 @@ VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp
 ASAN    := $(findstring address,$(SANITIZE))
 NO_HEAP_COUNT := $(if $(ASAN),-DZH_NO_HEAP_COUNT)
 
-LIB_A   := $(BUILD)/libzerohttp.a
-LIB_SO  := $(BUILD)/libzerohttp.so
+CORE_A  := $(BUILD)/libzerohttp.a
+CORE_SO := $(BUILD)/libzerohttp.so
+FEATURE_A  := $(FEATURES:%=$(BUILD)/libzerohttp-%.a)
+FEATURE_SO := $(FEATURES:%=$(BUILD)/libzerohttp-%.so)
+# every archive, features first (they call the core): what in-tree programs link, with $(PB_LIBS)
+LIB_A   := $(FEATURE_A) $(CORE_A)
+LIB_SO  := $(CORE_SO) $(FEATURE_SO)
+PC_FILES := zerohttp.pc $(FEATURES:%=zerohttp-%.pc)
 DAEMON  := $(BUILD)/zerohttpd
 
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
@@ -55,7 +80,7 @@ SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
 	install clean deps
-all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
+all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
 deps:
 	@scripts/deps.sh
@@ -63,28 +88,51 @@ deps:
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+# src/ext_exports.h, forced in first, gives default visibility to the few internals the
+# feature libraries call in libzerohttp.so (hidden symbols cannot be linked across .so files)
 $(BUILD)/pic/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+	$(CC) $(CFLAGS) -fPIC -include src/ext_exports.h -c $< -o $@
 $(BUILD)/obj/protobuf.o $(BUILD)/pic/protobuf.o: CFLAGS += $(PB_CFLAGS)
 $(BUILD)/gen/demo.pb-c.c: proto/demo.proto
 	@mkdir -p $(@D)
 	protoc-c --c_out=$(@D) --proto_path=proto $<
 
-$(LIB_A): $(OBJS)
+$(CORE_A): $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 	$(AR) rcs $@ $^
-$(LIB_SO): $(PICOBJS)
-	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^ $(PB_LIBS)
+$(CORE_SO): $(CORE_SRCS:src/%.c=$(BUILD)/pic/%.o)
+	$(CC) -shared -Wl,-soname,libzerohttp.so.0 -Wl,--no-undefined $(LDFLAGS) -o $@ $^
+# one archive and one shared library per feature; the .so needs libzerohttp.so.0 and its
+# own dependency, and --no-undefined makes a core internal it calls but cannot see an error
+define feature_lib
+$(BUILD)/libzerohttp-$(1).a: $$($(1)_SRCS:src/%.c=$$(BUILD)/obj/%.o)
+	$$(AR) rcs $$@ $$^
+$(BUILD)/libzerohttp-$(1).so: $$($(1)_SRCS:src/%.c=$$(BUILD)/pic/%.o) $$(CORE_SO)
+	$$(CC) -shared -Wl,-soname,libzerohttp-$(1).so.0 -Wl,--no-undefined $$(LDFLAGS) -o $$@ \
+		$$(filter %.o,$$^) $$(CORE_SO) $$($(1)_LIBS)
+endef
+$(foreach f,$(FEATURES),$(eval $(call feature_lib,$(f))))
 $(DAEMON): cmd/zerohttpd/main.c cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) \
 	  include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' \
 		$(NO_HEAP_COUNT) -o $@ $< \
 		cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
-# pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
-PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c zlib\nLibs: -L$${libdir} -lzerohttp -pthread\nLibs.private: -lcrypt\nCflags: -I$${includedir}\n'
-zerohttp.pc: Makefile include/zerohttp.h
-	@printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $@
+# pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
+# to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
+# and brings its own dependency (for a static link too: Requires.private, Libs.private)
+PC_DESC_zerohttp          = zero-allocation, zero-copy HTTP/1.1 server library (core)
+PC_BODY_zerohttp          = Libs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n
+PC_DESC_zerohttp-gzip     = zerohttp gzip middleware (zh_gzip_*, zlib)
+PC_BODY_zerohttp-gzip     = Requires: zerohttp\nRequires.private: zlib\nLibs: -L$${libdir} -lzerohttp-gzip\n
+PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, protobuf-c)
+PC_BODY_zerohttp-protobuf = Requires: zerohttp libprotobuf-c\nLibs: -L$${libdir} -lzerohttp-protobuf\n
+PC_DESC_zerohttp-auth     = zerohttp auth middleware (zh_auth_*, crypt)
+PC_BODY_zerohttp-auth     = Requires: zerohttp\nLibs: -L$${libdir} -lzerohttp-auth\nLibs.private: -lcrypt\n
+# $(call pc_text,module,prefix): the shell command printing that module's .pc file
+pc_text = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: $(1)\nDescription: $(PC_DESC_$(1))\nVersion: $(VERSION)\n$(PC_BODY_$(1))' '$(2)'
+$(PC_FILES): %.pc: Makefile include/zerohttp.h
+	@$(call pc_text,$*,$(PREFIX)) > $@
 
 run: deps all
 	$(DAEMON) --address 127.0.0.1 --port 8080 --root www
@@ -123,15 +171,25 @@ integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
-# make install into a scratch prefix, then build the README's example with pkg-config
+# make install into a scratch prefix, then build the README's examples with pkg-config:
+# examples/hello.c with `zerohttp` must load libc (and pthread, ld.so, the vDSO) and nothing
+# else but libzerohttp (ldd, which follows the libraries' own DT_NEEDED too), and
+# examples/hello_gzip.c with `zerohttp-gzip` must build, link and load libzerohttp-gzip and zlib
 install-check: all
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
 	$(MAKE) --no-print-directory -s install PREFIX=$$d >/dev/null; \
-	PKG_CONFIG_PATH=$$d/lib/pkgconfig $(CC) -std=c11 -Wall -Wextra -Werror -o $$d/hello \
-		examples/hello.c $$(PKG_CONFIG_PATH=$$d/lib/pkgconfig pkg-config --cflags --libs zerohttp) \
-		-Wl,-rpath,$$d/lib; \
-	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && test -x $$d/hello; \
-	echo "install-check: installed to a scratch prefix; examples/hello.c built with pkg-config"
+	export PKG_CONFIG_PATH=$$d/lib/pkgconfig; \
+	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
+		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
+			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
+	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a; \
+	ldd $$d/hello > $$d/hello.ldd; cat $$d/hello.ldd; \
+	if grep -v -E '^\s*(linux-vdso\.so|/lib[^ ]*/ld-linux[^ ]*\.so|(libzerohttp|libc|libpthread)\.so)' \
+		$$d/hello.ldd; then echo "install-check: examples/hello loads more than libc/pthread"; exit 1; fi; \
+	grep -q "libzerohttp.so.0 => $$d/lib/" $$d/hello.ldd; \
+	ldd $$d/hello_gzip > $$d/hello_gzip.ldd; \
+	grep -q "libzerohttp-gzip.so.0 => $$d/lib/" $$d/hello_gzip.ldd && grep -q 'libz\.so' $$d/hello_gzip.ldd; \
+	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip"
 
 test: deps all
 	@$(MAKE) --no-print-directory unit
@@ -216,11 +274,13 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/zerohttp.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.$(VERSION)
-	ln -sf libzerohttp.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.0
-	ln -sf libzerohttp.so.0 $(DESTDIR)$(PREFIX)/lib/libzerohttp.so
-	printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/zerohttp.pc
+	set -e; for so in $(notdir $(LIB_SO)); do \
+		install -m 755 $(BUILD)/$$so $(DESTDIR)$(PREFIX)/lib/$$so.$(VERSION); \
+		ln -sf $$so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$$so.0; \
+		ln -sf $$so.0 $(DESTDIR)$(PREFIX)/lib/$$so; done
+	$(foreach m,$(PC_FILES:.pc=),$(call pc_text,$(m),$(PREFIX)) \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/$(m).pc;)
 	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build zerohttp.pc
+	rm -rf build $(PC_FILES)
