@@ -75,7 +75,7 @@ DAEMON  := $(BUILD)/zerohttpd
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
-	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5
+	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -155,8 +155,8 @@ $(BUILD)/tests/test_json: src/json.c
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
-# the shared raw-socket client of these four
-$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_review5): \
+# the shared raw-socket client and response reader of the in-process server tests
+$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
