@@ -268,7 +268,7 @@ static void h_wait_first(zh_request_t *req, zh_response_t *resp, void *arg)
 	h_stream(req, resp, NULL);
 }
 
-/* ---- handlers for the review regressions (see the tests at the end) ------------------------ */
+/* ---- handlers for the edge cases: queue spills, HEADs, declared lengths (tests at the end) - */
 
 /* Copies (zh_write) alternating with borrowed parts (zh_write_static), more parts than the
  * queue holds: every copied byte must still be the one written when the queue spills. */
@@ -1094,7 +1094,7 @@ Test(writer, stream_refusal_skips_a_small_body_already_received)
 	close(fd);
 }
 
-/* ---- review regressions ------------------------------------------------------------------- */
+/* ---- edge cases: queue spills, HEADs, producers, declared lengths, 100-continue ----------- */
 
 /* Everything the peer sends until it closes (what read_response left over included). */
 static size_t read_to_eof(int fd)
