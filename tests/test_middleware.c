@@ -22,13 +22,6 @@
 static zh_server_t *srv;
 static pthread_t runner;
 
-static void *run(void *arg)
-{
-	(void)arg;
-	(void)!zh_server_run(srv);
-	return NULL;
-}
-
 /* ---- what the hooks saw (written on the worker, read by the test) ----------------------- */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -168,12 +161,7 @@ static zh_server_t *new_server(void)
 	zh_config_t cfg;
 	zh_server_t *s;
 	int err = 0;
-	zh_config_init(&cfg);
-	cfg.port = 0;
-	cfg.workers = 1;
-	cfg.io_contexts = 8;
-	cfg.max_connections = 64;
-	cfg.large_buffers = 8;
+	zh_tc_config(&cfg);
 	cfg.header_timeout_ms = 300;
 	s = zh_server_new(&cfg, &err);
 	cr_assert_not_null(s, "zh_server_new: %d", err);
@@ -183,7 +171,7 @@ static zh_server_t *new_server(void)
 static void start(void)
 {
 	log_reset();
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 
 static void setup_chain(void)

@@ -26,13 +26,6 @@ static pthread_t runner;
 static int seen[16]; /* return codes the handlers observed, per test */
 static atomic_int released;
 
-static void *run(void *arg)
-{
-	(void)arg;
-	(void)!zh_server_run(srv);
-	return NULL;
-}
-
 /* ---- handlers ---------------------------------------------------------------------------- */
 
 static void h_double(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -454,11 +447,7 @@ static void start_server(unsigned large)
 {
 	zh_config_t cfg;
 	int err = 0;
-	zh_config_init(&cfg);
-	cfg.port = 0;
-	cfg.workers = 1;
-	cfg.io_contexts = 8;
-	cfg.max_connections = 64;
+	zh_tc_config(&cfg);
 	cfg.body_timeout_ms = 700;
 	cfg.large_buffers = large;
 	srv = zh_server_new(&cfg, &err);
@@ -518,7 +507,7 @@ static void start_server(unsigned large)
 	memset(&streamed, 0, sizeof streamed);
 	memset(seen, 0x55, sizeof seen);
 	atomic_store(&released, 0);
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 
 static void setup(void)
@@ -1531,7 +1520,7 @@ static void setup_boundary(void)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/", ZH_ROUTE_PREFIX, zh_static_handler,
 				     boundary_st), 0);
 	have = used = 0;
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 
 static void teardown_boundary(void)
