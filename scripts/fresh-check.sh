@@ -175,14 +175,14 @@ in_chroot() {           # in_chroot ROOT COMMAND...: as root, in a login's clean
 
 # the pristine root: debootstrap, then the README's five packages, then a tarball
 build_pristine() {
-	local tarball=$1 mirror=$2 build
-	build=$(mktemp -d "$CACHE/build.XXXXXX")
-	CLEAN_DIRS+=("$build")
-	chmod 755 "$build"      # a root directory, not mktemp's 0700 (apt's _apt user reads it)
+	local tarball=$1 mirror=$2 dir build
+	dir=$(mktemp -d "$CACHE/build.XXXXXX")
+	CLEAN_DIRS+=("$dir")
+	build=$dir/root
+	mkdir -m 755 "$build"   # a root directory, not mktemp's 0700 (apt's _apt user reads it)
 	echo "fresh-check: debootstrap --variant=minbase $SUITE from $mirror (a few minutes)"
-	debootstrap --variant=minbase "$SUITE" "$build" "$mirror" >"$build.log" 2>&1 ||
-		{ tail -30 "$build.log" >&2; rm -f "$build.log"; die "debootstrap failed"; }
-	rm -f "$build.log"
+	debootstrap --variant=minbase "$SUITE" "$build" "$mirror" >"$dir/debootstrap.log" 2>&1 ||
+		{ tail -30 "$dir/debootstrap.log" >&2; die "debootstrap failed"; }
 	host_sources | while read -r uri suite; do
 		echo "deb $uri $suite main"
 	done >"$build/etc/apt/sources.list"
@@ -198,9 +198,9 @@ build_pristine() {
 		apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
 	in_chroot "$build" apt-get clean
 	unmount_in "$build" || die "could not unmount $build"
-	tar -C "$build" --numeric-owner -cf "$tarball.part" .
-	mv "$tarball.part" "$tarball"
-	remove_dir "$build"
+	tar -C "$build" --numeric-owner -cf "$dir/root.tar" .
+	mv "$dir/root.tar" "$tarball"
+	remove_dir "$dir"
 }
 
 # ---- 0: preconditions ---------------------------------------------------------------------
