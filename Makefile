@@ -11,7 +11,7 @@
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
-#                   ca-certificates (scripts/fresh-check.sh; about 15 min, not in CI)
+#                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
 #   make install PREFIX=/usr/local
 
 CC      ?= gcc
