@@ -670,9 +670,9 @@ def kill_tree(proc, also=None, within=5.0):
 
 
 def spawn(testcase, cmd, **kw):
-    """Popen(cmd) that is SIGKILLed with everything below it when the runner dies
-    (PR_SET_PDEATHSIG) and when testcase ends, whether it passed, failed or errored
-    (addCleanup, so after tearDown). stdin is /dev/null unless given."""
+    """Popen(cmd), SIGKILLed with everything below it (strace's tracee included) when
+    testcase ends, whether it passed, failed or errored (addCleanup, so after tearDown), and
+    alone when the runner dies (PR_SET_PDEATHSIG). stdin is /dev/null unless given."""
     kw.setdefault("stdin", subprocess.DEVNULL)
     kw.setdefault("preexec_fn", _die_with_parent)
     proc = subprocess.Popen(cmd, **kw)
