@@ -9,6 +9,9 @@
 #   make soak       the long load tests (10k connections, slowloris, slow readers) and a
 #                   SOAK_MINUTES (default 10) mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
+#                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
+#                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
 #   make install PREFIX=/usr/local
 
 CC      ?= gcc
@@ -54,7 +57,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
-	install clean deps
+	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
 
 deps:
@@ -211,6 +214,10 @@ bench: deps all $(BUILD)/bench/json_writer
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+# the README's two commands on a fresh Debian 12 (debootstrap chroot); see the script's header
+fresh-check:
+	@scripts/fresh-check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
