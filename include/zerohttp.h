@@ -280,9 +280,10 @@ ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
  * last done hook, also when the connection dies first. The core never reads them; what
  * they point to is their owner's (free it in the done hook if need be).
  */
-/* The running middleware's own slot: inside its before, commit and done hooks (a commit
- * hook it registers from its before hook with zh_resp_on_commit is its own too); NULL
- * anywhere else. The same middleware on the global chain and on a route has two slots. */
+/* The running middleware's own slot: inside its before, commit and done hooks (and in a
+ * commit hook its before hook registers with zh_resp_on_commit while answering); NULL
+ * anywhere else, the handler included. The same middleware on the global chain and on a
+ * route has two slots. */
 ZH_API void **zh_mw_slot(zh_request_t *req);
 /* The application's slot: any hook, the handler and its continuations. */
 ZH_API void zh_req_set_user(zh_request_t *req, void *user);

@@ -1,4 +1,5 @@
-/* internal.h — what the src/ files share. Never installed.
+/* internal.h — what the core's src/ files share. Never installed, and never included by the
+ * features (json.c, protobuf.c, mw_*.c, static.c, metrics.c, accesslog.c): they see ext.h.
  *
  * Memory map of one worker (all carved from one mmap at zh_server_new()):
  *   conns[max_connections]   small fixed slots (72 B); an idle connection holds only this
