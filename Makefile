@@ -38,7 +38,7 @@ SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c src/mw_auth.c
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/dtoa.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/dtoa.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -53,7 +53,7 @@ DAEMON  := $(BUILD)/zerohttpd
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
-	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5
+	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5 $(BUILD)/tests/test_ext
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -106,7 +106,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client of these four
-$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_review5): \
+$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_review5 test_ext): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
