@@ -13,6 +13,9 @@
 #                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
 #                   mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
+#                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
+#                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
 #   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd
 #   make install-check               install to a scratch prefix, build examples/ against it
 
@@ -58,7 +61,7 @@ CORE_SRCS := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loo
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/dtoa.h src/ext_exports.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/dtoa.h src/ext_exports.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -79,11 +82,12 @@ DAEMON  := $(BUILD)/zerohttpd
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
-	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn
+	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
+	      $(BUILD)/tests/test_ext
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
-	install clean deps
+	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
 deps:
@@ -163,7 +167,8 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
-$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn): \
+$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
+	  test_ext): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -282,6 +287,10 @@ bench: deps all $(BUILD)/bench/json_writer
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+# the README's two commands on a fresh Debian 12 (debootstrap chroot); see the script's header
+fresh-check:
+	@scripts/fresh-check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

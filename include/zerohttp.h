@@ -236,8 +236,8 @@ ZH_API void zh_note_alloc(void);
  *                          a response on resp) and returns ZH_MW_ANSWERED: the rest of the
  *                          chain and the handler are skipped, and an unread request body is
  *                          skipped or the connection closed. A hook that returns ZH_MW_NEXT
- *                          must leave resp untouched (keep per-request state in the request:
- *                          the commit and done hooks can read it again).
+ *                          must leave resp untouched (keep per-request state in its slot,
+ *                          zh_mw_slot: the commit and done hooks read it again).
  *  commit(resp, arg)       at the commit point, status known, headers still mutable: where
  *                          CORS adds its headers and gzip decides. Chain order, then the
  *                          handler's own zh_resp_on_commit hooks.
@@ -266,6 +266,77 @@ ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw
 /* Adds mw to the chain of every route registered (so far) with exactly this path. */
 ZH_API ZH_MUST_USE int zh_route_use(zh_server_t *srv, const char *path,
 				    const zh_middleware_t *mw);
+
+/* ------------------------------------------------------------------------------------------
+ * The extension interface: what a feature may use to reach the core, besides the calls any
+ * handler makes. The bundled features (JSON writer, gzip, CORS, auth, limiter, static files,
+ * metrics, access log, protobuf) use it and nothing else of the core's state, so an
+ * application's own middleware can do all they do.
+ *
+ * Per-request slots. Each middleware of a request's chains has one pointer of its own on
+ * the request, and the application one more. Both are NULL when the request starts and
+ * stay as set from the first middleware hook (before), through the handler and everything
+ * that continues it (zh_body_wait continuations, producers, deferred resumptions), to the
+ * last done hook, also when the connection dies first. The core never reads them; what
+ * they point to is their owner's (free it in the done hook if need be).
+ */
+/* The running middleware's own slot: inside its before, commit and done hooks (and in a
+ * commit hook its before hook registers with zh_resp_on_commit while answering); NULL
+ * anywhere else, the handler included. The same middleware on the global chain and on a
+ * route has two slots. */
+ZH_API void **zh_mw_slot(zh_request_t *req);
+/* The application's slot: any hook, the handler and its continuations. */
+ZH_API void zh_req_set_user(zh_request_t *req, void *user);
+ZH_API void *zh_req_user(const zh_request_t *req);
+
+/* Per-worker state without locks: size it by zh_server_workers (fixed once the server is
+ * created) and index it by zh_req_worker, the request's worker (0 .. workers - 1). */
+ZH_API unsigned zh_server_workers(const zh_server_t *srv);
+ZH_API unsigned zh_req_worker(const zh_request_t *req);
+
+/* Response headers as the commit hook or body filter sees them: the i-th stored field
+ * (0-based, in the order set; library-owned fields, Content-Length and Connection, are not
+ * among them). 1 and the slices (valid until the headers change or the response ends), 0
+ * past the last. With zh_resp_header_get/_set/_add/_del the whole store is reachable. */
+ZH_API int zh_resp_header_at(const zh_response_t *resp, unsigned i, zh_slice_t *name,
+			     zh_slice_t *value);
+/* 1 and *len if Content-Length was declared (zh_resp_header_set), else 0. A filter that
+ * changes the length undeclares it with zh_resp_header_del(resp, "Content-Length"): the
+ * body that leaves is then measured (or chunked) as if none had been set. */
+ZH_API int zh_resp_content_length(const zh_response_t *resp, uint64_t *len);
+
+/* Writing straight into the send buffers: [*p, *end) is free space of at least min bytes
+ * (the response spills to the socket, or takes an overflow buffer, if needed); then
+ * zh_resp_window_commit queues [from, to) written at its start as body (through the body
+ * filter if one is installed). No other body write may come in between. Commits an
+ * implicit 200 like any body source. 0 or the -errno a body write returns. */
+ZH_API int zh_resp_window(zh_response_t *resp, size_t min, char **p, char **end);
+ZH_API void zh_resp_window_commit(zh_response_t *resp, char *from, char *to);
+
+/* A pending writer: an encoder that keeps a window (zh_resp_window) open across calls and
+ * queues its bytes later, as the JSON writer does. One per response. The core calls
+ *   sync(resp, state)         before it queues any other body byte (zh_write, a file, ...,
+ *                             also from inside zh_resp_window), when a handler, continuation
+ *                             or producer call returns, and when the response ends: the
+ *                             writer commits what it holds (giving its window up first).
+ *   check(resp, state, final) (optional) the writer's verdict, 0 or -errno: before a
+ *                             producer's head leaves (final 0) and when the response ends
+ *                             (final 1: an unfinished output is an error). An error then
+ *                             fails the response (a 500 if its head has not left).
+ *   held(resp, state)         (optional) bytes written but not yet committed, counted by
+ *                             zh_resp_body_len.
+ * zh_resp_writer_begin registers ops and lends ZH_WRITER_STATE_SIZE bytes (16-byte aligned,
+ * not zeroed) for its state, owned by the response until it ends; NULL if the response has
+ * a pending writer already (or has ended). zh_resp_writer returns that state while ops is
+ * the response's writer, else NULL: how later calls (producers, continuations) find it. */
+typedef struct zh_writer_ops {
+	void (*sync)(zh_response_t *resp, void *state);
+	int (*check)(zh_response_t *resp, void *state, int final);
+	uint64_t (*held)(const zh_response_t *resp, const void *state);
+} zh_writer_ops_t;
+#define ZH_WRITER_STATE_SIZE 96
+ZH_API void *zh_resp_writer_begin(zh_response_t *resp, const zh_writer_ops_t *ops);
+ZH_API void *zh_resp_writer(zh_response_t *resp, const zh_writer_ops_t *ops);
 
 /* Body filters ("on body writes"): a commit hook may install one per response. It then
  * receives every body byte the handler writes, whatever the source (copies,
@@ -652,7 +723,9 @@ ZH_API int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *a
 typedef struct zh_json zh_json_t;
 enum { ZH_JSON_ESCAPE_HTML = 1, ZH_JSON_STRICT_UTF8 = 2 };
 /* The response's writer (one per response, owned by it, valid until the response ends;
- * producer calls and continuations get it back with zh_json_get). Starts a document. */
+ * producer calls and continuations get it back with zh_json_get). Starts a document. It is
+ * the response's pending writer (see the extension interface): NULL if another one holds
+ * the response. */
 ZH_API zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags);
 ZH_API zh_json_t *zh_json_get(zh_response_t *resp);
 ZH_API void zh_json_obj(zh_json_t *j);		/* { */

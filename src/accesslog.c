@@ -19,16 +19,18 @@
  * U+2029 (line breaks to some line splitters). No client byte can end a line or a field.
  * Each field has an output cap, so a line always fits an empty buffer.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum {
 	BUF_SIZE = 64 * 1024,	/* per worker */
@@ -298,13 +300,15 @@ typedef struct {
 
 static void gather(fields_t *f, zh_request_t *req, zh_response_t *resp)
 {
-	const zh__ctx_t *ctx = req->ctx;
+	uint64_t started_us = zh__ext_started_us(req);
+	bool parsed = zh_req_parsed(req);
 	memset(f, 0, sizeof *f);
 	/* in_request is cleared before a library answer to a head that never completed (a
 	 * parse error, a header timeout): its spans may refer to an older buffer position */
-	f->has_req = ctx->in_request && req->h.method.len;
+	f->has_req = parsed && zh_req_method(req).len;
 	f->status = zh_resp_status(resp);
-	f->bytes = resp->head_only ? 0 : zh_resp_body_len(resp);
+	/* a HEAD's body is counted, never sent (the response is head-only for a parsed HEAD) */
+	f->bytes = parsed && zh_req_method_bit(req) == ZH_HEAD ? 0 : zh_resp_body_len(resp);
 	f->duration_us = -1;
 	if (!f->has_req)
 		return;
@@ -313,8 +317,8 @@ static void gather(fields_t *f, zh_request_t *req, zh_response_t *resp)
 	f->proto = zh_req_version(req) == 11 ? "HTTP/1.1" : "HTTP/1.0";
 	(void)zh_req_header(req, "Referer", &f->referer);
 	(void)zh_req_header(req, "User-Agent", &f->agent);
-	if (ctx->started_us) /* 0 when the server keeps no latency metrics */
-		f->duration_us = (int64_t)(zh__now_us() - ctx->started_us);
+	if (started_us) /* 0 when the server keeps no latency metrics */
+		f->duration_us = (int64_t)(zh__now_us() - started_us);
 }
 
 static void put_status(out_t *o, int status)
@@ -497,7 +501,7 @@ static void flush(zh_access_log_t *log, struct alog_worker *lw, zh__worker_t *w)
 {
 	size_t dropped = lw->len ? write_all(log, lw->buf, lw->len) : 0;
 	if (dropped && w)
-		ZH__STAT_ADD(w, access_log_bytes_dropped, dropped);
+		ZH__STATS_ADD(zh__ext_stats(w), access_log_bytes_dropped, dropped);
 	lw->len = 0;
 	lw->due_ms = 0;
 }
@@ -506,8 +510,8 @@ static void flush(zh_access_log_t *log, struct alog_worker *lw, zh__worker_t *w)
 static uint64_t tick(zh__worker_t *w, bool final, void *arg)
 {
 	zh_access_log_t *log = arg;
-	struct alog_worker *lw = &log->workers[w->id];
-	if (lw->len && (final || w->now_ms >= lw->due_ms))
+	struct alog_worker *lw = &log->workers[zh__ext_worker_id(w)];
+	if (lw->len && (final || zh__ext_now_ms(w) >= lw->due_ms))
 		flush(log, lw, w);
 	return lw->due_ms;
 }
@@ -530,22 +534,23 @@ static bool format_line(zh_access_log_t *log, struct alog_worker *lw, zh_request
 static void done(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	zh_access_log_t *log = arg;
-	zh__worker_t *w = req->ctx->w;
+	zh__worker_t *w = zh__ext_worker(req);
+	unsigned id = zh__ext_worker_id(w);
 	struct alog_worker *lw;
 	fields_t f;
-	if (w->srv != log->srv || w->id >= log->nworkers)
+	if (zh__ext_worker_server(w) != log->srv || id >= log->nworkers)
 		return; /* another server's worker: not ours to log */
-	lw = &log->workers[w->id];
+	lw = &log->workers[id];
 	if (!lw->ticking)
 		lw->ticking = zh__worker_tick_add(w, tick, log) == 0;
-	refresh_dates(lw, w->date_sec);
+	refresh_dates(lw, zh__ext_date_sec(w));
 	gather(&f, req, resp);
 	if (!format_line(log, lw, req, &f)) {
 		flush(log, lw, w);
 		(void)format_line(log, lw, req, &f); /* fits: LINE_MAX_BYTES <= BUF_SIZE */
 	}
 	if (lw->due_ms == 0)
-		lw->due_ms = w->now_ms + FLUSH_AFTER_MS;
+		lw->due_ms = zh__ext_now_ms(w) + FLUSH_AFTER_MS;
 	if (!lw->ticking)
 		flush(log, lw, w); /* no hook slot left on this worker: write each line at once */
 }
@@ -575,7 +580,7 @@ static void free_log(zh_access_log_t *log)
 static int setup(zh_access_log_t *log, const zh_server_t *srv, const char *path)
 {
 	struct stat st;
-	log->nworkers = srv->nworkers;
+	log->nworkers = zh_server_workers(srv);
 	log->workers = aligned_alloc(64, log->nworkers * sizeof *log->workers);
 	if (log->workers == NULL)
 		return -ENOMEM;

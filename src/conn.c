@@ -360,8 +360,10 @@ static int allow_header(zh_response_t *resp, unsigned methods)
 /* A response produced by the library itself (errors, OPTIONS, 405). */
 static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
 {
-	if (!ctx->in_request) /* bytes that never formed a request: done hooks see none */
+	if (!ctx->in_request) { /* bytes that never formed a request: done hooks see none */
 		memset(&ctx->req.h, 0, sizeof ctx->req.h);
+		zh__req_slots_reset(&ctx->req, ctx->w->srv->nmw != 0);
+	}
 	zh__resp_begin(ctx, ctx->in_request && ctx->req.h.method_bit == ZH_HEAD);
 	/* A fresh response has room for Allow (50 bytes at most); were it refused, resp has
 	 * failed and would end as a 500 anyway: say so from the start */
@@ -481,6 +483,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	req->body_buf = NULL;
 	req->body_len = req->body_off = 0;
 	req->raw_pos = ctx->rstart + req->h.head_len;
+	zh__req_slots_reset(req, w->srv->nmw != 0);
 	/* timed for the histogram, and for middleware that reports durations (access log) */
 	ctx->started_us = w->srv->cfg.latency_metrics || w->srv->nmw ? zh__now_us() : 0;
 	ZH__STAT_ADD(w, requests, 1);
@@ -538,14 +541,14 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_request_t *req = &ctx->req;
-	if (ctx->resp.json)
-		zh__json_sync(ctx->resp.json); /* the writer's bytes join the queue, in order */
+	zh__writer_sync(&ctx->resp); /* a pending writer's bytes join the queue, in order */
 	if (ctx->resume_fn) {
 		arm_body_timer(w, c);
 		return;
 	}
 	if (ctx->deferred || ctx->produce_fn) {
 		zh_response_t *resp = &ctx->resp;
+		int writer_err;
 		/* the response stays open: no request timer runs against it (the write timer
 		 * still guards a peer that stops reading) */
 		if (request_timer(c))
@@ -554,17 +557,16 @@ static void after_handler(zh__worker_t *w, zh__conn_t *c)
 			return;
 		/* A failure before the head left stays a 500; a HEAD has no body to produce
 		 * (its head goes without a length). The producer is told with resp NULL. */
-		if (!resp->error && !(resp->json_writer.active && resp->json_writer.err) &&
-		    !resp->head_only) {
+		writer_err = zh__writer_check(resp, false);
+		if (!resp->error && !writer_err && !resp->head_only) {
 			zh__resp_stream_start(resp);
 			if (!resp->error)
 				return;
 		}
 		(void)ctx->produce_fn(NULL, ctx->produce_arg);
 		ctx->produce_fn = NULL;
-		if (resp->head_only && !resp->error &&
-		    !(resp->json_writer.active && resp->json_writer.err)) {
-			resp->json_writer.active = false; /* its rest was never to be produced */
+		if (resp->head_only && !resp->error && !writer_err) {
+			resp->writer = NULL; /* its rest was never to be produced */
 			zh__resp_stream_start(resp);	  /* head without Content-Length */
 		}
 	}
@@ -618,8 +620,7 @@ static void produce(zh__worker_t *w, zh__conn_t *c)
 	zh_response_t *resp = &ctx->resp;
 	uint64_t before = zh__resp_progress(resp);
 	int r = ctx->produce_fn(resp, ctx->produce_arg);
-	if (resp->json)
-		zh__json_sync(resp->json);
+	zh__writer_sync(resp);
 	if (r == ZH_PRODUCE_MORE && zh__resp_progress(resp) == before)
 		r = -EINVAL; /* no progress: calling again would spin */
 	if (r == ZH_PRODUCE_MORE && !resp->error) {

@@ -1,4 +1,5 @@
-/* internal.h — what the src/ files share. Never installed.
+/* internal.h — what the core's src/ files share. Never installed, and never included by the
+ * features (json.c, protobuf.c, mw_*.c, static.c, metrics.c, accesslog.c): they see ext.h.
  *
  * Memory map of one worker (all carved from one mmap at zh_server_new()):
  *   conns[max_connections]   small fixed slots (72 B); an idle connection holds only this
@@ -13,6 +14,7 @@
 #define ZH_INTERNAL_H
 
 #include "zerohttp.h"
+#include "ext.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -40,8 +42,6 @@ static inline int zh__sys_epoll_wait(int ep, struct epoll_event *ev, int max, in
 	return (int)syscall(SYS_epoll_wait, ep, ev, max, timeout);
 }
 
-#define ZH__LIKELY(x) __builtin_expect(!!(x), 1)
-#define ZH__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 enum {
 	ZH__IOV_CAP = 128,	   /* iovecs queued per connection (and per writev) */
@@ -138,43 +138,6 @@ long zh__chunked_decode(zh__chunked_t *c, const char *in, size_t in_len, char *o
 			size_t out_cap, size_t *produced, uint64_t max_body);
 static inline bool zh__chunked_done(const zh__chunked_t *c) { return c->state == 255; }
 
-static inline int zh__hexval(unsigned char c) /* -1 if not a hex digit */
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* The octet of the percent-encoded triplet at p[0..2] (len bytes available), or -1 when p
- * does not start a valid triplet. */
-static inline int zh__pct_octet(const char *p, size_t len)
-{
-	int hi, lo;
-	if (len < 3 || p[0] != '%')
-		return -1;
-	hi = zh__hexval((unsigned char)p[1]);
-	lo = zh__hexval((unsigned char)p[2]);
-	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
-}
-
-/* The character a triplet at p encodes when it is unreserved (ALPHA DIGIT "-" "." "_" "~"),
- * else -1. RFC 3986 §2.3, §6.2.2.2: such a triplet and its character are the same URI, so
- * the router and the static handler compare paths through it. */
-static inline int zh__pct_unreserved(const char *p, size_t len)
-{
-	int c = zh__pct_octet(p, len);
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	    c == '-' || c == '.' || c == '_' || c == '~')
-		return c;
-	return -1;
-}
-
-/* Shared byte classes (parse.c). */
-extern const uint8_t zh__token_char[256];
-bool zh__valid_field_value(const char *p, size_t len);
-bool zh__valid_token(const char *p, size_t len);
-bool zh__ieq(const char *a, const char *b, size_t len); /* ASCII case-insensitive */
 
 /* ---- pools (pool.c) ---------------------------------------------------------------------- */
 
@@ -198,7 +161,6 @@ void zh__pool_keep_readable(zh__pool_t *p);
 typedef struct zh__worker zh__worker_t;
 typedef struct zh__conn zh__conn_t;
 typedef struct zh__ctx zh__ctx_t;
-typedef uint64_t (*zh__tick_fn)(zh__worker_t *w, bool final, void *arg);
 
 typedef struct zh__route {
 	char *path;
@@ -260,9 +222,6 @@ typedef struct zh__rel {
 	uint64_t file_off;
 } zh__rel_t;
 
-typedef struct zh__hdr {
-	uint16_t noff, nlen, voff, vlen;
-} zh__hdr_t;
 
 enum zh__body_state { ZH__B_NONE, ZH__B_READING, ZH__B_DONE };
 
@@ -283,32 +242,22 @@ struct zh_request {
 	bool stream, sent_continue;
 	int stream_err;		    /* sticky -errno once reading failed */
 	uint64_t body_mark;	    /* body progress when the body timer was last armed */
-	/* mw_limit.c: the limiter whose in-flight place this request holds, or NULL. Set by
-	 * its before hook, cleared by its done hook; the core never touches it, so it
-	 * survives in the context when a request dies unfinished (see mw_limit.c) */
-	struct zh_limit *limit;
+	/* Walls (see zh_mw_slot, zh_req_user): one pointer per middleware of the request's
+	 * chains (global chain position i, route chain position ZH__GLOBAL_MW_MAX + j) and
+	 * one for the application. NULL from the request's start to its done hooks. The core
+	 * never reads them; mw_cur names the slot of the hook running now (ZH__MW_NONE). */
+	void *user;
+	uint8_t mw_cur;
+	void *mw_slot[ZH__GLOBAL_MW_MAX + ZH__ROUTE_MW_MAX];
 };
+enum { ZH__MW_NONE = 0xff };
+void zh__req_slots_reset(zh_request_t *req, bool mw); /* middleware.c */
 
 /* How a response's body is delimited (RFC 9112 §6.3). A body complete when the handler
  * returns gets Content-Length; one sent while still being produced (it outgrew the send
  * area, or a producer or deferral keeps it open) is chunked for HTTP/1.1 and delimited by
  * closing for HTTP/1.0, unless the handler declared Content-Length. */
 enum zh__framing { ZH__F_LENGTH, ZH__F_CHUNKED, ZH__F_CLOSE, ZH__F_NONE };
-
-/* The JSON writer (json.c): encodes into [p, end), a window of the send area whose bytes
- * are queued by zh__json_sync(). nest has one bit per open level (1: object). */
-struct zh_json {
-	zh_response_t *resp;
-	char *start, *p, *end;
-	uint64_t nest;
-	uint8_t depth;
-	bool comma;	/* a value (or key) came before at this level */
-	bool want_key;	/* inside an object, a key is due */
-	bool done;	/* the top-level value is complete */
-	bool active;	/* zh_json_begin was called for this response */
-	unsigned flags;
-	int err;
-};
 
 struct zh_response {
 	zh__ctx_t *ctx;
@@ -320,11 +269,13 @@ struct zh_response {
 	uint16_t chunk_slot;  /* chunked: placeholder iovec for the next chunk's size line */
 	uint64_t framed_len;  /* chunked: body bytes already inside framed chunks */
 	uint64_t wait_left_us; /* what is left of cfg.sync_write_wait_ms */
-	struct zh_json *json; /* &json_writer while it holds bytes not yet queued, else NULL */
+	/* the pending writer (zh_resp_writer_begin) and its state, or NULL: synced before any
+	 * other body byte is queued, when a handler call returns, and at the end */
+	const zh_writer_ops_t *writer;
+	void *writer_state;
 	bool filtering, file_body, filter_headed;
 	uint64_t filter_in; /* body bytes handed to the filter */
 	zh_body_filter_t filter; /* see zh_resp_set_filter */
-	struct zh_json json_writer;
 	uint64_t declared_len, body_len;
 	uint16_t head_slot;  /* iovec reserved for the status line and headers */
 	uint16_t interim_slot; /* streaming routes: before head_slot, for 100 Continue */
@@ -333,6 +284,7 @@ struct zh_response {
 	struct {
 		zh_commit_fn fn;
 		void *arg;
+		uint8_t slot; /* the middleware's zh_mw_slot, ZH__MW_NONE for the handler's */
 	} hooks[ZH__HOOKS_MAX];
 	zh__hdr_t hdr[ZH__RESP_HEADERS];
 	char hstore[ZH__RESP_HSTORE];
@@ -360,6 +312,7 @@ struct zh__ctx {
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
 	uint64_t started_us;	  /* the request's head was complete (CLOCK_MONOTONIC) */
 	_Alignas(16) char state[ZH_RESP_STATE_SIZE]; /* zh_resp_state() */
+	_Alignas(16) char writer_area[ZH_WRITER_STATE_SIZE]; /* zh_resp_writer_begin(): opaque */
 	struct zh_request req;
 	struct zh_response resp;
 	/* output: iov[iov_head..iov_n) not yet taken by the kernel */
@@ -455,19 +408,9 @@ int zh__mw_before_route(zh__ctx_t *ctx);
 void zh__mw_add_commit_hooks(zh__ctx_t *ctx);
 void zh__mw_done(zh__ctx_t *ctx);
 
-/* mw_limit.c: takes a token of key's bucket at now_ns (CLOCK_MONOTONIC). 1: taken (or no
- * rate limit); 0: none left, *wait_ns until the next. For tests/test_limit.c. */
-int zh__limit_take(zh_limit_t *l, const uint8_t key[16], uint64_t now_ns, uint64_t *wait_ns);
-/* mw_limit.c: the bucket key of a peer address (family and addr as zh_req_peer_addr gives
- * them): IPv4 and IPv4-mapped per address, IPv6 per zh_limit_ipv6_prefix. */
-void zh__limit_key(const zh_limit_t *l, int family, const uint8_t addr[16], uint8_t key[16]);
 
-/* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
- * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */
-#define ZH__STAT_ADD(w, field, n)                                                              \
-	__atomic_store_n(&(w)->stats.field,                                                    \
-			 __atomic_load_n(&(w)->stats.field, __ATOMIC_RELAXED) + (n),           \
-			 __ATOMIC_RELAXED)
+/* Counters (see ZH__STATS_ADD in ext.h). */
+#define ZH__STAT_ADD(w, field, n) ZH__STATS_ADD(&(w)->stats, field, n)
 
 /* loop.c */
 void *zh__worker_main(void *arg);
@@ -475,12 +418,6 @@ void *zh__worker_main(void *arg);
  * async-signal-safe, errno preserved), consume takes the count (the worker). */
 void zh__eventfd_signal(int fd);
 void zh__eventfd_consume(int fd);
-/* Adds fn(w, final, arg) to the worker's periodic hooks (once per (fn, arg): adding it again
- * is a no-op). Worker thread only. The loop calls every hook after each round of events,
- * and once more with final true as the worker exits (buffered output must be written
- * then). A hook returns the w->now_ms time by which it wants its next call even if no
- * event comes, or 0. Returns 0, or -ENOSPC past ZH__TICKS_MAX hooks. */
-int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg);
 
 /* conn.c */
 void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
@@ -498,7 +435,6 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
 void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__now_ms(void);
-uint64_t zh__now_us(void); /* CLOCK_MONOTONIC, microseconds: request latency */
 
 /* response.c */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
@@ -507,47 +443,25 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
 void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */
 uint64_t zh__resp_progress(const zh_response_t *resp); /* bytes written, filtered or not */
 void zh__resp_filter_flush(zh_response_t *resp);
-/* Preformatted header lines ("Name: value\r\n"...) and where each name and value sits. */
-typedef struct zh__hlines {
-	const char *text;
-	uint16_t len;
-	uint8_t n;
-	zh__hdr_t idx[3];
-} zh__hlines_t;
-/* One line's block, at compile time: ZH__HLINE("Vary", "Accept-Encoding") */
-#define ZH__HLINE(name, value)                                                                 \
-	{name ": " value "\r\n", sizeof(name ": " value "\r\n") - 1, 1,                        \
-	 {{0, sizeof(name) - 1, sizeof(name) + 1, sizeof(value) - 1}}}
-/* Sets Content-Type to type unless the response has one, also after an explicit
- * zh_write_header() as long as the head has not been serialized (response.c). 0 or -errno;
- * a failure fails the response (the sticky header rule). */
-int zh__resp_content_type(zh_response_t *resp, const char *type);
-int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n);
-/* zh_write for bytes a serializer generates (multipart framing, protobuf packing): the
- * same path, but not counted in body_bytes_copied, which counts copies of the caller's bytes */
-int zh__write_encoded(zh_response_t *resp, const void *data, size_t len);
-/* Writing straight into the send area (the JSON writer): *p..*end is free space of at least
- * min bytes (spilling the response to the socket, or taking an overflow buffer, if needed);
- * zh__body_commit() then queues [from, to) as body. No other write may come in between. */
-int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end);
-void zh__body_commit(zh_response_t *resp, char *from, char *to);
-void zh__json_sync(struct zh_json *j); /* json.c: queue what the writer holds */
+/* The pending writer (zh_resp_writer_begin): sync queues what it holds; check is its
+ * verdict (0 or -errno), final when the response ends now; drop forgets it (a HEAD's
+ * producer: the rest of its output was never to be produced). */
+static inline void zh__writer_sync(zh_response_t *resp)
+{
+	if (ZH__UNLIKELY(resp->writer != NULL))
+		resp->writer->sync(resp, resp->writer_state);
+}
+int zh__writer_check(zh_response_t *resp, bool final);
 void zh__resp_stream_start(zh_response_t *resp); /* producers: head out now */
 void zh__resp_chunk_boundary(zh_response_t *resp);
 void zh__resp_rebase(zh_response_t *resp); /* after the queue was sent whole and rewound */
 void zh__resp_release_filter(zh_response_t *resp); /* the connection died */
-int zh__coding_q(zh_slice_t accept_encoding, const char *coding); /* static.c: q x 1000 */
 int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);
 void zh__release_entry(zh__rel_t *r);
 void zh__out_reset(zh__ctx_t *ctx);
-const char *zh__status_reason(int status, size_t *len); /* "OK"; "" if unknown */
 void zh__date_refresh(zh__worker_t *w, time_t now);
-size_t zh__http_date(time_t t, char out[30]);	/* IMF-fixdate, 29 chars + NUL */
-/* Any HTTP-date form (RFC 9110 §5.6.7: IMF-fixdate, rfc850-date, asctime-date); now (wall
- * clock) dates a two-digit rfc850 year. False for anything else or an invalid date. */
-bool zh__http_date_parse(const char *p, size_t len, time_t now, time_t *out);
 
 /* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
  * return 1 when the body is complete, 0 when bytes are missing, or -status (413, 400, 503).

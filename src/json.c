@@ -1,9 +1,10 @@
 /* json.c — the JSON writer: values encoded straight into the connection's send area.
  *
  * The writer holds a window [p, end) of free send-area bytes and encodes into it; nothing is
- * built elsewhere and copied later. zh__json_sync() queues what was written (one iovec,
+ * built elsewhere and copied later. json_sync() queues what was written (one iovec,
  * coalesced with the previous part when adjacent) and gives the window up, so that any other
- * body write keeps its place in order. When the window is too small, refill() syncs and asks
+ * body write keeps its place in order (the core calls it, as the response's pending writer,
+ * before any other body byte is queued). When the window is too small, refill() syncs and asks
  * response.c for a new one: if the send area is full the response spills to the socket
  * (chunked), so a document of any size costs at most the connection's fixed buffers.
  *
@@ -11,7 +12,7 @@
  * with one memcpy; only quotes, backslashes, controls and non-ASCII bytes take the slow
  * path, where UTF-8 is validated (see utf8_scan). Doubles: shortest round-trip text (dtoa.c).
  */
-#include "internal.h"
+#include "ext.h"
 #include "dtoa.h"
 
 #include <errno.h>
@@ -23,36 +24,77 @@
 
 enum { DEPTH_MAX = 64, ROOM_MIN = 64 };
 
+/* The writer's state lives in the response's pending-writer storage (zh_resp_writer_begin),
+ * the only place the core knows it by: the ops below. It encodes into [p, end), a window of
+ * the send area whose bytes are queued by json_sync(). nest has one bit per open level
+ * (1: object). */
+struct zh_json {
+	zh_response_t *resp;
+	char *start, *p, *end;
+	uint64_t nest;
+	uint8_t depth;
+	bool comma;	/* a value (or key) came before at this level */
+	bool want_key;	/* inside an object, a key is due */
+	bool done;	/* the top-level value is complete */
+	bool active;	/* zh_json_begin was called for this response */
+	unsigned flags;
+	int err;
+};
+_Static_assert(sizeof(struct zh_json) <= ZH_WRITER_STATE_SIZE, "the writer fits its storage");
+
 static void set_err(struct zh_json *j, int err)
 {
 	if (!j->err)
 		j->err = err;
 }
 
-void zh__json_sync(struct zh_json *j)
+/* The core calls this before it queues any other body byte, when a handler call returns
+ * and when the response ends: what the window holds is queued, in order. */
+static void json_sync(zh_response_t *resp, void *state)
 {
+	struct zh_json *j = state;
 	char *from = j->start, *to = j->p;
-	/* the window is given up first: committing may run a body filter, which writes */
+	/* the window is given up first: committing may run a body filter, which writes, and
+	 * zh_resp_window_commit's gate calls this again (with nothing held, then) */
 	j->start = j->p = j->end = NULL;
-	j->resp->json = NULL;
 	if (to != from)
-		zh__body_commit(j->resp, from, to);
+		zh_resp_window_commit(resp, from, to);
 }
+
+/* An unfinished document (final) or an erroneous one fails the response. */
+static int json_check(zh_response_t *resp, void *state, int final)
+{
+	const struct zh_json *j = state;
+	(void)resp;
+	if (j->err)
+		return j->err;
+	return final && !j->done ? -EINVAL : 0;
+}
+
+/* Bytes encoded but not yet queued: zh_resp_body_len() counts them. */
+static uint64_t json_held(const zh_response_t *resp, const void *state)
+{
+	const struct zh_json *j = state;
+	(void)resp;
+	return (uint64_t)(j->p - j->start);
+}
+
+static const zh_writer_ops_t json_ops = {.sync = json_sync, .check = json_check,
+					 .held = json_held};
 
 /* A window of at least n bytes (n <= ROOM_MIN... or whatever the caller needs). */
 static bool refill(struct zh_json *j, size_t n)
 {
 	char *p, *end;
 	int r;
-	zh__json_sync(j);
-	r = zh__body_window(j->resp, n < ROOM_MIN ? ROOM_MIN : n, &p, &end);
+	json_sync(j->resp, j);
+	r = zh_resp_window(j->resp, n < ROOM_MIN ? ROOM_MIN : n, &p, &end);
 	if (r < 0) {
 		set_err(j, r);
 		return false;
 	}
 	j->start = j->p = p;
 	j->end = end;
-	j->resp->json = j;
 	return true;
 }
 
@@ -536,12 +578,14 @@ void zh_json_end(zh_json_t *j)
 
 zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags)
 {
-	struct zh_json *j = &resp->json_writer;
+	struct zh_json *j = zh_resp_writer(resp, &json_ops);
 	int r;
-	if (j->active) {
+	if (j != NULL) {
 		set_err(j, -EINVAL); /* one document per response */
 		return j;
 	}
+	if ((j = zh_resp_writer_begin(resp, &json_ops)) == NULL)
+		return NULL; /* another pending writer holds this response */
 	memset(j, 0, sizeof *j);
 	j->resp = resp;
 	j->flags = flags;
@@ -554,7 +598,7 @@ zh_json_t *zh_json_begin(zh_response_t *resp, unsigned flags)
 
 zh_json_t *zh_json_get(zh_response_t *resp)
 {
-	return resp->json_writer.active ? &resp->json_writer : NULL;
+	return zh_resp_writer(resp, &json_ops);
 }
 
 int zh_json_error(const zh_json_t *j)

@@ -6,7 +6,7 @@
  * stack buffer a family at a time and queued with the serializer path (zh__write_encoded):
  * a scrape allocates nothing either.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,11 +105,11 @@ static void pool_capacity(out_t *o, const zh_server_t *srv)
 {
 	static const char *const pools[4] = {"connections", "io_contexts", "large_buffers",
 					     "body_buffers"};
-	const zh_config_t *cfg = &srv->cfg;
+	const zh_config_t *cfg = zh__ext_server_config(srv);
 	uint64_t cap[4] = {cfg->max_connections, cfg->io_contexts, cfg->large_buffers,
 			   cfg->body_buffers};
 	for (unsigned i = 0; i < 4; i++)
-		cap[i] *= srv->nworkers;
+		cap[i] *= zh_server_workers(srv);
 	labelled_typed(o, "zerohttp_pool_capacity", "gauge",
 		       "Objects each per-worker pool holds, summed over workers.", "pool", pools,
 		       cap, 4);
@@ -130,7 +130,7 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	family(o, "zerohttp_build_info", "gauge", "The running version.");
 	emit(o, "zerohttp_build_info{version=\"%s\"} 1\n", ZH_VERSION);
 	scalar(o, "zerohttp_start_time_seconds", "gauge", "When the server started (Unix time).",
-	       (uint64_t)srv->start_time);
+	       (uint64_t)zh__ext_server_start(srv));
 	responses(o, &st);
 	latency(o, &st);
 	scalar(o, "zerohttp_http_requests_total", "counter", "Requests whose head was parsed.",
@@ -209,7 +209,7 @@ void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	(void)arg;
-	if (req->ctx->w->draining) {
+	if (zh__ext_draining(zh__ext_worker(req))) {
 		/* a Retry-After that cannot be set fails the answer (a 500, still not ready) */
 		if (zh_resp_header_set(resp, "Retry-After", "1") == 0)
 			(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);

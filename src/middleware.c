@@ -59,7 +59,18 @@ int zh_route_use(zh_server_t *srv, const char *path, const zh_middleware_t *mw)
 	return 0;
 }
 
-static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
+/* The request's slots start empty; the middleware ones are cleared only when there is
+ * middleware to use them. */
+void zh__req_slots_reset(zh_request_t *req, bool mw)
+{
+	req->user = NULL;
+	req->mw_cur = ZH__MW_NONE;
+	if (mw)
+		memset(req->mw_slot, 0, sizeof req->mw_slot);
+}
+
+/* idx's chain owns the slots from base on: position i's is req->mw_slot[base + i]. */
+static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n, unsigned base)
 {
 	zh_server_t *srv = ctx->w->srv;
 	uint16_t mark = ctx->iov_n;
@@ -72,9 +83,15 @@ static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
 	zh__resp_begin(ctx, ctx->req.h.method_bit == ZH_HEAD);
 	for (unsigned i = 0; i < n; i++) {
 		const zh_middleware_t *mw = &srv->mw[idx[i]];
+		int r;
+		if (!mw->before)
+			continue;
+		ctx->req.mw_cur = (uint8_t)(base + i);
+		r = mw->before(&ctx->req, resp, mw->arg);
+		ctx->req.mw_cur = ZH__MW_NONE;
 		/* a header the hook failed to set fails resp (sticky): that is an answer too */
-		if (mw->before && (mw->before(&ctx->req, resp, mw->arg) == ZH_MW_ANSWERED ||
-				   resp->committed || resp->nhdr || resp->body_len || resp->error))
+		if (r == ZH_MW_ANSWERED || resp->committed || resp->nhdr || resp->body_len ||
+		    resp->error)
 			return ZH_MW_ANSWERED; /* resp is the answer; the caller finishes it */
 	}
 	ctx->iov_n = mark; /* nobody answered: the handler's response starts afresh */
@@ -84,13 +101,13 @@ static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
 int zh__mw_before_global(zh__ctx_t *ctx)
 {
 	const zh_server_t *srv = ctx->w->srv;
-	return srv->nglobal_mw ? run_before(ctx, srv->global_mw, srv->nglobal_mw) : ZH_MW_NEXT;
+	return srv->nglobal_mw ? run_before(ctx, srv->global_mw, srv->nglobal_mw, 0) : ZH_MW_NEXT;
 }
 
 int zh__mw_before_route(zh__ctx_t *ctx)
 {
 	const zh__route_t *rt = ctx->route;
-	return rt && rt->nmw ? run_before(ctx, rt->mw, rt->nmw) : ZH_MW_NEXT;
+	return rt && rt->nmw ? run_before(ctx, rt->mw, rt->nmw, ZH__GLOBAL_MW_MAX) : ZH_MW_NEXT;
 }
 
 /* Every chain's commit hooks fit a fresh response (checked here at build time), so a
@@ -98,38 +115,62 @@ int zh__mw_before_route(zh__ctx_t *ctx)
  * without a hook it was meant to pass through. */
 _Static_assert(ZH__HOOKS_MAX >= ZH__GLOBAL_MW_MAX + ZH__ROUTE_MW_MAX,
 	       "a response must hold the commit hooks of both chains");
-static void add_hooks(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
+static void add_hooks(zh__ctx_t *ctx, const uint8_t *idx, unsigned n, unsigned base)
 {
 	const zh_server_t *srv = ctx->w->srv;
 	for (unsigned i = 0; i < n; i++) {
 		const zh_middleware_t *mw = &srv->mw[idx[i]];
-		if (mw->commit && zh_resp_on_commit(&ctx->resp, mw->commit, mw->arg) < 0)
+		if (!mw->commit)
+			continue;
+		ctx->req.mw_cur = (uint8_t)(base + i); /* the hook is tagged with its slot */
+		if (zh_resp_on_commit(&ctx->resp, mw->commit, mw->arg) < 0)
 			ctx->resp.error = true;
 	}
+	ctx->req.mw_cur = ZH__MW_NONE;
 }
 
 void zh__mw_add_commit_hooks(zh__ctx_t *ctx)
 {
 	const zh_server_t *srv = ctx->w->srv;
-	add_hooks(ctx, srv->global_mw, srv->nglobal_mw);
+	add_hooks(ctx, srv->global_mw, srv->nglobal_mw, 0);
 	if (ctx->route)
-		add_hooks(ctx, ctx->route->mw, ctx->route->nmw);
+		add_hooks(ctx, ctx->route->mw, ctx->route->nmw, ZH__GLOBAL_MW_MAX);
 }
 
-static void run_done(zh__ctx_t *ctx, const uint8_t *idx, unsigned n)
+static void run_done(zh__ctx_t *ctx, const uint8_t *idx, unsigned n, unsigned base)
 {
 	const zh_server_t *srv = ctx->w->srv;
 	for (unsigned i = 0; i < n; i++) {
 		const zh_middleware_t *mw = &srv->mw[idx[i]];
-		if (mw->done)
+		if (mw->done) {
+			ctx->req.mw_cur = (uint8_t)(base + i);
 			mw->done(&ctx->req, &ctx->resp, mw->arg);
+		}
 	}
+	ctx->req.mw_cur = ZH__MW_NONE;
 }
 
 void zh__mw_done(zh__ctx_t *ctx)
 {
 	const zh_server_t *srv = ctx->w->srv;
-	run_done(ctx, srv->global_mw, srv->nglobal_mw);
+	run_done(ctx, srv->global_mw, srv->nglobal_mw, 0);
 	if (ctx->route)
-		run_done(ctx, ctx->route->mw, ctx->route->nmw);
+		run_done(ctx, ctx->route->mw, ctx->route->nmw, ZH__GLOBAL_MW_MAX);
 }
+
+/* ---- the extension interface's view of the core (ext.h) ------------------------------------ */
+
+zh__worker_t *zh__ext_worker(const zh_request_t *req) { return req->ctx->w; }
+unsigned zh__ext_worker_id(const zh__worker_t *w) { return w->id; }
+const zh_server_t *zh__ext_worker_server(const zh__worker_t *w) { return w->srv; }
+uint64_t zh__ext_now_ms(const zh__worker_t *w) { return w->now_ms; }
+time_t zh__ext_date_sec(const zh__worker_t *w) { return w->date_sec; }
+bool zh__ext_draining(const zh__worker_t *w) { return w->draining; }
+zh_stats_t *zh__ext_stats(zh__worker_t *w) { return &w->stats; }
+uint64_t zh__ext_started_us(const zh_request_t *req) { return req->ctx->started_us; }
+bool zh__ext_in_hooks(const zh_response_t *resp) { return resp->in_hooks; }
+
+unsigned zh_server_workers(const zh_server_t *srv) { return srv->nworkers; }
+unsigned zh_req_worker(const zh_request_t *req) { return req->ctx->w->id; }
+const zh_config_t *zh__ext_server_config(const zh_server_t *srv) { return &srv->cfg; }
+time_t zh__ext_server_start(const zh_server_t *srv) { return srv->start_time; }

@@ -18,13 +18,14 @@
  * Secrets. A password is decoded onto the stack and wiped after crypt; nothing here logs,
  * and error texts name a file and a line, never its content.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -13,7 +13,7 @@
  *           Access-Control-Allow-Origin: the preflight answered above, or a handler that
  *           does its own CORS.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -344,9 +344,9 @@ static int cors_before(zh_request_t *req, zh_response_t *resp, void *arg)
 /* Library answers to bytes that never became a request (a 400 from the parser, a 408 for a
  * head that stopped halfway) have no headers to trust: their request view may still hold
  * the previous request's or a half-parsed head. */
-static bool has_request(const zh_response_t *resp)
+static bool has_request(zh_response_t *resp)
 {
-	return resp->ctx->in_request;
+	return zh_req_parsed(zh_resp_request(resp));
 }
 
 /* Whether a Vary value already lists name (or "*"). */

@@ -20,7 +20,7 @@
  * them and the slot goes back whole when the response ends. No malloc on the request path.
  * When every slot is busy the response is simply sent uncompressed.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -286,13 +286,12 @@ static bool compressible(zh_slice_t ct)
  * -errno (resp has then failed: the sticky rule). */
 static int vary_accept_encoding(zh_response_t *resp)
 {
-	for (unsigned f = 0; f < resp->nhdr; f++) {
-		const zh__hdr_t *hd = &resp->hdr[f];
-		const char *v = resp->hstore + hd->voff;
-		if (hd->nlen != 4 || !zh__ieq(resp->hstore + hd->noff, "vary", 4))
+	zh_slice_t name, v;
+	for (unsigned f = 0; zh_resp_header_at(resp, f, &name, &v); f++) {
+		if (name.len != 4 || !zh__ieq(name.ptr, "vary", 4))
 			continue;
-		for (size_t i = 0; i + 15 <= hd->vlen; i++)
-			if (zh__ieq(v + i, "accept-encoding", 15))
+		for (size_t i = 0; i + 15 <= v.len; i++)
+			if (zh__ieq(v.ptr + i, "accept-encoding", 15))
 				return 0;
 	}
 	return zh_resp_header_add(resp, "Vary", "Accept-Encoding");
@@ -304,12 +303,13 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 	zh_request_t *req = zh_resp_request(resp);
 	int status = zh_resp_status(resp);
 	zh_slice_t v;
+	uint64_t declared;
 	slot_t *s;
 	if (status < 200 || status == 204 || status == 206 || status == 304 ||
 	    zh_resp_body_is_file(resp) || zh_resp_header_get(resp, "Content-Encoding", &v) ||
 	    zh_resp_header_get(resp, "Content-Range", &v) ||
 	    !zh_resp_header_get(resp, "Content-Type", &v) || !compressible(v) ||
-	    (resp->has_length && resp->declared_len < gz->min_length))
+	    (zh_resp_content_length(resp, &declared) && declared < gz->min_length))
 		return;
 	if (vary_accept_encoding(resp) < 0)
 		return; /* a 500 now: nothing to compress */
@@ -320,7 +320,7 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 	if (!zh_req_header(req, "Accept-Encoding", &v) ||
 	    zh__coding_q(v, "gzip") == 0)
 		return;
-	if ((s = slot_get(gz, req->ctx->w->id)) == NULL)
+	if ((s = slot_get(gz, zh_req_worker(req))) == NULL)
 		return; /* every stream slot busy: uncompressed rather than a wait or a malloc */
 	if (zh_resp_set_filter(resp, &(zh_body_filter_t){.write = filter_write,
 							  .head = filter_head,
@@ -331,8 +331,9 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 		slot_put(s);
 		return;
 	}
-	/* a declared length counts identity bytes; what leaves is measured again */
-	resp->has_length = false;
+	/* a declared length counts identity bytes; what leaves is measured again (a failure
+	 * here could only be -EALREADY, and a commit hook runs before the commit) */
+	(void)zh_resp_header_del(resp, "Content-Length");
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -361,7 +362,7 @@ zh_gzip_t *zh_gzip_new(const zh_server_t *srv, const zh_gzip_options_t *o, int *
 	}
 	gz->level = o->level;
 	gz->min_length = o->min_length ? o->min_length : 1;
-	gz->nworkers = srv->nworkers;
+	gz->nworkers = zh_server_workers(srv);
 	gz->workers = calloc(gz->nworkers, sizeof *gz->workers);
 	per_worker = (size_t)o->streams_per_worker * sizeof(slot_t);
 	gz->map_len = per_worker * gz->nworkers;

@@ -45,25 +45,24 @@
  * counted only while max_inflight is set. The before hook takes a place with a CAS, which
  * never overshoots, so a burst of refusals cannot refuse others spuriously. The done hook
  * gives the place back when the response ends: queued whole, the last chunk of a streamed
- * body, or a deferred response once resumed and finished. The request remembers, in
- * req->limit, that it holds a place, so only counted requests are counted out. Answers made
- * before this hook ran (parse errors, an earlier middleware's) are not counted out.
- *
- * The core runs no done hook when a connection dies with its response unfinished (a reset
- * during a deferral or a producer, a write timeout, a forced drain): ctx_detach() in conn.c
- * drops the request. Such a request leaves req->limit set in its I/O context. The next
- * request to use that context finds it and gives the place back. The context pool is LIFO,
- * so that is usually the same worker's next new request. Until then the place stays taken.
+ * body, or a deferred response once resumed and finished, or its connection died first
+ * (the core runs the done hooks then too). The request remembers, in the middleware's own
+ * per-request slot (zh_mw_slot), that it holds a place, so only counted requests are counted
+ * out. Answers made before this hook ran (parse errors, an earlier middleware's) are not
+ * counted out: their slot is still empty.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <errno.h>
 #include <math.h> /* isfinite: a macro, no libm */
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 enum {
 	LIMIT_WAYS = 5,
@@ -296,10 +295,11 @@ static void client_key(const zh_limit_t *l, const zh_request_t *req, uint8_t key
 	zh__limit_key(l, family, a, key);
 }
 
-static uint64_t now_ns(const zh__ctx_t *ctx)
+static uint64_t now_ns(const zh_request_t *req)
 {
 	/* the head's arrival, when latency metrics took it already: same clock, no second read */
-	return (ctx->started_us ? ctx->started_us : zh__now_us()) * 1000u;
+	uint64_t us = zh__ext_started_us(req);
+	return (us ? us : zh__now_us()) * 1000u;
 }
 
 static size_t format_u64(char out[24], uint64_t v)
@@ -333,24 +333,19 @@ static void refuse(zh_response_t *resp, int status, uint64_t retry_s)
 static int limit_before(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	zh_limit_t *l = arg;
-	zh__ctx_t *ctx = req->ctx;
+	zh_stats_t *stats = zh__ext_stats(zh__ext_worker(req));
 	uint32_t max;
 	uint64_t wait;
 	uint8_t key[16];
 	rate_t r;
 
-	if (req->limit) {
-		/* its last request died unfinished (see the top of this file): give its place back */
-		inflight_leave(req->limit);
-		req->limit = NULL;
-	}
 	if (exempt(l, req))
 		return ZH_MW_NEXT;
 	read_rate(l, &r);
 	if (r.t != 0) {
 		client_key(l, req, key);
-		if (!take(l, &r, key, now_ns(ctx), &wait)) {
-			ZH__STAT_ADD(ctx->w, shed_429, 1);
+		if (!take(l, &r, key, now_ns(req), &wait)) {
+			ZH__STATS_ADD(stats, shed_429, 1);
 			refuse(resp, 429, (wait + 999999999u) / 1000000000u);
 			return ZH_MW_ANSWERED;
 		}
@@ -358,22 +353,22 @@ static int limit_before(zh_request_t *req, zh_response_t *resp, void *arg)
 	max = __atomic_load_n(&l->max_inflight, __ATOMIC_RELAXED);
 	if (max != 0) {
 		if (!inflight_enter(l, max)) {
-			ZH__STAT_ADD(ctx->w, shed_503, 1);
+			ZH__STATS_ADD(stats, shed_503, 1);
 			refuse(resp, 503, 1);
 			return ZH_MW_ANSWERED;
 		}
-		req->limit = l;
+		*zh_mw_slot(req) = l; /* a place held: the done hook gives it back */
 	}
 	return ZH_MW_NEXT;
 }
 
 static void limit_done(zh_request_t *req, zh_response_t *resp, void *arg)
 {
+	void **slot = zh_mw_slot(req);
 	(void)resp;
-	(void)arg;
-	if (req->limit) {
-		inflight_leave(req->limit);
-		req->limit = NULL;
+	if (*slot) {
+		inflight_leave(arg);
+		*slot = NULL;
 	}
 }
 

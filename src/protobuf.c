@@ -5,7 +5,7 @@
  * each piece in the connection's send area with zh__write_encoded(), where adjacent pieces
  * coalesce into one iovec: no intermediate buffer, no heap allocation, no second copy.
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <errno.h>
 #include <protobuf-c/protobuf-c.h>
@@ -30,7 +30,7 @@ int zh_send_protobuf(zh_response_t *resp, const struct ProtobufCMessage *msg)
 	if (msg == NULL)
 		return -EINVAL;
 	/* also after an explicit zh_write_header(), while the head has not left */
-	if (!resp->in_hooks && (r = zh__resp_content_type(resp, "application/x-protobuf")) < 0)
+	if (!zh__ext_in_hooks(resp) && (r = zh__resp_content_type(resp, "application/x-protobuf")) < 0)
 		return r;
 	/* commits (an empty message packs to no bytes at all) and refuses what zh_write
 	 * refuses (204/304, commit hooks, a failed response) before anything is packed */

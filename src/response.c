@@ -376,8 +376,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->framed_len = 0;
 	resp->chunk_slot = 0;
 	resp->wait_left_us = (uint64_t)ctx->w->srv->cfg.sync_write_wait_ms * 1000u;
-	resp->json = NULL;
-	resp->json_writer.active = false;
+	resp->writer = NULL;
 	resp->filtering = resp->file_body = resp->filter_headed = false;
 	resp->filter_in = 0;
 	/* conn.c guarantees free slots before a request starts. A streaming handler may invite
@@ -393,8 +392,11 @@ static void commit(zh_response_t *resp, int status)
 {
 	resp->status = status;
 	resp->in_hooks = true;
-	for (unsigned i = 0; i < resp->nhooks; i++)
+	for (unsigned i = 0; i < resp->nhooks; i++) {
+		resp->ctx->req.mw_cur = resp->hooks[i].slot; /* zh_mw_slot() inside the hook */
 		resp->hooks[i].fn(resp, resp->hooks[i].arg);
+	}
+	resp->ctx->req.mw_cur = ZH__MW_NONE;
 	resp->in_hooks = false;
 	resp->committed = true;
 }
@@ -553,15 +555,14 @@ static void decide_close(zh__ctx_t *ctx, zh_response_t *resp)
 		resp->close = true;
 }
 
-/* An unfinished or erroneous JSON document fails the response. */
-static void check_json(zh_response_t *resp)
+/* A pending writer's output joins the queue, and its verdict counts: an unfinished or
+ * erroneous JSON document fails the response. */
+int zh__writer_check(zh_response_t *resp, bool final)
 {
-	struct zh_json *j = &resp->json_writer;
-	if (!j->active)
-		return;
-	zh__json_sync(j);
-	if (j->err || !j->done)
-		resp->error = true;
+	if (resp->writer == NULL)
+		return 0;
+	resp->writer->sync(resp, resp->writer_state);
+	return resp->writer->check ? resp->writer->check(resp, resp->writer_state, final) : 0;
 }
 
 /* The end of a response whose head has left: the last chunk and the terminator, or the
@@ -593,7 +594,9 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	zh_response_t *resp = &ctx->resp;
 	zh__conn_t *c = ctx->conn;
 
-	check_json(resp);
+	if (zh__writer_check(resp, true) < 0)
+		resp->error = true;
+	resp->writer = NULL; /* the response has ended: nothing more is synced */
 	if (!resp->committed)
 		commit(resp, 200);
 	if (resp->filtering && !resp->error) {
@@ -650,8 +653,8 @@ void zh__resp_abandon(zh__ctx_t *ctx)
 		resp->committed = true; /* so zh_resp_status() reports it */
 		resp->in_hooks = false;
 		resp->body_len = 0; /* what was queued never left: zh_resp_body_len() is 0 */
-		resp->json = NULL;
 	}
+	resp->writer = NULL; /* nothing it holds will be queued now */
 	resp->error = true;
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp); /* a gzip slot goes back even so */
@@ -956,19 +959,19 @@ int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg)
 		return -ENOSPC;
 	resp->hooks[resp->nhooks].fn = fn;
 	resp->hooks[resp->nhooks].arg = arg;
+	resp->hooks[resp->nhooks].slot = resp->ctx->req.mw_cur; /* a middleware's own */
 	resp->nhooks++;
 	return 0;
 }
 
 /* ---- public: body ------------------------------------------------------------------------------ */
 
-/* Common gate for every body source: queues what the JSON writer holds (so bytes stay in
+/* Common gate for every body source: queues what a pending writer holds (so bytes stay in
  * order), commits an implicit 200 and refuses bodies where the status forbids one (RFC 9110
  * §15.3.5, §15.4.5) or after a sticky error. */
 static int body_gate(zh_response_t *resp)
 {
-	if (ZH__UNLIKELY(resp->json != NULL))
-		zh__json_sync(resp->json);
+	zh__writer_sync(resp);
 	if (ZH__UNLIKELY(resp->in_hooks))
 		return -EINVAL;
 	if (!resp->committed)
@@ -1169,7 +1172,7 @@ static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
 	}
 	/* A filter's output for HEAD is counted too (so Content-Length is what the GET would
 	 * carry), but it cannot go to the discard buffer: that is the writers' staging window
-	 * (zh__body_window), which the filter may still be reading. It takes the send area's
+	 * (zh_resp_window), which the filter may still be reading. It takes the send area's
 	 * free space instead, never queued (raw_commit does not advance area_used), so the head
 	 * serialized later simply writes over it. */
 	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX &&
@@ -1204,7 +1207,7 @@ static void raw_commit(zh_response_t *resp, char *from, char *to)
 	}
 	if (!length_ok(resp, n))
 		return;
-	/* zh__body_window left a queue slot free, so nothing here spills: [from, to) stays
+	/* zh_resp_window left a queue slot free, so nothing here spills: [from, to) stays
 	 * where the window put it */
 	if (ctx->iov_n && last > resp->head_slot && ctx->rel[last].fn == NULL &&
 	    ctx->rel[last].pool == NULL && ctx->rel[last].file_fd < 0 &&
@@ -1285,7 +1288,7 @@ void zh_filter_commit(zh_response_t *resp, char *from, char *to)
 
 /* The writers' window: with a filter, a staging window (the worker's scratch buffer), whose
  * bytes go to the filter on commit; else the send area itself. */
-int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
+int zh_resp_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	int r = body_gate(resp); /* first: the commit it may make can install the filter */
@@ -1300,7 +1303,7 @@ int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 	return 0;
 }
 
-void zh__body_commit(zh_response_t *resp, char *from, char *to)
+void zh_resp_window_commit(zh_response_t *resp, char *from, char *to)
 {
 	if (resp->filtering)
 		(void)filter_input(resp, from, (size_t)(to - from));
@@ -1394,11 +1397,11 @@ static int write_copy(zh_response_t *resp, const void *data, size_t len, bool co
 	while (len) {
 		char *p, *end;
 		size_t n;
-		if ((r = zh__body_window(resp, 1, &p, &end)) < 0)
+		if ((r = zh_resp_window(resp, 1, &p, &end)) < 0)
 			return r;
 		n = (size_t)(end - p) < len ? (size_t)(end - p) : len;
 		memcpy(p, src, n);
-		zh__body_commit(resp, p, p + n);
+		zh_resp_window_commit(resp, p, p + n);
 		if (resp->error)
 			return -ENOBUFS;
 		if (count)
@@ -1426,12 +1429,59 @@ uint64_t zh__resp_progress(const zh_response_t *resp)
 
 uint64_t zh_resp_body_len(const zh_response_t *resp)
 {
-	return resp->body_len + (resp->json ? (uint64_t)(resp->json->p - resp->json->start) : 0);
+	const zh_writer_ops_t *w = resp->writer;
+	return resp->body_len + (w && w->held ? w->held(resp, resp->writer_state) : 0);
 }
 
 void *zh_resp_state(zh_response_t *resp)
 {
 	return resp->ctx->state;
+}
+
+/* ---- public: the extension interface (pending writer, slots, header walk) ----------------- */
+
+void *zh_resp_writer_begin(zh_response_t *resp, const zh_writer_ops_t *ops)
+{
+	if (ops == NULL || ops->sync == NULL || resp->writer != NULL || !resp->ctx->in_request)
+		return NULL;
+	resp->writer = ops;
+	resp->writer_state = resp->ctx->writer_area;
+	return memset(resp->writer_state, 0, ZH_WRITER_STATE_SIZE);
+}
+
+void *zh_resp_writer(zh_response_t *resp, const zh_writer_ops_t *ops)
+{
+	return resp->writer == ops && ops != NULL ? resp->writer_state : NULL;
+}
+
+void **zh_mw_slot(zh_request_t *req)
+{
+	return req->mw_cur == ZH__MW_NONE ? NULL : &req->mw_slot[req->mw_cur];
+}
+
+void zh_req_set_user(zh_request_t *req, void *user) { req->user = user; }
+void *zh_req_user(const zh_request_t *req) { return req->user; }
+
+int zh_resp_header_at(const zh_response_t *resp, unsigned i, zh_slice_t *name,
+		      zh_slice_t *value)
+{
+	const zh__hdr_t *hd;
+	if (i >= resp->nhdr)
+		return 0;
+	hd = &resp->hdr[i];
+	name->ptr = resp->hstore + hd->noff;
+	name->len = hd->nlen;
+	value->ptr = resp->hstore + hd->voff;
+	value->len = hd->vlen;
+	return 1;
+}
+
+int zh_resp_content_length(const zh_response_t *resp, uint64_t *len)
+{
+	if (!resp->has_length)
+		return 0;
+	*len = resp->declared_len;
+	return 1;
 }
 
 int zh_resp_produce(zh_response_t *resp, zh_produce_fn fn, void *arg)

@@ -19,7 +19,7 @@
  * RESOLVE_NO_MAGICLINKS) from the root's fd, so no symlink can lead outside the root; where
  * openat2 is missing, each component is opened with O_NOFOLLOW (no symlinks at all).
  */
-#include "internal.h"
+#include "ext.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +29,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 enum { PATH_MAX_CACHED = 240, PATH_MAX_DECODED = 4096 };
@@ -493,14 +495,14 @@ static bool none_match(zh_slice_t v, const entry_t *e)
  * year. */
 static bool parse_http_date(const zh_request_t *req, zh_slice_t v, time_t *out)
 {
-	return zh__http_date_parse(v.ptr, v.len, req->ctx->w->date_sec, out);
+	return zh__http_date_parse(v.ptr, v.len, zh__ext_date_sec(zh__ext_worker(req)), out);
 }
 
 /* The Last-Modified sent for e: its mtime, or the response's Date when the mtime lies in
  * the future (RFC 9110 §8.8.2.1: an origin server MUST NOT send a later one). */
 static time_t last_modified(const zh_request_t *req, const entry_t *e)
 {
-	time_t now = req->ctx->w->date_sec;
+	time_t now = zh__ext_date_sec(zh__ext_worker(req));
 	return e->mtime.tv_sec > now ? now : e->mtime.tv_sec;
 }
 
@@ -899,7 +901,7 @@ static int wanted_ranges(zh_request_t *req, const entry_t *e, range_t *r)
 	int n;
 	/* RFC 9110 §14.2: range handling is defined for GET only; a server MUST ignore Range
 	 * with another method (a HEAD describes the whole 200) */
-	if (req->h.method_bit != ZH_GET || !zh_req_header(req, "Range", &v) ||
+	if (zh_req_method_bit(req) != ZH_GET || !zh_req_header(req, "Range", &v) ||
 	    (n = parse_ranges(v, e->size, r)) == 0)
 		return 0;
 	if (!zh_req_header(req, "If-Range", &v))
@@ -925,7 +927,7 @@ static bool respond(zh_request_t *req, zh_response_t *resp, cache_t *c, entry_t 
 	if (encoding >= 0)
 		lines[nlines++] = &coding_lines[encoding];
 	(void)zh__resp_header_lines(resp, lines, nlines);
-	if (e->mtime.tv_sec > req->ctx->w->date_sec) {
+	if (e->mtime.tv_sec > zh__ext_date_sec(zh__ext_worker(req))) {
 		char lm[30];
 		(void)set_header(resp, "Last-Modified", lm, zh__http_date(last_modified(req, e), lm));
 	}
@@ -975,8 +977,8 @@ static bool respond(zh_request_t *req, zh_response_t *resp, cache_t *c, entry_t 
 void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	zh_static_t *st = arg;
-	cache_t *c = &st->caches[req->ctx->w->id];
-	uint64_t now = req->ctx->w->now_ms;
+	cache_t *c = &st->caches[zh_req_worker(req)];
+	uint64_t now = zh__ext_now_ms(zh__ext_worker(req));
 	char path[PATH_MAX_DECODED + 8];
 	zh_slice_t raw = zh_req_path(req);
 	bool dir_slash, isdir;
@@ -1078,7 +1080,7 @@ zh_static_t *zh_static_new(const zh_server_t *srv, const zh_static_options_t *o,
 	st->dotfiles = o->dotfiles != 0;
 	st->no_openat2 = o->no_openat2 != 0;
 	st->nentries = o->cache_entries;
-	st->nworkers = srv->nworkers;
+	st->nworkers = zh_server_workers(srv);
 	while (nb < 2 * st->nentries)
 		nb <<= 1;
 	st->caches = calloc(st->nworkers, sizeof *st->caches);

@@ -1,6 +1,7 @@
 /* fuzz_json.c — libFuzzer target for the JSON writer, zh_json_* (json.c, included here;
- * dtoa.c linked). No server: the two calls json.c makes into response.c, zh__body_window
- * and zh__body_commit, are played here by a sink that hands out windows of the fuzzer's
+ * dtoa.c linked). No server: the calls json.c makes into the core (the extension interface:
+ * zh_resp_window and zh_resp_window_commit, the pending-writer registration and its
+ * storage) are played here by a sink that hands out windows of the fuzzer's
  * choosing (exactly the minimum asked for, or a little more: every refill boundary) as
  * separate heap blocks, freed at the next request, so writing past a window or into one
  * already given back is an ASan report. It can also refuse a window (a failed write).
@@ -43,11 +44,11 @@ static struct {
 	size_t len, cap;
 } sink;
 
-int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
+int zh_resp_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	(void)resp;
 	CHECK(!sink.failed, "a window asked for after a failed one");
-	free(sink.win); /* everything in it was committed by zh__json_sync: gone now */
+	free(sink.win); /* everything in it was committed by the writer's sync: gone now */
 	sink.win = NULL;
 	if (++sink.windows == sink.fail_at) {
 		sink.failed = true;
@@ -60,7 +61,7 @@ int zh__body_window(zh_response_t *resp, size_t min, char **p, char **end)
 	return 0;
 }
 
-void zh__body_commit(zh_response_t *resp, char *from, char *to)
+void zh_resp_window_commit(zh_response_t *resp, char *from, char *to)
 {
 	size_t n = (size_t)(to - from);
 	(void)resp;
@@ -73,6 +74,33 @@ void zh__body_commit(zh_response_t *resp, char *from, char *to)
 	}
 	memcpy(sink.out + sink.len, from, n);
 	sink.len += n;
+}
+
+/* The response's pending-writer slot and the storage it lends (response.c's side). */
+static struct {
+	const zh_writer_ops_t *ops;
+	_Alignas(16) char area[ZH_WRITER_STATE_SIZE];
+} wslot;
+
+void *zh_resp_writer_begin(zh_response_t *resp, const zh_writer_ops_t *ops)
+{
+	(void)resp;
+	if (wslot.ops)
+		return NULL;
+	wslot.ops = ops;
+	return wslot.area;
+}
+
+void *zh_resp_writer(zh_response_t *resp, const zh_writer_ops_t *ops)
+{
+	(void)resp;
+	return wslot.ops == ops ? wslot.area : NULL;
+}
+
+int zh__resp_content_type(zh_response_t *resp, const char *type)
+{
+	(void)resp, (void)type;
+	return 0;
 }
 
 int zh_resp_committed(const zh_response_t *resp)
@@ -477,7 +505,9 @@ static void m_value_end(model_t *m)
 static const char *const raws[6] = {"123", "\"r\\u00e9\"", "[]", "{\"a\":[true,false,null]}",
 				    "-1.5e3", "{}"};
 
-static zh_response_t resp;
+/* The response is opaque to json.c (it only passes the pointer back): any address will do. */
+static char resp_bytes[16];
+#define RESP ((zh_response_t *)(void *)resp_bytes)
 
 /* One op: the writer call, and the model's prediction of it. */
 static void op(zh_json_t *j, model_t *m, events_t *want, int code, fz_in_t *in)
@@ -663,10 +693,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sink.fail_at = b0 >> 2;
 	sink.tiny = b1 != 0;
 	sink.sp.s = b1;
-	memset(&resp, 0, sizeof resp);
+	memset(&wslot, 0, sizeof wslot);
 
-	j = zh_json_begin(&resp, m.flags);
-	CHECK(zh_json_get(&resp) == j, "zh_json_get");
+	j = zh_json_begin(RESP, m.flags);
+	CHECK(zh_json_get(RESP) == j, "zh_json_get");
 	for (int ops = 0; in.n && ops < 4096; ops++)
 		op(j, &m, &want, fz_u8(&in) % 16, &in);
 	/* close what the program left open, so that a whole document can be read */
@@ -676,8 +706,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		op(j, &m, &want, 2, &in);
 	if (!m.err && !m.done)
 		op(j, &m, &want, 9, &in);
-	if (resp.json) /* what the writer still holds: response.c queues it at the end */
-		zh__json_sync(j);
+	if (wslot.ops) /* what the writer still holds: response.c queues it at the end */
+		wslot.ops->sync(RESP, wslot.area);
 
 	if (sink.failed) {
 		CHECK(zh_json_error(j) == -ENOBUFS, "window refused, error %d", zh_json_error(j));

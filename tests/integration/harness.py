@@ -466,6 +466,10 @@ class ServerTestCase(unittest.TestCase):
     def setUp(self):
         self._conns = []
         self._servers = []
+        # registered first, so it runs even when setUp fails after starting a server (then
+        # tearDown is not called) or tearDown fails half-way: SIGKILL, by PID, to every
+        # server in _servers still running, however it got there
+        self.addCleanup(self._kill_servers)
         self.server = self.start_server(self.SERVER_ARGS, self.SERVER_ENV) \
             if self.AUTO_START else None
         self.port = self.server.port if self.server else None
@@ -475,14 +479,33 @@ class ServerTestCase(unittest.TestCase):
         self._servers.append(srv)
         return srv
 
+    def spawn(self, cmd, **kw):
+        """A helper process of this test (a client, strace, a second server): see spawn()."""
+        return spawn(self, cmd, **kw)
+
     def tearDown(self):
-        for c in self._conns:
-            c.close()
         problems = []
+        for c in self._conns:
+            try:
+                c.close()
+            except Exception as e:      # every server below is still stopped
+                problems.append("closing %r: %r" % (c, e))
         for srv in self._servers:
-            problems += srv.stop()
+            try:
+                problems += srv.stop()
+            except Exception as e:
+                problems.append("stopping zerohttpd (pid %s): %r"
+                                % (srv.proc.pid if srv.proc else None, e))
         if problems:
             self.fail("; ".join(problems))
+
+    def _kill_servers(self):
+        left = {}
+        for srv in self._servers:
+            if srv.proc is not None:
+                left.update(kill_tree(srv.proc))
+        if left:
+            raise AssertionError("zerohttpd processes %s survived SIGKILL" % sorted(left))
 
     def conn(self, port=None, **kw):
         c = RawConn(port or self.port, **kw)
@@ -564,17 +587,116 @@ def malloc_calls(pid, count_file, within=5.0):
                          % (count_file, within, prev))
 
 
+# ------------------------------------------------------------------------------------------
+# Processes, found and stopped by PID through /proc alone: a fresh Debian 12 has no procps
+# (pgrep, ps, pkill), and /proc/PID/task/*/children needs CONFIG_PROC_CHILDREN, which not
+# every kernel has; /proc/PID/stat is always there.
+
+def proc_stat(pid):
+    """(state, ppid, starttime) of pid from /proc/PID/stat, or None once it is gone. The
+    starttime (clock ticks after boot) tells a process from a later one given its PID."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = text.rsplit(")", 1)[1].split()    # the command name may hold ')' and spaces
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def children(pid):
+    """PIDs of pid's child processes."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = proc_stat(int(name))
+            if st is not None and st[1] == pid:
+                out.append(int(name))
+    return out
+
+
+def descendants(pid):
+    """{pid: starttime} of every process below pid (children, their children, ...)."""
+    found, todo = {}, [pid]
+    while todo:
+        for c in children(todo.pop()):
+            st = proc_stat(c)
+            if st is not None and c not in found:
+                found[c] = st[2]
+                todo.append(c)
+    return found
+
+
+def _running(pid, starttime):
+    """True while the process pid that started at starttime exists and is not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st[2] == starttime and st[0] != "Z"
+
+
+def _signal(pids, sig):
+    """Sends sig to each {pid: starttime} still running as that same process."""
+    for pid, start in pids.items():
+        if _running(pid, start):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def kill_tree(proc, also=None, within=5.0):
+    """SIGKILLs proc (a Popen), every process below it and the {pid: starttime} of `also`
+    (processes seen below it earlier, which its death reparented), by PID; reaps proc.
+    Returns the {pid: starttime} still running after `within` seconds (empty = all gone).
+    A cleanup: safe to call on a process that already exited."""
+    pids = dict(also or {})
+    if proc.poll() is None:     # not yet reaped, so its PID cannot have been reused
+        pids.update(descendants(proc.pid))
+        proc.kill()
+    _signal(pids, signal.SIGKILL)
+    try:
+        proc.wait(within)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        left = {p: t for p, t in pids.items() if _running(p, t)}
+        if not left:
+            break
+        time.sleep(0.01)
+    left = {p: t for p, t in pids.items() if _running(p, t)}
+    if proc.poll() is None:
+        left[proc.pid] = None
+    return left
+
+
+def spawn(testcase, cmd, **kw):
+    """Popen(cmd), SIGKILLed with everything below it (strace's tracee included) when
+    testcase ends, whether it passed, failed or errored (addCleanup, so after tearDown), and
+    alone when the runner dies (PR_SET_PDEATHSIG). stdin is /dev/null unless given."""
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("preexec_fn", _die_with_parent)
+    proc = subprocess.Popen(cmd, **kw)
+
+    def cleanup():
+        left = kill_tree(proc)
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+        if left:
+            raise AssertionError("%s: processes %s survived SIGKILL" % (cmd[0], sorted(left)))
+    testcase.addCleanup(cleanup)
+    return proc
+
+
 def stop_traced(proc, timeout):
     """Stops a server running under strace -f: SIGTERM goes to the traced child itself
-    (strace would only detach on it), SIGKILL to both if it does not exit in time."""
-    child = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                           text=True).stdout.split()
-    for pid in child:
-        os.kill(int(pid), signal.SIGTERM)
+    (strace would only detach on it), SIGKILL to both if it does not exit in time; raises
+    TimeoutExpired then. Whatever happens (a timeout, an error), neither process is left."""
+    traced = {}
     try:
+        direct = children(proc.pid)
+        traced = descendants(proc.pid)
+        _signal({p: traced[p] for p in direct if p in traced}, signal.SIGTERM)
         proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        for pid in child:
-            os.kill(int(pid), signal.SIGKILL)
-        raise
+    finally:
+        kill_tree(proc, traced)

@@ -652,10 +652,11 @@ class SyscallAudit(ServerTestCase):
         port = free_port()
         log = os.path.join(tempfile.mkdtemp(), "strace.log")
         bin_ = os.environ.get("ZH_BIN", "build/zerohttpd")
-        proc = subprocess.Popen(["strace", "-f", "-y", "-o", log, "-e",
-                                 "trace=read,pread64,readv,preadv,sendfile,mmap,openat,openat2", bin_,
-                                 "--port", str(port), "--workers", "1", "--root", ROOT],
-                                stderr=subprocess.DEVNULL)
+        # spawn: strace and the server it traces are killed by PID even if this test errors
+        proc = self.spawn(["strace", "-f", "-y", "-o", log, "-e",
+                           "trace=read,pread64,readv,preadv,sendfile,mmap,openat,openat2", bin_,
+                           "--port", str(port), "--workers", "1", "--root", ROOT],
+                          stderr=subprocess.DEVNULL)
         try:
             deadline = time.time() + 10
             while True:

@@ -162,14 +162,13 @@ class HeapAllocationCounter(ServerTestCase):
         self.assertEqual(after, before)
         js = os.environ.get("ZH_JSON_SERVER") or os.path.join(
             os.path.dirname(os.environ.get("ZH_BIN", "build/zerohttpd")), "tests", "json_server")
-        proc = subprocess.Popen([js, "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True)
-        try:
-            port = int(proc.stdout.readline().split()[1])
-            j = self.conn(port)
-            for _ in range(3):
-                j.send(request("GET", "/malloc"))
-                self.assertEqual(j.read_response().body, b"1\n")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        # spawn: killed by PID when the test ends, whether it passed or not
+        proc = self.spawn([js, "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True)
+        port = int(proc.stdout.readline().split()[1])
+        j = self.conn(port)
+        for _ in range(3):
+            j.send(request("GET", "/malloc"))
+            self.assertEqual(j.read_response().body, b"1\n")
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -27,6 +27,10 @@ HTPASSWD = TOKENS = None
 SHA512_FALLBACK = ("$6$zh22salt$mLvEOVMMeqfI0cuHqLbe8CL54YFl6vb2AyfqO2pYhdBGOygd.ABm8fF6Jl"
                    "gy8WzsE2F0Zn.9lYzNWWGg5HWid1")
 BCRYPT_FALLBACK = "$2y$04$bd5X7Cd0iMVJYYvW3SjTb.rXj484m.LwXiAKFLowhDFNNSU7dJF3e"
+# and "sha256-pw", "md5-pw" as sha256crypt and md5crypt, salt "zh22" (openssl passwd -5 / -1):
+# without them a machine with no openssl (a fresh Debian 12) silently skipped users cat and dan
+CRYPT_FALLBACK = {"-5": "$5$zh22$MzvvvK/Qr0kKhNmdxWrlpDW8GtqxvU9nz3/M.5DQ6P.",
+                  "-1": "$1$zh22$QWjsHhdKW57XkAm1B9i3a/"}
 
 TOKEN = "tok-" + "A1b2C3d4" * 4
 TOKEN2 = "second.token_~+/=="
@@ -59,9 +63,8 @@ def setUpModule():
     TOKENS = os.path.join(DIR, "tokens")
     lines = ["# users", "ann:" + sha512("s3cret-pw"), "bob:" + bcrypt("bcrypt-pw")]
     for user, flag, pw in (("cat", "-5", "sha256-pw"), ("dan", "-1", "md5-pw")):
-        h = tool_hash(["openssl", "passwd", flag, "-salt", "zh22", pw], None)
-        if h:
-            lines.append("%s:%s" % (user, h))
+        h = tool_hash(["openssl", "passwd", flag, "-salt", "zh22", pw], CRYPT_FALLBACK[flag])
+        lines.append("%s:%s" % (user, h))
     write(HTPASSWD, "\n".join(lines) + "\n")
     write(TOKENS, "# tokens\n%s\n\n   %s  \r\n" % (TOKEN, TOKEN2))
 

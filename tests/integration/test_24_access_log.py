@@ -577,10 +577,11 @@ class SyscallAudit(AccessLogCase):
         from harness import server_bin
         port = free_port()
         trace = os.path.join(self.dir, "strace.out")
-        proc = subprocess.Popen(["strace", "-f", "-y", "-o", trace, "-e", "trace=write",
-                                 server_bin(), "--port", str(port), "--address", "127.0.0.1"]
-                                + self.log_args(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        # spawn: strace and the server it traces are killed by PID even if this test errors
+        proc = self.spawn(["strace", "-f", "-y", "-o", trace, "-e", "trace=write",
+                           server_bin(), "--port", str(port), "--address", "127.0.0.1"]
+                          + self.log_args(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10
             while True:

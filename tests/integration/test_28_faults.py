@@ -663,7 +663,8 @@ class OutOfDescriptors(FaultCase):
     def setUp(self):
         super().setUp()
         srv = LimitedServer(["--workers", "1", "--header-timeout", "20000"])
-        self._servers.append(srv.start())
+        self._servers.append(srv)       # before start: killed by PID even if it never gets ready
+        srv.start()
         self.server, self.port = srv, srv.port
 
     def ask(self, s, within=0.5):

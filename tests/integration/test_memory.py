@@ -8,6 +8,8 @@ import subprocess
 import time
 import unittest
 
+from harness import spawn
+
 BIN = os.environ.get("ZH_BIN", "build/zerohttpd")
 CONNS = 5000
 BUDGET = 256  # bytes per idle connection
@@ -50,8 +52,9 @@ class IdleConnectionMemory(unittest.TestCase):
         if soft < CONNS + 100:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, CONNS + 1000), hard))
         port = free_port()
-        proc = subprocess.Popen([BIN, "--port", str(port), "--workers", "2"],
-                                stderr=subprocess.DEVNULL)
+        # spawn: killed by PID when the test ends, even if the SIGTERM below is not obeyed
+        proc = spawn(self, [BIN, "--port", str(port), "--workers", "2"],
+                     stderr=subprocess.DEVNULL)
         socks = []
         try:
             deadline = time.time() + 5
