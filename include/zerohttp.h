@@ -114,6 +114,13 @@ typedef struct zh_config {
 	int latency_metrics;	     /* time each request for the latency histogram and
 					responses_by (two vDSO clock reads per request);
 					default on. The other counters are always kept */
+	int reuse_port;		     /* 0 (the default): the port must be free, else
+					zh_server_new() fails with -EADDRINUSE, whoever holds
+					it. 1: share it with other sockets that also set
+					SO_REUSEPORT (same user), which then split the
+					connections: a second instance started for a
+					zero-downtime restart, say. Either way each worker has
+					its own SO_REUSEPORT listener inside the process */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -131,7 +138,10 @@ typedef void (*zh_handler_fn)(zh_request_t *req, zh_response_t *resp, void *arg)
 
 /* Creates a server: copies *cfg, binds and listens on one SO_REUSEPORT socket per worker and
  * maps every worker's pools. Returns NULL with *err set (negative errno) on failure; err may
- * be NULL. The caller owns the server and frees it with zh_server_free(). */
+ * be NULL: -EADDRINUSE when another socket holds the address and port (unless both it and
+ * cfg->reuse_port ask to share), -EINVAL for a bad configuration. The listeners exist once
+ * this returns, so zh_server_run() never meets a busy port. The caller owns the server and
+ * frees it with zh_server_free(). The library prints nothing: errors are return values. */
 ZH_API ZH_MUST_USE zh_server_t *zh_server_new(const zh_config_t *cfg, int *err);
 
 /* Route flags. */
@@ -209,6 +219,8 @@ typedef struct zh_stats {
 	uint64_t access_log_bytes_dropped; /* log bytes not written: disk full, reader stalled */
 	uint64_t stalled_evictions; /* stalled peers cut early to lend their I/O context to a
 				       ready one (every context was lent) */
+	uint64_t drain_connections;  /* connections open when zh_server_stop() began the drain */
+	uint64_t drain_force_closed; /* of those, still open at drain_timeout_ms: force-closed */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
@@ -358,7 +370,9 @@ ZH_API void zh_limit_free(zh_limit_t *l);
 /* GET /metrics: the counters above in the Prometheus text format 0.0.4 (metric names
  * zerohttp_*; see README), summed over workers at scrape time. arg is the server. */
 ZH_API void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg);
-/* /healthz: 200 while the process serves. /readyz: 200, or 503 once draining (SIGTERM). */
+/* /healthz: 200 while the process serves. /readyz: 200, or 503 once draining (SIGTERM): its
+ * own server's, and also arg's when arg is a zh_server_t (NULL: none), so that a separate
+ * metrics listener reports the draining state of the server it watches. */
 ZH_API void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 ZH_API void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 

@@ -205,8 +205,8 @@ void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 
 void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 {
-	(void)arg;
-	if (req->ctx->w->draining) {
+	const zh_server_t *watched = arg;
+	if (req->ctx->w->draining || (watched && watched->stopping)) {
 		(void)!zh_resp_header_set(resp, "Retry-After", "1");
 		(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);
 		return;
