@@ -528,7 +528,8 @@ class SyscallAudit(AccessLogCase):
         port = free_port()
         trace = os.path.join(self.dir, "strace.out")
         proc = subprocess.Popen(["strace", "-f", "-y", "-o", trace, "-e", "trace=write",
-                                 server_bin(), "--port", str(port), "--address", "127.0.0.1"]
+                                 server_bin(), "--port", str(port), "--address", "127.0.0.1",
+                                 "--demo"]
                                 + self.log_args(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:

@@ -50,7 +50,7 @@ class IdleConnectionMemory(unittest.TestCase):
         if soft < CONNS + 100:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, CONNS + 1000), hard))
         port = free_port()
-        proc = subprocess.Popen([BIN, "--port", str(port), "--workers", "2"],
+        proc = subprocess.Popen([BIN, "--port", str(port), "--workers", "2", "--demo"],
                                 stderr=subprocess.DEVNULL)
         socks = []
         try:
