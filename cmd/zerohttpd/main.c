@@ -6,7 +6,7 @@
  *   signals.c   SIGTERM/SIGINT drain; SIGUSR1 reopens the access log; SIGHUP reloads
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
- *   metrics.c   /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
+ *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
  *   log.c       timestamped, levelled lines on stderr
  */
 #include "zerohttpd.h"

@@ -110,7 +110,7 @@ void zhd_auth_reload(void);
 int zhd_gzip_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_features_free(void);
 
-/* ---- metrics.c: /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow ------------ */
+/* ---- monitoring.c: /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow ------------ */
 
 /* Parsers for the two options */
 const char *zhd_parse_listen(const char *v, char addr[64], uint16_t *port);

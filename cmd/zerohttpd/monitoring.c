@@ -1,4 +1,4 @@
-/* metrics.c — monitoring: GET /metrics (Prometheus text), /healthz and /readyz.
+/* monitoring.c — monitoring: GET /metrics (Prometheus text), /healthz and /readyz.
  *
  * Without --metrics-listen they are routes of the main server, as they always were: anyone
  * who reaches the port can read the counters (an explicit choice, see README). With
