@@ -1454,3 +1454,28 @@ Test(listen, failure_closes_nothing_of_the_caller)
 	zh_server_free(a);
 	close(fd);
 }
+
+/* A separate monitoring server's /readyz reports the drain of the server it watches. */
+Test(listen, readyz_reports_the_watched_servers_drain, .timeout = 20)
+{
+	int err;
+	response_t r;
+	zh_server_t *watched = listen_on(0, 0, &err);
+	cr_assert_not_null(watched);
+	srv = listen_on(0, 0, &err);
+	cr_assert_not_null(srv);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/readyz", 0, zh_readyz_handler, watched), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/alone", 0, zh_readyz_handler, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	get("/readyz", &r);
+	cr_expect_eq(r.status, 200);
+	zh_server_stop(watched);
+	get("/readyz", &r);
+	cr_expect_eq(r.status, 503);
+	get("/alone", &r);
+	cr_expect_eq(r.status, 200, "NULL: only its own server's drain counts");
+	zh_server_stop(srv);
+	pthread_join(runner, NULL);
+	zh_server_free(srv);
+	zh_server_free(watched);
+}
