@@ -68,10 +68,14 @@ static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 		workers, root, feats, where);
 }
 
-static void log_stop(zh_server_t *srv, int status)
+static void log_stop(zh_server_t *srv, bool ran, int status)
 {
 	zh_stats_t st;
 	int sig = zhd_stop_signal();
+	if (!ran) {
+		zhd_log(ZHD_ERROR, "not started; exit status %d", status);
+		return;
+	}
 	zh_server_stats(srv, &st);
 	zhd_log(status ? ZHD_ERROR : ZHD_INFO,
 		"stopped%s%s: %llu connections open at the drain, %llu drained, %llu "
@@ -86,6 +90,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 {
 	zh_static_t *files = NULL;
 	int err = 0, status = 1;
+	bool ran = false;
 
 	if (zhd_limits_start(srv, s) < 0 || /* first: see limits.c */
 	    zhd_access_log_start(srv, s) < 0 || zhd_cors_auth_start(srv, s) < 0 ||
@@ -114,6 +119,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 	}
 	zhd_signals_watch(srv);
 	log_start(srv, s);
+	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
 	else
@@ -122,7 +128,7 @@ out:
 	zhd_metrics_stop(); /* after the main server: its /readyz said 503 through the drain */
 	demo_routes_stop();
 	zhd_signals_stop();
-	log_stop(srv, status);
+	log_stop(srv, ran, status);
 	zh_server_free(srv);
 	zh_static_free(files);
 	zhd_features_free();

@@ -285,6 +285,7 @@ class Logs(ProductCase):
         lines = log_lines(r.stderr.decode())
         self.assertEqual(lines[0][1], "error")
         self.assertIn("cannot serve --root /nonexistent-zh-root", lines[0][2])
+        self.assertEqual(lines[-1][1:], ("error", "not started; exit status 1"))
 
 
 class MetricsListener(ProductCase):
