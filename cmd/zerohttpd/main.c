@@ -62,9 +62,9 @@ static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 	if (s->metrics_listen)
 		snprintf(where, sizeof where, " metrics-listen=%s:%u", s->metrics_addr,
 			 (unsigned)zhd_metrics_port());
-	zhd_log(ZHD_INFO, "zerohttpd %s listening on http://%s%s%s:%u/ workers=%u root=%s "
+	zhd_log(ZHD_INFO, "listening on http://%s%s%s:%u/ version=%s workers=%u root=%s "
 			  "features=%s%s",
-		ZH_VERSION, v6, s->cfg.address, *v6 ? "]" : "", (unsigned)zh_server_port(srv),
+		v6, s->cfg.address, *v6 ? "]" : "", (unsigned)zh_server_port(srv), ZH_VERSION,
 		workers, root, feats, where);
 }
 

@@ -241,8 +241,8 @@ class Logs(ProductCase):
         t, level, msg = start[0]
         self.assertEqual(level, "info")
         self.assertLess(abs(t - time.time()), 60)
-        self.assertIn("zerohttpd %s listening on http://127.0.0.1:%d/" % (version(), srv.port),
-                      msg)
+        self.assertTrue(msg.startswith("listening on http://127.0.0.1:%d/ version=%s "
+                                       % (srv.port, version())), msg)
         self.assertIn("workers=2", msg)
         self.assertIn("root=%s " % os.path.realpath(self.root), msg)
         feats = re.search(r"features=(\S+)", msg).group(1).split(",")
