@@ -390,6 +390,8 @@ static void *delay_thread(void *unused)
 				next = delays[i].due_ms;
 			i++;
 		}
+		if (delays_stopped)
+			break; /* stop_delays() came while we resumed: its broadcast is gone */
 		if (next == UINT64_MAX) {
 			pthread_cond_wait(&delay_cond, &delay_lock);
 		} else {
