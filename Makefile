@@ -1,6 +1,6 @@
 # zerohttp — one plain Makefile. Warnings and sanitizer flags live here and only here.
 #   make            build/libzerohttp.a, build/libzerohttp.so, build/zerohttpd, zerohttp.pc
-#   make run        build, then serve the demo routes on 127.0.0.1:8080
+#   make run        build, then serve www/ and the demo routes on 127.0.0.1:8080
 #   make test       unit tests (Criterion), integration tests, zero-allocation test
 #   make asan       the same tests against an ASan+UBSan build
 #   make ubsan      the same tests against a UBSan-only build (malloc shim still on)
@@ -78,11 +78,12 @@ $(LIB_A): $(OBJS)
 	$(AR) rcs $@ $^
 $(LIB_SO): $(PICOBJS)
 	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^ $(PB_LIBS)
-$(DAEMON): cmd/zerohttpd/main.c cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) \
-	  include/zerohttp.h
-	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' \
-		$(NO_HEAP_COUNT) -o $@ $< \
-		cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+# zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c)
+DAEMON_SRCS := $(wildcard cmd/zerohttpd/*.c) examples/demo_routes.c
+$(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
+	  $(BUILD)/gen/demo.pb-c.c $(LIB_A) include/zerohttp.h
+	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
+		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 # pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
 PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c zlib\nLibs: -L$${libdir} -lzerohttp -pthread\nLibs.private: -lcrypt\nCflags: -I$${includedir}\n'
@@ -90,7 +91,7 @@ zerohttp.pc: Makefile include/zerohttp.h
 	@printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $@
 
 run: deps all
-	$(DAEMON) --address 127.0.0.1 --port 8080 --root www
+	$(DAEMON) --address 127.0.0.1 --port 8080 --root www --demo
 
 # ---- tests ------------------------------------------------------------------------------
 CRIT_CFLAGS = $(shell pkg-config --cflags criterion 2>/dev/null)
