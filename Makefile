@@ -1,7 +1,7 @@
 # zerohttp — one plain Makefile. Warnings and sanitizer flags live here and only here.
 #   make            build/libzerohttp{,-gzip,-protobuf,-auth}.{a,so}, build/zerohttpd and the
 #                   pkg-config modules zerohttp{,-gzip,-protobuf,-auth}.pc (see "Libraries")
-#   make run        build, then serve the demo routes on 127.0.0.1:8080
+#   make run        build, then serve www/ and the demo routes on 127.0.0.1:8080
 #   make test       unit tests (Criterion; tests/test_<x>.c tests src/<x>.c, the parser and the
 #                   JSON writer also in scalar builds), install-check (the core links only
 #                   libc/pthread), integration tests with 'N passed, M failed', zero-alloc test
@@ -123,11 +123,12 @@ $(BUILD)/libzerohttp-$(1).so: $$($(1)_SRCS:src/%.c=$$(BUILD)/pic/%.o) $$(CORE_SO
 		$$(filter %.o,$$^) $$(CORE_SO) $$($(1)_LIBS)
 endef
 $(foreach f,$(FEATURES),$(eval $(call feature_lib,$(f))))
-$(DAEMON): cmd/zerohttpd/main.c cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) \
-	  include/zerohttp.h
-	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -DZH_DEFAULT_ROOT='"$(CURDIR)/www"' \
-		$(NO_HEAP_COUNT) -o $@ $< \
-		cmd/zerohttpd/heap_count.c $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+# zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c)
+DAEMON_SRCS := $(wildcard cmd/zerohttpd/*.c) examples/demo_routes.c
+$(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
+	  $(BUILD)/gen/demo.pb-c.c $(LIB_A) include/zerohttp.h
+	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
+		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 # pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
@@ -146,7 +147,7 @@ $(PC_FILES): %.pc: Makefile include/zerohttp.h
 	@$(call pc_text,$*,$(PREFIX)) > $@
 
 run: deps all
-	$(DAEMON) --address 127.0.0.1 --port 8080 --root www
+	$(DAEMON) --address 127.0.0.1 --port 8080 --root www --demo
 
 # ---- tests ------------------------------------------------------------------------------
 CRIT_CFLAGS = $(shell pkg-config --cflags criterion 2>/dev/null)

@@ -17,7 +17,7 @@ cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || 
 trap cleanup EXIT
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
 
-taskset -c 0 "$bin" --port "$zport" --workers 1 --gzip-level "$level" 2>/dev/null &
+taskset -c 0 "$bin" --port "$zport" --workers 1 --gzip-level "$level" --demo 2>/dev/null &
 zpid=$!; pids+=("$zpid")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$zport/plaintext" >/dev/null && break; sleep 0.1; done
 mkdir -p "$tmp/root" "$tmp/state/tmp"

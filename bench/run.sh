@@ -10,7 +10,7 @@ dur=${BENCH_DURATION:-5}
 here=$(cd "$(dirname "$0")" && pwd)
 command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 1; }
 
-taskset -c 0 "$bin" --port "$port" --workers 1 2>/dev/null &
+taskset -c 0 "$bin" --port "$port" --workers 1 --demo 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/plaintext" >/dev/null && break; sleep 0.1; done

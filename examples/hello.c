@@ -8,7 +8,7 @@ static void hello(zh_request_t *req, zh_response_t *resp, void *arg)
 	(void)arg;
 	if (!zh_req_header(req, "X-Name", &name))          /* a slice of the receive buffer */
 		name = (zh_slice_t){"world", 5};
-	(void)!zh_resp_header_set(resp, "Content-Type", "text/plain");
+	zh_resp_header_set(resp, "Content-Type", "text/plain");
 	zh_write_static(resp, "hello, ", 7);               /* static: sent from .rodata */
 	zh_write_ref(resp, name.ptr, name.len, NULL, NULL); /* request memory: no copy */
 }                                                       /* head + 2 parts: one writev */

@@ -119,6 +119,13 @@ typedef struct zh_config {
 	int latency_metrics;	     /* time each request for the latency histogram and
 					responses_by (two vDSO clock reads per request);
 					default on. The other counters are always kept */
+	int reuse_port;		     /* 0 (the default): the port must be free, else
+					zh_server_new() fails with -EADDRINUSE, whoever holds
+					it. 1: share it with other sockets that also set
+					SO_REUSEPORT (same user), which then split the
+					connections: a second instance started for a
+					zero-downtime restart, say. Either way each worker has
+					its own SO_REUSEPORT listener inside the process */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -136,7 +143,10 @@ typedef void (*zh_handler_fn)(zh_request_t *req, zh_response_t *resp, void *arg)
 
 /* Creates a server: copies *cfg, binds and listens on one SO_REUSEPORT socket per worker and
  * maps every worker's pools. Returns NULL with *err set (negative errno) on failure; err may
- * be NULL. The caller owns the server and frees it with zh_server_free(). */
+ * be NULL: -EADDRINUSE when another socket holds the address and port (unless both it and
+ * cfg->reuse_port ask to share), -EINVAL for a bad configuration. The listeners exist once
+ * this returns, so zh_server_run() never meets a busy port. The caller owns the server and
+ * frees it with zh_server_free(). The library prints nothing: errors are return values. */
 ZH_API ZH_MUST_USE zh_server_t *zh_server_new(const zh_config_t *cfg, int *err);
 
 /* Route flags. */
@@ -217,6 +227,8 @@ typedef struct zh_stats {
 	uint64_t header_errors;	    /* response header calls that failed (full store, bad
 				       field, after the commit): see the sticky rule under
 				       "Response writer" */
+	uint64_t drain_connections;  /* connections open when zh_server_stop() began the drain */
+	uint64_t drain_force_closed; /* of those, still open at drain_timeout_ms: force-closed */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
@@ -451,7 +463,9 @@ ZH_API void zh_limit_free(zh_limit_t *l);
 /* GET /metrics: the counters above in the Prometheus text format 0.0.4 (metric names
  * zerohttp_*; see README), summed over workers at scrape time. arg is the server. */
 ZH_API void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg);
-/* /healthz: 200 while the process serves. /readyz: 200, or 503 once draining (SIGTERM). */
+/* /healthz: 200 while the process serves. /readyz: 200, or 503 once draining (SIGTERM): its
+ * own server's, and also arg's when arg is a zh_server_t (NULL: none), so that a separate
+ * metrics listener reports the draining state of the server it watches. */
 ZH_API void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 ZH_API void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg);
 
@@ -538,8 +552,9 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
  *    commit hook), it also fails the response: when it ends it is a 500 carrying none of
  *    its own fields (only the library's Server, Date and framing), so a lost CORS, cache or
  *    encoding field never goes out as a plausible answer. Its later body writes return
- *    -EIO. A call refused after the commit changes nothing but is counted. The setters
- *    still return the error, for callers who want to react (log, stop early).
+ *    -EIO. A call refused after the commit changes nothing but is counted. Because the
+ *    error cannot be lost, the setters are not ZH_MUST_USE: a handler may call them as
+ *    statements; they still return the error for callers who want to react (stop early).
  *  - zh_write_header(status) commits. A second call returns -EALREADY and bumps
  *    stats.double_commits; there is never a second status line.
  *  - The first body write commits an implicit 200.
@@ -571,12 +586,10 @@ ZH_API int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg);
 /* Header names and values are copied (into the response's header area: 32 fields, 4 KiB of
  * "Name: value\r\n" lines), so the caller's strings may be reused once the call returns.
  * -ENOSPC when full. Any failure is sticky (see above). */
-ZH_API ZH_MUST_USE int zh_resp_header_set(zh_response_t *resp, const char *name,
-					  const char *value);
-ZH_API ZH_MUST_USE int zh_resp_header_setn(zh_response_t *resp, const char *name,
-					   size_t name_len, const char *value, size_t value_len);
-ZH_API ZH_MUST_USE int zh_resp_header_add(zh_response_t *resp, const char *name,
-					  const char *value);
+ZH_API int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value);
+ZH_API int zh_resp_header_setn(zh_response_t *resp, const char *name, size_t name_len,
+			       const char *value, size_t value_len);
+ZH_API int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value);
 /* Removes every field called name. Returns how many were removed (0 is not an error).
  * Content-Length and Connection undo what setting them declared; removing Server brings
  * back the library's own Server field. */

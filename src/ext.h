@@ -106,6 +106,7 @@ time_t zh__ext_date_sec(const zh__worker_t *w);	/* wall clock of the Date header
 bool zh__ext_draining(const zh__worker_t *w);	/* zh_server_stop() was called */
 const zh_config_t *zh__ext_server_config(const zh_server_t *srv); /* as in effect */
 time_t zh__ext_server_start(const zh_server_t *srv); /* zh_server_new(), wall clock */
+bool zh__ext_server_stopping(const zh_server_t *srv); /* zh_server_stop() was called */
 zh_stats_t *zh__ext_stats(zh__worker_t *w);	/* the worker's own counters */
 /* Counters: one writer (the worker), readers on other threads. A relaxed load + store is a
  * plain mov on x86-64 (no lock prefix) yet keeps the cross-thread read race-free in C11. */

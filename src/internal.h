@@ -344,6 +344,7 @@ struct zh__worker {
 	char *region;
 	size_t region_len;
 	uint32_t open_conns;
+	bool drain_forced; /* force_close_all() ran: counted once in drain_force_closed */
 	zh__conn_t *closed; /* closed during this epoll batch; back to conn_pool after it */
 	zh__pool_t conn_pool, ctx_pool, large_pool, body_pool;
 	zh__tlist_t timers[ZH__T_KINDS];

@@ -182,6 +182,7 @@ static void begin_drain(zh__worker_t *w)
 		return;
 	w->draining = true;
 	w->drain_deadline_ms = w->now_ms + w->srv->cfg.drain_timeout_ms;
+	ZH__STAT_ADD(w, drain_connections, w->open_conns);
 	if (w->lfd >= 0) {
 		close(w->lfd); /* stop accepting; also leaves the epoll set */
 		w->lfd = -1;
@@ -242,6 +243,9 @@ static void run_yielded(zh__worker_t *w)
 
 static void force_close_all(zh__worker_t *w)
 {
+	if (!w->drain_forced)
+		ZH__STAT_ADD(w, drain_force_closed, w->open_conns);
+	w->drain_forced = true;
 	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
 		zh__conn_t *c = conn_at(w, i);
 		if (c->state != ZH__C_FREE)

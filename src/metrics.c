@@ -208,8 +208,8 @@ void zh_healthz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 
 void zh_readyz_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 {
-	(void)arg;
-	if (zh__ext_draining(zh__ext_worker(req))) {
+	const zh_server_t *watched = arg;
+	if (zh__ext_draining(zh__ext_worker(req)) || (watched && zh__ext_server_stopping(watched))) {
 		/* a Retry-After that cannot be set fails the answer (a 500, still not ready) */
 		if (zh_resp_header_set(resp, "Retry-After", "1") == 0)
 			(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);

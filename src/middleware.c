@@ -174,3 +174,4 @@ unsigned zh_server_workers(const zh_server_t *srv) { return srv->nworkers; }
 unsigned zh_req_worker(const zh_request_t *req) { return req->ctx->w->id; }
 const zh_config_t *zh__ext_server_config(const zh_server_t *srv) { return &srv->cfg; }
 time_t zh__ext_server_start(const zh_server_t *srv) { return srv->start_time; }
+bool zh__ext_server_stopping(const zh_server_t *srv) { return srv->stopping; }

@@ -52,27 +52,38 @@ static size_t round_up(size_t n, size_t to)
 	return (n + to - 1) / to * to;
 }
 
+static uint16_t bound_port(int fd);
+
+/* srv's address and port as a socket address; -EINVAL if the address is no IP literal. */
+static int listen_addr(const zh_server_t *srv, uint16_t port, struct sockaddr_storage *ss,
+		       socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, srv->address, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len = sizeof *sin;
+	} else if (inet_pton(AF_INET6, srv->address,
+			     &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len = sizeof *sin6;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int open_listener(const zh_server_t *srv, uint16_t port, int *out)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, one = 1, err;
 
-	memset(&ss, 0, sizeof ss);
-	if (inet_pton(AF_INET, srv->address, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		len = sizeof *sin;
-	} else if (inet_pton(AF_INET6, srv->address,
-			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		len = sizeof *sin6;
-	} else {
-		return -EINVAL;
-	}
+	if ((err = listen_addr(srv, port, &ss, &len)) < 0)
+		return err;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -87,6 +98,35 @@ static int open_listener(const zh_server_t *srv, uint16_t port, int *out)
 	}
 	*out = fd;
 	return 0;
+}
+
+/* Unless cfg.reuse_port: is the port free? Our per-worker listeners need SO_REUSEPORT, and
+ * with it bind() succeeds on a port that any socket of the same user with SO_REUSEPORT
+ * already listens on (another zerohttpd, say): connections would then split between the two
+ * processes without a word. So first a probe without SO_REUSEPORT: it fails with EADDRINUSE
+ * against every listener on the port, whatever its options (SO_REUSEADDR only forgives
+ * sockets in TIME_WAIT, so a restart is not refused). It also resolves port 0: the kernel
+ * picks a free port for the probe, which the workers then bind. The probe is closed before
+ * the workers bind; docs/design.md ("Listening") discusses the window this leaves. */
+static int claim_port(zh_server_t *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, err;
+
+	if ((err = listen_addr(srv, srv->port, &ss, &len)) < 0)
+		return err;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	err = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0)
+		err = -errno;
+	else if (srv->port == 0 && (srv->port = bound_port(fd)) == 0)
+		err = -EADDRNOTAVAIL;
+	close(fd);
+	return err;
 }
 
 static uint16_t bound_port(int fd)
@@ -168,6 +208,9 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 
 static void worker_dispose(zh__worker_t *w)
 {
+	if (w->srv == NULL)
+		return; /* zh_server_new failed before worker_init reached it: all zeros, and fd 0
+			   is not ours to close */
 	if (w->lfd >= 0)
 		close(w->lfd);
 	if (w->ep >= 0)
@@ -261,6 +304,10 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 	if (srv->workers == NULL) {
 		free(srv);
 		r = -ENOMEM;
+		goto fail;
+	}
+	if (!cfg->reuse_port && (r = claim_port(srv)) < 0) {
+		zh_server_free(srv);
 		goto fail;
 	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {

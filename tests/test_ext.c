@@ -131,7 +131,7 @@ static void slot_commit(zh_response_t *resp, void *arg)
 	const tag_mw_t *m = arg;
 	char name[16];
 	snprintf(name, sizeof name, "X-Slot-%s", m->tag);
-	(void)!zh_resp_header_set(resp, name, *slot ? ((tag_mw_t *)*slot)->tag : "null");
+	zh_resp_header_set(resp, name, *slot ? ((tag_mw_t *)*slot)->tag : "null");
 }
 
 static void slot_done(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -148,7 +148,7 @@ static void h_slot(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	(void)arg;
 	/* the handler is no middleware: it has no slot of its own */
-	(void)!zh_resp_header_set(resp, "X-Handler-Slot", zh_mw_slot(req) ? "some" : "none");
+	zh_resp_header_set(resp, "X-Handler-Slot", zh_mw_slot(req) ? "some" : "none");
 	(void)zh_write_static(resp, "ok", 2);
 }
 
@@ -398,12 +398,12 @@ static void hdr_commit(zh_response_t *resp, void *arg)
 	}
 	for (unsigned i = 0; i < n; i++)
 		if (zh_resp_header_del(resp, names[i]) != 1)
-			(void)!zh_resp_header_set(resp, "X-Del-Failed", names[i]);
+			zh_resp_header_set(resp, "X-Del-Failed", names[i]);
 	snprintf(v, sizeof v, "%u/%u", n, total);
-	(void)!zh_resp_header_set(resp, "X-Walked", v);
+	zh_resp_header_set(resp, "X-Walked", v);
 	if (zh_resp_content_length(resp, &declared)) {
 		snprintf(v, sizeof v, "%llu", (unsigned long long)declared);
-		(void)!zh_resp_header_set(resp, "X-Declared", v);
+		zh_resp_header_set(resp, "X-Declared", v);
 		if (zh_resp_set_filter(resp, &(zh_body_filter_t){.write = dbl_write}) == 0)
 			(void)zh_resp_header_del(resp, "Content-Length");
 	}
@@ -414,11 +414,11 @@ static void h_hdrs(zh_request_t *req, zh_response_t *resp, void *arg)
 	char w[32];
 	(void)arg;
 	snprintf(w, sizeof w, "%u<%u", zh_req_worker(req), zh_server_workers(srv));
-	(void)!zh_resp_header_set(resp, "X-Worker", w);
-	(void)!zh_resp_header_set(resp, "X-Secret-A", "1");
-	(void)!zh_resp_header_set(resp, "X-Keep", "2");
-	(void)!zh_resp_header_set(resp, "x-secret-b", "3");
-	(void)!zh_resp_header_set(resp, "Content-Length", "5");
+	zh_resp_header_set(resp, "X-Worker", w);
+	zh_resp_header_set(resp, "X-Secret-A", "1");
+	zh_resp_header_set(resp, "X-Keep", "2");
+	zh_resp_header_set(resp, "x-secret-b", "3");
+	zh_resp_header_set(resp, "Content-Length", "5");
 	(void)zh_write_static(resp, "hello", 5);
 }
 

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -372,7 +373,7 @@ static void h_spill_then_read(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	char tmp[64];
 	if (arg)
-		(void)!zh_resp_header_set(resp, "Content-Length", "40000");
+		zh_resp_header_set(resp, "Content-Length", "40000");
 	seen[0] = zh_write(resp, spill_body, sizeof spill_body);
 	seen[1] = (int)zh_body_read(req, tmp, sizeof tmp);
 }
@@ -1565,4 +1566,102 @@ Test(boundary, boundaries_differ_and_reveal_no_address)
 	for (int i = 1; i < 32; i++)
 		cr_assert_neq(b[0] ^ k, b[i] ^ ((uint64_t)(i + 1) * k),
 			      "boundaries 1 and %d unmask to the same word (an address)", i + 1);
+}
+
+/* ---- listening: a busy port is refused unless both sides ask to share it ------------------ */
+
+static zh_server_t *listen_on(uint16_t port, int reuse_port, int *err)
+{
+	zh_config_t cfg;
+	zh_config_init(&cfg);
+	cfg.port = port;
+	cfg.workers = 2;
+	cfg.io_contexts = 4;
+	cfg.max_connections = 8;
+	cfg.reuse_port = reuse_port;
+	*err = 0;
+	return zh_server_new(&cfg, err);
+}
+
+Test(listen, second_server_on_the_port_is_eaddrinuse)
+{
+	int err;
+	zh_server_t *a = listen_on(0, 0, &err), *b;
+	cr_assert_not_null(a, "zh_server_new: %d", err);
+	cr_assert_neq(zh_server_port(a), 0);
+	b = listen_on(zh_server_port(a), 0, &err);
+	cr_expect_null(b, "a second server joined the first one's port");
+	cr_expect_eq(err, -EADDRINUSE, "err %d", err);
+	zh_server_free(b);
+	zh_server_free(a);
+}
+
+/* Any socket of this user with SO_REUSEPORT (not only another zh_server) */
+Test(listen, foreign_reuseport_socket_is_eaddrinuse)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	int one = 1, err, fd = socket(AF_INET, SOCK_STREAM, 0);
+	zh_server_t *b;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one), 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	cr_assert_eq(listen(fd, 16), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	b = listen_on(ntohs(sin.sin_port), 0, &err);
+	cr_expect_null(b);
+	cr_expect_eq(err, -EADDRINUSE, "err %d", err);
+	zh_server_free(b);
+	close(fd);
+}
+
+Test(listen, reuse_port_on_both_shares)
+{
+	int err;
+	zh_server_t *a = listen_on(0, 1, &err), *b;
+	cr_assert_not_null(a, "zh_server_new: %d", err);
+	b = listen_on(zh_server_port(a), 1, &err);
+	cr_expect_not_null(b, "zh_server_new with reuse_port on a shared port: %d", err);
+	zh_server_free(b);
+	zh_server_free(a);
+}
+
+/* The failed zh_server_new above must not have closed descriptors it did not own. */
+Test(listen, failure_closes_nothing_of_the_caller)
+{
+	int err, fd = dup(0);
+	zh_server_t *a = listen_on(0, 0, &err), *b;
+	cr_assert_geq(fd, 0);
+	cr_assert_not_null(a);
+	b = listen_on(zh_server_port(a), 0, &err);
+	cr_expect_null(b);
+	cr_expect_neq(fcntl(0, F_GETFD), -1, "zh_server_new closed fd 0");
+	zh_server_free(b);
+	zh_server_free(a);
+	close(fd);
+}
+
+/* A separate monitoring server's /readyz reports the drain of the server it watches. */
+Test(listen, readyz_reports_the_watched_servers_drain, .timeout = 20)
+{
+	int err;
+	response_t r;
+	zh_server_t *watched = listen_on(0, 0, &err);
+	cr_assert_not_null(watched);
+	srv = listen_on(0, 0, &err);
+	cr_assert_not_null(srv);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/readyz", 0, zh_readyz_handler, watched), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/alone", 0, zh_readyz_handler, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
+	get("/readyz", &r);
+	cr_expect_eq(r.status, 200);
+	zh_server_stop(watched);
+	get("/readyz", &r);
+	cr_expect_eq(r.status, 503);
+	get("/alone", &r);
+	cr_expect_eq(r.status, 200, "NULL: only its own server's drain counts");
+	zh_server_stop(srv);
+	pthread_join(runner, NULL);
+	zh_server_free(srv);
+	zh_server_free(watched);
 }

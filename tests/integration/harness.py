@@ -75,12 +75,24 @@ def _die_with_parent():
         pass
 
 
-class Server:
-    """One zerohttpd process, tracked by PID."""
+# What every Server passes before its own arguments (which win: a later flag overrides):
+# the repo's www/ as the root (zerohttpd's default root is the current directory); --demo
+# follows unless demo=False.
+BASE_ARGS = ["--root", os.path.join(REPO, "www")]
 
-    def __init__(self, args=(), env=None):
+
+class Server:
+    """One zerohttpd process, tracked by PID. demo=True (the default) passes --demo, which
+    the suites that exercise /plaintext, /json, /echo... need; demo=False starts the
+    product as installed: files, /healthz, /readyz and /metrics only."""
+
+    def __init__(self, args=(), env=None, demo=True, port=None, cwd=None, base_args=True):
         self.args = list(args)
+        self.demo = demo
         self.env = env
+        self.fixed_port = port          # None: a free port picked here
+        self.cwd = cwd or REPO
+        self.with_base_args = base_args  # False: no --root (zerohttpd's default root)
         self.port = None
         self.proc = None
         self.stderr_file = None
@@ -89,16 +101,17 @@ class Server:
 
     def start(self):
         last_err = None
-        for _attempt in range(3):        # the picked port can be raced by someone else
-            self.port = free_port()
+        for _attempt in range(1 if self.fixed_port else 3):  # a picked port can be raced
+            self.port = self.fixed_port or free_port()
             env = dict(os.environ)
             if self.env:
                 env.update(self.env)
             self.stderr_file = tempfile.TemporaryFile()
-            cmd = WRAP + [server_bin(), "--address", HOST, "--port", str(self.port)] + self.args
+            cmd = WRAP + [server_bin(), "--address", HOST, "--port", str(self.port)] + \
+                self.base_args() + self.args
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=self.stderr_file, stderr=self.stderr_file,
-                                         env=env, cwd=REPO, preexec_fn=_die_with_parent)
+                                         env=env, cwd=self.cwd, preexec_fn=_die_with_parent)
             try:
                 self._wait_ready()
                 return self
@@ -106,6 +119,9 @@ class Server:
                 last_err = e
                 self._kill()
         raise last_err
+
+    def base_args(self):
+        return (BASE_ARGS if self.with_base_args else []) + (["--demo"] if self.demo else [])
 
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT
@@ -461,6 +477,7 @@ class ServerTestCase(unittest.TestCase):
 
     SERVER_ARGS = ()
     SERVER_ENV = None
+    SERVER_DEMO = True      # False: zerohttpd without --demo (the product as installed)
     AUTO_START = True
 
     def setUp(self):
@@ -474,8 +491,8 @@ class ServerTestCase(unittest.TestCase):
             if self.AUTO_START else None
         self.port = self.server.port if self.server else None
 
-    def start_server(self, args=(), env=None):
-        srv = Server(args, env).start()
+    def start_server(self, args=(), env=None, demo=None):
+        srv = Server(args, env, self.SERVER_DEMO if demo is None else demo).start()
         self._servers.append(srv)
         return srv
 

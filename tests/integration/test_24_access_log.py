@@ -579,7 +579,8 @@ class SyscallAudit(AccessLogCase):
         trace = os.path.join(self.dir, "strace.out")
         # spawn: strace and the server it traces are killed by PID even if this test errors
         proc = self.spawn(["strace", "-f", "-y", "-o", trace, "-e", "trace=write",
-                           server_bin(), "--port", str(port), "--address", "127.0.0.1"]
+                           server_bin(), "--port", str(port), "--address", "127.0.0.1",
+                           "--demo"]
                           + self.log_args(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
         try:

@@ -646,7 +646,8 @@ class LimitedServer(Server):
         self.port = free_port()
         env = dict(os.environ)
         self.stderr_file = tempfile.TemporaryFile()
-        cmd = [server_bin(), "--address", HOST, "--port", str(self.port)] + self.args
+        cmd = [server_bin(), "--address", HOST, "--port", str(self.port)] + \
+            self.base_args() + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr_file,
                                      stderr=self.stderr_file, env=env, cwd=REPO,
                                      preexec_fn=_limit_fds)

@@ -53,7 +53,7 @@ class IdleConnectionMemory(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, CONNS + 1000), hard))
         port = free_port()
         # spawn: killed by PID when the test ends, even if the SIGTERM below is not obeyed
-        proc = spawn(self, [BIN, "--port", str(port), "--workers", "2"],
+        proc = spawn(self, [BIN, "--port", str(port), "--workers", "2", "--demo"],
                      stderr=subprocess.DEVNULL)
         socks = []
         try:

@@ -613,7 +613,7 @@ class Soak:
         for _ in range(3):
             self.port = free_port()
             cmd = [self.a.bin, "--address", HOST, "--port", str(self.port), "--workers",
-                   str(WORKERS), "--root", self.root, "--gzip", "--access-log", self.log]
+                   str(WORKERS), "--root", self.root, "--gzip", "--access-log", self.log, "--demo"]
             cmd += self.a.server_arg
             self.proc = spawn(cmd, stdout=self.stderr, stderr=self.stderr)
             deadline = time.monotonic() + 5

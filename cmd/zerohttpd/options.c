@@ -1,0 +1,376 @@
+/* options.c — zerohttpd's options: one table, from which the command line is parsed and the
+ * usage printed. Each entry names a setter that takes the value as text, so a config file
+ * (deploy issue: `-c FILE`, one key per flag) can map its keys to the same setters through
+ * zhd_option_find() without a second list of options.
+ */
+#include "zerohttpd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AT(field) offsetof(struct zhd_settings, field)
+#define FIELD(s, o, type) ((type *)(void *)((char *)(s) + (o)->off))
+
+void zhd_settings_init(struct zhd_settings *s)
+{
+	memset(s, 0, sizeof *s);
+	zh_config_init(&s->cfg);
+	zh_static_options_init(&s->files);
+	s->files.root = "."; /* the current directory, as `python3 -m http.server` does */
+	s->metrics = true;
+	s->access_format = ZH_LOG_COMBINED;
+}
+
+int zhd_parse_num(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *s < '0' || *s > '9' || *end != '\0' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* ---- setters ----------------------------------------------------------------------------- */
+
+static const char *set_str(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	*FIELD(s, o, const char *) = v;
+	return NULL;
+}
+
+static const char *set_true(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	(void)v;
+	*FIELD(s, o, bool) = true;
+	return NULL;
+}
+
+static const char *set_int_one(struct zhd_settings *s, const struct zhd_option *o,
+			       const char *v)
+{
+	(void)v;
+	*FIELD(s, o, int) = 1;
+	return NULL;
+}
+
+static const char *set_unsigned(struct zhd_settings *s, const struct zhd_option *o,
+				const char *v)
+{
+	unsigned long long n;
+	if (zhd_parse_num(v, o->max, &n) < 0)
+		return "not a number in range";
+	*FIELD(s, o, unsigned) = (unsigned)n;
+	return NULL;
+}
+
+static const char *set_size(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	unsigned long long n;
+	if (zhd_parse_num(v, o->max, &n) < 0)
+		return "not a number in range";
+	*FIELD(s, o, size_t) = (size_t)n;
+	return NULL;
+}
+
+static const char *set_port(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	unsigned long long n;
+	if (zhd_parse_num(v, 65535, &n) < 0)
+		return "a port is 0 to 65535";
+	*FIELD(s, o, uint16_t) = (uint16_t)n;
+	return NULL;
+}
+
+static const char *set_no_metrics(struct zhd_settings *s, const struct zhd_option *o,
+				  const char *v)
+{
+	(void)o, (void)v;
+	s->metrics = false;
+	s->cfg.latency_metrics = 0;
+	return NULL;
+}
+
+static const char *set_gzip(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	(void)o, (void)v;
+	if (s->gzip_level == 0)
+		s->gzip_level = 6;
+	return NULL;
+}
+
+static const char *set_gzip_level(struct zhd_settings *s, const struct zhd_option *o,
+				  const char *v)
+{
+	unsigned long long n;
+	(void)o;
+	if (zhd_parse_num(v, 9, &n) < 0 || n < 1)
+		return "a zlib level is 1 to 9";
+	s->gzip_level = (unsigned)n;
+	return NULL;
+}
+
+static const char *set_log_format(struct zhd_settings *s, const struct zhd_option *o,
+				  const char *v)
+{
+	static const char *const names[] = {"common", "combined", "json"};
+	static const int formats[] = {ZH_LOG_COMMON, ZH_LOG_COMBINED, ZH_LOG_JSON};
+	(void)o;
+	for (unsigned i = 0; i < 3; i++)
+		if (strcmp(v, names[i]) == 0) {
+			s->access_format = formats[i];
+			return NULL;
+		}
+	return "common, combined or json";
+}
+
+static const char *set_cors_origin(struct zhd_settings *s, const struct zhd_option *o,
+				   const char *v)
+{
+	(void)o;
+	if (s->n_cors_origins == ZHD_CORS_MAX)
+		return "at most 64 of them";
+	s->cors_origins[s->n_cors_origins++] = v;
+	return NULL;
+}
+
+static const char *set_rate_limit(struct zhd_settings *s, const struct zhd_option *o,
+				  const char *v)
+{
+	(void)o;
+	if (zhd_parse_rate(v, &s->limits.rps, &s->limits.burst) < 0)
+		return "RPS[:BURST] (RPS 0.001 to 1e9, or 0 for off; BURST at least 1)";
+	s->limits_on = true;
+	return NULL;
+}
+
+static const char *set_max_inflight(struct zhd_settings *s, const struct zhd_option *o,
+				    const char *v)
+{
+	(void)o;
+	if (zhd_parse_num(v, UINT_MAX, &s->limits.max_inflight) < 0)
+		return "not a number in range";
+	s->limits_on = true;
+	return NULL;
+}
+
+static const char *set_ipv6_prefix(struct zhd_settings *s, const struct zhd_option *o,
+				   const char *v)
+{
+	(void)o;
+	if (zhd_parse_num(v, 128, &s->limits.ipv6_prefix) < 0 || s->limits.ipv6_prefix < 32)
+		return "32 to 128";
+	s->limits_on = true;
+	return NULL;
+}
+
+static const char *set_limits_file(struct zhd_settings *s, const struct zhd_option *o,
+				   const char *v)
+{
+	(void)o;
+	s->limits_file = v;
+	s->limits_on = true;
+	return NULL;
+}
+
+static const char *set_metrics_listen(struct zhd_settings *s, const struct zhd_option *o,
+				      const char *v)
+{
+	(void)o;
+	s->metrics_listen = v;
+	return zhd_parse_listen(v, s->metrics_addr, &s->metrics_port);
+}
+
+static const char *set_metrics_allow(struct zhd_settings *s, const struct zhd_option *o,
+				     const char *v)
+{
+	(void)o;
+	if (s->n_metrics_allow == ZHD_ALLOW_MAX)
+		return "at most 64 of them";
+	return zhd_parse_cidr(v, &s->metrics_allow[s->n_metrics_allow++]);
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+#define NUM(name, arg, field, max, help) {name, arg, set_unsigned, AT(field), max, help}
+#define SIZE(name, arg, field, max, help) {name, arg, set_size, AT(field), max, help}
+#define FN(name, arg, fn, help) {name, arg, fn, 0, 0, help}
+
+static const struct zhd_option options[] = {
+	{"address", "A", set_str, AT(cfg.address), 0, "address to bind (default 127.0.0.1)"},
+	{"port", "N", set_port, AT(cfg.port), 0, "port (default 8080; 0 = any free port)"},
+	{"reuse-port", NULL, set_int_one, AT(cfg.reuse_port), 0,
+	 "share the port with processes that set SO_REUSEPORT (a\n"
+	 "new zerohttpd taking over); without it a busy port is an\n"
+	 "error (\"address already in use\")"},
+	{"root", "DIR", set_str, AT(files.root), 0,
+	 "document root (default: the current directory)"},
+	{"demo", NULL, set_true, AT(demo), 0,
+	 "also serve the demo routes: /plaintext, /json, /echo,\n"
+	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"
+	 "/proto (examples/demo_routes.c)"},
+	NUM("workers", "N", cfg.workers, UINT_MAX, "worker threads (default: number of CPUs)"),
+	NUM("max-connections", "N", cfg.max_connections, UINT_MAX, "per worker (default 10000)"),
+	NUM("io-contexts", "N", cfg.io_contexts, UINT_MAX,
+	    "per worker: connections with bytes in flight (1024)"),
+	SIZE("max-request-line", "N", cfg.max_request_line, UINT_MAX,
+	     "bytes, else 414 (default 8192)"),
+	SIZE("max-header-bytes", "N", cfg.max_header_bytes, UINT_MAX,
+	     "bytes of header fields, else 431 (default 32768)"),
+	NUM("max-headers", "N", cfg.max_headers, UINT_MAX, "header fields, else 431 (default 100)"),
+	SIZE("max-body", "N", cfg.max_body, UINT_MAX,
+	     "request body bytes, else 413 (default 1048576)"),
+	NUM("header-timeout", "MS", cfg.header_timeout_ms, UINT_MAX,
+	    "head must arrive within (default 10000)"),
+	NUM("idle-timeout", "MS", cfg.idle_timeout_ms, UINT_MAX,
+	    "keep-alive idle limit (default 60000)"),
+	NUM("body-timeout", "MS", cfg.body_timeout_ms, UINT_MAX,
+	    "gap allowed between body bytes; slower than 4 B/s, the\n"
+	    "deadline is not moved (default 30000)"),
+	NUM("write-timeout", "MS", cfg.write_timeout_ms, UINT_MAX,
+	    "gap allowed while the peer reads nothing (default 30000)"),
+	NUM("drain-timeout", "MS", cfg.drain_timeout_ms, UINT_MAX,
+	    "on SIGTERM/SIGINT, force-close after (default 10000)"),
+	NUM("loopback-sndbuf", "N", cfg.loopback_sndbuf, UINT_MAX,
+	    "SO_SNDBUF for loopback peers, 0 = autotune (262144)"),
+	NUM("static-cache", "N", files.cache_entries, UINT_MAX,
+	    "open files cached per worker (default 1024)"),
+	NUM("static-ttl", "MS", files.cache_ttl_ms, UINT_MAX,
+	    "cached files are re-checked after (default 1000)"),
+	{"no-openat2", NULL, set_int_one, AT(files.no_openat2), 0,
+	 "open files component by component with O_NOFOLLOW"},
+	FN("gzip", NULL, set_gzip, "compress text, JSON... responses for clients that accept it"),
+	FN("gzip-level", "N", set_gzip_level, "zlib level 1-9 (default 6); implies --gzip"),
+	FN("no-metrics", NULL, set_no_metrics,
+	   "no GET /metrics, no per-request timing (/healthz stays)"),
+	FN("metrics-listen", "ADDR:PORT", set_metrics_listen,
+	   "serve /metrics, /healthz and /readyz on a listener of\n"
+	   "their own, and /metrics no longer on the main port\n"
+	   "(IPv6: [::1]:9100)"),
+	FN("metrics-allow", "CIDR", set_metrics_allow,
+	   "only these clients get /metrics, others 403\n"
+	   "(repeatable; 10.0.0.0/8, ::1/128, 192.0.2.7).\n"
+	   "Default: every client"),
+	{"access-log", "FILE|-", set_str, AT(access_log), 0,
+	 "one line per response, appended to FILE (- = stdout);\n"
+	 "SIGUSR1 reopens FILE (rotation). Default: no log"},
+	FN("access-log-format", "F", set_log_format, "common, combined (the default) or json"),
+	FN("cors-origin", "ORIGIN", set_cors_origin,
+	   "allow cross-origin requests from ORIGIN (repeatable):\n"
+	   "https://a.example, https://*.example.com or *"),
+	{"basic-auth", "FILE", set_str, AT(htpasswd_file), 0,
+	 "require HTTP Basic credentials from this htpasswd file\n"
+	 "(bcrypt, sha512crypt... hashes); SIGHUP reloads it"},
+	{"bearer-tokens", "FILE", set_str, AT(tokens_file), 0,
+	 "accept Bearer tokens listed one per line; SIGHUP reloads"},
+	{"auth-prefix", "PREFIX", set_str, AT(auth_prefix), 0,
+	 "paths needing credentials (default /; /healthz and\n/readyz never do)"},
+	FN("rate-limit", "RPS[:BURST]", set_rate_limit,
+	   "per client address: 429 + Retry-After beyond it\n"
+	   "(BURST defaults to RPS; 0 = off)"),
+	FN("max-inflight", "N", set_max_inflight,
+	   "requests in flight, all workers: 503 beyond (0 = off)"),
+	FN("rate-limit-ipv6-prefix", "N", set_ipv6_prefix,
+	   "IPv6 clients share a bucket per /N (32..128;\n"
+	   "default 64: one subscriber's allocation)"),
+	FN("limits-file", "FILE", set_limits_file,
+	   "lines \"rate-limit RPS[:BURST]\", \"max-inflight N\",\n"
+	   "\"rate-limit-ipv6-prefix N\" over the flags; SIGHUP\n"
+	   "re-reads it. /healthz, /readyz and /metrics are never\nlimited"),
+	{"help", NULL, NULL, 0, 0, "this text (also -h)"},
+	{"version", NULL, NULL, 0, 0, "print \"zerohttpd VERSION\" and exit"},
+};
+
+const struct zhd_option *zhd_option_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+		if (strcmp(options[i].name, name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+void zhd_usage(FILE *out)
+{
+	fprintf(out, "usage: zerohttpd [options]\n"
+		     "Serves the files under --root over HTTP/1.1, with /healthz, /readyz and "
+		     "/metrics.\n\n");
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		const struct zhd_option *o = &options[i];
+		const char *h = o->help, *nl;
+		char head[40];
+		snprintf(head, sizeof head, "--%s%s%s", o->name, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
+		fprintf(out, "  %-22s ", head);
+		if (strlen(head) > 22)
+			fprintf(out, "\n  %-22s ", "");
+		while ((nl = strchr(h, '\n')) != NULL) {
+			fprintf(out, "%.*s\n  %-22s ", (int)(nl - h), h, "");
+			h = nl + 1;
+		}
+		fprintf(out, "%s\n", h);
+	}
+	fprintf(out, "\nSIGTERM/SIGINT drain and exit; SIGUSR1 reopens the access log; SIGHUP "
+		     "re-reads\n--basic-auth, --bearer-tokens and --limits-file.\n");
+}
+
+/* One line and a hint, as GNU tools do: the full usage would scroll the error away. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("zerohttpd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'zerohttpd --help'.\n", stderr);
+	return 2;
+}
+
+int zhd_parse_args(int argc, char **argv, struct zhd_settings *s)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *value = NULL, *why;
+		char name[64];
+		const struct zhd_option *o = NULL;
+		size_t len;
+		if (strcmp(a, "-h") == 0)
+			a = "--help";
+		if (a[0] != '-')
+			return usage_error("unexpected argument '%s'", a);
+		len = strncmp(a, "--", 2) == 0 ? strcspn(a + 2, "=") : 0;
+		if (len > 0 && len < sizeof name) {
+			memcpy(name, a + 2, len);
+			name[len] = '\0';
+			o = zhd_option_find(name);
+		}
+		if (o == NULL)
+			return usage_error("unknown option '%.*s'", len ? (int)len + 2 : (int)strlen(a),
+					   a);
+		if (a[2 + len] == '=')
+			value = a + 3 + len;
+		if (o->arg == NULL && value != NULL)
+			return usage_error("option '--%s' takes no value", o->name);
+		if (o->arg != NULL && value == NULL) {
+			if (i + 1 == argc)
+				return usage_error("option '--%s' needs a value (%s)", o->name, o->arg);
+			value = argv[++i];
+		}
+		if (o->set == NULL) { /* --help, --version */
+			if (strcmp(o->name, "help") == 0)
+				zhd_usage(stdout);
+			else
+				printf("zerohttpd %s\n", ZH_VERSION);
+			return 0;
+		}
+		if ((why = o->set(s, o, value)) != NULL)
+			return usage_error("bad value '%s' for --%s: %s", value ? value : "", o->name,
+					   why);
+	}
+	return -1;
+}
