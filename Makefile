@@ -1,18 +1,23 @@
 # zerohttp — one plain Makefile. Warnings and sanitizer flags live here and only here.
-#   make            build/libzerohttp.a, build/libzerohttp.so, build/zerohttpd, zerohttp.pc
+#   make            build/libzerohttp{,-gzip,-protobuf,-auth}.{a,so}, build/zerohttpd and the
+#                   pkg-config modules zerohttp{,-gzip,-protobuf,-auth}.pc (see "Libraries")
 #   make run        build, then serve www/ and the demo routes on 127.0.0.1:8080
-#   make test       unit tests (Criterion), integration tests, zero-allocation test
+#   make test       unit tests (Criterion; tests/test_<x>.c tests src/<x>.c, the parser and the
+#                   JSON writer also in scalar builds), install-check (the core links only
+#                   libc/pthread), integration tests with 'N passed, M failed', zero-alloc test
 #   make asan       the same tests against an ASan+UBSan build
 #   make ubsan      the same tests against a UBSan-only build (malloc shim still on)
 #   make memcheck   the integration tests with every server under valgrind memcheck
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60) under ASan+UBSan
-#   make soak       the long load tests (10k connections, slowloris, slow readers) and a
-#                   SOAK_MINUTES (default 10) mixed-load soak
+#   make soak       the long load tests (10k connections, slowloris, slow readers, and the
+#                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
+#                   mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd
+#   make install-check               install to a scratch prefix, build examples/ against it
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
@@ -28,17 +33,35 @@ LDFLAGS += -pthread $(if $(SANITIZE),-fsanitize=$(SANITIZE))
 # protobuf-c (zh_send_protobuf): compile flags for src/protobuf.c and zerohttpd, the library
 # wherever libzerohttp is linked; proto/demo.proto is compiled by protoc-c into $(BUILD)/gen
 PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
-# the library's link dependencies: protobuf-c (zh_send_protobuf) and zlib (gzip middleware)
-PB_LIBS   = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c) -lz
-# and crypt(3) for the auth middleware's Basic check (libxcrypt: crypt_rn, crypt_checksalt)
-PB_LIBS  += -lcrypt
+# the feature libraries' link dependencies: protobuf-c (zh_send_protobuf), zlib (gzip
+# middleware), crypt(3) for the auth middleware's Basic check (libxcrypt: crypt_rn,
+# crypt_checksalt). The core needs none of them: see "Libraries" below.
+protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
+gzip_LIBS     = -lz
+auth_LIBS     = -lcrypt
+# what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
 
-SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
-	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c src/middleware.c src/mw_gzip.c \
-	   src/accesslog.c src/mw_limit.c src/mw_cors.c src/mw_auth.c
+# Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
+# dependency of its own is a library of its own, so that a program that does not use it
+# neither links nor loads its dependency (static archives alone would do that, but a shared
+# library carries DT_NEEDED for everything its objects reference):
+#   libzerohttp-gzip      src/mw_gzip.c    zlib
+#   libzerohttp-protobuf  src/protobuf.c   protobuf-c
+#   libzerohttp-auth      src/mw_auth.c    crypt
+# Each has a pkg-config module of the same name that Requires zerohttp.
+FEATURES     := gzip protobuf auth
+gzip_SRCS    := src/mw_gzip.c
+protobuf_SRCS := src/protobuf.c
+auth_SRCS    := src/mw_auth.c
+FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
+CORE_SRCS := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
+	   src/static.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
+	   src/accesslog.c src/mw_limit.c src/mw_cors.c
+SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/ext.h src/dtoa.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/dtoa.h src/ext_exports.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -46,19 +69,26 @@ VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp
 ASAN    := $(findstring address,$(SANITIZE))
 NO_HEAP_COUNT := $(if $(ASAN),-DZH_NO_HEAP_COUNT)
 
-LIB_A   := $(BUILD)/libzerohttp.a
-LIB_SO  := $(BUILD)/libzerohttp.so
+CORE_A  := $(BUILD)/libzerohttp.a
+CORE_SO := $(BUILD)/libzerohttp.so
+FEATURE_A  := $(FEATURES:%=$(BUILD)/libzerohttp-%.a)
+FEATURE_SO := $(FEATURES:%=$(BUILD)/libzerohttp-%.so)
+# every archive, features first (they call the core): what in-tree programs link, with $(PB_LIBS)
+LIB_A   := $(FEATURE_A) $(CORE_A)
+LIB_SO  := $(CORE_SO) $(FEATURE_SO)
+PC_FILES := zerohttp.pc $(FEATURES:%=zerohttp-%.pc)
 DAEMON  := $(BUILD)/zerohttpd
 
 UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
-	      $(BUILD)/tests/test_json $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
-	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_review5 $(BUILD)/tests/test_ext
+	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
+	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
+	      $(BUILD)/tests/test_ext
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
 	install clean deps fresh-check
-all: $(LIB_A) $(LIB_SO) $(DAEMON) zerohttp.pc
+all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
 deps:
 	@scripts/deps.sh
@@ -66,18 +96,33 @@ deps:
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+# src/ext_exports.h, forced in first, gives default visibility to the few internals the
+# feature libraries call in libzerohttp.so (hidden symbols cannot be linked across .so files)
 $(BUILD)/pic/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+	$(CC) $(CFLAGS) -fPIC -include src/ext_exports.h -c $< -o $@
 $(BUILD)/obj/protobuf.o $(BUILD)/pic/protobuf.o: CFLAGS += $(PB_CFLAGS)
 $(BUILD)/gen/demo.pb-c.c: proto/demo.proto
 	@mkdir -p $(@D)
 	protoc-c --c_out=$(@D) --proto_path=proto $<
 
-$(LIB_A): $(OBJS)
+$(CORE_A): $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 	$(AR) rcs $@ $^
-$(LIB_SO): $(PICOBJS)
-	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(LDFLAGS) -o $@ $^ $(PB_LIBS)
+# --no-undefined: a core internal a feature calls but cannot see is a link error (not under
+# a sanitizer: clang leaves its runtime's symbols for the executable to bring)
+SO_NO_UNDEF := $(if $(SANITIZE),,-Wl,--no-undefined)
+$(CORE_SO): $(CORE_SRCS:src/%.c=$(BUILD)/pic/%.o)
+	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^
+# one archive and one shared library per feature; the .so needs libzerohttp.so.0 and its
+# own dependency
+define feature_lib
+$(BUILD)/libzerohttp-$(1).a: $$($(1)_SRCS:src/%.c=$$(BUILD)/obj/%.o)
+	$$(AR) rcs $$@ $$^
+$(BUILD)/libzerohttp-$(1).so: $$($(1)_SRCS:src/%.c=$$(BUILD)/pic/%.o) $$(CORE_SO)
+	$$(CC) -shared -Wl,-soname,libzerohttp-$(1).so.0 $$(SO_NO_UNDEF) $$(LDFLAGS) -o $$@ \
+		$$(filter %.o,$$^) $$(CORE_SO) $$($(1)_LIBS)
+endef
+$(foreach f,$(FEATURES),$(eval $(call feature_lib,$(f))))
 # zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c)
 DAEMON_SRCS := $(wildcard cmd/zerohttpd/*.c) examples/demo_routes.c
 $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
@@ -85,10 +130,21 @@ $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
 		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
-# pkg-config file for PREFIX; `make install` writes it again for the prefix it installs to
-PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: zerohttp\nDescription: zero-allocation, zero-copy HTTP/1.1 server library\nVersion: %s\nRequires.private: libprotobuf-c zlib\nLibs: -L$${libdir} -lzerohttp -pthread\nLibs.private: -lcrypt\nCflags: -I$${includedir}\n'
-zerohttp.pc: Makefile include/zerohttp.h
-	@printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $@
+# pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
+# to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
+# and brings its own dependency (for a static link too: Requires.private, Libs.private)
+PC_DESC_zerohttp          = zero-allocation, zero-copy HTTP/1.1 server library (core)
+PC_BODY_zerohttp          = Libs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n
+PC_DESC_zerohttp-gzip     = zerohttp gzip middleware (zh_gzip_*, zlib)
+PC_BODY_zerohttp-gzip     = Requires: zerohttp\nRequires.private: zlib\nLibs: -L$${libdir} -lzerohttp-gzip\n
+PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, protobuf-c)
+PC_BODY_zerohttp-protobuf = Requires: zerohttp libprotobuf-c\nLibs: -L$${libdir} -lzerohttp-protobuf\n
+PC_DESC_zerohttp-auth     = zerohttp auth middleware (zh_auth_*, crypt)
+PC_BODY_zerohttp-auth     = Requires: zerohttp\nLibs: -L$${libdir} -lzerohttp-auth\nLibs.private: -lcrypt\n
+# $(call pc_text,module,prefix): the shell command printing that module's .pc file
+pc_text = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: $(1)\nDescription: $(PC_DESC_$(1))\nVersion: $(VERSION)\n$(PC_BODY_$(1))' '$(2)'
+$(PC_FILES): %.pc: Makefile include/zerohttp.h
+	@$(call pc_text,$*,$(PREFIX)) > $@
 
 run: deps all
 	$(DAEMON) --address 127.0.0.1 --port 8080 --root www --demo
@@ -103,11 +159,17 @@ $(BUILD)/tests/test_parse: tests/test_parse.c src/parse.c $(HDRS)
 $(BUILD)/tests/test_parse_scalar: tests/test_parse.c src/parse.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ tests/test_parse.c src/parse.c $(CRIT_LIBS) $(LDFLAGS)
+# the JSON writer's scalar fallbacks (test_json.c includes src/json.c; this build has no SSE2)
+$(BUILD)/tests/test_json_scalar: tests/test_json.c src/json.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
+$(BUILD)/tests/test_json: src/json.c
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
-# the shared raw-socket client of these four
-$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_review5 test_ext): \
+# the shared raw-socket client and response reader of the in-process server tests
+$(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
+	  test_ext): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -127,15 +189,25 @@ integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
-# make install into a scratch prefix, then build the README's example with pkg-config
+# make install into a scratch prefix, then build the README's examples with pkg-config:
+# examples/hello.c with `zerohttp` must load libc (and pthread, ld.so, the vDSO) and nothing
+# else but libzerohttp (ldd, which follows the libraries' own DT_NEEDED too), and
+# examples/hello_gzip.c with `zerohttp-gzip` must build, link and load libzerohttp-gzip and zlib
 install-check: all
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
 	$(MAKE) --no-print-directory -s install PREFIX=$$d >/dev/null; \
-	PKG_CONFIG_PATH=$$d/lib/pkgconfig $(CC) -std=c11 -Wall -Wextra -Werror -o $$d/hello \
-		examples/hello.c $$(PKG_CONFIG_PATH=$$d/lib/pkgconfig pkg-config --cflags --libs zerohttp) \
-		-Wl,-rpath,$$d/lib; \
-	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && test -x $$d/hello; \
-	echo "install-check: installed to a scratch prefix; examples/hello.c built with pkg-config"
+	export PKG_CONFIG_PATH=$$d/lib/pkgconfig; \
+	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
+		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
+			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
+	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a; \
+	ldd $$d/hello > $$d/hello.ldd; cat $$d/hello.ldd; \
+	if grep -v -E '^\s*(linux-vdso\.so|/lib[^ ]*/ld-linux[^ ]*\.so|(libzerohttp|libc|libpthread)\.so)' \
+		$$d/hello.ldd; then echo "install-check: examples/hello loads more than libc/pthread"; exit 1; fi; \
+	grep -q "libzerohttp.so.0 => $$d/lib/" $$d/hello.ldd; \
+	ldd $$d/hello_gzip > $$d/hello_gzip.ldd; \
+	grep -q "libzerohttp-gzip.so.0 => $$d/lib/" $$d/hello_gzip.ldd && grep -q 'libz\.so' $$d/hello_gzip.ldd; \
+	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip"
 
 test: deps all
 	@$(MAKE) --no-print-directory unit
@@ -200,7 +272,8 @@ $(BUILD)/tests/zh_load: tests/load/zh_load.c
 # make soak: the long tests, one after the other (never in parallel: they measure RSS and
 # fds). First the full-size load tests of test_27 (10,000 keep-alive connections for 60 s,
 # 1,500 slowloris dribblers of heads and of bodies, 200 readers of 100 MiB at 1 MiB/s:
-# about 4 minutes), then tests/soak/soak.py: SOAK_MINUTES of mixed load (wrk + abrupt
+# about 4 minutes; only here do the slowloris tests also assert that wrk keeps >= 80% of
+# its clean throughput, a ratio too noisy for make test on a shared machine), then tests/soak/soak.py: SOAK_MINUTES of mixed load (wrk + abrupt
 # clients) that fails unless RSS stays within 1 MiB and fds at 0 growth after warm-up,
 # with no unexpected status; it prints its figures and one FAIL line per failed criterion.
 SOAK_MINUTES ?= 10
@@ -224,11 +297,13 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/zerohttp.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.$(VERSION)
-	ln -sf libzerohttp.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libzerohttp.so.0
-	ln -sf libzerohttp.so.0 $(DESTDIR)$(PREFIX)/lib/libzerohttp.so
-	printf $(PC_TEXT) '$(PREFIX)' '$(VERSION)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/zerohttp.pc
+	set -e; for so in $(notdir $(LIB_SO)); do \
+		install -m 755 $(BUILD)/$$so $(DESTDIR)$(PREFIX)/lib/$$so.$(VERSION); \
+		ln -sf $$so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$$so.0; \
+		ln -sf $$so.0 $(DESTDIR)$(PREFIX)/lib/$$so; done
+	$(foreach m,$(PC_FILES:.pc=),$(call pc_text,$(m),$(PREFIX)) \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/$(m).pc;)
 	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build zerohttp.pc
+	rm -rf build $(PC_FILES)

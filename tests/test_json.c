@@ -114,3 +114,78 @@ Test(json, nothing_after_a_failed_key)
 	cr_assert_eq(zh_json_error(&j), -EILSEQ);
 	cr_assert_null(memchr(buf, ':', (size_t)(j.p - buf)), "%.*s", (int)(j.p - buf), buf);
 }
+
+/* What escape_one() writes for one ASCII byte (RFC 8259 section 7: the two-character forms,
+ * else \u00XX for controls, and <, >, & too under ZH_JSON_ESCAPE_HTML); other bytes are
+ * copied. Written apart from json.c, as the reference for the test below. */
+static size_t ref_escape(char *out, const unsigned char *s, size_t n, bool html)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		const char *two = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
+				: c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
+				: c == '\f' ? "\\f" : NULL;
+		if (two)
+			o += (size_t)sprintf(out + o, "%s", two);
+		else if (c < 0x20 || (html && (c == '<' || c == '>' || c == '&')))
+			o += (size_t)sprintf(out + o, "\\u%04x", c);
+		else
+			out[o++] = (char)c;
+	}
+	return o;
+}
+
+/* Every byte class at every offset of strings of 1..40 bytes, as a value and as a key, with
+ * and without ZH_JSON_ESCAPE_HTML. The SSE2 paths (put_string's and zh_json_key's 16-byte
+ * fast path, copy_plain's 16 at a time) and the scalar ones decide per byte differently;
+ * the Makefile builds this file twice (test_json, and test_json_scalar with ZH_NO_SIMD), so
+ * both must write what the reference writes. */
+Test(json, every_special_byte_at_every_offset_is_escaped)
+{
+	static const char *const specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "<", "&", ">",
+					       "\x7f", "\xc3\xa9", " "};
+	for (int html = 0; html < 2; html++)
+		for (size_t len = 1; len <= 40; len++)
+			for (size_t pos = 0; pos < len; pos++)
+				for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+					char in[48], want[320], buf[1024];
+					size_t sl = strlen(specials[k]), n = 0, wl;
+					struct zh_json j = {.start = buf, .p = buf,
+							    .end = buf + sizeof buf, .active = true,
+							    .flags = html ? ZH_JSON_ESCAPE_HTML : 0};
+					for (size_t i = 0; i < len; i++)
+						if (i == pos) {
+							memcpy(in + n, specials[k], sl);
+							n += sl;
+						} else {
+							in[n++] = (char)('a' + i % 26);
+						}
+					wl = ref_escape(want, (const unsigned char *)in, n, html);
+					/* as a value in an array, then as a key */
+					zh_json_arr(&j);
+					zh_json_str(&j, in, n);
+					zh_json_end(&j);
+					cr_assert_eq(zh_json_error(&j), 0);
+					cr_assert_eq((size_t)(j.p - buf), wl + 4,
+						     "html %d len %zu pos %zu special %zu: %.*s", html,
+						     len, pos, k, (int)(j.p - buf), buf);
+					cr_assert(memcmp(buf + 2, want, wl) == 0 && buf[1] == '"' &&
+							  buf[wl + 2] == '"',
+						  "html %d len %zu pos %zu special %zu: %.*s", html,
+						  len, pos, k, (int)(j.p - buf), buf);
+					j = (struct zh_json){.start = buf, .p = buf,
+							     .end = buf + sizeof buf, .active = true,
+							     .flags = html ? ZH_JSON_ESCAPE_HTML : 0};
+					zh_json_obj(&j);
+					zh_json_key(&j, in, n);
+					cr_assert_eq(zh_json_error(&j), 0);
+					cr_assert_eq((size_t)(j.p - buf), wl + 4,
+						     "key: html %d len %zu pos %zu special %zu: %.*s",
+						     html, len, pos, k, (int)(j.p - buf), buf);
+					cr_assert(memcmp(buf + 2, want, wl) == 0 &&
+							  memcmp(buf + wl + 2, "\":", 2) == 0,
+						  "key: html %d len %zu pos %zu special %zu: %.*s",
+						  html, len, pos, k, (int)(j.p - buf), buf);
+				}
+}

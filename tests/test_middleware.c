@@ -22,13 +22,6 @@
 static zh_server_t *srv;
 static pthread_t runner;
 
-static void *run(void *arg)
-{
-	(void)arg;
-	(void)!zh_server_run(srv);
-	return NULL;
-}
-
 /* ---- what the hooks saw (written on the worker, read by the test) ----------------------- */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -168,12 +161,7 @@ static zh_server_t *new_server(void)
 	zh_config_t cfg;
 	zh_server_t *s;
 	int err = 0;
-	zh_config_init(&cfg);
-	cfg.port = 0;
-	cfg.workers = 1;
-	cfg.io_contexts = 8;
-	cfg.max_connections = 64;
-	cfg.large_buffers = 8;
+	zh_tc_config(&cfg);
 	cfg.header_timeout_ms = 300;
 	s = zh_server_new(&cfg, &err);
 	cr_assert_not_null(s, "zh_server_new: %d", err);
@@ -183,7 +171,7 @@ static zh_server_t *new_server(void)
 static void start(void)
 {
 	log_reset();
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 
 static void setup_chain(void)
@@ -209,55 +197,11 @@ static void teardown(void)
 
 /* ---- a small client ------------------------------------------------------------------------ */
 
-static char buf[1 << 16];
-static size_t have;
-
-typedef struct {
-	int status;
-	char head[4096];
-	char body[4096];
-	size_t body_len;
-} response_t;
-
 static int dial(void)
 {
 	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
-	have = 0;
+	have = used = 0;
 	return fd;
-}
-
-static bool fill(int fd)
-{
-	ssize_t n = read(fd, buf + have, sizeof buf - have);
-	if (n <= 0)
-		return false;
-	have += (size_t)n;
-	return true;
-}
-
-/* One response framed by Content-Length (none for 204). */
-static void read_response(int fd, response_t *r)
-{
-	char *end;
-	size_t hlen, clen = 0;
-	const char *cl;
-	while ((end = memmem(buf, have, "\r\n\r\n", 4)) == NULL)
-		cr_assert(fill(fd), "connection closed before a full head");
-	hlen = (size_t)(end - buf) + 4;
-	cr_assert_lt(hlen, sizeof r->head);
-	memcpy(r->head, buf, hlen);
-	r->head[hlen] = '\0';
-	cr_assert_eq(sscanf(r->head, "HTTP/1.1 %d ", &r->status), 1);
-	if ((cl = strcasestr(r->head, "\r\nContent-Length: ")) != NULL)
-		clen = strtoul(cl + 18, NULL, 10);
-	cr_assert_lt(clen, sizeof r->body);
-	while (have < hlen + clen)
-		cr_assert(fill(fd), "connection closed inside a body");
-	memcpy(r->body, buf + hlen, clen);
-	r->body[clen] = '\0';
-	r->body_len = clen;
-	memmove(buf, buf + hlen + clen, have - hlen - clen);
-	have -= hlen + clen;
 }
 
 static void exchange(const char *raw, response_t *r)
@@ -287,7 +231,7 @@ static bool closed_by_peer(int fd)
 	char b[64];
 	struct timeval tv = {.tv_sec = 2};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	return have == 0 && read(fd, b, sizeof b) == 0;
+	return have == used && read(fd, b, sizeof b) == 0;
 }
 
 /* ---- chain semantics ---------------------------------------------------------------------- */

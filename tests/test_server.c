@@ -27,13 +27,6 @@ static pthread_t runner;
 static int seen[16]; /* return codes the handlers observed, per test */
 static atomic_int released;
 
-static void *run(void *arg)
-{
-	(void)arg;
-	(void)!zh_server_run(srv);
-	return NULL;
-}
-
 /* ---- handlers ---------------------------------------------------------------------------- */
 
 static void h_double(zh_request_t *req, zh_response_t *resp, void *arg)
@@ -269,7 +262,7 @@ static void h_wait_first(zh_request_t *req, zh_response_t *resp, void *arg)
 	h_stream(req, resp, NULL);
 }
 
-/* ---- handlers for the review regressions (see the tests at the end) ------------------------ */
+/* ---- handlers for the edge cases: queue spills, HEADs, declared lengths (tests at the end) - */
 
 /* Copies (zh_write) alternating with borrowed parts (zh_write_static), more parts than the
  * queue holds: every copied byte must still be the one written when the queue spills. */
@@ -455,11 +448,7 @@ static void start_server(unsigned large)
 {
 	zh_config_t cfg;
 	int err = 0;
-	zh_config_init(&cfg);
-	cfg.port = 0;
-	cfg.workers = 1;
-	cfg.io_contexts = 8;
-	cfg.max_connections = 64;
+	zh_tc_config(&cfg);
 	cfg.body_timeout_ms = 700;
 	cfg.large_buffers = large;
 	srv = zh_server_new(&cfg, &err);
@@ -519,7 +508,7 @@ static void start_server(unsigned large)
 	memset(&streamed, 0, sizeof streamed);
 	memset(seen, 0x55, sizeof seen);
 	atomic_store(&released, 0);
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 
 static void setup(void)
@@ -543,99 +532,11 @@ static void teardown(void)
 TestSuite(writer, .init = setup, .fini = teardown, .timeout = 20);
 TestSuite(no_large, .init = setup_no_large, .fini = teardown, .timeout = 20);
 
-static char buf[1 << 20]; /* bytes read from the current connection */
-static size_t have, used;
-
 static int dial(void)
 {
 	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
 	have = used = 0;
 	return fd;
-}
-
-typedef struct {
-	int status;
-	char head[4096];
-	char *body;
-	size_t body_len;
-	int chunks; /* chunked responses: data chunks seen */
-} response_t;
-
-/* Reads one response framed by Content-Length (or none, for 204/HEAD: pass head_only). */
-static void fill_to(int fd, size_t want)
-{
-	while (have < want) {
-		ssize_t n = read(fd, buf + have, sizeof buf - have);
-		cr_assert_gt(n, 0, "connection closed inside a body");
-		have += (size_t)n;
-	}
-}
-
-/* Decodes a chunked body in place: the body ends up contiguous after the head. */
-static void read_chunked(int fd, response_t *r, size_t hlen)
-{
-	size_t out = hlen, in = hlen;
-	r->chunks = 0;
-	for (;;) {
-		char *eol;
-		size_t size;
-		while ((eol = memmem(buf + in, have - in, "\r\n", 2)) == NULL)
-			fill_to(fd, have + 1);
-		size = strtoul(buf + in, NULL, 16);
-		in = (size_t)(eol - buf) + 2;
-		fill_to(fd, in + size + 2);
-		cr_assert(memcmp(buf + in + size, "\r\n", 2) == 0, "chunk data ends with CRLF");
-		if (size == 0)
-			break;
-		memmove(buf + out, buf + in, size);
-		out += size;
-		in += size + 2;
-		r->chunks++;
-	}
-	r->body = buf + hlen;
-	r->body_len = out - hlen;
-	/* what followed the terminator is the next response: move it after the body */
-	memmove(buf + out, buf + in + 2, have - in - 2);
-	have = out + have - in - 2;
-	used = out;
-}
-
-static void read_response(int fd, response_t *r, bool head_only)
-{
-	char *end;
-	size_t hlen, clen = 0;
-	const char *cl;
-
-	if (used) {
-		memmove(buf, buf + used, have - used);
-		have -= used;
-		used = 0;
-	}
-	while ((end = memmem(buf, have, "\r\n\r\n", 4)) == NULL) {
-		ssize_t n = read(fd, buf + have, sizeof buf - have);
-		cr_assert_gt(n, 0, "connection closed before a full head");
-		have += (size_t)n;
-	}
-	hlen = (size_t)(end - buf) + 4;
-	cr_assert_lt(hlen, sizeof r->head);
-	memcpy(r->head, buf, hlen);
-	r->head[hlen] = '\0';
-	cr_assert_eq(sscanf(r->head, "HTTP/1.1 %d ", &r->status), 1);
-	cl = strcasestr(r->head, "\r\nContent-Length: ");
-	if (cl && !head_only)
-		clen = strtoul(cl + 18, NULL, 10);
-	if (strcasestr(r->head, "\r\nTransfer-Encoding: chunked\r\n") && !head_only) {
-		read_chunked(fd, r, hlen);
-		return;
-	}
-	while (have < hlen + clen) {
-		ssize_t n = read(fd, buf + have, sizeof buf - have);
-		cr_assert_gt(n, 0, "connection closed inside a body");
-		have += (size_t)n;
-	}
-	r->body = buf + hlen;
-	r->body_len = clen;
-	used = hlen + clen;
 }
 
 static void get(const char *path, response_t *r)
@@ -644,7 +545,7 @@ static void get(const char *path, response_t *r)
 	int fd = dial();
 	snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
 	send_all(fd, req);
-	read_response(fd, r, false);
+	read_response(fd, r);
 	close(fd);
 }
 
@@ -799,10 +700,10 @@ Test(writer, head_request_releases_reference_without_body)
 	response_t r;
 	int fd = dial();
 	send_all(fd, "HEAD /ref HTTP/1.1\r\nHost: t\r\n\r\nGET /implicit HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, true);
+	read_head_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert(has_header(&r, "\r\nContent-Length: 200000\r\n"));
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "the next response follows the HEAD head directly");
 	cr_assert_arr_eq(r.body, "abc", 3);
 	close(fd);
@@ -826,11 +727,11 @@ Test(writer, no_body_after_204)
 	response_t r;
 	int fd = dial();
 	send_all(fd, "GET /nobody HTTP/1.1\r\nHost: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, true);
+	read_head_response(fd, &r);
 	cr_assert_eq(r.status, 204);
 	cr_assert_eq(seen[1], -EINVAL);
 	cr_assert(!has_header(&r, "Content-Length"));
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "no stray body bytes between the two responses");
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"));
 	close(fd);
@@ -893,7 +794,7 @@ Test(writer, request_view_and_prefix_route)
 	const char *want = "PATCH|/view/a%20b|x=1&y|example.com:81|11|Yes Sir|2";
 	send_all(fd, "PATCH /view/a%20b?x=1&y HTTP/1.1\r\nHost: example.com:81\r\n"
 		     "X-Custom:   Yes Sir  \r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert_eq(r.body_len, strlen(want), "%.*s", (int)r.body_len, r.body);
 	cr_assert_arr_eq(r.body, want, strlen(want));
@@ -923,7 +824,7 @@ Test(writer, equivalent_percent_encodings_reach_the_route)
 		int fd = dial();
 		const char *want = "GET|/%76iew/a%2fb||h|11||1";
 		send_all(fd, "GET /%76iew/a%2fb HTTP/1.1\r\nHost: h\r\n\r\n");
-		read_response(fd, &r, false);
+		read_response(fd, &r);
 		cr_assert_eq(r.status, 200);
 		cr_expect(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0,
 			  "%.*s", (int)r.body_len, r.body);
@@ -941,7 +842,7 @@ Test(writer, options_is_200_with_content_length_0_and_allow)
 		response_t r;
 		int fd = dial();
 		send_all(fd, reqs[i]);
-		read_response(fd, &r, false);
+		read_response(fd, &r);
 		cr_expect_eq(r.status, 200, "%s", reqs[i]);
 		cr_expect(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
 		cr_expect(strcasestr(r.head, "\r\nAllow: ") != NULL, "%s", r.head);
@@ -957,7 +858,7 @@ Test(writer, higher_minor_version_is_processed_as_1_1)
 	int fd = dial();
 	const char *want = "GET|/view/x||h|11||1";
 	send_all(fd, "GET /view/x HTTP/1.2\r\nHost: h\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	cr_expect(strncmp(r.head, "HTTP/1.1 200", 12) == 0, "%s", r.head);
 	cr_expect(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0, "%.*s",
@@ -972,17 +873,17 @@ Test(writer, one_writev_for_head_and_body_and_for_a_pipelined_batch)
 	int fd = dial();
 	char batch[2048] = "";
 	send_all(fd, "GET /implicit HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	stats_after_settle(&a);
 	send_all(fd, "GET /implicit HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	stats_after_settle(&b);
 	cr_assert_eq(b.writev_calls - a.writev_calls, 1, "head and body leave in one writev");
 	for (int i = 0; i < 10; i++)
 		strcat(batch, "GET /implicit HTTP/1.1\r\nHost: t\r\n\r\n");
 	send_all(fd, batch);
 	for (int i = 0; i < 10; i++) {
-		read_response(fd, &r, false);
+		read_response(fd, &r);
 		cr_assert_eq(r.status, 200);
 	}
 	stats_after_settle(&a);
@@ -1049,10 +950,10 @@ Test(writer, streams_a_content_length_body_larger_than_max_body)
 			usleep(20000); /* let the handler park on -EAGAIN now and then */
 	}
 	send_all(fd, "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	expect_sum(&r, LEN, sum);
 	cr_assert_gt(streamed.waits, 0, "the handler must have parked at least once");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "the pipelined request after the body is intact");
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"));
 	stats_after_settle(&b);
@@ -1077,9 +978,9 @@ Test(writer, streams_a_chunked_body_with_extensions_and_trailer)
 		off += n;
 	}
 	send_all(fd, "0\r\nX-Trailer: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	expect_sum(&r, sizeof body, sum);
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	close(fd);
 }
@@ -1092,14 +993,14 @@ Test(writer, stream_sends_100_continue_only_when_the_handler_reads)
 		     "Expect: 100-continue\r\n\r\n");
 	read_continue(fd);
 	send_all(fd, "abcde");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	expect_sum(&r, 5, 'a' + 'b' + 'c' + 'd' + 'e');
 	close(fd);
 
 	fd = dial();
 	send_all(fd, "POST /stream-refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n"
 		     "Expect: 100-continue\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 413, "no 100 Continue before a refusal");
 	cr_assert(has_header(&r, "\r\nConnection: close\r\n"), "unread body: must close");
 	close(fd);
@@ -1110,7 +1011,7 @@ Test(writer, stream_body_timeout_reaches_the_continuation)
 	response_t r;
 	int fd = dial();
 	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 408);
 	cr_assert_eq(streamed.last_err, -ETIMEDOUT);
 	cr_assert_eq(streamed.len, 3);
@@ -1123,7 +1024,7 @@ Test(writer, stream_bad_chunked_framing_is_400_and_close)
 	int fd = dial();
 	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
 		     "5\r\nabcde\r\nzz\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 400);
 	cr_assert_eq(streamed.last_err, -EPROTO);
 	cr_assert(has_header(&r, "\r\nConnection: close\r\n"));
@@ -1144,7 +1045,7 @@ Test(writer, full_queue_with_a_pooled_body_spills_and_releases_the_buffer)
 	for (int round = 0; round < 80; round++) {
 		send_all(fd, head);
 		send_n(fd, body, sizeof body);
-		read_response(fd, &r, false);
+		read_response(fd, &r);
 		cr_assert_eq(r.status, 200, "round %d", round);
 		cr_assert_eq(seen[0], 0);
 		cr_assert_eq(r.body_len, 127, "round %d", round);
@@ -1164,7 +1065,7 @@ Test(writer, stream_wait_before_first_read_still_answers_100_continue)
 	read_continue(fd);
 	cr_assert_eq(seen[5], -1, "a chunked body's length is unknown while it streams");
 	send_all(fd, "3\r\nabc\r\n0\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	expect_sum(&r, 3, 'a' + 'b' + 'c');
 	close(fd);
 }
@@ -1175,31 +1076,31 @@ Test(writer, stream_refusal_skips_a_small_body_already_received)
 	int fd = dial();
 	send_all(fd, "POST /stream-refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
 		     "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 413);
 	cr_assert(!has_header(&r, "Connection: close"), "the body was all here: keep-alive");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "the pipelined request after the skipped body");
 	close(fd);
 }
 
-/* ---- review regressions ------------------------------------------------------------------- */
+/* ---- edge cases: queue spills, HEADs, producers, declared lengths, 100-continue ----------- */
 
 /* Everything the peer sends until it closes (what read_response left over included). */
 static size_t read_to_eof(int fd)
 {
 	if (used) {
-		memmove(buf, buf + used, have - used);
+		memmove(rbuf, rbuf + used, have - used);
 		have -= used;
 		used = 0;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + have, sizeof buf - have);
+		ssize_t n = read(fd, rbuf + have, sizeof rbuf - have);
 		cr_assert_geq(n, 0, "no close within the receive timeout (%zu bytes so far)", have);
 		if (n == 0)
 			return have;
 		have += (size_t)n;
-		cr_assert_lt(have, sizeof buf);
+		cr_assert_lt(have, sizeof rbuf);
 	}
 }
 
@@ -1212,11 +1113,11 @@ static void expect_500_or_close(int fd)
 	char *end;
 	if (n == 0)
 		return;
-	cr_assert(n >= 13 && memcmp(buf, "HTTP/1.1 500 ", 13) == 0, "%zu unexpected bytes: %.*s",
-		  n, (int)(n < 200 ? n : 200), buf);
-	end = memmem(buf, n, "\r\n\r\n", 4);
+	cr_assert(n >= 13 && memcmp(rbuf, "HTTP/1.1 500 ", 13) == 0, "%zu unexpected bytes: %.*s",
+		  n, (int)(n < 200 ? n : 200), rbuf);
+	end = memmem(rbuf, n, "\r\n\r\n", 4);
 	cr_assert_not_null(end);
-	cr_assert_eq(n - (size_t)(end + 4 - buf), sizeof ise - 1, "%.*s", (int)n, buf);
+	cr_assert_eq(n - (size_t)(end + 4 - rbuf), sizeof ise - 1, "%.*s", (int)n, rbuf);
 	cr_assert_arr_eq(end + 4, ise, sizeof ise - 1);
 }
 
@@ -1296,12 +1197,12 @@ Test(writer, head_of_a_body_that_outgrows_the_queue_is_not_a_500)
 
 	fd = dial();
 	send_all(fd, "HEAD /refs HTTP/1.1\r\nHost: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, true);
+	read_head_response(fd, &r);
 	cr_assert_eq(r.status, 200, "%s", r.head);
 	cr_assert(!has_header(&r, "Content-Length") ||
 		  has_header(&r, "\r\nContent-Length: 800\r\n"), "%s", r.head);
 	cr_assert_eq(seen[0], 0, "a HEAD write must not fail where GET's succeeds");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "the next response follows the HEAD head directly");
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
 	close(fd);
@@ -1316,10 +1217,10 @@ Test(writer, head_with_a_producer_sends_the_head_and_produces_nothing)
 	response_t r;
 	int fd = dial();
 	send_all(fd, "HEAD /endless HTTP/1.1\r\nHost: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, true);
+	read_head_response(fd, &r);
 	cr_assert_eq(r.status, 200, "%s", r.head);
 	cr_assert(!has_header(&r, "Content-Length"), "the length is unknown: %s", r.head);
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "the next response follows the HEAD head directly");
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
 	close(fd);
@@ -1337,11 +1238,11 @@ Test(writer, error_before_the_head_left_stays_a_500_with_a_producer)
 	int fd = dial();
 	send_all(fd, "GET /json-err-produce HTTP/1.1\r\nHost: t\r\n\r\n"
 		     "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 500, "%s", r.head);
 	cr_assert(has_header(&r, "\r\nContent-Length: 22\r\n"), "%s", r.head);
 	expect_body(&r, "Internal Server Error\n", 22);
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
 	close(fd);
@@ -1354,10 +1255,10 @@ Test(writer, error_before_the_head_left_stays_a_500_with_a_producer)
 	fd = dial();
 	send_all(fd, "GET /refused-produce HTTP/1.1\r\nHost: t\r\n\r\n"
 		     "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 500, "%s", r.head);
 	expect_body(&r, "Internal Server Error\n", 22);
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
 	close(fd);
@@ -1379,14 +1280,14 @@ Test(writer, no_100_continue_once_the_final_response_has_left)
 		snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
 			 "Expect: 100-continue\r\n\r\n", paths[k]);
 		send_all(fd, req);
-		read_response(fd, &r, false);
+		read_response(fd, &r);
 		cr_assert_eq(r.status, 200, "%s: %s", paths[k], r.head);
 		cr_assert(k == 1 || has_header(&r, "\r\nContent-Length: 40000\r\n"), "%s", r.head);
 		cr_assert(k == 0 || has_header(&r, "\r\nTransfer-Encoding: chunked\r\n"), "%s",
 			  r.head);
 		expect_body(&r, spill_body, sizeof spill_body);
 		cr_assert_eq(read_to_eof(fd), 0, "%s: bytes after the response: %.*s", paths[k],
-			     (int)(have < 100 ? have : 100), buf);
+			     (int)(have < 100 ? have : 100), rbuf);
 		cr_assert_eq(seen[0], 0);
 		cr_assert_eq(seen[1], -EAGAIN);
 		close(fd);
@@ -1400,11 +1301,11 @@ Test(writer, declared_length_shorter_than_the_body_is_a_500_if_unsent)
 	response_t r;
 	int fd = dial();
 	send_all(fd, "GET /cl-short HTTP/1.1\r\nHost: t\r\n\r\nGET /empty HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 500, "%s", r.head);
 	cr_assert(has_header(&r, "\r\nContent-Length: 22\r\n"), "%s", r.head);
 	expect_body(&r, "Internal Server Error\n", 22);
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "the next response is the next request's");
 	cr_assert(has_header(&r, "\r\nContent-Length: 0\r\n"), "%s", r.head);
 	cr_assert_eq(seen[0], 0);
@@ -1423,13 +1324,13 @@ Test(writer, declared_length_is_enforced_after_the_head_left)
 		snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
 			 "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n", paths[k]);
 		send_all(fd, req);
-		read_response(fd, &r, false);
+		read_response(fd, &r);
 		cr_assert_eq(r.status, 200, "%s: %s", paths[k], r.head);
 		cr_assert(has_header(&r, "\r\nContent-Length: 20000\r\n"), "%s", r.head);
 		expect_body(&r, spill_body, 20000);
 		/* the connection is cut: not one byte past the declared length */
 		cr_assert_eq(read_to_eof(fd), 0, "%s: bytes after the declared length: %.*s",
-			     paths[k], (int)(have < 100 ? have : 100), buf);
+			     paths[k], (int)(have < 100 ? have : 100), rbuf);
 		cr_assert_eq(seen[0], 0);
 		cr_assert_eq(seen[1], 0);
 		cr_assert_lt(seen[2], 0, "%s: the write past the declared length is refused",
@@ -1446,7 +1347,7 @@ Test(no_large, failed_stream_start_keeps_earlier_pipelined_responses_intact)
 	response_t r;
 	int fd = dial();
 	send_all(fd, "GET /implicit HTTP/1.1\r\nHost: t\r\n\r\nGET /big HTTP/1.1\r\nHost: t\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200, "%s", r.head);
 	cr_assert(has_header(&r, "\r\nContent-Length: 3\r\n"), "%s", r.head);
 	expect_body(&r, "abc", 3);
@@ -1504,7 +1405,7 @@ Test(writer, a_producer_gives_other_connections_a_turn)
 	}
 	cr_assert_lt(worst, 0.15, "another connection waited %.3f s for the producer", worst);
 	have = used = 0; /* the probes' bytes are not this connection's */
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	expect_body(&r, want, SLOW_CALLS * 8);
 	cr_assert_eq(seen[6], 0);
@@ -1620,7 +1521,7 @@ static void setup_boundary(void)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/", ZH_ROUTE_PREFIX, zh_static_handler,
 				     boundary_st), 0);
 	have = used = 0;
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 
 static void teardown_boundary(void)
@@ -1641,7 +1542,7 @@ static uint64_t next_boundary(int fd)
 	response_t r;
 	const char *b;
 	send_all(fd, "GET /f.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\n\r\n");
-	read_response(fd, &r, false);
+	read_response(fd, &r);
 	cr_assert_eq(r.status, 206);
 	b = strstr(r.head, "multipart/byteranges; boundary=zh");
 	cr_assert_not_null(b, "%s", r.head);
@@ -1751,7 +1652,7 @@ Test(listen, readyz_reports_the_watched_servers_drain, .timeout = 20)
 	cr_assert_not_null(srv);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/readyz", 0, zh_readyz_handler, watched), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/alone", 0, zh_readyz_handler, NULL), 0);
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 	get("/readyz", &r);
 	cr_expect_eq(r.status, 200);
 	zh_server_stop(watched);

@@ -1,27 +1,57 @@
 /* Client helpers shared by the in-process server tests (test_server, test_middleware,
- * test_compose, test_review5): header-only, every function static.
+ * test_compose, test_gzip, test_conn): header-only, every function static (inline when a
+ * file may well not use it). The response readers are here: a test file never frames
+ * responses itself.
  *
- * Always: zh_tc_connect() and zh_tc_write_all().
- * Without ZH_TC_CONN: send_all(int fd, const char *s), for the files whose client reads
- *   into a file-scope buffer.
+ * Always: zh_tc_config() and zh_tc_run() for the server under test, zh_tc_connect() and
+ *   zh_tc_write_all().
+ * Without ZH_TC_CONN: send_all(int fd, const char *s) and read_response(fd, r) /
+ *   read_head_response(fd, r) over a file-scope buffer (bodies point into it), for the
+ *   files that read one connection at a time.
  * With ZH_TC_CONN defined before the include: a growing per-connection buffer (conn_t),
  *   test memory registered for the suite's .fini (xmalloc/xrealloc/xfree/free_owned; at
- *   most ZH_TC_OWNED_MAX blocks, 1024 unless defined), and gzip decoding (link with -lz). */
+ *   most ZH_TC_OWNED_MAX blocks, 1024 unless defined), gzip decoding (link with -lz), and
+ *   the strict reader read_response(c, r, head_request): exact framing, decoded body.
+ *   A file may add fields to resp_t (ZH_TC_RESP_EXTRA, a list of member declarations) and
+ *   a function run on each head before its body is read (ZH_TC_ON_HEAD, its name). */
 #ifndef ZH_TEST_CLIENT_H
 #define ZH_TEST_CLIENT_H
 
 #include <criterion/criterion.h>
+#include <zerohttp.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
+
+/* What every server under test starts from: 127.0.0.1 on a port the kernel chooses (read it
+ * with zh_server_port), one worker, 8 I/O contexts, 64 connections, 8 large buffers. */
+static inline void zh_tc_config(zh_config_t *cfg)
+{
+	zh_config_init(cfg);
+	cfg->port = 0;
+	cfg->workers = 1;
+	cfg->io_contexts = 8;
+	cfg->max_connections = 64;
+	cfg->large_buffers = 8;
+}
+
+/* A thread's body: runs the server srv until zh_server_stop(srv). */
+static inline void *zh_tc_run(void *srv)
+{
+	(void)!zh_server_run(srv);
+	return NULL;
+}
 
 /* A TCP connection to 127.0.0.1:port, reads timing out after timeout_s seconds; rcvbuf, if
  * not 0, is the SO_RCVBUF set before connect (the window is agreed then). */
@@ -58,8 +88,124 @@ static void send_all(int fd, const char *s)
 	zh_tc_write_all(fd, s, strlen(s));
 }
 
+/* ---- responses from a file-scope buffer ---------------------------------------------------- */
+
+/* The bytes read from the current connection are rbuf[0..have); the last response read
+ * took rbuf[0..used). The file's dial() sets have = used = 0 for each new connection. */
+static char rbuf[1 << 20];
+static size_t have, used;
+
+typedef struct {
+	int status;
+	char head[4096];
+	char *body; /* in rbuf, NUL-terminated: valid until the next read_response() */
+	size_t body_len;
+	int chunks; /* chunked responses: data chunks seen */
+} response_t;
+
+/* Reads until rbuf holds want bytes. */
+static void fill_to(int fd, size_t want)
+{
+	while (have < want) {
+		ssize_t n = read(fd, rbuf + have, sizeof rbuf - have);
+		cr_assert_gt(n, 0, "connection closed inside a body");
+		have += (size_t)n;
+	}
+}
+
+/* Ends the body at rbuf[end] with a NUL, moving what follows (the next response's bytes)
+ * one byte up, and marks rbuf[0..end] used. */
+static void end_body(size_t end)
+{
+	cr_assert_lt(have, sizeof rbuf);
+	memmove(rbuf + end + 1, rbuf + end, have - end);
+	rbuf[end] = '\0';
+	have++;
+	used = end + 1;
+}
+
+/* Decodes a chunked body in place: the body ends up contiguous after the head. */
+static void read_chunked(int fd, response_t *r, size_t hlen)
+{
+	size_t out = hlen, in = hlen;
+	r->chunks = 0;
+	for (;;) {
+		char *eol;
+		size_t size;
+		while ((eol = memmem(rbuf + in, have - in, "\r\n", 2)) == NULL)
+			fill_to(fd, have + 1);
+		size = strtoul(rbuf + in, NULL, 16);
+		in = (size_t)(eol - rbuf) + 2;
+		fill_to(fd, in + size + 2);
+		cr_assert(memcmp(rbuf + in + size, "\r\n", 2) == 0, "chunk data ends with CRLF");
+		if (size == 0)
+			break;
+		memmove(rbuf + out, rbuf + in, size);
+		out += size;
+		in += size + 2;
+		r->chunks++;
+	}
+	r->body = rbuf + hlen;
+	r->body_len = out - hlen;
+	/* what followed the terminator is the next response: move it after the body */
+	memmove(rbuf + out, rbuf + in + 2, have - in - 2);
+	have = out + have - in - 2;
+	end_body(out);
+}
+
+/* One response: the head, then a body framed by Content-Length or chunked (none when
+ * head_only, for a HEAD). */
+static void read_framed(int fd, response_t *r, bool head_only)
+{
+	char *end;
+	size_t hlen, clen = 0;
+	const char *cl;
+
+	if (used) {
+		memmove(rbuf, rbuf + used, have - used);
+		have -= used;
+		used = 0;
+	}
+	while ((end = memmem(rbuf, have, "\r\n\r\n", 4)) == NULL) {
+		ssize_t n = read(fd, rbuf + have, sizeof rbuf - have);
+		cr_assert_gt(n, 0, "connection closed before a full head");
+		have += (size_t)n;
+	}
+	hlen = (size_t)(end - rbuf) + 4;
+	cr_assert_lt(hlen, sizeof r->head);
+	memcpy(r->head, rbuf, hlen);
+	r->head[hlen] = '\0';
+	cr_assert_eq(sscanf(r->head, "HTTP/1.1 %d ", &r->status), 1);
+	r->chunks = 0;
+	cl = strcasestr(r->head, "\r\nContent-Length: ");
+	if (cl && !head_only)
+		clen = strtoul(cl + 18, NULL, 10);
+	if (strcasestr(r->head, "\r\nTransfer-Encoding: chunked\r\n") && !head_only) {
+		read_chunked(fd, r, hlen);
+		return;
+	}
+	fill_to(fd, hlen + clen);
+	r->body = rbuf + hlen;
+	r->body_len = clen;
+	end_body(hlen + clen);
+}
+
+/* One response to a request other than HEAD (no Content-Length and not chunked: no body). */
+static inline void read_response(int fd, response_t *r)
+{
+	read_framed(fd, r, false);
+}
+
+/* One response to a HEAD: the head alone, whatever its Content-Length says. */
+static inline void read_head_response(int fd, response_t *r)
+{
+	read_framed(fd, r, true);
+}
+
 #else /* ZH_TC_CONN */
 
+#include <ctype.h>
+#include <strings.h>
 #include <zlib.h>
 
 /* ---- test memory: every client-side buffer is registered, so that a test stopped by a
@@ -165,7 +311,7 @@ static void consume(conn_t *c, size_t n)
 }
 
 /* qsort() comparison of two char * strings. */
-static int cmp_str(const void *a, const void *b)
+static inline int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -201,6 +347,208 @@ static void inflate_all(const unsigned char *in, size_t len, unsigned char **out
 	cr_assert_eq(zs.avail_in, 0u, "%u bytes after the end of the gzip stream", zs.avail_in);
 	*out_len = zs.total_out;
 	inflateEnd(&zs);
+}
+
+/* ---- one response, read strictly ----------------------------------------------------------- */
+
+typedef struct {
+	int status;
+	char head[8192];
+	long long clen; /* -1: none */
+	bool chunked;
+	int nchunks;
+	unsigned char *wire; /* the body as framed on the wire, framing removed */
+	size_t wire_len;
+	unsigned char *body; /* decoded (inflated if Content-Encoding: gzip), NUL after it */
+	size_t body_len;
+#ifdef ZH_TC_RESP_EXTRA
+	ZH_TC_RESP_EXTRA
+#endif
+} resp_t;
+
+#ifdef ZH_TC_ON_HEAD
+static void ZH_TC_ON_HEAD(resp_t *r);
+#endif
+
+static void resp_free(resp_t *r)
+{
+	xfree(r->wire);
+	xfree(r->body);
+	r->wire = r->body = NULL;
+}
+
+/* How many fields called name the head has; the first one's value (trimmed) in out. */
+static inline int field(const resp_t *r, const char *name, char *out, size_t cap)
+{
+	const char *p = strstr(r->head, "\r\n");
+	size_t nl = strlen(name);
+	int n = 0;
+	if (cap)
+		out[0] = '\0';
+	while (p && p[2] != '\r') {
+		const char *line = p + 2, *eol = strstr(line, "\r\n"), *v, *e;
+		if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+			v = line + nl + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			e = eol;
+			while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			if (n++ == 0 && cap)
+				snprintf(out, cap, "%.*s", (int)(e - v), v);
+		}
+		p = eol;
+	}
+	return n;
+}
+
+/* The head's status and framing fields: each at most once, not both framings. */
+static void parse_framing(resp_t *r)
+{
+	char v[64];
+	int ncl, nte;
+	cr_assert_eq(sscanf(r->head, "HTTP/1.1 %3d ", &r->status), 1, "status line: %.80s",
+		     r->head);
+	ncl = field(r, "Content-Length", v, sizeof v);
+	r->clen = ncl ? strtoll(v, NULL, 10) : -1;
+	nte = field(r, "Transfer-Encoding", v, sizeof v);
+	if (nte)
+		cr_assert_str_eq(v, "chunked");
+	r->chunked = nte > 0;
+	cr_assert_leq(ncl, 1, "Content-Length twice");
+	cr_assert_leq(nte, 1, "Transfer-Encoding twice");
+	cr_assert_leq(field(r, "Content-Encoding", NULL, 0), 1, "Content-Encoding twice");
+	cr_assert(!(ncl && nte), "both Content-Length and Transfer-Encoding:\n%s", r->head);
+}
+
+/* A chunked body into r->wire, exactly: hex size lines with nothing after the size, CRLF
+ * after each chunk's data, no trailers after the last chunk. */
+static void read_chunks(conn_t *c, resp_t *r)
+{
+	size_t cap = 1 << 16;
+	r->wire = xmalloc(cap);
+	for (;;) {
+		unsigned char *eol;
+		char *hend;
+		unsigned long size;
+		while ((eol = memmem(c->buf, c->have, "\r\n", 2)) == NULL)
+			cr_assert(fill(c), "connection ended inside a chunk size line");
+		cr_assert(isxdigit(c->buf[0]), "bad chunk size line");
+		size = strtoul((char *)c->buf, &hend, 16);
+		cr_assert_eq((unsigned char *)hend, eol, "a chunk size line with more: %.20s",
+			     (char *)c->buf);
+		consume(c, (size_t)(eol - c->buf) + 2);
+		if (size == 0) {
+			need(c, 2, "the last chunk");
+			cr_assert(c->buf[0] == '\r' && c->buf[1] == '\n',
+				  "trailers or junk after the last chunk");
+			consume(c, 2);
+			break;
+		}
+		need(c, size + 2, "a chunk");
+		cr_assert(c->buf[size] == '\r' && c->buf[size + 1] == '\n',
+			  "chunk data does not end with CRLF");
+		while (r->wire_len + size > cap)
+			r->wire = xrealloc(r->wire, cap *= 2);
+		memcpy(r->wire + r->wire_len, c->buf, size);
+		r->wire_len += size;
+		r->nchunks++;
+		consume(c, size + 2);
+	}
+}
+
+/* One response: head, then the body by its framing (none for HEAD, 204 and 304), which
+ * must be exact; the bytes after it are the next response's. ZH_TC_TRACE=1 in the
+ * environment prints every head to stderr, for debugging. */
+static void read_response(conn_t *c, resp_t *r, bool head_request)
+{
+	unsigned char *end;
+	size_t hlen;
+	char ce[64];
+	memset(r, 0, sizeof *r);
+	while ((end = memmem(c->buf, c->have, "\r\n\r\n", 4)) == NULL)
+		cr_assert(fill(c), "connection ended before a full head (%zu bytes)", c->have);
+	hlen = (size_t)(end - c->buf) + 4;
+	cr_assert_lt(hlen, sizeof r->head);
+	memcpy(r->head, c->buf, hlen);
+	r->head[hlen] = '\0';
+	consume(c, hlen);
+	if (getenv("ZH_TC_TRACE"))
+		fprintf(stderr, "%s", r->head);
+#ifdef ZH_TC_ON_HEAD
+	ZH_TC_ON_HEAD(r);
+#endif
+	parse_framing(r);
+	if (head_request || r->status == 204 || r->status == 304) {
+		if (r->status == 204)
+			cr_assert(r->clen < 0 && !r->chunked, "a 204 with framing:\n%s", r->head);
+		r->wire = xmalloc(1);
+	} else if (r->chunked) {
+		read_chunks(c, r);
+	} else {
+		cr_assert_geq(r->clen, 0, "an HTTP/1.1 response without framing:\n%s", r->head);
+		need(c, (size_t)r->clen, "a Content-Length body");
+		r->wire = xmalloc((size_t)r->clen + 1);
+		memcpy(r->wire, c->buf, (size_t)r->clen);
+		r->wire_len = (size_t)r->clen;
+		consume(c, (size_t)r->clen);
+	}
+	if (field(r, "Content-Encoding", ce, sizeof ce) && !head_request) {
+		/* a HEAD names its GET's encoding, without a body */
+		cr_assert_str_eq(ce, "gzip");
+		inflate_all(r->wire, r->wire_len, &r->body, &r->body_len);
+		r->body = xrealloc(r->body, r->body_len + 1);
+	} else {
+		r->body = xmalloc(r->wire_len + 1);
+		memcpy(r->body, r->wire, r->wire_len);
+		r->body_len = r->wire_len;
+	}
+	r->body[r->body_len] = '\0';
+	if (head_request && r->status == 200)
+		cr_assert_geq(r->clen, 0, "HEAD of a whole body declares its length");
+	if (c->have)
+		cr_assert(c->have >= 5 && memcmp(c->buf, "HTTP/", 5) == 0,
+			  "bytes after a response that are not a response: %.40s", (char *)c->buf);
+}
+
+/* After the response to a "Connection: close" request: the server closes, nothing more. */
+static inline void expect_eof(conn_t *c)
+{
+	cr_assert(!fill(c), "bytes after the last response");
+	cr_assert_eq(c->have, 0u, "%zu bytes after the last response", c->have);
+}
+
+/* A connection to 127.0.0.1:port with a fresh 64 KiB buffer (see zh_tc_connect). */
+static inline void zh_tc_dial(conn_t *c, uint16_t port, long timeout_s, unsigned rcvbuf)
+{
+	c->fd = zh_tc_connect(port, timeout_s, rcvbuf);
+	c->cap = 1 << 16;
+	c->have = 0;
+	c->buf = xmalloc(c->cap);
+}
+
+/* GET path with the extra header lines (each ending in CRLF; NULL: none) and
+ * Connection: close on a connection of its own; the one response in *r, then EOF. */
+static inline void zh_tc_get(uint16_t port, const char *path, const char *extra, resp_t *r)
+{
+	char req[1024];
+	conn_t c;
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%sConnection: close\r\n\r\n",
+			 path, extra ? extra : "");
+	cr_assert(n > 0 && (size_t)n < sizeof req);
+	zh_tc_dial(&c, port, 3, 0);
+	send_all(&c, req, (size_t)n);
+	read_response(&c, r, false);
+	expect_eof(&c);
+	hang_up(&c);
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline long long zh_tc_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 #endif /* ZH_TC_CONN */

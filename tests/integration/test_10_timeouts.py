@@ -1,4 +1,5 @@
-"""10. Timeouts: header (408), idle keep-alive, body (408), write (peer never reads)."""
+"""10. Timeouts: header (408), idle keep-alive, body (408), write (peer never reads); a
+half-close (data and FIN together) is seen at once, not at a timeout."""
 import os
 import socket
 import threading
@@ -254,3 +255,47 @@ class ContextReserve(ServerTestCase):
         for h in holders:
             h.send(b"\r\n")
             self.assertEqual(h.read_response().body, HELLO)
+
+
+class HalfCloseSeenAtOnce(ServerTestCase):
+    # data and FIN in one epoll event: the server must still see the EOF at once instead of
+    # waiting for the idle (60 s) or body (30 s) timeout
+    def half_close_after(self, payload):
+        s = self.track(socket.create_connection(("127.0.0.1", self.port), timeout=5))
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        start, got = time.time(), b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got, time.time() - start
+
+    def test_request_then_fin_gets_response_and_close(self):
+        got, took = self.half_close_after(request("GET", "/plaintext"))
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 ") and got.endswith(HELLO), got)
+        self.assertLess(took, 2.0)
+
+    def test_truncated_streamed_body_then_fin_closes_at_once(self):
+        got, took = self.half_close_after(
+            request("POST", "/upload", [("Content-Length", "100")]) + b"0123456789")
+        self.assertLess(took, 2.0, "must not wait for the body timeout")
+
+    def test_truncated_buffered_body_then_fin_closes_at_once(self):
+        got, took = self.half_close_after(
+            request("POST", "/echo", [("Content-Length", "100")]) + b"0123456789")
+        self.assertEqual(got, b"")
+        self.assertLess(took, 2.0)
+
+
+class SilentConnectionGetsTheHeaderTimeout(ServerTestCase):
+    # the first EPOLLOUT after accept once swapped the header timeout for the idle timeout
+    SERVER_ARGS = ("--header-timeout", "500", "--idle-timeout", "10000")
+
+    def test_connection_that_sends_nothing_gets_the_header_timeout(self):
+        c = self.conn()
+        start = time.time()
+        self.assertTrue(c.closed_by_peer(3.0), "not closed within 3 s")
+        self.assertLess(time.time() - start, 3.0)
+        self.assertGreater(time.time() - start, 0.3)

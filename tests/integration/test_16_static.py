@@ -208,7 +208,7 @@ class StaticFiles(ServerTestCase):
             self.assertTrue(body == file_bytes(name, a, b), "range %d-%d differs" % (a, b))
 
     def test_head_of_pipelined_multipart_answers_is_not_a_500(self):
-        # review defect 7: HEADs of 16-range answers pipelined behind each other filled the
+        # regression: HEADs of 16-range answers pipelined behind each other filled the
         # queue; a HEAD that had to spill became a 500 where the same GET is a 206. A HEAD
         # now ignores Range (RFC 9110 14.2) and is a 200 like the GET without it.
         want = [(2 * i, 2 * i) for i in range(16)]
@@ -232,7 +232,7 @@ class StaticFiles(ServerTestCase):
             self.assertTrue(c.no_data_for(0.05), "extra bytes: %r" % bytes(c.buf[:200]))
 
     def test_pipelined_multipart_to_a_stalled_reader_does_not_block_the_worker(self):
-        # review defect 6: a 16-range answer started behind others with too little queue
+        # regression: a 16-range answer started behind others with too little queue
         # left, spilled into a full socket and blocked the one worker in sync_write_wait_ms
         # (1 s) per connection; it now waits for room like any pipelined response
         want = [(i << 16, (i << 16) + 65535) for i in range(16)]      # all of 1m.bin

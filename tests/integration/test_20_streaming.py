@@ -641,7 +641,7 @@ class ProducerTurns(StreamingCase):
     SERVER_ARGS = ("--workers", "1")
 
     def test_head_of_an_endless_stream_produces_nothing(self):
-        # review defect 4: a HEAD's producer was called forever (what it writes for HEAD is
+        # regression: a HEAD's producer was called forever (what it writes for HEAD is
         # counted, never queued, so the socket never filled): the one worker spun
         pid = self.server.pid
         w = self.wire(timeout=2)

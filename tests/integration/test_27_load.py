@@ -4,9 +4,11 @@
   idle while RSS is read, then requests flow round-robin over all of them. No error, every
   connection still open, and RSS per idle connection <= 256 B beyond the warmed baseline.
 * Slowloris: dribblers sending a head one byte a second (or a whole head, then the body a
-  byte a second) reconnect whenever they are cut, while wrk runs a normal load. The load
-  keeps >= 80% of the throughput measured without them in the same test (best of alternating
-  rounds), and every dribbler is cut by a 408 (or a close) at the header/body timeout.
+  byte a second) reconnect whenever they are cut, while wrk runs a normal load that must
+  see no error and no non-2xx status, and every dribbler is cut by a 408 (or a close) at the
+  header/body timeout. With ZH_LONG=1 (`make soak`) the load must also keep >= 80% of the
+  throughput measured without them in the same test (best of alternating rounds): a ratio
+  of two throughputs on a shared machine is a benchmark, so `make test` does not assert it.
 * Slow readers: N clients (20 x 8 MiB; 200 x 100 MiB with ZH_LONG=1) read a file at 1 MiB/s
   each through a small receive window: every byte arrives, it really took the capped time,
   and the server's RSS neither grows with the bytes sent nor per connection beyond a bound.
@@ -201,12 +203,14 @@ class KeepAliveConnections(ServerTestCase):
 @asan_skip
 @timing_sensitive
 class Slowloris(ServerTestCase):
-    """Dribblers against wrk. Each round measures wrk alone, then wrk with N dribblers that
-    reconnect when cut; the best attacked round must keep >= 80% of the best clean one."""
+    """Dribblers against wrk. Each round runs wrk with N dribblers that reconnect when cut;
+    wrk must see only 2xx answers. With ZH_LONG=1 each round first measures wrk alone, and
+    the best attacked round must keep >= 80% of the best clean one (RATIOS)."""
     DRIBBLERS = 1500 if LONG else 500
     TIMEOUT_MS = 5000 if LONG else 1500
     WRK_S = 5 if LONG else 2
-    ROUNDS = 3 if LONG else 2
+    ROUNDS = 3 if LONG else 1
+    RATIOS = LONG            # throughput ratios: only in `make soak`
     SLACK_MS = 1000          # a cut may come this late: timer sweep, scheduling, load
     AUTO_START = False
 
@@ -221,9 +225,10 @@ class Slowloris(ServerTestCase):
         # The machine is shared (2 cores, other tests, fuzzers), so one round can be unlucky
         # either way: best of ROUNDS alternating rounds, and up to two more if the ratio is
         # still short. A server that really slows down under dribblers stays short.
-        while len(clean) < self.ROUNDS or (
+        while len(attacked) < self.ROUNDS or (self.RATIOS and
                 max(attacked) / max(clean) < 0.8 and len(clean) < self.ROUNDS + 2):
-            clean.append(run_wrk(srv.port, self.WRK_S))
+            if self.RATIOS:
+                clean.append(run_wrk(srv.port, self.WRK_S))
             args = ["slowloris", "--port", srv.port, "--conns", self.DRIBBLERS,
                     "--interval-ms", 1000, "--duration", attack_s, "--reconnect"]
             cl = self.track(LoadClient(args + (["--body"] if body else []), attack_s + 30))
@@ -232,7 +237,7 @@ class Slowloris(ServerTestCase):
             time.sleep(0.3)
             attacked.append(run_wrk(srv.port, self.WRK_S))
             sums.append(cl.summary())
-        ratio = max(attacked) / max(clean)
+        ratio = max(attacked) / max(clean) if clean else float("nan")
         cuts = [s["cut_min_ms"] for s in sums] + [s["cut_max_ms"] for s in sums]
         report("slowloris (%s, %d dribblers, %s %d ms): wrk %s req/s clean, %s attacked "
                "-> ratio %.3f; %d cuts, all 408: %s; cut after %.0f..%.0f ms; open at end "
@@ -255,8 +260,9 @@ class Slowloris(ServerTestCase):
             self.assertLessEqual(s["cut_max_ms"], self.TIMEOUT_MS + self.SLACK_MS, s)
             # and none still open at the end had outlived the timeout
             self.assertLessEqual(s["max_open_age_ms"], self.TIMEOUT_MS + self.SLACK_MS, s)
-        self.assertGreaterEqual(ratio, 0.8, "throughput under attack %.3f of clean "
-                                "(clean %r, attacked %r)" % (ratio, clean, attacked))
+        if self.RATIOS:
+            self.assertGreaterEqual(ratio, 0.8, "throughput under attack %.3f of clean "
+                                    "(clean %r, attacked %r)" % (ratio, clean, attacked))
 
     def test_header_dribblers(self):
         self.attack(body=False)
@@ -273,7 +279,7 @@ class Slowloris(ServerTestCase):
         srv = self.start_server(("--workers", "2", "--io-contexts", str(contexts),
                                  "--header-timeout", "60000"))
         run_wrk(srv.port, 1)
-        clean = run_wrk(srv.port, self.WRK_S)
+        clean = run_wrk(srv.port, self.WRK_S) if self.RATIOS else float("nan")
         attack_s = self.WRK_S + 3.0
         cl = self.track(LoadClient(["slowloris", "--port", srv.port, "--conns", dribblers,
                                     "--interval-ms", 1000, "--duration", attack_s],
@@ -289,7 +295,8 @@ class Slowloris(ServerTestCase):
                   m["zerohttp_stalled_evictions_total"], s["statuses"]))
         self.assertEqual(set(s["statuses"]) - {"408", "503"}, set(), s)
         self.assertEqual(s["cut_reset"], 0, s)
-        self.assertGreaterEqual(attacked / clean, 0.8)
+        if self.RATIOS:
+            self.assertGreaterEqual(attacked / clean, 0.8)
 
     def test_body_dribblers(self):
         # Regression (slow POST): the body timer used to be re-armed by every byte, so a

@@ -1,6 +1,6 @@
-/* test_review5.c — regression tests for the defects of the fifth review (issue 5), through a
- * real server in this process (the fixture approach of test_middleware.c). Each test starts
- * its own server with the configuration it needs and checks exact bytes:
+/* test_gzip.c — the gzip middleware (src/mw_gzip.c) as a body filter, through a real server
+ * in this process (the fixture approach of test_middleware.c). Each test starts its own
+ * server with the configuration it needs and checks exact bytes:
  *
  *  gzip      bytes held back below min_length are sent when the head leaves early (a
  *            handler's 100 bytes, then a producer); a compressed response gets a weak ETag,
@@ -8,11 +8,9 @@
  *            zh_send_file right after zh_write_header serves the file (the untouched filter
  *            is dropped).
  *  write_ref under a body filter: a failing call never calls release (the caller frees).
- *  pool exhaustion while the receive buffer grows: the 503 carries Retry-After, and done
- *            hooks see an empty, unparsed request. (The 414 and 431 of the same path share
- *            its answer, but a large buffer holds max_request_line + max_header_bytes + 4 KiB,
- *            so the parser refuses such a head before the buffer can fill.)
- *  metrics   with latency_metrics off and no middleware, in-flight returns to 0.
+ *
+ * Pool exhaustion and request accounting, which the same kind of fixture once tested here,
+ * are in test_conn.c.
  */
 #include <criterion/criterion.h>
 
@@ -63,10 +61,8 @@ static int file_fd = -1; /* unlinked at once: nothing is left behind, even by a 
 /* ---- the server ---------------------------------------------------------------------------- */
 
 typedef struct {
-	bool gzip, cors, gzip_first, no_latency;
-	int done_hook; /* 1: notes the method's, target's and field table's sizes; 2: also reads
-			  their bytes and looks up Host */
-	unsigned large_buffers, sync_write_wait_ms;
+	bool gzip, cors, gzip_first;
+	unsigned sync_write_wait_ms;
 } opts_t;
 
 static zh_server_t *srv;
@@ -75,13 +71,6 @@ static bool running;
 static zh_gzip_t *gz;
 static zh_cors_t *cors;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void *run(void *arg)
-{
-	(void)arg;
-	(void)!zh_server_run(srv);
-	return NULL;
-}
 
 /* /held-then-produce: 100 bytes from the handler (below min_length: gzip holds them back,
  * undecided), then a producer writes 3 x 40,000 bytes, so the head leaves before the body
@@ -178,12 +167,6 @@ static void h_etag(zh_request_t *req, zh_response_t *resp, void *arg)
 	(void)zh_write(resp, etag_body, ETAG_LEN);
 }
 
-static void h_plain(zh_request_t *req, zh_response_t *resp, void *arg)
-{
-	(void)req, (void)arg;
-	(void)zh_write_static(resp, "plain", 5);
-}
-
 /* /file: commit first (a declared length gzip would compress), then the file */
 static int send_file_result = 1;
 static void close_fd(void *arg) { close((int)(intptr_t)arg); }
@@ -208,41 +191,9 @@ static void h_file(zh_request_t *req, zh_response_t *resp, void *arg)
 	pthread_mutex_unlock(&lock);
 }
 
-/* a done hook that reads the request, as an access log does */
-typedef struct {
-	int status, parsed, host_found;
-	size_t method_len, target_len, path_len, nfields;
-	unsigned sum;
-} seen_t;
-static seen_t seen[32];
-static int nseen;
-
-static void d_record(zh_request_t *req, zh_response_t *resp, void *arg)
-{
-	zh_slice_t m = zh_req_method(req), t = zh_req_target(req), h = {0};
-	seen_t s = {0};
-	s.status = zh_resp_status(resp);
-	s.parsed = zh_req_parsed(req);
-	if (arg) /* a lookup too (it walks the request's field table); the bytes are read */
-		s.host_found = zh_req_header(req, "Host", &h);
-	s.method_len = m.len;
-	s.target_len = t.len;
-	s.nfields = zh_req_header_count(req);
-	for (size_t i = 0; arg && i < m.len; i++) /* every byte read, as a log line would */
-		s.sum += (unsigned char)m.ptr[i];
-	for (size_t i = 0; arg && i < t.len; i++)
-		s.sum += (unsigned char)t.ptr[i];
-	for (size_t i = 0; s.host_found && i < h.len; i++)
-		s.sum += (unsigned char)h.ptr[i];
-	pthread_mutex_lock(&lock);
-	if (nseen < 32)
-		seen[nseen++] = s;
-	pthread_mutex_unlock(&lock);
-}
-
 static void make_bodies(void)
 {
-	char path[] = "/tmp/zh-review5-XXXXXX";
+	char path[] = "/tmp/zh-gzip-XXXXXX";
 	int fd;
 	letters(stp_body, STP_LEN, 7);
 	memset(stp_body, 'H', 10); /* the held bytes start recognisably */
@@ -263,25 +214,18 @@ static void start_server(const opts_t *o)
 	int err = 0;
 	zh_middleware_t mw;
 	make_bodies();
-	zh_config_init(&cfg);
-	cfg.port = 0;
-	cfg.workers = 1;
+	zh_tc_config(&cfg);
 	cfg.io_contexts = 16;
-	cfg.max_connections = 64;
-	cfg.large_buffers = o->large_buffers ? o->large_buffers : 16;
+	cfg.large_buffers = 16;
 	if (o->sync_write_wait_ms)
 		cfg.sync_write_wait_ms = o->sync_write_wait_ms;
-	if (o->no_latency)
-		cfg.latency_metrics = 0;
 	srv = zh_server_new(&cfg, &err);
 	cr_assert_not_null(srv, "zh_server_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/held-then-produce", 0, h_held_then_produce,
 				     NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/refs", 0, h_refs, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/etag", 0, h_etag, NULL), 0);
-	cr_assert_eq(zh_server_route(srv, ZH_GET, "/plain", 0, h_plain, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/file", 0, h_file, NULL), 0);
-	cr_assert_eq(zh_server_route(srv, ZH_GET, "/metrics", 0, zh_metrics_handler, srv), 0);
 	if (o->gzip) {
 		zh_gzip_options_t go;
 		zh_gzip_options_init(&go);
@@ -307,12 +251,7 @@ static void start_server(const opts_t *o)
 			cr_assert_eq(zh_server_use(srv, &mw), 0);
 		}
 	}
-	if (o->done_hook) {
-		static int lookup = 1;
-		mw = (zh_middleware_t){.done = d_record, .arg = o->done_hook == 2 ? &lookup : NULL};
-		cr_assert_eq(zh_server_use(srv, &mw), 0);
-	}
-	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 	running = true;
 }
 
@@ -343,47 +282,16 @@ static void cleanup(void)
 	free_owned();
 }
 
-/* ---- a strict little client --------------------------------------------------------------- */
-
-typedef struct {
-	int status;
-	char head[8192];
-	bool chunked;
-	long long clen;
-	unsigned char *wire; /* body as framed on the wire, framing removed */
-	size_t wire_len;
-	unsigned char *body; /* decoded: inflated for Content-Encoding: gzip */
-	size_t body_len;
-} resp_t;
+/* ---- the client: zh_test_client.h's strict reader ------------------------------------------- */
 
 static void dial(conn_t *c, unsigned rcvbuf)
 {
-	c->fd = zh_tc_connect(zh_server_port(srv), 3, rcvbuf);
-	c->cap = 1 << 16;
-	c->have = 0;
-	c->buf = xmalloc(c->cap);
+	zh_tc_dial(c, zh_server_port(srv), 3, rcvbuf);
 }
 
-/* How many fields called name; the first one's value (trimmed) in out. */
-static int field(const resp_t *r, const char *name, char *out, size_t cap)
+static void get(const char *path, const char *extra, resp_t *r)
 {
-	const char *p = strstr(r->head, "\r\n");
-	size_t nl = strlen(name);
-	int n = 0;
-	if (cap)
-		out[0] = '\0';
-	while (p && p[2] != '\r') {
-		const char *line = p + 2, *eol = strstr(line, "\r\n"), *v;
-		if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-			v = line + nl + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			if (n++ == 0 && cap)
-				snprintf(out, cap, "%.*s", (int)(eol - v), v);
-		}
-		p = eol;
-	}
-	return n;
+	zh_tc_get(zh_server_port(srv), path, extra, r);
 }
 
 /* Every Vary token of every Vary field, lower case, in order of appearance, comma-joined. */
@@ -431,102 +339,10 @@ static void sorted_tokens(const char *in, char *out, size_t cap)
 		off += (size_t)snprintf(out + off, cap - off, "%s%s", i ? "," : "", tok[i]);
 }
 
-/* One response, framed by Content-Length or chunked (exactly), decoded if gzip. */
-static void read_response(conn_t *c, resp_t *r)
-{
-	unsigned char *end;
-	size_t hlen;
-	char ce[32], cl[32], te[32];
-	memset(r, 0, sizeof *r);
-	while ((end = memmem(c->buf, c->have, "\r\n\r\n", 4)) == NULL)
-		cr_assert(fill(c), "connection ended before a full head (%zu bytes)", c->have);
-	hlen = (size_t)(end - c->buf) + 4;
-	cr_assert_lt(hlen, sizeof r->head);
-	memcpy(r->head, c->buf, hlen);
-	r->head[hlen] = '\0';
-	consume(c, hlen);
-	cr_assert_eq(sscanf(r->head, "HTTP/1.1 %3d ", &r->status), 1, "%.60s", r->head);
-	r->clen = field(r, "Content-Length", cl, sizeof cl) ? strtoll(cl, NULL, 10) : -1;
-	r->chunked = field(r, "Transfer-Encoding", te, sizeof te) > 0;
-	cr_assert(!(r->chunked && r->clen >= 0), "both framings:\n%s", r->head);
-	if (r->chunked) {
-		size_t cap = 1 << 16;
-		cr_assert_str_eq(te, "chunked");
-		r->wire = xmalloc(cap);
-		for (;;) {
-			unsigned char *eol;
-			char *hend;
-			unsigned long size;
-			while ((eol = memmem(c->buf, c->have, "\r\n", 2)) == NULL)
-				cr_assert(fill(c), "connection ended inside a chunk size line");
-			size = strtoul((char *)c->buf, &hend, 16);
-			cr_assert_eq((unsigned char *)hend, eol, "bad chunk size line");
-			consume(c, (size_t)(eol - c->buf) + 2);
-			if (size == 0) {
-				need(c, 2, "the last chunk");
-				cr_assert(c->buf[0] == '\r' && c->buf[1] == '\n');
-				consume(c, 2);
-				break;
-			}
-			need(c, size + 2, "a chunk");
-			cr_assert(c->buf[size] == '\r' && c->buf[size + 1] == '\n');
-			while (r->wire_len + size > cap)
-				r->wire = xrealloc(r->wire, cap *= 2);
-			memcpy(r->wire + r->wire_len, c->buf, size);
-			r->wire_len += size;
-			consume(c, size + 2);
-		}
-	} else {
-		cr_assert_geq(r->clen, 0, "no framing:\n%s", r->head);
-		need(c, (size_t)r->clen, "a Content-Length body");
-		r->wire = xmalloc((size_t)r->clen + 1);
-		memcpy(r->wire, c->buf, (size_t)r->clen);
-		r->wire_len = (size_t)r->clen;
-		consume(c, (size_t)r->clen);
-	}
-	if (field(r, "Content-Encoding", ce, sizeof ce)) {
-		cr_assert_str_eq(ce, "gzip");
-		inflate_all(r->wire, r->wire_len, &r->body, &r->body_len);
-	} else {
-		r->body = xmalloc(r->wire_len + 1);
-		memcpy(r->body, r->wire, r->wire_len);
-		r->body_len = r->wire_len;
-	}
-}
-
-static void resp_free(resp_t *r)
-{
-	xfree(r->wire);
-	xfree(r->body);
-	r->wire = r->body = NULL;
-}
-
-static void get(const char *path, const char *extra, resp_t *r)
-{
-	char req[1024];
-	conn_t c;
-	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%sConnection: close\r\n\r\n",
-			 path, extra ? extra : "");
-	dial(&c, 0);
-	send_all(&c, req, (size_t)n);
-	read_response(&c, r);
-	cr_assert(!fill(&c) && c.have == 0, "bytes after the response");
-	hang_up(&c);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Every suite has the same timeout: with different ones, Criterion's runner leaks 48 bytes
  * (LeakSanitizer fails the asan build). */
 TestSuite(gzip, .fini = cleanup, .timeout = 20);
 TestSuite(write_ref, .fini = cleanup, .timeout = 20);
-TestSuite(exhaustion, .fini = cleanup, .timeout = 20);
-TestSuite(metrics, .fini = cleanup, .timeout = 20);
 
 /* ---- gzip ------------------------------------------------------------------------------------ */
 
@@ -662,8 +478,8 @@ Test(write_ref, a_failing_call_under_a_filter_never_releases)
 	start_server(&(opts_t){.gzip = true, .sync_write_wait_ms = 100});
 	dial(&c, 4096);
 	send_all(&c, req, sizeof req - 1);
-	t0 = now_ms();
-	while (now_ms() - t0 < 5000) {
+	t0 = zh_tc_now_ms();
+	while (zh_tc_now_ms() - t0 < 5000) {
 		pthread_mutex_lock(&lock);
 		finished = rf.finished;
 		pthread_mutex_unlock(&lock);
@@ -686,184 +502,4 @@ Test(write_ref, a_failing_call_under_a_filter_never_releases)
 	for (int i = 0; i < rf.ok; i++)
 		cr_assert_eq(rf.released[i], 1, "buffer %d released %d times", i, rf.released[i]);
 	pthread_mutex_unlock(&lock);
-}
-
-/* ---- pool exhaustion while the receive buffer grows ---------------------------------------- */
-
-/* Two large buffers; three connections send a head longer than the 16 KiB receive buffer
- * and wait: the first two get the large buffers, the third a 503. */
-static void exhaust_large_buffers(int done_hook, conn_t held[2], resp_t *r)
-{
-	char head[24576];
-	size_t n = (size_t)snprintf(head, sizeof head,
-				    "GET /plain?which=partial HTTP/1.1\r\nHost: t\r\n");
-	conn_t third;
-	zh_stats_t st;
-	for (int i = 0; i < 60; i++) {
-		n += (size_t)snprintf(head + n, sizeof head - n, "X-F%04d: ", i);
-		memset(head + n, 'v', 300);
-		n += 300;
-		memcpy(head + n, "\r\n", 2);
-		n += 2;
-	}
-	cr_assert_gt(n, 16384u);
-	cr_assert_lt(n, sizeof head);
-	start_server(&(opts_t){.large_buffers = 2, .done_hook = done_hook});
-	for (int i = 0; i < 2; i++) {
-		long long t0 = now_ms();
-		dial(&held[i], 0);
-		send_all(&held[i], head, n); /* no empty line: the head is not over */
-		do {
-			zh_server_stats(srv, &st);
-			if (st.large_buffers_in_use == (uint64_t)i + 1)
-				break;
-			usleep(2000);
-		} while (now_ms() - t0 < 2000);
-		cr_assert_eq(st.large_buffers_in_use, (uint64_t)i + 1);
-	}
-	dial(&third, 0);
-	send_all(&third, head, n);
-	read_response(&third, r);
-	cr_assert(!fill(&third) && third.have == 0, "the 503 closes the connection");
-	hang_up(&third);
-}
-
-Test(exhaustion, the_503_carries_retry_after)
-{
-	conn_t held[2];
-	resp_t r;
-	char v[64];
-	exhaust_large_buffers(0, held, &r);
-	cr_assert_eq(r.status, 503, "status %d", r.status);
-	cr_assert_eq(field(&r, "Retry-After", v, sizeof v), 1, "no Retry-After:\n%s", r.head);
-	cr_assert_str_eq(v, "1");
-	cr_assert_eq(r.body_len, 20u);
-	cr_assert(memcmp(r.body, "Service Unavailable\n", 20) == 0);
-	cr_assert_eq(field(&r, "Connection", v, sizeof v), 1);
-	cr_assert_str_eq(v, "close");
-	resp_free(&r);
-	hang_up(&held[0]);
-	hang_up(&held[1]);
-}
-
-/* What the done hooks recorded for the 503 (exactly one call). */
-static seen_t seen_for_503(void)
-{
-	seen_t s = {0};
-	int n503;
-	long long t0 = now_ms();
-	do {
-		n503 = 0;
-		pthread_mutex_lock(&lock);
-		for (int i = 0; i < nseen; i++)
-			if (seen[i].status == 503)
-				s = seen[i], n503++;
-		pthread_mutex_unlock(&lock);
-		if (n503)
-			break;
-		usleep(2000);
-	} while (now_ms() - t0 < 2000);
-	cr_assert_eq(n503, 1, "done hooks for the 503: %d", n503);
-	return s;
-}
-
-/* The 503 answers bytes that never formed a request: a done hook must see zh_req_parsed() 0
- * and empty slices, not the half-parsed head. */
-Test(exhaustion, done_hooks_see_an_empty_request)
-{
-	conn_t held[2];
-	resp_t r;
-	seen_t s;
-	exhaust_large_buffers(1, held, &r);
-	cr_assert_eq(r.status, 503);
-	resp_free(&r);
-	s = seen_for_503();
-	cr_assert_eq(s.parsed, 0);
-	cr_assert_eq(s.method_len, 0u, "method of %zu bytes", s.method_len);
-	cr_assert_eq(s.target_len, 0u, "target of %zu bytes", s.target_len);
-	cr_assert_eq(s.nfields, 0u, "%zu header fields", s.nfields);
-	hang_up(&held[0]);
-	hang_up(&held[1]);
-}
-
-/* ...and a done hook that reads them and looks a header up (as an access log writes the
- * request line and Referer) finds nothing, without touching bytes or a field table the
- * unparsed request never had; the server goes on. */
-Test(exhaustion, a_done_hook_looking_up_a_header_finds_none)
-{
-	conn_t held[2];
-	resp_t r;
-	seen_t s;
-	exhaust_large_buffers(2, held, &r);
-	cr_assert_eq(r.status, 503);
-	resp_free(&r);
-	s = seen_for_503();
-	cr_assert_eq(s.parsed, 0);
-	cr_assert_eq(s.host_found, 0, "a Host field in a request that never parsed");
-	cr_assert_eq(s.method_len + s.target_len + s.nfields, 0u);
-	hang_up(&held[0]);
-	hang_up(&held[1]);
-	get("/plain", NULL, &r); /* the server still answers */
-	cr_assert_eq(r.status, 200);
-	cr_assert_eq(r.body_len, 5u);
-	cr_assert(memcmp(r.body, "plain", 5) == 0);
-	resp_free(&r);
-}
-
-/* ---- metrics ----------------------------------------------------------------------------------- */
-
-static long long sample(const resp_t *r, const char *name)
-{
-	size_t nl = strlen(name);
-	const char *p = (const char *)r->body, *end = p + r->body_len;
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
-		if ((size_t)(eol - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == ' ')
-			return strtoll(p + nl + 1, NULL, 10);
-		p = eol + 1;
-	}
-	cr_assert_fail("no sample %s", name);
-	return -1;
-}
-
-/* Without latency metrics and without middleware, requests were never counted done: the
- * in-flight gauge read the total number of requests. */
-Test(metrics, in_flight_returns_to_zero_without_latency_metrics)
-{
-	conn_t c;
-	resp_t r;
-	zh_stats_t st;
-	long long t0;
-	static const char plain[] = "GET /plain HTTP/1.1\r\nHost: t\r\n\r\n";
-	static const char scrape[] = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
-	start_server(&(opts_t){.no_latency = true});
-	dial(&c, 0);
-	for (int i = 0; i < 5; i++) {
-		send_all(&c, plain, sizeof plain - 1);
-		read_response(&c, &r);
-		cr_assert_eq(r.status, 200);
-		cr_assert_eq(r.body_len, 5u);
-		cr_assert(memcmp(r.body, "plain", 5) == 0);
-		resp_free(&r);
-	}
-	send_all(&c, scrape, sizeof scrape - 1);
-	read_response(&c, &r);
-	cr_assert_eq(r.status, 200);
-	cr_assert_eq(sample(&r, "zerohttp_http_requests_total"), 6);
-	cr_assert_eq(sample(&r, "zerohttp_http_requests_in_flight"), 1, "in flight: %lld (the "
-		     "scrape itself is the only one)", sample(&r, "zerohttp_http_requests_in_flight"));
-	resp_free(&r);
-	hang_up(&c);
-	t0 = now_ms();
-	do {
-		zh_server_stats(srv, &st);
-		if (st.requests_done == st.requests)
-			break;
-		usleep(2000);
-	} while (now_ms() - t0 < 1000);
-	cr_assert_eq(st.requests, 6u);
-	cr_assert_eq(st.requests_done, 6u, "requests_done %llu of 6",
-		     (unsigned long long)st.requests_done);
 }
