@@ -273,7 +273,7 @@ static ssize_t stream_fail(zh_request_t *req, int err)
 	return err;
 }
 
-/* One read() from the socket; -EAGAIN when drained, -ECONNRESET at EOF. */
+/* One read from the transport; -EAGAIN when drained, -ECONNRESET at EOF. */
 static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
 {
 	zh__conn_t *c = req->ctx->conn;
@@ -281,17 +281,13 @@ static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
 	ssize_t n;
 	if (!c->readable)
 		return -EAGAIN;
-	do
-		n = zh__sys_read(c->fd, dst, cap);
-	while (n < 0 && errno == EINTR);
+	n = zh__tr_recv(c, dst, cap); /* clears c->readable when drained */
 	ZH__STAT_ADD(w, read_calls, 1);
 	if (n > 0) {
 		ZH__STAT_ADD(w, bytes_in, (uint64_t)n);
-		if ((size_t)n < cap && !c->hup_seen)
-			c->readable = false;
 		return n;
 	}
-	if (n < 0 && errno == EAGAIN) {
+	if (n == -EAGAIN) {
 		c->readable = false;
 		return -EAGAIN;
 	}

@@ -16,6 +16,7 @@
 #include "zerohttp.h"
 #include "ext.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -41,6 +42,54 @@ static inline int zh__sys_epoll_wait(int ep, struct epoll_event *ev, int max, in
 {
 	return (int)syscall(SYS_epoll_wait, ep, ev, max, timeout);
 }
+
+/* ---- transport (transport_plain.c; the seam is described in docs/design.md) ------------ */
+
+typedef struct zh__conn zh__conn_t;
+
+/* What makes a blocked operation progress: the transport's answer after one of its calls
+ * returned -EAGAIN. A plain socket's send waits for writability and its recv for input;
+ * TLS may need input to finish a write (a record or KeyUpdate to read first) or output
+ * to finish a read (a handshake message to send). */
+enum zh__want { ZH__WANT_READ = 1u << 0, ZH__WANT_WRITE = 1u << 1 };
+
+/* How a connection moves bytes. All calls are non-blocking and return bytes moved (> 0),
+ * 0 (recv: end of input), or -errno (-EAGAIN: nothing now; then wants() says which
+ * readiness to wait for). EINTR is retried inside. Buffers are lent for the call only:
+ * recv fills the caller's buffer, send reads the caller's iovecs, and neither keeps them
+ * (a transport that must frame or encrypt copies into its own per-connection buffer).
+ *  recv      into buf[0..cap); clears c->readable when it knows the input is drained (a
+ *            plain socket: a short read, see conn.c), so the loop waits for an edge.
+ *  peek      recv without consuming (the eviction check), same returns as recv.
+ *  send      the iovecs in order; more: further bytes (a file range) follow at once, so
+ *            the transport may hold a partial packet back (MSG_MORE).
+ *  send_file len bytes of file fd from *off, advancing *off (sendfile on a plain socket).
+ *  shutdown  no more output (SHUT_WR; TLS: close_notify first).
+ *  close     forget the connection and close its fd.
+ *  wants     blocked is the direction of the call that returned -EAGAIN (ZH__WANT_READ
+ *            for recv/peek, ZH__WANT_WRITE for send/send_file); the answer is the
+ *            readiness that lets it progress. */
+typedef struct zh__transport {
+	const char *name;
+	ssize_t (*recv)(zh__conn_t *c, void *buf, size_t cap);
+	ssize_t (*peek)(zh__conn_t *c, void *buf, size_t cap);
+	ssize_t (*send)(zh__conn_t *c, const struct iovec *iov, int cnt, bool more);
+	ssize_t (*send_file)(zh__conn_t *c, int fd, uint64_t *off, size_t len);
+	int (*shutdown)(zh__conn_t *c);
+	void (*close)(zh__conn_t *c);
+	unsigned (*wants)(zh__conn_t *c, unsigned blocked);
+} zh__transport_t;
+
+/* The plain socket, called directly (no indirect call on the hot path); the others through
+ * zh__transports[c->tr]. */
+extern const zh__transport_t zh__transport_plain;
+enum { ZH__TRANSPORTS_MAX = 4 };
+extern const zh__transport_t *zh__transports[ZH__TRANSPORTS_MAX];
+extern uint8_t zh__transport_default; /* given to new connections: 0 = plain */
+/* Registers t (until the process ends) and makes it the transport of connections accepted
+ * from now on; NULL makes it the plain socket again. Returns 0, or -ENOSPC when the table
+ * is full. For tests (tests/test_transport.c); TLS will choose per listener. */
+int zh__transport_install(const zh__transport_t *t);
 
 
 enum {
@@ -159,7 +208,6 @@ void zh__pool_keep_readable(zh__pool_t *p);
 /* ---- connection, context, request, response (conn.c, response.c, body.c) ---------------- */
 
 typedef struct zh__worker zh__worker_t;
-typedef struct zh__conn zh__conn_t;
 typedef struct zh__ctx zh__ctx_t;
 
 typedef struct zh__route {
@@ -207,9 +255,69 @@ struct zh__conn {
 				   zh_resp_defer() find a different value */
 	uint8_t peer[16];	/* client address: IPv4 in the first 4 bytes, or IPv6 */
 	uint8_t peer_v6;
+	uint8_t tr;		/* transport: index into zh__transports, 0 = plain */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
+
+/* The plain socket's recv and send, inline in the callers (a function call each cost about
+ * 25 instructions per request, callgrind). transport_plain.c has the rest.
+ *
+ * recv: a short read means the socket is drained: the next arrival raises a new edge
+ * (epoll is edge-triggered, conn.c), which saves the EAGAIN read a level-triggered loop
+ * needs. Not after RDHUP/HUP: no further edge will come, so reading goes on until EOF. */
+static inline ssize_t zh__plain_recv(zh__conn_t *c, void *buf, size_t cap)
+{
+	for (;;) {
+		ssize_t n = zh__sys_read(c->fd, buf, cap);
+		if (ZH__LIKELY(n > 0)) {
+			if ((size_t)n < cap && !c->hup_seen)
+				c->readable = false;
+			return n;
+		}
+		if (n == 0 || errno != EINTR)
+			return n == 0 ? 0 : -errno;
+	}
+}
+
+/* send: writev() has no flags; with `more` (a file follows), sendmsg(MSG_MORE) lets the
+ * head share packets with the file's first bytes. SIGPIPE is ignored (server.c), so a
+ * vanished peer is -EPIPE. */
+static inline ssize_t zh__plain_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
+{
+	for (;;) {
+		ssize_t n;
+		if (ZH__UNLIKELY(more)) {
+			struct msghdr msg = {.msg_iov = (struct iovec *)(uintptr_t)iov,
+					     .msg_iovlen = (size_t)cnt};
+			n = sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+		} else {
+			n = zh__sys_writev(c->fd, iov, cnt);
+		}
+		if (ZH__LIKELY(n >= 0))
+			return n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* The connection's transport calls: the plain socket directly, another through its table. */
+static inline const zh__transport_t *zh__tr(const zh__conn_t *c)
+{
+	return zh__transports[c->tr];
+}
+static inline ssize_t zh__tr_recv(zh__conn_t *c, void *buf, size_t cap)
+{
+	if (ZH__UNLIKELY(c->tr != 0))
+		return zh__tr(c)->recv(c, buf, cap);
+	return zh__plain_recv(c, buf, cap);
+}
+static inline ssize_t zh__tr_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
+{
+	if (ZH__UNLIKELY(c->tr != 0))
+		return zh__tr(c)->send(c, iov, cnt, more);
+	return zh__plain_send(c, iov, cnt, more);
+}
 
 /* What to do when the kernel has taken a queue entry: call fn(arg), or put arg back into
  * pool (internal buffers). Both NULL: nothing. A file entry (file_fd >= 0) is sent with

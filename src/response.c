@@ -1114,7 +1114,11 @@ static int spill_wait(zh_response_t *resp)
 	zh__ctx_t *ctx = resp->ctx;
 	int r = spill(resp);
 	while (r == -EAGAIN && resp->wait_left_us > 0) {
-		struct pollfd pfd = {.fd = ctx->conn->fd, .events = POLLOUT};
+		/* what lets the transport's send progress: writability on a plain socket */
+		unsigned want = zh__tr(ctx->conn)->wants(ctx->conn, ZH__WANT_WRITE);
+		struct pollfd pfd = {.fd = ctx->conn->fd,
+				     .events = (short)((want & ZH__WANT_READ ? POLLIN : 0) |
+						       (want & ZH__WANT_WRITE ? POLLOUT : 0))};
 		uint64_t t0 = zh__now_us(), spent;
 		(void)poll(&pfd, 1, resp->wait_left_us < 100000 ? (int)(resp->wait_left_us / 1000) + 1 : 100);
 		spent = zh__now_us() - t0;
