@@ -154,6 +154,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
 	c->tr = zh__transport_default;
+	c->proto = zh__proto_default;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
 	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
@@ -228,14 +229,12 @@ static bool response_open(const zh__ctx_t *ctx)
 static uint16_t flush_end(const zh__ctx_t *ctx)
 {
 	const zh_response_t *resp = &ctx->resp;
-	/* a chunked body's bytes after its placeholder have no size line yet: they wait for
-	 * the next chunk boundary */
-	if (ctx->in_request && resp->streaming && resp->framing == ZH__F_CHUNKED &&
-	    !resp->head_only && ctx->iov_n > resp->chunk_slot + 1)
-		return resp->chunk_slot;
 	/* an unfinished response whose head has not left: send only what precedes its head
 	 * (earlier pipelined responses, 100 Continue) */
-	return response_open(ctx) && !resp->streaming ? resp->head_slot : ctx->iov_n;
+	if (ZH__LIKELY(!resp->streaming))
+		return response_open(ctx) ? resp->head_slot : ctx->iov_n;
+	/* a response streaming now: what the protocol's framing allows */
+	return ctx->in_request ? zh__pr_send_end(ctx, ctx->iov_n) : ctx->iov_n;
 }
 
 static bool sendable(const zh__ctx_t *ctx)
@@ -315,7 +314,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 	if (ctx->iov_head == ctx->iov_n) {
 		zh__out_reset(ctx);
 		if (ctx->in_request && ctx->resp.streaming)
-			zh__resp_rebase(&ctx->resp); /* still being written */
+			zh__pr_rebase(&ctx->resp); /* still being written */
 	}
 	return 1;
 }
@@ -624,7 +623,7 @@ static void produce(zh__worker_t *w, zh__conn_t *c)
 		r = -EINVAL; /* no progress: calling again would spin */
 	if (r == ZH_PRODUCE_MORE && !resp->error) {
 		zh__resp_filter_flush(resp);
-		zh__resp_chunk_boundary(resp);
+		zh__pr_boundary(resp);
 		return;
 	}
 	ctx->produce_fn = NULL;

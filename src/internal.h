@@ -256,6 +256,7 @@ struct zh__conn {
 	uint8_t peer[16];	/* client address: IPv4 in the first 4 bytes, or IPv6 */
 	uint8_t peer_v6;
 	uint8_t tr;		/* transport: index into zh__transports, 0 = plain */
+	uint8_t proto;		/* protocol: index into zh__protos, 0 = HTTP/1.1 */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
@@ -544,6 +545,96 @@ void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__now_ms(void);
 
+/* ---- protocol (http1.c; the seam is described in docs/design.md) ------------------------ */
+
+/* How an exchange (one request and its response) goes on the wire. The exchange layer
+ * (response.c) decides what the response is, its status, headers, body parts in the
+ * output queue and whether they are complete; the protocol writes its head and frames its
+ * body, and says how much of the queue may leave. Handlers and middleware see only the
+ * exchange layer, so they cannot tell which protocol serves them.
+ *  head_whole   the body is complete and queued after resp->head_slot: put the head in
+ *               that slot (HTTP/1: status line, headers, exact Content-Length; the
+ *               keep-alive decision, resp->close). false when no memory: the caller drops
+ *               the response and closes.
+ *  head_stream  the head leaves before the body is complete (a spill, a producer, a
+ *               streaming route): fix the framing and queue the head. 0, or -ENOBUFS.
+ *  boundary     body bytes queued since the last boundary become one framed unit (an
+ *               HTTP/1 chunk; an HTTP/2 DATA frame). Errors set resp->error.
+ *  rebase       the queue was sent whole and rewound while the body is being written.
+ *  body_end     a streamed body ends: its terminator (last chunk; END_STREAM). Returns
+ *               true when the body is broken (short of a declared length, no memory):
+ *               the caller closes the connection.
+ *  send_end     while a response streams: of the queue iov[iov_head..end), the end of
+ *               what may be sent now (HTTP/1: not a chunk whose size line is not written
+ *               yet). A whole response was framed by head_whole: all of it may go. */
+typedef struct zh__proto {
+	const char *name;
+	bool (*head_whole)(zh_response_t *resp);
+	int (*head_stream)(zh_response_t *resp);
+	void (*boundary)(zh_response_t *resp);
+	void (*rebase)(zh_response_t *resp);
+	bool (*body_end)(zh_response_t *resp);
+	uint16_t (*send_end)(const zh__ctx_t *ctx, uint16_t end);
+} zh__proto_t;
+
+extern const zh__proto_t zh__proto_http1;
+enum { ZH__PROTOS_MAX = 4 };
+extern const zh__proto_t *zh__protos[ZH__PROTOS_MAX];
+extern uint8_t zh__proto_default; /* given to new connections: 0 = HTTP/1.1 */
+/* Registers p (until the process ends) and makes it the protocol of connections accepted
+ * from now on; NULL makes it HTTP/1.1 again. 0, or -ENOSPC when the table is full. For
+ * tests (tests/test_proto.c); HTTP/2 will be chosen per connection (ALPN, h2c preface). */
+int zh__proto_install(const zh__proto_t *p);
+
+/* HTTP/1.1, called directly (no indirect call on the hot path). */
+bool zh__h1_head_whole(zh_response_t *resp);
+int zh__h1_head_stream(zh_response_t *resp);
+void zh__h1_boundary(zh_response_t *resp);
+void zh__h1_rebase(zh_response_t *resp);
+bool zh__h1_body_end(zh_response_t *resp);
+static inline uint16_t zh__h1_send_end(const zh__ctx_t *ctx, uint16_t end)
+{
+	const zh_response_t *resp = &ctx->resp;
+	/* a chunked body's bytes after its placeholder have no size line yet: they wait for
+	 * the next chunk boundary */
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only &&
+	    ctx->iov_n > resp->chunk_slot + 1)
+		return resp->chunk_slot;
+	return end;
+}
+
+static inline bool zh__status_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+#define ZH__PROTO_CALL(c, h1, op, ...)                                                      \
+	(ZH__UNLIKELY((c)->proto != 0) ? zh__protos[(c)->proto]->op(__VA_ARGS__) : h1(__VA_ARGS__))
+static inline bool zh__pr_head_whole(zh_response_t *resp)
+{
+	return ZH__PROTO_CALL(resp->ctx->conn, zh__h1_head_whole, head_whole, resp);
+}
+static inline int zh__pr_head_stream(zh_response_t *resp)
+{
+	return ZH__PROTO_CALL(resp->ctx->conn, zh__h1_head_stream, head_stream, resp);
+}
+static inline void zh__pr_boundary(zh_response_t *resp)
+{
+	ZH__PROTO_CALL(resp->ctx->conn, zh__h1_boundary, boundary, resp);
+}
+static inline void zh__pr_rebase(zh_response_t *resp)
+{
+	ZH__PROTO_CALL(resp->ctx->conn, zh__h1_rebase, rebase, resp);
+}
+static inline bool zh__pr_body_end(zh_response_t *resp)
+{
+	return ZH__PROTO_CALL(resp->ctx->conn, zh__h1_body_end, body_end, resp);
+}
+static inline uint16_t zh__pr_send_end(const zh__ctx_t *ctx, uint16_t end)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_send_end, send_end, ctx, end);
+}
+
 /* response.c */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
 void zh__resp_finish(zh__ctx_t *ctx);
@@ -561,8 +652,6 @@ static inline void zh__writer_sync(zh_response_t *resp)
 }
 int zh__writer_check(zh_response_t *resp, bool final);
 void zh__resp_stream_start(zh_response_t *resp); /* producers: head out now */
-void zh__resp_chunk_boundary(zh_response_t *resp);
-void zh__resp_rebase(zh_response_t *resp); /* after the queue was sent whole and rewound */
 void zh__resp_release_filter(zh_response_t *resp); /* the connection died */
 int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);

@@ -1,9 +1,10 @@
-/* response.c — the response writer and the connection's output queue.
+/* response.c — the response writer (the exchange layer) and the connection's output queue.
  *
  * A response is queued, never written, while its handler runs: iov[head_slot] is reserved
  * when the response begins, body parts are appended after it as iovecs (references to the
- * caller's memory, static data, or copies in the send area), and the status line and headers
- * are serialized into the send area when the response finishes, once Content-Length is known.
+ * caller's memory, static data, or copies in the send area), and the protocol (zh__pr_*,
+ * HTTP/1.1 in http1.c) serializes the head into the send area when the response finishes,
+ * once the length is known, or frames the body as it leaves when it streams.
  * conn.c then hands the whole queue, several pipelined responses included, to one writev.
  *
  * Ownership: the send area (ctx->sbuf, then overflow buffers from the large pool) and the
@@ -19,78 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-
-/* ---- status lines -------------------------------------------------------------------------- */
-
-/* Status lines are preformatted ("HTTP/1.1 200 OK\r\n"): one memcpy per response. We always
- * answer HTTP/1.1, also to 1.0 clients (RFC 9110 §2.5: the server's highest version). */
-static const char *status_line(int status, size_t *len)
-{
-#define LINE(code, text)                                                                        \
-	case code:                                                                             \
-		*len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                          \
-		return "HTTP/1.1 " #code " " text "\r\n";
-	switch (status) {
-		LINE(100, "Continue")
-		LINE(101, "Switching Protocols")
-		LINE(200, "OK")
-		LINE(201, "Created")
-		LINE(202, "Accepted")
-		LINE(203, "Non-Authoritative Information")
-		LINE(204, "No Content")
-		LINE(205, "Reset Content")
-		LINE(206, "Partial Content")
-		LINE(300, "Multiple Choices")
-		LINE(301, "Moved Permanently")
-		LINE(302, "Found")
-		LINE(303, "See Other")
-		LINE(304, "Not Modified")
-		LINE(307, "Temporary Redirect")
-		LINE(308, "Permanent Redirect")
-		LINE(400, "Bad Request")
-		LINE(401, "Unauthorized")
-		LINE(403, "Forbidden")
-		LINE(404, "Not Found")
-		LINE(405, "Method Not Allowed")
-		LINE(406, "Not Acceptable")
-		LINE(408, "Request Timeout")
-		LINE(409, "Conflict")
-		LINE(410, "Gone")
-		LINE(411, "Length Required")
-		LINE(412, "Precondition Failed")
-		LINE(413, "Content Too Large")
-		LINE(414, "URI Too Long")
-		LINE(415, "Unsupported Media Type")
-		LINE(416, "Range Not Satisfiable")
-		LINE(417, "Expectation Failed")
-		LINE(422, "Unprocessable Content")
-		LINE(426, "Upgrade Required")
-		LINE(428, "Precondition Required")
-		LINE(429, "Too Many Requests")
-		LINE(431, "Request Header Fields Too Large")
-		LINE(500, "Internal Server Error")
-		LINE(501, "Not Implemented")
-		LINE(502, "Bad Gateway")
-		LINE(503, "Service Unavailable")
-		LINE(504, "Gateway Timeout")
-		LINE(505, "HTTP Version Not Supported")
-	default:
-		return NULL;
-	}
-#undef LINE
-}
-
-const char *zh__status_reason(int status, size_t *len)
-{
-	size_t n;
-	const char *line = status_line(status, &n);
-	if (line == NULL) {
-		*len = 0;
-		return "";
-	}
-	*len = n - 15; /* "HTTP/1.1 NNN " before, CRLF after */
-	return line + 13;
-}
 
 /* IMF-fixdate (RFC 9110 §5.6.7) by hand: strftime/strptime follow LC_TIME, which a host
  * application may have set to a language other than English. */
@@ -270,11 +199,6 @@ static int header_put(zh_response_t *resp, const char *name, size_t nlen, const 
 static int fail(zh_response_t *resp, int err);
 static void filter_head(zh_response_t *resp);
 
-static bool status_has_body(int status)
-{
-	return status >= 200 && status != 204 && status != 304;
-}
-
 /* ---- output queue ---------------------------------------------------------------------------- */
 
 /* A record either calls the owner's release function or returns a pooled buffer. */
@@ -401,103 +325,6 @@ static void commit(zh_response_t *resp, int status)
 	resp->committed = true;
 }
 
-static char *append(char *p, const void *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-static char *append_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static bool keep_alive(const zh__ctx_t *ctx)
-{
-	const zh__head_t *h = &ctx->req.h;
-	if (h->flags & ZH__H_CLOSE)
-		return false;
-	return h->minor == 1 || (h->flags & ZH__H_KEEPALIVE);
-}
-
-/* Serializes the status line and headers into the send area and fills the head slot.
- * Returns false if no space could be had (pool exhausted). */
-static char *append_hex(char *p, uint64_t v)
-{
-	static const char hex[] = "0123456789abcdef";
-	char tmp[16];
-	int n = 0;
-	do {
-		tmp[n++] = hex[v & 15];
-		v >>= 4;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	zh__worker_t *w = ctx->w;
-	size_t need = ZH__HEAD_RESERVE + resp->hused + w->common_len + 20;
-	size_t line_len;
-	const char *line = status_line(resp->status, &line_len);
-	char *start = zh__out_reserve(ctx, need), *p = start;
-
-	if (start == NULL)
-		return false;
-	if (ZH__LIKELY(line != NULL)) {
-		p = append(p, line, line_len);
-	} else {
-		p = append(p, "HTTP/1.1 ", 9);
-		p = append_u64(p, (uint64_t)resp->status);
-		p = append(p, " \r\n", 3);
-	}
-	/* Server + Date, refreshed once a second */
-	if (ZH__LIKELY(!resp->has_server))
-		p = append(p, w->common_hdr, w->common_len);
-	else
-		p = append(p, w->common_hdr + w->common_len - w->date_len, w->date_len);
-	p = append(p, resp->hstore, resp->hused); /* already "Name: value\r\n" lines */
-	if (!status_has_body(resp->status)) {
-		/* no body, no framing */
-	} else if (resp->framing == ZH__F_CHUNKED) {
-		p = append(p, "Transfer-Encoding: chunked\r\n", 28);
-	} else if (resp->framing == ZH__F_LENGTH) {
-		uint64_t len = (resp->head_only || resp->streaming) && resp->has_length
-				       ? resp->declared_len
-				       : resp->body_len;
-		p = append(p, "Content-Length: ", 16);
-		p = append_u64(p, len);
-		p = append(p, "\r\n", 2);
-	}
-	if (resp->close)
-		p = append(p, "Connection: close\r\n", 19);
-	else if (ctx->req.h.minor == 0)
-		p = append(p, "Connection: keep-alive\r\n", 24);
-	p = append(p, "\r\n", 2);
-	if (resp->framing == ZH__F_CHUNKED && resp->body_len > 0) {
-		/* the first chunk's size line rides in the head's iovec */
-		p = append_hex(p, resp->body_len);
-		p = append(p, "\r\n", 2);
-		resp->chunk_crlf = true;
-		resp->framed_len = resp->body_len;
-	}
-	/* give back what the reservation did not use: nothing was appended after it */
-	ctx->area_used -= (uint32_t)(need - (size_t)(p - start));
-	ctx->iov[resp->head_slot].iov_base = start;
-	ctx->iov[resp->head_slot].iov_len = (size_t)(p - start);
-	return true;
-}
-
 const uint32_t zh_latency_bounds_us[ZH_LATENCY_BUCKETS - 1] = {
 	25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
 	1000000, 2500000, 5000000, 10000000};
@@ -546,15 +373,6 @@ static void become_500(zh__ctx_t *ctx, zh_response_t *resp)
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
 }
 
-static void decide_close(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	const zh__conn_t *c = ctx->conn;
-	if (!keep_alive(ctx) || ctx->w->draining ||
-	    (ctx->w->srv->cfg.max_keepalive_requests &&
-	     c->requests + 1 >= ctx->w->srv->cfg.max_keepalive_requests))
-		resp->close = true;
-}
-
 /* A pending writer's output joins the queue, and its verdict counts: an unfinished or
  * erroneous JSON document fails the response. */
 int zh__writer_check(zh_response_t *resp, bool final)
@@ -563,30 +381,6 @@ int zh__writer_check(zh_response_t *resp, bool final)
 		return 0;
 	resp->writer->sync(resp, resp->writer_state);
 	return resp->writer->check ? resp->writer->check(resp, resp->writer_state, final) : 0;
-}
-
-/* The end of a response whose head has left: the last chunk and the terminator, or the
- * check of a declared length. After an error nothing completes the body and the
- * connection closes: the client sees the truncation. */
-static void finish_stream(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	static const char last_after_data[] = "\r\n0\r\n\r\n";
-	bool broken = resp->error;
-	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
-		zh__resp_chunk_boundary(resp); /* even when broken: nothing leaves unframed */
-	if (!broken && resp->framing == ZH__F_CHUNKED && !resp->head_only) {
-		/* the placeholder chunk_boundary left stays empty; the terminator follows it */
-		if (resp->chunk_crlf)
-			broken = zh__out_push(ctx, last_after_data, 7, NULL, NULL) < 0;
-		else
-			broken = zh__out_push(ctx, last_after_data + 2, 5, NULL, NULL) < 0;
-	} else if (resp->framing == ZH__F_LENGTH && !resp->head_only) {
-		broken |= resp->body_len != resp->declared_len;
-	}
-	if (broken || resp->framing == ZH__F_CLOSE)
-		resp->close = true;
-	if (broken)
-		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
 }
 
 void zh__resp_finish(zh__ctx_t *ctx)
@@ -605,16 +399,20 @@ void zh__resp_finish(zh__ctx_t *ctx)
 			(void)fail(resp, r);
 	}
 	if (resp->streaming) {
-		finish_stream(ctx, resp);
+		/* the end of a response whose head has left: after an error nothing completes
+		 * the body and the connection closes (the client sees the truncation) */
+		if (zh__pr_body_end(resp)) {
+			resp->close = true;
+			ZH__STAT_ADD(ctx->w, responses_aborted, 1);
+		}
 	} else {
 		if (!resp->error)
 			filter_head(resp);
 		if (resp->error ||
-		    (resp->has_length && !resp->head_only && status_has_body(resp->status) &&
+		    (resp->has_length && !resp->head_only && zh__status_has_body(resp->status) &&
 		     resp->declared_len != resp->body_len))
 			become_500(ctx, resp);
-		decide_close(ctx, resp);
-		if (!serialize_head(ctx, resp)) {
+		if (!zh__pr_head_whole(resp)) {
 			/* no memory to frame the response: drop it and close (the client sees EOF) */
 			truncate_body(ctx, resp);
 			resp->close = true;
@@ -670,7 +468,7 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 	resp->has_length = false;
 	resp->close |= close;
 	commit(resp, status);
-	if (!status_has_body(status))
+	if (!zh__status_has_body(status))
 		return;
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
 	if (status == 503) /* no buffer, or over a limit: worth retrying soon */
@@ -976,7 +774,7 @@ static int body_gate(zh_response_t *resp)
 		return -EINVAL;
 	if (!resp->committed)
 		commit(resp, 200);
-	if (ZH__UNLIKELY(!status_has_body(resp->status)))
+	if (ZH__UNLIKELY(!zh__status_has_body(resp->status)))
 		return -EINVAL;
 	if (ZH__UNLIKELY(resp->error))
 		return -EIO;
@@ -991,59 +789,8 @@ static int fail(zh_response_t *resp, int err)
 
 /* ---- streaming: the head leaves before the body is complete -------------------------------- */
 
-/* A chunked response keeps one zero-length iovec after its queued data: the next chunk's
- * size line, written into chunk_line[slot] when that chunk is complete. So a chunk's data is
- * never moved to make room for its header, and framing needs no send-area space. */
-static int push_placeholder(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	int slot = zh__out_push(ctx, NULL, 0, NULL, NULL);
-	if (slot < 0)
-		return slot;
-	ctx->iov[slot].iov_base = ctx->chunk_line[slot];
-	resp->chunk_slot = (uint16_t)slot;
-	resp->head_slot = (uint16_t)slot; /* nothing coalesces into it (see write_copy) */
-	return 0;
-}
-
-/* Frames the body bytes queued since the last boundary as one chunk, and opens the next. */
-void zh__resp_chunk_boundary(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	struct iovec *iov = &ctx->iov[resp->chunk_slot];
-	uint64_t n = resp->body_len - resp->framed_len;
-	char *p;
-	if (resp->framing != ZH__F_CHUNKED || resp->head_only || n == 0)
-		return;
-	p = iov->iov_base;
-	if (resp->chunk_crlf)
-		p = append(p, "\r\n", 2);
-	p = append_hex(p, n);
-	p = append(p, "\r\n", 2);
-	iov->iov_len = (size_t)(p - (char *)iov->iov_base);
-	resp->chunk_crlf = true;
-	resp->framed_len = resp->body_len;
-	if (push_placeholder(resp) < 0)
-		(void)fail(resp, -ENOBUFS);
-}
-
-/* conn.c sent the whole queue and rewound it while this response is still being written:
- * a chunked body gets its placeholder back; otherwise an empty anchor marks where this
- * body's parts start, so that nothing coalesces into memory that was already sent. */
-void zh__resp_rebase(zh_response_t *resp)
-{
-	int r;
-	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
-		r = push_placeholder(resp);
-	else if ((r = zh__out_push(resp->ctx, NULL, 0, NULL, NULL)) >= 0)
-		resp->head_slot = (uint16_t)r;
-	if (r < 0)
-		(void)fail(resp, -ENOBUFS);
-}
-
 static int stream_start(zh_response_t *resp)
 {
-	zh__ctx_t *ctx = resp->ctx;
 	if (resp->streaming)
 		return 0;
 	if (!resp->committed)
@@ -1051,27 +798,13 @@ static int stream_start(zh_response_t *resp)
 	filter_head(resp); /* may drop Content-Length (gzip): the framing follows it */
 	if (resp->error)
 		return -EIO; /* a header the filter could not set: a 500, head unsent */
-	if (resp->head_only || !status_has_body(resp->status))
-		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
-	else if (resp->has_length)
-		resp->framing = ZH__F_LENGTH;
-	else if (ctx->req.h.minor == 1)
-		resp->framing = ZH__F_CHUNKED;
-	else
-		resp->framing = ZH__F_CLOSE; /* HTTP/1.0: the end of the connection ends the body */
 	if (resp->has_length && resp->body_len > resp->declared_len && !resp->head_only)
 		return fail(resp, -EMSGSIZE); /* already longer than declared: a 500 */
 	resp->streaming = true;
-	decide_close(ctx, resp);
-	if (resp->framing == ZH__F_CLOSE)
-		resp->close = true;
-	if (!serialize_head(ctx, resp) ||
-	    (resp->framing == ZH__F_CHUNKED && !resp->head_only && push_placeholder(resp) < 0)) {
+	if (zh__pr_head_stream(resp) < 0) {
 		/* no head could be queued (pool exhausted): not streaming after all, so the
 		 * response ends as an unsent failure, and its empty head slot sends nothing */
 		resp->streaming = false;
-		resp->framing = ZH__F_LENGTH;
-		resp->chunk_crlf = false;
 		return fail(resp, -ENOBUFS);
 	}
 	return 0;
@@ -1080,7 +813,7 @@ static int stream_start(zh_response_t *resp)
 void zh__resp_stream_start(zh_response_t *resp)
 {
 	if (resp->streaming)
-		zh__resp_chunk_boundary(resp); /* what the handler wrote since the last spill */
+		zh__pr_boundary(resp); /* what the handler wrote since the last spill */
 	else
 		(void)stream_start(resp);
 }
@@ -1093,7 +826,7 @@ static int spill(zh_response_t *resp)
 	zh__ctx_t *ctx = resp->ctx;
 	int r;
 	if (resp->streaming)
-		zh__resp_chunk_boundary(resp);
+		zh__pr_boundary(resp);
 	else if ((r = stream_start(resp)) < 0)
 		return r;
 	r = zh__conn_flush(ctx);
@@ -1103,7 +836,7 @@ static int spill(zh_response_t *resp)
 	}
 	if (r == 0)
 		return -EAGAIN;
-	return resp->error ? -ENOBUFS : 0; /* all sent; zh__resp_rebase ran */
+	return resp->error ? -ENOBUFS : 0; /* all sent; zh__pr_rebase ran */
 }
 
 /* The socket is full and the response can hold no more: wait for the socket, blocking the
