@@ -36,7 +36,7 @@ PB_LIBS  += -lcrypt
 SRCS    := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
 	   src/static.c src/protobuf.c src/json.c src/dtoa.c src/metrics.c src/middleware.c src/mw_gzip.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c src/mw_auth.c \
-	   src/transport_plain.c src/http1.c
+	   src/transport_plain.c src/http1.c src/stream.c
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h src/ext.h src/dtoa.h

@@ -653,11 +653,60 @@ static inline void zh__writer_sync(zh_response_t *resp)
 int zh__writer_check(zh_response_t *resp, bool final);
 void zh__resp_stream_start(zh_response_t *resp); /* producers: head out now */
 void zh__resp_release_filter(zh_response_t *resp); /* the connection died */
-int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
+void zh__resp_commit(zh_response_t *resp, int status); /* runs the commit hooks */
+int zh__resp_body_gate(zh_response_t *resp);  /* every body source's first call */
+void zh__resp_filter_head(zh_response_t *resp);
+static inline int zh__resp_fail(zh_response_t *resp, int err)
+{
+	resp->error = true; /* sticky: the response becomes a 500 if still unsent */
+	return err;
+}
+
+/* stream.c: the output queue, and a response leaving while it is written */
+static inline int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn,
+			       void *arg)
+{
+	uint16_t i = ctx->iov_n;
+	if (ZH__UNLIKELY(i == ZH__IOV_CAP))
+		return -ENOBUFS;
+	ctx->iov[i].iov_base = (void *)(uintptr_t)base;
+	ctx->iov[i].iov_len = len;
+	ctx->rel[i].fn = fn;
+	ctx->rel[i].arg = arg;
+	ctx->rel[i].pool = NULL;
+	ctx->rel[i].file_fd = -1;
+	ctx->iov_n = (uint16_t)(i + 1);
+	return i;
+}
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);
 void zh__release_entry(zh__rel_t *r);
 void zh__out_reset(zh__ctx_t *ctx);
+void zh__out_truncate(zh__ctx_t *ctx, zh_response_t *resp); /* drops the body parts */
+int zh__resp_spill_wait(zh_response_t *resp);
+int zh__resp_raw_window(zh_response_t *resp, size_t min, char **p, char **end);
+void zh__resp_raw_commit(zh_response_t *resp, char *from, char *to);
+/* Body parts may use the queue up to ZH__IOV_LIBRARY short of its end: zh__resp_finish
+ * appends its own records after them. A full queue is spilled to the socket first. */
+static inline int zh__resp_push_part(zh_response_t *resp, const void *base, size_t len,
+				     zh_release_fn fn, void *arg)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	if (ZH__UNLIKELY(ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY) &&
+	    (zh__resp_spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
+		return -ENOBUFS;
+	return zh__out_push(ctx, base, len, fn, arg);
+}
+/* A declared Content-Length is a promise: once the head may have left, bytes beyond it
+ * would be read as the next response. So they are refused at once, and the response fails
+ * (a 500 if unsent, else a cut connection). */
+static inline bool zh__resp_length_ok(zh_response_t *resp, uint64_t n)
+{
+	if (!resp->has_length || resp->head_only || resp->body_len + n <= resp->declared_len)
+		return true;
+	(void)zh__resp_fail(resp, -EMSGSIZE);
+	return false;
+}
 void zh__date_refresh(zh__worker_t *w, time_t now);
 
 /* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
