@@ -519,7 +519,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		req->body_state = ZH__B_DONE;
 		return;
 	}
-	r = zh__body_start(ctx);
+	r = zh__pr_body_start(ctx);
 	if (r < 0) {
 		refuse(w, c, -r, 0);
 		return;
@@ -724,7 +724,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				continue; /* answered by the library */
 		}
 		if (req->body_state == ZH__B_READING) {
-			int r = zh__body_feed(ctx);
+			int r = zh__pr_body_feed(ctx);
 			if (r < 0) {
 				refuse(w, c, -r, 0);
 				continue;

@@ -317,6 +317,9 @@ const zh__proto_t zh__proto_http1 = {
 	.rebase = zh__h1_rebase,
 	.body_end = zh__h1_body_end,
 	.send_end = h1_send_end,
+	.body_start = zh__h1_body_start,
+	.body_feed = zh__h1_body_feed,
+	.body_read = zh__h1_body_read,
 };
 
 const zh__proto_t *zh__protos[ZH__PROTOS_MAX] = {&zh__proto_http1};

@@ -564,6 +564,10 @@ uint64_t zh__now_ms(void);
  *  body_end     a streamed body ends: its terminator (last chunk; END_STREAM). Returns
  *               true when the body is broken (short of a declared length, no memory):
  *               the caller closes the connection.
+ *  body_start   the request head is routed: set up the request body (HTTP/1: Content-
+ *               Length or chunked, in place or in a pooled buffer). 1 complete, 0 bytes
+ *               missing, or -status (413, 400, 503). body_feed: the same after new bytes.
+ *  body_read    a streaming route's next body bytes into buf (zh_body_read's contract).
  *  send_end     while a response streams: of the queue iov[iov_head..end), the end of
  *               what may be sent now (HTTP/1: not a chunk whose size line is not written
  *               yet). A whole response was framed by head_whole: all of it may go. */
@@ -575,6 +579,9 @@ typedef struct zh__proto {
 	void (*rebase)(zh_response_t *resp);
 	bool (*body_end)(zh_response_t *resp);
 	uint16_t (*send_end)(const zh__ctx_t *ctx, uint16_t end);
+	int (*body_start)(zh__ctx_t *ctx);
+	int (*body_feed)(zh__ctx_t *ctx);
+	ssize_t (*body_read)(zh_request_t *req, char *buf, size_t cap);
 } zh__proto_t;
 
 extern const zh__proto_t zh__proto_http1;
@@ -592,6 +599,9 @@ int zh__h1_head_stream(zh_response_t *resp);
 void zh__h1_boundary(zh_response_t *resp);
 void zh__h1_rebase(zh_response_t *resp);
 bool zh__h1_body_end(zh_response_t *resp);
+int zh__h1_body_start(zh__ctx_t *ctx); /* body.c */
+int zh__h1_body_feed(zh__ctx_t *ctx);
+ssize_t zh__h1_body_read(zh_request_t *req, char *buf, size_t cap);
 static inline uint16_t zh__h1_send_end(const zh__ctx_t *ctx, uint16_t end)
 {
 	const zh_response_t *resp = &ctx->resp;
@@ -633,6 +643,18 @@ static inline bool zh__pr_body_end(zh_response_t *resp)
 static inline uint16_t zh__pr_send_end(const zh__ctx_t *ctx, uint16_t end)
 {
 	return ZH__PROTO_CALL(ctx->conn, zh__h1_send_end, send_end, ctx, end);
+}
+static inline int zh__pr_body_start(zh__ctx_t *ctx)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_body_start, body_start, ctx);
+}
+static inline int zh__pr_body_feed(zh__ctx_t *ctx)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_body_feed, body_feed, ctx);
+}
+static inline ssize_t zh__pr_body_read(zh_request_t *req, char *buf, size_t cap)
+{
+	return ZH__PROTO_CALL(req->ctx->conn, zh__h1_body_read, body_read, req, buf, cap);
 }
 
 /* response.c */
@@ -709,12 +731,11 @@ static inline bool zh__resp_length_ok(zh_response_t *resp, uint64_t n)
 }
 void zh__date_refresh(zh__worker_t *w, time_t now);
 
-/* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
- * return 1 when the body is complete, 0 when bytes are missing, or -status (413, 400, 503).
+/* body.c: HTTP/1's body_start once the head is routed, body_feed after new bytes (the
+ * protocol seam above: zh__pr_body_start, zh__pr_body_feed); both return 1 when the body
+ * is complete, 0 when bytes are missing, or -status (413, 400, 503).
  * zh__body_read_target() says where the next read() should land: true for the body buffer
  * (Content-Length bodies too big for the receive buffer), false for the receive buffer. */
-int zh__body_start(zh__ctx_t *ctx);
-int zh__body_feed(zh__ctx_t *ctx);
 bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap);
 void zh__body_release(zh__ctx_t *ctx);
 bool zh__body_stream_complete(const zh_request_t *req);

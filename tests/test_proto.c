@@ -20,6 +20,7 @@
 
 static atomic_ulong n_whole, n_stream, n_boundary, n_rebase, n_end, n_send_end;
 static atomic_ulong boundary_bytes; /* body bytes the boundaries covered */
+static atomic_ulong n_body_start, n_body_feed, n_body_read;
 
 /* "DBL <status> <what>\n" and the header fields as the exchange layer stored them. */
 static bool put_head(zh_response_t *resp, const char *what)
@@ -91,6 +92,26 @@ static uint16_t dbl_send_end(const zh__ctx_t *ctx, uint16_t end)
 	return end;
 }
 
+/* The request side keeps HTTP/1's framing (the requests are HTTP/1), counted: the exchange
+ * layer must reach it only through the seam. */
+static int dbl_body_start(zh__ctx_t *ctx)
+{
+	atomic_fetch_add(&n_body_start, 1);
+	return zh__h1_body_start(ctx);
+}
+
+static int dbl_body_feed(zh__ctx_t *ctx)
+{
+	atomic_fetch_add(&n_body_feed, 1);
+	return zh__h1_body_feed(ctx);
+}
+
+static ssize_t dbl_body_read(zh_request_t *req, char *buf, size_t cap)
+{
+	atomic_fetch_add(&n_body_read, 1);
+	return zh__h1_body_read(req, buf, cap);
+}
+
 static const zh__proto_t dbl = {
 	.name = "test-double",
 	.head_whole = dbl_head_whole,
@@ -99,6 +120,9 @@ static const zh__proto_t dbl = {
 	.rebase = dbl_rebase,
 	.body_end = dbl_body_end,
 	.send_end = dbl_send_end,
+	.body_start = dbl_body_start,
+	.body_feed = dbl_body_feed,
+	.body_read = dbl_body_read,
 };
 
 /* ---- the server -------------------------------------------------------------------------- */
@@ -141,6 +165,33 @@ static void h_big(zh_request_t *req, zh_response_t *resp, void *arg)
 	cr_assert_eq(zh_resp_produce(resp, produce, NULL), 0);
 }
 
+static void h_echo(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t body;
+	(void)arg;
+	cr_assert_eq(zh_body_all(req, &body), 0);
+	cr_assert_eq(zh_reply(resp, 200, "text/plain", body.ptr, body.len), 0);
+}
+
+/* A streaming route: counts the body bytes zh_body_read hands out, then answers the count. */
+static void h_count(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	uint64_t *total = zh_resp_state(resp);
+	char buf[64];
+	ssize_t n;
+	if (arg == NULL)
+		*total = 0; /* the first call; continuations pass a non-NULL arg */
+	while ((n = zh_body_read(req, buf, sizeof buf)) > 0)
+		*total += (uint64_t)n;
+	if (n == -EAGAIN) {
+		cr_assert_eq(zh_body_wait(req, h_count, (void *)1), 0);
+		return;
+	}
+	cr_assert_eq(n, 0);
+	n = snprintf(buf, sizeof buf, "%llu", (unsigned long long)*total);
+	cr_assert_eq(zh_reply(resp, 200, "text/plain", buf, (size_t)n), 0);
+}
+
 /* A middleware's commit hook adds a header: it reaches the protocol like the handler's. */
 static void mw_commit(zh_response_t *resp, void *arg)
 {
@@ -164,6 +215,9 @@ static void setup(void)
 	cr_assert_not_null(srv, "zh_server_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/hello", 0, h_hello, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/big", 0, h_big, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/echo", 0, h_echo, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/count", ZH_ROUTE_STREAM_BODY, h_count, NULL),
+		     0);
 	cr_assert_eq(zh_server_use(srv, &mw), 0);
 	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
 }
@@ -237,6 +291,24 @@ Test(proto, streamed_response_through_the_protocol)
 	cr_assert_gt(atomic_load(&n_boundary) - b0, 1);
 	cr_assert_eq(atomic_load(&boundary_bytes) - bb0, 30000);
 	cr_assert_gt(atomic_load(&n_send_end), 0); /* asked how much of the queue may go */
+}
+
+/* Request bodies: a buffered one (Content-Length) through body_start, a streamed chunked
+ * one through body_read; the handlers see the same bytes as over HTTP/1. */
+Test(proto, request_bodies_through_the_protocol)
+{
+	static char buf[4096];
+	fetch("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", buf,
+	      sizeof buf);
+	cr_assert_eq(strncmp(buf, "DBL 200 len=11\n", 15), 0, "%s", buf);
+	cr_assert_not_null(strstr(buf, "\n\nhello world"), "%s", buf);
+	cr_assert_geq(atomic_load(&n_body_start), 1);
+	fetch("POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+	      buf, sizeof buf);
+	cr_assert_eq(strncmp(buf, "DBL 200 len=2\n", 14), 0, "%s", buf);
+	cr_assert_not_null(strstr(buf, "\n\n11"), "%s", buf);
+	cr_assert_geq(atomic_load(&n_body_read), 2); /* the bytes, then the end */
 }
 
 /* HTTP/1.1 is the default again after install(NULL); the table keeps the double. */
