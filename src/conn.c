@@ -20,7 +20,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -251,7 +250,7 @@ static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
 	zh__ctx_t *ctx = c->ctx;
 	zh__rel_t *r = &ctx->rel[i];
 	for (;;) {
-		uint64_t before = r->file_off;
+		/* advances r->file_off by what it sent */
 		ssize_t n = zh__tr(c)->send_file(c, r->file_fd, &r->file_off, ctx->iov[i].iov_len);
 		ZH__STAT_ADD(w, sendfile_calls, 1);
 		if (n < 0)
@@ -259,7 +258,6 @@ static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
 		if (n == 0)
 			return -1;
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
-		r->file_off = before + (uint64_t)n;
 		ctx->iov[i].iov_len -= (size_t)n;
 		if (ctx->iov[i].iov_len == 0) {
 			zh__release_entry(r);
