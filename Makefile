@@ -57,7 +57,8 @@ auth_SRCS    := src/mw_auth.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
 CORE_SRCS := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
 	   src/static.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
-	   src/accesslog.c src/mw_limit.c src/mw_cors.c
+	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
+	   src/transport_plain.c src/http1.c src/stream.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
@@ -83,7 +84,8 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
-	      $(BUILD)/tests/test_ext
+	      $(BUILD)/tests/test_ext \
+	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \

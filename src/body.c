@@ -150,7 +150,7 @@ static int feed_chunked(zh__ctx_t *ctx)
 	}
 }
 
-int zh__body_feed(zh__ctx_t *ctx)
+int zh__h1_body_feed(zh__ctx_t *ctx)
 {
 	zh_request_t *req = &ctx->req;
 	if (req->body_state != ZH__B_READING)
@@ -169,7 +169,7 @@ int zh__body_feed(zh__ctx_t *ctx)
 	return 1;
 }
 
-int zh__body_start(zh__ctx_t *ctx)
+int zh__h1_body_start(zh__ctx_t *ctx)
 {
 	zh_request_t *req = &ctx->req;
 	uint32_t bstart = body_start_off(ctx);
@@ -182,7 +182,7 @@ int zh__body_start(zh__ctx_t *ctx)
 	req->body = ctx->rbuf + bstart;
 	if (req->h.flags & ZH__H_CHUNKED) {
 		req->body_state = ZH__B_READING;
-		return zh__body_feed(ctx);
+		return zh__h1_body_feed(ctx);
 	}
 	if (!(req->h.flags & ZH__H_CL) || cl == 0) {
 		req->body_state = ZH__B_DONE;
@@ -203,7 +203,7 @@ int zh__body_start(zh__ctx_t *ctx)
 		req->body = req->body_buf;
 		ctx->rlen = bstart;
 	}
-	return zh__body_feed(ctx);
+	return zh__h1_body_feed(ctx);
 }
 
 bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap)
@@ -273,7 +273,7 @@ static ssize_t stream_fail(zh_request_t *req, int err)
 	return err;
 }
 
-/* One read() from the socket; -EAGAIN when drained, -ECONNRESET at EOF. */
+/* One read from the transport; -EAGAIN when drained, -ECONNRESET at EOF. */
 static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
 {
 	zh__conn_t *c = req->ctx->conn;
@@ -281,17 +281,13 @@ static ssize_t stream_recv(zh_request_t *req, char *dst, size_t cap)
 	ssize_t n;
 	if (!c->readable)
 		return -EAGAIN;
-	do
-		n = zh__sys_read(c->fd, dst, cap);
-	while (n < 0 && errno == EINTR);
+	n = zh__tr_recv(c, dst, cap); /* clears c->readable when drained */
 	ZH__STAT_ADD(w, read_calls, 1);
 	if (n > 0) {
 		ZH__STAT_ADD(w, bytes_in, (uint64_t)n);
-		if ((size_t)n < cap && !c->hup_seen)
-			c->readable = false;
 		return n;
 	}
-	if (n < 0 && errno == EAGAIN) {
+	if (n == -EAGAIN) {
 		c->readable = false;
 		return -EAGAIN;
 	}
@@ -384,7 +380,9 @@ bool zh__body_stream_buffered(const zh_request_t *req)
 	return req->stream && !zh__body_stream_complete(req) && req->raw_pos < req->ctx->rlen;
 }
 
-static ssize_t stream_read(zh_request_t *req, char *buf, size_t cap)
+/* A streaming route's next body bytes: Content-Length or chunked framing, read from the
+ * transport as needed (HTTP/1's body_read). */
+ssize_t zh__h1_body_read(zh_request_t *req, char *buf, size_t cap)
 {
 	if (req->stream_err)
 		return req->stream_err;
@@ -410,7 +408,7 @@ ssize_t zh_body_read(zh_request_t *req, void *buf, size_t cap)
 	if (cap == 0)
 		return -EINVAL; /* 0 would read as the end of the body */
 	if (req->stream)
-		return stream_read(req, buf, cap);
+		return zh__pr_body_read(req, buf, cap);
 	uint64_t left = req->body_len - req->body_off;
 	size_t n = left < cap ? (size_t)left : cap;
 	memcpy(buf, req->body + req->body_off, n);

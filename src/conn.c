@@ -20,7 +20,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,6 +36,16 @@ static const char canned_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
 static void send_canned_503(zh__worker_t *w, int fd)
 {
 	ssize_t n = send(fd, canned_503, sizeof canned_503 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0)
+		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
+}
+
+/* The same, on an accepted connection: through its transport (TLS would encrypt it). */
+static void send_canned_503_conn(zh__worker_t *w, zh__conn_t *c)
+{
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)canned_503,
+			    .iov_len = sizeof canned_503 - 1};
+	ssize_t n = zh__tr_send(c, &iov, 1, false);
 	if (n > 0)
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
 }
@@ -143,6 +152,8 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	/* responses leave whole in one writev; Nagle would only delay the next one */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
+	c->tr = zh__transport_default;
+	c->proto = zh__proto_default;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
 	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
@@ -164,7 +175,7 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__timer_clear(w, c);
 	ctx_detach(w, c);
-	close(c->fd); /* also leaves the epoll set */
+	zh__tr(c)->close(c); /* also leaves the epoll set */
 	c->fd = -1;
 	c->state = ZH__C_FREE;
 	/* Not back to the pool yet: the current epoll batch may still hold events for this slot,
@@ -178,12 +189,10 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 static void linger_read(zh__worker_t *w, zh__conn_t *c)
 {
 	for (int i = 0; i < 64; i++) { /* bounded: a flood waits for the next edge */
-		ssize_t n = read(c->fd, w->discard, sizeof w->discard);
+		ssize_t n = zh__tr_recv(c, w->discard, sizeof w->discard);
 		if (n > 0)
 			continue;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == -EAGAIN)
 			return;
 		zh__conn_close(w, c);
 		return;
@@ -196,7 +205,7 @@ static void linger_read(zh__worker_t *w, zh__conn_t *c)
 static void linger_close(zh__worker_t *w, zh__conn_t *c)
 {
 	ctx_detach(w, c);
-	if (shutdown(c->fd, SHUT_WR) < 0) {
+	if (zh__tr(c)->shutdown(c) < 0) {
 		zh__conn_close(w, c);
 		return;
 	}
@@ -219,14 +228,12 @@ static bool response_open(const zh__ctx_t *ctx)
 static uint16_t flush_end(const zh__ctx_t *ctx)
 {
 	const zh_response_t *resp = &ctx->resp;
-	/* a chunked body's bytes after its placeholder have no size line yet: they wait for
-	 * the next chunk boundary */
-	if (ctx->in_request && resp->streaming && resp->framing == ZH__F_CHUNKED &&
-	    !resp->head_only && ctx->iov_n > resp->chunk_slot + 1)
-		return resp->chunk_slot;
 	/* an unfinished response whose head has not left: send only what precedes its head
 	 * (earlier pipelined responses, 100 Continue) */
-	return response_open(ctx) && !resp->streaming ? resp->head_slot : ctx->iov_n;
+	if (ZH__LIKELY(!resp->streaming))
+		return response_open(ctx) ? resp->head_slot : ctx->iov_n;
+	/* a response streaming now: what the protocol's framing allows */
+	return ctx->in_request ? zh__pr_send_end(ctx, ctx->iov_n) : ctx->iov_n;
 }
 
 static bool sendable(const zh__ctx_t *ctx)
@@ -243,18 +250,14 @@ static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
 	zh__ctx_t *ctx = c->ctx;
 	zh__rel_t *r = &ctx->rel[i];
 	for (;;) {
-		off_t off = (off_t)r->file_off;
-		ssize_t n = sendfile(c->fd, r->file_fd, &off, ctx->iov[i].iov_len);
+		/* advances r->file_off by what it sent */
+		ssize_t n = zh__tr(c)->send_file(c, r->file_fd, &r->file_off, ctx->iov[i].iov_len);
 		ZH__STAT_ADD(w, sendfile_calls, 1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -1;
-		}
+		if (n < 0)
+			return n == -EAGAIN ? 0 : -1;
 		if (n == 0)
 			return -1;
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
-		r->file_off += (uint64_t)n;
 		ctx->iov[i].iov_len -= (size_t)n;
 		if (ctx->iov[i].iov_len == 0) {
 			zh__release_entry(r);
@@ -286,18 +289,11 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		}
 		while (run < end && ctx->rel[run].file_fd < 0)
 			run++;
-		if (run < end) {
-			struct msghdr msg = {.msg_iov = iov, .msg_iovlen = run - ctx->iov_head};
-			n = sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
-		} else {
-			n = zh__sys_writev(c->fd, iov, run - ctx->iov_head);
-		}
+		/* a run followed by a file: MSG_MORE, the head shares packets with the file */
+		n = zh__tr_send(c, iov, run - ctx->iov_head, run < end);
 		ZH__STAT_ADD(w, writev_calls, 1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -1;
-		}
+		if (n < 0)
+			return n == -EAGAIN ? 0 : -1;
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);
 		left = (size_t)n;
 		while (ctx->iov_head < run && ctx->iov[ctx->iov_head].iov_len <= left) {
@@ -316,7 +312,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 	if (ctx->iov_head == ctx->iov_n) {
 		zh__out_reset(ctx);
 		if (ctx->in_request && ctx->resp.streaming)
-			zh__resp_rebase(&ctx->resp); /* still being written */
+			zh__pr_rebase(&ctx->resp); /* still being written */
 	}
 	return 1;
 }
@@ -521,7 +517,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		req->body_state = ZH__B_DONE;
 		return;
 	}
-	r = zh__body_start(ctx);
+	r = zh__pr_body_start(ctx);
 	if (r < 0) {
 		refuse(w, c, -r, 0);
 		return;
@@ -625,7 +621,7 @@ static void produce(zh__worker_t *w, zh__conn_t *c)
 		r = -EINVAL; /* no progress: calling again would spin */
 	if (r == ZH_PRODUCE_MORE && !resp->error) {
 		zh__resp_filter_flush(resp);
-		zh__resp_chunk_boundary(resp);
+		zh__pr_boundary(resp);
 		return;
 	}
 	ctx->produce_fn = NULL;
@@ -726,7 +722,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				continue; /* answered by the library */
 		}
 		if (req->body_state == ZH__B_READING) {
-			int r = zh__body_feed(ctx);
+			int r = zh__pr_body_feed(ctx);
 			if (r < 0) {
 				refuse(w, c, -r, 0);
 				continue;
@@ -753,21 +749,15 @@ static ssize_t read_more(zh__worker_t *w, zh__conn_t *c)
 
 	if (cap == 0)
 		return -ENOBUFS;
-	do
-		n = zh__sys_read(c->fd, dst, cap);
-	while (n < 0 && errno == EINTR);
+	n = zh__tr_recv(c, dst, cap); /* clears c->readable when drained */
 	ZH__STAT_ADD(w, read_calls, 1);
-	if (n < 0)
-		return -errno;
-	if (n == 0)
-		return 0;
+	if (n <= 0)
+		return n;
 	ZH__STAT_ADD(w, bytes_in, (uint64_t)n);
 	if (to_body)
 		ctx->req.body_len += (uint64_t)n;
 	else
 		ctx->rlen += (uint32_t)n;
-	if ((size_t)n < cap && !c->hup_seen)
-		c->readable = false; /* edge-triggered: a short read means drained */
 	return n;
 }
 
@@ -845,7 +835,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (ctx == NULL && ready < 0)
 				break; /* EOF or nothing after all: settles like any idle connection */
 			if (ctx == NULL) {
-				send_canned_503(w, c->fd);
+				send_canned_503_conn(w, c);
 				ZH__STAT_ADD(w, shed_503, 1);
 				ZH__STAT_ADD(w, pool_exhausted, 1);
 				linger_close(w, c);
@@ -932,7 +922,7 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 static int head_waiting(zh__worker_t *w, zh__conn_t *c)
 {
 	const char *p = w->discard, *end;
-	ssize_t n = recv(c->fd, w->discard, sizeof w->discard, MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n = zh__tr(c)->peek(c, w->discard, sizeof w->discard);
 	if (n <= 0) {
 		if (n == 0)
 			c->rdhup = true;

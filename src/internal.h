@@ -16,6 +16,7 @@
 #include "zerohttp.h"
 #include "ext.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -41,6 +42,54 @@ static inline int zh__sys_epoll_wait(int ep, struct epoll_event *ev, int max, in
 {
 	return (int)syscall(SYS_epoll_wait, ep, ev, max, timeout);
 }
+
+/* ---- transport (transport_plain.c; the seam is described in docs/design.md) ------------ */
+
+typedef struct zh__conn zh__conn_t;
+
+/* What makes a blocked operation progress: the transport's answer after one of its calls
+ * returned -EAGAIN. A plain socket's send waits for writability and its recv for input;
+ * TLS may need input to finish a write (a record or KeyUpdate to read first) or output
+ * to finish a read (a handshake message to send). */
+enum zh__want { ZH__WANT_READ = 1u << 0, ZH__WANT_WRITE = 1u << 1 };
+
+/* How a connection moves bytes. All calls are non-blocking and return bytes moved (> 0),
+ * 0 (recv: end of input), or -errno (-EAGAIN: nothing now; then wants() says which
+ * readiness to wait for). EINTR is retried inside. Buffers are lent for the call only:
+ * recv fills the caller's buffer, send reads the caller's iovecs, and neither keeps them
+ * (a transport that must frame or encrypt copies into its own per-connection buffer).
+ *  recv      into buf[0..cap); clears c->readable when it knows the input is drained (a
+ *            plain socket: a short read, see conn.c), so the loop waits for an edge.
+ *  peek      recv without consuming (the eviction check), same returns as recv.
+ *  send      the iovecs in order; more: further bytes (a file range) follow at once, so
+ *            the transport may hold a partial packet back (MSG_MORE).
+ *  send_file len bytes of file fd from *off, advancing *off (sendfile on a plain socket).
+ *  shutdown  no more output (SHUT_WR; TLS: close_notify first).
+ *  close     forget the connection and close its fd.
+ *  wants     blocked is the direction of the call that returned -EAGAIN (ZH__WANT_READ
+ *            for recv/peek, ZH__WANT_WRITE for send/send_file); the answer is the
+ *            readiness that lets it progress. */
+typedef struct zh__transport {
+	const char *name;
+	ssize_t (*recv)(zh__conn_t *c, void *buf, size_t cap);
+	ssize_t (*peek)(zh__conn_t *c, void *buf, size_t cap);
+	ssize_t (*send)(zh__conn_t *c, const struct iovec *iov, int cnt, bool more);
+	ssize_t (*send_file)(zh__conn_t *c, int fd, uint64_t *off, size_t len);
+	int (*shutdown)(zh__conn_t *c);
+	void (*close)(zh__conn_t *c);
+	unsigned (*wants)(zh__conn_t *c, unsigned blocked);
+} zh__transport_t;
+
+/* The plain socket, called directly (no indirect call on the hot path); the others through
+ * zh__transports[c->tr]. */
+extern const zh__transport_t zh__transport_plain;
+enum { ZH__TRANSPORTS_MAX = 4 };
+extern const zh__transport_t *zh__transports[ZH__TRANSPORTS_MAX];
+extern uint8_t zh__transport_default; /* given to new connections: 0 = plain */
+/* Registers t (until the process ends) and makes it the transport of connections accepted
+ * from now on; NULL makes it the plain socket again. Returns 0, or -ENOSPC when the table
+ * is full. For tests (tests/test_transport.c); TLS will choose per listener. */
+int zh__transport_install(const zh__transport_t *t);
 
 
 enum {
@@ -159,7 +208,6 @@ void zh__pool_keep_readable(zh__pool_t *p);
 /* ---- connection, context, request, response (conn.c, response.c, body.c) ---------------- */
 
 typedef struct zh__worker zh__worker_t;
-typedef struct zh__conn zh__conn_t;
 typedef struct zh__ctx zh__ctx_t;
 
 typedef struct zh__route {
@@ -207,9 +255,70 @@ struct zh__conn {
 				   zh_resp_defer() find a different value */
 	uint8_t peer[16];	/* client address: IPv4 in the first 4 bytes, or IPv6 */
 	uint8_t peer_v6;
+	uint8_t tr;		/* transport: index into zh__transports, 0 = plain */
+	uint8_t proto;		/* protocol: index into zh__protos, 0 = HTTP/1.1 */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
+
+/* The plain socket's recv and send, inline in the callers (a function call each cost about
+ * 25 instructions per request, callgrind). transport_plain.c has the rest.
+ *
+ * recv: a short read means the socket is drained: the next arrival raises a new edge
+ * (epoll is edge-triggered, conn.c), which saves the EAGAIN read a level-triggered loop
+ * needs. Not after RDHUP/HUP: no further edge will come, so reading goes on until EOF. */
+static inline ssize_t zh__plain_recv(zh__conn_t *c, void *buf, size_t cap)
+{
+	for (;;) {
+		ssize_t n = zh__sys_read(c->fd, buf, cap);
+		if (ZH__LIKELY(n > 0)) {
+			if ((size_t)n < cap && !c->hup_seen)
+				c->readable = false;
+			return n;
+		}
+		if (n == 0 || errno != EINTR)
+			return n == 0 ? 0 : -errno;
+	}
+}
+
+/* send: writev() has no flags; with `more` (a file follows), sendmsg(MSG_MORE) lets the
+ * head share packets with the file's first bytes. SIGPIPE is ignored (server.c), so a
+ * vanished peer is -EPIPE. */
+static inline ssize_t zh__plain_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
+{
+	for (;;) {
+		ssize_t n;
+		if (ZH__UNLIKELY(more)) {
+			struct msghdr msg = {.msg_iov = (struct iovec *)(uintptr_t)iov,
+					     .msg_iovlen = (size_t)cnt};
+			n = sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+		} else {
+			n = zh__sys_writev(c->fd, iov, cnt);
+		}
+		if (ZH__LIKELY(n >= 0))
+			return n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* The connection's transport calls: the plain socket directly, another through its table. */
+static inline const zh__transport_t *zh__tr(const zh__conn_t *c)
+{
+	return zh__transports[c->tr];
+}
+static inline ssize_t zh__tr_recv(zh__conn_t *c, void *buf, size_t cap)
+{
+	if (ZH__UNLIKELY(c->tr != 0))
+		return zh__tr(c)->recv(c, buf, cap);
+	return zh__plain_recv(c, buf, cap);
+}
+static inline ssize_t zh__tr_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
+{
+	if (ZH__UNLIKELY(c->tr != 0))
+		return zh__tr(c)->send(c, iov, cnt, more);
+	return zh__plain_send(c, iov, cnt, more);
+}
 
 /* What to do when the kernel has taken a queue entry: call fn(arg), or put arg back into
  * pool (internal buffers). Both NULL: nothing. A file entry (file_fd >= 0) is sent with
@@ -437,6 +546,118 @@ void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__now_ms(void);
 
+/* ---- protocol (http1.c; the seam is described in docs/design.md) ------------------------ */
+
+/* How an exchange (one request and its response) goes on the wire. The exchange layer
+ * (response.c) decides what the response is, its status, headers, body parts in the
+ * output queue and whether they are complete; the protocol writes its head and frames its
+ * body, and says how much of the queue may leave. Handlers and middleware see only the
+ * exchange layer, so they cannot tell which protocol serves them.
+ *  head_whole   the body is complete and queued after resp->head_slot: put the head in
+ *               that slot (HTTP/1: status line, headers, exact Content-Length; the
+ *               keep-alive decision, resp->close). false when no memory: the caller drops
+ *               the response and closes.
+ *  head_stream  the head leaves before the body is complete (a spill, a producer, a
+ *               streaming route): fix the framing and queue the head. 0, or -ENOBUFS.
+ *  boundary     body bytes queued since the last boundary become one framed unit (an
+ *               HTTP/1 chunk; an HTTP/2 DATA frame). Errors set resp->error.
+ *  rebase       the queue was sent whole and rewound while the body is being written.
+ *  body_end     a streamed body ends: its terminator (last chunk; END_STREAM). Returns
+ *               true when the body is broken (short of a declared length, no memory):
+ *               the caller closes the connection.
+ *  body_start   the request head is routed: set up the request body (HTTP/1: Content-
+ *               Length or chunked, in place or in a pooled buffer). 1 complete, 0 bytes
+ *               missing, or -status (413, 400, 503). body_feed: the same after new bytes.
+ *  body_read    a streaming route's next body bytes into buf (zh_body_read's contract).
+ *  send_end     while a response streams: of the queue iov[iov_head..end), the end of
+ *               what may be sent now (HTTP/1: not a chunk whose size line is not written
+ *               yet). A whole response was framed by head_whole: all of it may go. */
+typedef struct zh__proto {
+	const char *name;
+	bool (*head_whole)(zh_response_t *resp);
+	int (*head_stream)(zh_response_t *resp);
+	void (*boundary)(zh_response_t *resp);
+	void (*rebase)(zh_response_t *resp);
+	bool (*body_end)(zh_response_t *resp);
+	uint16_t (*send_end)(const zh__ctx_t *ctx, uint16_t end);
+	int (*body_start)(zh__ctx_t *ctx);
+	int (*body_feed)(zh__ctx_t *ctx);
+	ssize_t (*body_read)(zh_request_t *req, char *buf, size_t cap);
+} zh__proto_t;
+
+extern const zh__proto_t zh__proto_http1;
+enum { ZH__PROTOS_MAX = 4 };
+extern const zh__proto_t *zh__protos[ZH__PROTOS_MAX];
+extern uint8_t zh__proto_default; /* given to new connections: 0 = HTTP/1.1 */
+/* Registers p (until the process ends) and makes it the protocol of connections accepted
+ * from now on; NULL makes it HTTP/1.1 again. 0, or -ENOSPC when the table is full. For
+ * tests (tests/test_proto.c); HTTP/2 will be chosen per connection (ALPN, h2c preface). */
+int zh__proto_install(const zh__proto_t *p);
+
+/* HTTP/1.1, called directly (no indirect call on the hot path). */
+bool zh__h1_head_whole(zh_response_t *resp);
+int zh__h1_head_stream(zh_response_t *resp);
+void zh__h1_boundary(zh_response_t *resp);
+void zh__h1_rebase(zh_response_t *resp);
+bool zh__h1_body_end(zh_response_t *resp);
+int zh__h1_body_start(zh__ctx_t *ctx); /* body.c */
+int zh__h1_body_feed(zh__ctx_t *ctx);
+ssize_t zh__h1_body_read(zh_request_t *req, char *buf, size_t cap);
+static inline uint16_t zh__h1_send_end(const zh__ctx_t *ctx, uint16_t end)
+{
+	const zh_response_t *resp = &ctx->resp;
+	/* a chunked body's bytes after its placeholder have no size line yet: they wait for
+	 * the next chunk boundary */
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only &&
+	    ctx->iov_n > resp->chunk_slot + 1)
+		return resp->chunk_slot;
+	return end;
+}
+
+static inline bool zh__status_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+#define ZH__PROTO_CALL(c, h1, op, ...)                                                      \
+	(ZH__UNLIKELY((c)->proto != 0) ? zh__protos[(c)->proto]->op(__VA_ARGS__) : h1(__VA_ARGS__))
+static inline bool zh__pr_head_whole(zh_response_t *resp)
+{
+	return ZH__PROTO_CALL(resp->ctx->conn, zh__h1_head_whole, head_whole, resp);
+}
+static inline int zh__pr_head_stream(zh_response_t *resp)
+{
+	return ZH__PROTO_CALL(resp->ctx->conn, zh__h1_head_stream, head_stream, resp);
+}
+static inline void zh__pr_boundary(zh_response_t *resp)
+{
+	ZH__PROTO_CALL(resp->ctx->conn, zh__h1_boundary, boundary, resp);
+}
+static inline void zh__pr_rebase(zh_response_t *resp)
+{
+	ZH__PROTO_CALL(resp->ctx->conn, zh__h1_rebase, rebase, resp);
+}
+static inline bool zh__pr_body_end(zh_response_t *resp)
+{
+	return ZH__PROTO_CALL(resp->ctx->conn, zh__h1_body_end, body_end, resp);
+}
+static inline uint16_t zh__pr_send_end(const zh__ctx_t *ctx, uint16_t end)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_send_end, send_end, ctx, end);
+}
+static inline int zh__pr_body_start(zh__ctx_t *ctx)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_body_start, body_start, ctx);
+}
+static inline int zh__pr_body_feed(zh__ctx_t *ctx)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_body_feed, body_feed, ctx);
+}
+static inline ssize_t zh__pr_body_read(zh_request_t *req, char *buf, size_t cap)
+{
+	return ZH__PROTO_CALL(req->ctx->conn, zh__h1_body_read, body_read, req, buf, cap);
+}
+
 /* response.c */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
 void zh__resp_finish(zh__ctx_t *ctx);
@@ -454,22 +675,68 @@ static inline void zh__writer_sync(zh_response_t *resp)
 }
 int zh__writer_check(zh_response_t *resp, bool final);
 void zh__resp_stream_start(zh_response_t *resp); /* producers: head out now */
-void zh__resp_chunk_boundary(zh_response_t *resp);
-void zh__resp_rebase(zh_response_t *resp); /* after the queue was sent whole and rewound */
 void zh__resp_release_filter(zh_response_t *resp); /* the connection died */
-int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg);
+void zh__resp_commit(zh_response_t *resp, int status); /* runs the commit hooks */
+int zh__resp_body_gate(zh_response_t *resp);  /* every body source's first call */
+void zh__resp_filter_head(zh_response_t *resp);
+static inline int zh__resp_fail(zh_response_t *resp, int err)
+{
+	resp->error = true; /* sticky: the response becomes a 500 if still unsent */
+	return err;
+}
+
+/* stream.c: the output queue, and a response leaving while it is written */
+static inline int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn,
+			       void *arg)
+{
+	uint16_t i = ctx->iov_n;
+	if (ZH__UNLIKELY(i == ZH__IOV_CAP))
+		return -ENOBUFS;
+	ctx->iov[i].iov_base = (void *)(uintptr_t)base;
+	ctx->iov[i].iov_len = len;
+	ctx->rel[i].fn = fn;
+	ctx->rel[i].arg = arg;
+	ctx->rel[i].pool = NULL;
+	ctx->rel[i].file_fd = -1;
+	ctx->iov_n = (uint16_t)(i + 1);
+	return i;
+}
 char *zh__out_reserve(zh__ctx_t *ctx, size_t len);
 void zh__out_release_all(zh__ctx_t *ctx);
 void zh__release_entry(zh__rel_t *r);
 void zh__out_reset(zh__ctx_t *ctx);
+void zh__out_truncate(zh__ctx_t *ctx, zh_response_t *resp); /* drops the body parts */
+int zh__resp_spill_wait(zh_response_t *resp);
+int zh__resp_raw_window(zh_response_t *resp, size_t min, char **p, char **end);
+void zh__resp_raw_commit(zh_response_t *resp, char *from, char *to);
+/* Body parts may use the queue up to ZH__IOV_LIBRARY short of its end: zh__resp_finish
+ * appends its own records after them. A full queue is spilled to the socket first. */
+static inline int zh__resp_push_part(zh_response_t *resp, const void *base, size_t len,
+				     zh_release_fn fn, void *arg)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	if (ZH__UNLIKELY(ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY) &&
+	    (zh__resp_spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
+		return -ENOBUFS;
+	return zh__out_push(ctx, base, len, fn, arg);
+}
+/* A declared Content-Length is a promise: once the head may have left, bytes beyond it
+ * would be read as the next response. So they are refused at once, and the response fails
+ * (a 500 if unsent, else a cut connection). */
+static inline bool zh__resp_length_ok(zh_response_t *resp, uint64_t n)
+{
+	if (!resp->has_length || resp->head_only || resp->body_len + n <= resp->declared_len)
+		return true;
+	(void)zh__resp_fail(resp, -EMSGSIZE);
+	return false;
+}
 void zh__date_refresh(zh__worker_t *w, time_t now);
 
-/* body.c: zh__body_start() once the head is routed, zh__body_feed() after new bytes; both
- * return 1 when the body is complete, 0 when bytes are missing, or -status (413, 400, 503).
+/* body.c: HTTP/1's body_start once the head is routed, body_feed after new bytes (the
+ * protocol seam above: zh__pr_body_start, zh__pr_body_feed); both return 1 when the body
+ * is complete, 0 when bytes are missing, or -status (413, 400, 503).
  * zh__body_read_target() says where the next read() should land: true for the body buffer
  * (Content-Length bodies too big for the receive buffer), false for the receive buffer. */
-int zh__body_start(zh__ctx_t *ctx);
-int zh__body_feed(zh__ctx_t *ctx);
 bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap);
 void zh__body_release(zh__ctx_t *ctx);
 bool zh__body_stream_complete(const zh_request_t *req);

@@ -1,9 +1,11 @@
-/* response.c — the response writer and the connection's output queue.
+/* response.c — the response writer (the exchange layer); the output queue and streaming
+ * are in stream.c.
  *
  * A response is queued, never written, while its handler runs: iov[head_slot] is reserved
  * when the response begins, body parts are appended after it as iovecs (references to the
- * caller's memory, static data, or copies in the send area), and the status line and headers
- * are serialized into the send area when the response finishes, once Content-Length is known.
+ * caller's memory, static data, or copies in the send area), and the protocol (zh__pr_*,
+ * HTTP/1.1 in http1.c) serializes the head into the send area when the response finishes,
+ * once the length is known, or frames the body as it leaves when it streams.
  * conn.c then hands the whole queue, several pipelined responses included, to one writev.
  *
  * Ownership: the send area (ctx->sbuf, then overflow buffers from the large pool) and the
@@ -19,78 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-
-/* ---- status lines -------------------------------------------------------------------------- */
-
-/* Status lines are preformatted ("HTTP/1.1 200 OK\r\n"): one memcpy per response. We always
- * answer HTTP/1.1, also to 1.0 clients (RFC 9110 §2.5: the server's highest version). */
-static const char *status_line(int status, size_t *len)
-{
-#define LINE(code, text)                                                                        \
-	case code:                                                                             \
-		*len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                          \
-		return "HTTP/1.1 " #code " " text "\r\n";
-	switch (status) {
-		LINE(100, "Continue")
-		LINE(101, "Switching Protocols")
-		LINE(200, "OK")
-		LINE(201, "Created")
-		LINE(202, "Accepted")
-		LINE(203, "Non-Authoritative Information")
-		LINE(204, "No Content")
-		LINE(205, "Reset Content")
-		LINE(206, "Partial Content")
-		LINE(300, "Multiple Choices")
-		LINE(301, "Moved Permanently")
-		LINE(302, "Found")
-		LINE(303, "See Other")
-		LINE(304, "Not Modified")
-		LINE(307, "Temporary Redirect")
-		LINE(308, "Permanent Redirect")
-		LINE(400, "Bad Request")
-		LINE(401, "Unauthorized")
-		LINE(403, "Forbidden")
-		LINE(404, "Not Found")
-		LINE(405, "Method Not Allowed")
-		LINE(406, "Not Acceptable")
-		LINE(408, "Request Timeout")
-		LINE(409, "Conflict")
-		LINE(410, "Gone")
-		LINE(411, "Length Required")
-		LINE(412, "Precondition Failed")
-		LINE(413, "Content Too Large")
-		LINE(414, "URI Too Long")
-		LINE(415, "Unsupported Media Type")
-		LINE(416, "Range Not Satisfiable")
-		LINE(417, "Expectation Failed")
-		LINE(422, "Unprocessable Content")
-		LINE(426, "Upgrade Required")
-		LINE(428, "Precondition Required")
-		LINE(429, "Too Many Requests")
-		LINE(431, "Request Header Fields Too Large")
-		LINE(500, "Internal Server Error")
-		LINE(501, "Not Implemented")
-		LINE(502, "Bad Gateway")
-		LINE(503, "Service Unavailable")
-		LINE(504, "Gateway Timeout")
-		LINE(505, "HTTP Version Not Supported")
-	default:
-		return NULL;
-	}
-#undef LINE
-}
-
-const char *zh__status_reason(int status, size_t *len)
-{
-	size_t n;
-	const char *line = status_line(status, &n);
-	if (line == NULL) {
-		*len = 0;
-		return "";
-	}
-	*len = n - 15; /* "HTTP/1.1 NNN " before, CRLF after */
-	return line + 13;
-}
 
 /* IMF-fixdate (RFC 9110 §5.6.7) by hand: strftime/strptime follow LC_TIME, which a host
  * application may have set to a language other than English. */
@@ -267,96 +197,6 @@ void zh__date_refresh(zh__worker_t *w, time_t now)
 
 static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
 		      size_t vlen, bool replace);
-static int fail(zh_response_t *resp, int err);
-static void filter_head(zh_response_t *resp);
-
-static bool status_has_body(int status)
-{
-	return status >= 200 && status != 204 && status != 304;
-}
-
-/* ---- output queue ---------------------------------------------------------------------------- */
-
-/* A record either calls the owner's release function or returns a pooled buffer. */
-void zh__release_entry(zh__rel_t *r)
-{
-	if (r->pool)
-		zh__pool_put(r->pool, r->arg);
-	else if (r->fn)
-		r->fn(r->arg);
-	r->fn = NULL;
-	r->pool = NULL;
-}
-
-int zh__out_push(zh__ctx_t *ctx, const void *base, size_t len, zh_release_fn fn, void *arg)
-{
-	uint16_t i = ctx->iov_n;
-	if (ZH__UNLIKELY(i == ZH__IOV_CAP))
-		return -ENOBUFS;
-	ctx->iov[i].iov_base = (void *)(uintptr_t)base;
-	ctx->iov[i].iov_len = len;
-	ctx->rel[i].fn = fn;
-	ctx->rel[i].arg = arg;
-	ctx->rel[i].pool = NULL;
-	ctx->rel[i].file_fd = -1;
-	ctx->iov_n = (uint16_t)(i + 1);
-	return i;
-}
-
-/* len contiguous bytes in the send area; a new overflow buffer when the current one is
- * full (the rest of the old one is simply left unused until the queue drains). */
-char *zh__out_reserve(zh__ctx_t *ctx, size_t len)
-{
-	zh__worker_t *w = ctx->w;
-	char *buf;
-	if (ZH__LIKELY(ctx->area_cap - ctx->area_used >= len)) {
-		char *p = ctx->area + ctx->area_used;
-		ctx->area_used += (uint32_t)len;
-		return p;
-	}
-	if (len > w->srv->large_size || ctx->noverflow == ZH__OVERFLOW_MAX)
-		return NULL;
-	buf = zh__pool_get(&w->large_pool);
-	if (buf == NULL) {
-		ZH__STAT_ADD(w, pool_exhausted, 1);
-		return NULL;
-	}
-	ctx->overflow[ctx->noverflow++] = buf;
-	ctx->area = buf;
-	ctx->area_cap = (uint32_t)w->srv->large_size;
-	ctx->area_used = (uint32_t)len;
-	return buf;
-}
-
-/* After the kernel has taken everything: rewind the area, return overflow buffers. */
-void zh__out_reset(zh__ctx_t *ctx)
-{
-	ctx->iov_head = ctx->iov_n = 0;
-	ctx->area = ctx->sbuf;
-	ctx->area_used = 0;
-	ctx->area_cap = ZH__SBUF_SIZE;
-	while (ctx->noverflow)
-		zh__pool_put(&ctx->w->large_pool, ctx->overflow[--ctx->noverflow]);
-}
-
-/* The connection is going away with bytes unsent: every borrowed reference is released
- * (its owner may free it), as the zh_write_ref contract promises. */
-void zh__out_release_all(zh__ctx_t *ctx)
-{
-	for (uint16_t i = ctx->iov_head; i < ctx->iov_n; i++)
-		zh__release_entry(&ctx->rel[i]);
-	zh__out_reset(ctx);
-}
-
-/* Drops every queue entry after the head slot (used when a response turns into a 500). */
-static void truncate_body(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	while (ctx->iov_n > resp->head_slot + 1) {
-		ctx->iov_n--;
-		zh__release_entry(&ctx->rel[ctx->iov_n]);
-	}
-	resp->body_len = 0;
-}
 
 /* ---- response lifecycle --------------------------------------------------------------------- */
 
@@ -388,7 +228,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	zh__mw_add_commit_hooks(ctx);
 }
 
-static void commit(zh_response_t *resp, int status)
+void zh__resp_commit(zh_response_t *resp, int status)
 {
 	resp->status = status;
 	resp->in_hooks = true;
@@ -399,103 +239,6 @@ static void commit(zh_response_t *resp, int status)
 	resp->ctx->req.mw_cur = ZH__MW_NONE;
 	resp->in_hooks = false;
 	resp->committed = true;
-}
-
-static char *append(char *p, const void *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-static char *append_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static bool keep_alive(const zh__ctx_t *ctx)
-{
-	const zh__head_t *h = &ctx->req.h;
-	if (h->flags & ZH__H_CLOSE)
-		return false;
-	return h->minor == 1 || (h->flags & ZH__H_KEEPALIVE);
-}
-
-/* Serializes the status line and headers into the send area and fills the head slot.
- * Returns false if no space could be had (pool exhausted). */
-static char *append_hex(char *p, uint64_t v)
-{
-	static const char hex[] = "0123456789abcdef";
-	char tmp[16];
-	int n = 0;
-	do {
-		tmp[n++] = hex[v & 15];
-		v >>= 4;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	zh__worker_t *w = ctx->w;
-	size_t need = ZH__HEAD_RESERVE + resp->hused + w->common_len + 20;
-	size_t line_len;
-	const char *line = status_line(resp->status, &line_len);
-	char *start = zh__out_reserve(ctx, need), *p = start;
-
-	if (start == NULL)
-		return false;
-	if (ZH__LIKELY(line != NULL)) {
-		p = append(p, line, line_len);
-	} else {
-		p = append(p, "HTTP/1.1 ", 9);
-		p = append_u64(p, (uint64_t)resp->status);
-		p = append(p, " \r\n", 3);
-	}
-	/* Server + Date, refreshed once a second */
-	if (ZH__LIKELY(!resp->has_server))
-		p = append(p, w->common_hdr, w->common_len);
-	else
-		p = append(p, w->common_hdr + w->common_len - w->date_len, w->date_len);
-	p = append(p, resp->hstore, resp->hused); /* already "Name: value\r\n" lines */
-	if (!status_has_body(resp->status)) {
-		/* no body, no framing */
-	} else if (resp->framing == ZH__F_CHUNKED) {
-		p = append(p, "Transfer-Encoding: chunked\r\n", 28);
-	} else if (resp->framing == ZH__F_LENGTH) {
-		uint64_t len = (resp->head_only || resp->streaming) && resp->has_length
-				       ? resp->declared_len
-				       : resp->body_len;
-		p = append(p, "Content-Length: ", 16);
-		p = append_u64(p, len);
-		p = append(p, "\r\n", 2);
-	}
-	if (resp->close)
-		p = append(p, "Connection: close\r\n", 19);
-	else if (ctx->req.h.minor == 0)
-		p = append(p, "Connection: keep-alive\r\n", 24);
-	p = append(p, "\r\n", 2);
-	if (resp->framing == ZH__F_CHUNKED && resp->body_len > 0) {
-		/* the first chunk's size line rides in the head's iovec */
-		p = append_hex(p, resp->body_len);
-		p = append(p, "\r\n", 2);
-		resp->chunk_crlf = true;
-		resp->framed_len = resp->body_len;
-	}
-	/* give back what the reservation did not use: nothing was appended after it */
-	ctx->area_used -= (uint32_t)(need - (size_t)(p - start));
-	ctx->iov[resp->head_slot].iov_base = start;
-	ctx->iov[resp->head_slot].iov_len = (size_t)(p - start);
-	return true;
 }
 
 const uint32_t zh_latency_bounds_us[ZH_LATENCY_BUCKETS - 1] = {
@@ -534,7 +277,7 @@ static void count_response(zh__ctx_t *ctx, int status)
 static void become_500(zh__ctx_t *ctx, zh_response_t *resp)
 {
 	static const char body[] = "Internal Server Error\n";
-	truncate_body(ctx, resp);
+	zh__out_truncate(ctx, resp);
 	resp->status = 500;
 	resp->nhdr = 0;
 	resp->hused = 0;
@@ -544,15 +287,6 @@ static void become_500(zh__ctx_t *ctx, zh_response_t *resp)
 	if (!resp->head_only)
 		(void)zh__out_push(ctx, body, sizeof body - 1, NULL, NULL);
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
-}
-
-static void decide_close(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	const zh__conn_t *c = ctx->conn;
-	if (!keep_alive(ctx) || ctx->w->draining ||
-	    (ctx->w->srv->cfg.max_keepalive_requests &&
-	     c->requests + 1 >= ctx->w->srv->cfg.max_keepalive_requests))
-		resp->close = true;
 }
 
 /* A pending writer's output joins the queue, and its verdict counts: an unfinished or
@@ -565,30 +299,6 @@ int zh__writer_check(zh_response_t *resp, bool final)
 	return resp->writer->check ? resp->writer->check(resp, resp->writer_state, final) : 0;
 }
 
-/* The end of a response whose head has left: the last chunk and the terminator, or the
- * check of a declared length. After an error nothing completes the body and the
- * connection closes: the client sees the truncation. */
-static void finish_stream(zh__ctx_t *ctx, zh_response_t *resp)
-{
-	static const char last_after_data[] = "\r\n0\r\n\r\n";
-	bool broken = resp->error;
-	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
-		zh__resp_chunk_boundary(resp); /* even when broken: nothing leaves unframed */
-	if (!broken && resp->framing == ZH__F_CHUNKED && !resp->head_only) {
-		/* the placeholder chunk_boundary left stays empty; the terminator follows it */
-		if (resp->chunk_crlf)
-			broken = zh__out_push(ctx, last_after_data, 7, NULL, NULL) < 0;
-		else
-			broken = zh__out_push(ctx, last_after_data + 2, 5, NULL, NULL) < 0;
-	} else if (resp->framing == ZH__F_LENGTH && !resp->head_only) {
-		broken |= resp->body_len != resp->declared_len;
-	}
-	if (broken || resp->framing == ZH__F_CLOSE)
-		resp->close = true;
-	if (broken)
-		ZH__STAT_ADD(ctx->w, responses_aborted, 1);
-}
-
 void zh__resp_finish(zh__ctx_t *ctx)
 {
 	zh_response_t *resp = &ctx->resp;
@@ -598,25 +308,29 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		resp->error = true;
 	resp->writer = NULL; /* the response has ended: nothing more is synced */
 	if (!resp->committed)
-		commit(resp, 200);
+		zh__resp_commit(resp, 200);
 	if (resp->filtering && !resp->error) {
 		int r = resp->filter.finish ? resp->filter.finish(resp, resp->filter.arg) : 0;
 		if (r < 0)
-			(void)fail(resp, r);
+			(void)zh__resp_fail(resp, r);
 	}
 	if (resp->streaming) {
-		finish_stream(ctx, resp);
+		/* the end of a response whose head has left: after an error nothing completes
+		 * the body and the connection closes (the client sees the truncation) */
+		if (zh__pr_body_end(resp)) {
+			resp->close = true;
+			ZH__STAT_ADD(ctx->w, responses_aborted, 1);
+		}
 	} else {
 		if (!resp->error)
-			filter_head(resp);
+			zh__resp_filter_head(resp);
 		if (resp->error ||
-		    (resp->has_length && !resp->head_only && status_has_body(resp->status) &&
+		    (resp->has_length && !resp->head_only && zh__status_has_body(resp->status) &&
 		     resp->declared_len != resp->body_len))
 			become_500(ctx, resp);
-		decide_close(ctx, resp);
-		if (!serialize_head(ctx, resp)) {
+		if (!zh__pr_head_whole(resp)) {
 			/* no memory to frame the response: drop it and close (the client sees EOF) */
-			truncate_body(ctx, resp);
+			zh__out_truncate(ctx, resp);
 			resp->close = true;
 		}
 	}
@@ -624,7 +338,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		/* The body may be referenced by this response (echo): the buffer goes back to
 		 * its pool only once the kernel has taken everything queued before it. */
 		int slot = zh__out_push(ctx, NULL, 0, NULL, ctx->req.body_buf);
-		assert(slot >= 0); /* push_part() keeps ZH__IOV_LIBRARY slots for this */
+		assert(slot >= 0); /* zh__resp_push_part() keeps ZH__IOV_LIBRARY slots for this */
 		ctx->rel[slot].pool = ctx->req.body_pool;
 		ctx->req.body_buf = NULL;
 	}
@@ -666,11 +380,11 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 	zh_response_t *resp = &ctx->resp;
 	size_t reason_len;
 	const char *reason = zh__status_reason(status, &reason_len);
-	truncate_body(ctx, resp);
+	zh__out_truncate(ctx, resp);
 	resp->has_length = false;
 	resp->close |= close;
-	commit(resp, status);
-	if (!status_has_body(status))
+	zh__resp_commit(resp, status);
+	if (!zh__status_has_body(status))
 		return;
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
 	if (status == 503) /* no buffer, or over a limit: worth retrying soon */
@@ -940,7 +654,7 @@ int zh_write_header(zh_response_t *resp, int status)
 	}
 	if (status < 200 || status > 599)
 		return -EINVAL;
-	commit(resp, status);
+	zh__resp_commit(resp, status);
 	return 0;
 }
 
@@ -969,256 +683,18 @@ int zh_resp_on_commit(zh_response_t *resp, zh_commit_fn fn, void *arg)
 /* Common gate for every body source: queues what a pending writer holds (so bytes stay in
  * order), commits an implicit 200 and refuses bodies where the status forbids one (RFC 9110
  * §15.3.5, §15.4.5) or after a sticky error. */
-static int body_gate(zh_response_t *resp)
+int zh__resp_body_gate(zh_response_t *resp)
 {
 	zh__writer_sync(resp);
 	if (ZH__UNLIKELY(resp->in_hooks))
 		return -EINVAL;
 	if (!resp->committed)
-		commit(resp, 200);
-	if (ZH__UNLIKELY(!status_has_body(resp->status)))
+		zh__resp_commit(resp, 200);
+	if (ZH__UNLIKELY(!zh__status_has_body(resp->status)))
 		return -EINVAL;
 	if (ZH__UNLIKELY(resp->error))
 		return -EIO;
 	return 0;
-}
-
-static int fail(zh_response_t *resp, int err)
-{
-	resp->error = true; /* sticky: the response becomes a 500 if still unsent */
-	return err;
-}
-
-/* ---- streaming: the head leaves before the body is complete -------------------------------- */
-
-/* A chunked response keeps one zero-length iovec after its queued data: the next chunk's
- * size line, written into chunk_line[slot] when that chunk is complete. So a chunk's data is
- * never moved to make room for its header, and framing needs no send-area space. */
-static int push_placeholder(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	int slot = zh__out_push(ctx, NULL, 0, NULL, NULL);
-	if (slot < 0)
-		return slot;
-	ctx->iov[slot].iov_base = ctx->chunk_line[slot];
-	resp->chunk_slot = (uint16_t)slot;
-	resp->head_slot = (uint16_t)slot; /* nothing coalesces into it (see write_copy) */
-	return 0;
-}
-
-/* Frames the body bytes queued since the last boundary as one chunk, and opens the next. */
-void zh__resp_chunk_boundary(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	struct iovec *iov = &ctx->iov[resp->chunk_slot];
-	uint64_t n = resp->body_len - resp->framed_len;
-	char *p;
-	if (resp->framing != ZH__F_CHUNKED || resp->head_only || n == 0)
-		return;
-	p = iov->iov_base;
-	if (resp->chunk_crlf)
-		p = append(p, "\r\n", 2);
-	p = append_hex(p, n);
-	p = append(p, "\r\n", 2);
-	iov->iov_len = (size_t)(p - (char *)iov->iov_base);
-	resp->chunk_crlf = true;
-	resp->framed_len = resp->body_len;
-	if (push_placeholder(resp) < 0)
-		(void)fail(resp, -ENOBUFS);
-}
-
-/* conn.c sent the whole queue and rewound it while this response is still being written:
- * a chunked body gets its placeholder back; otherwise an empty anchor marks where this
- * body's parts start, so that nothing coalesces into memory that was already sent. */
-void zh__resp_rebase(zh_response_t *resp)
-{
-	int r;
-	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
-		r = push_placeholder(resp);
-	else if ((r = zh__out_push(resp->ctx, NULL, 0, NULL, NULL)) >= 0)
-		resp->head_slot = (uint16_t)r;
-	if (r < 0)
-		(void)fail(resp, -ENOBUFS);
-}
-
-static int stream_start(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	if (resp->streaming)
-		return 0;
-	if (!resp->committed)
-		commit(resp, 200);
-	filter_head(resp); /* may drop Content-Length (gzip): the framing follows it */
-	if (resp->error)
-		return -EIO; /* a header the filter could not set: a 500, head unsent */
-	if (resp->head_only || !status_has_body(resp->status))
-		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
-	else if (resp->has_length)
-		resp->framing = ZH__F_LENGTH;
-	else if (ctx->req.h.minor == 1)
-		resp->framing = ZH__F_CHUNKED;
-	else
-		resp->framing = ZH__F_CLOSE; /* HTTP/1.0: the end of the connection ends the body */
-	if (resp->has_length && resp->body_len > resp->declared_len && !resp->head_only)
-		return fail(resp, -EMSGSIZE); /* already longer than declared: a 500 */
-	resp->streaming = true;
-	decide_close(ctx, resp);
-	if (resp->framing == ZH__F_CLOSE)
-		resp->close = true;
-	if (!serialize_head(ctx, resp) ||
-	    (resp->framing == ZH__F_CHUNKED && !resp->head_only && push_placeholder(resp) < 0)) {
-		/* no head could be queued (pool exhausted): not streaming after all, so the
-		 * response ends as an unsent failure, and its empty head slot sends nothing */
-		resp->streaming = false;
-		resp->framing = ZH__F_LENGTH;
-		resp->chunk_crlf = false;
-		return fail(resp, -ENOBUFS);
-	}
-	return 0;
-}
-
-void zh__resp_stream_start(zh_response_t *resp)
-{
-	if (resp->streaming)
-		zh__resp_chunk_boundary(resp); /* what the handler wrote since the last spill */
-	else
-		(void)stream_start(resp);
-}
-
-/* The queue or the send area is full while the handler writes: send what is queued now.
- * Returns 0 when everything went (the send area is whole again), -EAGAIN when the socket
- * took only part (the caller may still use overflow buffers), or a fatal -errno. */
-static int spill(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	int r;
-	if (resp->streaming)
-		zh__resp_chunk_boundary(resp);
-	else if ((r = stream_start(resp)) < 0)
-		return r;
-	r = zh__conn_flush(ctx);
-	if (r < 0) {
-		ctx->conn->close_after = true;
-		return fail(resp, -EPIPE);
-	}
-	if (r == 0)
-		return -EAGAIN;
-	return resp->error ? -ENOBUFS : 0; /* all sent; zh__resp_rebase ran */
-}
-
-/* The socket is full and the response can hold no more: wait for the socket, blocking the
- * worker, within what is left of sync_write_wait_ms, until everything queued has gone.
- * A client that reads costs microseconds here; one that does not, the budget. */
-static int spill_wait(zh_response_t *resp)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	int r = spill(resp);
-	while (r == -EAGAIN && resp->wait_left_us > 0) {
-		struct pollfd pfd = {.fd = ctx->conn->fd, .events = POLLOUT};
-		uint64_t t0 = zh__now_us(), spent;
-		(void)poll(&pfd, 1, resp->wait_left_us < 100000 ? (int)(resp->wait_left_us / 1000) + 1 : 100);
-		spent = zh__now_us() - t0;
-		resp->wait_left_us = spent >= resp->wait_left_us ? 0 : resp->wait_left_us - spent;
-		ZH__STAT_ADD(ctx->w, sync_write_waits, 1);
-		r = spill(resp);
-	}
-	return r;
-}
-
-/* Body parts may use the queue up to ZH__IOV_LIBRARY short of its end: zh__resp_finish
- * appends its own records after them. A full queue is spilled to the socket first. */
-static int push_part(zh_response_t *resp, const void *base, size_t len, zh_release_fn fn,
-		     void *arg)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	if (ZH__UNLIKELY(ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY) &&
-	    (spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
-		return -ENOBUFS;
-	return zh__out_push(ctx, base, len, fn, arg);
-}
-
-/* A declared Content-Length is a promise: once the head may have left, bytes beyond it
- * would be read as the next response. So they are refused at once, and the response fails
- * (a 500 if unsent, else a cut connection). */
-static bool length_ok(zh_response_t *resp, uint64_t n)
-{
-	if (!resp->has_length || resp->head_only || resp->body_len + n <= resp->declared_len)
-		return true;
-	(void)fail(resp, -EMSGSIZE);
-	return false;
-}
-
-static int raw_window(zh_response_t *resp, size_t min, char **p, char **end)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	int r = body_gate(resp);
-	if (r < 0)
-		return r;
-	if (ctx->area_cap - ctx->area_used < min && !resp->head_only) {
-		r = spill(resp);
-		if (r < 0 && r != -EAGAIN)
-			return r;
-	}
-	if (ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY && !resp->head_only &&
-	    (spill_wait(resp) < 0 || ctx->iov_n >= ZH__IOV_CAP - ZH__IOV_LIBRARY))
-		return fail(resp, -ENOBUFS); /* the commit that follows needs one slot */
-	if (resp->head_only && !resp->filtering) {
-		/* HEAD: bytes are counted, never sent; the worker's discard buffer takes them */
-		if (min > sizeof ctx->w->discard)
-			return fail(resp, -ENOBUFS);
-		*p = ctx->w->discard;
-		*end = ctx->w->discard + sizeof ctx->w->discard;
-		return 0;
-	}
-	/* A filter's output for HEAD is counted too (so Content-Length is what the GET would
-	 * carry), but it cannot go to the discard buffer: that is the writers' staging window
-	 * (zh_resp_window), which the filter may still be reading. It takes the send area's
-	 * free space instead, never queued (raw_commit does not advance area_used), so the head
-	 * serialized later simply writes over it. */
-	if (ctx->area_cap - ctx->area_used < min && ctx->noverflow == ZH__OVERFLOW_MAX &&
-	    !resp->head_only) {
-		r = spill_wait(resp); /* no buffer left to take: the socket must make room */
-		if (r < 0 && r != -EAGAIN)
-			return r;
-	}
-	if (ctx->area_cap - ctx->area_used < min) {
-		/* a fresh overflow buffer; only the window is wanted, not a reservation */
-		if (zh__out_reserve(ctx, min) == NULL)
-			return fail(resp, -ENOBUFS);
-		ctx->area_used -= (uint32_t)min;
-	}
-	*p = ctx->area + ctx->area_used;
-	*end = ctx->area + ctx->area_cap;
-	return 0;
-}
-
-/* [from, to) was written at the start of the window: queue it, coalesced with the previous
- * part when adjacent. HEAD: counted only (the window is simply reused). */
-static void raw_commit(zh_response_t *resp, char *from, char *to)
-{
-	zh__ctx_t *ctx = resp->ctx;
-	size_t n = (size_t)(to - from);
-	uint16_t last = (uint16_t)(ctx->iov_n - 1);
-	if (n == 0)
-		return;
-	if (resp->head_only) {
-		resp->body_len += n;
-		return;
-	}
-	if (!length_ok(resp, n))
-		return;
-	/* zh_resp_window left a queue slot free, so nothing here spills: [from, to) stays
-	 * where the window put it */
-	if (ctx->iov_n && last > resp->head_slot && ctx->rel[last].fn == NULL &&
-	    ctx->rel[last].pool == NULL && ctx->rel[last].file_fd < 0 &&
-	    (char *)ctx->iov[last].iov_base + ctx->iov[last].iov_len == from) {
-		ctx->iov[last].iov_len += n;
-	} else if (zh__out_push(ctx, from, n, NULL, NULL) < 0) {
-		(void)fail(resp, -ENOBUFS);
-		return;
-	}
-	ctx->area_used += (uint32_t)n;
-	resp->body_len += n;
 }
 
 /* ---- body filters --------------------------------------------------------------------------- */
@@ -1227,7 +703,7 @@ static int filter_input(zh_response_t *resp, const void *data, size_t len)
 {
 	int r = len ? resp->filter.write(resp, data, len, resp->filter.arg) : 0;
 	resp->filter_in += len; /* progress, even when the filter has emitted nothing yet */
-	return r < 0 ? fail(resp, r) : 0;
+	return r < 0 ? zh__resp_fail(resp, r) : 0;
 }
 
 /* A producer's call ended: a filter may push out what it holds (gzip: a sync flush), so
@@ -1237,11 +713,11 @@ void zh__resp_filter_flush(zh_response_t *resp)
 	int r;
 	if (resp->filtering && resp->filter.flush &&
 	    (r = resp->filter.flush(resp, resp->filter.arg)) < 0)
-		(void)fail(resp, r);
+		(void)zh__resp_fail(resp, r);
 }
 
 /* The filter's last say on headers before they are serialized: mutable inside the call. */
-static void filter_head(zh_response_t *resp)
+void zh__resp_filter_head(zh_response_t *resp)
 {
 	if (!resp->filtering || resp->filter_headed || !resp->filter.head)
 		return;
@@ -1278,12 +754,12 @@ int zh_resp_body_is_file(const zh_response_t *resp)
 
 int zh_filter_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
-	return raw_window(resp, min, p, end);
+	return zh__resp_raw_window(resp, min, p, end);
 }
 
 void zh_filter_commit(zh_response_t *resp, char *from, char *to)
 {
-	raw_commit(resp, from, to);
+	zh__resp_raw_commit(resp, from, to);
 }
 
 /* The writers' window: with a filter, a staging window (the worker's scratch buffer), whose
@@ -1291,13 +767,13 @@ void zh_filter_commit(zh_response_t *resp, char *from, char *to)
 int zh_resp_window(zh_response_t *resp, size_t min, char **p, char **end)
 {
 	zh__ctx_t *ctx = resp->ctx;
-	int r = body_gate(resp); /* first: the commit it may make can install the filter */
+	int r = zh__resp_body_gate(resp); /* first: the commit it may make can install the filter */
 	if (r < 0)
 		return r;
 	if (!resp->filtering)
-		return raw_window(resp, min, p, end);
+		return zh__resp_raw_window(resp, min, p, end);
 	if (min > sizeof ctx->w->discard)
-		return fail(resp, -ENOBUFS);
+		return zh__resp_fail(resp, -ENOBUFS);
 	*p = ctx->w->discard;
 	*end = ctx->w->discard + sizeof ctx->w->discard;
 	return 0;
@@ -1308,13 +784,13 @@ void zh_resp_window_commit(zh_response_t *resp, char *from, char *to)
 	if (resp->filtering)
 		(void)filter_input(resp, from, (size_t)(to - from));
 	else
-		raw_commit(resp, from, to);
+		zh__resp_raw_commit(resp, from, to);
 }
 
 int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_fn release,
 		 void *arg)
 {
-	int r = body_gate(resp);
+	int r = zh__resp_body_gate(resp);
 	if (r < 0)
 		return r;
 	if (resp->filtering) {
@@ -1327,13 +803,13 @@ int zh_write_ref(zh_response_t *resp, const void *data, size_t len, zh_release_f
 	}
 	if (resp->head_only) {
 		/* HEAD: counted, never sent; released in queue order like a sent part */
-		if (release && push_part(resp, NULL, 0, release, arg) < 0)
-			return fail(resp, -ENOBUFS);
+		if (release && zh__resp_push_part(resp, NULL, 0, release, arg) < 0)
+			return zh__resp_fail(resp, -ENOBUFS);
 	} else if (len || release) {
-		if (!length_ok(resp, len))
+		if (!zh__resp_length_ok(resp, len))
 			return -EMSGSIZE;
-		if (push_part(resp, data, len, release, arg) < 0)
-			return fail(resp, -ENOBUFS);
+		if (zh__resp_push_part(resp, data, len, release, arg) < 0)
+			return zh__resp_fail(resp, -ENOBUFS);
 	}
 	resp->body_len += len;
 	return 0;
@@ -1346,24 +822,24 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 	int slot, r;
 	if (!resp->committed)
 		resp->file_body = true; /* commit hooks (gzip) leave a file body alone */
-	if ((r = body_gate(resp)) < 0)
+	if ((r = zh__resp_body_gate(resp)) < 0)
 		return r;
 	if (resp->filtering) {
 		/* file bytes never enter user space: a filter that has taken nothing yet (the
 		 * commit came just before this call) is dropped; otherwise the body is mixed */
 		if (resp->filter_in || resp->filter_headed)
-			return fail(resp, -ENOTSUP);
+			return zh__resp_fail(resp, -ENOTSUP);
 		zh__resp_release_filter(resp);
 	}
 	if (fd < 0 || length > SIZE_MAX || offset > UINT64_MAX - length)
 		return -EINVAL;
 	if (resp->head_only || length == 0)
 		return zh_write_ref(resp, NULL, length, release, arg);
-	if (!length_ok(resp, length))
+	if (!zh__resp_length_ok(resp, length))
 		return -EMSGSIZE;
-	slot = push_part(resp, NULL, (size_t)length, release, arg);
+	slot = zh__resp_push_part(resp, NULL, (size_t)length, release, arg);
 	if (slot < 0)
-		return fail(resp, -ENOBUFS);
+		return zh__resp_fail(resp, -ENOBUFS);
 	if (length >= ZH__BIG_TRANSFER && ctx->conn->loopback && !ctx->conn->sndbuf_big) {
 		int sb = ZH__BIG_SNDBUF; /* once per connection; see ZH__BIG_TRANSFER */
 		setsockopt(ctx->conn->fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
@@ -1385,7 +861,7 @@ int zh_write_static(zh_response_t *resp, const void *data, size_t len)
 static int write_copy(zh_response_t *resp, const void *data, size_t len, bool count)
 {
 	const char *src = data;
-	int r = body_gate(resp);
+	int r = zh__resp_body_gate(resp);
 	if (r < 0)
 		return r;
 	if (resp->filtering)

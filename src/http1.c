@@ -1,0 +1,344 @@
+/* http1.c — HTTP/1.1 behind the protocol seam (zh__proto_t in internal.h; see "Seams" in
+ * docs/design.md): status lines, head serialization, the framing of response bodies
+ * (Content-Length, chunked, or the end of the connection for HTTP/1.0), and the keep-alive
+ * and close rules. parse.c is its parser and body.c its request-body decoder.
+ *
+ * The exchange layer (response.c) decides what the response is; this file decides how it
+ * looks on the wire. Everything is written into the connection's output queue and send
+ * area (response.c's zh__out_* calls), owned by the I/O context as described there. HTTP/1
+ * is the default protocol and is called directly, not through zh__protos[].
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- status lines -------------------------------------------------------------------------- */
+
+/* Status lines are preformatted ("HTTP/1.1 200 OK\r\n"): one memcpy per response. We always
+ * answer HTTP/1.1, also to 1.0 clients (RFC 9110 §2.5: the server's highest version). */
+static const char *status_line(int status, size_t *len)
+{
+#define LINE(code, text)                                                                        \
+	case code:                                                                             \
+		*len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                          \
+		return "HTTP/1.1 " #code " " text "\r\n";
+	switch (status) {
+		LINE(100, "Continue")
+		LINE(101, "Switching Protocols")
+		LINE(200, "OK")
+		LINE(201, "Created")
+		LINE(202, "Accepted")
+		LINE(203, "Non-Authoritative Information")
+		LINE(204, "No Content")
+		LINE(205, "Reset Content")
+		LINE(206, "Partial Content")
+		LINE(300, "Multiple Choices")
+		LINE(301, "Moved Permanently")
+		LINE(302, "Found")
+		LINE(303, "See Other")
+		LINE(304, "Not Modified")
+		LINE(307, "Temporary Redirect")
+		LINE(308, "Permanent Redirect")
+		LINE(400, "Bad Request")
+		LINE(401, "Unauthorized")
+		LINE(403, "Forbidden")
+		LINE(404, "Not Found")
+		LINE(405, "Method Not Allowed")
+		LINE(406, "Not Acceptable")
+		LINE(408, "Request Timeout")
+		LINE(409, "Conflict")
+		LINE(410, "Gone")
+		LINE(411, "Length Required")
+		LINE(412, "Precondition Failed")
+		LINE(413, "Content Too Large")
+		LINE(414, "URI Too Long")
+		LINE(415, "Unsupported Media Type")
+		LINE(416, "Range Not Satisfiable")
+		LINE(417, "Expectation Failed")
+		LINE(422, "Unprocessable Content")
+		LINE(426, "Upgrade Required")
+		LINE(428, "Precondition Required")
+		LINE(429, "Too Many Requests")
+		LINE(431, "Request Header Fields Too Large")
+		LINE(500, "Internal Server Error")
+		LINE(501, "Not Implemented")
+		LINE(502, "Bad Gateway")
+		LINE(503, "Service Unavailable")
+		LINE(504, "Gateway Timeout")
+		LINE(505, "HTTP Version Not Supported")
+	default:
+		return NULL;
+	}
+#undef LINE
+}
+
+const char *zh__status_reason(int status, size_t *len)
+{
+	size_t n;
+	const char *line = status_line(status, &n);
+	if (line == NULL) {
+		*len = 0;
+		return "";
+	}
+	*len = n - 15; /* "HTTP/1.1 NNN " before, CRLF after */
+	return line + 13;
+}
+
+static char *append(char *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *append_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static bool keep_alive(const zh__ctx_t *ctx)
+{
+	const zh__head_t *h = &ctx->req.h;
+	if (h->flags & ZH__H_CLOSE)
+		return false;
+	return h->minor == 1 || (h->flags & ZH__H_KEEPALIVE);
+}
+
+/* Serializes the status line and headers into the send area and fills the head slot.
+ * Returns false if no space could be had (pool exhausted). */
+static char *append_hex(char *p, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16];
+	int n = 0;
+	do {
+		tmp[n++] = hex[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	zh__worker_t *w = ctx->w;
+	size_t need = ZH__HEAD_RESERVE + resp->hused + w->common_len + 20;
+	size_t line_len;
+	const char *line = status_line(resp->status, &line_len);
+	char *start = zh__out_reserve(ctx, need), *p = start;
+
+	if (start == NULL)
+		return false;
+	if (ZH__LIKELY(line != NULL)) {
+		p = append(p, line, line_len);
+	} else {
+		p = append(p, "HTTP/1.1 ", 9);
+		p = append_u64(p, (uint64_t)resp->status);
+		p = append(p, " \r\n", 3);
+	}
+	/* Server + Date, refreshed once a second */
+	if (ZH__LIKELY(!resp->has_server))
+		p = append(p, w->common_hdr, w->common_len);
+	else
+		p = append(p, w->common_hdr + w->common_len - w->date_len, w->date_len);
+	p = append(p, resp->hstore, resp->hused); /* already "Name: value\r\n" lines */
+	if (!zh__status_has_body(resp->status)) {
+		/* no body, no framing */
+	} else if (resp->framing == ZH__F_CHUNKED) {
+		p = append(p, "Transfer-Encoding: chunked\r\n", 28);
+	} else if (resp->framing == ZH__F_LENGTH) {
+		uint64_t len = (resp->head_only || resp->streaming) && resp->has_length
+				       ? resp->declared_len
+				       : resp->body_len;
+		p = append(p, "Content-Length: ", 16);
+		p = append_u64(p, len);
+		p = append(p, "\r\n", 2);
+	}
+	if (resp->close)
+		p = append(p, "Connection: close\r\n", 19);
+	else if (ctx->req.h.minor == 0)
+		p = append(p, "Connection: keep-alive\r\n", 24);
+	p = append(p, "\r\n", 2);
+	if (resp->framing == ZH__F_CHUNKED && resp->body_len > 0) {
+		/* the first chunk's size line rides in the head's iovec */
+		p = append_hex(p, resp->body_len);
+		p = append(p, "\r\n", 2);
+		resp->chunk_crlf = true;
+		resp->framed_len = resp->body_len;
+	}
+	/* give back what the reservation did not use: nothing was appended after it */
+	ctx->area_used -= (uint32_t)(need - (size_t)(p - start));
+	ctx->iov[resp->head_slot].iov_base = start;
+	ctx->iov[resp->head_slot].iov_len = (size_t)(p - start);
+	return true;
+}
+
+static void decide_close(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	const zh__conn_t *c = ctx->conn;
+	if (!keep_alive(ctx) || ctx->w->draining ||
+	    (ctx->w->srv->cfg.max_keepalive_requests &&
+	     c->requests + 1 >= ctx->w->srv->cfg.max_keepalive_requests))
+		resp->close = true;
+}
+
+
+/* ---- chunked framing --------------------------------------------------------------------- */
+
+/* A chunked response keeps one zero-length iovec after its queued data: the next chunk's
+ * size line, written into chunk_line[slot] when that chunk is complete. So a chunk's data is
+ * never moved to make room for its header, and framing needs no send-area space. */
+static int push_placeholder(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	int slot = zh__out_push(ctx, NULL, 0, NULL, NULL);
+	if (slot < 0)
+		return slot;
+	ctx->iov[slot].iov_base = ctx->chunk_line[slot];
+	resp->chunk_slot = (uint16_t)slot;
+	resp->head_slot = (uint16_t)slot; /* nothing coalesces into it (see write_copy) */
+	return 0;
+}
+
+/* Frames the body bytes queued since the last boundary as one chunk, and opens the next. */
+void zh__h1_boundary(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	struct iovec *iov = &ctx->iov[resp->chunk_slot];
+	uint64_t n = resp->body_len - resp->framed_len;
+	char *p;
+	if (resp->framing != ZH__F_CHUNKED || resp->head_only || n == 0)
+		return;
+	p = iov->iov_base;
+	if (resp->chunk_crlf)
+		p = append(p, "\r\n", 2);
+	p = append_hex(p, n);
+	p = append(p, "\r\n", 2);
+	iov->iov_len = (size_t)(p - (char *)iov->iov_base);
+	resp->chunk_crlf = true;
+	resp->framed_len = resp->body_len;
+	if (push_placeholder(resp) < 0)
+		resp->error = true; /* sticky, as fail() in response.c */
+}
+
+/* conn.c sent the whole queue and rewound it while this response is still being written:
+ * a chunked body gets its placeholder back; otherwise an empty anchor marks where this
+ * body's parts start, so that nothing coalesces into memory that was already sent. */
+void zh__h1_rebase(zh_response_t *resp)
+{
+	int r;
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
+		r = push_placeholder(resp);
+	else if ((r = zh__out_push(resp->ctx, NULL, 0, NULL, NULL)) >= 0)
+		resp->head_slot = (uint16_t)r;
+	if (r < 0)
+		resp->error = true; /* sticky, as fail() in response.c */
+}
+
+/* The end of a response whose head has left: the last chunk and the terminator, or the
+ * check of a declared length. After an error nothing completes the body and the
+ * connection closes: the client sees the truncation. Returns true when the body is
+ * broken (the caller closes the connection). */
+bool zh__h1_body_end(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	static const char last_after_data[] = "\r\n0\r\n\r\n";
+	bool broken = resp->error;
+	if (resp->framing == ZH__F_CHUNKED && !resp->head_only)
+		zh__h1_boundary(resp); /* even when broken: nothing leaves unframed */
+	if (!broken && resp->framing == ZH__F_CHUNKED && !resp->head_only) {
+		/* the placeholder chunk_boundary left stays empty; the terminator follows it */
+		if (resp->chunk_crlf)
+			broken = zh__out_push(ctx, last_after_data, 7, NULL, NULL) < 0;
+		else
+			broken = zh__out_push(ctx, last_after_data + 2, 5, NULL, NULL) < 0;
+	} else if (resp->framing == ZH__F_LENGTH && !resp->head_only) {
+		broken |= resp->body_len != resp->declared_len;
+	}
+	if (resp->framing == ZH__F_CLOSE)
+		resp->close = true; /* HTTP/1.0: the end of the connection ends the body */
+	return broken;
+}
+
+
+/* The head of a response that is complete (the handler returned): exact Content-Length. */
+bool zh__h1_head_whole(zh_response_t *resp)
+{
+	decide_close(resp->ctx, resp);
+	return serialize_head(resp->ctx, resp);
+}
+
+/* The head leaves before the body is complete: a declared length is kept, else the body
+ * is chunked (HTTP/1.1) or delimited by closing (HTTP/1.0, RFC 9112 §6.3). Returns 0, or
+ * -ENOBUFS when no head could be queued (pool exhausted): the framing is reset and the
+ * response ends as an unsent failure, its empty head slot sending nothing. */
+int zh__h1_head_stream(zh_response_t *resp)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	if (resp->head_only || !zh__status_has_body(resp->status))
+		resp->framing = resp->has_length ? ZH__F_LENGTH : ZH__F_NONE;
+	else if (resp->has_length)
+		resp->framing = ZH__F_LENGTH;
+	else if (ctx->req.h.minor == 1)
+		resp->framing = ZH__F_CHUNKED;
+	else
+		resp->framing = ZH__F_CLOSE; /* HTTP/1.0: the end of the connection ends the body */
+	decide_close(ctx, resp);
+	if (resp->framing == ZH__F_CLOSE)
+		resp->close = true;
+	if (!serialize_head(ctx, resp) ||
+	    (resp->framing == ZH__F_CHUNKED && !resp->head_only && push_placeholder(resp) < 0)) {
+		resp->framing = ZH__F_LENGTH;
+		resp->chunk_crlf = false;
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+static uint16_t h1_send_end(const zh__ctx_t *ctx, uint16_t end)
+{
+	return zh__h1_send_end(ctx, end);
+}
+
+const zh__proto_t zh__proto_http1 = {
+	.name = "http/1.1",
+	.head_whole = zh__h1_head_whole,
+	.head_stream = zh__h1_head_stream,
+	.boundary = zh__h1_boundary,
+	.rebase = zh__h1_rebase,
+	.body_end = zh__h1_body_end,
+	.send_end = h1_send_end,
+	.body_start = zh__h1_body_start,
+	.body_feed = zh__h1_body_feed,
+	.body_read = zh__h1_body_read,
+};
+
+const zh__proto_t *zh__protos[ZH__PROTOS_MAX] = {&zh__proto_http1};
+uint8_t zh__proto_default;
+
+int zh__proto_install(const zh__proto_t *p)
+{
+	uint8_t i;
+	if (p == NULL || p == &zh__proto_http1) {
+		zh__proto_default = 0;
+		return 0;
+	}
+	for (i = 1; i < ZH__PROTOS_MAX; i++) {
+		if (zh__protos[i] == NULL)
+			zh__protos[i] = p;
+		if (zh__protos[i] == p) {
+			zh__proto_default = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}

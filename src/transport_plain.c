@@ -1,0 +1,94 @@
+/* transport_plain.c — the first transport: a plain TCP socket (see zh__transport_t in
+ * internal.h and "Seams" in docs/design.md).
+ *
+ * recv and send are inline in the connection layer (zh__tr_recv, zh__tr_send in
+ * internal.h): a keep-alive request costs one read and one writev, with no indirect call. The other
+ * transports registered here (tests/test_transport.c's double today; TLS next) are reached
+ * through zh__transports[c->tr], chosen when the connection is accepted.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* recv and send are inline in internal.h (zh__plain_recv, zh__plain_send); the table
+ * reaches them through these. */
+static ssize_t plain_recv(zh__conn_t *c, void *buf, size_t cap)
+{
+	return zh__plain_recv(c, buf, cap);
+}
+
+static ssize_t plain_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
+{
+	return zh__plain_send(c, iov, cnt, more);
+}
+
+static ssize_t plain_peek(zh__conn_t *c, void *buf, size_t cap)
+{
+	ssize_t n = recv(c->fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t plain_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
+{
+	for (;;) {
+		off_t o = (off_t)*off;
+		ssize_t n = sendfile(c->fd, fd, &o, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		*off = (uint64_t)o;
+		return n;
+	}
+}
+
+static int plain_shutdown(zh__conn_t *c)
+{
+	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static void plain_close(zh__conn_t *c)
+{
+	close(c->fd); /* also leaves the epoll set; nothing to report: the fd is gone either way */
+}
+
+static unsigned plain_wants(zh__conn_t *c, unsigned blocked)
+{
+	(void)c;
+	return blocked; /* a socket blocks only on its own direction */
+}
+
+const zh__transport_t zh__transport_plain = {
+	.name = "plain",
+	.recv = plain_recv,
+	.peek = plain_peek,
+	.send = plain_send,
+	.send_file = plain_send_file,
+	.shutdown = plain_shutdown,
+	.close = plain_close,
+	.wants = plain_wants,
+};
+
+const zh__transport_t *zh__transports[ZH__TRANSPORTS_MAX] = {&zh__transport_plain};
+uint8_t zh__transport_default;
+
+int zh__transport_install(const zh__transport_t *t)
+{
+	uint8_t i;
+	if (t == NULL || t == &zh__transport_plain) {
+		zh__transport_default = 0;
+		return 0;
+	}
+	for (i = 1; i < ZH__TRANSPORTS_MAX; i++) {
+		if (zh__transports[i] == NULL)
+			zh__transports[i] = t;
+		if (zh__transports[i] == t) {
+			zh__transport_default = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
