@@ -122,9 +122,6 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 		w->region = NULL;
 		return -ENOMEM;
 	}
-	/* Buffers only: huge pages cut TLB misses on the hot path. The slot table stays in
-	 * small pages so that 5,000 idle connections cost 5,000 slots, not 2 MiB pages. */
-	(void)madvise(w->region + conn_bytes, w->region_len - conn_bytes, MADV_HUGEPAGE);
 	p = w->region;
 	zh__pool_init(&w->conn_pool, p, sizeof(zh__conn_t), cfg->max_connections);
 	zh__pool_keep_readable(&w->conn_pool);
