@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from harness import spawn
+from harness import asan_skip, spawn, timing_sensitive
 
 BIN = os.environ.get("ZH_BIN", "build/zerohttpd")
 CONNS = 5000
@@ -127,6 +127,8 @@ ANON_BUDGET = 1024 * 1024  # bytes; 3 MiB before the pools dropped MADV_HUGEPAGE
 # static cache stopped writing all its entries at start-up
 
 
+@asan_skip
+@timing_sensitive
 class BurstMemory(unittest.TestCase):
     def test_anon_rss_after_mixed_burst(self):
         root = tempfile.TemporaryDirectory()
