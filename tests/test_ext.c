@@ -58,22 +58,10 @@ static void start(void)
 static char *exchange(const char *req, char *buf, size_t cap)
 {
 	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
-	size_t len = 0;
-	ssize_t n;
 	send_all(fd, req);
-	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
-		len += (size_t)n;
+	zh_tc_read_to_close(fd, buf, cap);
 	close(fd);
-	buf[len] = '\0';
 	return buf;
-}
-
-/* The body after the blank line. */
-static const char *body_of(const char *resp)
-{
-	const char *p = strstr(resp, "\r\n\r\n");
-	cr_assert_not_null(p, "no head end in: %s", resp);
-	return p + 4;
 }
 
 /* What the hooks saw, written on the worker and read by the test after the answer. */
@@ -349,7 +337,7 @@ Test(ext, pending_writer_of_its_own)
 	cr_assert(strstr(buf, "HTTP/1.1 200 OK\r\n"), "%s", buf);
 	cr_assert_str_eq(seen_when("json:"), "held:4 json:refused ");
 	cr_assert(strstr(buf, "Content-Length: 7\r\n"), "%s", buf);
-	cr_assert_str_eq(body_of(buf), "ABCD-EF");
+	cr_assert_str_eq(zh_tc_body_of(buf), "ABCD-EF");
 	/* its check fails the unfinished output: a 500, as for an unfinished JSON document */
 	exchange("GET /upper HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf, sizeof buf);
 	cr_assert(strstr(buf, "HTTP/1.1 500 "), "%s", buf);
@@ -441,6 +429,6 @@ Test(ext, header_walk_removal_and_length)
 	cr_assert(strstr(buf, "X-Declared: 5\r\n"), "%s", buf);
 	/* the filter doubled the body; the undeclared length was measured again */
 	cr_assert(strstr(buf, "Content-Length: 10\r\n"), "%s", buf);
-	cr_assert_str_eq(body_of(buf), "hheelllloo");
+	cr_assert_str_eq(zh_tc_body_of(buf), "hheelllloo");
 	stop();
 }

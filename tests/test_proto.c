@@ -356,13 +356,10 @@ TestSuite(proto, .init = setup, .fini = teardown, .timeout = 30);
 static size_t fetch(const char *req, char *buf, size_t cap)
 {
 	int fd = zh_tc_connect(zh_server_port(srv), 10, 0);
-	size_t len = 0;
-	ssize_t n;
+	size_t len;
 	send_all(fd, req);
-	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
-		len += (size_t)n;
+	len = zh_tc_read_to_close(fd, buf, cap);
 	close(fd);
-	buf[len] = '\0';
 	return len;
 }
 

@@ -215,24 +215,6 @@ static void teardown(void)
 
 TestSuite(transport, .init = setup, .fini = teardown, .timeout = 30);
 
-/* Reads until EOF (the last request says Connection: close); NUL-terminated. */
-static size_t read_all(int fd, char *buf, size_t cap)
-{
-	size_t len = 0;
-	ssize_t n;
-	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = '\0';
-	return len;
-}
-
-static const char *body_of(const char *resp)
-{
-	const char *p = strstr(resp, "\r\n\r\n");
-	cr_assert_not_null(p, "no head end in: %.200s", resp);
-	return p + 4;
-}
-
 /* Three pipelined requests in one write, the last closing: the double hands them to the
  * parser a byte at a time and sends the three answers 7 bytes at a time, in order. */
 Test(transport, pipelined_requests_byte_by_byte)
@@ -245,7 +227,7 @@ Test(transport, pipelined_requests_byte_by_byte)
 	unsigned long r0 = atomic_load(&n_recv), s0 = atomic_load(&n_send);
 	const char *p;
 	send_all(fd, req);
-	read_all(fd, buf, sizeof buf);
+	zh_tc_read_to_close(fd, buf, sizeof buf);
 	close(fd);
 	p = strstr(buf, "HTTP/1.1 200");
 	cr_assert_not_null(p, "%s", buf);
@@ -274,10 +256,10 @@ Test(transport, head_split_across_eagain)
 		zh_tc_write_all(fd, q, 1);
 		nanosleep(&ts, NULL);
 	}
-	read_all(fd, buf, sizeof buf);
+	zh_tc_read_to_close(fd, buf, sizeof buf);
 	close(fd);
 	cr_assert_eq(strncmp(buf, "HTTP/1.1 200", 12), 0, "%s", buf);
-	cr_assert_str_eq(body_of(buf), "hello\n");
+	cr_assert_str_eq(zh_tc_body_of(buf), "hello\n");
 }
 
 /* A file body: no sendfile in this transport, so its send_file copies; the head goes
@@ -289,12 +271,12 @@ Test(transport, file_range_through_send_file)
 	int fd = zh_tc_connect(zh_server_port(srv), 10, 0);
 	unsigned long f0 = atomic_load(&n_file), m0 = atomic_load(&n_more);
 	send_all(fd, req);
-	read_all(fd, buf, sizeof buf);
+	zh_tc_read_to_close(fd, buf, sizeof buf);
 	close(fd);
 	cr_assert_eq(strncmp(buf, "HTTP/1.1 200", 12), 0, "%.200s", buf);
 	cr_assert_not_null(strstr(buf, "Content-Length: 3000\r\n"), "%.300s", buf);
-	cr_assert_eq(memcmp(body_of(buf), file_bytes, sizeof file_bytes), 0);
-	cr_assert_eq(strlen(body_of(buf)), sizeof file_bytes);
+	cr_assert_eq(memcmp(zh_tc_body_of(buf), file_bytes, sizeof file_bytes), 0);
+	cr_assert_eq(strlen(zh_tc_body_of(buf)), sizeof file_bytes);
 	cr_assert_geq(atomic_load(&n_file) - f0, sizeof file_bytes / SEND_MAX);
 	cr_assert_gt(atomic_load(&n_more) - m0, 0);
 }
@@ -319,7 +301,7 @@ Test(transport, producer_to_slow_reader)
 	buf[len] = '\0';
 	close(fd);
 	cr_assert_not_null(strstr(buf, "Transfer-Encoding: chunked\r\n"), "%.300s", buf);
-	p = body_of(buf);
+	p = zh_tc_body_of(buf);
 	for (;;) { /* de-chunk */
 		char *end;
 		unsigned long sz = strtoul(p, &end, 16);
@@ -346,7 +328,7 @@ Test(transport, shutdown_and_close_through_the_seam)
 	unsigned long sh0 = atomic_load(&n_shutdown), c0 = atomic_load(&n_close);
 	int fd = zh_tc_connect(zh_server_port(srv), 10, 0);
 	send_all(fd, req);
-	read_all(fd, buf, sizeof buf);
+	zh_tc_read_to_close(fd, buf, sizeof buf);
 	close(fd); /* EOF: the lingering connection closes */
 	for (int i = 0; i < 500 && atomic_load(&n_close) == c0; i++) {
 		struct timespec ts = {0, 2 * 1000 * 1000};

@@ -3,8 +3,9 @@
  * file may well not use it). The response readers are here: a test file never frames
  * responses itself.
  *
- * Always: zh_tc_config() and zh_tc_run() for the server under test, zh_tc_connect() and
- *   zh_tc_write_all().
+ * Always: zh_tc_config() and zh_tc_run() for the server under test, zh_tc_connect(),
+ *   zh_tc_write_all(), zh_tc_read_to_close() and zh_tc_body_of() (for connections whose
+ *   last request closes them).
  * Without ZH_TC_CONN: send_all(int fd, const char *s) and read_response(fd, r) /
  *   read_head_response(fd, r) over a file-scope buffer (bodies point into it), for the
  *   files that read one connection at a time.
@@ -78,6 +79,25 @@ static void zh_tc_write_all(int fd, const char *s, size_t len)
 		cr_assert_gt(n, 0, "write: %s", strerror(errno));
 		off += (size_t)n;
 	}
+}
+
+/* Reads fd until EOF or a read timeout (at most cap - 1 bytes): NUL-terminated, its length. */
+static inline size_t zh_tc_read_to_close(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return len;
+}
+
+/* The body of the first response in resp: what follows its blank line. */
+static inline const char *zh_tc_body_of(const char *resp)
+{
+	const char *p = strstr(resp, "\r\n\r\n");
+	cr_assert_not_null(p, "no head end in: %.200s", resp);
+	return p + 4;
 }
 
 #ifndef ZH_TC_CONN
