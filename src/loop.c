@@ -297,8 +297,10 @@ void *zh__worker_main(void *arg)
 	zh__date_refresh(w, time(NULL));
 	for (;;) {
 		int n = zh__sys_epoll_wait(w->ep, events, MAX_EVENTS, next_timeout_ms(w));
+		time_t sec;
 		w->now_ms = zh__now_ms();
-		zh__date_refresh(w, time(NULL));
+		if ((sec = time(NULL)) != w->date_sec) /* once a second: no call otherwise */
+			zh__date_refresh(w, sec);
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
 			if (p == &w->lfd)
@@ -311,7 +313,8 @@ void *zh__worker_main(void *arg)
 				zh__conn_event(w, p, events[i].events);
 		}
 		expire_timers(w);
-		run_yielded(w);
+		if (w->nyielded) /* nearly always 0: not even a call then */
+			run_yielded(w);
 		while (w->closed) {
 			zh__conn_t *c = w->closed;
 			w->closed = c->tnext;

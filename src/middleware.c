@@ -98,13 +98,13 @@ static int run_before(zh__ctx_t *ctx, const uint8_t *idx, unsigned n, unsigned b
 	return ZH_MW_NEXT;
 }
 
-int zh__mw_before_global(zh__ctx_t *ctx)
+int zh__mw_before_global_chain(zh__ctx_t *ctx)
 {
 	const zh_server_t *srv = ctx->w->srv;
 	return srv->nglobal_mw ? run_before(ctx, srv->global_mw, srv->nglobal_mw, 0) : ZH_MW_NEXT;
 }
 
-int zh__mw_before_route(zh__ctx_t *ctx)
+int zh__mw_before_route_chain(zh__ctx_t *ctx)
 {
 	const zh__route_t *rt = ctx->route;
 	return rt && rt->nmw ? run_before(ctx, rt->mw, rt->nmw, ZH__GLOBAL_MW_MAX) : ZH_MW_NEXT;
@@ -129,7 +129,7 @@ static void add_hooks(zh__ctx_t *ctx, const uint8_t *idx, unsigned n, unsigned b
 	ctx->req.mw_cur = ZH__MW_NONE;
 }
 
-void zh__mw_add_commit_hooks(zh__ctx_t *ctx)
+void zh__mw_add_commit_hooks_chains(zh__ctx_t *ctx)
 {
 	const zh_server_t *srv = ctx->w->srv;
 	add_hooks(ctx, srv->global_mw, srv->nglobal_mw, 0);
@@ -150,7 +150,7 @@ static void run_done(zh__ctx_t *ctx, const uint8_t *idx, unsigned n, unsigned ba
 	ctx->req.mw_cur = ZH__MW_NONE;
 }
 
-void zh__mw_done(zh__ctx_t *ctx)
+void zh__mw_done_chains(zh__ctx_t *ctx)
 {
 	const zh_server_t *srv = ctx->w->srv;
 	run_done(ctx, srv->global_mw, srv->nglobal_mw, 0);

@@ -801,6 +801,22 @@ Test(writer, request_view_and_prefix_route)
 	close(fd);
 }
 
+/* Exact routes of up to 8 bytes are told apart by a key built from their bytes (two
+ * overlapping loads for 4-7 bytes): a path differing from "/empty" in any one byte, or
+ * one shorter or longer, is not that route. */
+Test(writer, short_exact_route_keys_see_every_byte)
+{
+	static const char *const other[] = {"/Qmpty", "/eQpty", "/emQty", "/empQy", "/emptQ",
+					    "Qempty", "/mpty", "/emptyy", "/emp"};
+	response_t r;
+	get("/empty", &r);
+	cr_assert_eq(r.status, 200);
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+		get(other[i], &r);
+		cr_expect(r.status == 404 || r.status == 400, "%s: %d", other[i], r.status);
+	}
+}
+
 /* RFC 3986 §6.2.2: a triplet of an unreserved character is that character, hex digits are
  * case-insensitive: "/%65mpty" is "/empty" and reaches its route (the static handler serves
  * such spellings too, so a file must not be reachable past a route by them). */
