@@ -19,8 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-const char zh__continue_100[26] = "HTTP/1.1 100 Continue\r\n\r\n";
-
 static uint32_t body_start_off(const zh__ctx_t *ctx)
 {
 	return ctx->rstart + ctx->req.h.head_len;
@@ -359,18 +357,16 @@ static ssize_t stream_read_chunked(zh_request_t *req, char *buf, size_t cap)
 	}
 }
 
-/* RFC 9110 §10.1.1: the handler reads (or waits to), so the body is wanted: invite it. The
- * interim slot precedes the response's head and is sent even while the handler waits. */
+/* RFC 9110 §10.1.1: the handler reads (or waits to), so the body is wanted: invite it,
+ * through the protocol (interim_100), ahead of the response's head. */
 static void invite_body(zh_request_t *req)
 {
 	zh__ctx_t *ctx = req->ctx;
 	/* not once the final head has left (the response spilled): a 100 would land inside
 	 * it, and RFC 9110 §15.2 allows no interim response after the final one */
 	if (!req->sent_continue && (req->h.flags & ZH__H_EXPECT_CONTINUE) &&
-	    !zh__body_stream_complete(req) && !ctx->resp.streaming) {
-		ctx->iov[ctx->resp.interim_slot].iov_base = (void *)(uintptr_t)zh__continue_100;
-		ctx->iov[ctx->resp.interim_slot].iov_len = sizeof zh__continue_100 - 1;
-	}
+	    !zh__body_stream_complete(req) && !ctx->resp.streaming)
+		zh__pr_interim_100(ctx);
 	req->sent_continue = true;
 }
 

@@ -403,7 +403,6 @@ static void end_request(zh__worker_t *w, zh__conn_t *c)
 	ctx->in_request = false;
 	ctx->resp.streaming = false;
 	ctx->route = NULL;
-	memset(&ctx->ps, 0, sizeof ctx->ps);
 	if (request_timer(c))
 		zh__timer_clear(w, c);
 }
@@ -524,9 +523,8 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	}
 	if (r == 0) {
 		/* RFC 9110 §10.1.1: 100 only once we know the body will be accepted */
-		if ((req->h.flags & ZH__H_EXPECT_CONTINUE) && req->h.minor == 1)
-			(void)zh__out_push(ctx, zh__continue_100, sizeof zh__continue_100 - 1, NULL,
-					   NULL);
+		if (req->h.flags & ZH__H_EXPECT_CONTINUE)
+			zh__pr_interim_100(ctx);
 		arm_body_timer(w, c);
 	}
 }
@@ -668,7 +666,9 @@ static void make_room(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	if (ctx->rbuf_large) {
-		respond(ctx, ctx->ps.phase == 0 ? 414 : 431, 0, true);
+		/* HTTP/1 refuses such a head itself (414 or 431, its `request`); for a
+		 * protocol that did not, the buffer can grow no more */
+		respond(ctx, 431, 0, true);
 		return;
 	}
 	big = zh__pool_get(&w->large_pool);
@@ -698,11 +698,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				return;
 			if (!room_for_response(ctx))
 				return; /* drive() flushes first, then calls again */
-			if (ctx->ps.pos == 0 && ctx->ps.phase == 0)
-				memset(&req->h, 0, sizeof req->h);
-			r = zh__parse_head(&ctx->ps, ctx->rbuf + ctx->rstart,
-					   ctx->rlen - ctx->rstart, &req->h, ctx->fields,
-					   &w->srv->limits);
+			r = zh__pr_request(ctx, &w->srv->limits);
 			if (r == 0) {
 				if (c->timer != ZH__T_HEADER)
 					zh__timer_set(w, c, ZH__T_HEADER);

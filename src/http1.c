@@ -309,8 +309,39 @@ static uint16_t h1_send_end(const zh__ctx_t *ctx, uint16_t end)
 	return zh__h1_send_end(ctx, end);
 }
 
+/* ---- the request side ------------------------------------------------------------------ */
+
+static int h1_request(zh__ctx_t *ctx, const zh__limits_t *lim)
+{
+	return zh__h1_request(ctx, lim); /* inline in internal.h, for the direct call */
+}
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* RFC 9110 §10.1.1: a 100 only to a client that asked (parse.c drops Expect from HTTP/1.0
+ * requests) and only once the body is wanted; the caller knows the latter. */
+void zh__h1_interim_100(zh__ctx_t *ctx)
+{
+	if (!(ctx->req.h.flags & ZH__H_EXPECT_CONTINUE))
+		return;
+	if (ctx->req.stream) {
+		/* the response has begun: its interim slot precedes the head and leaves even
+		 * while the handler waits for the body */
+		ctx->iov[ctx->resp.interim_slot].iov_base = (void *)(uintptr_t)continue_100;
+		ctx->iov[ctx->resp.interim_slot].iov_len = sizeof continue_100 - 1;
+		return;
+	}
+	/* before the response begins: the queue has room for a response (conn.c's
+	 * room_for_response), so this push cannot fail; were it to, the client sends the body
+	 * anyway after its own wait (RFC 9110 §10.1.1) */
+	if (zh__out_push(ctx, continue_100, sizeof continue_100 - 1, NULL, NULL) < 0)
+		return;
+}
+
 const zh__proto_t zh__proto_http1 = {
 	.name = "http/1.1",
+	.request = h1_request,
+	.interim_100 = zh__h1_interim_100,
 	.head_whole = zh__h1_head_whole,
 	.head_stream = zh__h1_head_stream,
 	.boundary = zh__h1_boundary,

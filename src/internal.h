@@ -585,6 +585,21 @@ uint64_t zh__now_ms(void);
  *  body_end     a streamed body ends: its terminator (last chunk; END_STREAM). Returns
  *               true when the body is broken (short of a declared length, no memory):
  *               the caller closes the connection.
+ *  request      the next request from the receive buffer, ctx->rbuf[rstart..rlen): fill
+ *               ctx->req.h (method, target, path, query, host, body framing: spans are
+ *               offsets from rbuf + rstart) and ctx->fields, and h.head_len, where its body
+ *               (or the next request) begins. > 0 a request is complete, 0 more bytes are
+ *               needed (the buffer may be moved to a larger one between calls: spans are
+ *               offsets), or -status for a head that must be refused (400, 414, 431, 501,
+ *               505...; 414/431 also when a full large buffer holds no complete head).
+ *               HTTP/1: parse.c, one request after another in the buffer (pipelining);
+ *               HTTP/2: feed nghttp2 and yield a stream's request.
+ *  interim_100  the request body is wanted and the client asked to be invited (Expect:
+ *               100-continue, RFC 9110 §10.1.1): send the interim 100 (§15.2.1) ahead of
+ *               the final response. A buffered route asks before its response begins (the
+ *               100 joins the queue now), a streaming route once it reads, while its
+ *               response has begun but not left (the 100 fills resp->interim_slot).
+ *               HTTP/1: the canned status line; HTTP/2: a HEADERS frame with :status 100.
  *  body_start   the request head is routed: set up the request body (HTTP/1: Content-
  *               Length or chunked, in place or in a pooled buffer). 1 complete, 0 bytes
  *               missing, or -status (413, 400, 503). body_feed: the same after new bytes.
@@ -594,6 +609,8 @@ uint64_t zh__now_ms(void);
  *               yet). A whole response was framed by head_whole: all of it may go. */
 typedef struct zh__proto {
 	const char *name;
+	int (*request)(zh__ctx_t *ctx, const zh__limits_t *lim);
+	void (*interim_100)(zh__ctx_t *ctx);
 	bool (*head_whole)(zh_response_t *resp);
 	int (*head_stream)(zh_response_t *resp);
 	void (*boundary)(zh_response_t *resp);
@@ -615,6 +632,7 @@ extern uint8_t zh__proto_default; /* given to new connections: 0 = HTTP/1.1 */
 int zh__proto_install(const zh__proto_t *p);
 
 /* HTTP/1.1, called directly (no indirect call on the hot path). */
+void zh__h1_interim_100(zh__ctx_t *ctx);
 bool zh__h1_head_whole(zh_response_t *resp);
 int zh__h1_head_stream(zh_response_t *resp);
 void zh__h1_boundary(zh_response_t *resp);
@@ -632,6 +650,28 @@ static inline uint16_t zh__h1_send_end(const zh__ctx_t *ctx, uint16_t end)
 	    ctx->iov_n > resp->chunk_slot + 1)
 		return resp->chunk_slot;
 	return end;
+}
+
+/* HTTP/1's `request`: the head at rstart, parsed incrementally (parse.c keeps its place in
+ * ctx->ps, reset once a head is complete or refused, so the next one starts afresh). Inline:
+ * it is the hot path's parser call and costs what calling parse.c directly did. */
+static inline int zh__h1_request(zh__ctx_t *ctx, const zh__limits_t *lim)
+{
+	zh__head_t *h = &ctx->req.h;
+	int r;
+	if (ctx->ps.pos == 0 && ctx->ps.phase == 0)
+		__builtin_memset(h, 0, sizeof *h);
+	r = zh__parse_head(&ctx->ps, ctx->rbuf + ctx->rstart, ctx->rlen - ctx->rstart, h,
+			   ctx->fields, lim);
+	if (r == 0) {
+		/* a full large buffer that starts with this head: it can grow no more (RFC 9112
+		 * §3: 414 for a request line, RFC 6585 §5: 431 for header fields) */
+		if (ctx->rlen < ctx->rcap || ctx->rstart != 0 || !ctx->rbuf_large)
+			return 0;
+		r = ctx->ps.phase == 0 ? -414 : -431;
+	}
+	__builtin_memset(&ctx->ps, 0, sizeof ctx->ps);
+	return r;
 }
 
 static inline bool zh__status_has_body(int status)
@@ -664,6 +704,14 @@ static inline bool zh__pr_body_end(zh_response_t *resp)
 static inline uint16_t zh__pr_send_end(const zh__ctx_t *ctx, uint16_t end)
 {
 	return ZH__PROTO_CALL(ctx->conn, zh__h1_send_end, send_end, ctx, end);
+}
+static inline int zh__pr_request(zh__ctx_t *ctx, const zh__limits_t *lim)
+{
+	return ZH__PROTO_CALL(ctx->conn, zh__h1_request, request, ctx, lim);
+}
+static inline void zh__pr_interim_100(zh__ctx_t *ctx)
+{
+	ZH__PROTO_CALL(ctx->conn, zh__h1_interim_100, interim_100, ctx);
 }
 static inline int zh__pr_body_start(zh__ctx_t *ctx)
 {
@@ -761,7 +809,6 @@ bool zh__body_read_target(zh__ctx_t *ctx, char **dst, size_t *cap);
 void zh__body_release(zh__ctx_t *ctx);
 bool zh__body_stream_complete(const zh_request_t *req);
 bool zh__body_stream_buffered(const zh_request_t *req);
-extern const char zh__continue_100[26]; /* "HTTP/1.1 100 Continue\r\n\r\n" */
 
 /* server.c */
 const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size_t len,

@@ -3,8 +3,11 @@
  * one "name=value" line per header, a blank line, the raw body, "<END>" after a streamed
  * body), so any HTTP/1 byte in the answer would be the exchange layer framing behind the
  * protocol's back. The writer API (zh_reply, zh_write through a producer, commit hooks
- * adding headers) must go through it whole. A real server in this process on 127.0.0.1,
- * as in test_ext.c; the double closes every connection after its response.
+ * adding headers) must go through it whole. Requests are in the double's format too
+ * ("DREQ METHOD target", one "name=value" line per header, a blank line, the body;
+ * "len=N", "te=chunked" and "expect=100" frame the body), parsed by its `request`; its
+ * interim 100 is "DBL 100". A real server in this process on 127.0.0.1, as in test_ext.c;
+ * the double closes every connection after its response.
  */
 #include <criterion/criterion.h>
 
@@ -14,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the double ------------------------------------------------------------------------ */
@@ -21,6 +25,7 @@
 static atomic_ulong n_whole, n_stream, n_boundary, n_rebase, n_end, n_send_end;
 static atomic_ulong boundary_bytes; /* body bytes the boundaries covered */
 static atomic_ulong n_body_start, n_body_feed, n_body_read;
+static atomic_ulong n_request, n_interim;
 
 /* "DBL <status> <what>\n" and the header fields as the exchange layer stored them. */
 static bool put_head(zh_response_t *resp, const char *what)
@@ -92,8 +97,103 @@ static uint16_t dbl_send_end(const zh__ctx_t *ctx, uint16_t end)
 	return end;
 }
 
-/* The request side keeps HTTP/1's framing (the requests are HTTP/1), counted: the exchange
- * layer must reach it only through the seam. */
+/* ---- the double's requests -------------------------------------------------------------- */
+
+static zh__span_t span_of(const char *base, const char *p, size_t len)
+{
+	return (zh__span_t){(uint32_t)(p - base), (uint32_t)len};
+}
+
+static bool name_is(const char *base, zh__span_t s, const char *name)
+{
+	return s.len == strlen(name) && memcmp(base + s.off, name, s.len) == 0;
+}
+
+/* One header line "name=value" into the head; its framing fields set the body's framing. */
+static int dbl_field(zh__ctx_t *ctx, const char *base, const char *p, const char *nl,
+		     const zh__limits_t *lim)
+{
+	zh__head_t *h = &ctx->req.h;
+	const char *eq = memchr(p, '=', (size_t)(nl - p));
+	zh__field_t *f;
+	if (eq == NULL || h->nfields == lim->max_headers)
+		return -400;
+	f = &ctx->fields[h->nfields++];
+	f->name = span_of(base, p, (size_t)(eq - p));
+	f->value = span_of(base, eq + 1, (size_t)(nl - eq - 1));
+	if (name_is(base, f->name, "len")) {
+		h->content_length = strtoull(eq + 1, NULL, 10);
+		h->flags |= ZH__H_CL;
+	} else if (name_is(base, f->name, "te")) {
+		h->flags |= ZH__H_CHUNKED;
+	} else if (name_is(base, f->name, "expect")) {
+		h->flags |= ZH__H_EXPECT_CONTINUE;
+	} else if (name_is(base, f->name, "Host")) {
+		h->host = f->value;
+		h->flags |= ZH__H_HOST;
+	}
+	return 0;
+}
+
+/* "DREQ METHOD target\n" "name=value\n"... "\n": the whole head or nothing (no state kept
+ * between calls); anything else is refused with 400, HTTP/1 included. */
+static int dbl_request(zh__ctx_t *ctx, const zh__limits_t *lim)
+{
+	zh__head_t *h = &ctx->req.h;
+	const char *base = ctx->rbuf + ctx->rstart, *end = ctx->rbuf + ctx->rlen;
+	const char *p = base, *nl, *sp, *q;
+	atomic_fetch_add(&n_request, 1);
+	memset(h, 0, sizeof *h);
+	if ((size_t)(end - p) < 5)
+		return memcmp(p, "DREQ ", (size_t)(end - p)) == 0 ? 0 : -400;
+	if (memcmp(p, "DREQ ", 5) != 0)
+		return -400;
+	for (nl = p; (nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL; nl++)
+		if (nl + 1 < end && nl[1] == '\n')
+			break;
+	if (nl == NULL)
+		return 0;
+	h->head_len = (uint32_t)(nl + 2 - base);
+	p += 5;
+	nl = memchr(p, '\n', (size_t)(end - p));
+	sp = memchr(p, ' ', (size_t)(nl - p));
+	if (sp == NULL || sp == p || sp + 1 == nl || sp[1] != '/')
+		return -400;
+	h->method = span_of(base, p, (size_t)(sp - p));
+	h->method_bit = name_is(base, h->method, "GET")	   ? ZH_GET
+			: name_is(base, h->method, "POST") ? ZH_POST
+							   : 0;
+	h->minor = 1;
+	h->target = span_of(base, sp + 1, (size_t)(nl - sp - 1));
+	q = memchr(sp + 1, '?', (size_t)(nl - sp - 1));
+	h->path = span_of(base, sp + 1, (size_t)((q ? q : nl) - sp - 1));
+	if (q)
+		h->query = span_of(base, q + 1, (size_t)(nl - q - 1));
+	for (p = nl + 1; *p != '\n'; p = nl + 1) {
+		int r;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		r = dbl_field(ctx, base, p, nl, lim);
+		if (r < 0)
+			return r;
+	}
+	return (int)h->head_len;
+}
+
+/* "DBL 100\n", ahead of the final head; a streaming route's goes in its interim slot. */
+static void dbl_interim_100(zh__ctx_t *ctx)
+{
+	static const char line[] = "DBL 100\n";
+	atomic_fetch_add(&n_interim, 1);
+	if (ctx->req.stream) {
+		ctx->iov[ctx->resp.interim_slot].iov_base = (void *)(uintptr_t)line;
+		ctx->iov[ctx->resp.interim_slot].iov_len = sizeof line - 1;
+	} else {
+		cr_assert_geq(zh__out_push(ctx, line, sizeof line - 1, NULL, NULL), 0);
+	}
+}
+
+/* The request body keeps HTTP/1's framing (Content-Length or chunked; the double's head
+ * sets it), counted: the exchange layer must reach it only through the seam. */
 static int dbl_body_start(zh__ctx_t *ctx)
 {
 	atomic_fetch_add(&n_body_start, 1);
@@ -114,6 +214,8 @@ static ssize_t dbl_body_read(zh_request_t *req, char *buf, size_t cap)
 
 static const zh__proto_t dbl = {
 	.name = "test-double",
+	.request = dbl_request,
+	.interim_100 = dbl_interim_100,
 	.head_whole = dbl_head_whole,
 	.head_stream = dbl_head_stream,
 	.boundary = dbl_boundary,
@@ -192,6 +294,21 @@ static void h_count(zh_request_t *req, zh_response_t *resp, void *arg)
 	cr_assert_eq(zh_reply(resp, 200, "text/plain", buf, (size_t)n), 0);
 }
 
+/* What the request looks like to a handler: parsed by the double, seen through the API. */
+static void h_req(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	char out[256];
+	zh_slice_t m = zh_req_method(req), p = zh_req_path(req), q = zh_req_query(req),
+		   host = zh_req_host(req), tag = {"-", 1};
+	int n;
+	(void)arg;
+	(void)zh_req_header(req, "X-Tag", &tag); /* absent: "-" stays */
+	n = snprintf(out, sizeof out, "m=%.*s p=%.*s q=%.*s h=%.*s x=%.*s v=%d", (int)m.len,
+		     m.ptr, (int)p.len, p.ptr, (int)q.len, q.ptr, (int)host.len, host.ptr,
+		     (int)tag.len, tag.ptr, zh_req_version(req));
+	cr_assert_eq(zh_reply(resp, 200, "text/plain", out, (size_t)n), 0);
+}
+
 /* A middleware's commit hook adds a header: it reaches the protocol like the handler's. */
 static void mw_commit(zh_response_t *resp, void *arg)
 {
@@ -215,6 +332,7 @@ static void setup(void)
 	cr_assert_not_null(srv, "zh_server_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/hello", 0, h_hello, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/big", 0, h_big, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/req", 0, h_req, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_POST, "/echo", 0, h_echo, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_POST, "/count", ZH_ROUTE_STREAM_BODY, h_count, NULL),
 		     0);
@@ -254,7 +372,7 @@ Test(proto, whole_response_through_the_protocol)
 {
 	static char buf[2048];
 	unsigned long w0 = atomic_load(&n_whole), s0 = atomic_load(&n_stream);
-	fetch("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof buf);
+	fetch("DREQ GET /hello\nHost=a\n\n", buf, sizeof buf);
 	cr_assert_eq(strncmp(buf, "DBL 200 len=6\n", 14), 0, "%s", buf);
 	cr_assert_not_null(strstr(buf, "\nContent-Type=text/plain\n"), "%s", buf);
 	cr_assert_not_null(strstr(buf, "\nX-Mw=seen\n"), "%s", buf);
@@ -273,7 +391,7 @@ Test(proto, streamed_response_through_the_protocol)
 	unsigned long s0 = atomic_load(&n_stream), e0 = atomic_load(&n_end),
 		      b0 = atomic_load(&n_boundary), bb0 = atomic_load(&boundary_bytes);
 	const char *body;
-	size_t len = fetch("GET /big HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof buf);
+	size_t len = fetch("DREQ GET /big\nHost=a\n\n", buf, sizeof buf);
 	cr_assert_eq(strncmp(buf, "DBL 200 stream\n", 15), 0, "%.300s", buf);
 	cr_assert_not_null(strstr(buf, "\nX-Kind=produced\n"), "%.300s", buf);
 	cr_assert_not_null(strstr(buf, "\nX-Mw=seen\n"), "%.300s", buf);
@@ -298,12 +416,12 @@ Test(proto, streamed_response_through_the_protocol)
 Test(proto, request_bodies_through_the_protocol)
 {
 	static char buf[4096];
-	fetch("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", buf,
+	fetch("DREQ POST /echo\nHost=a\nlen=11\n\nhello world", buf,
 	      sizeof buf);
 	cr_assert_eq(strncmp(buf, "DBL 200 len=11\n", 15), 0, "%s", buf);
 	cr_assert_not_null(strstr(buf, "\n\nhello world"), "%s", buf);
 	cr_assert_geq(atomic_load(&n_body_start), 1);
-	fetch("POST /count HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	fetch("DREQ POST /count\nHost=a\nte=chunked\n\n"
 	      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
 	      buf, sizeof buf);
 	cr_assert_eq(strncmp(buf, "DBL 200 len=2\n", 14), 0, "%s", buf);
@@ -320,4 +438,68 @@ Test(proto, install_and_default)
 	cr_assert_eq(zh__protos[0], &zh__proto_http1);
 	cr_assert_eq(zh__proto_install(&dbl), 0);
 	cr_assert_eq(zh__protos[zh__proto_default], &dbl);
+}
+
+/* The request reaches the handler through the double's `request`: method, path, query,
+ * host and a header field as the double parsed them from its own format. */
+Test(proto, request_through_the_protocol)
+{
+	static char buf[2048];
+	unsigned long r0 = atomic_load(&n_request);
+	fetch("DREQ GET /req?a=1&b=2\nHost=example\nX-Tag=t1\n\n", buf, sizeof buf);
+	cr_assert_eq(strncmp(buf, "DBL 200 ", 8), 0, "%s", buf);
+	cr_assert_not_null(strstr(buf, "\n\nm=GET p=/req q=a=1&b=2 h=example x=t1 v=11"), "%s",
+			   buf);
+	cr_assert_geq(atomic_load(&n_request) - r0, 1);
+}
+
+/* The connection layer parses nothing itself: an HTTP/1 request is not the double's
+ * format, so the double refuses it (the refusal in the double's wire format too). */
+Test(proto, http1_request_refused_by_the_double)
+{
+	static char buf[2048];
+	unsigned long r0 = atomic_load(&n_request);
+	fetch("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", buf, sizeof buf);
+	cr_assert_eq(strncmp(buf, "DBL 400 ", 8), 0, "%s", buf);
+	cr_assert_null(strstr(buf, "hello"), "%s", buf);
+	cr_assert_geq(atomic_load(&n_request) - r0, 1);
+}
+
+/* Sends head, waits for the double's interim line alone, then sends the body and reads the
+ * final response to EOF. */
+static void expect_continue(const char *head, const char *body, char *buf, size_t cap)
+{
+	int fd = zh_tc_connect(zh_server_port(srv), 10, 0);
+	size_t len = 0;
+	ssize_t n;
+	send_all(fd, head);
+	while (len < 8 && (n = read(fd, buf + len, 8 - len)) > 0)
+		len += (size_t)n;
+	cr_assert_eq(len, 8);
+	cr_assert_eq(memcmp(buf, "DBL 100\n", 8), 0, "%.8s", buf);
+	send_all(fd, body);
+	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+}
+
+/* 100 Continue goes through the protocol's interim_100 for a buffered route (before its
+ * response begins) and a streaming one (its interim slot, while the handler waits). */
+Test(proto, continue_through_the_protocol)
+{
+	static char buf[4096];
+	unsigned long i0 = atomic_load(&n_interim);
+	expect_continue("DREQ POST /echo\nHost=a\nlen=5\nexpect=100\n\n", "hello", buf,
+			sizeof buf);
+	cr_assert_eq(strncmp(buf, "DBL 100\nDBL 200 len=5\n", 22), 0, "%s", buf);
+	cr_assert_not_null(strstr(buf, "\n\nhello"), "%s", buf);
+	cr_assert_null(strstr(buf, "HTTP/1.1"), "%s", buf);
+	cr_assert_eq(atomic_load(&n_interim) - i0, 1);
+	expect_continue("DREQ POST /count\nHost=a\nlen=6\nexpect=100\n\n", "abcdef", buf,
+			sizeof buf);
+	cr_assert_eq(strncmp(buf, "DBL 100\nDBL 200 len=1\n", 22), 0, "%s", buf);
+	cr_assert_not_null(strstr(buf, "\n\n6"), "%s", buf);
+	cr_assert_null(strstr(buf, "HTTP/1.1"), "%s", buf);
+	cr_assert_eq(atomic_load(&n_interim) - i0, 2);
 }
