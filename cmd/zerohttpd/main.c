@@ -1,6 +1,6 @@
 /* zerohttpd — the zerohttp server: the files under --root, /healthz, /readyz and /metrics,
  * with the optional middleware its flags turn on (zerohttpd --help lists them; README's
- * "zerohttpd flags" explains them). --demo adds the demo routes of examples/demo_routes.c.
+ * "zerohttpd" section explains them). --demo adds the demo routes of examples/demo_routes.c.
  *
  *   options.c   the option table: command line (and later a config file), usage
  *   signals.c   SIGTERM/SIGINT drain; SIGUSR1 reopens the access log; SIGHUP reloads

@@ -34,7 +34,7 @@ under echo load; these add what they do not):
                       one reset mid-drain): all whole, listener refused, exit right after the
                       last one; a stuck reader is cut at the drain timeout
 
-Figures are printed (`faults: ...`) for the README's Reliability table.
+Figures are printed (`faults: ...`) for docs/reliability.md.
 """
 import json
 import os

@@ -140,7 +140,8 @@ class BurstMemory(unittest.TestCase):
             with open(os.path.join(root.name, path[1:].decode()), "wb") as f:
                 f.write(os.urandom(n))
         port = free_port()
-        proc = spawn(self, [BIN, "--port", str(port), "--workers", "1", "--root", root.name],
+        proc = spawn(self, [BIN, "--port", str(port), "--workers", "1", "--root", root.name,
+                             "--demo"],
                      stderr=subprocess.DEVNULL)
         deadline = time.time() + 5
         while True:
