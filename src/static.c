@@ -464,39 +464,10 @@ static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *pa
 
 /* ---- HTTP semantics ---------------------------------------------------------------------- */
 
-/* Does the entity-tag list v name e's representation ("*" names any)? weak: the weak
- * comparison (RFC 9110 §8.8.3.2, a W/ prefix ignored), else the strong one (a W/ tag never
- * matches). */
-static bool etag_listed(zh_slice_t v, const entry_t *e, bool weak)
-{
-	size_t i = 0;
-	while (i < v.len) {
-		size_t s, t;
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-			i++;
-		s = i;
-		while (i < v.len && v.ptr[i] != ',')
-			i++;
-		t = i;
-		while (t > s && (v.ptr[t - 1] == ' ' || v.ptr[t - 1] == '\t'))
-			t--;
-		if (t - s == 1 && v.ptr[s] == '*')
-			return true;
-		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/') {
-			if (!weak)
-				continue;
-			s += 2;
-		}
-		if (t - s == e->etag_len && memcmp(v.ptr + s, ETAG(e), e->etag_len) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* RFC 9110 §13.1.2: If-None-Match, weak comparison, "*" matches any. */
 static bool none_match(zh_slice_t v, const entry_t *e)
 {
-	return etag_listed(v, e, true);
+	return zh__etag_listed(v, ETAG(e), e->etag_len, true);
 }
 
 /* Any of the three HTTP-date forms (RFC 9110 §5.6.7); the worker's clock dates a two-digit
@@ -569,52 +540,6 @@ static int parse_ranges(zh_slice_t v, uint64_t size, range_t *out)
 			if (out[i].first <= out[j].last && out[j].first <= out[i].last)
 				return 0;
 	return n ? n : -1;
-}
-
-/* Accept-Encoding (RFC 9110 §12.5.3): the q-value (x 1000) given to coding, or to "*",
- * else 0. Shared with the gzip middleware. */
-int zh__coding_q(zh_slice_t v, const char *coding)
-{
-	size_t clen = strlen(coding), i = 0;
-	int star = -1, q_found = -1;
-	while (i < v.len) {
-		size_t s, t;
-		int q = 1000;
-		/* OWS is SP or HTAB: a coding followed by HTAB must not go unrecognized (its
-		 * "q=0" would be missed and "*" would apply) */
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-			i++;
-		s = i;
-		while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ';' && v.ptr[i] != ' ' &&
-		       v.ptr[i] != '\t')
-			i++;
-		t = i;
-		while (i < v.len && v.ptr[i] != ',') {
-			/* a parameter: ';' OWS "q=" (case-insensitive, RFC 9110 §12.4.2) */
-			size_t at = i + 1;
-			bool param = v.ptr[i] == ';';
-			while (param && at < v.len && (v.ptr[at] == ' ' || v.ptr[at] == '\t'))
-				at++;
-			if (param && at + 1 < v.len && (v.ptr[at] | 0x20) == 'q' && v.ptr[at + 1] == '=') {
-				const char *p = v.ptr + at + 2, *end = v.ptr + v.len;
-				i = at;
-				q = 0;
-				if (p < end && *p == '1')
-					q = 1000;
-				else if (p + 1 < end && *p == '0' && p[1] == '.')
-					for (int d = 0, m = 100; d < 3 && p + 2 + d < end &&
-								 p[2 + d] >= '0' && p[2 + d] <= '9';
-					     d++, m /= 10)
-						q += (p[2 + d] - '0') * m;
-			}
-			i++;
-		}
-		if (t - s == clen && zh__ieq(v.ptr + s, coding, clen))
-			q_found = q;
-		else if (t - s == 1 && v.ptr[s] == '*')
-			star = q;
-	}
-	return q_found >= 0 ? q_found : (star >= 0 ? star : 0);
 }
 
 static int set_header(zh_response_t *resp, const char *name, const char *value, size_t vlen)
@@ -884,7 +809,7 @@ static bool precondition_failed(zh_request_t *req, const entry_t *e)
 	zh_slice_t v;
 	time_t ius;
 	if (zh_req_header(req, "If-Match", &v))
-		return !etag_listed(v, e, false);
+		return !zh__etag_listed(v, ETAG(e), e->etag_len, false);
 	return zh_req_header(req, "If-Unmodified-Since", &v) && parse_http_date(req, v, &ius) &&
 	       last_modified(req, e) > ius;
 }
