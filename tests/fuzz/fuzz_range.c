@@ -13,7 +13,8 @@
  *  6 Range (generated: well-formed lists of a-b, a- and -n with random OWS): exactly the
  *    ranges RFC 9110 §14.1.2 gives, by a reference written here;
  *  1 If-None-Match and If-Match: the verdict of a reference (weak, resp. strong comparison,
- *    "*", list elements with OWS) against a real entry's ETag built by fill_metadata; the
+ *    "*", list elements with OWS) against a real entry's ETag built by
+ *    zh__static_fill_metadata; the
  *    ETag itself, W/-prefixed, and inside a list always match If-None-Match;
  *  2 HTTP-date (any bytes): a value accepted is a valid IMF-fixdate, rfc850-date or
  *    asctime-date (RFC 9110 §5.6.7), i.e. the time it gives formats back (strftime, in that
@@ -222,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sb.st_size = (off_t)(num >> 20);
 		sb.st_mtim.tv_sec = (time_t)(num % 4102444800u); /* up to 2100 */
 		sb.st_mtim.tv_nsec = (long)(num % 1000000000u);
-		fill_metadata(&e, &sb);
+		zh__static_fill_metadata(&e, &sb);
 		etag = ETAG(&e);
 		CHECK(e.etag_len >= 2 && etag[0] == '"' && etag[e.etag_len - 1] == '"' &&
 			      !memchr(etag + 1, '"', e.etag_len - 2) && !memchr(etag, ',', e.etag_len),
