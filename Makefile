@@ -55,14 +55,15 @@ gzip_SRCS    := src/mw_gzip.c
 protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
-CORE_SRCS := src/pool.c src/parse.c src/response.c src/body.c src/conn.c src/loop.c src/server.c \
-	   src/static.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
+CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
+	   src/router.c src/request.c \
+	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
 	   src/transport_plain.c src/http1.c src/stream.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/ext.h src/dtoa.h src/ext_exports.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of

@@ -911,81 +911,22 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	drive(w, c);
 }
 
-/* What the socket holds, peeked (one recv(MSG_PEEK), made only when the context pool is
- * nearly empty): 1 a whole head, after the empty lines a parser skips; 0 bytes short of one;
- * -1 nothing (EOF, or no bytes after all: c->rdhup or c->readable says which, and the
- * connection settles without a 503). A head longer than the peek window counts as short. */
-static int head_waiting(zh__worker_t *w, zh__conn_t *c)
-{
-	const char *p = w->discard, *end;
-	ssize_t n = zh__tr(c)->peek(c, w->discard, sizeof w->discard);
-	if (n <= 0) {
-		if (n == 0)
-			c->rdhup = true;
-		else
-			c->readable = false; /* EAGAIN; an error shows again at the next read */
-		return -1;
-	}
-	end = p + n;
-	while (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
-		p += 2;
-	return end - p >= 4 && memmem(p, (size_t)(end - p), "\r\n\r\n", 4) != NULL;
-}
-
-/* Every I/O context is lent and a connection with a whole head needs one. Rather than 503 a
- * client that is ready now, cut the peer that has stalled longest: of the heads of the
- * header, body and write timer lists (each list is in arming order), the one holding a
- * context whose timer was armed first, and at least ZH__EVICT_AFTER_MS ago. A head's timer
- * starts at its first byte, a body timer is re-armed only by progress of 4 B/s or more, a
- * write timer by any progress: a normal upload or download is not a candidate; a slowloris
- * head, a 1 B/s body or a peer that reads nothing is. Such peers then hold contexts only
- * while nobody else needs them. */
-#define ZH__EVICT_AFTER_MS 1000
-static bool evict_stalled(zh__worker_t *w)
-{
-	static const enum zh__timer_kind kinds[3] = {ZH__T_HEADER, ZH__T_BODY, ZH__T_WRITE};
-	zh__conn_t *victim = NULL;
-	uint64_t oldest = w->now_ms >= ZH__EVICT_AFTER_MS ? w->now_ms - ZH__EVICT_AFTER_MS : 0;
-	for (unsigned k = 0; k < 3; k++) {
-		const zh__tlist_t *l = &w->timers[kinds[k]];
-		/* a connection between requests may have given its context back already */
-		unsigned looked = 0;
-		for (zh__conn_t *c = l->head; c && looked < 16; c = c->tnext, looked++) {
-			uint64_t armed = c->deadline_ms - l->duration_ms;
-			if (armed > oldest)
-				break; /* armed later, as is everything behind it */
-			if (c->ctx) {
-				victim = c;
-				oldest = armed;
-				break;
-			}
-		}
-	}
-	if (victim == NULL)
-		return false;
-	ZH__STAT_ADD(w, stalled_evictions, 1);
-	zh__conn_timeout(w, victim); /* a 408, then its context comes back */
-	if (victim->state != ZH__C_FREE && victim->ctx)
-		zh__conn_close(w, victim); /* the 408 could not leave: close all the same */
-	return true;
-}
-
 /* A context for a connection with bytes to read. The last eighth of the pool is kept for
  * peers whose whole head has arrived, and only they may evict a stalled holder: otherwise
  * slowloris peers that reconnect when refused would take every context freed and cut one
  * another, keeping every holder younger than the eviction age (measured with 300
  * dribblers on 200 contexts: 84% of wrk's requests got 503). *ready is head_waiting()'s
- * answer when it was asked. */
+ * answer when it was asked (conn_evict.c). */
 static zh__ctx_t *ctx_for_reading(zh__worker_t *w, zh__conn_t *c, int *ready)
 {
 	const zh__pool_t *p = &w->ctx_pool;
 	zh__ctx_t *ctx;
 	if (p->count - p->in_use > p->count / 8)
 		return ctx_attach(w, c);
-	if ((*ready = head_waiting(w, c)) <= 0)
+	if ((*ready = zh__conn_head_waiting(w, c)) <= 0)
 		return NULL;
 	ctx = ctx_attach(w, c);
-	if (ctx == NULL && evict_stalled(w))
+	if (ctx == NULL && zh__conn_evict_stalled(w))
 		ctx = ctx_attach(w, c);
 	return ctx;
 }

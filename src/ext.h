@@ -61,10 +61,12 @@ bool zh__valid_field_value(const char *p, size_t len);
 bool zh__valid_token(const char *p, size_t len);
 bool zh__ieq(const char *a, const char *b, size_t len); /* ASCII case-insensitive */
 
-/* ---- HTTP utilities (response.c, static.c) -------------------------------------------------- */
+/* ---- HTTP utilities (http_util.c) -------------------------------------------------------- */
 
-int zh__coding_q(zh_slice_t accept_encoding, const char *coding); /* static.c: q x 1000 */
-const char *zh__status_reason(int status, size_t *len); /* "OK"; "" if unknown */
+int zh__coding_q(zh_slice_t accept_encoding, const char *coding); /* q x 1000 */
+/* Is etag (quotes included) named by the list v? weak: RFC 9110 §8.8.3.2 weak comparison. */
+bool zh__etag_listed(zh_slice_t v, const char *etag, size_t etag_len, bool weak);
+const char *zh__status_reason(int status, size_t *len); /* http1.c: "OK"; "" if unknown */
 size_t zh__http_date(time_t t, char out[30]);	/* IMF-fixdate, 29 chars + NUL */
 /* Any HTTP-date form (RFC 9110 §5.6.7: IMF-fixdate, rfc850-date, asctime-date); now (wall
  * clock) dates a two-digit rfc850 year. False for anything else or an invalid date. */

@@ -556,6 +556,10 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_drain(zh__worker_t *w, zh__conn_t *c);
+/* conn_evict.c: 1 a whole head waits in the socket, 0 part of one, -1 nothing; and the
+ * eviction of the longest-stalled context holder (true if one was cut). */
+int zh__conn_head_waiting(zh__worker_t *w, zh__conn_t *c);
+bool zh__conn_evict_stalled(zh__worker_t *w);
 int zh__conn_flush(zh__ctx_t *ctx); /* 1 all sent, 0 socket full, -1 error */
 void zh__conn_continue(zh__worker_t *w, zh__conn_t *c); /* a yielded producer's next turn */
 void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);

@@ -1,4 +1,6 @@
 /* static.c — files from a document root, by sendfile, through a per-worker open-file cache.
+ * This file handles the request (paths, conditionals, ranges, multipart); the cache, the
+ * content types, opening beneath the root and setup are in static_cache.c.
  *
  * Request path: decode and normalize the path (no syscall), look it up in this worker's
  * cache (no open/fstat for a hot file), answer 304/206/416/200 from the cached metadata, and
@@ -19,134 +21,16 @@
  * RESOLVE_NO_MAGICLINKS) from the root's fd, so no symlink can lead outside the root; where
  * openat2 is missing, each component is opened with O_NOFOLLOW (no symlinks at all).
  */
-#include "ext.h"
+#include "static_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
-
-enum { PATH_MAX_CACHED = 240, PATH_MAX_DECODED = 4096 };
-
-typedef struct {
-	const char *ext;
-	zh__hlines_t line; /* "Content-Type: type\r\n" */
-} mime_t;
-
-typedef struct cache cache_t;
-
-typedef struct entry {
-	struct entry *hnext;		/* hash chain, or the free list */
-	cache_t *cache;
-	struct entry *lprev, *lnext;	/* LRU, most recent first */
-	int fd;
-	uint32_t refs;			/* queued responses still sending from fd */
-	bool hashed;			/* reachable by lookup; false: closed on last release */
-	bool used;
-	uint64_t size, validated_ms;
-	dev_t dev;
-	ino_t ino;
-	struct timespec mtime;
-	const mime_t *ctype;
-	uint8_t etag_len;
-	uint16_t plen;
-	uint32_t hash;
-	uint8_t variants;		/* bit k: path + suffix[k] exists (see pick_variant) */
-	uint64_t variants_ms;		/* when variants was probed; 0: never */
-	/* "ETag: ...\r\nLast-Modified: ...\r\nAccept-Ranges: bytes\r\n", formatted at fill time
-	 * and appended to each response with one memcpy (hl indexes it); the ETag value starts
-	 * at lines + 6 */
-	zh__hlines_t hl;
-	char lines[136];
-	char path[PATH_MAX_CACHED];
-} entry_t;
-
-struct cache {
-	entry_t *entries;
-	entry_t **buckets;
-	entry_t *free_list; /* entries that held a file and were given back */
-	uint32_t nbuckets;
-	uint32_t carved, nentries; /* entries[0..carved) have been used; the rest untouched */
-	entry_t *lru_head, *lru_tail;
-	uint64_t multipart_seq;	  /* counts multipart responses: the boundary's input */
-	uint64_t boundary_key[2]; /* random (getrandom) per worker: see multipart_boundary */
-};
-
-struct zh_static {
-	int root_fd;
-	char index[64];
-	size_t index_len;
-	uint32_t ttl_ms, nentries;
-	bool precompressed, dotfiles, no_openat2;
-	unsigned nworkers;
-	cache_t *caches; /* one per worker: no locks */
-};
-
-/* ---- content types ------------------------------------------------------------------------- */
-
-/* Content-Type lines, preformatted: a response appends one with a memcpy. */
-#define MIME(ext, type) {ext, ZH__HLINE("Content-Type", type)}
-static const mime_t mime[] = {
-	MIME("html", "text/html; charset=utf-8"),
-	MIME("htm", "text/html; charset=utf-8"),
-	MIME("css", "text/css; charset=utf-8"),
-	MIME("js", "text/javascript; charset=utf-8"),
-	MIME("mjs", "text/javascript; charset=utf-8"),
-	MIME("json", "application/json"),
-	MIME("txt", "text/plain; charset=utf-8"),
-	MIME("md", "text/markdown; charset=utf-8"),
-	MIME("csv", "text/csv; charset=utf-8"),
-	MIME("xml", "application/xml"),
-	MIME("svg", "image/svg+xml"),
-	MIME("png", "image/png"),
-	MIME("jpg", "image/jpeg"),
-	MIME("jpeg", "image/jpeg"),
-	MIME("gif", "image/gif"),
-	MIME("webp", "image/webp"),
-	MIME("avif", "image/avif"),
-	MIME("ico", "image/vnd.microsoft.icon"),
-	MIME("wasm", "application/wasm"),
-	MIME("woff", "font/woff"),
-	MIME("woff2", "font/woff2"),
-	MIME("ttf", "font/ttf"),
-	MIME("otf", "font/otf"),
-	MIME("pdf", "application/pdf"),
-	MIME("zip", "application/zip"),
-	MIME("mp4", "video/mp4"),
-	MIME("webm", "video/webm"),
-	MIME("mp3", "audio/mpeg"),
-	MIME("ogg", "audio/ogg"),
-	MIME("wav", "audio/wav"),
-};
-static const mime_t mime_default = MIME("", "application/octet-stream");
-#undef MIME
-
-#define MIME_VALUE(m) ((m)->line.text + (m)->line.idx[0].voff)
-#define MIME_VALUE_LEN(m) ((m)->line.idx[0].vlen)
-
-static const mime_t *content_type(const char *path, size_t len)
-{
-	const char *dot = NULL;
-	for (size_t i = len; i-- > 0 && path[i] != '/';)
-		if (path[i] == '.') {
-			dot = path + i + 1;
-			break;
-		}
-	if (dot) {
-		size_t elen = (size_t)(path + len - dot);
-		for (size_t i = 0; i < sizeof mime / sizeof mime[0]; i++)
-			if (strlen(mime[i].ext) == elen && zh__ieq(dot, mime[i].ext, elen))
-				return &mime[i];
-	}
-	return &mime_default;
-}
 
 /* ---- paths --------------------------------------------------------------------------------- */
 
@@ -197,306 +81,12 @@ static int normalize(const char *in, size_t len, char *out, size_t cap, bool dot
 	return (int)o;
 }
 
-/* Opens root-relative path without leaving the root. */
-static int open_beneath(const zh_static_t *st, const char *path, int flags)
-{
-	static _Thread_local int have_openat2 = 1; /* per thread: no shared write */
-	const char *rel = path[0] ? path : ".";
-	int root_fd = st->root_fd;
-	if (have_openat2 && !st->no_openat2) {
-		struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
-				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-		long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
-		if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) /* EPERM: seccomp filters */
-			return (int)fd;
-		have_openat2 = 0;
-	}
-	/* no openat2: walk component by component, refusing every symlink */
-	{
-		char comp[256];
-		int dir = dup(root_fd);
-		const char *p = path;
-		while (dir >= 0 && *p) {
-			const char *slash = strchr(p, '/');
-			size_t n = slash ? (size_t)(slash - p) : strlen(p);
-			int next;
-			if (n >= sizeof comp) {
-				close(dir);
-				errno = ENAMETOOLONG;
-				return -1;
-			}
-			memcpy(comp, p, n);
-			comp[n] = '\0';
-			next = openat(dir, comp,
-				      (slash ? O_RDONLY | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
-			close(dir);
-			dir = next;
-			p += n + (slash != NULL);
-		}
-		return dir;
-	}
-}
-
-/* ---- cache ---------------------------------------------------------------------------------- */
-
-static uint32_t hash_path(const char *p, size_t len)
-{
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)p[i]) * 16777619u;
-	return h;
-}
-
-static void lru_unlink(cache_t *c, entry_t *e)
-{
-	if (e->lprev)
-		e->lprev->lnext = e->lnext;
-	else
-		c->lru_head = e->lnext;
-	if (e->lnext)
-		e->lnext->lprev = e->lprev;
-	else
-		c->lru_tail = e->lprev;
-	e->lprev = e->lnext = NULL;
-}
-
-static void lru_push_front(cache_t *c, entry_t *e)
-{
-	e->lprev = NULL;
-	e->lnext = c->lru_head;
-	if (c->lru_head)
-		c->lru_head->lprev = e;
-	else
-		c->lru_tail = e;
-	c->lru_head = e;
-}
-
-static void unhash(cache_t *c, entry_t *e)
-{
-	entry_t **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	e->hashed = false;
-	lru_unlink(c, e);
-}
-
-/* An entry is reusable once it is unhooked and no queued response sends from its fd. */
-static void drop_if_idle(entry_t *e)
-{
-	if (!e->hashed && e->refs == 0 && e->used) {
-		close(e->fd);
-		e->used = false;
-		e->hnext = e->cache->free_list;
-		e->cache->free_list = e;
-	}
-}
-
-static void release_entry_ref(void *arg)
-{
-	entry_t *e = arg;
-	e->refs--;
-	drop_if_idle(e);
-}
-
-#define ETAG(e) ((e)->lines + 6)
-
-static void fill_metadata(entry_t *e, const struct stat *st)
-{
-	char *p = e->lines;
-	e->size = (uint64_t)st->st_size;
-	e->dev = st->st_dev;
-	e->ino = st->st_ino;
-	e->mtime = st->st_mtim;
-	memcpy(p, "ETag: ", 6);
-	p += 6;
-	/* strong validator: changes whenever size or mtime (ns) does; at most 51 bytes */
-	e->etag_len = (uint8_t)snprintf(p, 64, "\"%llx-%llx-%llx%09lx\"",
-					(unsigned long long)e->ino & 0xffffffu,
-					(unsigned long long)e->size,
-					(unsigned long long)st->st_mtim.tv_sec,
-					(unsigned long)st->st_mtim.tv_nsec);
-	p += e->etag_len;
-	memcpy(p, "\r\nLast-Modified: ", 17);
-	p += 17;
-	p += zh__http_date(st->st_mtim.tv_sec, p);
-	memcpy(p, "\r\nAccept-Ranges: bytes\r\n", 24);
-	p += 24;
-	e->hl.text = e->lines;
-	e->hl.len = (uint16_t)(p - e->lines);
-	e->hl.n = 3;
-	e->hl.idx[0] = (zh__hdr_t){0, 4, 6, e->etag_len};
-	e->hl.idx[1] = (zh__hdr_t){(uint16_t)(8 + e->etag_len), 13, (uint16_t)(23 + e->etag_len), 29};
-	e->hl.idx[2] = (zh__hdr_t){(uint16_t)(54 + e->etag_len), 13, (uint16_t)(69 + e->etag_len), 5};
-}
-
-/* A free entry: a given-back one first, then one never used, else the least recent one
- * nobody is sending from. Entries are carved in order on first use (like the pools), so a
- * cache of 1024 entries (~590 KiB) costs RSS only for the files it has held. */
-static entry_t *take_slot(cache_t *c)
-{
-	entry_t *e = c->free_list;
-	if (e == NULL && c->carved < c->nentries) {
-		e = &c->entries[c->carved++];
-		e->cache = c;
-		return e;
-	}
-	if (e == NULL) {
-		for (e = c->lru_tail; e && e->refs; e = e->lprev)
-			;
-		if (e == NULL)
-			return NULL;
-		unhash(c, e);
-		drop_if_idle(e); /* closes it and puts it on the free list */
-	}
-	c->free_list = e->hnext;
-	return e;
-}
-
-/* Opens and stats path. Returns 0 with fd and st, or -status (404, 403, 500). */
-static int open_file(zh_static_t *st, const char *path, int *fd, struct stat *sb)
-{
-	/* O_NONBLOCK: opening a FIFO or device must not block the worker (only regular files
-	 * are served; sendfile ignores the flag) */
-	int f = open_beneath(st, path, O_RDONLY | O_NONBLOCK);
-	if (f < 0) {
-		switch (errno) {
-		case ENOENT:
-		case ENOTDIR:
-		case ENAMETOOLONG:
-			return -404;
-		case EXDEV:
-		case ELOOP:
-		case EACCES:
-		case EPERM:
-			return -403;
-		case EMFILE:
-		case ENFILE:
-		case ENOMEM:
-			return -503;
-		default:
-			return -500;
-		}
-	}
-	if (fstat(f, sb) < 0) {
-		close(f);
-		return -500;
-	}
-	*fd = f;
-	return 0;
-}
-
-/* The cached entry for path, revalidated if older than the TTL; or NULL with *status set.
- * *isdir is set for directories (not cached). A file that cannot be cached (path longer than
- * an entry holds, or every entry busy sending) is described in *scratch if given: a
- * transient entry (cache NULL) whose fd the caller owns; without scratch that is a 503. */
-static entry_t *lookup(zh_static_t *st, cache_t *c, uint64_t now, const char *path,
-		       size_t plen, int *status, bool *isdir, entry_t *scratch)
-{
-	uint32_t h = hash_path(path, plen);
-	entry_t *e = c->buckets[h & (c->nbuckets - 1)];
-	struct stat sb;
-	int fd, r;
-
-	*isdir = false;
-	for (; e; e = e->hnext)
-		if (e->hash == h && e->plen == plen && memcmp(e->path, path, plen) == 0)
-			break;
-	if (e && now - e->validated_ms < st->ttl_ms) {
-		lru_unlink(c, e);
-		lru_push_front(c, e);
-		return e;
-	}
-	r = open_file(st, path, &fd, &sb);
-	if (e) {
-		if (r == 0 && sb.st_ino == e->ino && sb.st_dev == e->dev &&
-		    (uint64_t)sb.st_size == e->size && sb.st_mtim.tv_sec == e->mtime.tv_sec &&
-		    sb.st_mtim.tv_nsec == e->mtime.tv_nsec) {
-			close(fd); /* unchanged: keep the cached fd */
-			e->validated_ms = now;
-			lru_unlink(c, e);
-			lru_push_front(c, e);
-			return e;
-		}
-		unhash(c, e); /* changed or gone: in-flight responses keep the old fd */
-		drop_if_idle(e);
-	}
-	if (r < 0) {
-		*status = -r;
-		return NULL;
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		close(fd);
-		*isdir = true;
-		return NULL;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		*status = 403;
-		return NULL;
-	}
-	e = plen <= PATH_MAX_CACHED ? take_slot(c) : NULL;
-	if (e == NULL && scratch == NULL) {
-		close(fd);
-		*status = 503;
-		return NULL;
-	}
-	if (e == NULL)
-		e = scratch;
-	memset(e, 0, offsetof(entry_t, path));
-	e->used = true;
-	e->fd = fd;
-	e->ctype = content_type(path, plen);
-	fill_metadata(e, &sb);
-	if (e == scratch)
-		return e; /* served uncached: no memory beyond the caller's stack */
-	e->cache = c;
-	e->hashed = true;
-	e->hash = h;
-	e->plen = (uint16_t)plen;
-	memcpy(e->path, path, plen);
-	e->validated_ms = now;
-	e->hnext = c->buckets[h & (c->nbuckets - 1)];
-	c->buckets[h & (c->nbuckets - 1)] = e;
-	lru_push_front(c, e);
-	return e;
-}
-
 /* ---- HTTP semantics ---------------------------------------------------------------------- */
-
-/* Does the entity-tag list v name e's representation ("*" names any)? weak: the weak
- * comparison (RFC 9110 §8.8.3.2, a W/ prefix ignored), else the strong one (a W/ tag never
- * matches). */
-static bool etag_listed(zh_slice_t v, const entry_t *e, bool weak)
-{
-	size_t i = 0;
-	while (i < v.len) {
-		size_t s, t;
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-			i++;
-		s = i;
-		while (i < v.len && v.ptr[i] != ',')
-			i++;
-		t = i;
-		while (t > s && (v.ptr[t - 1] == ' ' || v.ptr[t - 1] == '\t'))
-			t--;
-		if (t - s == 1 && v.ptr[s] == '*')
-			return true;
-		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/') {
-			if (!weak)
-				continue;
-			s += 2;
-		}
-		if (t - s == e->etag_len && memcmp(v.ptr + s, ETAG(e), e->etag_len) == 0)
-			return true;
-	}
-	return false;
-}
 
 /* RFC 9110 §13.1.2: If-None-Match, weak comparison, "*" matches any. */
 static bool none_match(zh_slice_t v, const entry_t *e)
 {
-	return etag_listed(v, e, true);
+	return zh__etag_listed(v, ETAG(e), e->etag_len, true);
 }
 
 /* Any of the three HTTP-date forms (RFC 9110 §5.6.7); the worker's clock dates a two-digit
@@ -569,52 +159,6 @@ static int parse_ranges(zh_slice_t v, uint64_t size, range_t *out)
 			if (out[i].first <= out[j].last && out[j].first <= out[i].last)
 				return 0;
 	return n ? n : -1;
-}
-
-/* Accept-Encoding (RFC 9110 §12.5.3): the q-value (x 1000) given to coding, or to "*",
- * else 0. Shared with the gzip middleware. */
-int zh__coding_q(zh_slice_t v, const char *coding)
-{
-	size_t clen = strlen(coding), i = 0;
-	int star = -1, q_found = -1;
-	while (i < v.len) {
-		size_t s, t;
-		int q = 1000;
-		/* OWS is SP or HTAB: a coding followed by HTAB must not go unrecognized (its
-		 * "q=0" would be missed and "*" would apply) */
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-			i++;
-		s = i;
-		while (i < v.len && v.ptr[i] != ',' && v.ptr[i] != ';' && v.ptr[i] != ' ' &&
-		       v.ptr[i] != '\t')
-			i++;
-		t = i;
-		while (i < v.len && v.ptr[i] != ',') {
-			/* a parameter: ';' OWS "q=" (case-insensitive, RFC 9110 §12.4.2) */
-			size_t at = i + 1;
-			bool param = v.ptr[i] == ';';
-			while (param && at < v.len && (v.ptr[at] == ' ' || v.ptr[at] == '\t'))
-				at++;
-			if (param && at + 1 < v.len && (v.ptr[at] | 0x20) == 'q' && v.ptr[at + 1] == '=') {
-				const char *p = v.ptr + at + 2, *end = v.ptr + v.len;
-				i = at;
-				q = 0;
-				if (p < end && *p == '1')
-					q = 1000;
-				else if (p + 1 < end && *p == '0' && p[1] == '.')
-					for (int d = 0, m = 100; d < 3 && p + 2 + d < end &&
-								 p[2 + d] >= '0' && p[2 + d] <= '9';
-					     d++, m /= 10)
-						q += (p[2 + d] - '0') * m;
-			}
-			i++;
-		}
-		if (t - s == clen && zh__ieq(v.ptr + s, coding, clen))
-			q_found = q;
-		else if (t - s == 1 && v.ptr[s] == '*')
-			star = q;
-	}
-	return q_found >= 0 ? q_found : (star >= 0 ? star : 0);
 }
 
 static int set_header(zh_response_t *resp, const char *name, const char *value, size_t vlen)
@@ -738,7 +282,7 @@ static uint8_t variants_of(zh_static_t *st, entry_t *e, uint64_t now, char *path
 		for (int k = 0; k < 2; k++) {
 			int fd;
 			memcpy(path + plen, suffix[k], 4);
-			fd = open_beneath(st, path, O_PATH);
+			fd = zh__static_open_beneath(st, path, O_PATH);
 			if (fd >= 0) {
 				close(fd);
 				e->variants |= (uint8_t)(1u << k);
@@ -778,7 +322,7 @@ static entry_t *pick_variant(zh_static_t *st, cache_t *c, uint64_t now, zh_reque
 		if (!(exist & (1u << k)) || zh__coding_q(ae, codings[k]) == 0)
 			continue;
 		memcpy(path + plen, suffix[k], 4);
-		v = lookup(st, c, now, path, plen + 3, &status, &isdir, NULL);
+		v = zh__static_lookup(st, c, now, path, plen + 3, &status, &isdir, NULL);
 		path[plen] = '\0';
 		if (v) {
 			*encoding = k;
@@ -801,7 +345,7 @@ static int send_part(zh_response_t *resp, entry_t *e, uint64_t first, uint64_t l
 	if (e->cache == NULL)
 		return zh_send_file(resp, e->fd, first, len, close_fd, (void *)(intptr_t)e->fd);
 	e->refs++;
-	if ((r = zh_send_file(resp, e->fd, first, len, release_entry_ref, e)) < 0)
+	if ((r = zh_send_file(resp, e->fd, first, len, zh__static_release_ref, e)) < 0)
 		e->refs--;
 	return r;
 }
@@ -884,7 +428,7 @@ static bool precondition_failed(zh_request_t *req, const entry_t *e)
 	zh_slice_t v;
 	time_t ius;
 	if (zh_req_header(req, "If-Match", &v))
-		return !etag_listed(v, e, false);
+		return !zh__etag_listed(v, ETAG(e), e->etag_len, false);
 	return zh_req_header(req, "If-Unmodified-Since", &v) && parse_http_date(req, v, &ius) &&
 	       last_modified(req, e) > ius;
 }
@@ -1005,7 +549,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 		redirect(req, resp, path, (size_t)plen, dir_slash);
 		return;
 	}
-	e = lookup(st, c, now, path, (size_t)plen, &status, &isdir, &scratch);
+	e = zh__static_lookup(st, c, now, path, (size_t)plen, &status, &isdir, &scratch);
 	if (isdir) {
 		if (!dir_slash && plen > 0) {
 			redirect(req, resp, path, (size_t)plen, true);
@@ -1019,7 +563,7 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 			path[plen++] = '/';
 		memcpy(path + plen, st->index, st->index_len + 1);
 		plen += (int)st->index_len;
-		e = lookup(st, c, now, path, (size_t)plen, &status, &isdir, &scratch);
+		e = zh__static_lookup(st, c, now, path, (size_t)plen, &status, &isdir, &scratch);
 		if (isdir)
 			status = 404;
 	} else if (e && dir_slash) {
@@ -1045,98 +589,4 @@ void zh_static_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	}
 	if (!respond(req, resp, c, sent, ctype, encoding, st->precompressed) && sent == &scratch)
 		close(scratch.fd);
-}
-
-/* ---- setup ----------------------------------------------------------------------------------- */
-
-void zh_static_options_init(zh_static_options_t *o)
-{
-	memset(o, 0, sizeof *o);
-	o->index = "index.html";
-	o->cache_entries = 1024;
-	o->cache_ttl_ms = 1000;
-	o->precompressed = 1;
-	o->dotfiles = 0;
-}
-
-zh_static_t *zh_static_new(const zh_server_t *srv, const zh_static_options_t *o, int *err)
-{
-	zh_static_t *st;
-	uint32_t nb = 16;
-	int r = -EINVAL;
-
-	if (o == NULL || o->root == NULL || o->cache_entries == 0 ||
-	    (o->index && (strlen(o->index) >= sizeof st->index || strchr(o->index, '/'))))
-		goto fail;
-	st = calloc(1, sizeof *st);
-	if (st == NULL) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	st->root_fd = open(o->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->root_fd < 0) {
-		r = -errno;
-		free(st);
-		goto fail;
-	}
-	if (o->index) {
-		st->index_len = strlen(o->index);
-		memcpy(st->index, o->index, st->index_len + 1);
-	}
-	st->ttl_ms = o->cache_ttl_ms;
-	st->precompressed = o->precompressed != 0;
-	st->dotfiles = o->dotfiles != 0;
-	st->no_openat2 = o->no_openat2 != 0;
-	st->nentries = o->cache_entries;
-	st->nworkers = zh_server_workers(srv);
-	while (nb < 2 * st->nentries)
-		nb <<= 1;
-	st->caches = calloc(st->nworkers, sizeof *st->caches);
-	if (st->caches == NULL) {
-		zh_static_free(st);
-		r = -ENOMEM;
-		goto fail;
-	}
-	for (unsigned i = 0; i < st->nworkers; i++) {
-		cache_t *c = &st->caches[i];
-		c->entries = calloc(st->nentries, sizeof *c->entries);
-		c->buckets = calloc(nb, sizeof *c->buckets);
-		c->nbuckets = nb;
-		if (c->entries == NULL || c->buckets == NULL) {
-			zh_static_free(st);
-			r = -ENOMEM;
-			goto fail;
-		}
-		/* flags 0: blocks only until the kernel's pool is first initialized (boot) */
-		if (getrandom(c->boundary_key, sizeof c->boundary_key, 0) !=
-		    (ssize_t)sizeof c->boundary_key) {
-			r = errno ? -errno : -EIO;
-			zh_static_free(st);
-			goto fail;
-		}
-		c->nentries = st->nentries; /* carved by take_slot: calloc's pages stay untouched */
-	}
-	return st;
-fail:
-	if (err)
-		*err = r;
-	return NULL;
-}
-
-void zh_static_free(zh_static_t *st)
-{
-	if (st == NULL)
-		return;
-	for (unsigned i = 0; st->caches && i < st->nworkers; i++) {
-		cache_t *c = &st->caches[i];
-		for (uint32_t k = 0; c->entries && k < c->carved; k++)
-			if (c->entries[k].used)
-				close(c->entries[k].fd);
-		free(c->entries);
-		free(c->buckets);
-	}
-	free(st->caches);
-	if (st->root_fd >= 0)
-		close(st->root_fd);
-	free(st);
 }

@@ -1,6 +1,7 @@
 /* fuzz_range.c — libFuzzer target for the range and conditional header parsers of static.c
- * (parse_ranges, none_match, the HTTP-date parser and formatter, zh__coding_q); static.c is
- * included here for its static functions, the other library sources are linked.
+ * (parse_ranges, none_match; zh__etag_listed, the HTTP-date parser and formatter and
+ * zh__coding_q of http_util.c); static.c is included here for its static functions, the other
+ * library sources are linked.
  *
  * Input: byte 0 selects the parser (mod 7), bytes 1-8 are a number (a file size, a time, a
  * file's identity), the rest is the header value, or for the generated modes the bytes that
@@ -12,7 +13,8 @@
  *  6 Range (generated: well-formed lists of a-b, a- and -n with random OWS): exactly the
  *    ranges RFC 9110 §14.1.2 gives, by a reference written here;
  *  1 If-None-Match and If-Match: the verdict of a reference (weak, resp. strong comparison,
- *    "*", list elements with OWS) against a real entry's ETag built by fill_metadata; the
+ *    "*", list elements with OWS) against a real entry's ETag built by
+ *    zh__static_fill_metadata; the
  *    ETag itself, W/-prefixed, and inside a list always match If-None-Match;
  *  2 HTTP-date (any bytes): a value accepted is a valid IMF-fixdate, rfc850-date or
  *    asctime-date (RFC 9110 §5.6.7), i.e. the time it gives formats back (strftime, in that
@@ -221,12 +223,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sb.st_size = (off_t)(num >> 20);
 		sb.st_mtim.tv_sec = (time_t)(num % 4102444800u); /* up to 2100 */
 		sb.st_mtim.tv_nsec = (long)(num % 1000000000u);
-		fill_metadata(&e, &sb);
+		zh__static_fill_metadata(&e, &sb);
 		etag = ETAG(&e);
 		CHECK(e.etag_len >= 2 && etag[0] == '"' && etag[e.etag_len - 1] == '"' &&
 			      !memchr(etag + 1, '"', e.etag_len - 2) && !memchr(etag, ',', e.etag_len),
 		      "ETag %.*s", (int)e.etag_len, etag);
-		CHECK(etag_listed(val, &e, false) == ref_listed(v, in.n, etag, e.etag_len, false),
+		CHECK(zh__etag_listed(val, etag, e.etag_len, false) ==
+			      ref_listed(v, in.n, etag, e.etag_len, false),
 		      "If-Match '%.*s' vs %.*s", (int)in.n, v, (int)e.etag_len, etag);
 		CHECK(none_match(val, &e) == ref_listed(v, in.n, etag, e.etag_len, true),
 		      "If-None-Match '%.*s' vs %.*s", (int)in.n, v, (int)e.etag_len, etag);
