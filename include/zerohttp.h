@@ -159,7 +159,10 @@ enum zh_route_flags {
 
 /* Adds a route: requests whose method is in `methods` and whose path equals `path` (or starts
  * with it, with ZH_ROUTE_PREFIX) go to handler(req, resp, arg). Exact routes win over
- * prefix routes, longer prefixes over shorter ones. `path` is copied; `arg` is borrowed and
+ * prefix routes, longer prefixes over shorter ones. Matching treats a percent-encoded
+ * unreserved character as the character itself ("/%61pi/x" reaches the prefix "/api"), while
+ * zh_req_path() stays the raw bytes: a prefix handler must decode before it strips the
+ * prefix by length. `path` is copied; `arg` is borrowed and
  * must outlive the server. Only before zh_server_run(): returns -EBUSY after, -EINVAL for a
  * path not starting with '/', -ENOSPC past 256 routes. */
 ZH_API ZH_MUST_USE int zh_server_route(zh_server_t *srv, unsigned methods, const char *path,

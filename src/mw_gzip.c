@@ -331,9 +331,15 @@ static void gzip_commit(zh_response_t *resp, void *arg)
 		slot_put(s);
 		return;
 	}
-	/* a declared length counts identity bytes; what leaves is measured again (a failure
-	 * here could only be -EALREADY, and a commit hook runs before the commit) */
-	(void)zh_resp_header_del(resp, "Content-Length");
+	/* A declared length counts identity bytes; what leaves is measured again (a failure
+	 * here could only be -EALREADY, and a commit hook runs before the commit). Not for a
+	 * HEAD: its handler may declare the length and write nothing, and the filter, fed
+	 * nothing, would leave a "Content-Length: 0". filter_head removes it there once the
+	 * handler's bytes are compressed, so a HEAD that writes its body still gets the GET's
+	 * encoded length. */
+	v = zh_req_method(req); /* methods are case-sensitive (RFC 9110 §9.1) */
+	if (v.len != 4 || memcmp(v.ptr, "HEAD", 4) != 0)
+		(void)zh_resp_header_del(resp, "Content-Length");
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */

@@ -200,6 +200,8 @@ static size_t encode_path(const char *path, size_t len, char *out, size_t cap)
 	return o;
 }
 
+enum { LOCATION_MAX = 3072 }; /* leaves 1 KiB of the 4 KiB header area for the others */
+
 /* 301 to the canonical form of path (plus '/' for directories), keeping the query. */
 static void redirect(zh_request_t *req, zh_response_t *resp, const char *path, size_t plen,
 		     bool slash)
@@ -214,7 +216,10 @@ static void redirect(zh_request_t *req, zh_response_t *resp, const char *path, s
 		memcpy(loc + n, query.ptr, query.len);
 		n += query.len;
 	}
-	if (set_header(resp, "Location", loc, n) < 0) {
+	/* The header area holds 4 KiB of fields in all: a longer Location would fail the set,
+	 * and a failed set makes the response a 500 (the sticky rule). Such a redirect target
+	 * is refused as too long before trying. */
+	if (n > LOCATION_MAX || set_header(resp, "Location", loc, n) < 0) {
 		(void)zh_reply(resp, 414, "text/plain", "URI Too Long\n", 13);
 		return;
 	}

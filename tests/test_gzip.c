@@ -191,6 +191,19 @@ static void h_file(zh_request_t *req, zh_response_t *resp, void *arg)
 	pthread_mutex_unlock(&lock);
 }
 
+/* /declared: the usual HEAD shape, a declared length and no body (a GET writes it) */
+static void h_declared(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t m = zh_req_method(req);
+	(void)arg;
+	zh_resp_header_set(resp, "Content-Type", "text/plain");
+	zh_resp_header_set(resp, "Content-Length", "3300");
+	if (m.len == 4 && memcmp(m.ptr, "HEAD", 4) == 0)
+		(void)zh_write_header(resp, 200);
+	else
+		(void)zh_write(resp, file_body, FILE_LEN);
+}
+
 static void make_bodies(void)
 {
 	char path[] = "/tmp/zh-gzip-XXXXXX";
@@ -226,6 +239,7 @@ static void start_server(const opts_t *o)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/refs", 0, h_refs, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/etag", 0, h_etag, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/file", 0, h_file, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET | ZH_HEAD, "/declared", 0, h_declared, NULL), 0);
 	if (o->gzip) {
 		zh_gzip_options_t go;
 		zh_gzip_options_init(&go);
@@ -460,6 +474,32 @@ Test(gzip, send_file_right_after_the_commit_serves_the_file)
 	cr_assert_eq(r.clen, (long long)FILE_LEN);
 	cr_assert_eq(r.body_len, (size_t)FILE_LEN);
 	cr_assert(memcmp(r.body, file_body, FILE_LEN) == 0, "the file's bytes differ");
+	resp_free(&r);
+}
+
+/* A HEAD whose handler declares its length and writes nothing keeps that length: the
+ * filter, fed nothing, must not turn it into "Content-Length: 0" (a cache would take the
+ * representation for empty). The GET of the same route is compressed. */
+Test(gzip, a_head_with_a_declared_length_and_no_body_keeps_its_length)
+{
+	char req[] = "HEAD /declared HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n"
+		     "Connection: close\r\n\r\n";
+	char v[64];
+	conn_t c;
+	resp_t r;
+	start_server(&(opts_t){.gzip = true});
+	get("/declared", "Accept-Encoding: gzip\r\n", &r);
+	cr_assert_eq(r.status, 200, "status %d:\n%s", r.status, r.head);
+	cr_assert_eq(field(&r, "Content-Encoding", v, sizeof v), 1, "the GET is compressed");
+	resp_free(&r);
+	zh_tc_dial(&c, zh_server_port(srv), 3, 0);
+	send_all(&c, req, sizeof req - 1);
+	read_response(&c, &r, true);
+	expect_eof(&c);
+	hang_up(&c);
+	cr_assert_eq(r.status, 200, "status %d:\n%s", r.status, r.head);
+	cr_assert_eq(field(&r, "Content-Length", v, sizeof v), 1, "HEAD:\n%s", r.head);
+	cr_assert_str_eq(v, "3300", "HEAD:\n%s", r.head);
 	resp_free(&r);
 }
 

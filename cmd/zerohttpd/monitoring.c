@@ -29,6 +29,20 @@ static struct {
 	int run_err;
 } mon;
 
+/* Would --metrics-listen take the main listener's port on an overlapping address? A
+ * wildcard (0.0.0.0, ::) overlaps every address of its port. */
+static bool same_listener(const struct zhd_settings *s)
+{
+	static const char *const any[] = {"0.0.0.0", "::"};
+	const char *a = s->cfg.address, *b = s->metrics_addr;
+	if (s->cfg.port == 0 || s->cfg.port != s->metrics_port)
+		return false;
+	for (unsigned i = 0; i < 2; i++)
+		if (strcmp(a, any[i]) == 0 || strcmp(b, any[i]) == 0)
+			return true;
+	return strcmp(a, b) == 0;
+}
+
 /* "127.0.0.1:9100", "[::1]:9100" */
 const char *zhd_parse_listen(const char *v, char addr[64], uint16_t *port)
 {
@@ -154,6 +168,12 @@ int zhd_metrics_start(zh_server_t *srv, const struct zhd_settings *s)
 	}
 	if (s->metrics_listen == NULL)
 		return 0;
+	if (same_listener(s)) {
+		/* with --reuse-port both would bind it, and requests would split between them */
+		zhd_log(ZHD_ERROR, "--metrics-listen %s is the main listener's address and port",
+			s->metrics_listen);
+		return -1;
+	}
 	zh_config_init(&cfg); /* small: a scraper and a few probes */
 	cfg.address = s->metrics_addr;
 	cfg.port = s->metrics_port;

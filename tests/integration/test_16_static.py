@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import WRAP, ServerTestCase, malloc_calls, request, rss_kib, stop_traced
+from harness import WRAP, ServerTestCase, malloc_calls, metrics, request, rss_kib, stop_traced
 
 ROOT = None
 OUTSIDE = None
@@ -416,6 +416,15 @@ class StaticFiles(ServerTestCase):
             self.assertEqual(r.status, 301, raw)
             self.assertEqual(r.header("Location"), loc, raw)
         self.assertEqual(self.get("/assets").header("Location"), "/assets/")
+
+    def test_redirect_target_too_long_for_the_header_area_is_414_not_500(self):
+        # the canonical Location of "/./" + 1500 x "%C3" is 4.5 KiB, past the 4 KiB of
+        # response fields: refused as too long, never a 500 from the failed set
+        for n, status in ((500, 301), (1500, 414), (2700, 414)):
+            c = self.conn()
+            c.send(b"GET /./" + b"%C3" * n + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertEqual(c.read_response().status, status, n)
+        self.assertEqual(metrics(self.port)["zerohttp_response_header_errors_total"], 0)
 
     def test_equivalent_percent_encodings_are_served_not_redirected(self):
         # RFC 3986 6.2.2.1/6.2.2.2: a triplet of an unreserved character is that character,

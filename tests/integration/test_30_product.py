@@ -291,6 +291,16 @@ class Logs(ProductCase):
 class MetricsListener(ProductCase):
     """/metrics was open to anyone who reached the port."""
 
+    def test_listener_on_the_main_port_is_refused_even_with_reuse_port(self):
+        # with --reuse-port both servers would bind it and requests would split between them
+        port = free_port()
+        for main, metrics in (("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"),
+                              ("127.0.0.1", "0.0.0.0")):
+            r = run_bin("--root", self.root, "--address", main, "--port", str(port),
+                        "--reuse-port", "--metrics-listen", "%s:%d" % (metrics, port))
+            self.assertEqual(r.returncode, 1, (main, metrics, r.stderr))
+            self.assertIn(b"is the main listener's address and port", r.stderr)
+
     def test_separate_listener_serves_monitoring_only(self):
         mport = free_port()
         srv = self.serve(["--root", self.root, "--metrics-listen", "127.0.0.1:%d" % mport],
