@@ -340,8 +340,9 @@ ZH_API void zh_resp_window_commit(zh_response_t *resp, char *from, char *to);
  *                             fails the response (a 500 if its head has not left).
  *   held(resp, state)         (optional) bytes written but not yet committed, counted by
  *                             zh_resp_body_len.
- * zh_resp_writer_begin registers ops and lends ZH_WRITER_STATE_SIZE bytes (16-byte aligned,
- * not zeroed) for its state, owned by the response until it ends; NULL if the response has
+ * zh_resp_writer_begin borrows ops (keep it valid until the response ends: a static table)
+ * and lends ZH_WRITER_STATE_SIZE bytes (16-byte aligned, not zeroed), the response's till it
+ * ends, for the writer's state; worker thread only, like every response call. NULL if it has
  * a pending writer already (or has ended). zh_resp_writer returns that state while ops is
  * the response's writer, else NULL: how later calls (producers, continuations) find it. */
 typedef struct zh_writer_ops {

@@ -39,17 +39,25 @@ int zhd_parse_rate(const char *s, double *rps, double *burst)
 /* One line of the file, comment and blanks already cut: false if it is wrong. */
 static bool limits_line(char *key, struct zhd_limits *l)
 {
+	static const char *const keys[] = {"rate-limit", "max-inflight", "rate-limit-ipv6-prefix"};
+	struct zhd_settings s; /* the flags' own setters parse the value, so both agree */
+	const struct zhd_option *o = NULL;
 	char *arg = key + strcspn(key, " \t");
 	if (*arg != '\0') {
 		*arg++ = '\0';
 		arg += strspn(arg, " \t");
 	}
-	if (strcmp(key, "rate-limit") == 0)
-		return zhd_parse_rate(arg, &l->rps, &l->burst) == 0;
-	if (strcmp(key, "rate-limit-ipv6-prefix") == 0)
-		return zhd_parse_num(arg, 128, &l->ipv6_prefix) == 0 && l->ipv6_prefix >= 32;
-	return strcmp(key, "max-inflight") == 0 &&
-	       zhd_parse_num(arg, UINT_MAX, &l->max_inflight) == 0;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0] && o == NULL; i++)
+		if (strcmp(key, keys[i]) == 0)
+			o = zhd_option_find(key);
+	if (o == NULL)
+		return false;
+	zhd_settings_init(&s);
+	s.limits = *l;
+	if (o->set(&s, o, arg) != NULL)
+		return false;
+	*l = s.limits;
+	return true;
 }
 
 /* The file's settings over *l: 0, or -1 with a message that names the file and line. */
