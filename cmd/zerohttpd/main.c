@@ -8,6 +8,7 @@
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
  *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
+ *   sdnotify.c  READY, RELOADING, STOPPING for systemd's Type=notify
  *   log.c       timestamped, levelled lines on stderr
  */
 #include "zerohttpd.h"
@@ -22,9 +23,11 @@
 
 static void reload_all(void)
 {
+	zhd_notify_reloading();
 	zhd_config_reload(); /* first: it may move the limits' base */
 	zhd_auth_reload();
 	zhd_limits_reload();
+	zhd_notify("READY=1");
 }
 
 /* "demo,gzip,metrics" ...: what this instance serves, for the start line */
@@ -121,6 +124,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 	}
 	zhd_signals_watch(srv);
 	log_start(srv, s);
+	zhd_notify("READY=1\nSTATUS=serving");
 	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
@@ -147,6 +151,8 @@ static int start(int argc, char **argv)
 
 	if ((r = zhd_settings_load(argc, argv, &s)) >= 0)
 		return r;
+	if (zhd_notify_init() < 0)
+		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
 	srv = zh_server_new(&s.cfg, &err);
 	if (srv == NULL) {
@@ -162,6 +168,7 @@ static int start(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int status = start(argc, argv);
+	zhd_notify_free();
 	zhd_config_free(); /* last: the settings' strings point into it */
 	return status;
 }

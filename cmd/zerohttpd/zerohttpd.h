@@ -131,6 +131,18 @@ int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
 
+/* ---- sdnotify.c: READY, RELOADING, STOPPING to $NOTIFY_SOCKET (systemd Type=notify) ---- */
+
+/* Opens the socket named by NOTIFY_SOCKET, if set: 0, or -1 (logged). */
+int zhd_notify_init(void);
+/* Sends state ("READY=1\nSTATUS=..."); a failure is logged. Does nothing without a socket. */
+void zhd_notify(const char *state);
+/* "RELOADING=1" with MONOTONIC_USEC. */
+void zhd_notify_reloading(void);
+/* "STOPPING=1": async-signal-safe, for the stop signal's handler. */
+void zhd_notify_stopping(void);
+void zhd_notify_free(void);
+
 /* ---- limits.c: --rate-limit, --max-inflight, --limits-file ------------------------------- */
 
 int zhd_limits_start(zh_server_t *srv, const struct zhd_settings *s);
