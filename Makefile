@@ -16,7 +16,7 @@
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
-#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd
+#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd, zerohttpd(8)
 #   make install-check               install to a scratch prefix, build examples/ against it
 
 CC      ?= gcc
@@ -203,7 +203,8 @@ install-check: all
 	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
 		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
 			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
-	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a; \
+	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && \
+		test -f $$d/share/man/man8/zerohttpd.8; \
 	ldd $$d/hello > $$d/hello.ldd; cat $$d/hello.ldd; \
 	if grep -v -E '^\s*(linux-vdso\.so|/lib[^ ]*/ld-linux[^ ]*\.so|(libzerohttp|libc|libpthread)\.so)' \
 		$$d/hello.ldd; then echo "install-check: examples/hello loads more than libc/pthread"; exit 1; fi; \
@@ -307,6 +308,8 @@ install: all
 	$(foreach m,$(PC_FILES:.pc=),$(call pc_text,$(m),$(PREFIX)) \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/$(m).pc;)
 	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 docs/zerohttpd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build $(PC_FILES)

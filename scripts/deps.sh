@@ -20,6 +20,8 @@ command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 # a free loopback port: the package's service (:9090) is never used, and in a container
 # without an init its postinst does not start it
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need="$need prometheus"
+# groff formats zerohttpd(8) in tests/integration/test_40_config.py (minbase has no man-db)
+command -v groff >/dev/null 2>&1 || need="$need groff-base"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

@@ -126,6 +126,26 @@ class ExampleFileTest(ConfigCase):
                 self.assertEqual(rc, 0, out)
 
 
+class ManPageTest(unittest.TestCase):
+    """docs/zerohttpd.8 (installed by make install) documents exactly the flags of --help,
+    and groff formats it without a warning."""
+
+    def test_the_man_page_lists_every_flag(self):
+        helptext = subprocess.run([server_bin(), "--help"], capture_output=True, text=True,
+                                  timeout=10).stdout
+        flags = re.findall(r"^  (--[a-z0-9-]+)", helptext, re.M)
+        with open(os.path.join(REPO, "docs", "zerohttpd.8")) as f:
+            page = f.read()
+        documented = re.findall(r"^\.TP\n\.(?:B|BR|BI) \"?(\\-\\-[a-z0-9\\-]+)", page, re.M)
+        self.assertEqual([d.replace("\\-", "-") for d in documented], flags)
+
+    def test_groff_formats_it_cleanly(self):
+        p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z",
+                            os.path.join(REPO, "docs", "zerohttpd.8")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+
+
 class ServeTest(ConfigCase):
     def test_the_file_configures_the_server(self):
         port = free_port()
