@@ -8,6 +8,7 @@
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
  *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
+ *   privileges.c --user, --group: dropped to after binding
  *   sdnotify.c  READY, RELOADING, STOPPING for systemd's Type=notify
  *   log.c       timestamped, levelled lines on stderr
  */
@@ -160,6 +161,10 @@ static int start(int argc, char **argv)
 			(unsigned)s.cfg.port, err == -EADDRINUSE ? "address already in use" :
 			strerror(-err), err == -EADDRINUSE ? " (another process holds the port; "
 			"--reuse-port shares it with processes that also ask)" : "");
+		return 1;
+	}
+	if (zhd_drop_privileges(&s) < 0) {
+		zh_server_free(srv);
 		return 1;
 	}
 	return serve(srv, &s);

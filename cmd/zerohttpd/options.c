@@ -217,6 +217,12 @@ static const struct zhd_option options[] = {
 	 "share the port with processes that set SO_REUSEPORT (a\n"
 	 "new zerohttpd taking over); without it a busy port is an\n"
 	 "error (\"address already in use\")", 0},
+	{"user", "NAME", set_str, AT(user), 0,
+	 "after binding, drop to this user (and its group, no\n"
+	 "supplementary groups) before opening or serving\n"
+	 "anything; needs root", 0},
+	{"group", "NAME", set_str, AT(group), 0, "with --user: this group instead of the user's",
+	 0},
 	{"root", "DIR", set_str, AT(files.root), 0,
 	 "document root (default: the current directory)", 0},
 	{"demo", NULL, set_true, AT(demo), 0,

@@ -55,7 +55,8 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
-	const char *config_file; /* -c FILE */
+	const char *user, *group; /* --user, --group: dropped to after binding */
+	const char *config_file;  /* -c FILE */
 	bool check_only;	 /* -t */
 	/* every option set, in order (config file, then argv): what SIGHUP compares */
 	struct zhd_applied {
@@ -130,6 +131,12 @@ int zhd_stop_signal(void);
 int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
+
+/* ---- privileges.c: --user, --group ----------------------------------------------------- */
+
+/* After binding, before anything else is opened: drops to --user (and --group, else the
+ * user's primary group), with no supplementary groups. 0, or -1 (logged). */
+int zhd_drop_privileges(const struct zhd_settings *s);
 
 /* ---- sdnotify.c: READY, RELOADING, STOPPING to $NOTIFY_SOCKET (systemd Type=notify) ---- */
 
