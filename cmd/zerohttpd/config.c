@@ -19,6 +19,8 @@
 #include "zerohttpd.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -199,6 +201,14 @@ static int check_files(const struct zhd_settings *s)
 		}
 	if (s->limits_file && zhd_limits_check(s->limits_file) < 0)
 		return 1;
+	if (s->user && getpwnam(s->user) == NULL) {
+		fprintf(stderr, "zerohttpd: no such user '%s'\n", s->user);
+		return 1;
+	}
+	if (s->group && getgrnam(s->group) == NULL) {
+		fprintf(stderr, "zerohttpd: no such group '%s'\n", s->group);
+		return 1;
+	}
 	return 0;
 }
 
