@@ -13,7 +13,8 @@
 # first and a failure fails the script.
 #
 # Environment: GO, BENCH_COUNT (default 5), BENCH_CPU (default 0),
-# ZH_ROUTER_BENCH (default build/bench/router_bench).
+# ZH_ROUTER_BENCH (default build/bench/router_bench), ROUTER_BENCH_RAW (a file to keep
+# go test's own output in).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,10 +29,15 @@ median() { # the median of the numbers on stdin, one a line
 	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# metric FILE CLASS UNIT: the median over the runs of BenchmarkServeMux/CLASS's UNIT figure.
+minimum() { # the least of the numbers on stdin (the run least disturbed by other load)
+	sort -g | awk 'NR == 1 { m = $1 } END { print (NR ? m : "-") }'
+}
+
+# metric FILE CLASS UNIT [median|minimum]: over the runs, the median (or least) of
+# BenchmarkServeMux/CLASS's UNIT figure.
 metric() {
 	awk -v b="BenchmarkServeMux/$2" -v u="$3" '$1 == b || index($1, b "-") == 1 {
-		for (i = 2; i <= NF; i++) if ($i == u) print $(i - 1) }' "$1" | median
+		for (i = 2; i <= NF; i++) if ($i == u) print $(i - 1) }' "$1" | "${4:-median}"
 }
 
 # go_ok GO: true if GO runs and is Go 1.22 or later.
@@ -88,9 +94,10 @@ go_side() {
 		echo "router bench: go test failed" >&2
 		return 1
 	}
+	if [[ -n ${ROUTER_BENCH_RAW:-} ]]; then cp "$out" "$ROUTER_BENCH_RAW"; fi
 	grep -E '^(goos|goarch|cpu):' "$out" || true
-	echo "| ServeMux $ver, 1,000 routes | lookups | ns/lookup (median of $count) | allocs/lookup | B/lookup |"
-	echo "|---|---:|---:|---:|---:|"
+	echo "| ServeMux $ver, 1,000 routes | lookups | ns/lookup (median of $count) | ns/lookup (min) | allocs/lookup | B/lookup |"
+	echo "|---|---:|---:|---:|---:|---:|"
 	# Lookups per class, classified like the Go test does (by the expected route's pattern).
 	local -A n
 	while read -r c k; do n[$c]=$k; done < <(awk '
@@ -100,11 +107,12 @@ go_side() {
 		{ cnt[$1]++ }
 		END { print "all", all; for (k in cnt) print k, cnt[k] }' "$here/routes.txt" "$here/lookups.expect")
 	for c in all hits static param catchall 404 405; do
-		local ns al by
+		local ns mn al by
 		ns=$(metric "$out" "$c" ns/lookup)
+		mn=$(metric "$out" "$c" ns/lookup minimum)
 		al=$(metric "$out" "$c" allocs/lookup)
 		by=$(metric "$out" "$c" B/lookup)
-		printf '| %s | %s | %s | %s | %s |\n' "$c" "${n[$c]:-0}" "$ns" "$al" "$by"
+		printf '| %s | %s | %s | %s | %s | %s |\n' "$c" "${n[$c]:-0}" "$ns" "$mn" "$al" "$by"
 		[[ $c == all ]] && GO_NS_PER_LOOKUP=$ns
 	done
 	return 0
