@@ -1042,8 +1042,8 @@ ZH_API void zh_form_iter_init(zh_form_iter_t *it, zh_slice_t src);
  * call. Decode with zh_form_decode. */
 ZH_API ZH_MUST_USE int zh_form_next(zh_form_iter_t *it, zh_slice_t *name, zh_slice_t *value);
 /* Decodes raw into buf. Returns the decoded length (never more than raw.len, so a buffer of
- * raw.len bytes always does; decoding in place, buf == raw.ptr, works too); -EILSEQ for a
- * bad escape, -ENOSPC when cap is too small. buf may be NULL when cap is 0. */
+ * raw.len bytes always does; in place, buf == raw.ptr, works on bytes you own); -EILSEQ for
+ * a bad escape, -ENOSPC when cap is too small. buf may be NULL when cap is 0. */
 ZH_API ZH_MUST_USE ssize_t zh_form_decode(zh_slice_t raw, char *buf, size_t cap);
 /* The first pair whose decoded name equals name (NUL-terminated, compared byte for byte):
  * 1 and its raw value; 0 if none; -EILSEQ if a name met before the match has a bad escape;
@@ -1060,10 +1060,10 @@ ZH_API ZH_MUST_USE ssize_t zh_form_get(zh_slice_t src, const char *name, char *b
  * end. Framing per RFC 2046 §5.1.1: the boundary comes from the Content-Type parameter
  * (quoted or not, 1 to 70 characters of bchars, not ending in a space); a preamble before
  * the first delimiter and an epilogue after the close delimiter are ignored; transport
- * padding (blanks) after a delimiter is allowed; a delimiter followed by anything else is a
- * framing error (the RFC forbids it inside a part). Body bytes are handed over as slices of
- * the fed buffer (no copy); bytes held back because they might begin a delimiter are handed
- * over from the parser's own copy of it once they turn out not to.
+ * padding (up to 256 blanks) after a delimiter is allowed; a delimiter followed by anything
+ * else is a framing error (the RFC forbids it inside a part). Body bytes are handed over as
+ * slices of the fed buffer (no copy); bytes held back because they might begin a delimiter
+ * are handed over from the parser's own copy of it once they turn out not to.
  *
  *   zh_multipart_t mp;   // the caller's (not on the stack of a handler that
  *                        // waits: in memory of its own, per worker or per request): ~4.3 KiB
