@@ -15,7 +15,10 @@
  *  - no part's data contains the delimiter (CRLF "--" boundary);
  *  - part indexes count up from 0, never reach max_parts, and every part that began ended
  *    unless the run failed;
- *  - errors are sticky: after one, feed and finish return it again.
+ *  - errors are sticky: after one, feed and finish return it again;
+ *  - a body that parses without error is split again by a reference written here (memmem
+ *    for CRLF "--" boundary, the first one also at the very start without its CRLF):
+ *    the same number of parts, each with the same data bytes.
  */
 #include "zerohttp.h"
 
@@ -47,6 +50,8 @@ typedef struct {
 	size_t dlen;
 	char data[1 << 16]; /* the current part's data, to look for the delimiter */
 	size_t data_len;
+	size_t part_len[130]; /* every part's data length (up to max_parts 128) */
+	bool data_over;	      /* a part's data outgrew data[]: no reference check */
 } run_t;
 
 static run_t runs[3];
@@ -103,7 +108,10 @@ static int on_data(void *arg, const zh_multipart_part_t *pt, const void *p, size
 	if (r->data_len + len <= sizeof r->data) {
 		memcpy(r->data + r->data_len, p, len);
 		r->data_len += len;
+	} else {
+		r->data_over = true;
 	}
+	r->part_len[pt->index] += len;
 	return 0;
 }
 
@@ -119,6 +127,47 @@ static int on_end(void *arg, const zh_multipart_part_t *pt)
 	return 0;
 }
 
+/* The reference split of a body the parser accepted: checks part count and each part's
+ * data against run r (whose data[] holds only the last part: the body is re-read here). */
+static void check_reference(const run_t *r, const uint8_t *body, size_t len)
+{
+	const char *b = (const char *)body, *end = b + len, *p, *d = r->delim;
+	size_t dl = r->dlen, parts = 0;
+	if (len >= dl - 2 && memcmp(b, d + 2, dl - 2) == 0)
+		p = b + dl - 2;
+	else {
+		p = memmem(b, len, d, dl);
+		CHECK(p != NULL, "accepted without a delimiter");
+		p += dl;
+	}
+	for (;;) {
+		const char *hdr_end, *next;
+		CHECK(end - p >= 2, "accepted a body cut after a delimiter");
+		if (p[0] == '-' && p[1] == '-')
+			break;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		CHECK(end - p >= 2 && p[0] == '\r' && p[1] == '\n', "no CRLF after a delimiter");
+		p += 2;
+		hdr_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+		CHECK(hdr_end != NULL, "accepted a part without its header block's end");
+		p = hdr_end + 4;
+		next = memmem(p, (size_t)(end - p), d, dl);
+		CHECK(next != NULL, "accepted a part without a delimiter after it");
+		CHECK(parts < 130 && r->part_len[parts] == (size_t)(next - p),
+		      "part %zu: %zu data bytes, the reference %zu", parts,
+		      parts < 130 ? r->part_len[parts] : 0, (size_t)(next - p));
+		parts++;
+		p = next + dl;
+	}
+	CHECK(parts == r->next_index, "%u parts, the reference %zu", r->next_index, parts);
+	if (parts > 0 && !r->data_over) {
+		/* the last part's bytes, compared whole */
+		const char *q = p - dl - r->part_len[parts - 1];
+		CHECK(memcmp(q, r->data, r->part_len[parts - 1]) == 0, "last part's bytes differ");
+	}
+}
+
 static const zh_multipart_ops_t ops = {on_part, on_data, on_end};
 
 /* mode 0 whole, 1 byte by byte, 2 the fuzzer's pieces; the result */
@@ -128,6 +177,8 @@ static int run(run_t *r, const char *ct, uint8_t flags, const uint8_t *body, siz
 	size_t at = 0;
 	int res = 0;
 	memset(r, 0, offsetof(run_t, data));
+	memset(r->part_len, 0, sizeof r->part_len);
+	r->data_over = false;
 	if (zh_multipart_init(&r->mp, (zh_slice_t){ct, strlen(ct)}, &ops, r) < 0)
 		return -EINVAL - 1000;
 	if (flags & 0x08)
@@ -174,5 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      memcmp(runs[m].log, runs[0].log, runs[0].len) == 0,
 		      "run %d: events differ from the whole feed", m);
 	}
+	if (res[0] == 0)
+		check_reference(&runs[0], in.p, in.n);
 	return 0;
 }
