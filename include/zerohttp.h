@@ -992,6 +992,65 @@ ZH_API int zh_access_log_reopen(zh_access_log_t *log);
 /* After zh_server_run() has returned: writes anything left, closes the file, frees. */
 ZH_API void zh_access_log_free(zh_access_log_t *log);
 
+/* ---- State, time and metrics for applications ---- */
+
+/* ------------------------------------------------------------------------------------------
+ * Worker timers: a callback on the request's worker after a delay, so that a deferred
+ * response can have a deadline without a thread and a clock of the application's own.
+ *
+ *   typedef struct { zh_deferred_t token; zh_timer_t deadline; } call_t;  // in zh_resp_state
+ *   call_t *c = zh_resp_state(resp);
+ *   zh_timer_init(&c->deadline);
+ *   zh_resp_defer(resp, &c->token);                       // the work goes elsewhere
+ *   zh_timer_start(req, &c->deadline, 2000, on_deadline, c);
+ *   // on_deadline(req, c): zh_deferred_resume(&c->token, answer_504, c);
+ *
+ * Memory: the timer is the caller's zh_timer_t (nothing is allocated, no limit on their
+ * number); it must stay valid, and not be moved, while it is pending. zh_resp_state()
+ * (valid until the response ends) is the natural place. A zeroed zh_timer_t, or one passed
+ * to zh_timer_init(), is idle.
+ *
+ * Lifetime: a timer belongs to the request it was started on and never outlives it. When
+ * that request's response ends (queued whole, or its last chunk), or its connection dies
+ * first, the library cancels the request's pending timers, before the done hooks run: a
+ * callback never runs for a request that has gone, and memory a done hook frees is no
+ * longer referenced. The application cancels a timer it no longer wants (an answer came
+ * before the deadline) with zh_timer_cancel(), or lets the end of the response do it.
+ *
+ * Thread: start, cancel and the callback all belong to the request's worker thread (its
+ * handler, hooks, continuations, producers and other timers' callbacks). From another
+ * thread, reach the worker with zh_deferred_resume() first.
+ *
+ * Resolution: the worker's CLOCK_MONOTONIC, in microseconds. A timer never fires before
+ * delay_ms has passed since zh_timer_start(); on an idle worker it fires within about 1 ms
+ * after (epoll_wait's timeout is whole milliseconds, rounded up), later while the worker is
+ * busy with other connections (timers run after each round of events). Timers fire in
+ * deadline order; equal deadlines in the order they were started. A timer started with
+ * delay 0 from a callback fires in the next round, never in the same one.
+ */
+typedef struct zh_timer {
+	void *zh_private_[12]; /* the library's; see zh_timer_init */
+} zh_timer_t;
+/* req: the request the timer was started on, alive (deferred, producing, waiting for body
+ * bytes). The callback may read the request, start and cancel timers (itself included: it
+ * is idle when called, so it may restart itself), and call zh_deferred_resume(); it must
+ * not write the response, which belongs to the handler and its continuations. */
+typedef void (*zh_timer_fn)(zh_request_t *req, void *arg);
+/* Makes t idle (never fails). */
+ZH_API void zh_timer_init(zh_timer_t *t);
+/* Arms t to call fn(req, arg) once, delay_ms (0 .. 2^32 - 1) after now; a pending t is
+ * re-armed (its earlier start forgotten). Returns 0, -EINVAL (NULL t or fn, a delay out of
+ * range, or a request whose response has already ended, its done hooks included), -EBUSY
+ * (t is pending on another worker). fn is never called after an error return. */
+ZH_API ZH_MUST_USE int zh_timer_start(zh_request_t *req, zh_timer_t *t, uint64_t delay_ms,
+				      zh_timer_fn fn, void *arg);
+/* Disarms t: 1 if it was pending (fn will not be called), 0 if it was idle (never started,
+ * already fired, cancelled, or cancelled by the end of its request). Safe from any callback,
+ * its own included. */
+ZH_API int zh_timer_cancel(zh_timer_t *t);
+/* 1 while t is armed. */
+ZH_API int zh_timer_pending(const zh_timer_t *t);
+
 #ifdef __cplusplus
 }
 #endif

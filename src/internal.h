@@ -419,6 +419,8 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	bool timers_closed;	  /* no request, or its response ended: zh_timer_start refuses */
+	struct zh__utimer *utimers; /* the request's pending zh_timer_start timers (timer.c) */
 	uint64_t started_us;	  /* the request's head was complete (CLOCK_MONOTONIC) */
 	_Alignas(16) char state[ZH_RESP_STATE_SIZE]; /* zh_resp_state() */
 	_Alignas(16) char writer_area[ZH_WRITER_STATE_SIZE]; /* zh_resp_writer_begin(): opaque */
@@ -487,6 +489,10 @@ struct zh__worker {
 	} ticks[ZH__TICKS_MAX];
 	uint32_t nticks;
 	uint64_t tick_due_ms;
+	/* application timers (timer.c): a pairing heap by (deadline_us, seq), intrusive in the
+	 * callers' zh_timer_t; tseq numbers starts, for FIFO order among equal deadlines */
+	struct zh__utimer *theap;
+	uint64_t tseq;
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
@@ -569,6 +575,22 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
 void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__now_ms(void);
+
+/* timer.c: application timers (zh_timer_start). Each lives in the caller's zh_timer_t, on
+ * its worker's heap and on its request's list; the library cancels the request's timers
+ * when its response ends or its connection dies, before the done hooks run. */
+typedef struct zh__utimer {
+	struct zh__utimer *child, *next, *prev; /* heap: prev is the parent of a first child */
+	struct zh__utimer *rnext, *rprev;	 /* the request's list */
+	zh__ctx_t *ctx;
+	uint64_t deadline_us, seq;
+	zh_timer_fn fn;
+	void *arg;
+	uint32_t state; /* ZH__UTIMER_PENDING, or anything else: idle */
+} zh__utimer_t;
+void zh__utimers_run(zh__worker_t *w);	      /* fires what is due (loop.c) */
+int zh__utimers_wait_ms(const zh__worker_t *w); /* ms until the next is due; -1 none */
+void zh__utimers_close(zh__ctx_t *ctx);	      /* the request ends: cancel its timers */
 
 /* ---- protocol (http1.c; the seam is described in docs/design.md) ------------------------ */
 

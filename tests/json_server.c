@@ -15,6 +15,10 @@
  *   GET  /raw               zh_json_raw fragments, small and large
  *   GET  /html              a string and a key under ZH_JSON_ESCAPE_HTML
  *   GET  /all               every value type, empty containers, nesting
+ *   GET  /deadline?ms=N&work=M  a deferred response with a worker timer as its deadline:
+ *                           {"error":"deadline"} (504) after N ms, unless the simulated
+ *                           work (a second timer, M ms; none without work=) answers first
+ *                           {"done":true} (200); whichever fires cancels the other
  *
  * String i of /big and /bigp is the L bytes at offset (7 * i) % UNIT_LEN of the endless
  * repetition of unit[] (which has quotes, backslashes, controls, NUL, multibyte UTF-8, and
@@ -534,6 +538,74 @@ static void all(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_end(j);
 }
 
+/* ---- GET /deadline: worker timers (zh_timer_start) ---------------------------------------- */
+
+struct deadline_call {
+	zh_deferred_t token;
+	zh_timer_t deadline, work;
+};
+
+static void deadline_answer(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j;
+	(void)req;
+	if (resp == NULL)
+		return;
+	if (arg == NULL) {
+		zh_write_header(resp, 504);
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "error", 5);
+		zh_json_str(j, "deadline", 8);
+	} else {
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "done", 4);
+		zh_json_bool(j, 1);
+	}
+	zh_json_end(j);
+}
+
+/* Both timers end here; the one that fires disarms the other, so one answer is made. */
+static void deadline_fired(struct deadline_call *c, bool work)
+{
+	(void)zh_timer_cancel(work ? &c->deadline : &c->work);
+	if (zh_deferred_resume(&c->token, deadline_answer, work ? c : NULL) < 0)
+		fprintf(stderr, "json_server: deadline resume refused\n");
+}
+
+static void on_deadline(zh_request_t *req, void *arg)
+{
+	(void)req;
+	deadline_fired(arg, false);
+}
+
+static void on_work(zh_request_t *req, void *arg)
+{
+	(void)req;
+	deadline_fired(arg, true);
+}
+
+static void deadline(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	struct deadline_call *c = zh_resp_state(resp);
+	long ms = num_param(req, "ms", 100, 600000), work = num_param(req, "work", -2, 600000);
+	(void)arg;
+	if (ms < 0 || work == -1) {
+		bad_request(resp, "ms, work: 0..600000\n");
+		return;
+	}
+	zh_timer_init(&c->deadline);
+	zh_timer_init(&c->work);
+	if (zh_resp_defer(resp, &c->token) < 0)
+		return; /* an empty 200 */
+	/* a start cannot fail here (valid timers, a live request): were it to, the deadline
+	 * would be lost and the request would hang, so answer now instead */
+	if (zh_timer_start(req, &c->deadline, (uint64_t)ms, on_deadline, c) < 0 ||
+	    (work >= 0 && zh_timer_start(req, &c->work, (uint64_t)work, on_work, c) < 0))
+		deadline_fired(c, false);
+}
+
 /* GET /malloc: one allocation on this worker thread; answers how many zerohttpd's malloc
  * wrapper (cmd/zerohttpd/heap_count.c, linked in here too) counted, so that a test can show
  * zerohttp_heap_allocations_total would see it. */
@@ -602,7 +674,8 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET, "/misuse", 0, misuse, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/raw", 0, raw, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/html", 0, html, NULL) < 0 ||
-	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0) {
+	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/deadline", 0, deadline, NULL) < 0) {
 		fprintf(stderr, "json_server: cannot add routes\n");
 		return 1;
 	}
