@@ -276,6 +276,8 @@ typedef struct zh_middleware {
 	void (*commit)(zh_response_t *resp, void *arg);
 	void (*done)(zh_request_t *req, zh_response_t *resp, void *arg);
 	void *arg;
+	const void *key; /* optional: publishes this middleware's slot under key (see
+			    zh_req_published); NULL: private */
 } zh_middleware_t;
 ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw);
 /* Adds mw to the chain of every route registered (so far) with exactly this path. */
@@ -889,7 +891,11 @@ ZH_API void zh_cors_free(zh_cors_t *c); /* after the server has been freed */
  *    bcrypt ($2y$, $2b$, as `htpasswd -B` writes), sha512crypt ($6$, `openssl passwd -6`,
  *    `mkpasswd -m sha-512`), sha256crypt ($5$), yescrypt ($y$), md5crypt ($1$; weak).
  *    Apache's $apr1$ and {SHA} are not crypt(3) formats and are refused at load.
- *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes).
+ *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes),
+ *    optionally named: "name:token", the name an RFC 9110 token of up to 255 bytes.
+ *  - A request with valid credentials goes on with its identity published (the middleware
+ *    carries key zh_identity_key()): zh_req_auth_user() gives handlers the Basic user name
+ *    or the token's name (empty for an unnamed token), and the access log logs it.
  *  - Both: blank lines and lines starting with '#' are skipped; blanks around a line and a
  *    CR before its LF are ignored. A malformed line fails the whole load.
  *
@@ -949,7 +955,8 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  *
  *   ZH_LOG_COMMON    127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=1 HTTP/1.1" 200 13
  *   ZH_LOG_COMBINED  the same, then "Referer" "User-Agent"
- *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","method":"GET",
+ *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","user":null,
+ *                    "method":"GET",
  *                    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
  *                    "duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}  (one line)
  *
@@ -961,7 +968,9 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  * response cut after its head left keeps its status. duration_us runs
  * from the complete head to the response's end; null when the server has
  * latency_metrics off. The request line is logged as sent (like nginx); no other header
- * is ever logged, so Authorization never is, and the user field stays "-".
+ * is ever logged, so Authorization never is. The user field (CLF's third, JSON "user") is the
+ * authenticated identity (zh_req_auth_user: the Basic user or the token's name), "-" (JSON:
+ * null) when nobody authenticated the request.
  * Client-controlled text cannot forge a line: in CLF/Combined '"', '\', control bytes and
  * bytes >= 0x7f are written \xHH (as nginx does); JSON strings are escaped per RFC 8259
  * (ill-formed UTF-8 becomes U+FFFD; DEL, U+0085, U+2028 and U+2029 are escaped as well).
@@ -993,6 +1002,30 @@ ZH_API int zh_access_log_reopen(zh_access_log_t *log);
 ZH_API void zh_access_log_free(zh_access_log_t *log);
 
 /* ---- State, time and metrics for applications ---- */
+
+/* ------------------------------------------------------------------------------------------
+ * Published slots: what one middleware tells handlers and other middleware about a request
+ * (the authenticated user, say) without a field in the core's request. A middleware
+ * registered with a key (zh_middleware_t.key: the address of something of its own, or
+ * zh_identity_key()) publishes its slot: zh_req_published(req, key) returns what its hooks
+ * stored in zh_mw_slot, from anywhere the request is alive (handler, continuations, timers,
+ * other middleware's hooks, done hooks included). The key's owner documents what the
+ * pointer points to and how long that lives (at least until the request's done hooks ran).
+ */
+/* The slot of the first middleware registered with key (global chain, then the route's)
+ * whose slot is set, or NULL. Worker thread, like every request call. */
+ZH_API void *zh_req_published(const zh_request_t *req, const void *key);
+/* The key of the authenticated identity: its slot points to a const zh_slice_t holding the
+ * user's name (not NUL-terminated, possibly empty), valid at least until the request's
+ * done hooks have run. zh_auth_middleware() publishes under it; an application's own
+ * authentication middleware may too, and the access log and zh_req_auth_user() then see
+ * its users as well. */
+ZH_API const void *zh_identity_key(void);
+/* 1 and the name of the request's authenticated user (Basic: the user name; Bearer: the
+ * token's name, empty for a token listed without one), 0 if nobody authenticated it (no
+ * authentication middleware, a path outside its prefix, /healthz). The slice lives as long
+ * as the request at least. */
+ZH_API int zh_req_auth_user(const zh_request_t *req, zh_slice_t *out);
 
 /* ------------------------------------------------------------------------------------------
  * Worker timers: a callback on the request's worker after a delay, so that a deferred

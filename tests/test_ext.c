@@ -400,6 +400,79 @@ Test(ext, user_slot_reaches_the_done_hook_when_the_connection_dies)
 	stop();
 }
 
+/* ---- published slots: one middleware's state read by the handler and another's hooks --------- */
+
+static const char tenant_key = 't';
+static const zh_slice_t app_user = {"app-user", 8};
+
+static int tenant_before(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)resp;
+	*zh_mw_slot(req) = arg; /* published: the middleware carries tenant_key */
+	return ZH_MW_NEXT;
+}
+
+/* An application's own authentication: its users appear in zh_req_auth_user too. */
+static int ident_before(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t v;
+	(void)resp, (void)arg;
+	if (zh_req_header(req, "X-User", &v))
+		*zh_mw_slot(req) = (void *)(uintptr_t)&app_user;
+	return ZH_MW_NEXT;
+}
+
+static void published_done(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	const char *t = zh_req_published(req, &tenant_key);
+	zh_slice_t who;
+	char line[64];
+	(void)resp, (void)arg;
+	snprintf(line, sizeof line, "done:%s:%s", t ? t : "none",
+		 zh_req_auth_user(req, &who) ? "user" : "nobody");
+	note(line);
+}
+
+static void h_published(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	const char *t = zh_req_published(req, &tenant_key);
+	zh_slice_t who = {"", 0};
+	char body[96];
+	int n;
+	(void)arg;
+	int authed = zh_req_auth_user(req, &who);
+	n = snprintf(body, sizeof body, "tenant=%s user=%.*s%s nokey=%s", t ? t : "none",
+		     (int)who.len, who.ptr, authed ? "" : "-",
+		     zh_req_published(req, NULL) || zh_req_published(req, &app_obj) ? "found"
+										     : "none");
+	(void)zh_reply(resp, 200, "text/plain", body, (size_t)n);
+}
+
+Test(ext, published_slots_reach_the_handler_and_other_hooks)
+{
+	zh_middleware_t tenant = {.before = tenant_before, .arg = "acme", .key = &tenant_key};
+	zh_middleware_t ident = {.before = ident_before, .key = zh_identity_key()};
+	zh_middleware_t log = {.done = published_done};
+	char buf[4096];
+	srv = new_server();
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/pub", 0, h_published, NULL), 0);
+	cr_assert_eq(zh_server_use(srv, &log), 0);
+	cr_assert_eq(zh_server_use(srv, &ident), 0);
+	cr_assert_eq(zh_route_use(srv, "/pub", &tenant), 0);
+	start();
+	seen[0] = '\0';
+	exchange("GET /pub HTTP/1.1\r\nHost: x\r\nX-User: 1\r\nConnection: close\r\n\r\n", buf,
+		 sizeof buf);
+	cr_assert_str_eq(zh_tc_body_of(buf), "tenant=acme user=app-user nokey=none");
+	exchange("GET /pub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf, sizeof buf);
+	cr_assert_str_eq(zh_tc_body_of(buf), "tenant=acme user=- nokey=none");
+	/* no route: the route's middleware never ran, the global one did */
+	exchange("GET /nope HTTP/1.1\r\nHost: x\r\nX-User: 1\r\nConnection: close\r\n\r\n", buf,
+		 sizeof buf);
+	cr_assert_str_eq(seen_when("done:none"), "done:acme:user done:acme:nobody done:none:user ");
+	stop();
+}
+
 /* ---- a pending writer of the application's own ----------------------------------------------- */
 
 /* Upper-cases text straight into the send buffers and keeps its window open between calls,

@@ -268,7 +268,7 @@ static const struct zhd_option options[] = {
 	 "require HTTP Basic credentials from this htpasswd file\n"
 	 "(bcrypt, sha512crypt... hashes); SIGHUP reloads it"},
 	{"bearer-tokens", "FILE", set_str, AT(tokens_file), 0,
-	 "accept Bearer tokens listed one per line; SIGHUP reloads"},
+	 "accept Bearer tokens listed one per line (\"name:token\"\nnames them for the access log); SIGHUP reloads"},
 	{"auth-prefix", "PREFIX", set_str, AT(auth_prefix), 0,
 	 "paths needing credentials (default /; /healthz and\n/readyz never do)"},
 	FN("rate-limit", "RPS[:BURST]", set_rate_limit,
