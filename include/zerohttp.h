@@ -126,6 +126,11 @@ typedef struct zh_config {
 					connections: a second instance started for a
 					zero-downtime restart, say. Either way each worker has
 					its own SO_REUSEPORT listener inside the process */
+	const char *trusted_proxies; /* CIDRs of reverse proxies whose Forwarded /
+					X-Forwarded-For is believed, separated by commas or
+					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
+					zh_server_new, -EINVAL if malformed; not kept). NULL:
+					none. See zh_req_client_addr */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -425,7 +430,8 @@ ZH_API void zh_gzip_free(zh_gzip_t *gz); /* after the server has stopped */
  * Retry-After: 1. The before hook answers both, so they cost no handler and allocate
  * nothing; they count in zh_stats_t shed_429 and shed_503 and keep the connection open.
  * The rate is checked first, so a refused request never takes an in-flight place; a
- * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr and
+ * request refused for load has used its token. Buckets are keyed by zh_req_client_addr
+ * (the peer, or the client a trusted proxy names) and
  * shared by all workers: an IPv4 client per address (its IPv4-mapped IPv6 form is the same
  * client), an IPv6 client per /64 by default (zh_limit_ipv6_prefix), since one subscriber
  * holds a whole /64 and may rotate through its addresses at will. The table has a fixed size: when it is full, a new client takes the place of the
@@ -1026,6 +1032,23 @@ ZH_API const void *zh_identity_key(void);
  * authentication middleware, a path outside its prefix, /healthz). The slice lives as long
  * as the request at least. */
 ZH_API int zh_req_auth_user(const zh_request_t *req, zh_slice_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * The client behind trusted proxies (zh_config_t.trusted_proxies; zerohttpd
+ * --trusted-proxy). When the TCP peer lies in a trusted CIDR, the client is read from the
+ * request's Forwarded fields (RFC 7239: the for= of each element) or, if it has none, its
+ * X-Forwarded-For fields: the rightmost address that is not itself a trusted proxy (the
+ * leftmost when every hop is trusted). Otherwise, and whenever those fields cannot be read
+ * (malformed, "unknown" or obfuscated nodes, more than 32 hops, none at all), the client is
+ * the peer. An untrusted peer's fields are never read. The rate limiter keys its buckets
+ * and the access log logs this address; zh_req_peer_addr stays the TCP peer.
+ */
+/* As zh_req_peer_addr (family AF_INET with 4 bytes, or AF_INET6 with 16; an IPv4 address
+ * forwarded as such is AF_INET). No allocation; parses the fields on each call when the
+ * peer is trusted. For a library answer to bytes that never parsed: the peer. */
+ZH_API int zh_req_client_addr(const zh_request_t *req, uint8_t addr[16]);
+/* The same as text, NUL-terminated; its length (INET6_ADDRSTRLEN, 46, is always enough). */
+ZH_API size_t zh_req_client_str(const zh_request_t *req, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------------------------
  * Worker timers: a callback on the request's worker after a delay, so that a deferred

@@ -269,12 +269,13 @@ static void put_json_str(out_t *o, zh_slice_t s, size_t cap, bool null_if_empty)
 
 /* ---- the fields ----------------------------------------------------------------------------- */
 
-/* The client address: IPv4 by hand (the common case), IPv6 by inet_ntop (no allocation). */
+/* The client address (zh_req_client_addr: the forwarded client behind a trusted proxy): IPv4
+ * by hand (the common case), IPv6 by inet_ntop (no allocation). */
 static void put_client(out_t *o, const zh_request_t *req)
 {
 	uint8_t a[16];
 	char text[INET6_ADDRSTRLEN];
-	int family = zh_req_peer_addr(req, a);
+	int family = zh_req_client_addr(req, a);
 	if (family == AF_INET) {
 		for (int i = 0; i < 4; i++) {
 			if (i)

@@ -497,6 +497,30 @@ struct zh__worker {
 	char discard[4096]; /* lingering close reads land here */
 };
 
+/* proxy.c: trusted proxies. A CIDR in the IPv6 form (IPv4 as ::ffff:0:0/96 + its bits),
+ * host bits cleared. */
+typedef struct zh__cidr {
+	uint8_t addr[16];
+	uint8_t bits;
+} zh__cidr_t;
+enum { ZH__PROXIES_MAX = 64, ZH__FWD_MAX = 32 };
+/* The hops of Forwarded or X-Forwarded-For, left to right; known false: "unknown", an
+ * obfuscated name, or a Forwarded element without for=. */
+typedef struct zh__fwd {
+	unsigned n;
+	struct {
+		uint8_t addr[16];
+		bool known;
+	} hop[ZH__FWD_MAX];
+} zh__fwd_t;
+bool zh__cidr_parse(const char *p, size_t len, zh__cidr_t *out);
+/* A list separated by commas or blanks; the count, -EINVAL (a bad CIDR), -ENOSPC. */
+int zh__cidr_list_parse(const char *list, zh__cidr_t *out, unsigned cap);
+bool zh__cidr_match(const zh__cidr_t *c, unsigned n, const uint8_t a[16]);
+/* Appends one field value's hops to f (forwarded: RFC 7239 syntax, else X-Forwarded-For).
+ * 0, -EINVAL malformed, -E2BIG past ZH__FWD_MAX hops. */
+int zh__fwd_parse(zh__fwd_t *f, bool forwarded, const char *v, size_t len);
+
 struct zh_server {
 	zh_config_t cfg;
 	char address[64];
@@ -516,6 +540,8 @@ struct zh_server {
 	unsigned nmw;
 	uint8_t global_mw[ZH__GLOBAL_MW_MAX]; /* indexes into mw */
 	unsigned nglobal_mw;
+	zh__cidr_t proxies[ZH__PROXIES_MAX]; /* cfg.trusted_proxies, parsed */
+	unsigned nproxies;
 };
 
 /* middleware.c. The entry points are inline so that a server without middleware (nmw 0:
