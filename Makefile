@@ -59,7 +59,7 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c
+	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c src/app_metrics.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
@@ -85,7 +85,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
-	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy \
+	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_app_metrics \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto
 SHIM    := $(BUILD)/tests/malloc_count.so
 
@@ -172,7 +172,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy): \
+	  test_ext test_timer test_proxy test_app_metrics): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)

@@ -1051,6 +1051,75 @@ ZH_API int zh_req_client_addr(const zh_request_t *req, uint8_t addr[16]);
 ZH_API size_t zh_req_client_str(const zh_request_t *req, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------------------------
+ * Application metrics on /metrics (zh_metrics_handler), after the library's own, in the
+ * same Prometheus text format: counters, gauges and histograms with a fixed label set.
+ *
+ *   static const char *const routes[] = {"/users/{id}", "/orders"};
+ *   zh_metric_options_t o;  zh_metric_options_init(&o);
+ *   o.name = "app_requests_total";  o.help = "Requests by route.";
+ *   o.label = "route";  o.values = routes;  o.nvalues = 2;
+ *   zh_metric_t *m = zh_metric_new(srv, &o, &err);       // before zh_server_run
+ *   ...
+ *   zh_metric_add(m, 0, 1);                               // in a handler: series 0
+ *
+ * Registration (zh_metric_new) is for start-up: before zh_server_run(), on any one thread;
+ * it allocates the metric's cells, which zh_server_free() frees. Updates allocate nothing
+ * and take no lock: each worker has its own shard of every metric, written with plain
+ * stores, and a scrape sums the shards (as zh_server_stats does). Updates from threads that
+ * are not the server's workers go to one shared shard with atomic adds. A scrape taken
+ * while workers update is consistent per series, not across series.
+ *
+ * Labels: one label name with the values it may take, declared at registration (so the
+ * exposition is fixed and bounded: never a raw path or a client-supplied value). A series
+ * is the index of its value in o.values: update by index, or find it by value with
+ * zh_metric_series() (a scan of the values: no allocation). Without a label, the metric is
+ * one series, 0. For a route label, pass the route patterns as the values and look the
+ * matched pattern up per request (see zh_metric_series).
+ *
+ * Gauges: every worker holds its own share and the export is their sum. zh_metric_add
+ * moves the calling worker's share (inc/dec from anywhere: the sum is right);
+ * zh_metric_set replaces the calling thread's share (a value one owner sets: set it from
+ * one thread only, the sum is then that value).
+ */
+enum { ZH_METRIC_COUNTER = 0, ZH_METRIC_GAUGE = 1, ZH_METRIC_HISTOGRAM = 2 };
+typedef struct zh_metric zh_metric_t;
+typedef struct zh_metric_options {
+	const char *name;	   /* [a-zA-Z_:][a-zA-Z0-9_:]*, at most 128 bytes, unique per
+				      server; "zerohttp_" is the library's. Counters should end
+				      in _total (promtool insists) */
+	const char *help;	   /* required: the HELP text (UTF-8; '\' and newlines are
+				      escaped) */
+	int type;		   /* ZH_METRIC_COUNTER (the default), _GAUGE, _HISTOGRAM */
+	const char *label;	   /* [a-zA-Z_][a-zA-Z0-9_]*, not "__..." (nor "le" for a
+				      histogram); NULL: no label, one series */
+	const char *const *values; /* with a label: its nvalues distinct values (UTF-8, at most
+				      256 bytes each), copied. Series i is values[i] */
+	unsigned nvalues;	   /* 1 .. 1024 with a label */
+	const double *buckets;	   /* histograms: upper bounds, finite, strictly increasing
+				      (+Inf is added); copied */
+	unsigned nbuckets;	   /* 1 .. 32 */
+} zh_metric_options_t;
+/* Zeroes *o: a counter without label. */
+ZH_API void zh_metric_options_init(zh_metric_options_t *o);
+/* Registers a metric on srv. NULL with *err: -EINVAL (a bad name, label, value, bucket or
+ * type), -EEXIST (the name is taken, or a value repeats), -EBUSY (zh_server_run() has
+ * started), -ENOMEM. err may be NULL. The metric lives until zh_server_free(srv). */
+ZH_API ZH_MUST_USE zh_metric_t *zh_metric_new(zh_server_t *srv, const zh_metric_options_t *o,
+					     int *err);
+/* The series of a label value (len bytes, not NUL-terminated): its index, or -ENOENT. No
+ * allocation, any thread. */
+ZH_API int zh_metric_series(const zh_metric_t *m, const char *value, size_t len);
+/* Counters: adds n (>= 0) to the series. Gauges: adds n (any sign) to the calling
+ * worker's share. Any thread; no lock, no allocation. 0, or -EINVAL (a histogram, a
+ * negative n on a counter, a series out of range: nothing changes). */
+ZH_API int zh_metric_add(zh_metric_t *m, unsigned series, int64_t n);
+/* Gauges: sets the calling thread's share (see above). 0 or -EINVAL. */
+ZH_API int zh_metric_set(zh_metric_t *m, unsigned series, int64_t v);
+/* Histograms: counts v in its bucket (the first bound >= v), adds it to the sum. 0, or
+ * -EINVAL (not a histogram, a series out of range, v NaN). */
+ZH_API int zh_metric_observe(zh_metric_t *m, unsigned series, double v);
+
+/* ------------------------------------------------------------------------------------------
  * Worker timers: a callback on the request's worker after a delay, so that a deferred
  * response can have a deadline without a thread and a clock of the application's own.
  *

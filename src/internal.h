@@ -542,7 +542,9 @@ struct zh_server {
 	unsigned nglobal_mw;
 	zh__cidr_t proxies[ZH__PROXIES_MAX]; /* cfg.trusted_proxies, parsed */
 	unsigned nproxies;
+	zh_metric_t *metrics; /* zh_metric_new, in registration order (app_metrics.c) */
 };
+void zh__app_metrics_free(zh_server_t *srv); /* app_metrics.c, by zh_server_free */
 
 /* middleware.c. The entry points are inline so that a server without middleware (nmw 0:
  * no chain anywhere) pays one load and branch per call, not a call into middleware.c and
@@ -576,6 +578,7 @@ static inline void zh__mw_done(zh__ctx_t *ctx)
 
 /* loop.c */
 void *zh__worker_main(void *arg);
+zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NULL */
 /* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
  * async-signal-safe, errno preserved), consume takes the count (the worker). */
 void zh__eventfd_signal(int fd);

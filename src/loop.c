@@ -285,6 +285,8 @@ static void run_ticks(zh__worker_t *w, bool final)
 /* The worker running on this thread, for zh_note_alloc(). */
 static _Thread_local zh__worker_t *self;
 
+zh__worker_t *zh__worker_self(void) { return self; }
+
 void zh_note_alloc(void)
 {
 	if (self)

@@ -370,6 +370,7 @@ void zh_server_free(zh_server_t *srv)
 		worker_dispose(&srv->workers[i]);
 	for (unsigned i = 0; i < srv->nroutes; i++)
 		free(srv->routes[i].path);
+	zh__app_metrics_free(srv);
 	free(srv->workers);
 	free(srv);
 }

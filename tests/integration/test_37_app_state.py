@@ -93,6 +93,105 @@ class Timers(JsonServerCase):
         self.assertEqual(self.js.wait(timeout=10), 0)
 
 
+def parse_scrape(text):
+    """{series: value} of a Prometheus text scrape; HELP and TYPE come before each family."""
+    samples, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+        elif line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            base = name_labels.split("{")[0]
+            assert base in typed or base.rsplit("_", 1)[0] in typed, line
+            samples[name_labels] = float(value)
+    return samples
+
+
+class AppMetrics(JsonServerCase):
+    def scrape(self, c):
+        c.send(request("GET", "/metrics"))
+        r = c.read_response()
+        self.assertEqual(r.status, 200)
+        return r.body.decode()
+
+    def test_app_metrics_after_requests(self):
+        self.start_json_server()
+        c = self.conn(self.js_port)
+        for n in (0, 5, 50, 500, 5000):
+            c.send(request("GET", "/count?n=%d" % n))
+            self.assertEqual(c.read_response().body, b'{"n":%d}' % n)
+        c.send(request("GET", "/deadline?ms=0"))
+        self.assertEqual(c.read_response().status, 504)
+        text = self.scrape(c)
+        m = parse_scrape(text)
+        self.assertEqual(m['app_requests_total{route="/count"}'], 5)
+        self.assertEqual(m['app_requests_total{route="/deadline"}'], 1)
+        self.assertEqual(m['app_requests_total{route="/all"}'], 0)
+        self.assertEqual(m['app_work_seconds_bucket{route="/count",le="0.001"}'], 1)
+        self.assertEqual(m['app_work_seconds_bucket{route="/count",le="0.01"}'], 2)
+        self.assertEqual(m['app_work_seconds_bucket{route="/count",le="0.1"}'], 3)
+        self.assertEqual(m['app_work_seconds_bucket{route="/count",le="1"}'], 4)
+        self.assertEqual(m['app_work_seconds_bucket{route="/count",le="+Inf"}'], 5)
+        self.assertAlmostEqual(m['app_work_seconds_sum{route="/count"}'], 5.555)
+        self.assertEqual(m['app_work_seconds_count{route="/count"}'], 5)
+        self.assertEqual(m["app_inflight"], 0)
+        self.assertIn("# HELP app_requests_total Requests by route pattern.\n"
+                      "# TYPE app_requests_total counter\n", text)
+        # the library's own come first, unchanged
+        self.assertLess(text.index("zerohttp_http_requests_total"), text.index("app_"))
+        promtool = shutil.which("promtool")
+        if promtool:
+            r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                               capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.stop_json_server()
+
+    @unittest.skipUnless(os.environ.get("ZH_SHIM"), "sanitizer builds leave malloc unwrapped")
+    def test_updates_allocate_nothing_over_100000_requests(self):
+        from harness import malloc_calls
+        import uuid
+        count_file = os.path.join(tempfile.gettempdir(), "zh-malloc-%d-%s"
+                                  % (os.getpid(), uuid.uuid4().hex))
+        self.addCleanup(lambda: os.path.exists(count_file) and os.unlink(count_file))
+        env = dict(os.environ, LD_PRELOAD=os.path.abspath(os.environ["ZH_SHIM"]),
+                   ZH_MALLOC_COUNT_FILE=count_file)
+        self.start_json_server(env)
+        conns = [self.conn(self.js_port) for _ in range(8)]
+
+        def drive(total):
+            done = 0
+            while done < total:
+                batch = []
+                for c in conns:
+                    n = min(50, total - done)
+                    if n <= 0:
+                        break
+                    c.send(b"".join(request("GET", "/count?n=%d" % ((done + i) % 2000))
+                                    for i in range(n)))
+                    batch.append((c, n, done))
+                    done += n
+                for c, n, first in batch:
+                    for i in range(n):
+                        r = c.read_response()
+                        if r.status != 200 or r.body != b'{"n":%d}' % ((first + i) % 2000):
+                            self.fail("bad response %r %r" % (r.status, r.body[:80]))
+            return done
+
+        drive(2000)                                   # warm-up: buffers, caches, pools
+        before = malloc_calls(self.js.pid, count_file)
+        t0 = time.monotonic()
+        n = drive(100000)
+        after = malloc_calls(self.js.pid, count_file)
+        print("      zero-alloc app metrics: %d requests in %.1fs, malloc-family calls "
+              "before=%d after=%d delta=%d" % (n, time.monotonic() - t0, before, after,
+                                              after - before))
+        self.assertEqual(after, before)
+        m = parse_scrape(self.scrape(conns[0]))
+        self.assertEqual(m['app_requests_total{route="/count"}'], 102000)
+        self.assertEqual(m['app_work_seconds_count{route="/count"}'], 102000)
+        self.stop_json_server()
+
+
 class TrustedProxies(ServerTestCase):
     """--trusted-proxy from outside: raw sockets from 127.0.0.1, with 127.0.0.0/8 trusted or
     not; the access log's client and the rate limiter's key follow the forwarded address
