@@ -186,6 +186,13 @@ ZH_API ZH_MUST_USE int zh_server_run(zh_server_t *srv);
  * signal handler; idempotent. */
 ZH_API void zh_server_stop(zh_server_t *srv);
 
+/* Liveness of the event loops, for a watchdog (systemd's WATCHDOG=1, a supervisor's
+ * probe): wakes every worker and waits until each has turned its loop once. 0 when all
+ * did within timeout_ms; -ETIMEDOUT when one did not (a handler blocking its worker, a
+ * deadlock) or the server is not running. Any thread but a worker's; concurrent calls are
+ * safe. Costs each worker one wake-up. */
+ZH_API ZH_MUST_USE int zh_server_ping(zh_server_t *srv, unsigned timeout_ms);
+
 /* Frees everything zh_server_new() made. Not while zh_server_run() is running. */
 ZH_API void zh_server_free(zh_server_t *srv);
 

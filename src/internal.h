@@ -471,6 +471,9 @@ struct zh__worker {
 	pthread_mutex_t inbox_lock;
 	uint32_t inbox_n;
 	bool exited;
+	/* zh_server_ping(): the asker stores a number and signals wakefd; the loop copies it to
+	 * ping_ack when it handles the wake-up, proof that it still turns */
+	_Atomic uint64_t ping_req, ping_ack;
 	struct zh__resumption {
 		zh__conn_t *conn;
 		uint32_t gen;
@@ -535,6 +538,7 @@ struct zh_server {
 	unsigned nworkers;
 	volatile int stopping;
 	bool running;
+	_Atomic uint64_t ping_seq; /* zh_server_ping()'s last number */
 	time_t start_time; /* zh_server_new(), for /metrics */
 	zh_middleware_t mw[ZH__MW_MAX];
 	unsigned nmw;

@@ -8,6 +8,8 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 void zh_config_init(zh_config_t *cfg)
@@ -360,6 +363,29 @@ void zh_server_stop(zh_server_t *srv)
 	srv->stopping = 1;
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		zh__eventfd_signal(srv->workers[i].stopfd);
+}
+
+int zh_server_ping(zh_server_t *srv, unsigned timeout_ms)
+{
+	struct timespec pause = {0, 1000000}; /* 1 ms between looks */
+	uint64_t seq;
+	unsigned answered = 0;
+	seq = atomic_fetch_add(&srv->ping_seq, 1) + 1;
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		atomic_store_explicit(&srv->workers[i].ping_req, seq, memory_order_relaxed);
+		zh__eventfd_signal(srv->workers[i].wakefd);
+	}
+	for (unsigned waited = 0;; waited++) {
+		answered = 0;
+		for (unsigned i = 0; i < srv->nworkers; i++)
+			answered += atomic_load_explicit(&srv->workers[i].ping_ack,
+							 memory_order_acquire) >= seq;
+		if (answered == srv->nworkers)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		nanosleep(&pause, NULL);
+	}
 }
 
 void zh_server_free(zh_server_t *srv)

@@ -124,6 +124,8 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		goto out;
 	}
 	zhd_signals_watch(srv);
+	if (zhd_watchdog_start(srv) < 0)
+		goto out;
 	log_start(srv, s);
 	zhd_notify("READY=1\nSTATUS=serving");
 	ran = true;
@@ -132,6 +134,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 	else
 		status = 0;
 out:
+	zhd_watchdog_stop(); /* it pings srv's workers */
 	zhd_metrics_stop(); /* after the main server: its /readyz said 503 through the drain */
 	demo_routes_stop();
 	zhd_signals_stop();

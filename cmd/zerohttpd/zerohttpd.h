@@ -153,6 +153,11 @@ void zhd_notify_reloading(void);
 /* "STOPPING=1": async-signal-safe, for the stop signal's handler. */
 void zhd_notify_stopping(void);
 void zhd_notify_free(void);
+/* With WATCHDOG_USEC (and WATCHDOG_PID ours, if set): a thread that sends WATCHDOG=1 every
+ * half interval, each after zh_server_ping(srv) found every worker turning. 0, or -1. */
+int zhd_watchdog_start(zh_server_t *srv);
+/* Before srv is freed. */
+void zhd_watchdog_stop(void);
 
 /* ---- limits.c: --rate-limit, --max-inflight, --limits-file ------------------------------- */
 

@@ -65,6 +65,35 @@ class NotifyTest(ServerTestCase):
         path = os.path.join(d.name, "notify")
         self.run_cycle(path, self.listen(path))
 
+    def collect(self, s, seconds):
+        """Every message within seconds."""
+        out, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            s.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                out.append(s.recv(4096).decode())
+            except socket.timeout:
+                break
+        return out
+
+    def test_watchdog_pings_every_half_interval(self):
+        name = "zh-notify-%s" % uuid.uuid4().hex
+        s = self.listen("\0" + name)
+        self.start_server(env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "200000"})
+        got = self.collect(s, 1.0 * SLOW)
+        self.assertEqual(got[0], "READY=1\nSTATUS=serving")
+        pings = [m for m in got if m == "WATCHDOG=1"]
+        # every 100 ms: 10 in a second, give or take a slow start or a busy machine
+        self.assertGreaterEqual(len(pings), 5, got)
+        self.assertLessEqual(len(pings), 11, got)
+
+    def test_watchdog_meant_for_another_process_is_ignored(self):
+        name = "zh-notify-%s" % uuid.uuid4().hex
+        s = self.listen("\0" + name)
+        self.start_server(env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "100000",
+                               "WATCHDOG_PID": "1"})
+        self.assertEqual(self.collect(s, 0.5), ["READY=1\nSTATUS=serving"])
+
     def test_no_socket_no_messages_and_a_bad_one_is_only_a_warning(self):
         srv = self.start_server(env={"NOTIFY_SOCKET": "relative/path"})
         c = self.conn(srv.port)
@@ -88,6 +117,16 @@ def ids(pid):
 @unittest.skipUnless(os.geteuid() == 0, "dropping privileges needs root")
 class PrivilegesTest(ServerTestCase):
     AUTO_START = False
+
+    def start_server(self, args=(), env=None, demo=None):
+        """The port accepts (into the backlog) from the bind on; the drop comes after it,
+        before the start line: wait for that line."""
+        srv = super().start_server(args, env, demo)
+        deadline = time.monotonic() + 5 * SLOW
+        while "listening on" not in srv.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "no start line within 5 s")
+            time.sleep(0.01)
+        return srv
 
     def setUp(self):
         super().setUp()
