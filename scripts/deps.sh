@@ -24,6 +24,9 @@ command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need="$need prometheus"
 # groff formats zerohttpd(8) in tests/integration/test_40_config.py (minbase has no man-db)
 command -v groff >/dev/null 2>&1 || need="$need groff-base"
+# systemd-analyze and systemd-socket-activate for tests/integration/test_41_systemd.py (the
+# package's service manager is not started by the tests)
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

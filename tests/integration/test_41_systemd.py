@@ -3,8 +3,9 @@ the port accepts, RELOADING=1 with MONOTONIC_USEC then READY=1 on SIGHUP, STOPPI
 SIGTERM), read by a test that plays systemd's part; --user/--group drop root's rights
 after binding."""
 import os
-import pwd
 import grp
+import pwd
+import re
 import signal
 import subprocess
 import socket
@@ -167,6 +168,59 @@ class PrivilegesTest(ServerTestCase):
                                capture_output=True, text=True, timeout=10)
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn(why, p.stderr)
+
+
+
+UNITS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "deploy", "systemd")
+
+
+class UnitsTest(unittest.TestCase):
+    """deploy/systemd: systemd-analyze verifies the units (with ExecStart pointing at this
+    build), rates the service's exposure 2.0 or lower ("OK"), and the settings agree with
+    what zerohttpd does."""
+
+    def setUp(self):
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        self.dir = d.name
+        for name in os.listdir(UNITS):
+            with open(os.path.join(UNITS, name)) as f:
+                text = f.read().replace("/usr/local/bin/zerohttpd", server_bin())
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
+
+    def analyze(self, *args):
+        return subprocess.run(["systemd-analyze"] + list(args), capture_output=True,
+                              text=True, timeout=60, cwd=self.dir)
+
+    def test_verify(self):
+        units = sorted(n for n in os.listdir(self.dir) if n.endswith((".service", ".socket")))
+        self.assertIn("zerohttpd.service", units)
+        self.assertIn("zerohttpd.socket", units)
+        p = self.analyze("verify", "--man=no", *["./" + u for u in units])
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+
+    def test_security_exposure_is_ok(self):
+        p = self.analyze("security", "--offline=yes", "./zerohttpd.service")
+        m = re.search(r"Overall exposure level for zerohttpd.service: ([0-9.]+) (\w+)",
+                      p.stdout)
+        self.assertIsNotNone(m, p.stdout[-500:] + p.stderr)
+        self.assertLessEqual(float(m.group(1)), 2.0, m.group(0))
+        self.assertEqual(m.group(2), "OK")
+
+    def test_settings_match_zerohttpd(self):
+        with open(os.path.join(UNITS, "zerohttpd.service")) as f:
+            svc = dict(l.strip().split("=", 1) for l in f
+                       if "=" in l and not l.startswith("#"))
+        self.assertEqual(svc["Type"], "notify")
+        self.assertEqual(svc["KillSignal"], "SIGTERM")
+        self.assertEqual(svc["ExecReload"], "/bin/kill -HUP $MAINPID")
+        self.assertTrue(svc["ExecStartPre"].endswith("-t -c /etc/zerohttpd/zerohttpd.conf"))
+        self.assertTrue(svc["ExecStart"].endswith(" -c /etc/zerohttpd/zerohttpd.conf"))
+        # longer than the default --drain-timeout (10 s), so a drain is never SIGKILLed
+        self.assertGreater(int(svc["TimeoutStopSec"].rstrip("s")), 10)
+        self.assertIn("WatchdogSec", svc)
 
 
 if __name__ == "__main__":
