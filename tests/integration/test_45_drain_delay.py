@@ -20,6 +20,17 @@ def refused(port):
         s.close()
 
 
+def serving(srv):
+    """Waits for the start line: a signal before it (the harness returns once the port
+    accepts, which is before zerohttpd serves) drains at once, by design, delay or not."""
+    deadline = time.monotonic() + 10
+    while "listening on" not in srv.stderr_text():
+        if time.monotonic() > deadline or not srv.alive():
+            raise AssertionError("no start line: %s" % srv.stderr_text())
+        time.sleep(0.01)
+    return srv
+
+
 def wait_refused(port, within):
     """Seconds until a connect to port is refused, or None if it never was within `within`."""
     t0 = time.monotonic()
@@ -48,7 +59,7 @@ class DrainDelay(ServerTestCase):
 
     @timing_sensitive
     def test_readyz_503_while_serving_then_drain(self):
-        srv = self.server
+        srv = serving(self.server)
         kept = self.conn()
         self.assertResponse(self.get("/plaintext", kept), 200, HELLO)
         self.assertResponse(self.get("/readyz"), 200, b"ready\n")
@@ -79,7 +90,7 @@ class DrainDelay(ServerTestCase):
                       srv.stderr_text())
 
     def test_second_sigterm_drains_at_once(self):
-        srv = self.start_server(("--drain-delay", "10000"))
+        srv = serving(self.start_server(("--drain-delay", "10000")))
         srv.expected_exit = True
         srv.signal(signal.SIGTERM)
         self.assertEqual(self.wait_not_ready(srv.port).status, 503)
@@ -90,7 +101,7 @@ class DrainDelay(ServerTestCase):
         self.assertLess(time.monotonic() - t0, 3.0)
 
     def test_sigint_drains_at_once(self):
-        srv = self.start_server(("--drain-delay", "10000"))
+        srv = serving(self.start_server(("--drain-delay", "10000")))
         srv.expected_exit = True
         t0 = time.monotonic()
         srv.signal(signal.SIGINT)
@@ -100,7 +111,7 @@ class DrainDelay(ServerTestCase):
         self.assertNotIn("the drain begins in", srv.stderr_text())
 
     def test_no_delay_by_default(self):
-        srv = self.start_server(())
+        srv = serving(self.start_server(()))
         srv.expected_exit = True
         srv.signal(signal.SIGTERM)
         self.assertIsNotNone(wait_refused(srv.port, 1.0), "without --drain-delay the "
@@ -114,8 +125,8 @@ class DrainDelayMetricsListener(ServerTestCase):
 
     def test_metrics_listener_readyz_503_during_delay(self):
         mport = free_port()
-        srv = self.start_server(("--drain-delay", "1500", "--metrics-listen",
-                                 "%s:%d" % (HOST, mport)))
+        srv = serving(self.start_server(("--drain-delay", "1500", "--metrics-listen",
+                                         "%s:%d" % (HOST, mport))))
         c = self.conn(mport)
         c.send(request("GET", "/readyz"))
         self.assertEqual(c.read_response().status, 200)
