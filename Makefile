@@ -13,6 +13,9 @@
 #                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
 #                   mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make static     build/static/zerohttpd, linked statically (the container image's)
+#   make test-deploy three zerohttpd behind HAProxy (rolling restart, SIGKILL under load), the
+#                   Kubernetes manifests, the container image (tests/deploy/; about a minute)
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
@@ -93,11 +96,14 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+	static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
 deps:
 	@scripts/deps.sh
+deps-deploy:
+	@scripts/deps.sh deploy
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
@@ -312,6 +318,24 @@ bench: deps all $(BUILD)/bench/json_writer
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+# zerohttpd linked statically (glibc, zlib, protobuf-c and libcrypt from their archives) in
+# build/static/, for the FROM scratch image of deploy/container/Containerfile. Without the
+# heap counter (ZH_NO_HEAP_COUNT: it forwards malloc with dlsym(RTLD_NEXT), which a static
+# libc's own malloc clashes with): zerohttp_heap_allocations_total stays 0. --user/--group
+# cannot look names up in an image without NSS: run the image as a numeric user instead.
+static:
+	@mkdir -p build/static
+	@$(MAKE) --no-print-directory BUILD=build/static LDFLAGS="-static -pthread" \
+		NO_HEAP_COUNT=-DZH_NO_HEAP_COUNT build/static/zerohttpd >build/static/make.log 2>&1 \
+		|| { cat build/static/make.log; exit 1; }
+
+# Many instances and their packaging (tests/deploy/, see README "Deploy"): three instances
+# behind HAProxy through a rolling restart and a SIGKILL under wrk load, the Kubernetes
+# manifests against what zerohttpd does, and the container image built and run with podman.
+# About a minute.
+test-deploy: deps-deploy all static
+	ZH_BIN=$(DAEMON) ZH_STATIC_BIN=build/static/zerohttpd /usr/bin/python3 tests/deploy/run.py
 
 # the README's two commands on a fresh Debian 12 (debootstrap chroot); see the script's header
 fresh-check:

@@ -5,6 +5,7 @@
  *   options.c   the option table: command line and config-file keys, usage
  *   config.c    -c FILE, -t, and re-reading the file on SIGHUP
  *   signals.c   SIGTERM/SIGINT drain; SIGUSR1 reopens the access log; SIGHUP reloads
+ *   drain_delay.c --drain-delay: /readyz 503 for a while before a SIGTERM's drain
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
  *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
@@ -123,6 +124,10 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot start the signal thread: %s", strerror(-err));
 		goto out;
 	}
+	if ((err = zhd_drain_delay_start(srv, s->drain_delay_ms)) < 0) {
+		zhd_log(ZHD_ERROR, "cannot start the --drain-delay thread: %s", strerror(-err));
+		goto out;
+	}
 	zhd_signals_watch(srv);
 	if (zhd_watchdog_start(srv) < 0)
 		goto out;
@@ -138,6 +143,7 @@ out:
 	zhd_metrics_stop(); /* after the main server: its /readyz said 503 through the drain */
 	demo_routes_stop();
 	zhd_signals_stop();
+	zhd_drain_delay_stop(); /* after the handler can no longer post it; before the free */
 	log_stop(srv, ran, status);
 	zh_server_free(srv);
 	zh_static_free(files);

@@ -272,6 +272,11 @@ static const struct zhd_option options[] = {
 	    "gap allowed while the peer reads nothing (default 30000)"),
 	NUM("drain-timeout", "MS", cfg.drain_timeout_ms, UINT_MAX,
 	    "on SIGTERM/SIGINT, force-close after (default 10000)"),
+	NUM("drain-delay", "MS", drain_delay_ms, UINT_MAX,
+	    "on SIGTERM, answer 503 on /readyz and serve as before\n"
+	    "for MS, then drain (load balancers take the instance\n"
+	    "out first); a second SIGTERM or SIGINT drains at once\n"
+	    "(default 0)"),
 	NUM("loopback-sndbuf", "N", cfg.loopback_sndbuf, UINT_MAX,
 	    "SO_SNDBUF for loopback peers, 0 = autotune (262144)"),
 	NUM("static-cache", "N", files.cache_entries, UINT_MAX,

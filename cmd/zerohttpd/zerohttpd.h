@@ -61,6 +61,7 @@ struct zhd_settings {
 	size_t n_trusted_proxies;
 	const char *user, *group; /* --user, --group: dropped to after binding */
 	const char *config_file;  /* -c FILE */
+	unsigned drain_delay_ms;  /* --drain-delay: /readyz 503 this long before the drain */
 	bool check_only;	 /* -t */
 	/* every option set, in order (config file, then argv): what SIGHUP compares */
 	struct zhd_applied {
@@ -135,6 +136,19 @@ int zhd_stop_signal(void);
 int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
+
+/* ---- drain_delay.c: --drain-delay, /readyz 503 before the drain ------------------------- */
+
+/* The thread that waits out the delay (none when ms is 0); before zhd_signals_watch. */
+int zhd_drain_delay_start(zh_server_t *srv, unsigned ms);
+/* From the stop signal's handler (async-signal-safe): /readyz answers 503 from now on.
+ * true: the delay thread will call zh_server_stop later (a first SIGTERM); false: the
+ * caller stops the server now. */
+bool zhd_drain_delay_begin(int sig);
+/* Whether a stop signal came: /readyz must answer 503. */
+bool zhd_drain_delay_unready(void);
+/* After zh_server_run returned, before the server is freed: wakes and joins the thread. */
+void zhd_drain_delay_stop(void);
 
 /* ---- privileges.c: --user, --group ----------------------------------------------------- */
 
