@@ -66,6 +66,7 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->sbuf = (char *)(ctx->fields + w->srv->limits.max_headers);
 	ctx->rinline = ctx->sbuf + ZH__SBUF_SIZE;
 	ctx->pscratch = ctx->rinline + ZH__RBUF_SIZE;
+	ctx->pscratch_busy = false;
 	ctx->rbuf = ctx->rinline;
 	ctx->rcap = ZH__RBUF_SIZE;
 	ctx->rlen = ctx->rstart = 0;
@@ -495,6 +496,8 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 
 	ctx->in_request = true;
 	ctx->route = NULL;
+	if (!output_pending(ctx))
+		ctx->pscratch_busy = false; /* what was decoded there has been sent */
 	ctx->resp.committed = false; /* until this request's response begins, none is */
 	ctx->resp.status = 0;
 	ctx->resp.body_len = 0;
@@ -677,7 +680,8 @@ static bool room_for_response(const zh__ctx_t *ctx)
 	/* 40: a multipart/byteranges answer (16 ranges) fits without spilling */
 	return ctx->iov_n + 40 <= ZH__IOV_CAP &&
 	       (ctx->area_cap - ctx->area_used >= ZH__HEAD_RESERVE + ZH__RESP_HSTORE ||
-		!output_pending(ctx));
+		!output_pending(ctx)) &&
+	       (!ctx->pscratch_busy || !output_pending(ctx));
 }
 
 /* The head does not fit in what is left of the receive buffer. */

@@ -511,6 +511,8 @@ struct zh__ctx {
 	char *rinline;		  /* ZH__RBUF_SIZE, after sbuf */
 	char *pscratch;		  /* max_request_line, after rinline: decoded path params,
 				     each at its offset in the path (zh_req_param) */
+	bool pscratch_busy;	  /* pscratch holds a request's params: the next request waits
+				     until the output queue (which may point there) is sent */
 };
 
 /* ---- worker, server (loop.c, server.c) ----------------------------------------------------- */

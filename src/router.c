@@ -707,7 +707,7 @@ static size_t pct_decode(const char *s, size_t n, char *out)
 
 bool zh_req_param(const zh_request_t *req, const char *name, zh_slice_t *out)
 {
-	const zh__ctx_t *ctx = req->ctx;
+	zh__ctx_t *ctx = req->ctx;
 	const zh__route_t *rt = ctx->route;
 	const char *nm;
 	zh_slice_t path;
@@ -725,8 +725,11 @@ bool zh_req_param(const zh_request_t *req, const char *name, zh_slice_t *out)
 			*out = (zh_slice_t){raw, len}; /* as sent: nothing to decode */
 		} else {
 			/* params never overlap and decoding never lengthens: each one decodes
-			 * at its own offset in the scratch area, however often it is asked */
+			 * at its own offset in the scratch area, however often it is asked. The
+			 * area is this request's until its response has left (conn.c: the next
+			 * request waits for the queue to drain, room_for_response) */
 			char *dst = ctx->pscratch + off;
+			ctx->pscratch_busy = true;
 			*out = (zh_slice_t){dst, pct_decode(raw, len, dst)};
 		}
 		return true;

@@ -270,6 +270,15 @@ static void h_echo(zh_request_t *req, zh_response_t *resp, void *arg)
 	(void)zh_reply(resp, 200, "text/plain", out, (size_t)n);
 }
 
+/* The decoded {id} by reference: it must live until the response has left. */
+static void h_ref(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t id;
+	(void)arg;
+	if (zh_req_param(req, "id", &id))
+		(void)zh_write_ref(resp, id.ptr, id.len, NULL, NULL);
+}
+
 static int p_never(zh_response_t *resp, void *arg)
 {
 	(void)resp;
@@ -342,6 +351,7 @@ static void s_init(void)
 		     0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "v.example/users/{id}", 0, h_echo, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_POST, "/up", 0, h_echo, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/ref/{id}", 0, h_ref, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/{x}/{$", 0, h_echo, NULL), -EINVAL);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/{x}/new", 0, h_echo, NULL), -EEXIST);
 	cr_assert_eq(zh_server_set_error_handler(srv, h_error, NULL), 0);
@@ -396,6 +406,29 @@ Test(served, params_are_decoded_and_route_is_the_pattern)
 	zh_tc_get(port(), "/users/%zz", NULL, &r);
 	cr_expect(r.status == 400 || strcmp((char *)r.body, "/users/{id}|%zz|-|0") == 0,
 		  "%d %s", r.status, r.body);
+}
+
+/* Pipelined requests answered in one writev: the first one's decoded parameter, queued by
+ * reference, is not overwritten by the second one's. */
+Test(served, decoded_params_live_until_the_response_has_left)
+{
+	resp_t r;
+	conn_t c;
+	char req[4096];
+	size_t n = 0;
+	zh_tc_dial(&c, port(), 5, 0);
+	for (int i = 0; i < 20; i++)
+		n += (size_t)snprintf(req + n, sizeof req - n,
+				      "GET /ref/%%41%d%%20%c HTTP/1.1\r\nHost: t\r\n\r\n", i,
+				      'a' + i);
+	send_all(&c, req, n);
+	for (int i = 0; i < 20; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "A%d %c", i, 'a' + i);
+		read_response(&c, &r, false);
+		cr_expect_str_eq((char *)r.body, want);
+	}
+	hang_up(&c);
 }
 
 Test(served, host_routes_over_the_wire)

@@ -214,7 +214,7 @@ static const struct zhd_option options[] = {
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"
-	 "/proto (examples/demo_routes.c)"},
+	 "/proto, /users/{id} (examples/demo_routes.c)"},
 	NUM("workers", "N", cfg.workers, UINT_MAX, "worker threads (default: number of CPUs)"),
 	NUM("max-connections", "N", cfg.max_connections, UINT_MAX, "per worker (default 10000)"),
 	NUM("io-contexts", "N", cfg.io_contexts, UINT_MAX,
