@@ -780,7 +780,9 @@ void *zh_resp_state(zh_response_t *resp)
 
 void *zh_resp_writer_begin(zh_response_t *resp, const zh_writer_ops_t *ops)
 {
-	if (ops == NULL || ops->sync == NULL || resp->writer != NULL || !resp->ctx->in_request)
+	/* an error handler's response is live even when no request was parsed */
+	if (ops == NULL || ops->sync == NULL || resp->writer != NULL ||
+	    !(resp->ctx->in_request || resp->ctx->in_error_handler))
 		return NULL;
 	resp->writer = ops;
 	resp->writer_state = resp->ctx->writer_area;

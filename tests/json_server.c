@@ -15,6 +15,10 @@
  *   GET  /raw               zh_json_raw fragments, small and large
  *   GET  /html              a string and a key under ZH_JSON_ESCAPE_HTML
  *   GET  /all               every value type, empty containers, nesting
+ *   GET  /items/{id}        {"id": ID (decoded), "route": "/items/{id}"}
+ *   every error the library answers (404, 405, 413, 431, 400...): {"error": STATUS,
+ *   "route": PATTERN or null, "parsed": true/false}, from the error handler
+ *   (zh_server_set_error_handler; tests/integration/test_32_routing.py)
  *
  * String i of /big and /bigp is the L bytes at offset (7 * i) % UNIT_LEN of the endless
  * repetition of unit[] (which has quotes, backslashes, controls, NUL, multibyte UTF-8, and
@@ -553,6 +557,40 @@ static void malloc_route(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_reply(resp, 200, "text/plain", body, (size_t)n);
 }
 
+static void item(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	zh_slice_t id = {"", 0};
+	const char *route = zh_req_route(req);
+	(void)arg;
+	(void)zh_req_param(req, "id", &id);
+	zh_json_obj(j);
+	zh_json_key(j, "id", 2);
+	zh_json_str(j, id.ptr, id.len);
+	zh_json_key(j, "route", 5);
+	zh_json_str(j, route, strlen(route));
+	zh_json_end(j);
+}
+
+/* A JSON API answers its errors in JSON too: the status is the library's. */
+static void json_error(zh_request_t *req, zh_response_t *resp, int status, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	const char *route = zh_req_route(req);
+	(void)arg;
+	zh_json_obj(j);
+	zh_json_key(j, "error", 5);
+	zh_json_i64(j, status);
+	zh_json_key(j, "route", 5);
+	if (route)
+		zh_json_str(j, route, strlen(route));
+	else
+		zh_json_null(j);
+	zh_json_key(j, "parsed", 6);
+	zh_json_bool(j, zh_req_parsed(req));
+	zh_json_end(j);
+}
+
 int main(int argc, char **argv)
 {
 	zh_config_t cfg;
@@ -602,7 +640,9 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET, "/misuse", 0, misuse, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/raw", 0, raw, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/html", 0, html, NULL) < 0 ||
-	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0) {
+	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/items/{id}", 0, item, NULL) < 0 ||
+	    zh_server_set_error_handler(g_server, json_error, NULL) < 0) {
 		fprintf(stderr, "json_server: cannot add routes\n");
 		return 1;
 	}

@@ -20,6 +20,7 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 /* ---- options.c: settings, from argv (and later from a config file: same table) ---------- */
 
 enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64 };
+enum { ZHD_VHOST_MAX = 64 };
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -55,6 +56,8 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
+	size_t n_vhosts;
 };
 
 void zhd_settings_init(struct zhd_settings *s);
