@@ -288,9 +288,16 @@ soak: deps all $(BUILD)/tests/zh_load
 		python3 tests/integration/run.py -k test_27
 	python3 tests/soak/soak.py --bin $(DAEMON) --minutes $(SOAK_MINUTES)
 
-bench: deps all $(BUILD)/bench/json_writer
+bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	bench/run.sh $(DAEMON)
 	taskset -c 0 $(BUILD)/bench/json_writer
+	taskset -c 0 $(BUILD)/bench/router_bench $(ROUTER_BENCH_FILES)
+# the router's lookups (bench/router/router_bench.c): the route table and the paths, one
+# "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
+ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
+$(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)

@@ -255,8 +255,18 @@ typedef struct zh__rnode {
 	uint32_t ntails;
 } zh__rnode_t;
 
+/* A literal edge in the router's hash table: the child of parent for segment label. */
+typedef struct zh__redge {
+	uint64_t hash;	   /* of (parent, label): router.c, seg_hash */
+	uint32_t parent, child; /* child 0: an empty slot (node 0 is a root, never a child) */
+	const char *label; /* the child's canonical label, label_len bytes */
+	uint32_t label_len;
+} zh__redge_t;
+
 typedef struct zh__router {
 	zh__route_t *routes;
+	zh__redge_t *edges; /* open addressing, a power of two of slots, at most half full */
+	uint32_t nedges, edge_mask;
 	uint32_t nroutes, cap_routes;
 	zh__rnode_t *nodes;
 	uint32_t nnodes, cap_nodes;

@@ -299,6 +299,100 @@ static int32_t node_new(zh__router_t *r, const char *label, uint32_t label_len)
 	return (int32_t)r->nnodes++;
 }
 
+/* ---- literal edges: one hash table for the whole trie ------------------------------------ *
+ * A lookup's literal step is one probe keyed by (node, segment), not a search among the
+ * node's children: the segment's bytes are hashed 8 at a time while they are scanned. */
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9e3779b97f4a7c15u;
+	return h ^ (h >> 32);
+}
+
+/* Up to 8 bytes of s[0..n) as a little-endian word, zero-padded (n <= 8). */
+static uint64_t load_part(const char *s, size_t n)
+{
+	uint64_t w = 0;
+	if (n == 8) {
+		memcpy(&w, s, 8);
+		return w;
+	}
+	for (size_t i = 0; i < n; i++)
+		w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+	return w;
+}
+
+static uint64_t seg_hash(uint32_t parent, const char *s, size_t n)
+{
+	uint64_t h = mix(0x243f6a8885a308d3u, ((uint64_t)parent << 32) | (uint32_t)n);
+	for (; n >= 8; s += 8, n -= 8)
+		h = mix(h, load_part(s, 8));
+	return n ? mix(h, load_part(s, n)) : h;
+}
+
+/* The length of the segment at s[0..avail): up to the first '/', 8 bytes at a time (the
+ * SWAR zero-byte test on s ^ "////////": its lowest flagged byte is exact). */
+static size_t seg_len(const char *s, size_t avail)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	for (; i + 8 <= avail; i += 8) {
+		uint64_t w, x, z;
+		memcpy(&w, s + i, 8);
+		x = w ^ (ones * '/');
+		z = (x - ones) & ~x & highs;
+		if (z)
+			return i + (size_t)__builtin_ctzll(z) / 8;
+	}
+	while (i < avail && s[i] != '/')
+		i++;
+	return i;
+}
+
+static int edge_put(zh__router_t *r, uint32_t parent, uint32_t child)
+{
+	const zh__rnode_t *c = &r->nodes[child];
+	uint64_t h = seg_hash(parent, c->label, c->label_len);
+	uint32_t i;
+	if ((r->nedges + 1) * 2 > r->edge_mask + 1) {
+		uint32_t size = r->edge_mask ? (r->edge_mask + 1) * 2 : 64;
+		zh__redge_t *old = r->edges, *e = calloc(size, sizeof *e);
+		uint32_t old_size = r->edges ? r->edge_mask + 1 : 0;
+		if (e == NULL)
+			return -ENOMEM;
+		r->edges = e;
+		r->edge_mask = size - 1;
+		r->nedges = 0;
+		for (uint32_t k = 0; k < old_size; k++)
+			if (old[k].child) {
+				for (i = (uint32_t)old[k].hash & r->edge_mask; e[i].child;
+				     i = (i + 1) & r->edge_mask)
+					;
+				e[i] = old[k];
+				r->nedges++;
+			}
+		free(old);
+	}
+	for (i = (uint32_t)h & r->edge_mask; r->edges[i].child; i = (i + 1) & r->edge_mask)
+		;
+	r->edges[i] = (zh__redge_t){h, parent, child, c->label, c->label_len};
+	r->nedges++;
+	return 0;
+}
+
+static int32_t edge_find(const zh__router_t *r, uint32_t parent, const char *s, size_t n)
+{
+	uint64_t h = seg_hash(parent, s, n);
+	for (uint32_t i = (uint32_t)h & r->edge_mask;; i = (i + 1) & r->edge_mask) {
+		const zh__redge_t *e = &r->edges[i];
+		if (e->child == 0)
+			return -1;
+		if (e->hash == h && e->parent == parent && e->label_len == n &&
+		    memcmp(e->label, s, n) == 0)
+			return (int32_t)e->child;
+	}
+}
+
 /* Order of literal children: length, then bytes (a binary search key). */
 static int label_cmp(const zh__rnode_t *n, const char *s, size_t len)
 {
@@ -346,6 +440,8 @@ static int32_t child(zh__router_t *r, uint32_t node, const zh__rseg_t *sg, const
 	n->lits = kids;
 	if ((c = node_new(r, s, sg->len)) < 0)
 		return c; /* kids stays: it is the node's array, one slot larger */
+	if (edge_put(r, node, (uint32_t)c) < 0)
+		return -ENOMEM; /* the new node stays unreachable: it matches nothing */
 	n = &r->nodes[node]; /* node_new may have moved the array */
 	memmove(n->lits + at + 1, n->lits + at, (n->nlits - at) * sizeof *kids);
 	n->lits[at] = (uint32_t)c;
@@ -509,6 +605,7 @@ void zh__router_free(zh__router_t *r)
 	free(r->routes);
 	free(r->nodes);
 	free(r->hosts);
+	free(r->edges);
 	memset(r, 0, sizeof *r);
 }
 
@@ -557,14 +654,11 @@ typedef struct walk {
 	zh__match_t *m;
 } walk_t;
 
-static int32_t lit_child(const walk_t *w, const zh__rnode_t *n, const char *seg, size_t slen)
+static int32_t lit_child(const walk_t *w, uint32_t node, const zh__rnode_t *n, const char *seg,
+			 size_t slen)
 {
-	if (!w->encoded) {
-		uint32_t at = lit_lower(w->r, n, seg, slen);
-		if (at < n->nlits && label_cmp(&w->r->nodes[n->lits[at]], seg, slen) == 0)
-			return (int32_t)n->lits[at];
-		return -1;
-	}
+	if (!w->encoded)
+		return edge_find(w->r, node, seg, slen);
 	for (uint32_t i = 0; i < n->nlits; i++) {
 		const zh__rnode_t *c = &w->r->nodes[n->lits[i]];
 		if (match_encoded(c->label, c->label_len, seg, slen) == (long)slen)
@@ -587,10 +681,10 @@ static int32_t walk(const walk_t *w, uint32_t node, size_t pos)
 {
 	const zh__rnode_t *n = &w->r->nodes[node];
 	const char *seg = w->path + pos;
-	const char *slash = memchr(seg, '/', w->len - pos);
-	size_t slen = slash ? (size_t)(slash - seg) : w->len - pos;
+	size_t slen = seg_len(seg, w->len - pos);
+	bool slash = pos + slen < w->len;
 	int32_t c, g;
-	if (n->nlits && (c = lit_child(w, n, seg, slen)) >= 0) {
+	if (n->nlits && (c = lit_child(w, node, n, seg, slen)) >= 0) {
 		g = slash ? walk(w, (uint32_t)c, pos + slen + 1) : w->r->nodes[c].end;
 		if (g >= 0)
 			return g;
