@@ -1024,8 +1024,8 @@ ZH_API void zh_access_log_free(zh_access_log_t *log);
  * is 405 with an Allow field listing that pattern's methods (and HEAD with GET, OPTIONS),
  * also when a less specific pattern would take the method (so a static root never serves
  * a name another route claims). A lookup allocates nothing: a trie on segments, built at
- * registration; its cost grows with the path's segments (a binary search among the
- * literal children at each), not with the number of routes (backtracking aside).
+ * registration; its cost grows with the path's segments (one hash probe for the literal
+ * child at each), not with the number of routes (backtracking aside).
  *
  * zh_server_route() returns, besides -EBUSY (running) and -ENOMEM:
  *   -EINVAL  a malformed pattern: no '/', unbalanced or misplaced braces, an empty or
