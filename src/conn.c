@@ -375,7 +375,7 @@ static bool custom_error(zh__ctx_t *ctx, int status, bool close)
 	if (resp->streaming) /* its head left: whatever it is, it is framed; nothing to undo */
 		return true;
 	if (resp->committed && !resp->error && resp->status == status &&
-	    zh__writer_check(resp, false) == 0)
+	    zh__writer_check(resp, true) == 0) /* final: the response ends now */
 		return true;
 	zh__resp_error_reset(ctx); /* the handler's headers and body go; its commit stands */
 	return false;

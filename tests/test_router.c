@@ -286,7 +286,8 @@ static int p_never(zh_response_t *resp, void *arg)
 	return 0;
 }
 
-enum { E_JSON, E_NOTHING, E_TWICE, E_OTHER_STATUS, E_KEEPALIVE, E_SUSPEND, E_BIG };
+enum { E_JSON, E_NOTHING, E_TWICE, E_OTHER_STATUS, E_KEEPALIVE, E_SUSPEND, E_BIG,
+       E_UNFINISHED };
 
 static void h_error(zh_request_t *req, zh_response_t *resp, int status, void *arg)
 {
@@ -322,6 +323,13 @@ static void h_error(zh_request_t *req, zh_response_t *resp, int status, void *ar
 		(void)zh_resp_header_set(resp, "Content-Type", "application/json");
 		(void)zh_write(resp, body, (size_t)n);
 		break;
+	case E_UNFINISHED: { /* a JSON document left open: a broken answer */
+		zh_json_t *j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "error", 5);
+		zh_json_i64(j, status);
+		break;
+	}
 	case E_BIG: {
 		/* more than the send area: the head leaves early, chunked */
 		static char big[100000];
@@ -522,7 +530,11 @@ Test(served, an_error_handler_that_answers_nothing_or_wrongly_is_replaced)
 	cr_expect_str_eq((char *)r.body, "Not Found\n");
 	cr_expect(field(&r, "Content-Type", v, sizeof v) == 1);
 	cr_expect_str_eq(v, "text/plain; charset=utf-8");
-	cr_expect_eq(err_calls, 2);
+	err_mode = E_UNFINISHED; /* the 404 stays a 404, not the 500 of a broken document */
+	zh_tc_get(port(), "/nope", NULL, &r);
+	cr_expect_eq(r.status, 404);
+	cr_expect_str_eq((char *)r.body, "Not Found\n");
+	cr_expect_eq(err_calls, 3);
 }
 
 /* Writing twice, trying to keep the connection after a framing error, suspending, or
