@@ -239,13 +239,13 @@ typedef struct zh__route {
 } zh__route_t;
 
 typedef struct zh__rtail {
-	const char *p; /* canonical prefix of the segment ("" for {x...}), owned by a route */
+	char *p;       /* canonical prefix of the segment ("" for {x...}), the tail's own */
 	uint32_t plen;
 	int32_t group; /* first route of the pattern */
 } zh__rtail_t;
 
 typedef struct zh__rnode {
-	const char *label; /* canonical literal that leads here, owned by a route */
+	char *label;	   /* canonical literal that leads here (the node's own copy) */
 	uint32_t label_len;
 	uint32_t *lits;	   /* literal children, sorted by (label_len, label) */
 	uint32_t nlits;
@@ -259,7 +259,7 @@ typedef struct zh__rnode {
 typedef struct zh__redge {
 	uint64_t hash;	   /* of (parent, label): router.c, seg_hash */
 	uint32_t parent, child; /* child 0: an empty slot (node 0 is a root, never a child) */
-	const char *label; /* the child's canonical label, label_len bytes */
+	const char *label; /* the child's label (owned by the child node), label_len bytes */
 	uint32_t label_len;
 } zh__redge_t;
 

@@ -293,7 +293,11 @@ static int32_t node_new(zh__router_t *r, const char *label, uint32_t label_len)
 	}
 	n = &r->nodes[r->nnodes];
 	memset(n, 0, sizeof *n);
-	n->label = label;
+	/* the node's own copy: a registration that fails later frees its pattern, not this */
+	if (label && (n->label = malloc(label_len ? label_len : 1)) == NULL)
+		return -ENOMEM;
+	if (label)
+		memcpy(n->label, label, label_len);
 	n->label_len = label_len;
 	n->param = n->end = -1;
 	return (int32_t)r->nnodes++;
@@ -455,6 +459,7 @@ static int32_t *group_slot(zh__router_t *r, uint32_t node, const zh__rseg_t *tai
 {
 	zh__rnode_t *n = &r->nodes[node];
 	zh__rtail_t *t;
+	char *p;
 	uint32_t at = 0;
 	if (tail == NULL)
 		return &n->end;
@@ -466,10 +471,13 @@ static int32_t *group_slot(zh__router_t *r, uint32_t node, const zh__rseg_t *tai
 	if (t == NULL)
 		return NULL;
 	n->tails = t;
+	if ((p = malloc(tail->len ? tail->len : 1)) == NULL)
+		return NULL;
+	memcpy(p, canon + tail->off, tail->len);
 	while (at < n->ntails && t[at].plen >= tail->len) /* longest prefix first */
 		at++;
 	memmove(t + at + 1, t + at, (n->ntails - at) * sizeof *t);
-	t[at] = (zh__rtail_t){canon + tail->off, tail->len, -1};
+	t[at] = (zh__rtail_t){p, tail->len, -1};
 	n->ntails++;
 	return &t[at].group;
 }
@@ -597,6 +605,9 @@ void zh__router_free(zh__router_t *r)
 		free(r->routes[i].segs);
 	}
 	for (uint32_t i = 0; i < r->nnodes; i++) {
+		for (uint32_t k = 0; k < r->nodes[i].ntails; k++)
+			free(r->nodes[i].tails[k].p);
+		free(r->nodes[i].label);
 		free(r->nodes[i].lits);
 		free(r->nodes[i].tails);
 	}
