@@ -263,10 +263,19 @@ typedef struct zh__redge {
 	uint32_t label_len;
 } zh__redge_t;
 
+/* A host-less pattern made of literals only ("/plaintext"): its whole canonical path. */
+typedef struct zh__rexact {
+	uint64_t hash; /* seg_hash of the path */
+	char *path;    /* "/a/b", owned; NULL: an empty slot */
+	uint32_t len, node;
+} zh__rexact_t;
+
 typedef struct zh__router {
 	zh__route_t *routes;
 	zh__redge_t *edges; /* open addressing, a power of two of slots, at most half full */
 	uint32_t nedges, edge_mask;
+	zh__rexact_t *exact; /* the same, for literal-only host-less patterns */
+	uint32_t nexact, exact_mask;
 	uint32_t nroutes, cap_routes;
 	zh__rnode_t *nodes;
 	uint32_t nnodes, cap_nodes;

@@ -326,12 +326,31 @@ static uint64_t load_part(const char *s, size_t n)
 	return w;
 }
 
+/* The last r (1 to 7) bytes of s[0..n) as load_part(s + n - r, r) would give them, with
+ * overlapping loads inside s instead of a byte loop (little-endian: the bytes land where
+ * the loop puts them; shared bytes coincide). */
+static uint64_t load_tail(const char *s, size_t n, size_t r)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (n >= 8)
+		return load_part(s + n - 8, 8) >> (8 * (8 - r));
+	if (r >= 4) {
+		uint32_t lo, hi;
+		memcpy(&lo, s + n - r, 4);
+		memcpy(&hi, s + n - 4, 4);
+		return (uint64_t)lo | (uint64_t)hi << (8 * (r - 4));
+	}
+#endif
+	return load_part(s + n - r, r);
+}
+
 static uint64_t seg_hash(uint32_t parent, const char *s, size_t n)
 {
 	uint64_t h = mix(0x243f6a8885a308d3u, ((uint64_t)parent << 32) | (uint32_t)n);
-	for (; n >= 8; s += 8, n -= 8)
-		h = mix(h, load_part(s, 8));
-	return n ? mix(h, load_part(s, n)) : h;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		h = mix(h, load_part(s + i, 8));
+	return i < n ? mix(h, load_tail(s, n, n - i)) : h;
 }
 
 /* The length of the segment at s[0..avail): up to the first '/', 8 bytes at a time (the
@@ -395,6 +414,63 @@ static int32_t edge_find(const zh__router_t *r, uint32_t parent, const char *s, 
 		    memcmp(e->label, s, n) == 0)
 			return (int32_t)e->child;
 	}
+}
+
+/* ---- literal-only patterns: one probe for the whole path ----------------------------------- *
+ * Such a pattern matches one path (up to equivalent spellings), a subset of whatever else
+ * matches it: when a path without '%' is one of them, it is the winner, found without
+ * walking the trie. Host-less patterns only (a Host with patterns of its own walks). */
+
+enum { EXACT_KEY = 0xffffffffu }; /* the hash's "parent": never a node */
+
+static uint32_t exact_slot(const zh__router_t *r, uint64_t h, const char *s, size_t n)
+{
+	uint32_t i = (uint32_t)h & r->exact_mask;
+	for (; r->exact[i].path; i = (i + 1) & r->exact_mask)
+		if (r->exact[i].hash == h && r->exact[i].len == n &&
+		    memcmp(r->exact[i].path, s, n) == 0)
+			break;
+	return i;
+}
+
+static int exact_put(zh__router_t *r, const parsed_t *pp, uint32_t node)
+{
+	size_t len = 0;
+	uint64_t h;
+	uint32_t i;
+	char *path = malloc(pp->nsegs * 1u + (pp->nsegs ? pp->segs[pp->nsegs - 1].off +
+						   pp->segs[pp->nsegs - 1].len : 0) + 1);
+	if (path == NULL)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < pp->nsegs; k++) {
+		path[len++] = '/';
+		memcpy(path + len, pp->canon + pp->segs[k].off, pp->segs[k].len);
+		len += pp->segs[k].len;
+	}
+	if ((r->nexact + 1) * 2 > r->exact_mask + 1) {
+		uint32_t size = r->exact_mask ? (r->exact_mask + 1) * 2 : 64;
+		uint32_t old_size = r->exact ? r->exact_mask + 1 : 0;
+		zh__rexact_t *old = r->exact, *e = calloc(size, sizeof *e);
+		if (e == NULL) {
+			free(path);
+			return -ENOMEM;
+		}
+		r->exact = e;
+		r->exact_mask = size - 1;
+		for (uint32_t k = 0; k < old_size; k++)
+			if (old[k].path)
+				e[exact_slot(r, old[k].hash, old[k].path, old[k].len)] = old[k];
+		free(old);
+	}
+	h = seg_hash(EXACT_KEY, path, len);
+	i = exact_slot(r, h, path, len);
+	if (r->exact[i].path) { /* the same pattern again (another method): already there */
+		free(path);
+		return 0;
+	}
+	r->exact[i] = (zh__rexact_t){h, path, (uint32_t)len, node};
+	r->nexact++;
+	return 0;
 }
 
 /* Order of literal children: length, then bytes (a binary search key). */
@@ -566,6 +642,9 @@ int zh__router_add(zh__router_t *r, unsigned methods, const char *pattern, unsig
 	for (uint32_t i = 0; i < nplain; i++)
 		if ((node = child(r, (uint32_t)node, &pp.segs[i], pp.canon)) < 0)
 			goto nomem;
+	if (host_id == 0 && nplain == pp.nsegs && pp.nparams == 0 &&
+	    exact_put(r, &pp, (uint32_t)node) < 0)
+		goto nomem; /* (before the group slot: exact_put moves no node) */
 	slot = group_slot(r, (uint32_t)node, nplain < pp.nsegs ? &pp.segs[nplain] : NULL,
 			  pp.canon);
 	if (slot == NULL)
@@ -613,10 +692,13 @@ void zh__router_free(zh__router_t *r)
 	}
 	for (uint32_t i = 0; i < r->nhosts; i++)
 		free(r->hosts[i].name);
+	for (uint32_t i = 0; r->exact && i <= r->exact_mask; i++)
+		free(r->exact[i].path);
 	free(r->routes);
 	free(r->nodes);
 	free(r->hosts);
 	free(r->edges);
+	free(r->exact);
 	memset(r, 0, sizeof *r);
 }
 
@@ -780,6 +862,12 @@ const zh__route_t *zh__router_find(const zh__router_t *r, const char *host, size
 	}
 	if (g < 0) {
 		m->n = 0;
+		if (r->nexact && !w.encoded) {
+			uint64_t h = seg_hash(EXACT_KEY, path, len);
+			const zh__rexact_t *e = &r->exact[exact_slot(r, h, path, len)];
+			if (e->path && r->nodes[e->node].end >= 0)
+				return pick(r, r->nodes[e->node].end, method_bit, allow);
+		}
 		g = walk(&w, 0, 1);
 	}
 	return g < 0 ? NULL : pick(r, g, method_bit, allow);
