@@ -92,7 +92,8 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_app_metrics \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
-	      $(BUILD)/tests/test_cookie
+	      $(BUILD)/tests/test_cookie \
+	      $(BUILD)/tests/test_router
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -181,7 +182,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy test_app_metrics): \
+	  test_ext test_timer test_proxy test_app_metrics test_router): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -252,7 +253,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -278,6 +279,9 @@ $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: 
 		$(PB_LIBS)
 # the Forwarded / X-Forwarded-For parser (proxy.c) with the rest of the library
 $(BUILD)/fuzz/fuzz_forwarded: tests/fuzz/fuzz_forwarded.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# the router through zh__router_find, the server's own lookup (router.o among the objects)
+$(BUILD)/fuzz/fuzz_router: tests/fuzz/fuzz_router.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)
@@ -312,9 +316,16 @@ soak: deps all $(BUILD)/tests/zh_load
 		python3 tests/integration/run.py -k test_27
 	python3 tests/soak/soak.py --bin $(DAEMON) --minutes $(SOAK_MINUTES)
 
-bench: deps all $(BUILD)/bench/json_writer
+bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	bench/run.sh $(DAEMON)
 	taskset -c 0 $(BUILD)/bench/json_writer
+	taskset -c 0 $(BUILD)/bench/router_bench $(ROUTER_BENCH_FILES)
+# the router's lookups (bench/router/router_bench.c): the route table and the paths, one
+# "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
+ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
+$(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)

@@ -292,7 +292,7 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 	srv->body_size = round_up(cfg->max_body > srv->large_size ? cfg->max_body
 								 : srv->large_size, 4096);
 	srv->ctx_size = round_up(sizeof(zh__ctx_t) + cfg->max_headers * sizeof(zh__field_t) +
-					 ZH__SBUF_SIZE + ZH__RBUF_SIZE,
+					 ZH__SBUF_SIZE + ZH__RBUF_SIZE + cfg->max_request_line,
 				 64);
 	if (cfg->server_name && cfg->server_name[0])
 		srv->server_hdr_len = (uint32_t)snprintf(srv->server_hdr, sizeof srv->server_hdr,
@@ -358,6 +358,15 @@ int zh_server_run(zh_server_t *srv)
 	return r;
 }
 
+int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn, void *arg)
+{
+	if (srv->running)
+		return -EBUSY;
+	srv->err_fn = fn;
+	srv->err_arg = arg;
+	return 0;
+}
+
 void zh_server_stop(zh_server_t *srv)
 {
 	srv->stopping = 1;
@@ -394,8 +403,7 @@ void zh_server_free(zh_server_t *srv)
 		return;
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_dispose(&srv->workers[i]);
-	for (unsigned i = 0; i < srv->nroutes; i++)
-		free(srv->routes[i].path);
+	zh__router_free(&srv->router);
 	zh__app_metrics_free(srv);
 	free(srv->workers);
 	free(srv);
