@@ -42,8 +42,11 @@ PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
 protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 gzip_LIBS     = -lz
 auth_LIBS     = -lcrypt
+# liburing (src/loop_uring.c, --io uring), linked statically: libzerohttp.so carries it
+# hidden inside, so that a program using the core still loads only libc and pthread
+URING_LIBS = -Wl,-Bstatic -luring -Wl,-Bdynamic
 # what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
-PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(URING_LIBS)
 
 # Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
 # dependency of its own is a library of its own, so that a program that does not use it
@@ -62,7 +65,7 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c src/app_metrics.c \
+	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -125,7 +128,8 @@ $(CORE_A): $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 # a sanitizer: clang leaves its runtime's symbols for the executable to bring)
 SO_NO_UNDEF := $(if $(SANITIZE),,-Wl,--no-undefined)
 $(CORE_SO): $(CORE_SRCS:src/%.c=$(BUILD)/pic/%.o)
-	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^
+	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^ \
+		-Wl,--exclude-libs,liburing.a $(URING_LIBS)
 # one archive and one shared library per feature; the .so needs libzerohttp.so.0 and its
 # own dependency
 define feature_lib
@@ -147,7 +151,7 @@ $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
 # and brings its own dependency (for a static link too: Requires.private, Libs.private)
 PC_DESC_zerohttp          = zero-allocation, zero-copy HTTP/1.1 server library (core)
-PC_BODY_zerohttp          = Libs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n
+PC_BODY_zerohttp          = Libs: -L$${libdir} -lzerohttp -pthread\nLibs.private: -luring\nCflags: -I$${includedir}\n
 PC_DESC_zerohttp-gzip     = zerohttp gzip middleware (zh_gzip_*, zlib)
 PC_BODY_zerohttp-gzip     = Requires: zerohttp\nRequires.private: zlib\nLibs: -L$${libdir} -lzerohttp-gzip\n
 PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, protobuf-c)

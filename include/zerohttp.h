@@ -132,6 +132,11 @@ typedef struct zh_config {
 					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
 					zh_server_new, -EINVAL if malformed; not kept). NULL:
 					none. See zh_req_client_addr */
+	int io;			     /* ZH_IO_EPOLL (the default) or ZH_IO_URING: the
+					workers' I/O backend; see zh_server_io */
+	unsigned io_buffers;	     /* io_uring: receive buffers (4 KiB) per worker, shared
+					by its connections; rounded up to a power of two,
+					at most 32768. 0 = 512 */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -1488,6 +1493,21 @@ typedef void (*zh_error_handler_fn)(zh_request_t *req, zh_response_t *resp, int 
 				    void *arg);
 ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn,
 						   void *arg);
+
+/* ---- I/O backend (io_uring) ---- */
+
+/* zh_config_t.io. ZH_IO_URING runs each worker on an io_uring of its own (Linux 6.0 or
+ * later): connections are accepted and read by multishot operations, received bytes land
+ * in a per-worker pool of io_buffers shared buffers (an idle connection holds none), and
+ * responses are sent by the ring, one submission per loop turn for all connections. */
+enum zh_io { ZH_IO_EPOLL = 0, ZH_IO_URING = 1 };
+
+/* The backend the workers run: cfg.io, or ZH_IO_EPOLL when io_uring was asked for but is
+ * unusable here (kernel too old, io_uring disabled by sysctl, forbidden by seccomp...).
+ * Then *reason (if reason is not NULL) is a static sentence saying why, else NULL; the
+ * library prints nothing, so a program that asks for io_uring logs it. Any thread, any
+ * time after zh_server_new. */
+ZH_API int zh_server_io(const zh_server_t *srv, const char **reason);
 
 #ifdef __cplusplus
 }

@@ -130,8 +130,10 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 
 /* ---- open / close ------------------------------------------------------------------------------ */
 
-void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
-			const struct sockaddr_storage *peer)
+/* Returns the connection, or NULL when it was refused (and closed). Under io_uring
+ * (w->uring) the caller arms the connection's receive; there is no epoll set. */
+zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
+			       const struct sockaddr_storage *peer)
 {
 	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
 	struct epoll_event ev;
@@ -143,15 +145,15 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 		close(fd);
 		ZH__STAT_ADD(w, connections_refused, 1);
 		ZH__STAT_ADD(w, shed_503, 1);
-		return;
+		return NULL;
 	}
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = c;
-	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (w->uring == NULL && epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		close(fd);
 		zh__pool_put(&w->conn_pool, c);
 		ZH__STAT_ADD(w, connections_refused, 1);
-		return;
+		return NULL;
 	}
 	/* responses leave whole in one writev; Nagle would only delay the next one */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -173,6 +175,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	ZH__STAT_ADD(w, connections_accepted, 1);
 	/* a connection that says nothing gets the header timeout from the moment of accept */
 	zh__timer_set(w, c, ZH__T_SILENT);
+	return c;
 }
 
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c)

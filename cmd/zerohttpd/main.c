@@ -69,10 +69,14 @@ static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 	if (s->metrics_listen)
 		snprintf(where, sizeof where, " metrics-listen=%s:%u", s->metrics_addr,
 			 (unsigned)zhd_metrics_port());
+	const char *why;
+	int io = zh_server_io(srv, &why);
+	if (s->cfg.io == ZH_IO_URING && io != ZH_IO_URING)
+		zhd_log(ZHD_WARN, "--io uring: %s; serving with epoll", why ? why : "unavailable");
 	zhd_log(ZHD_INFO, "listening on http://%s%s%s:%u/ version=%s workers=%u root=%s "
-			  "features=%s%s",
+			  "features=%s%s io=%s",
 		v6, s->cfg.address, *v6 ? "]" : "", (unsigned)zh_server_port(srv), ZH_VERSION,
-		workers, root, feats, where);
+		workers, root, feats, where, io == ZH_IO_URING ? "uring" : "epoll");
 }
 
 static void log_stop(zh_server_t *srv, bool ran, int status)
