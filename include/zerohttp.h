@@ -134,7 +134,7 @@ typedef struct zh_config {
 					none. See zh_req_client_addr */
 	int io;			     /* ZH_IO_EPOLL (the default) or ZH_IO_URING: the
 					workers' I/O backend; see zh_server_io */
-	unsigned io_buffers;	     /* io_uring: receive buffers (4 KiB) per worker, shared
+	unsigned io_buffers;	     /* io_uring: receive buffers (2 KiB) per worker, shared
 					by its connections; rounded up to a power of two,
 					at most 32768. 0 = 512 */
 } zh_config_t;

@@ -35,8 +35,8 @@
 
 enum {
 	UR_ENTRIES = 1024,	/* submission queue; the completion queue is 4x */
-	UR_BUF_SIZE = 4096,	/* one provided buffer */
-	UR_BUFS_DEFAULT = 512,	/* per worker (2 MiB) unless cfg.io_buffers says otherwise */
+	UR_BUF_SIZE = 2048,	/* one provided buffer: a request head, typically */
+	UR_BUFS_DEFAULT = 512,	/* per worker (1 MiB) unless cfg.io_buffers says otherwise */
 	UR_HOLD_MAX = 64 * 1024, /* bytes a connection may hold in ring buffers before its
 				    receive is cancelled (backpressure: conn.c stops reading
 				    while its output is blocked) */
@@ -60,6 +60,8 @@ enum ur_flag {
 	F_CANCEL = 1u << 8,  /* its recv is being cancelled (backpressure) */
 	F_SYNC = 1u << 9,    /* a handler blocks its worker for this send (ur_wants) */
 	F_SHUTWR = 1u << 10, /* shutdown(SHUT_WR) once the send in flight has ended */
+	F_RESEND = 1u << 11, /* the POLL_ADD in flight is for the send (it met a full socket) */
+	F_MORE = 1u << 12,   /* the send in flight has MSG_MORE */
 };
 
 #define NOBUF 0xffffu
@@ -77,7 +79,8 @@ struct ur_slot {
 	uint16_t qhead, qtail, qoff; /* filled buffers, oldest first; read offset in qhead */
 	uint16_t flags;
 	uint16_t gen;
-	uint8_t ops; /* operations in flight */
+	uint16_t scnt; /* entries of the send in flight */
+	uint8_t ops;   /* operations in flight */
 };
 
 struct zh__uring {
@@ -260,9 +263,11 @@ static ssize_t ur_peek(zh__conn_t *c, void *buf, size_t cap)
  * (zh__resp_spill_wait) blocks its worker, and completions are only posted while the
  * worker is in io_uring_enter. Other completions stay queued for the loop; this one is
  * marked OP_NONE in place. Returns false if it has not arrived. */
-static bool reap_send(struct zh__uring *u, struct ur_slot *s, uint32_t i)
+static void submit_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd);
+
+static bool reap_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd)
 {
-	uint64_t want = udata(OP_SEND, s->gen, i);
+	uint64_t want = udata(OP_SEND, s->gen, i), poll = udata(OP_POLLOUT, s->gen, i);
 	struct io_uring *r = &u->ring;
 	unsigned head = *r->cq.khead, tail;
 	if (io_uring_submit_and_get_events(r) < 0)
@@ -270,6 +275,14 @@ static bool reap_send(struct zh__uring *u, struct ur_slot *s, uint32_t i)
 	tail = io_uring_smp_load_acquire(r->cq.ktail);
 	for (; head != tail; head++) {
 		struct io_uring_cqe *cqe = &r->cq.cqes[head & *r->cq.kring_mask];
+		if (cqe->user_data == poll && (s->flags & F_RESEND)) {
+			/* room after a full socket (on_conn_op): the send goes again */
+			cqe->user_data = udata(OP_NONE, 0, 0);
+			s->flags &= (uint16_t)~(F_RESEND | F_POLL);
+			s->ops--;
+			submit_send(u, s, i, fd);
+			continue;
+		}
 		if (cqe->user_data != want)
 			continue;
 		cqe->user_data = udata(OP_NONE, 0, 0);
@@ -281,18 +294,44 @@ static bool reap_send(struct zh__uring *u, struct ur_slot *s, uint32_t i)
 	return false;
 }
 
+/* The send of s->siov[0 .. scnt): one SEND for one entry, else one SENDMSG. */
+static void submit_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd)
+{
+	struct io_uring_sqe *sqe = sqe_get(u);
+	if (s->scnt == 1 && !(s->flags & F_MORE)) {
+		io_uring_prep_send(sqe, fd, s->siov[0].iov_base, s->siov[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		memset(&s->msg, 0, sizeof s->msg);
+		s->msg.msg_iov = (struct iovec *)(uintptr_t)s->siov;
+		s->msg.msg_iovlen = s->scnt;
+		io_uring_prep_sendmsg(sqe, fd, &s->msg,
+				      MSG_NOSIGNAL | (s->flags & F_MORE ? MSG_MORE : 0));
+	}
+	io_uring_sqe_set_data64(sqe, udata(OP_SEND, s->gen, i));
+	s->flags |= F_SEND;
+	s->ops++;
+}
+
+static void submit_pollout(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd)
+{
+	struct io_uring_sqe *sqe = sqe_get(u);
+	io_uring_prep_poll_add(sqe, fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, udata(OP_POLLOUT, s->gen, i));
+	s->flags |= F_POLL;
+	s->ops++;
+}
+
 static ssize_t ur_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
 {
 	zh__worker_t *w = zh__worker_self();
 	struct zh__uring *u = w->uring;
 	uint32_t i = slot_index(w, c);
 	struct ur_slot *s = &u->slots[i];
-	struct io_uring_sqe *sqe;
 	if (s->flags & F_SEND) {
 		/* only a waiting handler looks out of turn; otherwise the loop delivers it */
 		bool sync = s->flags & F_SYNC;
 		s->flags &= (uint16_t)~F_SYNC;
-		if (!sync || !reap_send(u, s, i))
+		if (!sync || !reap_send(u, s, i, c->fd))
 			return -EAGAIN;
 	}
 	if (s->flags & F_SDONE) {
@@ -302,19 +341,10 @@ static ssize_t ur_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool mor
 			return -EIO;
 		return s->sres;
 	}
-	sqe = sqe_get(u);
-	if (cnt == 1 && !more) {
-		io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
-	} else {
-		memset(&s->msg, 0, sizeof s->msg);
-		s->msg.msg_iov = (struct iovec *)(uintptr_t)iov;
-		s->msg.msg_iovlen = (size_t)cnt;
-		io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-	}
-	io_uring_sqe_set_data64(sqe, udata(OP_SEND, s->gen, i));
 	s->siov = iov;
-	s->flags |= F_SEND;
-	s->ops++;
+	s->scnt = (uint16_t)cnt;
+	s->flags = (uint16_t)((s->flags & ~F_MORE) | (more ? F_MORE : 0));
+	submit_send(u, s, i, c->fd);
 	return -EAGAIN;
 }
 
@@ -333,13 +363,8 @@ static ssize_t ur_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
 			zh__worker_t *w = zh__worker_self();
 			uint32_t i = slot_index(w, c);
 			struct ur_slot *s = &w->uring->slots[i];
-			if (!(s->flags & F_POLL)) {
-				struct io_uring_sqe *sqe = sqe_get(w->uring);
-				io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
-				io_uring_sqe_set_data64(sqe, udata(OP_POLLOUT, s->gen, i));
-				s->flags |= F_POLL;
-				s->ops++;
-			}
+			if (!(s->flags & F_POLL))
+				submit_pollout(w->uring, s, i, c->fd);
 		}
 		return -errno;
 	}
@@ -514,14 +539,24 @@ static void on_recv(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uin
 	}
 	if (s->flags & F_CLOSED)
 		return;
-	if (cqe->res == 0)
-		s->flags |= F_EOF;
-	else if (cqe->res == -ENOBUFS && !more)
-		starved_push(u, s, i); /* the ring was empty: armed again when buffers return */
-	else if (cqe->res < 0 && cqe->res != -ECANCELED && !more)
-		s->rerr = cqe->res;
-	if (cqe->res == -ECANCELED || cqe->res == -ENOBUFS)
+	if (cqe->res == -ECANCELED) { /* the backpressure cancel (ur_recv re-arms) */
+		if (recv_rearmable(s))
+			arm_recv(u, s, i, c->fd); /* its queue was read before the cancel ended */
 		return;
+	}
+	if (cqe->res == -ENOBUFS) {
+		if (!more && !(s->flags & F_STARVED))
+			starved_push(u, s, i); /* the ring was empty: armed again when buffers return */
+		return;
+	}
+	if (cqe->res < 0) {
+		/* a reset: as epoll's EPOLLERR, the connection closes whatever it waits for */
+		s->rerr = cqe->res;
+		zh__conn_event(w, c, EPOLLERR);
+		return;
+	}
+	if (cqe->res == 0)
+		s->flags |= F_EOF; /* else, if it ended (!more), ur_recv re-arms once it is read */
 	if (s->qbytes > UR_HOLD_MAX && (s->flags & F_RECV) && !(s->flags & F_CANCEL)) {
 		s->flags |= F_CANCEL; /* ur_recv arms it again once the queue is read */
 		cancel_op(u, OP_RECV, s, i);
@@ -538,6 +573,21 @@ static void on_conn_op(zh__worker_t *w, struct zh__uring *u, enum ur_op op,
 		return; /* cannot happen: a slot is reused only after its last completion */
 	if (op == OP_RECV) {
 		on_recv(w, u, s, i, cqe);
+		return;
+	}
+	if (op == OP_SEND && cqe->res == -EAGAIN && !(s->flags & F_CLOSED)) {
+		/* The socket is nonblocking (sendfile needs that), and io_uring then answers a
+		 * full socket with EAGAIN instead of waiting: wait for room, then send again */
+		s->flags |= F_RESEND;
+		submit_pollout(u, s, i, slot_conn(w, i)->fd);
+		op_done(w, s, i);
+		return;
+	}
+	if (op == OP_POLLOUT && (s->flags & F_RESEND)) {
+		s->flags &= (uint16_t)~(F_RESEND | F_POLL);
+		if (!(s->flags & F_CLOSED))
+			submit_send(u, s, i, slot_conn(w, i)->fd);
+		op_done(w, s, i);
 		return;
 	}
 	if (op == OP_SEND) {
@@ -686,6 +736,10 @@ static int uring_setup(zh__worker_t *w, struct zh__uring *u)
 			u->br = NULL;
 		return -ENOMEM;
 	}
+	/* The ring hands buffers out in turn, so every one is soon touched: made resident now,
+	 * the worker's footprint is the same from the start (not a slow growth that looks
+	 * like a leak). Best effort (Linux 5.14). */
+	(void)madvise(u->map, bufs_len + links_len, MADV_POPULATE_WRITE);
 	u->bufs = u->map;
 	u->blen = (uint32_t *)(void *)(u->map + bufs_len);
 	u->bnext = (uint16_t *)(void *)(u->blen + u->nbufs);

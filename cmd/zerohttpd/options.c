@@ -312,7 +312,7 @@ static const struct zhd_option options[] = {
 	   "I/O backend (default epoll); uring falls back to epoll,\n"
 	   "with a warning, where io_uring is unavailable"),
 	NUM("io-buffers", "N", cfg.io_buffers, 32768,
-	    "uring: 4 KiB receive buffers per worker (default 512)"),
+	    "uring: 2 KiB receive buffers per worker (default 512)"),
 	NUM("static-cache", "N", files.cache_entries, UINT_MAX,
 	    "open files cached per worker (default 1024)"),
 	NUM("static-ttl", "MS", files.cache_ttl_ms, UINT_MAX,
