@@ -868,6 +868,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			ctx = ctx_for_reading(w, c, &ready);
 			if (ctx == NULL && ready < 0)
 				break; /* EOF or nothing after all: settles like any idle connection */
+			if (ctx == NULL && w->uring && zh__uring_ctx_wait(w, c))
+				return; /* contexts held by sends in flight come back next turn */
 			if (ctx == NULL) {
 				send_canned_503_conn(w, c);
 				ZH__STAT_ADD(w, shed_503, 1);

@@ -695,6 +695,8 @@ bool zh__worker_after_events(zh__worker_t *w);
  * refusal), else -errno with *why set to a static explanation. */
 int zh__uring_run(zh__worker_t *w);
 int zh__uring_probe(const char **why);
+bool zh__uring_ctx_wait(zh__worker_t *w, zh__conn_t *c);
+bool zh__uring_sending(zh__worker_t *w, const zh__conn_t *c); /* a send in flight */
 zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NULL */
 /* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
  * async-signal-safe, errno preserved), consume takes the count (the worker). */

@@ -42,6 +42,7 @@ enum {
 				    while its output is blocked) */
 	UR_BGID = 0,
 	UR_ACCEPT_BACKOFF_MS = 100,
+	UR_CTX_WAIT_MS = 100, /* see zh__uring_ctx_wait */
 };
 
 /* What a completion is for: the top byte of user_data; then the slot's generation and
@@ -62,6 +63,8 @@ enum ur_flag {
 	F_SHUTWR = 1u << 10, /* shutdown(SHUT_WR) once the send in flight has ended */
 	F_RESEND = 1u << 11, /* the POLL_ADD in flight is for the send (it met a full socket) */
 	F_MORE = 1u << 12,   /* the send in flight has MSG_MORE */
+	F_CTXWAIT = 1u << 13, /* on the context wait list (zh__uring_ctx_wait) */
+	F_WAITED = 1u << 14,  /* being retried from it: no second wait in that call */
 };
 
 #define NOBUF 0xffffu
@@ -76,6 +79,8 @@ struct ur_slot {
 	int32_t rerr;		  /* recv's terminal error, reported once the queue is read */
 	uint32_t qbytes;	  /* bytes waiting in the queue */
 	uint32_t sprev, snext;	  /* starved list, index + 1 (0: none) */
+	uint32_t wnext;		  /* context wait list, index + 1 */
+	uint32_t wsince;	  /* when it began waiting (now_ms, low 32 bits) */
 	uint16_t qhead, qtail, qoff; /* filled buffers, oldest first; read offset in qhead */
 	uint16_t flags;
 	uint16_t gen;
@@ -92,6 +97,8 @@ struct zh__uring {
 	unsigned nbufs, held;	/* held: in connection queues, not in the ring */
 	struct ur_slot *slots;
 	uint32_t starved_head, starved_tail;
+	uint32_t whead, wtail; /* connections waiting for an I/O context */
+	uint32_t sending;      /* sends in flight: contexts that come back without a read */
 	bool accept_armed, stop_seen;
 	char *map;
 	size_t map_len, br_len;
@@ -289,6 +296,7 @@ static bool reap_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd
 		s->sres = cqe->res;
 		s->flags = (uint16_t)((s->flags & ~F_SEND) | F_SDONE);
 		s->ops--;
+		u->sending--;
 		return true;
 	}
 	return false;
@@ -310,6 +318,7 @@ static void submit_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int 
 	io_uring_sqe_set_data64(sqe, udata(OP_SEND, s->gen, i));
 	s->flags |= F_SEND;
 	s->ops++;
+	u->sending++;
 }
 
 static void submit_pollout(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd)
@@ -383,6 +392,22 @@ static int ur_shutdown(zh__conn_t *c)
 	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
+/* Off the context wait list (singly linked: a walk, on the rare close of a waiter). */
+static void ctx_wait_unlink(struct zh__uring *u, uint32_t i)
+{
+	uint32_t *link = &u->whead, prev = 0;
+	while (*link && *link != i + 1) {
+		prev = *link;
+		link = &u->slots[*link - 1].wnext;
+	}
+	if (*link == 0)
+		return;
+	*link = u->slots[i].wnext;
+	if (u->wtail == i + 1)
+		u->wtail = prev;
+	u->slots[i].flags &= (uint16_t)~F_CTXWAIT;
+}
+
 /* conn.c has released the connection's memory (its context, the references it queued):
  * a send still in flight must not read it. shutdown(SHUT_RDWR) makes such a send fail
  * with EPIPE when it next tries (it waits for room, in the kernel's poll, until then: it
@@ -404,6 +429,8 @@ static void ur_close(zh__conn_t *c)
 		cancel_op(u, OP_POLLOUT, s, i);
 	if (s->flags & F_STARVED)
 		starved_unlink(u, s);
+	if (s->flags & F_CTXWAIT)
+		ctx_wait_unlink(u, i);
 	queue_drop(u, s);
 	s->flags = (uint16_t)((s->flags & (F_RECV | F_SEND | F_POLL)) | F_CLOSED);
 	close(c->fd); /* the operations hold the file until they end */
@@ -575,6 +602,8 @@ static void on_conn_op(zh__worker_t *w, struct zh__uring *u, enum ur_op op,
 		on_recv(w, u, s, i, cqe);
 		return;
 	}
+	if (op == OP_SEND)
+		u->sending--;
 	if (op == OP_SEND && cqe->res == -EAGAIN && !(s->flags & F_CLOSED)) {
 		/* The socket is nonblocking (sendfile needs that), and io_uring then answers a
 		 * full socket with EAGAIN instead of waiting: wait for room, then send again */
@@ -675,6 +704,62 @@ static void begin_stop(zh__worker_t *w, struct zh__uring *u)
 	zh__worker_stop_event(w);
 }
 
+/* conn.c found no I/O context for c, which has bytes to read. On epoll that is a 503 at
+ * once, and rightly: a context is held only while a response is being written, and epoll
+ * writes it before the next connection is looked at. Here a response leaves a turn later,
+ * when its send completes, so a burst of requests meets the contexts of the previous
+ * burst's responses still held: while sends are in flight, c waits (its bytes stay in ring
+ * buffers) and is driven again after the next turn's completions, for up to
+ * UR_CTX_WAIT_MS; then, or when nothing is being sent, the 503 as on epoll. Returns true
+ * when c waits. */
+bool zh__uring_ctx_wait(zh__worker_t *w, zh__conn_t *c)
+{
+	struct zh__uring *u = w->uring;
+	uint32_t i = slot_index(w, c);
+	struct ur_slot *s = &u->slots[i];
+	if (s->flags & (F_CTXWAIT | F_CLOSED))
+		return s->flags & F_CTXWAIT;
+	if (u->sending == 0 || w->draining ||
+	    ((s->flags & F_WAITED) && (uint32_t)w->now_ms - s->wsince >= UR_CTX_WAIT_MS))
+		return false;
+	if (!(s->flags & F_WAITED))
+		s->wsince = (uint32_t)w->now_ms;
+	s->flags |= F_CTXWAIT;
+	s->wnext = 0;
+	if (u->wtail)
+		u->slots[u->wtail - 1].wnext = i + 1;
+	else
+		u->whead = i + 1;
+	u->wtail = i + 1;
+	return true;
+}
+
+bool zh__uring_sending(zh__worker_t *w, const zh__conn_t *c)
+{
+	return w->uring->slots[slot_index(w, c)].flags & F_SEND;
+}
+
+/* The connections that waited for a context, driven again: those that still find none
+ * wait again (or get their 503). */
+static void retry_ctx_waits(zh__worker_t *w, struct zh__uring *u)
+{
+	uint32_t head = u->whead;
+	u->whead = u->wtail = 0;
+	while (head) {
+		uint32_t i = head - 1;
+		struct ur_slot *s = &u->slots[i];
+		zh__conn_t *c = slot_conn(w, i);
+		head = s->wnext;
+		s->flags &= (uint16_t)~F_CTXWAIT;
+		if (s->flags & F_CLOSED)
+			continue;
+		s->flags |= F_WAITED;
+		zh__conn_event(w, c, EPOLLIN);
+		if (!(s->flags & F_CTXWAIT))
+			s->flags &= (uint16_t)~F_WAITED;
+	}
+}
+
 /* ---- set-up ------------------------------------------------------------------------------------ */
 
 static int ring_init(struct io_uring *ring, unsigned entries)
@@ -773,6 +858,8 @@ static void uring_loop(zh__worker_t *w, struct zh__uring *u)
 			io_uring_cqe_seen(&u->ring, cqe); /* before: reap_send may look further */
 			on_cqe(w, u, &copy);
 		}
+		if (u->whead)
+			retry_ctx_waits(w, u);
 		if (u->stop_seen)
 			begin_stop(w, u);
 		if (zh__worker_after_events(w))
