@@ -5,6 +5,7 @@
 #   make test       unit tests (Criterion; tests/test_<x>.c tests src/<x>.c, the parser and the
 #                   JSON writer also in scalar builds), install-check (the core links only
 #                   libc/pthread), integration tests with 'N passed, M failed', zero-alloc test
+#   make test-uring the integration tests with every server on the io_uring backend (CI)
 #   make asan       the same tests against an ASan+UBSan build
 #   make ubsan      the same tests against a UBSan-only build (malloc shim still on)
 #   make memcheck   the integration tests with every server under valgrind memcheck
@@ -99,7 +100,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_router
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+.PHONY: all run test test-uring unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
 	static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
@@ -209,7 +210,7 @@ $(BUILD)/tests/reading_server: tests/reading_server.c $(LIB_A) include/zerohttp.
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load \
 	  $(BUILD)/tests/reading_server
-	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
+	ZH_IO=$(or $(ZH_IO),epoll) ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
 		ZH_READING_SERVER=$(BUILD)/tests/reading_server \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
@@ -238,6 +239,11 @@ test: deps all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory install-check
 	@$(MAKE) --no-print-directory integration
+
+# the integration suite again with every server on io_uring (harness.py: ZH_IO); CI runs it
+# after make test (about 5 minutes more, so not part of make test)
+test-uring: deps all
+	@$(MAKE) --no-print-directory ZH_IO=uring integration
 
 asan:
 	@scripts/deps.sh

@@ -1,0 +1,242 @@
+"""46. The io_uring backend (--io uring, src/loop_uring.c) on its own terms.
+
+The whole suite runs on it with ZH_IO=uring (make test-uring); these tests ask for it
+explicitly, whatever ZH_IO says: the start line and the fallback, the shared receive buffers
+running out, connections closed with operations in flight, a drain with sends in flight,
+and no allocation over 100,000 requests."""
+import ctypes
+import os
+import platform
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import HOST, HELLO, ServerTestCase, free_port, request, server_bin
+import test_12_zero_alloc as t12
+from test_28_faults import fd_count, raw, rst_close, stream_pattern
+
+URING = ("--io", "uring")
+
+
+def start_line(srv):
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [ln for ln in srv.stderr_text().splitlines() if "listening on" in ln]
+        if lines:
+            return lines[0]
+        time.sleep(0.02)
+    raise AssertionError("no start line: %r" % srv.stderr_text())
+
+
+def read_response_bytes(sock, want, within=20.0):
+    """Reads until `want` bytes came (or EOF / the deadline): the bytes read."""
+    got = bytearray()
+    sock.settimeout(within)
+    deadline = time.monotonic() + within
+    while len(got) < want and time.monotonic() < deadline:
+        chunk = sock.recv(1 << 18)
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
+class Backend(ServerTestCase):
+    SERVER_ARGS = URING + ("--workers", "1")
+
+    def test_start_line_names_the_backend(self):
+        self.assertIn(" io=uring", start_line(self.server))
+        c = self.conn()
+        for _ in range(3):
+            c.send(request("GET", "/plaintext"))
+            self.assertResponse(c.read_response(), 200, HELLO)
+
+    def test_epoll_is_the_default(self):
+        srv = self.start_server(("--io", "epoll", "--workers", "1"))
+        self.assertIn(" io=epoll", start_line(srv))
+
+    def test_unknown_backend_is_a_usage_error(self):
+        p = subprocess.run([server_bin(), "--io", "kqueue"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"the I/O backends are epoll and uring", p.stderr)
+
+
+# seccomp: io_uring_setup (425 on x86_64) fails with EPERM, as a container's profile does
+SYS_IO_URING_SETUP = 425
+
+
+def _forbid_io_uring():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+    prog = [(0x20, 0, 0, 0),                          # ld [nr]
+            (0x15, 0, 1, SYS_IO_URING_SETUP),         # jeq io_uring_setup
+            (0x06, 0, 0, 0x00050000 | 1),             # ret ERRNO(EPERM)
+            (0x06, 0, 0, 0x7fff0000)]                 # ret ALLOW
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    fprog = struct.pack("HxxxxxxP", len(prog), ctypes.addressof(buf))
+    fbuf = ctypes.create_string_buffer(fprog)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:               # PR_SET_NO_NEW_PRIVS
+        os._exit(97)
+    if libc.prctl(22, 2, ctypes.addressof(fbuf), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+        os._exit(98)
+
+
+@unittest.skipUnless(platform.machine() == "x86_64", "the filter names x86_64's syscall")
+class Fallback(ServerTestCase):
+    AUTO_START = False
+
+    def test_forbidden_io_uring_falls_back_to_epoll_with_the_reason(self):
+        port = free_port()
+        proc = subprocess.Popen([server_bin(), "--address", HOST, "--port", str(port),
+                                 "--workers", "1", "--io", "uring", "--demo"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, preexec_fn=_forbid_io_uring)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        out = b""
+        deadline = time.monotonic() + 5
+        while b"listening on" not in out and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                out += chunk
+        text = out.decode()
+        self.assertIn("warn zerohttpd: --io uring: io_uring is forbidden here "
+                      "(kernel.io_uring_disabled or seccomp); serving with epoll", text)
+        self.assertRegex(text, r"listening on .* io=epoll\n")
+        s = socket.create_connection((HOST, port), timeout=5)
+        s.sendall(request("GET", "/plaintext", [("Connection", "close")]))
+        self.assertTrue(read_response_bytes(s, 1 << 20, 5).endswith(HELLO))
+        s.close()
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(15), 0)
+
+
+class BufferRingExhaustion(ServerTestCase):
+    """8 receive buffers of 2 KiB for 1000 connections that all send at once: most receives
+    find the ring empty (ENOBUFS), wait on the starved list and are re-armed as buffers come
+    back. Every request is answered and no buffer or descriptor is lost."""
+
+    CONNS = 1000
+    SERVER_ARGS = URING + ("--workers", "1", "--io-buffers", "8", "--max-connections", "2000")
+
+    def test_every_connection_is_served_when_buffers_run_out(self):
+        pid = self.server.pid
+        base_fds = fd_count(pid)
+        body = bytes(range(256)) * 24               # 6 KiB: three buffers per request
+        for rnd in range(2):
+            socks = [raw(self.port) for _ in range(self.CONNS)]
+            req = request("POST", "/echo", body=body)
+            for s in socks:
+                s.sendall(req)
+            for i, s in enumerate(socks):
+                got = read_response_bytes(s, 1)
+                while b"\r\n\r\n" not in got:
+                    more = read_response_bytes(s, 1)
+                    self.assertTrue(more, "round %d conn %d: closed" % (rnd, i))
+                    got += more
+                head, rest = got.split(b"\r\n\r\n", 1)
+                self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head[:40])
+                n = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                if len(rest) < n:
+                    rest += read_response_bytes(s, n - len(rest))
+                self.assertEqual(rest, body, "round %d conn %d" % (rnd, i))
+            for s in socks:
+                s.close()
+            deadline = time.monotonic() + 5
+            while fd_count(pid) != base_fds and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(fd_count(pid), base_fds, "round %d" % rnd)
+        c = self.conn()
+        c.send(request("GET", "/plaintext"))
+        self.assertResponse(c.read_response(), 200, HELLO)
+
+
+class CloseInFlight(ServerTestCase):
+    """Peers that reset while their responses are being sent (a send in flight in the ring,
+    the receive armed): the slot comes back only once its operations have ended. With 64
+    slots, three rounds of 50 such peers would be refused (503) if one leaked."""
+
+    SERVER_ARGS = URING + ("--workers", "1", "--max-connections", "64",
+                           "--loopback-sndbuf", "32768")
+
+    def test_reset_with_sends_in_flight_leaks_nothing(self):
+        pid = self.server.pid
+        base_fds = fd_count(pid)
+        n = 8 << 20
+        for rnd in range(3):
+            socks = [raw(self.port, rcvbuf=8192) for _ in range(50)]
+            for s in socks:
+                s.sendall(request("GET", "/stream?bytes=%d" % n))
+            for s in socks:
+                got = read_response_bytes(s, 4096, 5)
+                self.assertTrue(got.startswith(b"HTTP/1.1 200 "), "round %d: %r" % (rnd, got[:60]))
+            for s in socks:
+                rst_close(s)
+            deadline = time.monotonic() + 5
+            while fd_count(pid) != base_fds and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(fd_count(pid), base_fds, "round %d" % rnd)
+        c = self.conn()
+        c.send(request("GET", "/plaintext"))
+        self.assertResponse(c.read_response(), 200, HELLO)
+
+
+class DrainWithSendsInFlight(ServerTestCase):
+    """SIGTERM while 16 large responses are being sent: each is completed, then the process
+    exits 0."""
+
+    SERVER_ARGS = URING + ("--workers", "1", "--loopback-sndbuf", "32768")
+
+    def test_sigterm_completes_responses_in_flight(self):
+        n = 4 << 20
+        socks = [raw(self.port, rcvbuf=16384) for _ in range(16)]
+        for s in socks:
+            s.sendall(request("GET", "/stream?bytes=%d" % n))
+        firsts = [read_response_bytes(s, 2048, 5) for s in socks]
+        self.server.signal(signal.SIGTERM)
+        results = [None] * len(socks)
+
+        def reader(i):
+            results[i] = firsts[i] + read_response_bytes(socks[i], 1 << 30, 20)
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(len(socks))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        want = stream_pattern(n)
+        for i, got in enumerate(results):
+            self.assertIsNotNone(got, "reader %d still running" % i)
+            head, _, body = got.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head[:60])
+            if b"chunked" in head.lower():
+                out, pos = bytearray(), 0
+                while True:
+                    j = body.index(b"\r\n", pos)
+                    size = int(body[pos:j], 16)
+                    out += body[j + 2:j + 2 + size]
+                    pos = j + 2 + size + 2
+                    if size == 0:
+                        break
+                body = bytes(out)
+            self.assertEqual(body, want, "response %d: %d bytes" % (i, len(body)))
+        self.assertEqual(self.server.wait_exit(15), 0)
+        self.server.expected_exit = True
+        for s in socks:
+            s.close()
+
+
+class ZeroAllocUring(t12.ZeroAlloc):
+    """test_12's 100,000 mixed requests with the malloc-counting shim, on io_uring."""
+    SERVER_ARGS = URING
+
+
+if __name__ == "__main__":
+    unittest.main()
