@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -762,15 +763,19 @@ static void retry_ctx_waits(zh__worker_t *w, struct zh__uring *u)
 
 /* ---- set-up ------------------------------------------------------------------------------------ */
 
-static int ring_init(struct io_uring *ring, unsigned entries)
+/* task_run: the worker's ring, run by its thread alone. The probe's ring has neither flag:
+ * a DEFER_TASKRUN ring's teardown sends task work to the thread that created it, which then
+ * sees a timed socket read (SO_RCVTIMEO) of its own fail with EINTR. */
+static int ring_init(struct io_uring *ring, unsigned entries, bool task_run)
 {
 	struct io_uring_params p;
 	int r;
 	memset(&p, 0, sizeof p);
-	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	p.flags = IORING_SETUP_CQSIZE |
+		  (task_run ? IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN : 0);
 	p.cq_entries = entries * 4;
 	r = io_uring_queue_init_params(entries, ring, &p);
-	if (r == -EINVAL) { /* before Linux 6.1: without the task-run flags */
+	if (r == -EINVAL && task_run) { /* before Linux 6.1: without the task-run flags */
 		memset(&p, 0, sizeof p);
 		p.flags = IORING_SETUP_CQSIZE;
 		p.cq_entries = entries * 4;
@@ -881,7 +886,7 @@ int zh__uring_run(zh__worker_t *w)
 	struct zh__uring u;
 	int r;
 	memset(&u, 0, sizeof u);
-	if ((r = ring_init(&u.ring, UR_ENTRIES)) < 0)
+	if ((r = ring_init(&u.ring, UR_ENTRIES, true)) < 0)
 		return r;
 	if ((r = uring_setup(w, &u)) < 0) {
 		io_uring_queue_exit(&u.ring);
@@ -910,7 +915,7 @@ static int kernel_at_least(unsigned major, unsigned minor)
 	return a > major || (a == major && b >= minor);
 }
 
-int zh__uring_probe(const char **why)
+static int probe(const char **why)
 {
 	static const uint8_t ops[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,
 				      IORING_OP_SENDMSG, IORING_OP_POLL_ADD,
@@ -920,7 +925,7 @@ int zh__uring_probe(const char **why)
 	struct io_uring_buf_reg reg;
 	void *br;
 	int r;
-	if ((r = ring_init(&ring, 8)) < 0) {
+	if ((r = ring_init(&ring, 8, false)) < 0) {
 		*why = r == -EPERM || r == -EACCES
 			       ? "io_uring is forbidden here (kernel.io_uring_disabled or seccomp)"
 		       : r == -ENOSYS ? "the kernel has no io_uring (or a seccomp filter hides it)"
@@ -954,6 +959,37 @@ int zh__uring_probe(const char **why)
 		*why = "the kernel's io_uring has no provided-buffer rings (Linux 5.19 or later)";
 		return r;
 	}
+	return 0;
+}
+
+struct probe_run {
+	int r;
+	const char *why;
+};
+
+static void *probe_thread(void *arg)
+{
+	struct probe_run *p = arg;
+	p->r = probe(&p->why);
+	return NULL;
+}
+
+/* The probe runs on a thread of its own: a thread that used a ring is sent task work
+ * (TWA_SIGNAL) when the ring is torn down, and the caller's own timed socket reads
+ * (SO_RCVTIMEO) would then fail with EINTR, some time after zh_server_new returned. */
+int zh__uring_probe(const char **why)
+{
+	struct probe_run p = {-ENOSYS, "cannot start the probe's thread"};
+	pthread_t th;
+	int r = pthread_create(&th, NULL, probe_thread, &p);
+	if (r != 0) {
+		*why = p.why;
+		return -r;
+	}
+	pthread_join(th, NULL);
+	*why = p.why;
+	if (p.r < 0)
+		return p.r;
 	/* this transport's place in the table (once per process; the table is only read by
 	 * running workers, none of which use io_uring before the first probe returns) */
 	for (uint8_t t = 1; tr_index == 0 && t < ZH__TRANSPORTS_MAX; t++)
