@@ -70,11 +70,10 @@ enum ur_flag {
 
 #define NOBUF 0xffffu
 
-/* Per connection slot, in a parallel array indexed like the worker's conn pool; mapped
- * lazily, so slots never used cost nothing. msg must stay put until its SENDMSG is
- * submitted (IORING_FEAT_SUBMIT_STABLE), which is why it is not on a stack. */
+/* Per connection slot (56 bytes), in a parallel array indexed like the worker's conn pool;
+ * mapped lazily, so slots never used cost nothing. With the 72-byte connection slot, an
+ * idle connection costs 128 bytes. */
 struct ur_slot {
-	struct msghdr msg;
 	const struct iovec *siov; /* what the send in flight was given */
 	int32_t sres;		  /* its result (F_SDONE) */
 	int32_t rerr;		  /* recv's terminal error, reported once the queue is read */
@@ -97,6 +96,7 @@ struct zh__uring {
 	uint32_t *blen;		/* bytes filled, per buffer */
 	unsigned nbufs, held;	/* held: in connection queues, not in the ring */
 	struct ur_slot *slots;
+	struct msghdr msgs[UR_ENTRIES]; /* SENDMSG headers, by submission-queue entry */
 	uint32_t starved_head, starved_tail;
 	uint32_t whead, wtail; /* connections waiting for an I/O context */
 	uint32_t sending;      /* sends in flight: contexts that come back without a read */
@@ -310,10 +310,13 @@ static void submit_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int 
 	if (s->scnt == 1 && !(s->flags & F_MORE)) {
 		io_uring_prep_send(sqe, fd, s->siov[0].iov_base, s->siov[0].iov_len, MSG_NOSIGNAL);
 	} else {
-		memset(&s->msg, 0, sizeof s->msg);
-		s->msg.msg_iov = (struct iovec *)(uintptr_t)s->siov;
-		s->msg.msg_iovlen = s->scnt;
-		io_uring_prep_sendmsg(sqe, fd, &s->msg,
+		/* a SENDMSG's header must stay put until the kernel has consumed the entry
+		 * (IORING_FEAT_SUBMIT_STABLE): one per submission-queue entry, not per slot */
+		struct msghdr *msg = &u->msgs[sqe - u->ring.sq.sqes];
+		memset(msg, 0, sizeof *msg);
+		msg->msg_iov = (struct iovec *)(uintptr_t)s->siov;
+		msg->msg_iovlen = s->scnt;
+		io_uring_prep_sendmsg(sqe, fd, msg,
 				      MSG_NOSIGNAL | (s->flags & F_MORE ? MSG_MORE : 0));
 	}
 	io_uring_sqe_set_data64(sqe, udata(OP_SEND, s->gen, i));
@@ -700,7 +703,12 @@ static void rearm_starved(zh__worker_t *w, struct zh__uring *u)
 static void begin_stop(zh__worker_t *w, struct zh__uring *u)
 {
 	u->stop_seen = false;
-	if (u->accept_armed) /* closing the listener does not end an armed accept */
+	/* Closing the listener does not end an armed accept, which holds the socket: until
+	 * the cancellation completes, new connections would queue and then be reset. shutdown
+	 * stops the listening now (new ones are refused, as on epoll) */
+	if (w->lfd >= 0)
+		(void)shutdown(w->lfd, SHUT_RDWR); /* fails only if not listening: then as good */
+	if (u->accept_armed)
 		cancel_op(u, OP_ACCEPT, &(struct ur_slot){.gen = 0}, 0);
 	zh__worker_stop_event(w);
 }
