@@ -39,8 +39,9 @@ PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
 protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 gzip_LIBS     = -lz
 auth_LIBS     = -lcrypt
+tls_LIBS      = $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
 # what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
-PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(tls_LIBS)
 
 # Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
 # dependency of its own is a library of its own, so that a program that does not use it
@@ -49,11 +50,15 @@ PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
 #   libzerohttp-gzip      src/mw_gzip.c    zlib
 #   libzerohttp-protobuf  src/protobuf.c   protobuf-c
 #   libzerohttp-auth      src/mw_auth.c    crypt
+#   libzerohttp-tls       src/transport_tls.c src/tls_*.c   OpenSSL 3 (libssl, libcrypto):
+#                         the TLS transport, plugged into the core's transport seam by a
+#                         listener's zh_tls_t (the core never calls it by name)
 # Each has a pkg-config module of the same name that Requires zerohttp.
-FEATURES     := gzip protobuf auth
+FEATURES     := gzip protobuf auth tls
 gzip_SRCS    := src/mw_gzip.c
 protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
+tls_SRCS     := src/transport_tls.c src/tls_config.c src/tls_alloc.c src/tls_metrics.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
 CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
@@ -63,7 +68,8 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h \
+	   src/tls_int.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -144,6 +150,8 @@ PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, proto
 PC_BODY_zerohttp-protobuf = Requires: zerohttp libprotobuf-c\nLibs: -L$${libdir} -lzerohttp-protobuf\n
 PC_DESC_zerohttp-auth     = zerohttp auth middleware (zh_auth_*, crypt)
 PC_BODY_zerohttp-auth     = Requires: zerohttp\nLibs: -L$${libdir} -lzerohttp-auth\nLibs.private: -lcrypt\n
+PC_DESC_zerohttp-tls      = zerohttp TLS listeners (zh_tls_*, OpenSSL 3)
+PC_BODY_zerohttp-tls      = Requires: zerohttp\nRequires.private: libssl libcrypto\nLibs: -L$${libdir} -lzerohttp-tls\n
 # $(call pc_text,module,prefix): the shell command printing that module's .pc file
 pc_text = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: $(1)\nDescription: $(PC_DESC_$(1))\nVersion: $(VERSION)\n$(PC_BODY_$(1))' '$(2)'
 $(PC_FILES): %.pc: Makefile include/zerohttp.h

@@ -19,7 +19,14 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 
 /* ---- options.c: settings, from argv (and later from a config file: same table) ---------- */
 
-enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64 };
+enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_LISTEN_MAX = 8, ZHD_TLS_PAIRS_MAX = 16 };
+
+/* --listen / --listen-tls */
+struct zhd_listen {
+	char addr[64];
+	uint16_t port;
+	bool tls;
+};
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -55,6 +62,14 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	/* listeners: --address/--port (the shorthand, used when given or when no --listen
+	 * is), then --listen and --listen-tls in command-line order */
+	bool address_given;
+	struct zhd_listen listen[ZHD_LISTEN_MAX];
+	size_t n_listen;
+	const char *tls_cert[ZHD_TLS_PAIRS_MAX], *tls_key[ZHD_TLS_PAIRS_MAX];
+	size_t n_tls_cert, n_tls_key;
+	zh_tls_options_t tls;
 };
 
 void zhd_settings_init(struct zhd_settings *s);
@@ -110,6 +125,18 @@ int zhd_cors_auth_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_auth_reload(void);
 int zhd_gzip_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_features_free(void);
+
+/* ---- tls.c: the listeners, --listen-tls and --tls-*; SIGHUP reloads the certificates ---- */
+
+/* Fills s->cfg.listeners from the options (and the TLS settings, certificates loaded).
+ * Returns 0, or -1 after logging why. Before zh_server_new(). */
+int zhd_listeners_setup(struct zhd_settings *s);
+zh_tls_t *zhd_tls(void); /* NULL without TLS listeners */
+void zhd_tls_reload(void);
+void zhd_tls_free(void);
+/* "http://127.0.0.1:8080/ https://127.0.0.1:8443/" for the start line */
+void zhd_listeners_describe(const zh_server_t *srv, const struct zhd_settings *s, char *out,
+			    size_t cap);
 
 /* ---- monitoring.c: /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow ------------ */
 
