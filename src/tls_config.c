@@ -257,7 +257,9 @@ static SSL_CTX *ctx_new(zh_tls_t *tls, zh__tls_gen_t *g, const char *cert, const
 		goto bad;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		*err = fail(why, cap, -EINVAL, "bad key file", key);
+		bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+		*err = fail(why, cap, -EINVAL,
+			    mismatch ? "the key does not match its certificate:" : "bad key file", key);
 		goto bad;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
