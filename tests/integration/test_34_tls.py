@@ -297,6 +297,49 @@ class Serving(TLSCase):
                 self.assertIn("Hello, World!", out)
 
 
+class AccessLog(TLSCase):
+    def setUp(self):
+        self.log = os.path.join(tempfile.gettempdir(), "zh-tls-log-%s" % uuid.uuid4().hex)
+        self.EXTRA = ("--access-log", self.log, "--access-log-format", "json")
+        super().setUp()
+        self.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
+
+    def test_json_lines_name_protocol_and_cipher(self):
+        import json
+        c = self.tconn(ctx=client_ctx(maxv=ssl.TLSVersion.TLSv1_2))
+        self.assertResponse(self.get(c, "/plaintext"), 200, HELLO)
+        self.assertResponse(self.get(self.conn(), "/json"), 200, JSON)
+        self.server.expected_exit = True
+        self.server.signal(signal.SIGTERM)  # the log's lines are written at exit
+        self.assertEqual(self.server.wait_exit(15), 0)
+        with open(self.log) as f:
+            lines = [json.loads(x) for x in f]
+        tls = [x for x in lines if x["target"] == "/plaintext"]
+        plain = [x for x in lines if x["target"] == "/json"]
+        self.assertEqual(len(tls), 1)
+        self.assertEqual(tls[0]["tls"], "TLSv1.2")
+        self.assertEqual(tls[0]["cipher"], c.sock.cipher()[0])
+        self.assertNotIn("tls", plain[0])
+
+
+class Listeners(TLSCase):
+    """--listen adds plain listeners beside the --address/--port one and the TLS one."""
+
+    def setUp(self):
+        self.extra_port = free_port()
+        self.EXTRA = ("--listen", "%s:%d" % (HOST, self.extra_port))
+        super().setUp()
+
+    def test_every_listener_serves(self):
+        self.assertResponse(self.get(self.conn(), "/plaintext"), 200, HELLO)
+        self.assertResponse(self.get(self.conn(self.extra_port), "/plaintext"), 200, HELLO)
+        self.assertResponse(self.get(self.tconn(), "/plaintext"), 200, HELLO)
+        text = self.server.stderr_text()
+        self.assertIn("listening on http://127.0.0.1:%d/ https://127.0.0.1:%d/ "
+                      "http://127.0.0.1:%d/ " % (self.port, self.tls_port, self.extra_port),
+                      text)
+
+
 class MinVersion13(TLSCase):
     EXTRA = ("--tls-min", "1.3")
 
