@@ -18,6 +18,8 @@
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
 #   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd
 #   make install-check               install to a scratch prefix, build examples/ against it
+#                                    (hello.c must load libc only; hello_gzip.c, hello_tls.c
+#                                    their feature library and its dependency)
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
@@ -208,7 +210,7 @@ install-check: all
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
 	$(MAKE) --no-print-directory -s install PREFIX=$$d >/dev/null; \
 	export PKG_CONFIG_PATH=$$d/lib/pkgconfig; \
-	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
+	for ex in hello:zerohttp hello_gzip:zerohttp-gzip hello_tls:zerohttp-tls; do \
 		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
 			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
 	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a; \
@@ -218,7 +220,9 @@ install-check: all
 	grep -q "libzerohttp.so.0 => $$d/lib/" $$d/hello.ldd; \
 	ldd $$d/hello_gzip > $$d/hello_gzip.ldd; \
 	grep -q "libzerohttp-gzip.so.0 => $$d/lib/" $$d/hello_gzip.ldd && grep -q 'libz\.so' $$d/hello_gzip.ldd; \
-	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip"
+	ldd $$d/hello_tls > $$d/hello_tls.ldd; \
+	grep -q "libzerohttp-tls.so.0 => $$d/lib/" $$d/hello_tls.ldd && grep -q 'libssl\.so' $$d/hello_tls.ldd; \
+	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip, examples/hello_tls.c with zerohttp-tls (libssl)"
 
 test: deps all
 	@$(MAKE) --no-print-directory unit
