@@ -340,6 +340,33 @@ class Listeners(TLSCase):
                       text)
 
 
+class Resumption(TLSCase):
+    """Ticket keys are shared by the workers and rotate (here every second): a ticket of
+    the previous key still resumes, an older one does not."""
+    EXTRA = ("--workers", "2", "--tls-ticket-rotate", "1")
+
+    def resume(self, ctx, session):
+        c = self.tconn(ctx=ctx, session=session)
+        self.assertResponse(self.get(c, "/plaintext"), 200, HELLO)
+        reused = c.sock.session_reused
+        c.close()
+        return reused
+
+    def test_shared_and_rotated_keys(self):
+        for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            with self.subTest(version=v):
+                ctx = client_ctx(minv=v, maxv=v)
+                first = self.tconn(ctx=ctx)
+                self.assertResponse(self.get(first, "/plaintext"), 200, HELLO)
+                sess = first.sock.session
+                # connections land on either worker (SO_REUSEPORT): all resume
+                self.assertEqual([self.resume(ctx, sess) for _ in range(8)], [True] * 8)
+                time.sleep(1.2)  # the key rotates at the next ticket operation
+                self.assertTrue(self.resume(ctx, sess), "the previous key's ticket")
+                time.sleep(1.2)  # rotated again: the first key is gone
+                self.assertFalse(self.resume(ctx, sess), "a ticket two keys old")
+
+
 class MinVersion13(TLSCase):
     EXTRA = ("--tls-min", "1.3")
 
