@@ -133,13 +133,28 @@ $(BUILD)/libzerohttp-$(1).so: $$($(1)_SRCS:src/%.c=$$(BUILD)/pic/%.o) $$(CORE_SO
 	$$(CC) -shared -Wl,-soname,libzerohttp-$(1).so.0 $$(SO_NO_UNDEF) $$(LDFLAGS) -o $$@ \
 		$$(filter %.o,$$^) $$(CORE_SO) $$($(1)_LIBS)
 endef
-$(foreach f,$(FEATURES),$(eval $(call feature_lib,$(f))))
-# zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c)
+$(foreach f,$(filter-out tls,$(FEATURES)),$(eval $(call feature_lib,$(f))))
+$(BUILD)/libzerohttp-tls.a: $(tls_SRCS:src/%.c=$(BUILD)/obj/%.o)
+	$(AR) rcs $@ $^
+# libzerohttp-tls calls nothing in libzerohttp (the core reaches it through a listener's
+# zh_tls_t), so it does not need libzerohttp.so: zerohttpd dlopens it, and only it, when a
+# --listen-tls is given, and plain-only runs never map OpenSSL (whose relocated data alone
+# is ~450 KiB of anonymous memory). --no-undefined holds it to that. The .so.0 link lets
+# the in-tree zerohttpd find it by soname.
+$(BUILD)/libzerohttp-tls.so: $(tls_SRCS:src/%.c=$(BUILD)/pic/%.o)
+	$(CC) -shared -Wl,-soname,libzerohttp-tls.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^ $(tls_LIBS)
+	ln -sf libzerohttp-tls.so $(BUILD)/libzerohttp-tls.so.0
+# zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c).
+# TLS comes from libzerohttp-tls.so, dlopened at start-up when a TLS listener is asked for
+# (cmd/zerohttpd/tls.c), found next to the binary or in ../lib
 DAEMON_SRCS := $(wildcard cmd/zerohttpd/*.c) examples/demo_routes.c
+DAEMON_A    := $(filter-out $(BUILD)/libzerohttp-tls.a,$(LIB_A))
 $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
-	  $(BUILD)/gen/demo.pb-c.c $(LIB_A) include/zerohttp.h
+	  $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) $(BUILD)/libzerohttp-tls.so include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
-		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) \
+		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) -ldl -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
+		$(LDFLAGS)
 
 # pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp

@@ -1102,10 +1102,10 @@ typedef struct zh_tls_stats {
 } zh_tls_stats_t;
 ZH_API void zh_tls_stats(const zh_tls_t *tls, zh_tls_stats_t *out);
 
-/* Appends the counters to a /metrics response being written (Prometheus text, names
- * zerohttp_tls_*): call it from a handler after zh_metrics_handler() on the same resp.
- * Returns 0 or a negative errno (the response has then failed). */
-ZH_API int zh_tls_metrics_write(const zh_tls_t *tls, zh_response_t *resp);
+/* The counters as Prometheus text (names zerohttp_tls_*), into buf[0..cap) NUL-terminated
+ * when it fits: a /metrics handler zh_write()s it after zh_metrics_handler(). Returns the
+ * length of the whole text (as snprintf: cap too small if >= cap). Any thread. */
+ZH_API size_t zh_tls_metrics_text(const zh_tls_t *tls, char *buf, size_t cap);
 
 /* After every server using tls has been freed: frees it. Established sessions are gone. */
 ZH_API void zh_tls_free(zh_tls_t *tls);

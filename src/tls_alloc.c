@@ -60,7 +60,9 @@ struct arena {
 	uint64_t allocs;
 };
 
-static __thread struct arena arena __attribute__((tls_model("initial-exec")));
+/* the default TLS model: the library may be dlopen'd (zerohttpd does); the first access
+ * on a thread then sets up its block, once */
+static __thread struct arena arena;
 static uint64_t regions, region_bytes; /* atomic */
 static bool active;
 

@@ -1,34 +1,29 @@
-/* tls_metrics.c — the TLS counters as Prometheus text (zh_tls_metrics_write), appended by
- * a /metrics handler after zh_metrics_handler's families. Names zerohttp_tls_*; README's
- * "Metrics" section lists them. Formatted into a stack buffer and written with one
- * zh_write per family (a scrape, not the request path).
+/* tls_metrics.c — the TLS counters as Prometheus text (zh_tls_metrics_text), for a
+ * /metrics handler to write after zh_metrics_handler's families. Names zerohttp_tls_*.
+ * Formatted into the caller's buffer: this library calls nothing in libzerohttp, so a
+ * program can load it only when it serves TLS (zerohttpd dlopens it).
  */
 #include "tls_int.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 typedef struct {
-	zh_response_t *resp;
-	int err;
+	char *buf;
+	size_t cap, len; /* len may pass cap: the size needed */
 } out_t;
 
 static void emit(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void emit(out_t *o, const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
 	int n;
-	if (o->err)
-		return;
+	char *at = o->len < o->cap ? o->buf + o->len : NULL;
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof buf, fmt, ap);
+	n = vsnprintf(at, at ? o->cap - o->len : 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof buf)
-		o->err = -EOVERFLOW;
-	else if ((n = zh_write(o->resp, buf, (size_t)n)) < 0)
-		o->err = n;
+	if (n > 0)
+		o->len += (size_t)n;
 }
 
 static void family(out_t *o, const char *name, const char *type, const char *help)
@@ -42,11 +37,11 @@ static void counter(out_t *o, const char *name, const char *help, uint64_t v)
 	emit(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
-int zh_tls_metrics_write(const zh_tls_t *tls, zh_response_t *resp)
+size_t zh_tls_metrics_text(const zh_tls_t *tls, char *buf, size_t cap)
 {
 	static const char *const reasons[4] = {"timeout", "protocol", "closed", "plain_http"};
 	zh_tls_stats_t st;
-	out_t out = {.resp = resp}, *o = &out;
+	out_t out = {.buf = buf, .cap = cap}, *o = &out;
 	uint64_t failed[4], cum = 0;
 	zh_tls_stats(tls, &st);
 	failed[0] = st.failed_timeout, failed[1] = st.failed_protocol;
@@ -95,5 +90,5 @@ int zh_tls_metrics_write(const zh_tls_t *tls, zh_response_t *resp)
 	emit(o, "zerohttp_tls_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)st.reloads);
 	emit(o, "zerohttp_tls_reloads_total{result=\"failed\"} %llu\n",
 	     (unsigned long long)st.reload_failures);
-	return o->err;
+	return o->len;
 }

@@ -39,6 +39,15 @@
 
 enum { RECORD = 16384 };
 
+/* CLOCK_MONOTONIC in microseconds (the core's zh__now_us, which this library does not
+ * link: it calls nothing in libzerohttp, see the Makefile) */
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* ---- per-connection state, found by descriptor ------------------------------------------ */
 
 static zh__tls_conn_t **by_fd;
@@ -159,7 +168,7 @@ static void count_done(zh__tls_conn_t *t)
 		ZH__TLS_ADD(tls, tls12, 1);
 	ZH__TLS_ADD(tls, cipher[zh__tls_cipher_index(cipher ? SSL_CIPHER_get_name(cipher) : "")],
 		    1);
-	zh__tls_hs_latency(tls, zh__now_us() - t->start_us);
+	zh__tls_hs_latency(tls, now_us() - t->start_us);
 }
 
 /* The handshake ended, one way or the other: its generation reference goes. */
@@ -324,7 +333,7 @@ static ssize_t tls_peek(zh__conn_t *c, void *buf, size_t cap)
 }
 
 /* Per-thread gather buffer: small iovecs become one record; file bytes are read into it. */
-static __thread char *gather_buf __attribute__((tls_model("initial-exec")));
+static __thread char *gather_buf; /* default TLS model: see tls_alloc.c */
 
 static char *gather_area(void)
 {
@@ -448,7 +457,7 @@ static int tls_open(zh__conn_t *c, void *arg)
 		return -ENOMEM;
 	t->c = c;
 	t->tls = tls;
-	t->start_us = zh__now_us();
+	t->start_us = now_us();
 	t->gen = zh__tls_gen_get(tls);
 	t->ssl = SSL_new(t->gen->ctx[0]);
 	bio = BIO_new(m);

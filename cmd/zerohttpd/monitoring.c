@@ -130,8 +130,7 @@ static void metrics(zh_request_t *req, zh_response_t *resp, void *arg)
 		return;
 	}
 	zh_metrics_handler(req, resp, mon.main);
-	if (zhd_tls() && zh_tls_metrics_write(zhd_tls(), resp) < 0)
-		return; /* the response has failed: it ends as a 500 */
+	zhd_tls_metrics(resp);
 }
 
 static int add_routes(zh_server_t *srv, const struct zhd_settings *s)

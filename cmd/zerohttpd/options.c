@@ -23,7 +23,6 @@ void zhd_settings_init(struct zhd_settings *s)
 	s->files.root = "."; /* the current directory, as `python3 -m http.server` does */
 	s->metrics = true;
 	s->access_format = ZH_LOG_COMBINED;
-	zh_tls_options_init(&s->tls);
 }
 
 int zhd_parse_num(const char *s, unsigned long long max, unsigned long long *out)
@@ -156,9 +155,9 @@ static const char *set_tls_min(struct zhd_settings *s, const struct zhd_option *
 {
 	(void)o;
 	if (strcmp(v, "1.2") == 0)
-		s->tls.min_version = ZH_TLS_1_2;
+		s->tls_min = ZH_TLS_1_2;
 	else if (strcmp(v, "1.3") == 0)
-		s->tls.min_version = ZH_TLS_1_3;
+		s->tls_min = ZH_TLS_1_3;
 	else
 		return "1.2 or 1.3";
 	return NULL;
@@ -295,7 +294,7 @@ static const struct zhd_option options[] = {
 	FN("tls-min", "V", set_tls_min, "lowest TLS version: 1.2 (the default) or 1.3"),
 	NUM("tls-handshake-timeout", "MS", cfg.tls_handshake_timeout_ms, UINT_MAX,
 	    "a TLS handshake must end within (default 10000)"),
-	NUM("tls-ticket-rotate", "S", tls.ticket_rotate_s, UINT_MAX,
+	NUM("tls-ticket-rotate", "S", tls_rotate_s, UINT_MAX,
 	    "a new session ticket key every S seconds; the previous\n"
 	    "one is still accepted (default 3600)"),
 	{"reuse-port", NULL, set_int_one, AT(cfg.reuse_port), 0,

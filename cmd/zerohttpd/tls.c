@@ -3,12 +3,59 @@
  * (--tls-cert/--tls-key pairs chosen by SNI, --tls-min, --tls-ticket-rotate). SIGHUP
  * reloads the certificates: new handshakes use the new ones, a bad file keeps the old
  * ones and the log says why.
+ *
+ * libzerohttp-tls is dlopen'd, and only when a --listen-tls asks for it: a zerohttpd that
+ * serves plain HTTP never maps OpenSSL, whose relocated data alone costs ~450 KiB of
+ * anonymous memory (tests/integration/test_memory.py holds the whole process to 1 MiB).
+ * It is looked up by soname next to the binary, then in ../lib (the binary's RUNPATH).
  */
 #include "zerohttpd.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+/* the library's calls, from dlsym */
+static struct {
+	void *handle;
+	int (*memory_init)(void);
+	void (*options_init)(zh_tls_options_t *);
+	zh_tls_t *(*new_)(const zh_tls_options_t *, int *);
+	int (*add_cert)(zh_tls_t *, const char *, const char *, char *, size_t);
+	int (*reload)(zh_tls_t *, char *, size_t);
+	size_t (*metrics_text)(const zh_tls_t *, char *, size_t);
+	void (*free_)(zh_tls_t *);
+} lib;
+
+static int lib_load(void)
+{
+	static const char name[] = "libzerohttp-tls.so.0";
+	struct {
+		const char *sym;
+		void **at;
+	} syms[] = {
+		{"zh_tls_memory_init", (void **)&lib.memory_init},
+		{"zh_tls_options_init", (void **)&lib.options_init},
+		{"zh_tls_new", (void **)&lib.new_},
+		{"zh_tls_add_cert", (void **)&lib.add_cert},
+		{"zh_tls_reload", (void **)&lib.reload},
+		{"zh_tls_metrics_text", (void **)&lib.metrics_text},
+		{"zh_tls_free", (void **)&lib.free_},
+	};
+	if ((lib.handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		zhd_log(ZHD_ERROR, "--listen-tls: cannot load %s: %s", name, dlerror());
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+		/* POSIX: a function pointer may be stored through a void ** from dlsym */
+		if ((*syms[i].at = dlsym(lib.handle, syms[i].sym)) == NULL) {
+			zhd_log(ZHD_ERROR, "--listen-tls: %s has no %s", name, syms[i].sym);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static zh_tls_t *g_tls;
 static zh_listener_t g_listeners[ZHD_LISTEN_MAX + 1];
@@ -28,17 +75,24 @@ static int tls_start(struct zhd_settings *s)
 			s->n_tls_cert, s->n_tls_key);
 		return -1;
 	}
+	zh_tls_options_t opt;
+	if (lib_load() < 0)
+		return -1;
 	/* before OpenSSL allocates anything: its allocations go to per-thread pools */
-	if ((err = zh_tls_memory_init()) < 0)
+	if ((err = lib.memory_init()) < 0)
 		zhd_log(ZHD_WARN, "OpenSSL allocations stay with malloc: %s", strerror(-err));
-	if ((g_tls = zh_tls_new(&s->tls, &err)) == NULL) {
+	lib.options_init(&opt);
+	if (s->tls_min)
+		opt.min_version = s->tls_min;
+	if (s->tls_rotate_s)
+		opt.ticket_rotate_s = s->tls_rotate_s;
+	if ((g_tls = lib.new_(&opt, &err)) == NULL) {
 		zhd_log(ZHD_ERROR, "cannot set up TLS: %s", strerror(-err));
 		return -1;
 	}
 	for (size_t i = 0; i < s->n_tls_cert; i++) {
 		why[0] = '\0';
-		if ((err = zh_tls_add_cert(g_tls, s->tls_cert[i], s->tls_key[i], why, sizeof why)) <
-		    0) {
+		if ((err = lib.add_cert(g_tls, s->tls_cert[i], s->tls_key[i], why, sizeof why)) < 0) {
 			zhd_log(ZHD_ERROR, "cannot use --tls-cert %s --tls-key %s: %s", s->tls_cert[i],
 				s->tls_key[i], why[0] ? why : strerror(-err));
 			return -1;
@@ -100,15 +154,29 @@ void zhd_tls_reload(void)
 	int err;
 	if (g_tls == NULL)
 		return;
-	if ((err = zh_tls_reload(g_tls, why, sizeof why)) < 0)
+	if ((err = lib.reload(g_tls, why, sizeof why)) < 0)
 		zhd_log(ZHD_ERROR, "SIGHUP: TLS certificates not reloaded, the old ones stay: %s",
 			why[0] ? why : strerror(-err));
 	else
 		zhd_log(ZHD_INFO, "SIGHUP: TLS certificates reloaded");
 }
 
+void zhd_tls_metrics(zh_response_t *resp)
+{
+	char buf[8192];
+	size_t n;
+	if (g_tls == NULL)
+		return;
+	n = lib.metrics_text(g_tls, buf, sizeof buf);
+	/* a failed write fails the response (a 500 if unsent): nothing more to do here */
+	if (n >= sizeof buf || zh_write(resp, buf, n) < 0)
+		return;
+}
+
 void zhd_tls_free(void)
 {
-	zh_tls_free(g_tls);
+	if (g_tls)
+		lib.free_(g_tls);
 	g_tls = NULL;
+	/* the library stays mapped: OpenSSL's exit handlers live in it */
 }

@@ -69,7 +69,7 @@ struct zhd_settings {
 	size_t n_listen;
 	const char *tls_cert[ZHD_TLS_PAIRS_MAX], *tls_key[ZHD_TLS_PAIRS_MAX];
 	size_t n_tls_cert, n_tls_key;
-	zh_tls_options_t tls;
+	unsigned tls_min, tls_rotate_s; /* 0: the library's default */
 };
 
 void zhd_settings_init(struct zhd_settings *s);
@@ -128,12 +128,15 @@ void zhd_features_free(void);
 
 /* ---- tls.c: the listeners, --listen-tls and --tls-*; SIGHUP reloads the certificates ---- */
 
-/* Fills s->cfg.listeners from the options (and the TLS settings, certificates loaded).
- * Returns 0, or -1 after logging why. Before zh_server_new(). */
+/* Fills s->cfg.listeners from the options; with a TLS listener, loads libzerohttp-tls
+ * (dlopen: a plain-only run never maps OpenSSL) and the certificates. Returns 0, or -1
+ * after logging why. Before zh_server_new(). */
 int zhd_listeners_setup(struct zhd_settings *s);
 zh_tls_t *zhd_tls(void); /* NULL without TLS listeners */
 void zhd_tls_reload(void);
 void zhd_tls_free(void);
+/* The zerohttp_tls_* families, written after zh_metrics_handler's (no TLS: nothing). */
+void zhd_tls_metrics(zh_response_t *resp);
 /* "http://127.0.0.1:8080/ https://127.0.0.1:8443/" for the start line */
 void zhd_listeners_describe(const zh_server_t *srv, const struct zhd_settings *s, char *out,
 			    size_t cap);
