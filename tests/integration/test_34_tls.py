@@ -187,6 +187,25 @@ class Serving(TLSCase):
                     self.assertNotEqual(rc, 0, out)
                     self.assertIn("alert protocol version", out)
 
+    def test_renegotiation_refused(self):
+        # s_client's "R" command asks for a TLS 1.2 renegotiation (no -ign_eof: it would
+        # turn the commands off); the server answers no_renegotiation (RFC 5246 §7.2.2)
+        p = subprocess.Popen(["openssl", "s_client", "-connect", "%s:%d" % (HOST, self.tls_port),
+                              "-tls1_2", "-CAfile", cert("localhost")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        time.sleep(0.5)
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        time.sleep(1.0)
+        p.stdin.close()
+        p.wait(timeout=10)
+        out = p.stdout.read().decode("latin-1")
+        p.stdout.close()
+        self.assertIn("RENEGOTIATING", out)
+        self.assertIn("no renegotiation", out)
+
     def test_alpn(self):
         c = self.tconn(ctx=client_ctx(alpn=["h2", "http/1.1"]))
         self.assertEqual(c.sock.selected_alpn_protocol(), "http/1.1")
