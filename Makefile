@@ -146,15 +146,14 @@ $(BUILD)/libzerohttp-tls.so: $(tls_SRCS:src/%.c=$(BUILD)/pic/%.o)
 	ln -sf libzerohttp-tls.so $(BUILD)/libzerohttp-tls.so.0
 # zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c).
 # TLS comes from libzerohttp-tls.so, dlopened at start-up when a TLS listener is asked for
-# (cmd/zerohttpd/tls.c), found next to the binary or in ../lib
+# (cmd/zerohttpd/tls.c), found next to the binary or in ../lib by path
 DAEMON_SRCS := $(wildcard cmd/zerohttpd/*.c) examples/demo_routes.c
 DAEMON_A    := $(filter-out $(BUILD)/libzerohttp-tls.a,$(LIB_A))
 $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
 	  $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) $(BUILD)/libzerohttp-tls.so include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
 		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) \
-		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) -ldl -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
-		$(LDFLAGS)
+		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) -ldl $(LDFLAGS)
 
 # pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp

@@ -380,7 +380,8 @@ static ssize_t tls_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool mo
 		return write_record(t, iov[0].iov_base, iov[0].iov_len);
 	for (int i = 0; i < cnt && len < RECORD; i++) {
 		size_t take = iov[i].iov_len < RECORD - len ? iov[i].iov_len : RECORD - len;
-		memcpy(g + len, iov[i].iov_base, take);
+		if (take) /* an empty entry (a HEAD's body, say) may have no base */
+			memcpy(g + len, iov[i].iov_base, take);
 		len += take;
 	}
 	return write_record(t, g, len);

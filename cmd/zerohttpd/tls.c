@@ -7,7 +7,7 @@
  * libzerohttp-tls is dlopen'd, and only when a --listen-tls asks for it: a zerohttpd that
  * serves plain HTTP never maps OpenSSL, whose relocated data alone costs ~450 KiB of
  * anonymous memory (tests/integration/test_memory.py holds the whole process to 1 MiB).
- * It is looked up by soname next to the binary, then in ../lib (the binary's RUNPATH).
+ * It is looked up next to the binary, then in ../lib, then by soname (lib_open).
  */
 #include "zerohttpd.h"
 
@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* the library's calls, from dlsym */
 static struct {
@@ -27,6 +28,29 @@ static struct {
 	size_t (*metrics_text)(const zh_tls_t *, char *, size_t);
 	void (*free_)(zh_tls_t *);
 } lib;
+
+/* By path, next to the binary (in-tree build/) or in ../lib (installed), then by soname
+ * through the usual search. Not through the binary's RUNPATH: dlopen searches the caller's,
+ * and under ASan the caller is the sanitizer's interceptor. */
+static void *lib_open(const char *name)
+{
+	static const char *const dirs[] = {"", "/../lib"};
+	char exe[4096], path[4096 + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash;
+	void *h;
+	if (n > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL)
+			*slash = '\0';
+		for (size_t i = 0; i < 2; i++) {
+			snprintf(path, sizeof path, "%s%s/%s", exe, dirs[i], name);
+			if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) != NULL)
+				return h;
+		}
+	}
+	return dlopen(name, RTLD_NOW | RTLD_LOCAL);
+}
 
 static int lib_load(void)
 {
@@ -43,7 +67,7 @@ static int lib_load(void)
 		{"zh_tls_metrics_text", (void **)&lib.metrics_text},
 		{"zh_tls_free", (void **)&lib.free_},
 	};
-	if ((lib.handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	if ((lib.handle = lib_open(name)) == NULL) {
 		zhd_log(ZHD_ERROR, "--listen-tls: cannot load %s: %s", name, dlerror());
 		return -1;
 	}
