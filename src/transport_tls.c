@@ -430,6 +430,12 @@ static void tls_close(zh__conn_t *c)
 			else
 				ZH__TLS_ADD(t->tls, failed_closed, 1);
 			hs_end(t, ZH__TLS_FAILED);
+		} else if (t->mode == ZH__TLS_OPEN && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+			/* RFC 8446 §6.1: close_notify before closing our side (the peer's own
+			 * close_notify, or its EOF, is why we close, most of the time); one
+			 * nonblocking try, its result changes nothing: the socket closes next */
+			(void)SSL_shutdown(t->ssl);
+			ERR_clear_error();
 		}
 		SSL_free(t->ssl); /* and its BIO */
 		by_fd[c->fd] = NULL;

@@ -187,6 +187,40 @@ class Serving(TLSCase):
                     self.assertNotEqual(rc, 0, out)
                     self.assertIn("alert protocol version", out)
 
+    def test_server_cipher_order(self):
+        # the client lists AES-256 first: the server's order picks AES-128-GCM
+        ctx = client_ctx(maxv=ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256")
+        self.assertEqual(self.tconn(ctx=ctx).sock.cipher()[0], "ECDHE-ECDSA-AES128-GCM-SHA256")
+        # a client that puts ChaCha20 first (no AES hardware) gets it
+        ctx = client_ctx(maxv=ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256")
+        self.assertEqual(self.tconn(ctx=ctx).sock.cipher()[0], "ECDHE-ECDSA-CHACHA20-POLY1305")
+
+    def test_close_notify_both_ways(self):
+        # the server closes (Connection: close): its close_notify comes before the FIN
+        raw = socket.create_connection((HOST, self.tls_port), timeout=10)
+        ctx = client_ctx()
+        ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+        s = self.track(ctx.wrap_socket(raw, server_hostname="localhost",
+                                       suppress_ragged_eofs=False))
+        s.sendall(request("GET", "/plaintext", [("Connection", "close")]))
+        got = b""
+        while True:
+            chunk = s.recv(65536)  # SSLEOFError on a close without close_notify
+            if not chunk:
+                break
+            got += chunk
+        self.assertTrue(got.endswith(HELLO), got)
+        # the client closes first: the server answers its close_notify with its own
+        # (RFC 8446 §6.1) before closing the socket
+        raw = socket.create_connection((HOST, self.tls_port), timeout=10)
+        s = self.track(ctx.wrap_socket(raw, server_hostname="localhost",
+                                       suppress_ragged_eofs=False))
+        s.sendall(request("GET", "/plaintext"))
+        self.assertIn(HELLO, s.recv(65536))
+        s.unwrap()  # sends ours, waits for the server's: SSLEOFError without it
+
     def test_renegotiation_refused(self):
         # s_client's "R" command asks for a TLS 1.2 renegotiation (no -ign_eof: it would
         # turn the commands off); the server answers no_renegotiation (RFC 5246 §7.2.2)
