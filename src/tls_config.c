@@ -155,8 +155,8 @@ static void keys_rotate(zh_tls_t *tls, time_t now)
 	tls->keys[0] = k;
 }
 
-static int ticket_setup(const struct zh__ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cc,
-			EVP_MAC_CTX *hc, int enc)
+static int ticket_setup(const EVP_CIPHER *aes, const struct zh__ticket_key *k,
+			unsigned char *iv, EVP_CIPHER_CTX *cc, EVP_MAC_CTX *hc, int enc)
 {
 	OSSL_PARAM params[3];
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)(uintptr_t)k->hmac,
@@ -166,8 +166,8 @@ static int ticket_setup(const struct zh__ticket_key *k, unsigned char *iv, EVP_C
 	if (EVP_MAC_CTX_set_params(hc, params) != 1)
 		return -1;
 	if (enc)
-		return EVP_EncryptInit_ex(cc, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 0 : -1;
-	return EVP_DecryptInit_ex(cc, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 0 : -1;
+		return EVP_EncryptInit_ex(cc, aes, NULL, k->aes, iv) == 1 ? 0 : -1;
+	return EVP_DecryptInit_ex(cc, aes, NULL, k->aes, iv) == 1 ? 0 : -1;
 }
 
 /* OpenSSL's ticket key callback: enc 1 seals a new ticket (1, or -1 on error); enc 0 opens
@@ -199,7 +199,7 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 		if (RAND_bytes(iv, 16) != 1)
 			return -1;
 	}
-	if (ticket_setup(&k, iv, cc, hc, enc) < 0)
+	if (ticket_setup(tls->ticket_cipher, &k, iv, cc, hc, enc) < 0)
 		return -1;
 	return which;
 }
@@ -347,7 +347,8 @@ zh_tls_t *zh_tls_new(const zh_tls_options_t *opt, int *err)
 	tls->provider.transport = &zh__transport_tls;
 	tls->opt = *opt;
 	pthread_mutex_init(&tls->lock, NULL);
-	if (key_new(&tls->keys[0], time(NULL)) < 0) {
+	if (key_new(&tls->keys[0], time(NULL)) < 0 ||
+	    (tls->ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL) {
 		ERR_clear_error();
 		r = -EIO;
 		zh_tls_free(tls);
@@ -431,6 +432,7 @@ void zh_tls_free(zh_tls_t *tls)
 		free(tls->cert[i]);
 		free(tls->key[i]);
 	}
+	EVP_CIPHER_free(tls->ticket_cipher);
 	pthread_mutex_destroy(&tls->lock);
 	OPENSSL_cleanse(tls->keys, sizeof tls->keys);
 	free(tls);

@@ -47,6 +47,7 @@ struct zh_tls {
 	unsigned npairs;
 	char *cert[ZH__TLS_CERTS_MAX], *key[ZH__TLS_CERTS_MAX];
 	struct zh__ticket_key keys[2]; /* [0] issues tickets, [1] the previous one */
+	EVP_CIPHER *ticket_cipher;     /* AES-256-CBC, fetched once (not per ticket) */
 	zh_tls_stats_t st; /* updated with relaxed atomic adds: per handshake, not per request */
 };
 

@@ -22,7 +22,8 @@
  * After -EAGAIN the connection calls again with the same queue (it moves only by what a
  * call reported), so the bytes OpenSSL already encrypted are the same bytes it is handed
  * again, as SSL_write requires (with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER for the gather
- * buffer's address). Files: pread into the per-thread gather buffer, then encrypt: there
+ * buffer's address). Files: pread 64 KiB at a time into the per-thread buffer, then
+ * encrypt a record at a time from there: there
  * is no kernel TLS here (the running kernel has no "tls" ULP), so no sendfile; a kTLS
  * send_file would slot in here, see docs/design.md.
  */
@@ -37,7 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { RECORD = 16384 };
+enum { RECORD = 16384, READ_AHEAD = 65536 };
 
 /* CLOCK_MONOTONIC in microseconds (the core's zh__now_us, which this library does not
  * link: it calls nothing in libzerohttp, see the Makefile) */
@@ -332,14 +333,23 @@ static ssize_t tls_peek(zh__conn_t *c, void *buf, size_t cap)
 	return ret == 1 ? (ssize_t)n : io_error(t, ret);
 }
 
-/* Per-thread gather buffer: small iovecs become one record; file bytes are read into it. */
+/* Per-thread buffer (READ_AHEAD bytes): small iovecs are gathered into it to make one
+ * record; file bytes are read into it, READ_AHEAD at a time, and encrypted a record at a
+ * time from there. `ra` says which file bytes it holds, for which connection; gathering
+ * and the connection's close forget them. */
 static __thread char *gather_buf; /* default TLS model: see tls_alloc.c */
+static __thread struct {
+	const zh__tls_conn_t *t;
+	int fd;
+	uint64_t off;
+	size_t len;
+} ra;
 
 static char *gather_area(void)
 {
 	if (gather_buf == NULL) {
-		void *p = mmap(NULL, RECORD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			       -1, 0);
+		void *p = mmap(NULL, READ_AHEAD, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p != MAP_FAILED)
 			gather_buf = p;
 	}
@@ -378,6 +388,7 @@ static ssize_t tls_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool mo
 		return write_record(t, iov[0].iov_base, iov[0].iov_len);
 	if ((g = gather_area()) == NULL)
 		return write_record(t, iov[0].iov_base, iov[0].iov_len);
+	ra.t = NULL; /* the file bytes it held are overwritten */
 	for (int i = 0; i < cnt && len < RECORD; i++) {
 		size_t take = iov[i].iov_len < RECORD - len ? iov[i].iov_len : RECORD - len;
 		if (take) /* an empty entry (a HEAD's body, say) may have no base */
@@ -391,18 +402,27 @@ static ssize_t tls_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
 {
 	zh__tls_conn_t *t = conn_of(c);
 	char *g = gather_area();
+	size_t have;
 	ssize_t n, r;
 	if (t->mode != ZH__TLS_OPEN && (r = ready(t)) <= 0)
 		return r == 0 ? -EPIPE : r;
 	if (g == NULL)
 		return -ENOMEM;
-	/* the same offset after -EAGAIN reads the same bytes again (see the header) */
-	do
-		n = pread(fd, g, len < RECORD ? len : RECORD, (off_t)*off);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n < 0 ? -errno : 0; /* 0: the file ended early; conn.c closes */
-	if ((r = write_record(t, g, (size_t)n)) > 0)
+	/* one pread per READ_AHEAD, four records: after -EAGAIN the bytes at *off are the
+	 * same ones again (held here, or read again from the same offset) */
+	if (!(ra.t == t && ra.fd == fd && *off >= ra.off && *off < ra.off + ra.len)) {
+		ra.t = NULL;
+		do
+			n = pread(fd, g, len < READ_AHEAD ? len : READ_AHEAD, (off_t)*off);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return n < 0 ? -errno : 0; /* 0: the file ended early; conn.c closes */
+		ra.t = t, ra.fd = fd, ra.off = *off, ra.len = (size_t)n;
+	}
+	have = (size_t)(ra.off + ra.len - *off);
+	if (have > len)
+		have = len;
+	if ((r = write_record(t, g + (*off - ra.off), have < RECORD ? have : RECORD)) > 0)
 		*off += (uint64_t)r;
 	return r;
 }
@@ -437,6 +457,8 @@ static void tls_close(zh__conn_t *c)
 			(void)SSL_shutdown(t->ssl);
 			ERR_clear_error();
 		}
+		if (ra.t == t)
+			ra.t = NULL; /* its address may come back for another connection */
 		SSL_free(t->ssl); /* and its BIO */
 		by_fd[c->fd] = NULL;
 		OPENSSL_free(t);
