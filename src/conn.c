@@ -172,7 +172,6 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 		/* the listener's transport sets up its state (TLS: the session, the handshake
 		 * flag); a refusal closes at once */
 		if (zh__tr(c)->open(c, l->tr_arg) < 0) {
-			c->timer = ZH__T_NONE;
 			zh__conn_close(w, c);
 			ZH__STAT_ADD(w, connections_refused, 1);
 			return;
@@ -887,9 +886,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			zh__conn_close(w, c);
 		else if (c->requests > 0)
 			zh__timer_set(w, c, ZH__T_IDLE);
-		else if (c->trflags & ZH__TRF_HANDSHAKE)
-			; /* the handshake timer runs on */
-		else if (c->timer != ZH__T_SILENT && c->timer != ZH__T_HEADER)
+		else if (c->timer != ZH__T_SILENT && c->timer != ZH__T_HEADER &&
+			 !(c->trflags & ZH__TRF_HANDSHAKE)) /* else the handshake timer runs on */
 			zh__timer_set(w, c, ZH__T_SILENT); /* nothing sent yet since accept (or
 							       since the handshake ended) */
 	}

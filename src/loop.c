@@ -107,9 +107,9 @@ static void listener_events(zh__worker_t *w, uint32_t events)
 /* The listener an event names: &w->lfd[i] is its epoll data. -1 for anything else. */
 static int listener_of(const zh__worker_t *w, const void *p)
 {
-	const int *q = p;
-	if (q >= w->lfd && q < w->lfd + w->srv->nlisteners)
-		return (int)(q - w->lfd);
+	uintptr_t q = (uintptr_t)p, first = (uintptr_t)w->lfd;
+	if (q >= first && q < first + w->srv->nlisteners * sizeof w->lfd[0])
+		return (int)((q - first) / sizeof w->lfd[0]);
 	return -1;
 }
 

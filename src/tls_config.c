@@ -132,9 +132,17 @@ static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_OK;
 }
 
-static int key_new(struct zh__ticket_key *k, time_t now)
+/* CLOCK_MONOTONIC in milliseconds, never 0 (0 marks an empty key slot) */
+static uint64_t now_ms(void)
 {
-	k->born = now;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + 1;
+}
+
+static int key_new(struct zh__ticket_key *k, uint64_t now)
+{
+	k->born_ms = now;
 	return RAND_bytes(k->name, sizeof k->name) == 1 && RAND_bytes(k->aes, sizeof k->aes) == 1 &&
 			       RAND_bytes(k->hmac, sizeof k->hmac) == 1
 		       ? 0
@@ -142,10 +150,10 @@ static int key_new(struct zh__ticket_key *k, time_t now)
 }
 
 /* Under tls->lock. A failed draw keeps the current key (tickets stay valid longer). */
-static void keys_rotate(zh_tls_t *tls, time_t now)
+static void keys_rotate(zh_tls_t *tls, uint64_t now)
 {
 	struct zh__ticket_key k;
-	if (now - tls->keys[0].born < (time_t)tls->opt.ticket_rotate_s)
+	if (now - tls->keys[0].born_ms < (uint64_t)tls->opt.ticket_rotate_s * 1000u)
 		return;
 	if (key_new(&k, now) < 0) {
 		ERR_clear_error();
@@ -180,13 +188,13 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPH
 	struct zh__ticket_key k;
 	int which = 0;
 	pthread_mutex_lock(&tls->lock);
-	keys_rotate(tls, time(NULL));
+	keys_rotate(tls, now_ms());
 	if (enc) {
 		k = tls->keys[0];
 		which = 1;
 	} else {
 		for (int i = 0; i < 2 && !which; i++)
-			if (tls->keys[i].born && memcmp(name, tls->keys[i].name, 16) == 0) {
+			if (tls->keys[i].born_ms && memcmp(name, tls->keys[i].name, 16) == 0) {
 				k = tls->keys[i];
 				which = i + 1;
 			}
@@ -347,7 +355,7 @@ zh_tls_t *zh_tls_new(const zh_tls_options_t *opt, int *err)
 	tls->provider.transport = &zh__transport_tls;
 	tls->opt = *opt;
 	pthread_mutex_init(&tls->lock, NULL);
-	if (key_new(&tls->keys[0], time(NULL)) < 0 ||
+	if (key_new(&tls->keys[0], now_ms()) < 0 ||
 	    (tls->ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL) {
 		ERR_clear_error();
 		r = -EIO;

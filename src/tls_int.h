@@ -36,7 +36,7 @@ typedef struct zh__tls_gen {
 
 struct zh__ticket_key {
 	unsigned char name[16], aes[32], hmac[32];
-	time_t born;
+	uint64_t born_ms; /* CLOCK_MONOTONIC; 0: no key (keys[1] before the first rotation) */
 };
 
 struct zh_tls {
@@ -63,6 +63,7 @@ typedef struct zh__tls_conn {
 	uint8_t want;		/* ZH__WANT_*: what the last blocked call waits for */
 	bool sniffed;		/* the first byte was seen to be a TLS handshake record */
 	bool short_read;	/* the BIO's last read() returned less than asked: drained */
+	uint32_t data_allocs;	/* pool allocations not yet added to the shared counter */
 } zh__tls_conn_t;
 
 #define ZH__TLS_ADD(tls, field, n) __atomic_fetch_add(&(tls)->st.field, (n), __ATOMIC_RELAXED)
