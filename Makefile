@@ -101,7 +101,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie \
-	      $(BUILD)/tests/test_router
+	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -206,7 +206,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy test_app_metrics test_router): \
+	  test_ext test_timer test_proxy test_app_metrics test_router test_listeners): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)

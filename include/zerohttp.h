@@ -128,7 +128,7 @@ typedef struct zh_config {
 					zero-downtime restart, say. Either way each worker has
 					its own SO_REUSEPORT listener inside the process */
 	/* Listeners (see "Listeners and TLS" at the end of this header). NULL/0 (the
-	 * default): one plain listener on address:port. Otherwise exactly these, at most 8;
+	 * default): one plain listener on address:port. Otherwise exactly these, at most 64;
 	 * address and port are then unused. The array is read by zh_server_new() only. */
 	const struct zh_listener *listeners;
 	unsigned nlisteners;
@@ -195,6 +195,13 @@ ZH_API ZH_MUST_USE int zh_server_run(zh_server_t *srv);
  * answered (with Connection: close), then zh_server_run() returns. Any thread; safe inside a
  * signal handler; idempotent. */
 ZH_API void zh_server_stop(zh_server_t *srv);
+
+/* zh_server_stop() for a hand-over: idle keep-alive connections are not closed at once but
+ * kept for idle_grace_ms, and a request that arrives on one meanwhile is answered (with
+ * Connection: close), so a client that sent its next request as the drain began gets a
+ * response instead of a closed connection. Then the idle ones close and the drain goes on
+ * as zh_server_stop's. Any thread; safe inside a signal handler. */
+ZH_API void zh_server_stop_gently(zh_server_t *srv, unsigned idle_grace_ms);
 
 /* Liveness of the event loops, for a watchdog (systemd's WATCHDOG=1, a supervisor's
  * probe): wakes every worker and waits until each has turned its loop once. 0 when all
@@ -1516,16 +1523,36 @@ typedef struct zh_tls zh_tls_t;
 
 /* One listening address. address: an IPv4 or IPv6 literal (copied by zh_server_new());
  * port 0 picks a free port (zh_server_listener_port). tls: NULL for plain HTTP, else the
- * TLS settings to serve (borrowed: it must outlive the server). */
+ * TLS settings to serve (borrowed: it must outlive the server).
+ *
+ * inherited: fd is a socket that is already bound and listening, handed over by systemd's
+ * socket activation (LISTEN_FDS) or by a previous process (an upgrade); address and port
+ * are then unused and nothing is bound. zh_server_new() makes it nonblocking and each
+ * worker watches a duplicate of it (EPOLLEXCLUSIVE: one worker is woken per connection);
+ * fd stays the caller's, never closed by the server, so it can be handed on again.
+ * zh_server_new() fails with -ENOTSOCK if fd is not a listening stream socket. */
 typedef struct zh_listener {
 	const char *address;
 	uint16_t port;
 	zh_tls_t *tls;
+	bool inherited;
+	int fd;
 } zh_listener_t;
 
 /* The bound port of listener i (in zh_config_t.listeners order; i = 0 with the address and
  * port shorthand), 0 if there is no such listener. */
 ZH_API uint16_t zh_server_listener_port(const zh_server_t *srv, unsigned i);
+
+/* The listening sockets of listener i, to hand to a new process that takes over (see
+ * zh_server_stop_gently): each worker's own SO_REUSEPORT socket of that address, or the one
+ * inherited socket. Writes up to cap descriptors to fds and returns how many listener i has
+ * (0 if there is no such listener; more than cap: call again with a larger array). They
+ * stay the server's: valid from zh_server_new() until zh_server_stop() (a worker closes
+ * its own when it drains). The receiver must hold them all: the kernel spreads new
+ * connections over every socket of the port, and the queue of one that nobody holds is
+ * reset when it closes. Any thread. */
+ZH_API unsigned zh_server_listener_fds(const zh_server_t *srv, unsigned i, int *fds,
+				       unsigned cap);
 
 /* The protocol ("TLSv1.3") and cipher suite of the request's connection, or NULL for a
  * plain connection. Static strings. Worker thread, during the request

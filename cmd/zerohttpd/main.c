@@ -151,8 +151,8 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot start the demo: %s", strerror(-err));
 		goto out;
 	}
-	if ((err = zhd_signals_start(s->access_log ? zhd_access_log_reopen : NULL,
-				     reload_all)) < 0) {
+	if ((err = zhd_signals_start(s->access_log ? zhd_access_log_reopen : NULL, reload_all,
+				     zhd_upgrade)) < 0) {
 		zhd_log(ZHD_ERROR, "cannot start the signal thread: %s", strerror(-err));
 		goto out;
 	}
@@ -165,6 +165,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		goto out;
 	log_start(srv, s);
 	zhd_notify("READY=1\nSTATUS=serving");
+	zhd_handover_ready();
 	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
@@ -194,6 +195,8 @@ static int start(int argc, char **argv)
 	zh_server_t *srv;
 	int r, err = 0;
 
+	if (zhd_handover_init(argv) < 0) /* first: LISTEN_FDS leave the environment */
+		return 1;
 	if ((r = zhd_settings_load(argc, argv, &s)) >= 0)
 		return r;
 	if (zhd_notify_init() < 0)
