@@ -25,6 +25,9 @@
 #                                    their feature library and its dependency)
 
 CC      ?= gcc
+# the demo, the tests and the benchmarks run zerohttpd as whoever runs make, root in CI:
+# zerohttpd refuses root without --user unless told (README, "Privileges")
+export ZEROHTTPD_ALLOW_ROOT = 1
 PREFIX  ?= /usr/local
 BUILD   ?= build
 SANITIZE ?=
