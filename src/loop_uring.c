@@ -100,7 +100,8 @@ struct zh__uring {
 	uint32_t starved_head, starved_tail;
 	uint32_t whead, wtail; /* connections waiting for an I/O context */
 	uint32_t sending;      /* sends in flight: contexts that come back without a read */
-	bool accept_armed, stop_seen;
+	uint64_t accept_armed; /* one bit per listener: its multishot accept is armed */
+	bool stop_seen;
 	char *map;
 	size_t map_len, br_len;
 };
@@ -475,12 +476,20 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
-static void arm_accept(zh__worker_t *w, struct zh__uring *u)
+static void arm_accept(zh__worker_t *w, struct zh__uring *u, unsigned li)
 {
 	struct io_uring_sqe *sqe = sqe_get(u);
-	io_uring_prep_multishot_accept(sqe, w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, udata(OP_ACCEPT, 0, 0));
-	u->accept_armed = true;
+	io_uring_prep_multishot_accept(sqe, w->lfd[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, udata(OP_ACCEPT, 0, li));
+	u->accept_armed |= 1ull << li;
+}
+
+/* Every listener still open whose accept is not armed (at start, after a pause). */
+static void arm_accepts(zh__worker_t *w, struct zh__uring *u)
+{
+	for (unsigned li = 0; li < w->srv->nlisteners; li++)
+		if (w->lfd[li] >= 0 && !(u->accept_armed & (1ull << li)))
+			arm_accept(w, u, li);
 }
 
 static void arm_poll(struct zh__uring *u, int fd, enum ur_op op)
@@ -493,8 +502,9 @@ static void arm_poll(struct zh__uring *u, int fd, enum ur_op op)
 /* A multishot accept gives no peer address per connection: getpeername asks. */
 static void on_accept(zh__worker_t *w, struct zh__uring *u, const struct io_uring_cqe *cqe)
 {
+	unsigned li = (uint32_t)cqe->user_data;
 	if (!(cqe->flags & IORING_CQE_F_MORE))
-		u->accept_armed = false;
+		u->accept_armed &= ~(1ull << li);
 	if (cqe->res >= 0) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof peer;
@@ -511,7 +521,7 @@ static void on_accept(zh__worker_t *w, struct zh__uring *u, const struct io_urin
 			int sb = (int)w->srv->cfg.loopback_sndbuf;
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
 		}
-		c = zh__conn_accepted(w, fd, loopback, &peer);
+		c = zh__conn_accepted(w, fd, loopback, &peer, &w->srv->listeners[li]);
 		if (c) {
 			uint32_t i = slot_index(w, c);
 			struct ur_slot *s = &u->slots[i];
@@ -526,12 +536,13 @@ static void on_accept(zh__worker_t *w, struct zh__uring *u, const struct io_urin
 		   cqe->res == -ENOMEM) {
 		/* out of descriptors: pause accepting (the epoll loop does the same) */
 		ZH__STAT_ADD(w, connections_refused, 1);
-		if (!u->accept_armed)
+		if (!(u->accept_armed & (1ull << li)))
 			w->accept_resume_ms = w->now_ms + UR_ACCEPT_BACKOFF_MS;
 		return;
 	}
-	if (!u->accept_armed && !w->draining && w->lfd >= 0 && cqe->res != -ECANCELED)
-		arm_accept(w, u);
+	if (!(u->accept_armed & (1ull << li)) && !w->draining && w->lfd[li] >= 0 &&
+	    cqe->res != -ECANCELED)
+		arm_accept(w, u, li);
 }
 
 /* The last completion of a closed slot gives it back to the pool. */
@@ -703,13 +714,16 @@ static void rearm_starved(zh__worker_t *w, struct zh__uring *u)
 static void begin_stop(zh__worker_t *w, struct zh__uring *u)
 {
 	u->stop_seen = false;
-	/* Closing the listener does not end an armed accept, which holds the socket: until
-	 * the cancellation completes, new connections would queue and then be reset. shutdown
-	 * stops the listening now (new ones are refused, as on epoll) */
-	if (w->lfd >= 0)
-		(void)shutdown(w->lfd, SHUT_RDWR); /* fails only if not listening: then as good */
-	if (u->accept_armed)
-		cancel_op(u, OP_ACCEPT, &(struct ur_slot){.gen = 0}, 0);
+	/* Closing a listener does not end an armed accept, which holds the socket: until the
+	 * cancellation completes, new connections would queue and then be reset. shutdown stops
+	 * the listening now (new ones are refused, as on epoll); not for an inherited socket,
+	 * which goes on listening for the process it is handed to */
+	for (unsigned li = 0; li < w->srv->nlisteners; li++) {
+		if (w->lfd[li] >= 0 && w->srv->listeners[li].fd < 0)
+			(void)shutdown(w->lfd[li], SHUT_RDWR); /* fails only if not listening */
+		if (u->accept_armed & (1ull << li))
+			cancel_op(u, OP_ACCEPT, &(struct ur_slot){.gen = 0}, li);
+	}
 	zh__worker_stop_event(w);
 }
 
@@ -882,8 +896,8 @@ static void uring_loop(zh__worker_t *w, struct zh__uring *u)
 			rearm_starved(w, u);
 		if (w->accept_resume_ms && w->now_ms >= w->accept_resume_ms) {
 			w->accept_resume_ms = 0;
-			if (w->lfd >= 0 && !w->draining && !u->accept_armed)
-				arm_accept(w, u);
+			if (!w->draining)
+				arm_accepts(w, u);
 		}
 	}
 	reclaim_closed(w, u);
@@ -902,7 +916,7 @@ int zh__uring_run(zh__worker_t *w)
 		return r;
 	}
 	w->uring = &u;
-	arm_accept(w, &u);
+	arm_accepts(w, &u);
 	arm_poll(&u, w->stopfd, OP_STOP);
 	arm_poll(&u, w->wakefd, OP_WAKE);
 	uring_loop(w, &u);
@@ -998,17 +1012,12 @@ int zh__uring_probe(const char **why)
 	*why = p.why;
 	if (p.r < 0)
 		return p.r;
-	/* this transport's place in the table (once per process; the table is only read by
-	 * running workers, none of which use io_uring before the first probe returns) */
-	for (uint8_t t = 1; tr_index == 0 && t < ZH__TRANSPORTS_MAX; t++)
-		if (zh__transports[t] == NULL || zh__transports[t] == &transport_uring) {
-			zh__transports[t] = &transport_uring;
-			tr_index = t;
-		}
-	if (tr_index == 0) {
+	/* this transport's place in the table (once per process, at the first probe) */
+	if ((r = zh__transport_register(&transport_uring)) < 0) {
 		*why = "no room in the transport table";
-		return -ENOSPC;
+		return r;
 	}
+	tr_index = (uint8_t)r;
 	*why = NULL;
 	return 0;
 }

@@ -9,7 +9,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "zerohttp.h"
+#include "internal.h"
 #include "zh_test_client.h"
 
 #include <fcntl.h>
@@ -104,6 +104,24 @@ Test(uring, config_is_checked)
 	cfg.io_buffers = 32769;
 	cr_assert_null(zh_server_new(&cfg, &err));
 	cr_assert_eq(err, -EINVAL);
+}
+
+/* The io_uring transport is plain sockets: a TLS listener (any transport provider) with
+ * ZH_IO_URING is refused, whatever the provider. */
+Test(uring, tls_listener_refused)
+{
+	static const zh__transport_t none = {.name = "stand-in"};
+	static const zh__tr_provider_t provider = {.transport = &none};
+	zh_listener_t l = {.address = "127.0.0.1", .port = 0,
+			   .tls = (zh_tls_t *)(uintptr_t)&provider, .fd = -1};
+	zh_config_t cfg;
+	int err = 0;
+	zh_tc_config(&cfg);
+	cfg.io = ZH_IO_URING;
+	cfg.listeners = &l;
+	cfg.nlisteners = 1;
+	cr_assert_null(zh_server_new(&cfg, &err));
+	cr_assert_eq(err, -EOPNOTSUPP);
 }
 
 Test(uring, epoll_reports_no_reason)

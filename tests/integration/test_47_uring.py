@@ -1,4 +1,4 @@
-"""46. The io_uring backend (--io uring, src/loop_uring.c) on its own terms.
+"""47. The io_uring backend (--io uring, src/loop_uring.c) on its own terms.
 
 The whole suite runs on it with ZH_IO=uring (make test-uring); these tests ask for it
 explicitly, whatever ZH_IO says: the start line and the fallback, the shared receive buffers
@@ -9,10 +9,12 @@ import os
 import platform
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -231,6 +233,30 @@ class DrainWithSendsInFlight(ServerTestCase):
         self.server.expected_exit = True
         for s in socks:
             s.close()
+
+
+class TlsRefused(ServerTestCase):
+    """TLS is served on epoll only: --io uring with a TLS listener is refused before
+    anything starts, with a message that says so (not zh_server_new's bare errno)."""
+    AUTO_START = False
+
+    def test_uring_with_a_tls_listener_is_refused(self):
+        d = tempfile.mkdtemp(prefix="zh-uring-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        key, pem = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
+                        "-days", "2", "-subj", "/CN=localhost"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        tls = "127.0.0.1:%d" % free_port()
+        base = [server_bin(), "--port", str(free_port()), "--listen-tls", tls,
+                "--tls-cert", pem, "--tls-key", key, "--workers", "1"]
+        p = subprocess.run(base + ["--io", "uring"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=15)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(b"--io uring does not serve TLS listeners yet (--listen-tls, an https "
+                      b"socket): use --io epoll", p.stdout)
+        self.assertNotIn(b"listening on", p.stdout)
 
 
 class ZeroAllocUring(t12.ZeroAlloc):
