@@ -57,7 +57,7 @@ auth_SRCS    := src/mw_auth.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
 CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
-	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
+	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
 	   src/transport_plain.c src/http1.c src/stream.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
@@ -86,7 +86,8 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
 	      $(BUILD)/tests/test_ext \
-	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto
+	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
+	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -167,6 +168,11 @@ $(BUILD)/tests/test_json_scalar: tests/test_json.c src/json.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 $(BUILD)/tests/test_json: src/json.c
+# the JSON reader, also with its scalar string scan (test_json_read.c includes src/json_read.c)
+$(BUILD)/tests/test_json_read_scalar: tests/test_json_read.c src/json_read.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
+$(BUILD)/tests/test_json_read: src/json_read.c
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
