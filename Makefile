@@ -12,7 +12,8 @@
 #   make soak       the long load tests (10k connections, slowloris, slow readers, and the
 #                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
 #                   mixed-load soak
-#   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16); the JSON
+#                   reader against jansson (make bench-json-read)
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
@@ -91,6 +92,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+	bench-json-read \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
@@ -294,6 +296,19 @@ soak: deps all $(BUILD)/tests/zh_load
 bench: deps all $(BUILD)/bench/json_writer
 	bench/run.sh $(DAEMON)
 	taskset -c 0 $(BUILD)/bench/json_writer
+	@$(MAKE) --no-print-directory bench-json-read
+# the JSON reader against jansson (libjansson-dev: bench-only, not installed by deps.sh; the
+# bench measures zerohttp alone, and says so, without it) on bench/json_read/gen_docs.py's
+# documents, pinned to one CPU
+JANSSON := $(shell pkg-config --exists jansson 2>/dev/null && echo yes)
+$(BUILD)/bench/json_read: bench/json_read/bench.c $(LIB_A) include/zerohttp.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(if $(JANSSON),-DZH_BENCH_JANSSON $(shell pkg-config --cflags jansson)) \
+		-o $@ $< $(LIB_A) $(PB_LIBS) $(if $(JANSSON),$(shell pkg-config --libs jansson)) $(LDFLAGS)
+bench-json-read: $(BUILD)/bench/json_read
+	@python3 bench/json_read/gen_docs.py $(BUILD)/bench/json_read_docs
+	taskset -c 0 $(BUILD)/bench/json_read $(BUILD)/bench/json_read_docs/jsonlist.json \
+		$(BUILD)/bench/json_read_docs/twitter.json
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
