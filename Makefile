@@ -243,7 +243,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json
+FUZZ_TARGETS := parse chunked path range json json_read
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -264,6 +264,12 @@ $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/jso
 	  $(HDRS)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< src/dtoa.c -lm
+
+# the JSON reader as the library has it (json_read.o), against a reference parser inside
+$(BUILD)/fuzz/fuzz_json_read: tests/fuzz/fuzz_json_read.c tests/fuzz/fuzz_common.h \
+	  $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
+		$(PB_LIBS)
 
 fuzz:
 	@tests/fuzz/run.sh deps
