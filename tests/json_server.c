@@ -15,6 +15,15 @@
  *   GET  /raw               zh_json_raw fragments, small and large
  *   GET  /html              a string and a key under ZH_JSON_ESCAPE_HTML
  *   GET  /all               every value type, empty containers, nesting
+ *   POST /jr/field          the JSON reader on the request path (tests/integration/
+ *                           test_40_json_read.py, with the malloc shim): body
+ *                           {"id":I,"name":S,"price":D,"tags":[...],...} -> {"id":I,
+ *                           "name":S,"price":D,"tags":N}; a refused body gets
+ *                           zh_jdoc_reply_error's answer
+ *   POST /jr/dump?depth=D&cap=N   the body parsed (max_depth D, N tokens; defaults 200 and
+ *                           65536) and written back through the accessors in a canonical
+ *                           form Python can compare with its own json module: see dump()
+ *   POST /jr/stream         zh_req_json on a streaming route: its 500
  *
  * String i of /big and /bigp is the L bytes at offset (7 * i) % UNIT_LEN of the endless
  * repetition of unit[] (which has quotes, backslashes, controls, NUL, multibyte UTF-8, and
@@ -534,6 +543,166 @@ static void all(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_end(j);
 }
 
+/* ---- the JSON reader: POST /jr/field, /jr/dump, /jr/stream ------------------------------ */
+
+/* The request path of a JSON API: tokens on the stack, strings unescaped into a stack
+ * buffer, the answer through the writer. Nothing here may allocate (test_40 counts). */
+static void jr_field(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_jtok_t tok[256];
+	zh_jdoc_t doc;
+	char name[256];
+	int64_t id;
+	double price;
+	ssize_t n;
+	uint32_t tags;
+	zh_json_t *j;
+	(void)arg;
+	if (zh_req_json(req, &doc, tok, 256, 0) < 0) {
+		if (zh_jdoc_reply_error(resp, &doc) < 0)
+			bad_request(resp, "reply_error failed\n");
+		return;
+	}
+	tags = zh_jdoc_member(&doc, 0, "tags");
+	n = zh_jdoc_string(&doc, zh_jdoc_member(&doc, 0, "name"), name, sizeof name);
+	if (zh_jdoc_i64(&doc, zh_jdoc_member(&doc, 0, "id"), &id) < 0 || n < 0 ||
+	    (size_t)n >= sizeof name ||
+	    zh_jdoc_double(&doc, zh_jdoc_member(&doc, 0, "price"), &price) < 0 ||
+	    zh_jdoc_type(&doc, tags) != ZH_JT_ARRAY) {
+		bad_request(resp, "want {\"id\":int,\"name\":str,\"price\":num,\"tags\":[]}\n");
+		return;
+	}
+	j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_key(j, "id", 2);
+	zh_json_i64(j, id);
+	zh_json_key(j, "name", 4);
+	zh_json_str(j, name, (size_t)n);
+	zh_json_key(j, "price", 5);
+	zh_json_double(j, price);
+	zh_json_key(j, "tags", 4);
+	zh_json_u64(j, zh_jdoc_count(&doc, tags));
+	zh_json_end(j);
+}
+
+/* Value i in the canonical form of /jr/dump: an object as {"o": [[key, value], ...]} (order
+ * and duplicates kept), an array as itself, a string unescaped (and escaped again by the
+ * writer), an integer that fits int64 as itself, one that does not as {"big": "<text>"}, any
+ * other number as the bits of the double zh_jdoc_double gives, {"f": "<16 hex digits>"}
+ * ({"inf": 1 or -1} past DBL_MAX), true,
+ * false and null as themselves. Returns false if an accessor failed. */
+static bool dump(zh_json_t *j, const zh_jdoc_t *d, uint32_t i)
+{
+	int64_t v;
+	double x;
+	int r;
+	switch (zh_jdoc_type(d, i)) {
+	case ZH_JT_OBJECT:
+		zh_json_obj(j);
+		zh_json_key(j, "o", 1);
+		zh_json_arr(j);
+		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, i, k)) {
+			zh_json_arr(j);
+			if (!dump(j, d, k) || !dump(j, d, k + 1))
+				return false;
+			zh_json_end(j);
+		}
+		zh_json_end(j);
+		zh_json_end(j);
+		return true;
+	case ZH_JT_ARRAY:
+		zh_json_arr(j);
+		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, i, k))
+			if (!dump(j, d, k))
+				return false;
+		zh_json_end(j);
+		return true;
+	case ZH_JT_STRING: {
+		ssize_t n = zh_jdoc_string(d, i, NULL, 0);
+		char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+		bool ok = s && zh_jdoc_string(d, i, s, (size_t)n + 1) == n;
+		if (ok)
+			zh_json_str(j, s, (size_t)n);
+		free(s);
+		return ok;
+	}
+	case ZH_JT_NUMBER:
+		r = zh_jdoc_i64(d, i, &v);
+		if (r == 0) {
+			zh_json_i64(j, v);
+			return true;
+		}
+		if (r == -ERANGE) {
+			zh_slice_t raw = zh_jdoc_raw(d, i);
+			zh_json_obj(j);
+			zh_json_key(j, "big", 3);
+			zh_json_str(j, raw.ptr, raw.len);
+			zh_json_end(j);
+			return true;
+		}
+		r = zh_jdoc_double(d, i, &x);
+		if (r == -ERANGE) {
+			zh_json_obj(j);
+			zh_json_key(j, "inf", 3);
+			zh_json_i64(j, x < 0 ? -1 : 1);
+			zh_json_end(j);
+			return true;
+		}
+		{
+			/* the bits, so that -0 and the last ulp survive the trip */
+			uint64_t bits;
+			char hex[17];
+			memcpy(&bits, &x, sizeof bits);
+			snprintf(hex, sizeof hex, "%016llx", (unsigned long long)bits);
+			zh_json_obj(j);
+			zh_json_key(j, "f", 1);
+			zh_json_str(j, hex, 16);
+			zh_json_end(j);
+		}
+		return r == 0;
+	case ZH_JT_TRUE:
+	case ZH_JT_FALSE:
+		zh_json_bool(j, zh_jdoc_type(d, i) == ZH_JT_TRUE);
+		return true;
+	case ZH_JT_NULL:
+		zh_json_null(j);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void jr_dump(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	long depth = num_param(req, "depth", 200, 100000), cap = num_param(req, "cap", 65536, 1 << 22);
+	zh_jtok_t *tok;
+	zh_jdoc_t doc;
+	(void)arg;
+	if (depth < 0 || cap < 0 || (tok = malloc((size_t)(cap ? cap : 1) * sizeof *tok)) == NULL) {
+		bad_request(resp, "depth=N&cap=N\n");
+		return;
+	}
+	if (zh_req_json(req, &doc, tok, (size_t)cap, (unsigned)depth) < 0) {
+		if (zh_jdoc_reply_error(resp, &doc) < 0)
+			bad_request(resp, "reply_error failed\n");
+	} else if (!dump(zh_json_begin(resp, 0), &doc, 0)) {
+		/* an accessor failed: the document stays unfinished, which the writer answers
+		 * with a 500 (the test fails on it) */
+	}
+	free(tok);
+}
+
+static void jr_stream(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_jtok_t tok[4];
+	zh_jdoc_t doc;
+	(void)arg;
+	if (zh_req_json(req, &doc, tok, 4, 0) == -ENOTSUP && doc.reason == ZH_JE_BODY &&
+	    zh_jdoc_reply_error(resp, &doc) == 0)
+		return;
+	bad_request(resp, "zh_req_json did not refuse a streaming route\n");
+}
+
 /* GET /malloc: one allocation on this worker thread; answers how many zerohttpd's malloc
  * wrapper (cmd/zerohttpd/heap_count.c, linked in here too) counted, so that a test can show
  * zerohttp_heap_allocations_total would see it. */
@@ -602,7 +771,11 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET, "/misuse", 0, misuse, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/raw", 0, raw, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/html", 0, html, NULL) < 0 ||
-	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0) {
+	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/field", 0, jr_field, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/dump", 0, jr_dump, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/stream", ZH_ROUTE_STREAM_BODY, jr_stream,
+			    NULL) < 0) {
 		fprintf(stderr, "json_server: cannot add routes\n");
 		return 1;
 	}
