@@ -1101,7 +1101,7 @@ ZH_API ZH_MUST_USE int zh_req_json(zh_request_t *req, zh_jdoc_t *doc, zh_jtok_t 
  * -EFBIG, 500 for -ENOTSUP (a route set-up mistake), with the body
  *   {"error":"invalid JSON","reason":"<zh_jdoc_reason>","offset":<doc->offset>}
  * Returns 0, or the negative errno of the response calls (-EALREADY: already committed);
- * -EINVAL if doc has no error. */
+ * -EINVAL if doc has no error. Worker thread only, like every response call. */
 ZH_API int zh_jdoc_reply_error(zh_response_t *resp, const zh_jdoc_t *doc);
 
 /* A short static English text for an enum zh_jerr ("invalid UTF-8 in a string"). */
@@ -1115,8 +1115,9 @@ ZH_API zh_slice_t zh_jdoc_raw(const zh_jdoc_t *doc, uint32_t i);
 /* Elements of an array, members of an object; 0 for anything else. */
 ZH_API uint32_t zh_jdoc_count(const zh_jdoc_t *doc, uint32_t i);
 /* Iteration: the first child of container i (an element, or an object's first key) and the
- * child after child k; ZH_JDOC_NONE at the end. An object's member is its key token k and
- * the value token k + 1. */
+ * child after child k, where k is what zh_jdoc_first or zh_jdoc_next returned for i;
+ * ZH_JDOC_NONE at the end. An object's member is its key token k and the value token
+ * k + 1. O(1) each, whatever the size of the values skipped. */
 ZH_API uint32_t zh_jdoc_first(const zh_jdoc_t *doc, uint32_t i);
 ZH_API uint32_t zh_jdoc_next(const zh_jdoc_t *doc, uint32_t i, uint32_t k);
 /* The value of the first member of object obj whose key equals key (NUL-terminated, or

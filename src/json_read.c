@@ -560,7 +560,10 @@ uint32_t zh_jdoc_next(const zh_jdoc_t *doc, uint32_t i, uint32_t k)
 	uint32_t nx;
 	if (!container(t) || k <= i || k >= t->next)
 		return ZH_JDOC_NONE;
-	/* an object's child is a key: skip it and its value */
+	/* an object's child is a key: skip it and its value (a k that is not a key, a value
+	 * passed by mistake, must still not lead past the object) */
+	if (t->type == ZH_JT_OBJECT && k + 1 >= t->next)
+		return ZH_JDOC_NONE;
 	nx = t->type == ZH_JT_OBJECT ? doc->tok[k + 1].next : doc->tok[k].next;
 	return nx < t->next ? nx : ZH_JDOC_NONE;
 }

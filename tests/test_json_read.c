@@ -500,6 +500,14 @@ Test(json_read, other_accessors)
 	cr_expect_eq(zh_jdoc_string(&doc, ZH_JDOC_NONE, NULL, 0), -EINVAL);
 	cr_expect_eq(zh_jdoc_count(&doc, 1), 0);
 	cr_expect_eq(zh_jdoc_next(&doc, 0, 0), ZH_JDOC_NONE);
+	/* a value passed where a key is due: the last one must not read past the tokens */
+	{
+		zh_jtok_t t3[3];
+		zh_jdoc_t d3;
+		cr_assert_eq(zh_jdoc_parse(&d3, "{\"a\":1}", 7, t3, 3, 0), 3);
+		cr_expect_eq(zh_jdoc_next(&d3, 0, 2), ZH_JDOC_NONE);
+		cr_expect_eq(zh_jdoc_next(&d3, 0, 1), ZH_JDOC_NONE);
+	}
 	cr_expect_eq(zh_jdoc_raw(&doc, 99).ptr, NULL);
 }
 
