@@ -1017,7 +1017,7 @@ ZH_API void zh_access_log_free(zh_access_log_t *log);
  * are accepted (§4 allows them); zh_jdoc_member() finds the first.
  *
  * Threads: a parsed document is read-only; any number of threads may read it at once.
- * Offsets are 32-bit: a document is at most 4 GiB - 2 bytes.
+ * Offsets are 32-bit: a document is at most 4 GiB - 1 bytes.
  */
 enum zh_jtype {
 	ZH_JT_NONE = 0, /* what zh_jdoc_type() says of ZH_JDOC_NONE or an index out of range */
@@ -1044,7 +1044,7 @@ enum zh_jerr {
 	ZH_JE_SURROGATE, /* a \u surrogate that is not half of a high-low pair          -EINVAL */
 	ZH_JE_DEPTH,	 /* arrays and objects nested deeper than max_depth             -ELOOP  */
 	ZH_JE_TOKENS,	 /* more values and keys than the token array holds             -E2BIG  */
-	ZH_JE_SIZE,	 /* the document is 4 GiB - 1 bytes or longer                   -EFBIG  */
+	ZH_JE_SIZE,	 /* the document is 4 GiB or longer                             -EFBIG  */
 	ZH_JE_BODY,	 /* zh_req_json only: the body could not be had (streaming route)
 			    -ENOTSUP */
 };

@@ -416,18 +416,19 @@ member: {
 int zh_jdoc_parse(zh_jdoc_t *doc, const char *src, size_t len, zh_jtok_t *tok, size_t cap,
 		  unsigned max_depth)
 {
-	struct jp j = {(const uchar *)src, (const uchar *)src + len, tok, 0, 0, ZH_JE_OK, NULL};
+	struct jp j = {(const uchar *)src, NULL, tok, 0, 0, ZH_JE_OK, NULL};
 	int r;
 	memset(doc, 0, sizeof *doc);
 	doc->src = src;
 	doc->len = len;
 	doc->tok = tok;
-	/* offsets and lengths are 32-bit, and UINT32_MAX is never an offset (ZH_JDOC_NONE) */
-	if (len >= UINT32_MAX - 1) {
+	/* offsets and lengths are 32-bit (the text is never read when it is longer) */
+	if (len > UINT32_MAX) {
 		doc->err = -EFBIG;
 		doc->reason = ZH_JE_SIZE;
 		return doc->err;
 	}
+	j.end = j.s + len;
 	/* count is 27 bits wide and never exceeds the number of tokens */
 	j.cap = cap > ZH_JDOC_MAX_TOKENS ? ZH_JDOC_MAX_TOKENS : (uint32_t)cap;
 	r = parse(&j, max_depth ? max_depth : ZH_JDOC_MAX_DEPTH);

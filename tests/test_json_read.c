@@ -578,6 +578,16 @@ Test(json_read, token_limit)
 	cr_expect_eq(zh_jdoc_parse(&doc, "[1,2,x]", 7, tok, 2, 0), -E2BIG);
 }
 
+/* 4 GiB and more: refused before a byte is read (the pointer here has 1 byte behind it) */
+Test(json_read, size_limit)
+{
+	zh_jtok_t tok[1];
+	zh_jdoc_t doc;
+	cr_expect_eq(zh_jdoc_parse(&doc, "x", (size_t)UINT32_MAX + 1, tok, 1, 0), -EFBIG);
+	cr_expect_eq(doc.reason, ZH_JE_SIZE);
+	cr_expect_eq(zh_jdoc_parse(&doc, "x", SIZE_MAX, tok, 1, 0), -EFBIG);
+}
+
 Test(json_read, reasons_have_texts)
 {
 	for (int r = ZH_JE_OK; r <= ZH_JE_BODY; r++)
