@@ -16,7 +16,7 @@
  *   GET  /html              a string and a key under ZH_JSON_ESCAPE_HTML
  *   GET  /all               every value type, empty containers, nesting
  *   POST /jr/field          the JSON reader on the request path (tests/integration/
- *                           test_40_json_read.py, with the malloc shim): body
+ *                           test_44_json_read.py, with the malloc shim): body
  *                           {"id":I,"name":S,"price":D,"tags":[...],...} -> {"id":I,
  *                           "name":S,"price":D,"tags":N}; a refused body gets
  *                           zh_jdoc_reply_error's answer
@@ -546,7 +546,7 @@ static void all(zh_request_t *req, zh_response_t *resp, void *arg)
 /* ---- the JSON reader: POST /jr/field, /jr/dump, /jr/stream ------------------------------ */
 
 /* The request path of a JSON API: tokens on the stack, strings unescaped into a stack
- * buffer, the answer through the writer. Nothing here may allocate (test_40 counts). */
+ * buffer, the answer through the writer. Nothing here may allocate (test_44 counts). */
 static void jr_field(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	zh_jtok_t tok[256];

@@ -5,7 +5,7 @@
  * The acceptance table follows JSONTestSuite's naming (github.com/nst/JSONTestSuite, cases
  * written here): y_ must be accepted, n_ must be refused (with the reason and byte offset
  * given), i_ is where RFC 8259 leaves a choice and the row records ours. Values are checked
- * against Python's json module in tests/integration/test_40_json_read.py and against a
+ * against Python's json module in tests/integration/test_44_json_read.py and against a
  * reference parser by the fuzz target tests/fuzz/fuzz_json_read.c.
  */
 #include "json_read.c"

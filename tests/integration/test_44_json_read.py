@@ -1,4 +1,4 @@
-"""40. The JSON reader (zh_jdoc_*, zh_req_json) on a server's request path, checked against
+"""44. The JSON reader (zh_jdoc_*, zh_req_json) on a server's request path, checked against
 python3's json module and for allocations.
 
 - Cross-check: a few thousand generated documents (random values written with random
