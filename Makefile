@@ -17,7 +17,7 @@
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
-#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd
+#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd, zerohttpd(8)
 #   make install-check               install to a scratch prefix, build examples/ against it
 
 CC      ?= gcc
@@ -60,7 +60,8 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/http1.c src/stream.c
+	   src/transport_plain.c src/http1.c src/stream.c \
+	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
@@ -88,6 +89,8 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
 	      $(BUILD)/tests/test_ext \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
+	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
+	      $(BUILD)/tests/test_cookie \
 	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
 SHIM    := $(BUILD)/tests/malloc_count.so
 
@@ -196,8 +199,15 @@ $(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB
 	$(CC) $(CFLAGS) $(NO_HEAP_COUNT) -o $@ $< cmd/zerohttpd/heap_count.c \
 		$(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
-integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
+# test-only server whose routes use the "Reading requests" calls (test_33_reading.py)
+$(BUILD)/tests/reading_server: tests/reading_server.c $(LIB_A) include/zerohttp.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load \
+	  $(BUILD)/tests/reading_server
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
+		ZH_READING_SERVER=$(BUILD)/tests/reading_server \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's examples with pkg-config:
@@ -211,7 +221,8 @@ install-check: all
 	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
 		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
 			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
-	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a; \
+	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && \
+		test -f $$d/share/man/man8/zerohttpd.8; \
 	ldd $$d/hello > $$d/hello.ldd; cat $$d/hello.ldd; \
 	if grep -v -E '^\s*(linux-vdso\.so|/lib[^ ]*/ld-linux[^ ]*\.so|(libzerohttp|libc|libpthread)\.so)' \
 		$$d/hello.ldd; then echo "install-check: examples/hello loads more than libc/pthread"; exit 1; fi; \
@@ -243,7 +254,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json json_read
+FUZZ_TARGETS := parse chunked path range json form multipart cookie json_read
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -260,6 +271,13 @@ $(BUILD)/fuzz/fuzz_parse $(BUILD)/fuzz/fuzz_chunked: $(BUILD)/fuzz/fuzz_%: tests
 $(BUILD)/fuzz/fuzz_path $(BUILD)/fuzz/fuzz_range: $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c \
 	  tests/fuzz/fuzz_common.h src/static.c $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# the request readers (query.c, multipart.c, cookie.c) through the public API: the whole
+# library linked, static.c included
+$(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: \
+	  $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS) \
+	  $(BUILD)/fuzz/obj/static.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
+		$(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)
 	@mkdir -p $(@D)
@@ -334,6 +352,8 @@ install: all
 	$(foreach m,$(PC_FILES:.pc=),$(call pc_text,$(m),$(PREFIX)) \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/$(m).pc;)
 	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 docs/zerohttpd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build $(PC_FILES)

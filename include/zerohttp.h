@@ -992,6 +992,217 @@ ZH_API int zh_access_log_reopen(zh_access_log_t *log);
 /* After zh_server_run() has returned: writes anything left, closes the file, frees. */
 ZH_API void zh_access_log_free(zh_access_log_t *log);
 
+/* ---- Reading requests: slices, query strings and forms, multipart, cookies ----
+ *
+ * Helpers for what a handler reads out of a request. None allocates: results are slices of
+ * the caller's input or bytes decoded into a caller's buffer, and parser state lives in a
+ * struct the caller provides. Pure functions of their arguments unless said otherwise: any
+ * thread (the zh_req_* / zh_resp_* ones follow the request's rules: worker thread only).
+ */
+
+/* Slices (zh_slice_t is never NUL-terminated). 1 if equal, else 0: byte for byte, or ASCII
+ * case-insensitively (_ieq: 'A'-'Z' fold to 'a'-'z', every other byte compares as itself).
+ * The _str forms take a NUL-terminated s. */
+ZH_API int zh_slice_eq(zh_slice_t a, zh_slice_t b);
+ZH_API int zh_slice_ieq(zh_slice_t a, zh_slice_t b);
+ZH_API int zh_slice_eq_str(zh_slice_t a, const char *s);
+ZH_API int zh_slice_ieq_str(zh_slice_t a, const char *s);
+/* Decimal integer, the whole slice: an optional sign ('-' or '+', signed form only) then
+ * digits 0-9, nothing else (no blank, no "0x"). 0 and *out; -EINVAL empty or garbage,
+ * -ERANGE out of range (int64 / uint64). *out is written only on success. */
+ZH_API ZH_MUST_USE int zh_slice_to_i64(zh_slice_t s, int64_t *out);
+ZH_API ZH_MUST_USE int zh_slice_to_u64(zh_slice_t s, uint64_t *out);
+/* Copies s into buf as a C string. Returns its length (< cap); -ENOSPC when s.len >= cap:
+ * buf then holds the first cap - 1 bytes, terminated (truncation is never silent);
+ * -EILSEQ when s holds a NUL byte (which would cut the C string short): buf is then "";
+ * -EINVAL when cap is 0 (buf untouched). */
+ZH_API ZH_MUST_USE ssize_t zh_slice_to_cstr(zh_slice_t s, char *buf, size_t cap);
+
+/* Query strings and application/x-www-form-urlencoded bodies (WHATWG URL, "urlencoded
+ * parsing"): pairs separated by '&', name and value by the first '='. Works on
+ * zh_req_query(req) and on a buffered body (zh_body_all). Empty pairs ("a=1&&b") are
+ * skipped; a pair without '=' has an empty value. Decoding turns '+' into a space and %XX
+ * into its octet (hex either case), in queries and forms alike; a '%' not followed by two
+ * hex digits is an error (-EILSEQ), never passed through. Decoded bytes may be anything,
+ * NUL included: check them before use as a C string (zh_slice_to_cstr).
+ * Bounds: an input longer than ZH_FORM_MAX_LEN bytes is refused whole (-EMSGSIZE), and
+ * walking past ZH_FORM_MAX_PAIRS pairs fails (-E2BIG): a handler answers both with 413
+ * (or 414 for a query), without scanning megabytes of '&'. */
+enum { ZH_FORM_MAX_PAIRS = 1000, ZH_FORM_MAX_LEN = 1 << 20 };
+/* Iterator over raw (still encoded) pairs; fields are private. Borrows src's bytes: they
+ * must outlive it (request slices do, until the response has been sent). */
+typedef struct zh_form_iter {
+	const char *p, *end;
+	unsigned pairs;
+	int err;
+} zh_form_iter_t;
+ZH_API void zh_form_iter_init(zh_form_iter_t *it, zh_slice_t src);
+/* 1 and the next pair's raw name and value (slices of src; repeated names each come in
+ * order), 0 after the last, or a negative errno (-EMSGSIZE, -E2BIG), repeated by every later
+ * call. Decode with zh_form_decode. */
+ZH_API ZH_MUST_USE int zh_form_next(zh_form_iter_t *it, zh_slice_t *name, zh_slice_t *value);
+/* Decodes raw into buf. Returns the decoded length (never more than raw.len, so a buffer of
+ * raw.len bytes always does; in place, buf == raw.ptr, works on bytes you own); -EILSEQ for
+ * a bad escape, -ENOSPC when cap is too small. buf may be NULL when cap is 0. */
+ZH_API ZH_MUST_USE ssize_t zh_form_decode(zh_slice_t raw, char *buf, size_t cap);
+/* The first pair whose decoded name equals name (NUL-terminated, compared byte for byte):
+ * 1 and its raw value; 0 if none; -EILSEQ if a name met before the match has a bad escape;
+ * -EMSGSIZE, -E2BIG as above. Pairs after the match are not looked at. */
+ZH_API ZH_MUST_USE int zh_form_get_raw(zh_slice_t src, const char *name, zh_slice_t *raw);
+/* zh_form_get_raw, then zh_form_decode of the value into buf: the decoded length, -ENOENT if
+ * no pair has that name, or the errors of either call. */
+ZH_API ZH_MUST_USE ssize_t zh_form_get(zh_slice_t src, const char *name, char *buf,
+				       size_t cap);
+
+/* multipart/form-data (RFC 7578) bodies, parsed as they arrive, at any split: feed the
+ * parser whatever bytes come (zh_body_read on a ZH_ROUTE_STREAM_BODY route, or a buffered
+ * body in one go) and it calls back with each part's headers, then its body bytes, then its
+ * end. Framing per RFC 2046 §5.1.1: the boundary comes from the Content-Type parameter
+ * (quoted or not, 1 to 70 characters of bchars, not ending in a space); a preamble before
+ * the first delimiter and an epilogue after the close delimiter are ignored; transport
+ * padding (up to 256 blanks) after a delimiter is allowed; a delimiter followed by anything
+ * else is a framing error (the RFC forbids it inside a part). Body bytes are handed over as
+ * slices of the fed buffer (no copy); bytes held back because they might begin a delimiter
+ * are handed over from the parser's own copy of it once they turn out not to.
+ *
+ *   zh_multipart_t mp;   // the caller's (not on the stack of a handler that
+ *                        // waits: in memory of its own, per worker or per request): ~4.3 KiB
+ *   int r = zh_multipart_init(&mp, content_type, &ops, arg);   // content_type: the header
+ *   ... r = zh_multipart_feed(&mp, buf, n) for each piece; zh_multipart_finish(&mp) at EOF
+ *
+ * Errors (negative errno; the parser then refuses every later call with the same error):
+ *   -EINVAL    not multipart/form-data, or no valid boundary (init): answer 400 (or 415);
+ *   -EPROTO    malformed framing, part headers or Content-Disposition, a part without a
+ *              name, or the body ended before the close delimiter (finish): 400;
+ *   -EMSGSIZE  a part's header block over max_header_bytes: 413 (431 is for the request's);
+ *   -E2BIG     more than max_parts parts: 413;
+ *   -EFBIG     a part written to a sink over its limit: 413;
+ *   any error a callback or sink returns, as it returned it.
+ * The rest of the body is unread after an error, so the connection should close:
+ * zh_multipart_reply_error answers that way. Memory: the struct; nothing else. */
+enum { ZH_MULTIPART_HEADER_MAX = 2048, ZH_MULTIPART_BOUNDARY_MAX = 70 };
+/* A part as the callbacks see it. The slices point into the parser's struct and stay valid
+ * until the part's end callback returns. */
+typedef struct zh_multipart_part {
+	unsigned index;		 /* 0, 1, ... in body order */
+	zh_slice_t name;	 /* Content-Disposition name, unquoted and unescaped */
+	zh_slice_t filename;	 /* the filename parameter as sent (a client's path: never
+				    use it as one unchecked); ptr NULL when absent */
+	zh_slice_t content_type; /* empty when absent (then text/plain, RFC 7578 §4.4) */
+	zh_slice_t headers;	 /* the part's raw header block, lines ending in CRLF */
+} zh_multipart_part_t;
+/* Each callback returns 0 to go on or a negative errno that stops the parser (feed returns
+ * it). Any may be NULL. */
+typedef struct zh_multipart_ops {
+	int (*part)(void *arg, const zh_multipart_part_t *part);     /* headers complete */
+	int (*data)(void *arg, const zh_multipart_part_t *part, const void *p, size_t len);
+	int (*part_end)(void *arg, const zh_multipart_part_t *part); /* its last byte came */
+} zh_multipart_ops_t;
+/* A caller sink for zh_multipart_part_to_sink: consumes len bytes; 0 or a negative errno. */
+typedef int (*zh_multipart_sink_fn)(void *arg, const void *p, size_t len);
+/* The parser's state. Fields are private except the two limits, which the caller may lower
+ * (not raise) after zh_multipart_init and before the first feed. */
+typedef struct zh_multipart {
+	unsigned max_parts;	   /* default 128 */
+	unsigned max_header_bytes; /* default and most: ZH_MULTIPART_HEADER_MAX */
+	/* private */
+	const zh_multipart_ops_t *ops;
+	void *arg;
+	zh_multipart_sink_fn sink;
+	void *sink_arg;
+	uint64_t sink_left;
+	int sink_fd;
+	int state, err;
+	unsigned parts, match, pad, hlen;
+	unsigned dlen;		   /* bytes of delim: CRLF "--" boundary */
+	char delim[4 + ZH_MULTIPART_BOUNDARY_MAX];
+	zh_multipart_part_t part;
+	char hdr[2 * ZH_MULTIPART_HEADER_MAX]; /* the raw block, then unescaped parameters */
+} zh_multipart_t;
+/* Reads the boundary from content_type (the request's Content-Type value) and readies mp
+ * with default limits; ops is borrowed (keep it valid while mp is used; a static table),
+ * arg is passed to every callback. 0 or -EINVAL. mp needs no disposal. */
+ZH_API ZH_MUST_USE int zh_multipart_init(zh_multipart_t *mp, zh_slice_t content_type,
+					 const zh_multipart_ops_t *ops, void *arg);
+/* Parses len more body bytes, calling back as parts go by. 0: all consumed, more wanted;
+ * 1: the close delimiter has been seen (bytes after it are the epilogue: ignored, and so is
+ * anything fed later); a negative errno (see above). Callbacks run inside this call. */
+ZH_API ZH_MUST_USE int zh_multipart_feed(zh_multipart_t *mp, const void *data, size_t len);
+/* The body has ended: 0 if the close delimiter was seen, else -EPROTO (a truncated body),
+ * or the parser's earlier error. */
+ZH_API ZH_MUST_USE int zh_multipart_finish(zh_multipart_t *mp);
+/* Inside the part callback only: sends this part's body bytes to sink(sink_arg, ...)
+ * instead of the data callback, at most max bytes in all (more: -EFBIG; 0: no limit).
+ * 0, or -EINVAL outside the part callback. */
+ZH_API ZH_MUST_USE int zh_multipart_part_to_sink(zh_multipart_t *mp, zh_multipart_sink_fn sink,
+						 void *sink_arg, uint64_t max);
+/* The same to a file descriptor: each piece is written whole with write() (short writes
+ * and EINTR retried; another error is returned as -errno and stops the parser). The fd is
+ * borrowed; meant for files (a write to a file does not wait for a peer; a pipe or socket
+ * would block the worker). The part never has to fit in memory. */
+ZH_API ZH_MUST_USE int zh_multipart_part_to_fd(zh_multipart_t *mp, int fd, uint64_t max);
+/* Looks a header up in a part's raw header block (case-insensitive name): 1 and its value
+ * (blanks around it removed; valid as part's slices are), or 0. */
+ZH_API int zh_multipart_header(const zh_multipart_part_t *part, const char *name,
+			       zh_slice_t *value);
+/* For a ZH_ROUTE_STREAM_BODY handler (works on buffered routes too): reads the body into
+ * buf (cap bytes, the caller's scratch; 16 KiB is plenty) and feeds it until the body ends
+ * or no bytes are there. 1: the body is complete and the close delimiter was seen; -EAGAIN:
+ * call zh_body_wait(req, fn, arg) and return, then call this again from fn; any other
+ * negative errno: the parser's or zh_body_read's (see both). */
+ZH_API ZH_MUST_USE int zh_multipart_pump(zh_multipart_t *mp, zh_request_t *req, void *buf,
+					 size_t cap);
+/* Answers a failed multipart request with the status its error calls for (413 for
+ * -EMSGSIZE, -E2BIG, -EFBIG; 408 for -ETIMEDOUT; 503 for -ENOBUFS; 400 for the rest) and
+ * Connection: close, since the rest of the body was not read. Returns zh_reply's result
+ * (-EALREADY if the response was already committed). */
+ZH_API int zh_multipart_reply_error(zh_response_t *resp, int err);
+
+/* Cookies. Parsing (RFC 6265 §5.4 as a server reads it, and §4.2.1's grammar, leniently as
+ * browsers send it): the value of every Cookie field of the request, in order, split at
+ * ';', blanks around names and values removed, a value wrapped in DQUOTEs unwrapped. A
+ * piece without '=' or with an empty name is skipped; names compare case-sensitively; no
+ * decoding (cookie values are opaque octets). Slices point into the request and live as
+ * its other slices do. */
+typedef struct zh_cookie_iter { /* private */
+	const zh_request_t *req;
+	size_t field;
+	zh_slice_t rest;
+} zh_cookie_iter_t;
+ZH_API void zh_cookie_iter_init(zh_cookie_iter_t *it, const zh_request_t *req);
+/* 1 and the next cookie's name and value, 0 after the last. */
+ZH_API int zh_cookie_next(zh_cookie_iter_t *it, zh_slice_t *name, zh_slice_t *value);
+/* 1 and the value of the first cookie called name (NUL-terminated), 0 if none. */
+ZH_API int zh_req_cookie(const zh_request_t *req, const char *name, zh_slice_t *value);
+/* The same over one Cookie field value (no request needed): walks *rest, which it
+ * advances. */
+ZH_API int zh_cookie_parse_next(zh_slice_t *rest, zh_slice_t *name, zh_slice_t *value);
+
+/* Building Set-Cookie (RFC 6265 §4.1). Fill with zh_cookie_init, then set what you need. */
+enum { ZH_SAMESITE_UNSET = 0, ZH_SAMESITE_STRICT = 1, ZH_SAMESITE_LAX = 2, ZH_SAMESITE_NONE = 3 };
+typedef struct zh_cookie {
+	const char *name;   /* a token (RFC 9110 §5.6.2), required */
+	const char *value;  /* cookie-octets, optionally wrapped in one pair of DQUOTEs; "" ok */
+	const char *path;   /* Path=, any CHAR but controls and ';'; NULL: not sent */
+	const char *domain; /* Domain=, letters, digits, '-', '.'; NULL: not sent */
+	int64_t max_age;    /* Max-Age= seconds, 0 or more (0: expire now); < 0: not sent (the
+			       default) */
+	int64_t expires;    /* Expires= this Unix time as an IMF-fixdate; 0: not sent */
+	int secure;	    /* Secure */
+	int http_only;	    /* HttpOnly */
+	int same_site;	    /* ZH_SAMESITE_*; NONE requires secure (browsers drop it else) */
+} zh_cookie_t;
+ZH_API void zh_cookie_init(zh_cookie_t *c);
+/* Writes the Set-Cookie field value into buf, NUL-terminated; returns its length, -EINVAL
+ * for an invalid name, value, path, domain or same_site (or NONE without secure), -ENOSPC if
+ * cap is too small. */
+ZH_API ZH_MUST_USE ssize_t zh_cookie_format(const zh_cookie_t *c, char *buf, size_t cap);
+/* zh_cookie_format (up to 4 KiB, the size browsers keep at least, RFC 6265 §6.1) and
+ * zh_resp_header_add(resp, "Set-Cookie", ...). Returns 0; -EINVAL or -ENOSPC from the
+ * format, and then the response is untouched (so check it); or zh_resp_header_add's
+ * error, which is sticky as every header error is. */
+ZH_API ZH_MUST_USE int zh_resp_set_cookie(zh_response_t *resp, const zh_cookie_t *c);
+
 /* ---- JSON reader ---------------------------------------------------------------------------
  * Validates a JSON text (RFC 8259) in place and describes it in a token array the caller
  * provides: no allocation, no copy, nothing unescaped until asked. One token per value and

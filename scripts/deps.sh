@@ -7,6 +7,8 @@ command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 pkg-config --exists criterion 2>/dev/null || need="$need libcriterion-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+# Python's requests drives multipart uploads in tests/integration/test_33_reading.py
+/usr/bin/python3 -c 'import requests' >/dev/null 2>&1 || need="$need python3-requests"
 command -v strace >/dev/null 2>&1 || need="$need strace"
 # wrk drives the normal load beside the slowloris dribblers (tests/integration/test_27_load.py)
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
@@ -20,6 +22,8 @@ command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 # a free loopback port: the package's service (:9090) is never used, and in a container
 # without an init its postinst does not start it
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need="$need prometheus"
+# groff formats zerohttpd(8) in tests/integration/test_40_config.py (minbase has no man-db)
+command -v groff >/dev/null 2>&1 || need="$need groff-base"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

@@ -200,7 +200,7 @@ static void teardown(void)
 static int dial(void)
 {
 	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
-	have = used = 0;
+	zh_tc_forget();
 	return fd;
 }
 
@@ -231,7 +231,7 @@ static bool closed_by_peer(int fd)
 	char b[64];
 	struct timeval tv = {.tv_sec = 2};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	return have == used && read(fd, b, sizeof b) == 0;
+	return zh_tc_conn_of(fd)->have == 0 && read(fd, b, sizeof b) == 0;
 }
 
 /* ---- chain semantics ---------------------------------------------------------------------- */

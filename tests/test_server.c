@@ -535,7 +535,7 @@ TestSuite(no_large, .init = setup_no_large, .fini = teardown, .timeout = 20);
 static int dial(void)
 {
 	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
-	have = used = 0;
+	zh_tc_forget();
 	return fd;
 }
 
@@ -928,7 +928,7 @@ static void read_continue(int fd)
 	cr_assert_str_eq(got, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
-static uint64_t fill(char *p, size_t n)
+static uint64_t fill_pattern(char *p, size_t n)
 {
 	uint64_t sum = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -954,7 +954,7 @@ Test(writer, streams_a_content_length_body_larger_than_max_body)
 	char head[128];
 	response_t r;
 	zh_stats_t a, b;
-	uint64_t sum = fill(body, LEN);
+	uint64_t sum = fill_pattern(body, LEN);
 	int fd = dial();
 	zh_server_stats(srv, &a);
 	snprintf(head, sizeof head, "POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n",
@@ -982,7 +982,7 @@ Test(writer, streams_a_chunked_body_with_extensions_and_trailer)
 	static char body[100000];
 	char line[64];
 	response_t r;
-	uint64_t sum = fill(body, sizeof body);
+	uint64_t sum = fill_pattern(body, sizeof body);
 	int fd = dial();
 	send_all(fd, "POST /stream HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
 	for (size_t off = 0, k = 1; off < sizeof body; k = k * 3 % 7919 + 1) {
@@ -1102,21 +1102,23 @@ Test(writer, stream_refusal_skips_a_small_body_already_received)
 
 /* ---- edge cases: queue spills, HEADs, producers, declared lengths, 100-continue ----------- */
 
-/* Everything the peer sends until it closes (what read_response left over included). */
-static size_t read_to_eof(int fd)
+/* Everything the peer sends until it closes (what read_response left over included), in
+ * the reader's buffer: *out points to it. */
+static size_t read_to_eof(int fd, const char **out)
 {
-	if (used) {
-		memmove(rbuf, rbuf + used, have - used);
-		have -= used;
-		used = 0;
-	}
+	conn_t *c = zh_tc_conn_of(fd);
 	for (;;) {
-		ssize_t n = read(fd, rbuf + have, sizeof rbuf - have);
-		cr_assert_geq(n, 0, "no close within the receive timeout (%zu bytes so far)", have);
-		if (n == 0)
-			return have;
-		have += (size_t)n;
-		cr_assert_lt(have, sizeof rbuf);
+		ssize_t n;
+		if (c->cap - c->have < 16384)
+			c->buf = xrealloc(c->buf, c->cap *= 2);
+		n = read(fd, c->buf + c->have, c->cap - c->have);
+		cr_assert_geq(n, 0, "no close within the receive timeout (%zu bytes so far)",
+			      c->have);
+		if (n == 0) {
+			*out = (const char *)c->buf;
+			return c->have;
+		}
+		c->have += (size_t)n;
 	}
 }
 
@@ -1125,15 +1127,16 @@ static size_t read_to_eof(int fd)
 static void expect_500_or_close(int fd)
 {
 	static const char ise[] = "Internal Server Error\n";
-	size_t n = read_to_eof(fd);
-	char *end;
+	const char *got;
+	size_t n = read_to_eof(fd, &got);
+	const char *end;
 	if (n == 0)
 		return;
-	cr_assert(n >= 13 && memcmp(rbuf, "HTTP/1.1 500 ", 13) == 0, "%zu unexpected bytes: %.*s",
-		  n, (int)(n < 200 ? n : 200), rbuf);
-	end = memmem(rbuf, n, "\r\n\r\n", 4);
+	cr_assert(n >= 13 && memcmp(got, "HTTP/1.1 500 ", 13) == 0, "%zu unexpected bytes: %.*s",
+		  n, (int)(n < 200 ? n : 200), got);
+	end = memmem(got, n, "\r\n\r\n", 4);
 	cr_assert_not_null(end);
-	cr_assert_eq(n - (size_t)(end + 4 - rbuf), sizeof ise - 1, "%.*s", (int)n, rbuf);
+	cr_assert_eq(n - (size_t)(end + 4 - got), sizeof ise - 1, "%.*s", (int)n, got);
 	cr_assert_arr_eq(end + 4, ise, sizeof ise - 1);
 }
 
@@ -1302,8 +1305,12 @@ Test(writer, no_100_continue_once_the_final_response_has_left)
 		cr_assert(k == 0 || has_header(&r, "\r\nTransfer-Encoding: chunked\r\n"), "%s",
 			  r.head);
 		expect_body(&r, spill_body, sizeof spill_body);
-		cr_assert_eq(read_to_eof(fd), 0, "%s: bytes after the response: %.*s", paths[k],
-			     (int)(have < 100 ? have : 100), rbuf);
+		{
+			const char *rest;
+			size_t n = read_to_eof(fd, &rest);
+			cr_assert_eq(n, 0, "%s: bytes after the response: %.*s", paths[k],
+				     (int)(n < 100 ? n : 100), rest);
+		}
 		cr_assert_eq(seen[0], 0);
 		cr_assert_eq(seen[1], -EAGAIN);
 		close(fd);
@@ -1345,8 +1352,12 @@ Test(writer, declared_length_is_enforced_after_the_head_left)
 		cr_assert(has_header(&r, "\r\nContent-Length: 20000\r\n"), "%s", r.head);
 		expect_body(&r, spill_body, 20000);
 		/* the connection is cut: not one byte past the declared length */
-		cr_assert_eq(read_to_eof(fd), 0, "%s: bytes after the declared length: %.*s",
-			     paths[k], (int)(have < 100 ? have : 100), rbuf);
+		{
+			const char *rest;
+			size_t n = read_to_eof(fd, &rest);
+			cr_assert_eq(n, 0, "%s: bytes after the declared length: %.*s", paths[k],
+				     (int)(n < 100 ? n : 100), rest);
+		}
 		cr_assert_eq(seen[0], 0);
 		cr_assert_eq(seen[1], 0);
 		cr_assert_lt(seen[2], 0, "%s: the write past the declared length is refused",
@@ -1420,7 +1431,7 @@ Test(writer, a_producer_gives_other_connections_a_turn)
 			worst = now_s() - t0;
 	}
 	cr_assert_lt(worst, 0.15, "another connection waited %.3f s for the producer", worst);
-	have = used = 0; /* the probes' bytes are not this connection's */
+	zh_tc_forget(); /* the probes' bytes are not this connection's */
 	read_response(fd, &r);
 	cr_assert_eq(r.status, 200);
 	expect_body(&r, want, SLOW_CALLS * 8);
@@ -1536,7 +1547,7 @@ static void setup_boundary(void)
 	cr_assert_not_null(boundary_st, "zh_static_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/", ZH_ROUTE_PREFIX, zh_static_handler,
 				     boundary_st), 0);
-	have = used = 0;
+	zh_tc_forget();
 	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
 

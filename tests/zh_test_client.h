@@ -1,20 +1,21 @@
 /* Client helpers shared by the in-process server tests (test_server, test_middleware,
- * test_compose, test_gzip, test_conn): header-only, every function static (inline when a
- * file may well not use it). The response readers are here: a test file never frames
- * responses itself.
+ * test_compose, test_gzip, test_conn, test_ext): header-only, every function static (inline
+ * when a file may well not use it). There is one response reader, zh_tc_read(): a test file
+ * never frames responses itself.
  *
  * Always: zh_tc_config() and zh_tc_run() for the server under test, zh_tc_connect(),
  *   zh_tc_write_all(), zh_tc_read_to_close() and zh_tc_body_of() (for connections whose
- *   last request closes them).
- * Without ZH_TC_CONN: send_all(int fd, const char *s) and read_response(fd, r) /
- *   read_head_response(fd, r) over a file-scope buffer (bodies point into it), for the
- *   files that read one connection at a time.
- * With ZH_TC_CONN defined before the include: a growing per-connection buffer (conn_t),
- *   test memory registered for the suite's .fini (xmalloc/xrealloc/xfree/free_owned; at
- *   most ZH_TC_OWNED_MAX blocks, 1024 unless defined), gzip decoding (link with -lz), and
- *   the strict reader read_response(c, r, head_request): exact framing, decoded body.
- *   A file may add fields to resp_t (ZH_TC_RESP_EXTRA, a list of member declarations) and
- *   a function run on each head before its body is read (ZH_TC_ON_HEAD, its name). */
+ *   last request closes them); a growing per-connection buffer (conn_t), test memory
+ *   registered for the suite's .fini (xmalloc/xrealloc/xfree/free_owned; at most
+ *   ZH_TC_OWNED_MAX blocks, 1024 unless defined), gzip decoding (link with -lz), and the
+ *   strict reader zh_tc_read(c, r, head_request): exact framing, decoded body. A file may
+ *   add fields to resp_t (ZH_TC_RESP_EXTRA, a list of member declarations) and a function run
+ *   on each head before its body is read (ZH_TC_ON_HEAD, its name).
+ * With ZH_TC_CONN defined before the include: send_all(c, s, len) and
+ *   read_response(c, r, head_request) on the file's own conn_t values.
+ * Without it, for the files that read one connection at a time by fd: send_all(fd, s),
+ *   read_response(fd, r) and read_head_response(fd, r) (response_t, whose body is valid
+ *   until the next read), zh_tc_forget() when a new connection starts. */
 #ifndef ZH_TEST_CLIENT_H
 #define ZH_TEST_CLIENT_H
 
@@ -22,6 +23,7 @@
 #include <zerohttp.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -30,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* What every server under test starts from: 127.0.0.1 on a port the kernel chooses (read it
  * with zh_server_port), one worker, 8 I/O contexts, 64 connections, 8 large buffers. */
@@ -56,7 +60,7 @@ static inline void *zh_tc_run(void *srv)
 
 /* A TCP connection to 127.0.0.1:port, reads timing out after timeout_s seconds; rcvbuf, if
  * not 0, is the SO_RCVBUF set before connect (the window is agreed then). */
-static int zh_tc_connect(uint16_t port, long timeout_s, unsigned rcvbuf)
+static inline int zh_tc_connect(uint16_t port, long timeout_s, unsigned rcvbuf)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	struct timeval tv = {.tv_sec = timeout_s};
@@ -71,7 +75,7 @@ static int zh_tc_connect(uint16_t port, long timeout_s, unsigned rcvbuf)
 }
 
 /* Writes all len bytes of s to fd (asserts on a failed or empty write). */
-static void zh_tc_write_all(int fd, const char *s, size_t len)
+static inline void zh_tc_write_all(int fd, const char *s, size_t len)
 {
 	size_t off = 0;
 	while (off < len) {
@@ -100,134 +104,6 @@ static inline const char *zh_tc_body_of(const char *resp)
 	return p + 4;
 }
 
-#ifndef ZH_TC_CONN
-
-/* Writes the whole string s to fd. */
-static void send_all(int fd, const char *s)
-{
-	zh_tc_write_all(fd, s, strlen(s));
-}
-
-/* ---- responses from a file-scope buffer ---------------------------------------------------- */
-
-/* The bytes read from the current connection are rbuf[0..have); the last response read
- * took rbuf[0..used). The file's dial() sets have = used = 0 for each new connection. */
-static char rbuf[1 << 20];
-static size_t have, used;
-
-typedef struct {
-	int status;
-	char head[4096];
-	char *body; /* in rbuf, NUL-terminated: valid until the next read_response() */
-	size_t body_len;
-	int chunks; /* chunked responses: data chunks seen */
-} response_t;
-
-/* Reads until rbuf holds want bytes. */
-static void fill_to(int fd, size_t want)
-{
-	while (have < want) {
-		ssize_t n = read(fd, rbuf + have, sizeof rbuf - have);
-		cr_assert_gt(n, 0, "connection closed inside a body");
-		have += (size_t)n;
-	}
-}
-
-/* Ends the body at rbuf[end] with a NUL, moving what follows (the next response's bytes)
- * one byte up, and marks rbuf[0..end] used. */
-static void end_body(size_t end)
-{
-	cr_assert_lt(have, sizeof rbuf);
-	memmove(rbuf + end + 1, rbuf + end, have - end);
-	rbuf[end] = '\0';
-	have++;
-	used = end + 1;
-}
-
-/* Decodes a chunked body in place: the body ends up contiguous after the head. */
-static void read_chunked(int fd, response_t *r, size_t hlen)
-{
-	size_t out = hlen, in = hlen;
-	r->chunks = 0;
-	for (;;) {
-		char *eol;
-		size_t size;
-		while ((eol = memmem(rbuf + in, have - in, "\r\n", 2)) == NULL)
-			fill_to(fd, have + 1);
-		size = strtoul(rbuf + in, NULL, 16);
-		in = (size_t)(eol - rbuf) + 2;
-		fill_to(fd, in + size + 2);
-		cr_assert(memcmp(rbuf + in + size, "\r\n", 2) == 0, "chunk data ends with CRLF");
-		if (size == 0)
-			break;
-		memmove(rbuf + out, rbuf + in, size);
-		out += size;
-		in += size + 2;
-		r->chunks++;
-	}
-	r->body = rbuf + hlen;
-	r->body_len = out - hlen;
-	/* what followed the terminator is the next response: move it after the body */
-	memmove(rbuf + out, rbuf + in + 2, have - in - 2);
-	have = out + have - in - 2;
-	end_body(out);
-}
-
-/* One response: the head, then a body framed by Content-Length or chunked (none when
- * head_only, for a HEAD). */
-static void read_framed(int fd, response_t *r, bool head_only)
-{
-	char *end;
-	size_t hlen, clen = 0;
-	const char *cl;
-
-	if (used) {
-		memmove(rbuf, rbuf + used, have - used);
-		have -= used;
-		used = 0;
-	}
-	while ((end = memmem(rbuf, have, "\r\n\r\n", 4)) == NULL) {
-		ssize_t n = read(fd, rbuf + have, sizeof rbuf - have);
-		cr_assert_gt(n, 0, "connection closed before a full head");
-		have += (size_t)n;
-	}
-	hlen = (size_t)(end - rbuf) + 4;
-	cr_assert_lt(hlen, sizeof r->head);
-	memcpy(r->head, rbuf, hlen);
-	r->head[hlen] = '\0';
-	cr_assert_eq(sscanf(r->head, "HTTP/1.1 %d ", &r->status), 1);
-	r->chunks = 0;
-	cl = strcasestr(r->head, "\r\nContent-Length: ");
-	if (cl && !head_only)
-		clen = strtoul(cl + 18, NULL, 10);
-	if (strcasestr(r->head, "\r\nTransfer-Encoding: chunked\r\n") && !head_only) {
-		read_chunked(fd, r, hlen);
-		return;
-	}
-	fill_to(fd, hlen + clen);
-	r->body = rbuf + hlen;
-	r->body_len = clen;
-	end_body(hlen + clen);
-}
-
-/* One response to a request other than HEAD (no Content-Length and not chunked: no body). */
-static inline void read_response(int fd, response_t *r)
-{
-	read_framed(fd, r, false);
-}
-
-/* One response to a HEAD: the head alone, whatever its Content-Length says. */
-static inline void read_head_response(int fd, response_t *r)
-{
-	read_framed(fd, r, true);
-}
-
-#else /* ZH_TC_CONN */
-
-#include <ctype.h>
-#include <strings.h>
-#include <zlib.h>
-
 /* ---- test memory: every client-side buffer is registered, so that a test stopped by a
  * failed assertion still frees it in the suite's .fini (LeakSanitizer stays quiet) -------- */
 
@@ -239,7 +115,7 @@ static void *owned[ZH_TC_OWNED_MAX];
 static size_t nowned;
 
 /* realloc() that asserts, and keeps the block registered (a new one, if old is NULL). */
-static void *xrealloc(void *old, size_t n)
+static inline void *xrealloc(void *old, size_t n)
 {
 	void *p = realloc(old, n ? n : 1);
 	cr_assert_not_null(p);
@@ -254,13 +130,13 @@ static void *xrealloc(void *old, size_t n)
 }
 
 /* A new registered block of n bytes. */
-static void *xmalloc(size_t n)
+static inline void *xmalloc(size_t n)
 {
 	return xrealloc(NULL, n);
 }
 
 /* Frees a registered block (or NULL) and forgets it. */
-static void xfree(void *p)
+static inline void xfree(void *p)
 {
 	for (size_t i = 0; p && i < nowned; i++)
 		if (owned[i] == p) {
@@ -271,7 +147,7 @@ static void xfree(void *p)
 }
 
 /* Frees every block still registered: for a suite's .fini. */
-static void free_owned(void)
+static inline void free_owned(void)
 {
 	while (nowned)
 		free(owned[--nowned]);
@@ -286,7 +162,7 @@ typedef struct {
 } conn_t;
 
 /* Closes the connection (if open) and frees its buffer. */
-static void hang_up(conn_t *c)
+static inline void hang_up(conn_t *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -296,13 +172,13 @@ static void hang_up(conn_t *c)
 }
 
 /* Writes all len bytes of s to the connection. */
-static void send_all(conn_t *c, const char *s, size_t len)
+static inline void zh_tc_send(conn_t *c, const char *s, size_t len)
 {
 	zh_tc_write_all(c->fd, s, len);
 }
 
 /* One read() into the buffer (grown to keep 16 KiB free); false on EOF, error or timeout. */
-static bool fill(conn_t *c)
+static inline bool fill(conn_t *c)
 {
 	ssize_t n;
 	if (c->cap - c->have < 16384) {
@@ -317,14 +193,14 @@ static bool fill(conn_t *c)
 }
 
 /* Reads until n bytes are buffered; asserts that the connection does not end inside what. */
-static void need(conn_t *c, size_t n, const char *what)
+static inline void need(conn_t *c, size_t n, const char *what)
 {
 	while (c->have < n)
 		cr_assert(fill(c), "connection ended inside %s", what);
 }
 
 /* Drops the first n buffered bytes. */
-static void consume(conn_t *c, size_t n)
+static inline void consume(conn_t *c, size_t n)
 {
 	memmove(c->buf, c->buf + n, c->have - n);
 	c->have -= n;
@@ -338,7 +214,7 @@ static inline int cmp_str(const void *a, const void *b)
 
 /* Inflates the whole gzip stream in[0..len) into a new registered block *out (*out_len
  * bytes); asserts that the stream is complete and that nothing follows it. */
-static void inflate_all(const unsigned char *in, size_t len, unsigned char **out,
+static inline void inflate_all(const unsigned char *in, size_t len, unsigned char **out,
 			size_t *out_len)
 {
 	z_stream zs;
@@ -390,7 +266,7 @@ typedef struct {
 static void ZH_TC_ON_HEAD(resp_t *r);
 #endif
 
-static void resp_free(resp_t *r)
+static inline void resp_free(resp_t *r)
 {
 	xfree(r->wire);
 	xfree(r->body);
@@ -423,7 +299,7 @@ static inline int field(const resp_t *r, const char *name, char *out, size_t cap
 }
 
 /* The head's status and framing fields: each at most once, not both framings. */
-static void parse_framing(resp_t *r)
+static inline void parse_framing(resp_t *r)
 {
 	char v[64];
 	int ncl, nte;
@@ -443,7 +319,7 @@ static void parse_framing(resp_t *r)
 
 /* A chunked body into r->wire, exactly: hex size lines with nothing after the size, CRLF
  * after each chunk's data, no trailers after the last chunk. */
-static void read_chunks(conn_t *c, resp_t *r)
+static inline void read_chunks(conn_t *c, resp_t *r)
 {
 	size_t cap = 1 << 16;
 	r->wire = xmalloc(cap);
@@ -480,7 +356,7 @@ static void read_chunks(conn_t *c, resp_t *r)
 /* One response: head, then the body by its framing (none for HEAD, 204 and 304), which
  * must be exact; the bytes after it are the next response's. ZH_TC_TRACE=1 in the
  * environment prints every head to stderr, for debugging. */
-static void read_response(conn_t *c, resp_t *r, bool head_request)
+static inline void zh_tc_read(conn_t *c, resp_t *r, bool head_request)
 {
 	unsigned char *end;
 	size_t hlen;
@@ -499,7 +375,8 @@ static void read_response(conn_t *c, resp_t *r, bool head_request)
 	ZH_TC_ON_HEAD(r);
 #endif
 	parse_framing(r);
-	if (head_request || r->status == 204 || r->status == 304) {
+	if (head_request || r->status < 200 || r->status == 204 || r->status == 304) {
+		/* RFC 9112 §6.3: no body after a HEAD, a 1xx, a 204 or a 304 */
 		if (r->status == 204)
 			cr_assert(r->clen < 0 && !r->chunked, "a 204 with framing:\n%s", r->head);
 		r->wire = xmalloc(1);
@@ -524,8 +401,6 @@ static void read_response(conn_t *c, resp_t *r, bool head_request)
 		r->body_len = r->wire_len;
 	}
 	r->body[r->body_len] = '\0';
-	if (head_request && r->status == 200)
-		cr_assert_geq(r->clen, 0, "HEAD of a whole body declares its length");
 	if (c->have)
 		cr_assert(c->have >= 5 && memcmp(c->buf, "HTTP/", 5) == 0,
 			  "bytes after a response that are not a response: %.40s", (char *)c->buf);
@@ -557,8 +432,8 @@ static inline void zh_tc_get(uint16_t port, const char *path, const char *extra,
 			 path, extra ? extra : "");
 	cr_assert(n > 0 && (size_t)n < sizeof req);
 	zh_tc_dial(&c, port, 3, 0);
-	send_all(&c, req, (size_t)n);
-	read_response(&c, r, false);
+	zh_tc_send(&c, req, (size_t)n);
+	zh_tc_read(&c, r, false);
 	expect_eof(&c);
 	hang_up(&c);
 }
@@ -569,6 +444,86 @@ static inline long long zh_tc_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#ifdef ZH_TC_CONN
+
+/* The per-connection names of the files that keep their own conn_t. */
+static inline void send_all(conn_t *c, const char *s, size_t len)
+{
+	zh_tc_send(c, s, len);
+}
+
+static inline void read_response(conn_t *c, resp_t *r, bool head_request)
+{
+	zh_tc_read(c, r, head_request);
+}
+
+#else /* !ZH_TC_CONN */
+
+/* ---- one connection at a time, by fd: the same reader over a file-scope conn_t ----------- */
+
+/* The connection read last; its buffer holds what was read beyond the last response. */
+static conn_t zh_tc_cur = {.fd = -1};
+static resp_t zh_tc_last;
+
+typedef struct {
+	int status;
+	char head[8192];
+	char *body; /* NUL-terminated, decoded: valid until the next read_response() */
+	size_t body_len;
+	int chunks; /* chunked responses: data chunks seen */
+} response_t;
+
+/* A new connection follows: forget the bytes buffered from the last one (a new socket may
+ * reuse the old one's fd number). */
+static inline void zh_tc_forget(void)
+{
+	zh_tc_cur.fd = -1;
+	zh_tc_cur.have = 0;
+}
+
+/* The file-scope connection, bound to fd. */
+static inline conn_t *zh_tc_conn_of(int fd)
+{
+	if (zh_tc_cur.buf == NULL) {
+		zh_tc_cur.cap = 1 << 16;
+		zh_tc_cur.buf = xmalloc(zh_tc_cur.cap);
+	}
+	if (zh_tc_cur.fd != fd) {
+		zh_tc_cur.fd = fd;
+		zh_tc_cur.have = 0;
+	}
+	return &zh_tc_cur;
+}
+
+/* Writes the whole string s to fd. */
+static inline void send_all(int fd, const char *s)
+{
+	zh_tc_write_all(fd, s, strlen(s));
+}
+
+static inline void read_framed(int fd, response_t *r, bool head_request)
+{
+	resp_free(&zh_tc_last);
+	zh_tc_read(zh_tc_conn_of(fd), &zh_tc_last, head_request);
+	r->status = zh_tc_last.status;
+	memcpy(r->head, zh_tc_last.head, sizeof r->head);
+	r->body = (char *)zh_tc_last.body;
+	r->body_len = zh_tc_last.body_len;
+	r->chunks = zh_tc_last.nchunks;
+}
+
+/* One response to a request other than HEAD. */
+static inline void read_response(int fd, response_t *r)
+{
+	read_framed(fd, r, false);
+}
+
+/* One response to a HEAD: the head alone, whatever its Content-Length says. */
+static inline void read_head_response(int fd, response_t *r)
+{
+	read_framed(fd, r, true);
 }
 
 #endif /* ZH_TC_CONN */

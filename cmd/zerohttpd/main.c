@@ -2,11 +2,14 @@
  * with the optional middleware its flags turn on (zerohttpd --help lists them; README's
  * "zerohttpd" section explains them). --demo adds the demo routes of examples/demo_routes.c.
  *
- *   options.c   the option table: command line (and later a config file), usage
+ *   options.c   the option table: command line and config-file keys, usage
+ *   config.c    -c FILE, -t, and re-reading the file on SIGHUP
  *   signals.c   SIGTERM/SIGINT drain; SIGUSR1 reopens the access log; SIGHUP reloads
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
  *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
+ *   privileges.c --user, --group: dropped to after binding
+ *   sdnotify.c  READY, RELOADING, STOPPING for systemd's Type=notify
  *   log.c       timestamped, levelled lines on stderr
  */
 #include "zerohttpd.h"
@@ -21,8 +24,11 @@
 
 static void reload_all(void)
 {
+	zhd_notify_reloading();
+	zhd_config_reload(); /* first: it may move the limits' base */
 	zhd_auth_reload();
 	zhd_limits_reload();
+	zhd_notify("READY=1");
 }
 
 /* "demo,gzip,metrics" ...: what this instance serves, for the start line */
@@ -119,6 +125,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 	}
 	zhd_signals_watch(srv);
 	log_start(srv, s);
+	zhd_notify("READY=1\nSTATUS=serving");
 	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
@@ -136,20 +143,17 @@ out:
 	return status;
 }
 
-int main(int argc, char **argv)
+/* The settings, the server, then serving until a stop signal: an exit status. */
+static int start(int argc, char **argv)
 {
-	struct zhd_settings s;
+	static struct zhd_settings s; /* its strings point into argv and the config file */
 	zh_server_t *srv;
 	int r, err = 0;
 
-	zhd_settings_init(&s);
-	if ((r = zhd_parse_args(argc, argv, &s)) >= 0)
+	if ((r = zhd_settings_load(argc, argv, &s)) >= 0)
 		return r;
-	if (s.auth_prefix && !s.htpasswd_file && !s.tokens_file) {
-		fprintf(stderr, "zerohttpd: --auth-prefix needs --basic-auth or --bearer-tokens\n"
-				"Try 'zerohttpd --help'.\n");
-		return 2;
-	}
+	if (zhd_notify_init() < 0)
+		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
 	srv = zh_server_new(&s.cfg, &err);
 	if (srv == NULL) {
@@ -159,5 +163,17 @@ int main(int argc, char **argv)
 			"--reuse-port shares it with processes that also ask)" : "");
 		return 1;
 	}
+	if (zhd_drop_privileges(&s) < 0) {
+		zh_server_free(srv);
+		return 1;
+	}
 	return serve(srv, &s);
+}
+
+int main(int argc, char **argv)
+{
+	int status = start(argc, argv);
+	zhd_notify_free();
+	zhd_config_free(); /* last: the settings' strings point into it */
+	return status;
 }

@@ -26,6 +26,7 @@ static void on_stop(int sig)
 {
 	zh_server_t *srv = g_server;
 	g_stop_signal = sig;
+	zhd_notify_stopping();
 	if (srv)
 		zh_server_stop(srv);
 }
