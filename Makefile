@@ -60,7 +60,7 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/http1.c src/stream.c \
+	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -87,7 +87,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
-	      $(BUILD)/tests/test_ext \
+	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_app_metrics \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie \
@@ -183,7 +183,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext): \
+	  test_ext test_timer test_proxy test_app_metrics): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -254,7 +254,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json form multipart cookie json_read
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie json_read
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -278,6 +278,9 @@ $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: 
 	  $(BUILD)/fuzz/obj/static.o
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
 		$(PB_LIBS)
+# the Forwarded / X-Forwarded-For parser (proxy.c) with the rest of the library
+$(BUILD)/fuzz/fuzz_forwarded: tests/fuzz/fuzz_forwarded.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)
 	@mkdir -p $(@D)

@@ -126,6 +126,11 @@ typedef struct zh_config {
 					connections: a second instance started for a
 					zero-downtime restart, say. Either way each worker has
 					its own SO_REUSEPORT listener inside the process */
+	const char *trusted_proxies; /* CIDRs of reverse proxies whose Forwarded /
+					X-Forwarded-For is believed, separated by commas or
+					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
+					zh_server_new, -EINVAL if malformed; not kept). NULL:
+					none. See zh_req_client_addr */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -276,6 +281,8 @@ typedef struct zh_middleware {
 	void (*commit)(zh_response_t *resp, void *arg);
 	void (*done)(zh_request_t *req, zh_response_t *resp, void *arg);
 	void *arg;
+	const void *key; /* optional: publishes this middleware's slot under key (see
+			    zh_req_published); NULL: private */
 } zh_middleware_t;
 ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw);
 /* Adds mw to the chain of every route registered (so far) with exactly this path. */
@@ -423,7 +430,8 @@ ZH_API void zh_gzip_free(zh_gzip_t *gz); /* after the server has stopped */
  * Retry-After: 1. The before hook answers both, so they cost no handler and allocate
  * nothing; they count in zh_stats_t shed_429 and shed_503 and keep the connection open.
  * The rate is checked first, so a refused request never takes an in-flight place; a
- * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr and
+ * request refused for load has used its token. Buckets are keyed by zh_req_client_addr
+ * (the peer, or the client a trusted proxy names) and
  * shared by all workers: an IPv4 client per address (its IPv4-mapped IPv6 form is the same
  * client), an IPv6 client per /64 by default (zh_limit_ipv6_prefix), since one subscriber
  * holds a whole /64 and may rotate through its addresses at will. The table has a fixed size: when it is full, a new client takes the place of the
@@ -889,7 +897,11 @@ ZH_API void zh_cors_free(zh_cors_t *c); /* after the server has been freed */
  *    bcrypt ($2y$, $2b$, as `htpasswd -B` writes), sha512crypt ($6$, `openssl passwd -6`,
  *    `mkpasswd -m sha-512`), sha256crypt ($5$), yescrypt ($y$), md5crypt ($1$; weak).
  *    Apache's $apr1$ and {SHA} are not crypt(3) formats and are refused at load.
- *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes).
+ *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes),
+ *    optionally named: "name:token", the name an RFC 9110 token of up to 255 bytes.
+ *  - A request with valid credentials goes on with its identity published (the middleware
+ *    carries key zh_identity_key()): zh_req_auth_user() gives handlers the Basic user name
+ *    or the token's name (empty for an unnamed token), and the access log logs it.
  *  - Both: blank lines and lines starting with '#' are skipped; blanks around a line and a
  *    CR before its LF are ignored. A malformed line fails the whole load.
  *
@@ -949,7 +961,8 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  *
  *   ZH_LOG_COMMON    127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=1 HTTP/1.1" 200 13
  *   ZH_LOG_COMBINED  the same, then "Referer" "User-Agent"
- *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","method":"GET",
+ *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","user":null,
+ *                    "method":"GET",
  *                    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
  *                    "duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}  (one line)
  *
@@ -961,7 +974,9 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  * response cut after its head left keeps its status. duration_us runs
  * from the complete head to the response's end; null when the server has
  * latency_metrics off. The request line is logged as sent (like nginx); no other header
- * is ever logged, so Authorization never is, and the user field stays "-".
+ * is ever logged, so Authorization never is. The user field (CLF's third, JSON "user") is the
+ * authenticated identity (zh_req_auth_user: the Basic user or the token's name), "-" (JSON:
+ * null) when nobody authenticated the request.
  * Client-controlled text cannot forge a line: in CLF/Combined '"', '\', control bytes and
  * bytes >= 0x7f are written \xHH (as nginx does); JSON strings are escaped per RFC 8259
  * (ill-formed UTF-8 becomes U+FFFD; DEL, U+0085, U+2028 and U+2029 are escaped as well).
@@ -1202,6 +1217,175 @@ ZH_API ZH_MUST_USE ssize_t zh_cookie_format(const zh_cookie_t *c, char *buf, siz
  * format, and then the response is untouched (so check it); or zh_resp_header_add's
  * error, which is sticky as every header error is. */
 ZH_API ZH_MUST_USE int zh_resp_set_cookie(zh_response_t *resp, const zh_cookie_t *c);
+
+/* ---- State, time and metrics for applications ---- */
+
+/* ------------------------------------------------------------------------------------------
+ * Published slots: what one middleware tells handlers and other middleware about a request
+ * (the authenticated user, say) without a field in the core's request. A middleware
+ * registered with a key (zh_middleware_t.key: the address of something of its own, or
+ * zh_identity_key()) publishes its slot: zh_req_published(req, key) returns what its hooks
+ * stored in zh_mw_slot, from anywhere the request is alive (handler, continuations, timers,
+ * other middleware's hooks, done hooks included). The key's owner documents what the
+ * pointer points to and how long that lives (at least until the request's done hooks ran).
+ */
+/* The slot of the first middleware registered with key (global chain, then the route's)
+ * whose slot is set, or NULL. Worker thread, like every request call. */
+ZH_API void *zh_req_published(const zh_request_t *req, const void *key);
+/* The key of the authenticated identity: its slot points to a const zh_slice_t holding the
+ * user's name (not NUL-terminated, possibly empty), valid at least until the request's
+ * done hooks have run. zh_auth_middleware() publishes under it; an application's own
+ * authentication middleware may too, and the access log and zh_req_auth_user() then see
+ * its users as well. */
+ZH_API const void *zh_identity_key(void);
+/* 1 and the name of the request's authenticated user (Basic: the user name; Bearer: the
+ * token's name, empty for a token listed without one), 0 if nobody authenticated it (no
+ * authentication middleware, a path outside its prefix, /healthz). The slice lives as long
+ * as the request at least. */
+ZH_API int zh_req_auth_user(const zh_request_t *req, zh_slice_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * The client behind trusted proxies (zh_config_t.trusted_proxies; zerohttpd
+ * --trusted-proxy). When the TCP peer lies in a trusted CIDR, the client is read from the
+ * request's Forwarded fields (RFC 7239: the for= of each element) or, if it has none, its
+ * X-Forwarded-For fields: the rightmost address that is not itself a trusted proxy (the
+ * leftmost when every hop is trusted). Otherwise, and whenever those fields cannot be read
+ * (malformed, "unknown" or obfuscated nodes, more than 32 hops, none at all), the client is
+ * the peer. An untrusted peer's fields are never read. The rate limiter keys its buckets
+ * and the access log logs this address; zh_req_peer_addr stays the TCP peer.
+ */
+/* As zh_req_peer_addr (family AF_INET with 4 bytes, or AF_INET6 with 16; an IPv4 address
+ * forwarded as such is AF_INET). No allocation; parses the fields on each call when the
+ * peer is trusted. For a library answer to bytes that never parsed: the peer. */
+ZH_API int zh_req_client_addr(const zh_request_t *req, uint8_t addr[16]);
+/* The same as text, NUL-terminated; its length (INET6_ADDRSTRLEN, 46, is always enough). */
+ZH_API size_t zh_req_client_str(const zh_request_t *req, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------
+ * Application metrics on /metrics (zh_metrics_handler), after the library's own, in the
+ * same Prometheus text format: counters, gauges and histograms with a fixed label set.
+ *
+ *   static const char *const routes[] = {"/users/{id}", "/orders"};
+ *   zh_metric_options_t o;  zh_metric_options_init(&o);
+ *   o.name = "app_requests_total";  o.help = "Requests by route.";
+ *   o.label = "route";  o.values = routes;  o.nvalues = 2;
+ *   zh_metric_t *m = zh_metric_new(srv, &o, &err);       // before zh_server_run
+ *   ...
+ *   zh_metric_add(m, 0, 1);                               // in a handler: series 0
+ *
+ * Registration (zh_metric_new) is for start-up: before zh_server_run(), on any one thread;
+ * it allocates the metric's cells, which zh_server_free() frees. Updates allocate nothing
+ * and take no lock: each worker has its own shard of every metric, written with plain
+ * stores, and a scrape sums the shards (as zh_server_stats does). Updates from threads that
+ * are not the server's workers go to one shared shard with atomic adds. A scrape taken
+ * while workers update is consistent per series, not across series.
+ *
+ * Labels: one label name with the values it may take, declared at registration (so the
+ * exposition is fixed and bounded: never a raw path or a client-supplied value). A series
+ * is the index of its value in o.values: update by index, or find it by value with
+ * zh_metric_series() (a scan of the values: no allocation). Without a label, the metric is
+ * one series, 0. For a route label, pass the route patterns as the values and look the
+ * matched pattern up per request (see zh_metric_series).
+ *
+ * Gauges: every worker holds its own share and the export is their sum. zh_metric_add
+ * moves the calling worker's share (inc/dec from anywhere: the sum is right);
+ * zh_metric_set replaces the calling thread's share (a value one owner sets: set it from
+ * one thread only, the sum is then that value).
+ */
+enum { ZH_METRIC_COUNTER = 0, ZH_METRIC_GAUGE = 1, ZH_METRIC_HISTOGRAM = 2 };
+typedef struct zh_metric zh_metric_t;
+typedef struct zh_metric_options {
+	const char *name;	   /* [a-zA-Z_:][a-zA-Z0-9_:]*, at most 128 bytes, unique per
+				      server; "zerohttp_" is the library's. Counters should end
+				      in _total (promtool insists) */
+	const char *help;	   /* required: the HELP text (UTF-8; '\' and newlines are
+				      escaped) */
+	int type;		   /* ZH_METRIC_COUNTER (the default), _GAUGE, _HISTOGRAM */
+	const char *label;	   /* [a-zA-Z_][a-zA-Z0-9_]*, not "__..." (nor "le" for a
+				      histogram); NULL: no label, one series */
+	const char *const *values; /* with a label: its nvalues distinct values (UTF-8, at most
+				      256 bytes each), copied. Series i is values[i] */
+	unsigned nvalues;	   /* 1 .. 1024 with a label */
+	const double *buckets;	   /* histograms: upper bounds, finite, strictly increasing
+				      (+Inf is added); copied */
+	unsigned nbuckets;	   /* 1 .. 32 */
+} zh_metric_options_t;
+/* Zeroes *o: a counter without label. */
+ZH_API void zh_metric_options_init(zh_metric_options_t *o);
+/* Registers a metric on srv. NULL with *err: -EINVAL (a bad name, label, value, bucket or
+ * type), -EEXIST (the name is taken, or a value repeats), -EBUSY (zh_server_run() has
+ * started), -ENOMEM. err may be NULL. The metric lives until zh_server_free(srv). */
+ZH_API ZH_MUST_USE zh_metric_t *zh_metric_new(zh_server_t *srv, const zh_metric_options_t *o,
+					     int *err);
+/* The series of a label value (len bytes, not NUL-terminated): its index, or -ENOENT. No
+ * allocation, any thread. */
+ZH_API int zh_metric_series(const zh_metric_t *m, const char *value, size_t len);
+/* Counters: adds n (>= 0) to the series. Gauges: adds n (any sign) to the calling
+ * worker's share. Any thread; no lock, no allocation. 0, or -EINVAL (a histogram, a
+ * negative n on a counter, a series out of range: nothing changes). */
+ZH_API int zh_metric_add(zh_metric_t *m, unsigned series, int64_t n);
+/* Gauges: sets the calling thread's share (see above). 0 or -EINVAL. */
+ZH_API int zh_metric_set(zh_metric_t *m, unsigned series, int64_t v);
+/* Histograms: counts v in its bucket (the first bound >= v), adds it to the sum. 0, or
+ * -EINVAL (not a histogram, a series out of range, v NaN). */
+ZH_API int zh_metric_observe(zh_metric_t *m, unsigned series, double v);
+
+/* ------------------------------------------------------------------------------------------
+ * Worker timers: a callback on the request's worker after a delay, so that a deferred
+ * response can have a deadline without a thread and a clock of the application's own.
+ *
+ *   typedef struct { zh_deferred_t token; zh_timer_t deadline; } call_t;  // in zh_resp_state
+ *   call_t *c = zh_resp_state(resp);
+ *   zh_timer_init(&c->deadline);
+ *   zh_resp_defer(resp, &c->token);                       // the work goes elsewhere
+ *   zh_timer_start(req, &c->deadline, 2000, on_deadline, c);
+ *   // on_deadline(req, c): zh_deferred_resume(&c->token, answer_504, c);
+ *
+ * Memory: the timer is the caller's zh_timer_t (nothing is allocated, no limit on their
+ * number); it must stay valid, and not be moved, while it is pending. zh_resp_state()
+ * (valid until the response ends) is the natural place. A zeroed zh_timer_t, or one passed
+ * to zh_timer_init(), is idle.
+ *
+ * Lifetime: a timer belongs to the request it was started on and never outlives it. When
+ * that request's response ends (queued whole, or its last chunk), or its connection dies
+ * first, the library cancels the request's pending timers, before the done hooks run: a
+ * callback never runs for a request that has gone, and memory a done hook frees is no
+ * longer referenced. The application cancels a timer it no longer wants (an answer came
+ * before the deadline) with zh_timer_cancel(), or lets the end of the response do it.
+ *
+ * Thread: start, cancel and the callback all belong to the request's worker thread (its
+ * handler, hooks, continuations, producers and other timers' callbacks). From another
+ * thread, reach the worker with zh_deferred_resume() first.
+ *
+ * Resolution: the worker's CLOCK_MONOTONIC, in microseconds. A timer never fires before
+ * delay_ms has passed since zh_timer_start(); on an idle worker it fires within about 1 ms
+ * after (epoll_wait's timeout is whole milliseconds, rounded up), later while the worker is
+ * busy with other connections (timers run after each round of events). Timers fire in
+ * deadline order; equal deadlines in the order they were started. A timer started with
+ * delay 0 from a callback fires in the next round, never in the same one.
+ */
+typedef struct zh_timer {
+	void *zh_private_[12]; /* the library's; see zh_timer_init */
+} zh_timer_t;
+/* req: the request the timer was started on, alive (deferred, producing, waiting for body
+ * bytes). The callback may read the request, start and cancel timers (itself included: it
+ * is idle when called, so it may restart itself), and call zh_deferred_resume(); it must
+ * not write the response, which belongs to the handler and its continuations. */
+typedef void (*zh_timer_fn)(zh_request_t *req, void *arg);
+/* Makes t idle (never fails). */
+ZH_API void zh_timer_init(zh_timer_t *t);
+/* Arms t to call fn(req, arg) once, delay_ms (0 .. 2^32 - 1) after now; a pending t is
+ * re-armed (its earlier start forgotten). Returns 0, -EINVAL (NULL t or fn, a delay out of
+ * range, or a request whose response has already ended, its done hooks included), -EBUSY
+ * (t is pending on another worker). fn is never called after an error return. */
+ZH_API ZH_MUST_USE int zh_timer_start(zh_request_t *req, zh_timer_t *t, uint64_t delay_ms,
+				      zh_timer_fn fn, void *arg);
+/* Disarms t: 1 if it was pending (fn will not be called), 0 if it was idle (never started,
+ * already fired, cancelled, or cancelled by the end of its request). Safe from any callback,
+ * its own included. */
+ZH_API int zh_timer_cancel(zh_timer_t *t);
+/* 1 while t is armed. */
+ZH_API int zh_timer_pending(const zh_timer_t *t);
 
 /* ---- JSON reader ---------------------------------------------------------------------------
  * Validates a JSON text (RFC 8259) in place and describes it in a token array the caller

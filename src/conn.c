@@ -74,6 +74,8 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->resume_fn = NULL;
 	ctx->produce_fn = NULL;
 	ctx->deferred = false;
+	ctx->timers_closed = true; /* until a request starts */
+	ctx->utimers = NULL;
 	ctx->resp.streaming = false; /* flush_end() reads it before any response begins */
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	ctx->req.ctx = ctx;
@@ -479,6 +481,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	req->body_len = req->body_off = 0;
 	req->raw_pos = ctx->rstart + req->h.head_len;
 	zh__req_slots_reset(req, w->srv->nmw != 0);
+	ctx->timers_closed = false; /* zh_timer_start: until its response ends */
 	/* timed for the histogram, and for middleware that reports durations (access log) */
 	ctx->started_us = w->srv->cfg.latency_metrics || w->srv->nmw ? zh__now_us() : 0;
 	ZH__STAT_ADD(w, requests, 1);

@@ -419,6 +419,8 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	bool timers_closed;	  /* no request, or its response ended: zh_timer_start refuses */
+	struct zh__utimer *utimers; /* the request's pending zh_timer_start timers (timer.c) */
 	uint64_t started_us;	  /* the request's head was complete (CLOCK_MONOTONIC) */
 	_Alignas(16) char state[ZH_RESP_STATE_SIZE]; /* zh_resp_state() */
 	_Alignas(16) char writer_area[ZH_WRITER_STATE_SIZE]; /* zh_resp_writer_begin(): opaque */
@@ -487,9 +489,37 @@ struct zh__worker {
 	} ticks[ZH__TICKS_MAX];
 	uint32_t nticks;
 	uint64_t tick_due_ms;
+	/* application timers (timer.c): a pairing heap by (deadline_us, seq), intrusive in the
+	 * callers' zh_timer_t; tseq numbers starts, for FIFO order among equal deadlines */
+	struct zh__utimer *theap;
+	uint64_t tseq;
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
+
+/* proxy.c: trusted proxies. A CIDR in the IPv6 form (IPv4 as ::ffff:0:0/96 + its bits),
+ * host bits cleared. */
+typedef struct zh__cidr {
+	uint8_t addr[16];
+	uint8_t bits;
+} zh__cidr_t;
+enum { ZH__PROXIES_MAX = 64, ZH__FWD_MAX = 32 };
+/* The hops of Forwarded or X-Forwarded-For, left to right; known false: "unknown", an
+ * obfuscated name, or a Forwarded element without for=. */
+typedef struct zh__fwd {
+	unsigned n;
+	struct {
+		uint8_t addr[16];
+		bool known;
+	} hop[ZH__FWD_MAX];
+} zh__fwd_t;
+bool zh__cidr_parse(const char *p, size_t len, zh__cidr_t *out);
+/* A list separated by commas or blanks; the count, -EINVAL (a bad CIDR), -ENOSPC. */
+int zh__cidr_list_parse(const char *list, zh__cidr_t *out, unsigned cap);
+bool zh__cidr_match(const zh__cidr_t *c, unsigned n, const uint8_t a[16]);
+/* Appends one field value's hops to f (forwarded: RFC 7239 syntax, else X-Forwarded-For).
+ * 0, -EINVAL malformed, -E2BIG past ZH__FWD_MAX hops. */
+int zh__fwd_parse(zh__fwd_t *f, bool forwarded, const char *v, size_t len);
 
 struct zh_server {
 	zh_config_t cfg;
@@ -510,7 +540,11 @@ struct zh_server {
 	unsigned nmw;
 	uint8_t global_mw[ZH__GLOBAL_MW_MAX]; /* indexes into mw */
 	unsigned nglobal_mw;
+	zh__cidr_t proxies[ZH__PROXIES_MAX]; /* cfg.trusted_proxies, parsed */
+	unsigned nproxies;
+	zh_metric_t *metrics; /* zh_metric_new, in registration order (app_metrics.c) */
 };
+void zh__app_metrics_free(zh_server_t *srv); /* app_metrics.c, by zh_server_free */
 
 /* middleware.c. The entry points are inline so that a server without middleware (nmw 0:
  * no chain anywhere) pays one load and branch per call, not a call into middleware.c and
@@ -544,6 +578,7 @@ static inline void zh__mw_done(zh__ctx_t *ctx)
 
 /* loop.c */
 void *zh__worker_main(void *arg);
+zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NULL */
 /* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
  * async-signal-safe, errno preserved), consume takes the count (the worker). */
 void zh__eventfd_signal(int fd);
@@ -569,6 +604,22 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
 void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__now_ms(void);
+
+/* timer.c: application timers (zh_timer_start). Each lives in the caller's zh_timer_t, on
+ * its worker's heap and on its request's list; the library cancels the request's timers
+ * when its response ends or its connection dies, before the done hooks run. */
+typedef struct zh__utimer {
+	struct zh__utimer *child, *next, *prev; /* heap: prev is the parent of a first child */
+	struct zh__utimer *rnext, *rprev;	 /* the request's list */
+	zh__ctx_t *ctx;
+	uint64_t deadline_us, seq;
+	zh_timer_fn fn;
+	void *arg;
+	uint32_t state; /* ZH__UTIMER_PENDING, or anything else: idle */
+} zh__utimer_t;
+void zh__utimers_run(zh__worker_t *w);	      /* fires what is due (loop.c) */
+int zh__utimers_wait_ms(const zh__worker_t *w); /* ms until the next is due; -1 none */
+void zh__utimers_close(zh__ctx_t *ctx);	      /* the request ends: cancel its timers */
 
 /* ---- protocol (http1.c; the seam is described in docs/design.md) ------------------------ */
 

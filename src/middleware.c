@@ -158,6 +158,43 @@ void zh__mw_done_chains(zh__ctx_t *ctx)
 		run_done(ctx, ctx->route->mw, ctx->route->nmw, ZH__GLOBAL_MW_MAX);
 }
 
+/* ---- published slots (zh_req_published) ----------------------------------------------------- */
+
+static void *find_published(const zh_request_t *req, const uint8_t *idx, unsigned n,
+			    unsigned base, const void *key)
+{
+	const zh_server_t *srv = req->ctx->w->srv;
+	for (unsigned i = 0; i < n; i++)
+		if (srv->mw[idx[i]].key == key && req->mw_slot[base + i] != NULL)
+			return req->mw_slot[base + i];
+	return NULL;
+}
+
+void *zh_req_published(const zh_request_t *req, const void *key)
+{
+	const zh_server_t *srv = req->ctx->w->srv;
+	const zh__route_t *rt = req->ctx->route;
+	void *p;
+	if (key == NULL || srv->nmw == 0) /* without middleware the slots are never cleared */
+		return NULL;
+	p = find_published(req, srv->global_mw, srv->nglobal_mw, 0, key);
+	if (p == NULL && rt)
+		p = find_published(req, rt->mw, rt->nmw, ZH__GLOBAL_MW_MAX, key);
+	return p;
+}
+
+static const char identity_key = 'u';
+const void *zh_identity_key(void) { return &identity_key; }
+
+int zh_req_auth_user(const zh_request_t *req, zh_slice_t *out)
+{
+	const zh_slice_t *name = zh_req_published(req, &identity_key);
+	if (name == NULL)
+		return 0;
+	*out = *name;
+	return 1;
+}
+
 /* ---- the extension interface's view of the core (ext.h) ------------------------------------ */
 
 zh__worker_t *zh__ext_worker(const zh_request_t *req) { return req->ctx->w; }

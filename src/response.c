@@ -189,6 +189,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	c->close_after |= resp->close;
 	c->requests++;
 	count_response(ctx, resp->status);
+	zh__utimers_close(ctx); /* before the done hooks, which may free the timers' memory */
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp);
 }
@@ -214,6 +215,7 @@ void zh__resp_abandon(zh__ctx_t *ctx)
 	}
 	resp->writer = NULL; /* nothing it holds will be queued now */
 	resp->error = true;
+	zh__utimers_close(ctx); /* a callback never runs for a request that has gone */
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp); /* a gzip slot goes back even so */
 	ctx->in_request = false;

@@ -295,6 +295,15 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 		srv->server_hdr_len = (uint32_t)snprintf(srv->server_hdr, sizeof srv->server_hdr,
 							 "Server: %s\r\n", cfg->server_name);
 	srv->cfg.server_name = NULL; /* the caller's string is not kept */
+	r = cfg->trusted_proxies ? zh__cidr_list_parse(cfg->trusted_proxies, srv->proxies,
+						       ZH__PROXIES_MAX) : 0;
+	srv->cfg.trusted_proxies = NULL; /* parsed into srv->proxies; the string is not kept */
+	if (r < 0) {
+		free(srv);
+		r = -EINVAL;
+		goto fail;
+	}
+	srv->nproxies = (unsigned)r;
 	raise_nofile();
 	ignore_sigpipe();
 
@@ -361,6 +370,7 @@ void zh_server_free(zh_server_t *srv)
 		worker_dispose(&srv->workers[i]);
 	for (unsigned i = 0; i < srv->nroutes; i++)
 		free(srv->routes[i].path);
+	zh__app_metrics_free(srv);
 	free(srv->workers);
 	free(srv);
 }

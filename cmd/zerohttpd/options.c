@@ -195,6 +195,27 @@ static const char *set_metrics_allow(struct zhd_settings *s, const struct zhd_op
 	return zhd_parse_cidr(v, &s->metrics_allow[s->n_metrics_allow++]);
 }
 
+static const char *set_trusted_proxy(struct zhd_settings *s, const struct zhd_option *o,
+				     const char *v)
+{
+	struct zhd_cidr c;
+	size_t used = strlen(s->trusted_proxies), len = strlen(v);
+	const char *why;
+	(void)o;
+	if (s->n_trusted_proxies == ZHD_PROXY_MAX)
+		return "at most 64 of them";
+	if ((why = zhd_parse_cidr(v, &c)) != NULL)
+		return why;
+	if (used + len + 2 > sizeof s->trusted_proxies)
+		return "too long";
+	if (used)
+		s->trusted_proxies[used++] = ',';
+	memcpy(s->trusted_proxies + used, v, len + 1);
+	s->n_trusted_proxies++;
+	s->cfg.trusted_proxies = s->trusted_proxies;
+	return NULL;
+}
+
 /* ---- the table --------------------------------------------------------------------------- */
 
 #define NUM(name, arg, field, max, help) {name, arg, set_unsigned, AT(field), max, help, 0}
@@ -271,6 +292,10 @@ static const struct zhd_option options[] = {
 	    "only these clients get /metrics, others 403\n"
 	    "(repeatable; 10.0.0.0/8, ::1/128, 192.0.2.7).\n"
 	    "Default: every client"),
+	FNF("trusted-proxy", "CIDR", set_trusted_proxy, ZHD_OPT_REPEAT,
+	    "believe Forwarded / X-Forwarded-For from these peers\n"
+	    "(repeatable; 10.0.0.0/8, ::1): the client address of\n"
+	    "the access log and --rate-limit is the forwarded one"),
 	{"access-log", "FILE|-", set_str, AT(access_log), 0,
 	 "one line per response, appended to FILE (- = stdout);\n"
 	 "SIGUSR1 reopens FILE (rotation). Default: no log", 0},
@@ -282,7 +307,7 @@ static const struct zhd_option options[] = {
 	 "require HTTP Basic credentials from this htpasswd file\n"
 	 "(bcrypt, sha512crypt... hashes); SIGHUP reloads it", 0},
 	{"bearer-tokens", "FILE", set_str, AT(tokens_file), 0,
-	 "accept Bearer tokens listed one per line; SIGHUP reloads", 0},
+	 "accept Bearer tokens listed one per line (\"name:token\"\nnames them for the access log); SIGHUP reloads", 0},
 	{"auth-prefix", "PREFIX", set_str, AT(auth_prefix), 0,
 	 "paths needing credentials (default /; /healthz and\n/readyz never do)", 0},
 	FNF("rate-limit", "RPS[:BURST]", set_rate_limit, ZHD_OPT_RELOAD,

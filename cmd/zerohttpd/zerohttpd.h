@@ -19,7 +19,7 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 
 /* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
-enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_APPLIED_MAX = 512 };
+enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -55,6 +55,10 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
+	 * here once there is one) */
+	char trusted_proxies[ZHD_PROXY_MAX * 48];
+	size_t n_trusted_proxies;
 	const char *user, *group; /* --user, --group: dropped to after binding */
 	const char *config_file;  /* -c FILE */
 	bool check_only;	 /* -t */

@@ -268,6 +268,28 @@ cookies = {
 }
 for name, data in cookies.items():
     write("cookie", name, data)
+# ---- fuzz_forwarded: flags byte (bit 0 Forwarded, bit 1 also a CIDR list), field value ---
+forwarded = {
+    "rfc7239": b"for=192.0.2.60;proto=http;by=203.0.113.43",
+    "list": b"for=192.0.2.43, for=198.51.100.17",
+    "v6_port": b'for="[2001:db8:cafe::17]:4711"',
+    "v4_port": b'for="192.0.2.43:47011"',
+    "unknown_obf": b"for=unknown, for=_hidden, for=\"10.0.0.1:_p\"",
+    "no_for": b"proto=https;by=10.0.0.9",
+    "quoted_comma": b'for=10.0.0.1;x="a,b", for=10.0.0.2',
+    "bad_escape": b'for="10.0.0\\.1"',
+}
+for name, v in forwarded.items():
+    write("forwarded", name, b"\x01" + v)
+xff = {
+    "chain": b"203.0.113.7, 10.0.0.1,10.0.0.2",
+    "v6": b"2001:db8::1, ::1, [2001:db8::2]:443, ::ffff:203.0.113.7",
+    "ports": b"203.0.113.7:5555, unknown",
+    "junk": b"proxy.example, 1.2.3.4.5, fe80::1%eth0",
+}
+for name, v in xff.items():
+    write("forwarded", "xff_" + name, b"\x00" + v)
+write("forwarded", "cidrs", b"\x02127.0.0.0/8, ::1 10.1.2.3/8,2001:db8::/33")
 
 # ---- fuzz_json_read: flags byte (bits 0-3 max_depth, 0: 64; bits 4-7 tokens/2, 0: 4096),
 # then the document (see fuzz_json_read.c) -------------------------------------------------
