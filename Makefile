@@ -14,6 +14,9 @@
 #                   mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16); the JSON
 #                   reader against jansson (make bench-json-read)
+#   make static     build/static/zerohttpd, linked statically (the container image's)
+#   make test-deploy three zerohttpd behind HAProxy (rolling restart, SIGKILL under load), the
+#                   Kubernetes manifests, the container image (tests/deploy/; about a minute)
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
@@ -91,16 +94,19 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie \
+	      $(BUILD)/tests/test_router \
 	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
-	bench-json-read \
+	bench-json-read static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
 deps:
 	@scripts/deps.sh
+deps-deploy:
+	@scripts/deps.sh deploy
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
@@ -183,7 +189,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy test_app_metrics): \
+	  test_ext test_timer test_proxy test_app_metrics test_router): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -254,7 +260,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie json_read
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router json_read
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -280,6 +286,9 @@ $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: 
 		$(PB_LIBS)
 # the Forwarded / X-Forwarded-For parser (proxy.c) with the rest of the library
 $(BUILD)/fuzz/fuzz_forwarded: tests/fuzz/fuzz_forwarded.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# the router through zh__router_find, the server's own lookup (router.o among the objects)
+$(BUILD)/fuzz/fuzz_router: tests/fuzz/fuzz_router.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)
@@ -320,10 +329,17 @@ soak: deps all $(BUILD)/tests/zh_load
 		python3 tests/integration/run.py -k test_27
 	python3 tests/soak/soak.py --bin $(DAEMON) --minutes $(SOAK_MINUTES)
 
-bench: deps all $(BUILD)/bench/json_writer
+bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	bench/run.sh $(DAEMON)
 	taskset -c 0 $(BUILD)/bench/json_writer
+	taskset -c 0 $(BUILD)/bench/router_bench $(ROUTER_BENCH_FILES)
 	@$(MAKE) --no-print-directory bench-json-read
+# the router's lookups (bench/router/router_bench.c): the route table and the paths, one
+# "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
+ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
+$(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 # the JSON reader against jansson (libjansson-dev: bench-only, not installed by deps.sh; the
 # bench measures zerohttp alone, and says so, without it) on bench/json_read/gen_docs.py's
 # documents, pinned to one CPU
@@ -339,6 +355,24 @@ bench-json-read: $(BUILD)/bench/json_read
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+# zerohttpd linked statically (glibc, zlib, protobuf-c and libcrypt from their archives) in
+# build/static/, for the FROM scratch image of deploy/container/Containerfile. Without the
+# heap counter (ZH_NO_HEAP_COUNT: it forwards malloc with dlsym(RTLD_NEXT), which a static
+# libc's own malloc clashes with): zerohttp_heap_allocations_total stays 0. --user/--group
+# cannot look names up in an image without NSS: run the image as a numeric user instead.
+static:
+	@mkdir -p build/static
+	@$(MAKE) --no-print-directory BUILD=build/static LDFLAGS="-static -pthread" \
+		NO_HEAP_COUNT=-DZH_NO_HEAP_COUNT build/static/zerohttpd >build/static/make.log 2>&1 \
+		|| { cat build/static/make.log; exit 1; }
+
+# Many instances and their packaging (tests/deploy/, see README "Deploy"): three instances
+# behind HAProxy through a rolling restart and a SIGKILL under wrk load, the Kubernetes
+# manifests against what zerohttpd does, and the container image built and run with podman.
+# About a minute.
+test-deploy: deps-deploy all static
+	ZH_BIN=$(DAEMON) ZH_STATIC_BIN=build/static/zerohttpd /usr/bin/python3 tests/deploy/run.py
 
 # the README's two commands on a fresh Debian 12 (debootstrap chroot); see the script's header
 fresh-check:

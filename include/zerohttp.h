@@ -36,6 +36,7 @@
 #ifndef ZEROHTTP_H
 #define ZEROHTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -169,7 +170,8 @@ enum zh_route_flags {
  * zh_req_path() stays the raw bytes: a prefix handler must decode before it strips the
  * prefix by length. `path` is copied; `arg` is borrowed and
  * must outlive the server. Only before zh_server_run(): returns -EBUSY after, -EINVAL for a
- * path not starting with '/', -ENOSPC past 256 routes. */
+ * malformed pattern, -EEXIST for a repeated or conflicting one: `path` is a pattern (see
+ * "routing" at the end of this file). */
 ZH_API ZH_MUST_USE int zh_server_route(zh_server_t *srv, unsigned methods, const char *path,
 				       unsigned flags, zh_handler_fn handler, void *arg);
 
@@ -185,6 +187,13 @@ ZH_API ZH_MUST_USE int zh_server_run(zh_server_t *srv);
  * answered (with Connection: close), then zh_server_run() returns. Any thread; safe inside a
  * signal handler; idempotent. */
 ZH_API void zh_server_stop(zh_server_t *srv);
+
+/* Liveness of the event loops, for a watchdog (systemd's WATCHDOG=1, a supervisor's
+ * probe): wakes every worker and waits until each has turned its loop once. 0 when all
+ * did within timeout_ms; -ETIMEDOUT when one did not (a handler blocking its worker, a
+ * deadlock) or the server is not running. Any thread but a worker's; concurrent calls are
+ * safe. Costs each worker one wake-up. */
+ZH_API ZH_MUST_USE int zh_server_ping(zh_server_t *srv, unsigned timeout_ms);
 
 /* Frees everything zh_server_new() made. Not while zh_server_run() is running. */
 ZH_API void zh_server_free(zh_server_t *srv);
@@ -1387,6 +1396,98 @@ ZH_API int zh_timer_cancel(zh_timer_t *t);
 /* 1 while t is armed. */
 ZH_API int zh_timer_pending(const zh_timer_t *t);
 
+/* ---- routing: patterns, path parameters, virtual hosts, error handlers ----
+ *
+ * zh_server_route()'s path is a pattern in the style of Go 1.22's ServeMux:
+ *   [host]/literal/{name}/.../{rest...}
+ * A path is the segments between its slashes ("/" is one empty segment; "/a/" is "a"
+ * then an empty one). Pattern segments:
+ *   literal     matched as spelled; a percent-encoded unreserved character is the
+ *               character ("/%61pi" is "/api") and hex case does not count (RFC 3986
+ *               §6.2.2). Allowed: unreserved, sub-delims, ':', '@' and %HH triplets.
+ *   {name}      exactly one non-empty segment; name is [A-Za-z_][A-Za-z0-9_]*.
+ *   {name...}   last only: the rest of the path, one segment or more, possibly empty
+ *               ("/files/{p...}" takes "/files/" and "/files/a/b", not "/files").
+ *   {$}         last only: an empty last segment; "/a/{$}" is the same as "/a/".
+ * Unlike Go, a trailing slash is not a prefix: "/a/" matches "/a/" only; ask for a
+ * prefix with {rest...} or ZH_ROUTE_PREFIX, whose last segment is a string prefix
+ * ("/api" with ZH_ROUTE_PREFIX takes "/api", "/apix" and "/api/1"; "/" takes every path).
+ * A host before the first '/' ("example.com/users/{id}") restricts the pattern to
+ * requests whose Host, compared without case, port or final dot, is that host (letters,
+ * digits, '-' and '.'); for such a request the host's patterns are tried first and the
+ * host-less ones only if none of them matches the path. Static roots per host: register
+ * zh_static_handler once per host ("a.example/" with ZH_ROUTE_PREFIX).
+ *
+ * Precedence (Go's): of the patterns that match a path, the one that matches a strict
+ * subset of the other's paths wins: a literal segment beats {name}, {name} beats a tail,
+ * a longer prefix beats a shorter one ("/users/new" beats "/users/{id}", which beats
+ * "/users/{rest...}"). The path is decided first, then the method among the routes of that
+ * pattern (a GET route answers HEAD unless one claims HEAD); a method none of them takes
+ * is 405 with an Allow field listing that pattern's methods (and HEAD with GET, OPTIONS),
+ * also when a less specific pattern would take the method (so a static root never serves
+ * a name another route claims). A lookup allocates nothing: a trie on segments, built at
+ * registration; its cost grows with the path's segments (one hash probe for the literal
+ * child at each), not with the number of routes (backtracking aside).
+ *
+ * zh_server_route() returns, besides -EBUSY (running) and -ENOMEM:
+ *   -EINVAL  a malformed pattern: no '/', unbalanced or misplaced braces, an empty or
+ *            invalid name, the same name twice, {x...} or {$} not last, a wildcard as a
+ *            ZH_ROUTE_PREFIX route's last segment, a byte a path cannot hold, more than
+ *            16 wildcards (a prefix route's tail counts as one); or no method, no handler.
+ *   -EEXIST  a method registered twice for the same pattern ("/u/{id}" and "/u/{uid}"
+ *            are the same pattern), or two patterns that conflict: some path matches both
+ *            and neither matches a strict subset of the other's paths ("/{a}/x" and
+ *            "/x/{b}"; "/api" with ZH_ROUTE_PREFIX and "/{id}"). Stricter than Go: methods
+ *            do not keep apart two patterns that conflict. Patterns of different hosts,
+ *            or with and without a host, never conflict.
+ * Routes are kept in memory the server allocates at registration: as many as memory
+ * holds (checking conflicts costs one comparison with every route of the same host).
+ */
+
+/* A path parameter of the matched route: the value of {name} or {name...}, percent-
+ * decoded (all triplets, "%2F" included: "/files/a%2Fb" gives "a/b"; a malformed triplet
+ * stays as sent). Returns false when the route has no such wildcard or the request none
+ * (404, a request refused before routing). A value without '%' is a view into the request
+ * head (no copy); one with '%' is decoded into a per-request area of the I/O context (no
+ * allocation). Either way it lives as long as the request's other slices: until its
+ * response has been sent. Worker thread, during the request (handler, continuations,
+ * middleware hooks after routing). */
+ZH_API bool zh_req_param(const zh_request_t *req, const char *name, zh_slice_t *out);
+
+/* The pattern of the matched route as registered ("/users/{id}"), NUL-terminated, owned by
+ * the server (it lives as long as the server): a bounded label for metrics, never the raw
+ * path. NULL when no route matched (404, 405, a request refused before routing, a
+ * global middleware's before hook). */
+ZH_API const char *zh_req_route(const zh_request_t *req);
+
+/* The application's error handler: called on the worker thread instead of writing the
+ * library's text/plain body for every error response the library writes itself where a
+ * response can still be written: 404 (no pattern), 405 (its Allow field is set already),
+ * 400, 414, 431, 417, 501, 505 (a head refused by the parser), 408 (header or body
+ * timeout), 413 and 400 (a body over max_body, bad chunked framing), 503 (no large buffer
+ * for a long head) and 500 (no room for Allow). Not called for: OPTIONS answers, the
+ * canned 503 of a connection that gets no I/O context (no request state exists), a
+ * handler's own responses (become a 500 when broken: the handler's), nor a streaming
+ * route's read errors after its handler ran.
+ * The request view: a head refused by the parser (or cut by a timeout before it was
+ * complete) shows no request: zh_req_parsed() is 0, method, path and headers are empty;
+ * otherwise the parsed request, and zh_req_param()/zh_req_route() after routing (413).
+ * status is the answer's status: the response commits with it implicitly (zh_write,
+ * zh_send_json...) or explicitly (zh_reply/zh_write_header with that status). The
+ * library's own answer replaces the handler's (its body and failure; its header fields
+ * stay but Content-Type) when the handler wrote nothing (nothing committed), committed
+ * another status, or its response failed (a refused header, a write error). The
+ * handler cannot keep the connection: when the framing is in doubt (every error that
+ * closes today: parse errors, timeouts, 413 with unread body...) Connection: close is
+ * sent and the connection closes whatever it does, and no header can undo that. It
+ * cannot suspend: zh_resp_defer, zh_resp_produce and zh_body_wait return -EINVAL
+ * inside it. A body too big for the send area streams (chunked) as any handler's.
+ * fn == NULL restores the library's bodies. arg is borrowed. Before zh_server_run()
+ * only: -EBUSY after; 0 otherwise. */
+typedef void (*zh_error_handler_fn)(zh_request_t *req, zh_response_t *resp, int status,
+				    void *arg);
+ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn,
+						   void *arg);
 /* ---- JSON reader ---------------------------------------------------------------------------
  * Validates a JSON text (RFC 8259) in place and describes it in a token array the caller
  * provides: no allocation, no copy, nothing unescaped until asked. One token per value and

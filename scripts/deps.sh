@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what building and testing zerohttp needs on Debian 12, if missing.
-# As root it runs apt-get; otherwise it prints the exact command and stops.
+# As root it runs apt-get; otherwise it prints the exact command and stops. With the argument
+# "deploy", also what make test-deploy needs.
 set -eu
 need=""
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
@@ -24,6 +25,19 @@ command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need="$need prometheus"
 # groff formats zerohttpd(8) in tests/integration/test_40_config.py (minbase has no man-db)
 command -v groff >/dev/null 2>&1 || need="$need groff-base"
+# systemd-analyze and systemd-socket-activate for tests/integration/test_41_systemd.py (the
+# package's service manager is not started by the tests)
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# `scripts/deps.sh deploy`, for make test-deploy (tests/deploy/): HAProxy in front of three
+# instances; python3-yaml (for /usr/bin/python3) parses the Kubernetes manifests; podman
+# builds and runs the container image, with runc (crun refuses this kind of machine's
+# hybrid cgroup layout)
+if [ "${1:-}" = deploy ]; then
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need="$need haproxy"
+	/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need="$need python3-yaml"
+	command -v podman >/dev/null 2>&1 || need="$need podman"
+	command -v runc >/dev/null 2>&1 || need="$need runc"
+fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

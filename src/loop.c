@@ -8,6 +8,8 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -226,6 +228,8 @@ static void run_inbox(zh__worker_t *w)
 {
 	uint32_t n;
 	zh__eventfd_consume(w->wakefd);
+	atomic_store_explicit(&w->ping_ack, atomic_load_explicit(&w->ping_req, memory_order_relaxed),
+			      memory_order_release);
 	pthread_mutex_lock(&w->inbox_lock);
 	n = w->inbox_n;
 	memcpy(w->inbox_run, w->inbox, n * sizeof w->inbox[0]);

@@ -39,8 +39,8 @@ int zh_route_use(zh_server_t *srv, const char *path, const zh_middleware_t *mw)
 	size_t len = path ? strlen(path) : 0;
 	unsigned found = 0;
 	int i;
-	for (unsigned r = 0; r < srv->nroutes; r++) {
-		const zh__route_t *rt = &srv->routes[r];
+	for (unsigned r = 0; r < srv->router.nroutes; r++) {
+		const zh__route_t *rt = &srv->router.routes[r];
 		if (rt->len == len && memcmp(rt->path, path, len) == 0) {
 			if (rt->nmw == ZH__ROUTE_MW_MAX)
 				return -ENOSPC;
@@ -51,8 +51,8 @@ int zh_route_use(zh_server_t *srv, const char *path, const zh_middleware_t *mw)
 		return -ENOENT;
 	if ((i = add(srv, mw)) < 0)
 		return i;
-	for (unsigned r = 0; r < srv->nroutes; r++) {
-		zh__route_t *rt = &srv->routes[r];
+	for (unsigned r = 0; r < srv->router.nroutes; r++) {
+		zh__route_t *rt = &srv->router.routes[r];
 		if (rt->len == len && memcmp(rt->path, path, len) == 0)
 			rt->mw[rt->nmw++] = (uint8_t)i;
 	}

@@ -23,6 +23,7 @@
  *                           {route="/count"} + 1, app_work_seconds observes N ms, the gauge
  *                           app_inflight goes up and down; answers {"n":N}
  *   GET  /metrics           zh_metrics_handler: the library's metrics, then those above
+ *   GET  /items/{id}        {"id": ID (decoded), "route": "/items/{id}"}
  *   POST /jr/field          the JSON reader on the request path (tests/integration/
  *                           test_44_json_read.py, with the malloc shim): body
  *                           {"id":I,"name":S,"price":D,"tags":[...],...} -> {"id":I,
@@ -32,6 +33,9 @@
  *                           65536) and written back through the accessors in a canonical
  *                           form Python can compare with its own json module: see dump()
  *   POST /jr/stream         zh_req_json on a streaming route: its 500
+ *   every error the library answers (404, 405, 413, 431, 400...): {"error": STATUS,
+ *   "route": PATTERN or null, "parsed": true/false}, from the error handler
+ *   (zh_server_set_error_handler; tests/integration/test_32_routing.py)
  *
  * String i of /big and /bigp is the L bytes at offset (7 * i) % UNIT_LEN of the endless
  * repetition of unit[] (which has quotes, backslashes, controls, NUL, multibyte UTF-8, and
@@ -860,6 +864,40 @@ static void malloc_route(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_reply(resp, 200, "text/plain", body, (size_t)n);
 }
 
+static void item(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	zh_slice_t id = {"", 0};
+	const char *route = zh_req_route(req);
+	(void)arg;
+	(void)zh_req_param(req, "id", &id);
+	zh_json_obj(j);
+	zh_json_key(j, "id", 2);
+	zh_json_str(j, id.ptr, id.len);
+	zh_json_key(j, "route", 5);
+	zh_json_str(j, route, strlen(route));
+	zh_json_end(j);
+}
+
+/* A JSON API answers its errors in JSON too: the status is the library's. */
+static void json_error(zh_request_t *req, zh_response_t *resp, int status, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	const char *route = zh_req_route(req);
+	(void)arg;
+	zh_json_obj(j);
+	zh_json_key(j, "error", 5);
+	zh_json_i64(j, status);
+	zh_json_key(j, "route", 5);
+	if (route)
+		zh_json_str(j, route, strlen(route));
+	else
+		zh_json_null(j);
+	zh_json_key(j, "parsed", 6);
+	zh_json_bool(j, zh_req_parsed(req));
+	zh_json_end(j);
+}
+
 int main(int argc, char **argv)
 {
 	zh_config_t cfg;
@@ -917,6 +955,8 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_POST, "/jr/dump", 0, jr_dump, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_POST, "/jr/stream", ZH_ROUTE_STREAM_BODY, jr_stream,
 			    NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/items/{id}", 0, item, NULL) < 0 ||
+	    zh_server_set_error_handler(g_server, json_error, NULL) < 0 ||
 	    (err = register_metrics(g_server)) < 0) {
 		fprintf(stderr, "json_server: cannot add routes\n");
 		return 1;

@@ -5,6 +5,7 @@
  *   options.c   the option table: command line and config-file keys, usage
  *   config.c    -c FILE, -t, and re-reading the file on SIGHUP
  *   signals.c   SIGTERM/SIGINT drain; SIGUSR1 reopens the access log; SIGHUP reloads
+ *   drain_delay.c --drain-delay: /readyz 503 for a while before a SIGTERM's drain
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
  *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
@@ -92,6 +93,36 @@ static void log_stop(zh_server_t *srv, bool ran, int status)
 		(unsigned long long)st.drain_force_closed, status);
 }
 
+/* --vhost HOST=DIR: a static root per host, as the pattern "HOST/" (a prefix route). The
+ * router tries a host's routes first and that one matches every path: a request for HOST
+ * gets DIR's files only (the demo routes, /healthz and /metrics answer other hosts). */
+static zh_static_t *vhost_files[ZHD_VHOST_MAX];
+
+static int add_vhosts(zh_server_t *srv, const struct zhd_settings *s)
+{
+	for (size_t i = 0; i < s->n_vhosts; i++) {
+		const char *v = s->vhosts[i], *eq = strchr(v, '=');
+		zh_static_options_t o = s->files;
+		char pattern[256];
+		int err = 0;
+		if ((size_t)(eq - v) + 2 > sizeof pattern) {
+			zhd_log(ZHD_ERROR, "--vhost %s: host name too long", v);
+			return -1;
+		}
+		snprintf(pattern, sizeof pattern, "%.*s/", (int)(eq - v), v);
+		o.root = eq + 1;
+		vhost_files[i] = zh_static_new(srv, &o, &err);
+		if (vhost_files[i] == NULL ||
+		    (err = zh_server_route(srv, ZH_GET | ZH_HEAD, pattern, ZH_ROUTE_PREFIX,
+					   zh_static_handler, vhost_files[i])) < 0) {
+			zhd_log(ZHD_ERROR, "--vhost %s: %s", v,
+				err == -EINVAL ? "not a host name" : strerror(-err));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int serve(zh_server_t *srv, struct zhd_settings *s)
 {
 	zh_static_t *files = NULL;
@@ -114,6 +145,8 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot serve --root %s: %s", s->files.root, strerror(-err));
 		goto out;
 	}
+	if (add_vhosts(srv, s) < 0)
+		goto out;
 	if (s->demo && (err = demo_routes_start()) < 0) {
 		zhd_log(ZHD_ERROR, "cannot start the demo: %s", strerror(-err));
 		goto out;
@@ -123,7 +156,13 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot start the signal thread: %s", strerror(-err));
 		goto out;
 	}
+	if ((err = zhd_drain_delay_start(srv, s->drain_delay_ms)) < 0) {
+		zhd_log(ZHD_ERROR, "cannot start the --drain-delay thread: %s", strerror(-err));
+		goto out;
+	}
 	zhd_signals_watch(srv);
+	if (zhd_watchdog_start(srv) < 0)
+		goto out;
 	log_start(srv, s);
 	zhd_notify("READY=1\nSTATUS=serving");
 	ran = true;
@@ -132,12 +171,16 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 	else
 		status = 0;
 out:
+	zhd_watchdog_stop(); /* it pings srv's workers */
 	zhd_metrics_stop(); /* after the main server: its /readyz said 503 through the drain */
 	demo_routes_stop();
 	zhd_signals_stop();
+	zhd_drain_delay_stop(); /* after the handler can no longer post it; before the free */
 	log_stop(srv, ran, status);
 	zh_server_free(srv);
 	zh_static_free(files);
+	for (size_t i = 0; i < s->n_vhosts; i++)
+		zh_static_free(vhost_files[i]);
 	zhd_features_free();
 	zhd_limits_free(); /* after zhd_signals_stop(): nothing calls zh_limit_set now */
 	return status;

@@ -139,6 +139,20 @@ static const char *set_cors_origin(struct zhd_settings *s, const struct zhd_opti
 	return NULL;
 }
 
+/* HOST=DIR: HOST as a route pattern's host (letters, digits, '-', '.'; the router checks
+ * it when the route is added), DIR a directory opened at start-up. */
+static const char *set_vhost(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	(void)o;
+	if (eq == NULL || eq == v || eq[1] == '\0')
+		return "expected HOST=DIR";
+	if (s->n_vhosts == ZHD_VHOST_MAX)
+		return "at most 64 of them";
+	s->vhosts[s->n_vhosts++] = v;
+	return NULL;
+}
+
 static const char *set_rate_limit(struct zhd_settings *s, const struct zhd_option *o,
 				  const char *v)
 {
@@ -246,10 +260,13 @@ static const struct zhd_option options[] = {
 	 0},
 	{"root", "DIR", set_str, AT(files.root), 0,
 	 "document root (default: the current directory)", 0},
+	FNF("vhost", "HOST=DIR", set_vhost, ZHD_OPT_REPEAT,
+	    "serve DIR, and only DIR, to requests whose Host is HOST\n"
+	    "(no case, port ignored) instead of --root; repeatable"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"
-	 "/proto (examples/demo_routes.c)", 0},
+	 "/proto, /users/{id} (examples/demo_routes.c)", 0},
 	NUM("workers", "N", cfg.workers, UINT_MAX, "worker threads (default: number of CPUs)"),
 	NUM("max-connections", "N", cfg.max_connections, UINT_MAX, "per worker (default 10000)"),
 	NUM("io-contexts", "N", cfg.io_contexts, UINT_MAX,
@@ -272,6 +289,11 @@ static const struct zhd_option options[] = {
 	    "gap allowed while the peer reads nothing (default 30000)"),
 	NUM("drain-timeout", "MS", cfg.drain_timeout_ms, UINT_MAX,
 	    "on SIGTERM/SIGINT, force-close after (default 10000)"),
+	NUM("drain-delay", "MS", drain_delay_ms, UINT_MAX,
+	    "on SIGTERM, answer 503 on /readyz and serve as before\n"
+	    "for MS, then drain (load balancers take the instance\n"
+	    "out first); a second SIGTERM or SIGINT drains at once\n"
+	    "(default 0)"),
 	NUM("loopback-sndbuf", "N", cfg.loopback_sndbuf, UINT_MAX,
 	    "SO_SNDBUF for loopback peers, 0 = autotune (262144)"),
 	NUM("static-cache", "N", files.cache_entries, UINT_MAX,

@@ -5,6 +5,9 @@
  *   RELOADING=1  SIGHUP: re-reading the config file and credentials (with MONOTONIC_USEC,
  *                as Type=notify-reload wants); READY=1 again once done
  *   STOPPING=1   a stop signal: the drain has begun
+ *   WATCHDOG=1   every WATCHDOG_USEC/2 (WatchdogSec=), but only after zh_server_ping saw
+ *                every worker turn its loop: a wedged worker stops the pings, and systemd
+ *                restarts the service
  *
  * The socket is opened once at start-up; zhd_notify_stopping() runs inside the stop
  * signal's handler, so it only calls sendto(2), which is async-signal-safe, on a message
@@ -13,6 +16,7 @@
 #include "zerohttpd.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -98,4 +102,89 @@ void zhd_notify_free(void)
 	if (notify_fd >= 0)
 		close(notify_fd);
 	notify_fd = -1;
+}
+
+/* ---- the watchdog ------------------------------------------------------------------------ */
+
+static struct {
+	pthread_t tid;
+	bool started, quit;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	zh_server_t *srv;
+	unsigned long long interval_us;
+} dog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watchdog(void *unused)
+{
+	struct timespec next;
+	bool failing = false;
+	(void)unused;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&dog.lock);
+	while (!dog.quit) {
+		unsigned long long ns = (unsigned long long)next.tv_nsec + dog.interval_us * 1000;
+		next.tv_sec += (time_t)(ns / 1000000000);
+		next.tv_nsec = (long)(ns % 1000000000);
+		while (!dog.quit && pthread_cond_timedwait(&dog.wake, &dog.lock, &next) != ETIMEDOUT)
+			;
+		if (dog.quit)
+			break;
+		pthread_mutex_unlock(&dog.lock);
+		/* half the interval to answer: the other half is left for the message itself */
+		if (zh_server_ping(dog.srv, (unsigned)(dog.interval_us / 2000 + 1)) == 0) {
+			zhd_notify("WATCHDOG=1");
+			failing = false;
+		} else if (!failing) {
+			zhd_log(ZHD_WARN, "watchdog: a worker did not turn its loop within %llu ms; "
+					  "no WATCHDOG=1", dog.interval_us / 2000 + 1);
+			failing = true;
+		}
+		pthread_mutex_lock(&dog.lock);
+	}
+	pthread_mutex_unlock(&dog.lock);
+	return NULL;
+}
+
+int zhd_watchdog_start(zh_server_t *srv)
+{
+	const char *usec = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+	unsigned long long us, owner;
+	pthread_condattr_t attr;
+	int r;
+	if (notify_fd < 0 || usec == NULL)
+		return 0;
+	if (pid && (zhd_parse_num(pid, ~0ull, &owner) < 0 || owner != (unsigned long long)getpid()))
+		return 0; /* meant for another process */
+	if (zhd_parse_num(usec, ~0ull, &us) < 0 || us < 2000) {
+		zhd_log(ZHD_WARN, "WATCHDOG_USEC %s: not a number of microseconds >= 2000; no "
+				  "watchdog", usec);
+		return 0;
+	}
+	dog.srv = srv;
+	dog.interval_us = us / 2;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&dog.wake, &attr);
+	pthread_condattr_destroy(&attr);
+	if ((r = pthread_create(&dog.tid, NULL, watchdog, NULL)) != 0) {
+		zhd_log(ZHD_ERROR, "cannot start the watchdog thread: %s", strerror(r));
+		pthread_cond_destroy(&dog.wake);
+		return -1;
+	}
+	dog.started = true;
+	return 0;
+}
+
+void zhd_watchdog_stop(void)
+{
+	if (!dog.started)
+		return;
+	pthread_mutex_lock(&dog.lock);
+	dog.quit = true;
+	pthread_cond_signal(&dog.wake);
+	pthread_mutex_unlock(&dog.lock);
+	pthread_join(dog.tid, NULL);
+	pthread_cond_destroy(&dog.wake);
+	dog.started = false;
 }

@@ -20,6 +20,7 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 /* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
 enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
+enum { ZHD_VHOST_MAX = 64 };
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -55,12 +56,15 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
+	size_t n_vhosts;
 	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
 	 * here once there is one) */
 	char trusted_proxies[ZHD_PROXY_MAX * 48];
 	size_t n_trusted_proxies;
 	const char *user, *group; /* --user, --group: dropped to after binding */
 	const char *config_file;  /* -c FILE */
+	unsigned drain_delay_ms;  /* --drain-delay: /readyz 503 this long before the drain */
 	bool check_only;	 /* -t */
 	/* every option set, in order (config file, then argv): what SIGHUP compares */
 	struct zhd_applied {
@@ -136,6 +140,19 @@ int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
 
+/* ---- drain_delay.c: --drain-delay, /readyz 503 before the drain ------------------------- */
+
+/* The thread that waits out the delay (none when ms is 0); before zhd_signals_watch. */
+int zhd_drain_delay_start(zh_server_t *srv, unsigned ms);
+/* From the stop signal's handler (async-signal-safe): /readyz answers 503 from now on.
+ * true: the delay thread will call zh_server_stop later (a first SIGTERM); false: the
+ * caller stops the server now. */
+bool zhd_drain_delay_begin(int sig);
+/* Whether a stop signal came: /readyz must answer 503. */
+bool zhd_drain_delay_unready(void);
+/* After zh_server_run returned, before the server is freed: wakes and joins the thread. */
+void zhd_drain_delay_stop(void);
+
 /* ---- privileges.c: --user, --group ----------------------------------------------------- */
 
 /* After binding, before anything else is opened: drops to --user (and --group, else the
@@ -153,6 +170,11 @@ void zhd_notify_reloading(void);
 /* "STOPPING=1": async-signal-safe, for the stop signal's handler. */
 void zhd_notify_stopping(void);
 void zhd_notify_free(void);
+/* With WATCHDOG_USEC (and WATCHDOG_PID ours, if set): a thread that sends WATCHDOG=1 every
+ * half interval, each after zh_server_ping(srv) found every worker turning. 0, or -1. */
+int zhd_watchdog_start(zh_server_t *srv);
+/* Before srv is freed. */
+void zhd_watchdog_stop(void);
 
 /* ---- limits.c: --rate-limit, --max-inflight, --limits-file ------------------------------- */
 

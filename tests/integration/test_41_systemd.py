@@ -3,8 +3,9 @@ the port accepts, RELOADING=1 with MONOTONIC_USEC then READY=1 on SIGHUP, STOPPI
 SIGTERM), read by a test that plays systemd's part; --user/--group drop root's rights
 after binding."""
 import os
-import pwd
 import grp
+import pwd
+import re
 import signal
 import subprocess
 import socket
@@ -65,6 +66,35 @@ class NotifyTest(ServerTestCase):
         path = os.path.join(d.name, "notify")
         self.run_cycle(path, self.listen(path))
 
+    def collect(self, s, seconds):
+        """Every message within seconds."""
+        out, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            s.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                out.append(s.recv(4096).decode())
+            except socket.timeout:
+                break
+        return out
+
+    def test_watchdog_pings_every_half_interval(self):
+        name = "zh-notify-%s" % uuid.uuid4().hex
+        s = self.listen("\0" + name)
+        self.start_server(env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "200000"})
+        got = self.collect(s, 1.0 * SLOW)
+        self.assertEqual(got[0], "READY=1\nSTATUS=serving")
+        pings = [m for m in got if m == "WATCHDOG=1"]
+        # every 100 ms: 10 in a second, give or take a slow start or a busy machine
+        self.assertGreaterEqual(len(pings), 5, got)
+        self.assertLessEqual(len(pings), 11, got)
+
+    def test_watchdog_meant_for_another_process_is_ignored(self):
+        name = "zh-notify-%s" % uuid.uuid4().hex
+        s = self.listen("\0" + name)
+        self.start_server(env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "100000",
+                               "WATCHDOG_PID": "1"})
+        self.assertEqual(self.collect(s, 0.5), ["READY=1\nSTATUS=serving"])
+
     def test_no_socket_no_messages_and_a_bad_one_is_only_a_warning(self):
         srv = self.start_server(env={"NOTIFY_SOCKET": "relative/path"})
         c = self.conn(srv.port)
@@ -88,6 +118,16 @@ def ids(pid):
 @unittest.skipUnless(os.geteuid() == 0, "dropping privileges needs root")
 class PrivilegesTest(ServerTestCase):
     AUTO_START = False
+
+    def start_server(self, args=(), env=None, demo=None):
+        """The port accepts (into the backlog) from the bind on; the drop comes after it,
+        before the start line: wait for that line."""
+        srv = super().start_server(args, env, demo)
+        deadline = time.monotonic() + 5 * SLOW
+        while "listening on" not in srv.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "no start line within 5 s")
+            time.sleep(0.01)
+        return srv
 
     def setUp(self):
         super().setUp()
@@ -128,6 +168,59 @@ class PrivilegesTest(ServerTestCase):
                                capture_output=True, text=True, timeout=10)
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn(why, p.stderr)
+
+
+
+UNITS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "deploy", "systemd")
+
+
+class UnitsTest(unittest.TestCase):
+    """deploy/systemd: systemd-analyze verifies the units (with ExecStart pointing at this
+    build), rates the service's exposure 2.0 or lower ("OK"), and the settings agree with
+    what zerohttpd does."""
+
+    def setUp(self):
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        self.dir = d.name
+        for name in os.listdir(UNITS):
+            with open(os.path.join(UNITS, name)) as f:
+                text = f.read().replace("/usr/local/bin/zerohttpd", server_bin())
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
+
+    def analyze(self, *args):
+        return subprocess.run(["systemd-analyze"] + list(args), capture_output=True,
+                              text=True, timeout=60, cwd=self.dir)
+
+    def test_verify(self):
+        units = sorted(n for n in os.listdir(self.dir) if n.endswith((".service", ".socket")))
+        self.assertIn("zerohttpd.service", units)
+        self.assertIn("zerohttpd.socket", units)
+        p = self.analyze("verify", "--man=no", *["./" + u for u in units])
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+
+    def test_security_exposure_is_ok(self):
+        p = self.analyze("security", "--offline=yes", "./zerohttpd.service")
+        m = re.search(r"Overall exposure level for zerohttpd.service: ([0-9.]+) (\w+)",
+                      p.stdout)
+        self.assertIsNotNone(m, p.stdout[-500:] + p.stderr)
+        self.assertLessEqual(float(m.group(1)), 2.0, m.group(0))
+        self.assertEqual(m.group(2), "OK")
+
+    def test_settings_match_zerohttpd(self):
+        with open(os.path.join(UNITS, "zerohttpd.service")) as f:
+            svc = dict(l.strip().split("=", 1) for l in f
+                       if "=" in l and not l.startswith("#"))
+        self.assertEqual(svc["Type"], "notify")
+        self.assertEqual(svc["KillSignal"], "SIGTERM")
+        self.assertEqual(svc["ExecReload"], "/bin/kill -HUP $MAINPID")
+        self.assertTrue(svc["ExecStartPre"].endswith("-t -c /etc/zerohttpd/zerohttpd.conf"))
+        self.assertTrue(svc["ExecStart"].endswith(" -c /etc/zerohttpd/zerohttpd.conf"))
+        # longer than the default --drain-timeout (10 s), so a drain is never SIGKILLed
+        self.assertGreater(int(svc["TimeoutStopSec"].rstrip("s")), 10)
+        self.assertIn("WatchdogSec", svc)
 
 
 if __name__ == "__main__":
