@@ -33,6 +33,10 @@
  *                           65536) and written back through the accessors in a canonical
  *                           form Python can compare with its own json module: see dump()
  *   POST /jr/stream         zh_req_json on a streaming route: its 500
+ *   POST /jr/orders/{user}?currency=C&qty=Q&tag=T...   with Cookie: session=S; theme=T and
+ *                           body {"id":I,"name":S,"price":D,"coupon":null|S,"items":[{"sku":
+ *                           S,"n":K,"gift":B},...]}: everything read back in one JSON answer
+ *                           and Set-Cookie last=I (test_44's combined zero-allocation run)
  *   every error the library answers (404, 405, 413, 431, 400...): {"error": STATUS,
  *   "route": PATTERN or null, "parsed": true/false}, from the error handler
  *   (zh_server_set_error_handler; tests/integration/test_32_routing.py)
@@ -727,6 +731,146 @@ static void jr_field(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_end(j);
 }
 
+/* POST /jr/orders/{user}: the "combined" request of issue 13's zero-allocation run
+ * (test_44): one handler that reads a path parameter, query lookups (a decoded value, an
+ * integer, a repeated name), cookies and a JSON body, sets a cookie and answers in JSON.
+ * Everything lives on the stack or in the request; nothing may allocate. */
+struct order {
+	zh_slice_t user, session, theme;
+	char currency[16], name[128];
+	ssize_t currency_len, name_len;
+	int64_t qty, id, units;
+	unsigned tags, gifts;
+	uint32_t items;
+	double price;
+	bool coupon; /* "coupon" is a string, not null */
+};
+
+/* ?currency=C&qty=Q&tag=...&tag=...: currency decoded, qty an integer, the tags counted */
+static bool order_query(zh_request_t *req, struct order *o)
+{
+	zh_slice_t q = zh_req_query(req), name, value, raw;
+	zh_form_iter_t it;
+	char num[24];
+	ssize_t n;
+	int r;
+	o->currency_len = zh_form_get(q, "currency", o->currency, sizeof o->currency);
+	if (o->currency_len < 0 || zh_form_get_raw(q, "qty", &raw) != 1)
+		return false;
+	n = zh_form_decode(raw, num, sizeof num);
+	if (n < 0 || zh_slice_to_i64((zh_slice_t){num, (size_t)n}, &o->qty) < 0)
+		return false;
+	o->tags = 0;
+	zh_form_iter_init(&it, q);
+	while ((r = zh_form_next(&it, &name, &value)) == 1)
+		o->tags += (unsigned)zh_slice_eq_str(name, "tag");
+	return r == 0;
+}
+
+/* {"id":I,"name":S,"price":D,"coupon":null|S,"items":[{"sku":S,"n":K,"gift":B},...]} */
+static bool order_items(const zh_jdoc_t *d, uint32_t items, struct order *o)
+{
+	uint32_t k;
+	int64_t n;
+	int gift;
+	o->units = 0;
+	o->gifts = 0;
+	for (k = zh_jdoc_first(d, items); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, items, k)) {
+		if (zh_jdoc_type(d, zh_jdoc_member(d, k, "sku")) != ZH_JT_STRING ||
+		    zh_jdoc_i64(d, zh_jdoc_member(d, k, "n"), &n) < 0 ||
+		    zh_jdoc_bool(d, zh_jdoc_member(d, k, "gift"), &gift) < 0)
+			return false;
+		o->units += n;
+		o->gifts += (unsigned)gift;
+	}
+	o->items = zh_jdoc_count(d, items);
+	return true;
+}
+
+static bool order_body(const zh_jdoc_t *d, struct order *o)
+{
+	uint32_t items = zh_jdoc_member(d, 0, "items");
+	uint32_t coupon = zh_jdoc_member(d, 0, "coupon");
+	o->name_len = zh_jdoc_string(d, zh_jdoc_member(d, 0, "name"), o->name, sizeof o->name);
+	if (o->name_len < 0 || (size_t)o->name_len >= sizeof o->name ||
+	    zh_jdoc_i64(d, zh_jdoc_member(d, 0, "id"), &o->id) < 0 ||
+	    zh_jdoc_double(d, zh_jdoc_member(d, 0, "price"), &o->price) < 0 ||
+	    zh_jdoc_type(d, items) != ZH_JT_ARRAY ||
+	    (!zh_jdoc_is_null(d, coupon) && zh_jdoc_type(d, coupon) != ZH_JT_STRING))
+		return false;
+	o->coupon = !zh_jdoc_is_null(d, coupon);
+	return order_items(d, items, o);
+}
+
+static void order_answer(zh_response_t *resp, const struct order *o)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_key(j, "user", 4);
+	zh_json_str(j, o->user.ptr, o->user.len);
+	zh_json_key(j, "currency", 8);
+	zh_json_str(j, o->currency, (size_t)o->currency_len);
+	zh_json_key(j, "qty", 3);
+	zh_json_i64(j, o->qty);
+	zh_json_key(j, "tags", 4);
+	zh_json_u64(j, o->tags);
+	zh_json_key(j, "session", 7);
+	zh_json_str(j, o->session.ptr, o->session.len);
+	zh_json_key(j, "theme", 5);
+	zh_json_str(j, o->theme.ptr, o->theme.len);
+	zh_json_key(j, "id", 2);
+	zh_json_i64(j, o->id);
+	zh_json_key(j, "name", 4);
+	zh_json_str(j, o->name, (size_t)o->name_len);
+	zh_json_key(j, "price", 5);
+	zh_json_double(j, o->price);
+	zh_json_key(j, "coupon", 6);
+	zh_json_bool(j, o->coupon);
+	zh_json_key(j, "items", 5);
+	zh_json_u64(j, o->items);
+	zh_json_key(j, "units", 5);
+	zh_json_i64(j, o->units);
+	zh_json_key(j, "gifts", 5);
+	zh_json_u64(j, o->gifts);
+	zh_json_end(j);
+}
+
+static void jr_order(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_jtok_t tok[128];
+	zh_jdoc_t doc;
+	struct order o;
+	zh_cookie_t c;
+	char last[24];
+	(void)arg;
+	if (!zh_req_param(req, "user", &o.user) || zh_req_cookie(req, "session", &o.session) != 1 ||
+	    zh_req_cookie(req, "theme", &o.theme) != 1 || !order_query(req, &o)) {
+		bad_request(resp, "want ?currency=&qty=&tag= and cookies session, theme\n");
+		return;
+	}
+	if (zh_req_json(req, &doc, tok, 128, 8) < 0) {
+		if (zh_jdoc_reply_error(resp, &doc) < 0)
+			bad_request(resp, "reply_error failed\n");
+		return;
+	}
+	if (!order_body(&doc, &o)) {
+		bad_request(resp, "want {\"id\",\"name\",\"price\",\"coupon\",\"items\":[...]}\n");
+		return;
+	}
+	zh_cookie_init(&c);
+	snprintf(last, sizeof last, "%lld", (long long)o.id);
+	c.name = "last";
+	c.value = last;
+	c.path = "/jr";
+	c.http_only = 1;
+	c.same_site = ZH_SAMESITE_LAX;
+	if (zh_resp_set_cookie(resp, &c) < 0) {
+		bad_request(resp, "set_cookie failed\n");
+		return;
+	}
+	order_answer(resp, &o);
+}
+
 /* Value i in the canonical form of /jr/dump: an object as {"o": [[key, value], ...]} (order
  * and duplicates kept), an array as itself, a string unescaped (and escaped again by the
  * writer), an integer that fits int64 as itself, one that does not as {"big": "<text>"}, any
@@ -743,7 +887,8 @@ static bool dump(zh_json_t *j, const zh_jdoc_t *d, uint32_t i)
 		zh_json_obj(j);
 		zh_json_key(j, "o", 1);
 		zh_json_arr(j);
-		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, i, k)) {
+		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE;
+		     k = zh_jdoc_next(d, i, k)) {
 			zh_json_arr(j);
 			if (!dump(j, d, k) || !dump(j, d, k + 1))
 				return false;
@@ -816,7 +961,8 @@ static bool dump(zh_json_t *j, const zh_jdoc_t *d, uint32_t i)
 
 static void jr_dump(zh_request_t *req, zh_response_t *resp, void *arg)
 {
-	long depth = num_param(req, "depth", 200, 100000), cap = num_param(req, "cap", 65536, 1 << 22);
+	long depth = num_param(req, "depth", 200, 100000);
+	long cap = num_param(req, "cap", 65536, 1 << 22);
 	zh_jtok_t *tok;
 	zh_jdoc_t doc;
 	(void)arg;
@@ -953,6 +1099,7 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET, "/metrics", 0, zh_metrics_handler, g_server) < 0 ||
 	    zh_server_route(g_server, ZH_POST, "/jr/field", 0, jr_field, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_POST, "/jr/dump", 0, jr_dump, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/orders/{user}", 0, jr_order, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_POST, "/jr/stream", ZH_ROUTE_STREAM_BODY, jr_stream,
 			    NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/items/{id}", 0, item, NULL) < 0 ||

@@ -10,8 +10,12 @@ python3's json module and for allocations.
   exactly the documents the reader accepts and read the same values: strings equal, integers
   equal (those beyond int64 as their text), other numbers bit-identical doubles.
 - Errors: the answers of zh_jdoc_reply_error (400/413/500 with reason and byte offset).
-- Zero allocation: 100,000 POST /jr/field requests (parse, member lookups, i64, double,
-  string unescape, answer through the writer) under the malloc-counting shim: 0 mallocs.
+- Zero allocation, under the malloc-counting shim: 100,000 POST /jr/field requests (parse,
+  member lookups, i64, double, string unescape, answer through the writer): 0 mallocs; and
+  issue 13's combined run, 100,000 POST /jr/orders/{user} requests whose handler reads a
+  percent-decoded path parameter (zh_req_param), query lookups (zh_form_get, an integer, a
+  repeated name), two cookies (zh_req_cookie, one quoted) and a JSON body (every typed
+  accessor and iteration), sets a cookie (zh_resp_set_cookie) and answers in JSON: 0 mallocs.
 
 The server is tests/json_server.c (ZH_JSON_SERVER, as for test_19).
 """
@@ -286,6 +290,37 @@ class JsonReaderServer(JsonServerCase):
                          {"id": -7, "name": "\u00e9t\u00e9 \U0001f600 \"q\"", "price": 8.75,
                           "tags": 3})
 
+    def test_orders_reads_params_query_cookies_and_body(self):
+        """/jr/orders/{user}: the combined handler answers what python reads from the same
+        request (the zero-allocation run compares bytes; this checks those bytes' meaning)."""
+        c = self.conn()
+        for i in (0, 1, 2, 3, 5, 6, 15):
+            req, answer, cookie = order_doc(i)
+            c.send(req)
+            r = c.read_response()
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.body, answer)
+            self.assertEqual(r.header("Set-Cookie"), cookie)
+            body = json.loads(req.split(b"\r\n\r\n", 1)[1])
+            got = json.loads(r.body)
+            self.assertEqual((got["id"], got["name"], got["price"], got["coupon"]),
+                             (body["id"], body["name"], body["price"], body["coupon"] is not None))
+            self.assertEqual((got["items"], got["units"], got["gifts"]),
+                             (len(body["items"]), sum(x["n"] for x in body["items"]),
+                              sum(1 for x in body["items"] if x["gift"])))
+            self.assertEqual(got["user"], "u%d" % i if i % 2 else "u \u00e9-%d" % i)
+        # a missing cookie, a qty that is not an integer, and a refused body
+        for path, headers, body, status in [
+                ("/jr/orders/u?currency=E&qty=1", [("Cookie", "session=s")], b"{}", 400),
+                ("/jr/orders/u?currency=E&qty=1x", [("Cookie", "session=s; theme=t")], b"{}",
+                 400),
+                ("/jr/orders/u?currency=E&qty=1", [("Cookie", "session=s; theme=t")], b"[1,",
+                 400)]:
+            c.send(request("POST", path, headers + [("Content-Length", str(len(body)))], body))
+            r = c.read_response()
+            self.assertEqual(r.status, status, r)
+        self.assertEqual(json.loads(r.body)["reason"], "unexpected end of text")
+
 
 def field_doc(i):
     """Request body i of the zero-allocation run and the answer it must get."""
@@ -298,6 +333,48 @@ def field_doc(i):
     answer = ('{"id":%d,"name":"item-%d \u00e9\u00e9 \U0001f600 \\"%d\\"","price":%s,"tags":%d}'
               % (i, i, i % 7, price_text, i % 5))
     return body.encode(), answer.encode()
+
+
+def order_doc(i):
+    """Request i of the combined run (POST /jr/orders/{user}) and the answer and Set-Cookie
+    it must get: see jr_order in tests/json_server.c."""
+    if i % 2:
+        user_raw, user = "u%d" % i, "u%d" % i
+    else:  # decoded into the request's scratch area
+        user_raw, user = "u%%20%%C3%%A9-%d" % i, "u \u00e9-%d" % i
+    currency_raw, currency = ("E%55R", "EUR") if i % 3 else ("US+D", "US D")
+    ntags = i % 4
+    query = ("currency=%s&qty=%d" % (currency_raw, i % 50)
+             + "".join("&tag=t%d+x" % k for k in range(ntags))
+             + ("&note=a%26b" if i % 5 == 0 else ""))
+    theme_raw, theme = ('"light"', "light") if i % 2 else ("dark", "dark")
+    cookie = ("theme=%s; session=s%d" % (theme_raw, i) if i % 3
+              else "session=s%d;theme=%s; other=1" % (i, theme_raw))
+    items = [(k + i % 3, k % 2 == 0) for k in range(i % 4 + 1)]
+    name = "order \\u00e9 \\\"%d\\\"" % (i % 9)  # JSON text: order \u00e9 \"N\"
+    body = ('{"id":%d,"name":"%s","price":%s,"coupon":%s,"items":[%s],"extra":[1,{"a":null}]}'
+            % (i, name, repr(i * 0.75), "null" if i % 2 else '"C\\u0031"',
+               ",".join('{"sku":"k\\u00%02x","n":%d,"gift":%s}'
+                        % (0x41 + k, n, "true" if g else "false")
+                        for k, (n, g) in enumerate(items))))
+    price = i * 0.75
+    price_text = "%d" % price if price == int(price) else repr(price)
+    answer = ('{"user":"%s","currency":"%s","qty":%d,"tags":%d,"session":"s%d","theme":"%s",'
+              '"id":%d,"name":"order \u00e9 \\"%d\\"","price":%s,"coupon":%s,"items":%d,'
+              '"units":%d,"gifts":%d}'
+              % (user, currency, i % 50, ntags, i, theme, i, i % 9, price_text,
+                 "false" if i % 2 else "true", len(items), sum(n for n, _ in items),
+                 sum(1 for _, g in items if g)))
+    body = body.encode()
+    req = request("POST", "/jr/orders/%s?%s" % (user_raw, query),
+                  [("Cookie", cookie), ("Content-Length", str(len(body)))], body)
+    return req, answer.encode(), "last=%d; Path=/jr; HttpOnly; SameSite=Lax" % i
+
+
+def field_request(i):
+    body, answer = field_doc(i)
+    return (request("POST", "/jr/field", [("Content-Length", str(len(body)))], body), answer,
+            None)
 
 
 @unittest.skipUnless(SHIM, "ZH_SHIM not set (no malloc-counting shim)")
@@ -316,9 +393,10 @@ class JsonReaderZeroAlloc(JsonServerCase):
         self.server = self.start_server((), {"LD_PRELOAD": os.path.abspath(SHIM),
                                              "ZH_MALLOC_COUNT_FILE": self.count_file})
         self.port = self.server.port
-        self.docs = [field_doc(i) for i in range(997)]
 
-    def drive(self, conns, total):
+    def drive(self, conns, docs, total):
+        """Sends total requests from docs [(request, answer, Set-Cookie or None)], in
+        pipelined batches on every connection, and checks every answer byte for byte."""
         done = i = 0
         while done < total:
             pending = []
@@ -326,34 +404,38 @@ class JsonReaderZeroAlloc(JsonServerCase):
                 n = min(self.BATCH, total - done)
                 if n <= 0:
                     break
-                reqs, answers = [], []
-                for _ in range(n):
-                    body, answer = self.docs[i % len(self.docs)]
-                    reqs.append(request("POST", "/jr/field", [("Content-Length", str(len(body)))],
-                                        body))
-                    answers.append(answer)
-                    i += 1
-                c.send(b"".join(reqs))
-                pending.append((c, answers))
+                batch = [docs[(i + k) % len(docs)] for k in range(n)]
+                i += n
+                c.send(b"".join(req for req, _, _ in batch))
+                pending.append((c, batch))
                 done += n
-            for c, answers in pending:
-                for answer in answers:
+            for c, batch in pending:
+                for _, answer, cookie in batch:
                     r = c.read_response()
-                    if r.status != 200 or r.body != answer:
-                        self.fail("got %d %r, expected %r" % (r.status, r.body[:200], answer))
+                    if r.status != 200 or r.body != answer or (
+                            cookie is not None and r.header("Set-Cookie") != cookie):
+                        self.fail("got %r, expected %r (Set-Cookie %r)" % (r, answer, cookie))
         return done
 
-    def test_zero_allocations_per_request(self):
+    def measure(self, what, docs):
         conns = [self.conn(timeout=20) for _ in range(self.CONNS)]
-        self.drive(conns, self.WARMUP)
+        self.drive(conns, docs, self.WARMUP)
         a = malloc_calls(self.server.pid, self.count_file)
         t0 = time.monotonic()
-        n = self.drive(conns, self.MEASURED)
+        n = self.drive(conns, docs, self.MEASURED)
         dt = time.monotonic() - t0
         b = malloc_calls(self.server.pid, self.count_file)
-        sys.stdout.write("      json reader zero-alloc: %d requests on %d connections in %.1fs, "
+        sys.stdout.write("      %s zero-alloc: %d requests on %d connections in %.1fs, "
                          "malloc-family calls before=%d after=%d delta=%d\n"
-                         % (n, len(conns), dt, a, b, b - a))
+                         % (what, n, len(conns), dt, a, b, b - a))
         sys.stdout.flush()
         self.assertEqual(n, self.MEASURED)
         self.assertEqual(b - a, 0, "%d malloc-family calls during %d requests" % (b - a, n))
+
+    def test_zero_allocations_per_request(self):
+        self.measure("json reader", [field_request(i) for i in range(997)])
+
+    def test_combined_zero_allocations(self):
+        """Issue 13's "Done means": path parameters, query lookups, cookies and the JSON
+        reader in the same 100,000 requests, 0 mallocs."""
+        self.measure("params+query+cookies+json", [order_doc(i) for i in range(997)])
