@@ -296,12 +296,13 @@ $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/jso
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< src/dtoa.c -lm
 
 # the JSON reader as the library has it (json_read.o), against a reference parser inside
+# and against jansson (libjansson-dev, from scripts/deps.sh)
 $(BUILD)/fuzz/fuzz_json_read: tests/fuzz/fuzz_json_read.c tests/fuzz/fuzz_common.h \
 	  $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
-		$(PB_LIBS)
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags jansson) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o $(PB_LIBS) $(shell pkg-config --libs jansson)
 
-fuzz:
+fuzz: deps
 	@tests/fuzz/run.sh deps
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@tests/fuzz/run.sh run $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
@@ -340,9 +341,9 @@ ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
 $(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
-# the JSON reader against jansson (libjansson-dev: bench-only, not installed by deps.sh; the
-# bench measures zerohttp alone, and says so, without it) on bench/json_read/gen_docs.py's
-# documents, pinned to one CPU
+# the JSON reader against jansson (libjansson-dev, from scripts/deps.sh; built without it,
+# the bench measures zerohttp alone and says so) on bench/json_read/gen_docs.py's documents,
+# pinned to one CPU
 JANSSON := $(shell pkg-config --exists jansson 2>/dev/null && echo yes)
 $(BUILD)/bench/json_read: bench/json_read/bench.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)

@@ -21,7 +21,10 @@
  *    NUL-terminated copy (-ERANGE exactly when that is infinite);
  *  - every string: zh_jdoc_string's needed length with a buffer too small, zh_jdoc_str_eq
  *    against its own text (1) and a one-byte-longer text (0); every object member:
- *    zh_jdoc_member_n finds the first member with an equal key.
+ *    zh_jdoc_member_n finds the first member with an equal key;
+ *  - and against jansson (libjansson-dev), an established parser: accept/reject and every
+ *    value read through the accessors, save where jansson refuses what RFC 8259 allows
+ *    (see check_against_jansson).
  */
 #include <zerohttp.h>
 
@@ -30,6 +33,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+
+#include <jansson.h>
 
 /* ---- a growable byte buffer ---------------------------------------------------------------- */
 
@@ -476,6 +481,164 @@ static void walk(const zh_jdoc_t *d, uint32_t i, uint32_t limit, struct buf *out
 	}
 }
 
+/* ---- against jansson ---------------------------------------------------------------------- */
+
+/* An established parser as a second reference (issue 13): jansson's json_loadb with
+ * JSON_DECODE_ANY (any top-level value, as RFC 8259 allows) and JSON_ALLOW_NUL (\u0000 in
+ * strings). The reader parses again with jansson's limits (2048 levels; a token array as long
+ * as the text, which always suffices), then accept/reject must agree and an accepted
+ * document must read the same, except where jansson refuses what RFC 8259 allows:
+ *  - a number beyond its ranges (json_error_numeric_overflow: an integer outside long long,
+ *    a real beyond DBL_MAX): then the reader, if it accepted, must report -ERANGE for some
+ *    number (zh_jdoc_i64 of an integer, zh_jdoc_double of a real);
+ *  - a key with \u0000 (json_error_null_byte_in_key) and a value nested deeper than its
+ *    stack (json_error_stack_overflow, counting scalars as a level): not compared;
+ * and where it accepts what RFC 8259 does not: a NUL byte as the last byte, right after a
+ * top-level number or literal ("true\0", "1\0": its lexer takes that NUL for the end of
+ * the text). The reader must refuse that as trailing text and accept the text without it,
+ * which is then compared.
+ * Jansson keeps the last of duplicate keys, the reader's zh_jdoc_member the first: each
+ * jansson member is compared with the reader's last member of that key. */
+static bool has_out_of_range_number(const zh_jdoc_t *d)
+{
+	int64_t v;
+	double x;
+	for (uint32_t i = 0; i < d->ntok; i++)
+		if (zh_jdoc_type(d, i) == ZH_JT_NUMBER &&
+		    (d->tok[i].real ? zh_jdoc_double(d, i, &x) : zh_jdoc_i64(d, i, &v)) == -ERANGE)
+			return true;
+	return false;
+}
+
+static char *unescaped(const zh_jdoc_t *d, uint32_t i, size_t *len)
+{
+	ssize_t n = zh_jdoc_string(d, i, NULL, 0);
+	char *s;
+	CHECK(n >= 0, "token %u: string %zd", i, n);
+	s = malloc((size_t)n + 1);
+	CHECK(s != NULL, "out of memory");
+	CHECK(zh_jdoc_string(d, i, s, (size_t)n + 1) == n, "token %u: string", i);
+	*len = (size_t)n;
+	return s;
+}
+
+static void same_as_jansson(const zh_jdoc_t *d, uint32_t i, const json_t *v);
+
+static void same_object(const zh_jdoc_t *d, uint32_t i, const json_t *v)
+{
+	size_t distinct = 0;
+	for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, i, k)) {
+		size_t len;
+		char *key = unescaped(d, k, &len);
+		bool last = true;
+		for (uint32_t q = zh_jdoc_next(d, i, k); q != ZH_JDOC_NONE; q = zh_jdoc_next(d, i, q))
+			last &= !zh_jdoc_str_eq(d, q, key, len);
+		if (last) {
+			const json_t *m = json_object_getn(v, key, len);
+			CHECK(m != NULL, "object %u: key %u not in jansson's object", i, k);
+			same_as_jansson(d, k + 1, m);
+			distinct++;
+		}
+		free(key);
+	}
+	CHECK(distinct == json_object_size(v), "object %u: %zu keys, jansson %zu", i, distinct,
+	      json_object_size(v));
+}
+
+static void same_number(const zh_jdoc_t *d, uint32_t i, const json_t *v)
+{
+	int64_t n;
+	double x, want;
+	if (json_is_integer(v)) {
+		CHECK(!d->tok[i].real && zh_jdoc_i64(d, i, &n) == 0 &&
+			      n == (int64_t)json_integer_value(v),
+		      "number %u: jansson's integer %lld", i, (long long)json_integer_value(v));
+		return;
+	}
+	CHECK(json_is_real(v) && d->tok[i].real, "number %u: jansson's type %d", i,
+	      (int)json_typeof(v));
+	want = json_real_value(v);
+	CHECK(zh_jdoc_double(d, i, &x) == 0 && memcmp(&x, &want, sizeof x) == 0,
+	      "number %u: %.17g, jansson's %.17g", i, x, want);
+}
+
+static void same_as_jansson(const zh_jdoc_t *d, uint32_t i, const json_t *v)
+{
+	switch (zh_jdoc_type(d, i)) {
+	case ZH_JT_OBJECT:
+		CHECK(json_is_object(v), "token %u: an object, jansson's type %d", i,
+		      (int)json_typeof(v));
+		same_object(d, i, v);
+		return;
+	case ZH_JT_ARRAY: {
+		size_t at = 0;
+		CHECK(json_is_array(v) && json_array_size(v) == zh_jdoc_count(d, i),
+		      "token %u: an array of %u, jansson's type %d", i, zh_jdoc_count(d, i),
+		      (int)json_typeof(v));
+		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, i, k))
+			same_as_jansson(d, k, json_array_get(v, at++));
+		return;
+	}
+	case ZH_JT_STRING: {
+		size_t len;
+		char *s = unescaped(d, i, &len);
+		CHECK(json_is_string(v) && json_string_length(v) == len &&
+			      memcmp(json_string_value(v), s, len) == 0,
+		      "string %u differs from jansson's", i);
+		free(s);
+		return;
+	}
+	case ZH_JT_NUMBER:
+		same_number(d, i, v);
+		return;
+	case ZH_JT_TRUE:
+	case ZH_JT_FALSE:
+	case ZH_JT_NULL:
+		CHECK(json_typeof(v) == (zh_jdoc_type(d, i) == ZH_JT_TRUE    ? JSON_TRUE
+					 : zh_jdoc_type(d, i) == ZH_JT_FALSE ? JSON_FALSE
+									     : JSON_NULL),
+		      "token %u: a literal, jansson's type %d", i, (int)json_typeof(v));
+		return;
+	default:
+		fuzz_fail(__FILE__, __LINE__, "token %u: type %d", i, zh_jdoc_type(d, i));
+	}
+}
+
+static void check_against_jansson(const char *doc, size_t size)
+{
+	zh_jtok_t *tok = malloc((size + 1) * sizeof *tok);
+	zh_jdoc_t d;
+	json_error_t e;
+	json_t *v;
+	int n;
+	CHECK(tok != NULL, "out of memory");
+	n = zh_jdoc_parse(&d, doc, size, tok, size + 1, 2048);
+	v = json_loadb(doc, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+	if (v != NULL && n < 0 && size > 1 && doc[size - 1] == '\0') {
+		CHECK(d.reason == ZH_JE_TRAILING && d.offset == size - 1,
+		      "jansson accepts a text ending in NUL, the reader refuses it (%s at %zu)",
+		      zh_jdoc_reason(d.reason), d.offset);
+		n = zh_jdoc_parse(&d, doc, size - 1, tok, size + 1, 2048);
+		CHECK(n == 1 && zh_jdoc_type(&d, 0) >= ZH_JT_NUMBER,
+		      "jansson accepts a text ending in NUL that is not a number or literal");
+	}
+	if (v == NULL && json_error_code(&e) == json_error_numeric_overflow) {
+		CHECK(n < 0 || has_out_of_range_number(&d),
+		      "jansson: %s; the reader accepted it with every number in range", e.text);
+	} else if (v != NULL || (json_error_code(&e) != json_error_null_byte_in_key &&
+				 json_error_code(&e) != json_error_stack_overflow)) {
+		CHECK(n != -E2BIG, "%zu tokens do not hold a %zu-byte document", size + 1, size);
+		CHECK((n > 0) == (v != NULL), "the reader %s (%s at %zu), jansson %s (%s at %d)",
+		      n > 0 ? "accepts" : "refuses", n > 0 ? "-" : zh_jdoc_reason(d.reason),
+		      n > 0 ? 0 : d.offset, v ? "accepts" : "refuses", v ? "-" : e.text,
+		      v ? 0 : e.position);
+		if (v != NULL)
+			same_as_jansson(&d, 0, v);
+	}
+	json_decref(v);
+	free(tok);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned max_depth, cap;
@@ -514,6 +677,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "the values read back differ from the reference's (%zu and %zu bytes)", got.len,
 		      r.out.len);
 	}
+	check_against_jansson(doc, size);
 	free(got.p);
 	free(r.out.p);
 	free(tok);
