@@ -13,8 +13,8 @@
  *               buffer (zh_jdoc_string) or taken (json_string_value), each number as an
  *               int64 or double, each bool; objects by key. The sums are printed, so that
  *               the reads cannot be optimised away, and must agree between the two.
- * MB/s are 10^6 bytes of document per second. Without jansson (libjansson-dev, a
- * bench-only dependency) only the zerohttp columns are measured, and a line says so.
+ * MB/s are 10^6 bytes of document per second. Built without jansson (libjansson-dev, which
+ * scripts/deps.sh installs) only the zerohttp columns are measured, and a line says so.
  */
 #include <zerohttp.h>
 
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
 	       JANSSON_VERSION);
 	printf("|---|---:|---|---:|---:|---:|\n");
 #else
-	printf("json_read: jansson not found (libjansson-dev, a bench-only dependency): "
+	printf("json_read: jansson not found (libjansson-dev: scripts/deps.sh): "
 	       "zerohttp measured alone\n");
 	printf("| document | bytes | measure | zerohttp MB/s |\n|---|---:|---|---:|\n");
 #endif

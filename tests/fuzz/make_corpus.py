@@ -313,7 +313,7 @@ json_read = {
     "unclosed": b'{"a":[1,2',
     # where jansson differs from RFC 8259 (check_against_jansson): a NUL after a top-level
     # literal, a key with \u0000, an integer beyond long long
-    "jansson_nul_end": b"true\x00",
+    "jansson_nul_end": b"true\x00 \n",
     "jansson_nul_key": b'{"a\\u0000b":1,"a":2}',
     "jansson_big_int": b'{"n":[1,-9223372036854775809]}',
 }
