@@ -311,9 +311,10 @@ json_read = {
     "bad_number": b'[01, 1., -, .5, 1e]',
     "bad_control": b'["a\tb"]',
     "unclosed": b'{"a":[1,2',
-    # where jansson differs from RFC 8259 (check_against_jansson): a NUL after a top-level
+    # where jansson differs from RFC 8259 (check_against_jansson): a NUL after a number or
     # literal, a key with \u0000, an integer beyond long long
     "jansson_nul_end": b"true\x00 \n",
+    "jansson_nul_in_array": b" [null, true, false, 0\x00, -0, 1.5e-3, 1E+2, -12.0] ",
     "jansson_nul_key": b'{"a\\u0000b":1,"a":2}',
     "jansson_big_int": b'{"n":[1,-9223372036854775809]}',
 }
