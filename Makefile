@@ -367,10 +367,10 @@ bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	taskset -c 0 $(BUILD)/bench/json_writer
 	taskset -c 0 $(BUILD)/bench/router_bench $(ROUTER_BENCH_FILES)
 	@$(MAKE) --no-print-directory bench-json-read
-# the router's lookups (bench/router/router_bench.c): the route table and the paths, one
+# the router's lookups (bench/router_lookup.c): the route table and the paths, one
 # "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
 ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
-$(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
+$(BUILD)/bench/router_bench: bench/router_lookup.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 # the JSON reader against jansson (libjansson-dev, from scripts/deps.sh; built without it,
