@@ -39,8 +39,9 @@ PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
 protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 gzip_LIBS     = -lz
 auth_LIBS     = -lcrypt
+h2_LIBS       = $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
 # what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
-PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(h2_LIBS)
 
 # Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
 # dependency of its own is a library of its own, so that a program that does not use it
@@ -49,8 +50,11 @@ PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
 #   libzerohttp-gzip      src/mw_gzip.c    zlib
 #   libzerohttp-protobuf  src/protobuf.c   protobuf-c
 #   libzerohttp-auth      src/mw_auth.c    crypt
+#   libzerohttp-h2        src/h2*.c        nghttp2 (HTTP/2: a protocol behind the seam, so
+#                         it sees internal.h; the core calls it through zh__h2_hooks_t)
 # Each has a pkg-config module of the same name that Requires zerohttp.
-FEATURES     := gzip protobuf auth
+FEATURES     := gzip protobuf auth h2
+h2_SRCS      := src/h2.c src/h2_stream.c src/h2_mem.c
 gzip_SRCS    := src/mw_gzip.c
 protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
@@ -63,7 +67,8 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h \
+	   src/proto_exports.h src/h2_int.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -144,6 +149,8 @@ PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, proto
 PC_BODY_zerohttp-protobuf = Requires: zerohttp libprotobuf-c\nLibs: -L$${libdir} -lzerohttp-protobuf\n
 PC_DESC_zerohttp-auth     = zerohttp auth middleware (zh_auth_*, crypt)
 PC_BODY_zerohttp-auth     = Requires: zerohttp\nLibs: -L$${libdir} -lzerohttp-auth\nLibs.private: -lcrypt\n
+PC_DESC_zerohttp-h2       = zerohttp HTTP/2 (zh_http2_enable, nghttp2)
+PC_BODY_zerohttp-h2       = Requires: zerohttp\nRequires.private: libnghttp2\nLibs: -L$${libdir} -lzerohttp-h2\n
 # $(call pc_text,module,prefix): the shell command printing that module's .pc file
 pc_text = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: $(1)\nDescription: $(PC_DESC_$(1))\nVersion: $(VERSION)\n$(PC_BODY_$(1))' '$(2)'
 $(PC_FILES): %.pc: Makefile include/zerohttp.h

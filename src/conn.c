@@ -154,6 +154,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	c->fd = fd;
 	c->tr = zh__transport_default;
 	c->proto = zh__proto_default;
+	c->virt = false;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
 	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
@@ -173,6 +174,8 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 {
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_closing)
+		zh__protos[c->proto]->conn_closing(w, c); /* HTTP/2: its streams end first */
 	zh__timer_clear(w, c);
 	ctx_detach(w, c);
 	zh__tr(c)->close(c); /* also leaves the epoll set */
@@ -182,6 +185,8 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 	 * and they must find it FREE, not lent to a newer connection. See zh__worker_main. */
 	c->tnext = w->closed;
 	w->closed = c;
+	if (c->virt) /* an HTTP/2 stream's slot: its connection is counted, not it */
+		return;
 	w->open_conns--;
 	ZH__STAT_ADD(w, connections_closed, 1);
 }
@@ -267,6 +272,17 @@ static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
 	}
 }
 
+/* Everything queued has left: rewind the area and the queue; a response still being
+ * written gets its framing anchor back (the protocol's rebase). */
+static void queue_rewind(zh__ctx_t *ctx)
+{
+	if (ctx->iov_head == ctx->iov_n) {
+		zh__out_reset(ctx);
+		if (ctx->in_request && ctx->resp.streaming)
+			zh__pr_rebase(&ctx->resp); /* still being written */
+	}
+}
+
 /* Returns 1 when everything sendable is sent, 0 when the socket is full, -1 on error.
  * Memory entries go out with one writev per run; a run followed by a file goes with
  * sendmsg(MSG_MORE), so that the head and the first file bytes share packets. Partial
@@ -309,12 +325,26 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		if (ctx->iov_head < run && n == 0)
 			return 0;
 	}
-	if (ctx->iov_head == ctx->iov_n) {
-		zh__out_reset(ctx);
-		if (ctx->in_request && ctx->resp.streaming)
-			zh__pr_rebase(&ctx->resp); /* still being written */
-	}
+	queue_rewind(ctx);
 	return 1;
+}
+
+void zh__out_consume(zh__ctx_t *ctx, size_t n)
+{
+	while (ctx->iov_head < ctx->iov_n && ctx->iov[ctx->iov_head].iov_len <= n) {
+		n -= ctx->iov[ctx->iov_head].iov_len;
+		zh__release_entry(&ctx->rel[ctx->iov_head]);
+		ctx->iov_head++;
+	}
+	if (n) {
+		struct iovec *iov = &ctx->iov[ctx->iov_head];
+		if (ctx->rel[ctx->iov_head].file_fd >= 0)
+			ctx->rel[ctx->iov_head].file_off += n; /* a file entry: no base to move */
+		else
+			iov->iov_base = (char *)iov->iov_base + n;
+		iov->iov_len -= n;
+	}
+	queue_rewind(ctx);
 }
 
 static bool output_pending(const zh__ctx_t *ctx)
@@ -685,6 +715,35 @@ static void make_room(zh__worker_t *w, zh__conn_t *c)
 	ctx->rbuf_large = true;
 }
 
+/* RFC 9113 §3.3: a client that knows the server speaks HTTP/2 (h2c with prior knowledge)
+ * starts with this preface instead of a request line. 1 not the preface (HTTP/1.1 goes
+ * on), 0 a prefix of it so far (more bytes wanted), -1 HTTP/2 took the connection (or
+ * closed it). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+static int h2c_preface(zh__worker_t *w, zh__conn_t *c)
+{
+	zh__ctx_t *ctx = c->ctx;
+	size_t n = ctx->rlen < sizeof h2_preface - 1 ? ctx->rlen : sizeof h2_preface - 1;
+	if (memcmp(ctx->rbuf, h2_preface, n) != 0)
+		return 1;
+	if (n < sizeof h2_preface - 1) {
+		if (c->timer != ZH__T_HEADER)
+			zh__timer_set(w, c, ZH__T_HEADER);
+		return 0;
+	}
+	if (zh__conn_start_h2(w, c) < 0)
+		zh__conn_close(w, c);
+	return -1;
+}
+
+int zh__conn_start_h2(zh__worker_t *w, zh__conn_t *c)
+{
+	if (w->srv->h2 == NULL)
+		return -ENOTSUP;
+	zh__timer_clear(w, c);
+	return w->srv->h2->start(w, c);
+}
+
 /* Answers every complete request in the receive buffer. */
 static void process(zh__worker_t *w, zh__conn_t *c)
 {
@@ -698,6 +757,12 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				return;
 			if (!room_for_response(ctx))
 				return; /* drive() flushes first, then calls again */
+			if (ZH__UNLIKELY(ctx->rstart == 0 && c->requests == 0 && w->srv->h2 &&
+					 c->proto == 0 && ctx->rbuf[0] == 'P')) {
+				int p = h2c_preface(w, c);
+				if (p <= 0)
+					return; /* more bytes wanted, or HTTP/2 has the connection */
+			}
 			r = zh__pr_request(ctx, &w->srv->limits);
 			if (r == 0) {
 				if (c->timer != ZH__T_HEADER)
@@ -816,6 +881,9 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (!ctx->in_request && ctx->rstart == ctx->rlen && !output_pending(ctx))
 				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
 			process(w, c);
+			if (ZH__UNLIKELY(c->proto != 0 || c->state == ZH__C_FREE) &&
+			    (c->state == ZH__C_FREE || zh__protos[c->proto]->conn_event))
+				return; /* HTTP/2 took the connection (h2c preface), or it closed */
 			if (sendable(ctx) || response_open(ctx))
 				continue;
 			if (c->close_after) {
@@ -880,6 +948,10 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
  * Connection: close); the read finds EAGAIN on a truly idle connection, which then closes. */
 void zh__conn_drain(zh__worker_t *w, zh__conn_t *c)
 {
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_drain) {
+		zh__protos[c->proto]->conn_drain(w, c);
+		return;
+	}
 	c->readable = true;
 	drive(w, c);
 }
@@ -887,7 +959,9 @@ void zh__conn_drain(zh__worker_t *w, zh__conn_t *c)
 void zh__conn_continue(zh__worker_t *w, zh__conn_t *c)
 {
 	/* the slot may have closed, or even been reused, since it yielded */
-	if (c->state != ZH__C_FREE && c->ctx && c->ctx->produce_fn)
+	if (c->state != ZH__C_FREE && c->proto != 0 && zh__protos[c->proto]->conn_event)
+		zh__protos[c->proto]->conn_event(w, c, 0); /* HTTP/2 asked for a turn */
+	else if (c->state != ZH__C_FREE && c->ctx && c->ctx->produce_fn)
 		drive(w, c);
 }
 
@@ -908,7 +982,51 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 		c->readable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP))
 		c->hup_seen = true;
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_event) {
+		zh__protos[c->proto]->conn_event(w, c, events);
+		return;
+	}
 	drive(w, c);
+}
+
+void zh__conn_set_timer(zh__worker_t *w, zh__conn_t *c, int kind)
+{
+	if (kind == ZH__T_NONE)
+		zh__timer_clear(w, c);
+	else
+		zh__timer_set(w, c, (enum zh__timer_kind)kind);
+}
+
+void zh__conn_drive(zh__worker_t *w, zh__conn_t *c)
+{
+	if (c->state != ZH__C_FREE)
+		drive(w, c);
+}
+
+zh__conn_t *zh__conn_virtual_open(zh__worker_t *w, const zh__conn_t *parent, uint8_t tr,
+				  uint8_t proto)
+{
+	zh__conn_t *c = zh__pool_get(&w->conn_pool);
+	if (c == NULL)
+		return NULL;
+	c->fd = parent->fd;
+	c->tr = tr;
+	c->proto = proto;
+	c->virt = true;
+	c->state = ZH__C_ACTIVE;
+	c->timer = ZH__T_NONE;
+	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
+	c->loopback = parent->loopback;
+	c->requests = 0;
+	c->peer_v6 = parent->peer_v6;
+	memcpy(c->peer, parent->peer, sizeof c->peer);
+	c->ctx = NULL;
+	if (ctx_attach(w, c) == NULL) {
+		c->state = ZH__C_FREE;
+		zh__pool_put(&w->conn_pool, c);
+		return NULL;
+	}
+	return c;
 }
 
 /* A context for a connection with bytes to read. The last eighth of the pool is kept for
@@ -935,6 +1053,10 @@ void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
 {
 	enum zh__timer_kind kind = c->timer;
 	zh__ctx_t *ctx = c->ctx;
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_timeout) {
+		zh__protos[c->proto]->conn_timeout(w, c);
+		return;
+	}
 	ZH__STAT_ADD(w, timeouts, 1);
 	zh__timer_clear(w, c);
 	if (kind == ZH__T_BODY && ctx && ctx->resume_fn) {

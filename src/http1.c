@@ -373,3 +373,14 @@ int zh__proto_install(const zh__proto_t *p)
 	}
 	return -ENOSPC;
 }
+
+int zh__proto_register(const zh__proto_t *p)
+{
+	for (uint8_t i = 1; i < ZH__PROTOS_MAX; i++) {
+		if (zh__protos[i] == NULL)
+			zh__protos[i] = p;
+		if (zh__protos[i] == p)
+			return i;
+	}
+	return -ENOSPC;
+}

@@ -257,6 +257,8 @@ struct zh__conn {
 	uint8_t peer_v6;
 	uint8_t tr;		/* transport: index into zh__transports, 0 = plain */
 	uint8_t proto;		/* protocol: index into zh__protos, 0 = HTTP/1.1 */
+	bool virt;		/* an HTTP/2 stream's exchange, not a socket (h2_stream.c):
+				   not counted as a connection, never in epoll */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
@@ -487,6 +489,7 @@ struct zh__worker {
 	} ticks[ZH__TICKS_MAX];
 	uint32_t nticks;
 	uint64_t tick_due_ms;
+	void *h2; /* HTTP/2's per-worker state (h2.c: allocator, slot map), created on first use */
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
@@ -508,6 +511,8 @@ struct zh_server {
 	time_t start_time; /* zh_server_new(), for /metrics */
 	zh_middleware_t mw[ZH__MW_MAX];
 	unsigned nmw;
+	const struct zh__h2_hooks *h2; /* zh_http2_enable(), or NULL: no HTTP/2 */
+	void *h2_cfg;
 	uint8_t global_mw[ZH__GLOBAL_MW_MAX]; /* indexes into mw */
 	unsigned nglobal_mw;
 };
@@ -568,6 +573,8 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
  * fixed duration, so appending keeps each list sorted and arming costs no syscall. */
 void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
+/* The same for a protocol library: kind is an enum zh__timer_kind, ZH__T_NONE clears. */
+void zh__conn_set_timer(zh__worker_t *w, zh__conn_t *c, int kind);
 uint64_t zh__now_ms(void);
 
 /* ---- protocol (http1.c; the seam is described in docs/design.md) ------------------------ */
@@ -624,6 +631,14 @@ typedef struct zh__proto {
 	int (*body_start)(zh__ctx_t *ctx);
 	int (*body_feed)(zh__ctx_t *ctx);
 	ssize_t (*body_read)(zh_request_t *req, char *buf, size_t cap);
+	/* A protocol that multiplexes (HTTP/2) owns its socket's connection whole: conn.c hands
+	 * it the connection's events, its timeout and the start of a drain, and it runs each
+	 * exchange on a connection slot of its own (c->virt: see zh__conn_virtual_open).
+	 * NULL for a protocol with one exchange at a time on the socket (HTTP/1.1). */
+	void (*conn_event)(zh__worker_t *w, zh__conn_t *c, uint32_t events);
+	void (*conn_timeout)(zh__worker_t *w, zh__conn_t *c);
+	void (*conn_drain)(zh__worker_t *w, zh__conn_t *c);
+	void (*conn_closing)(zh__worker_t *w, zh__conn_t *c); /* zh__conn_close, first */
 } zh__proto_t;
 
 extern const zh__proto_t zh__proto_http1;
@@ -634,6 +649,34 @@ extern uint8_t zh__proto_default; /* given to new connections: 0 = HTTP/1.1 */
  * from now on; NULL makes it HTTP/1.1 again. 0, or -ENOSPC when the table is full. For
  * tests (tests/test_proto.c); HTTP/2 will be chosen per connection (ALPN, h2c preface). */
 int zh__proto_install(const zh__proto_t *p);
+/* Registers p in the table without making it the default (HTTP/2: chosen per connection by
+ * its preface or by ALPN). The index (> 0), or -ENOSPC. */
+int zh__proto_register(const zh__proto_t *p);
+int zh__transport_register(const zh__transport_t *t); /* the same for transports */
+
+/* HTTP/2 plugs in here (libzerohttp-h2, zh_http2_enable): start takes over connection c of
+ * worker w, whose I/O context holds the bytes read so far (rbuf[0..rlen), the client's
+ * connection preface first for h2c). 0, or -errno (the caller closes c). */
+typedef struct zh__h2_hooks {
+	int (*start)(zh__worker_t *w, zh__conn_t *c);
+	void (*worker_free)(zh__worker_t *w); /* zh_server_free: w->h2, if it was created */
+} zh__h2_hooks_t;
+/* The call a TLS transport makes once ALPN selected "h2" (and conn.c's h2c preface check):
+ * -ENOTSUP when HTTP/2 is not enabled on the server (zh_http2_enable, --no-http2). */
+int zh__conn_start_h2(zh__worker_t *w, zh__conn_t *c);
+/* A connection slot for one exchange of a multiplexing protocol: not a socket (c->virt),
+ * with an I/O context attached, transport tr and protocol proto, the peer's address and fd
+ * (for poll in zh__resp_spill_wait) copied from parent. NULL when no slot or context is
+ * free. It ends through zh__conn_close like any connection (its transport's close). */
+zh__conn_t *zh__conn_virtual_open(zh__worker_t *w, const zh__conn_t *parent, uint8_t tr,
+				  uint8_t proto);
+/* Runs the connection driver on c now (what an epoll event does), e.g. an exchange whose
+ * output the multiplexing protocol has sent, or whose request body bytes it delivered. */
+void zh__conn_drive(zh__worker_t *w, zh__conn_t *c);
+/* The kernel took n bytes from the front of ctx's output queue (a multiplexing protocol
+ * that writes the queue itself): release what is complete, advance the first entry past a
+ * partial one, and rewind the queue once empty (rebasing a response still written). */
+void zh__out_consume(zh__ctx_t *ctx, size_t n);
 
 /* HTTP/1.1, called directly (no indirect call on the hot path). */
 void zh__h1_interim_100(zh__ctx_t *ctx);

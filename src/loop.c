@@ -189,8 +189,9 @@ static void begin_drain(zh__worker_t *w)
 	}
 	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
 		zh__conn_t *c = conn_at(w, i);
-		if (c->state == ZH__C_IDLE && c->ctx == NULL)
-			zh__conn_drain(w, c);
+		if ((c->state == ZH__C_IDLE && c->ctx == NULL) ||
+		    (c->state == ZH__C_ACTIVE && c->proto != 0 && zh__protos[c->proto]->conn_drain))
+			zh__conn_drain(w, c); /* HTTP/2: GOAWAY, then close once its streams end */
 	}
 }
 

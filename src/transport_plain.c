@@ -92,3 +92,14 @@ int zh__transport_install(const zh__transport_t *t)
 	}
 	return -ENOSPC;
 }
+
+int zh__transport_register(const zh__transport_t *t)
+{
+	for (uint8_t i = 1; i < ZH__TRANSPORTS_MAX; i++) {
+		if (zh__transports[i] == NULL)
+			zh__transports[i] = t;
+		if (zh__transports[i] == t)
+			return i;
+	}
+	return -ENOSPC;
+}

@@ -245,6 +245,8 @@ static const struct zhd_option options[] = {
 	    "cached files are re-checked after (default 1000)"),
 	{"no-openat2", NULL, set_int_one, AT(files.no_openat2), 0,
 	 "open files component by component with O_NOFOLLOW"},
+	{"no-http2", NULL, set_int_one, AT(no_http2), 0,
+	 "HTTP/1.1 only: no HTTP/2 (h2c with prior knowledge is on by default)"},
 	FN("gzip", NULL, set_gzip, "compress text, JSON... responses for clients that accept it"),
 	FN("gzip-level", "N", set_gzip_level, "zlib level 1-9 (default 6); implies --gzip"),
 	FN("no-metrics", NULL, set_no_metrics,
