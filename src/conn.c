@@ -989,6 +989,11 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	drive(w, c);
 }
 
+void zh__conn_linger(zh__worker_t *w, zh__conn_t *c)
+{
+	linger_close(w, c);
+}
+
 void zh__conn_set_timer(zh__worker_t *w, zh__conn_t *c, int kind)
 {
 	if (kind == ZH__T_NONE)

@@ -113,14 +113,10 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	h->headers_open = true;
-	if (h->nstreams >= h->cfg->cfg.max_concurrent_streams) {
-		/* RFC 9113 §5.1.2: beyond the advertised limit; a client that ignores it is
-		 * not one we keep serving */
-		STAT(h, h2_streams_refused);
-		zh__h2_terminate(h, NGHTTP2_PROTOCOL_ERROR);
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
-	st = zh__h2s_open(h, f->hd.stream_id);
+	/* nghttp2 enforces SETTINGS_MAX_CONCURRENT_STREAMS (on_invalid_frame); exchanges
+	 * whose stream nghttp2 has closed may still be finishing, up to as many again */
+	st = h->nstreams < 2 * h->cfg->cfg.max_concurrent_streams ? zh__h2s_open(h, f->hd.stream_id)
+								 : NULL;
 	if (st == NULL) {
 		/* no slot or context: this stream is refused, the connection goes on */
 		(void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
@@ -254,13 +250,28 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 	return 0;
 }
 
+/* RFC 9113 §5.1.2: a client that opens more streams than SETTINGS_MAX_CONCURRENT_STREAMS
+ * allows gets a connection error from nghttp2 (GOAWAY PROTOCOL_ERROR); counted here. */
+static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_error,
+			    void *ud)
+{
+	zh__h2c_t *h = ud;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+	    nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) &&
+	    lib_error == NGHTTP2_ERR_PROTO && !h->goaway &&
+	    nghttp2_session_get_local_settings(s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) <=
+		    h->nstreams)
+		STAT(h, h2_streams_refused);
+	return 0;
+}
+
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
 	zh__h2c_t *h = ud;
 	(void)s;
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		STAT(h, h2_goaway_sent);
-		h->goaway = true;
+		h->goaway = h->goaway_sent = true;
 	}
 	return 0;
 }
@@ -372,6 +383,7 @@ static void set_callbacks(nghttp2_session_callbacks *cb)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
 }
 
 /* ---- the socket ------------------------------------------------------------------------------ */
@@ -445,6 +457,8 @@ static int write_all(zh__h2c_t *h)
 		return -1; /* its references may point at released memory: nothing more leaves */
 	if (h->writing)
 		return 1;
+	if (h->dead)
+		return out_write(h); /* nghttp2 is not called after a fatal error */
 	h->writing = true;
 	for (int rounds = 0; rounds < 64; rounds++) {
 		if (nghttp2_session_send(h->s) != 0) {
@@ -459,6 +473,27 @@ static int write_all(zh__h2c_t *h)
 	h->writing = false;
 	h->blocked = r == 0;
 	return r;
+}
+
+/* nghttp2 failed fatally (a flood it bounds itself, a callback's refusal): the session
+ * is unusable, so a GOAWAY it queued before (our own terminate) is sent if it can be,
+ * else one is written here by hand (RFC 9113 §6.8: last stream id, error code). */
+static void fatal_goaway(zh__h2c_t *h, uint32_t code)
+{
+	int32_t last = nghttp2_session_get_last_proc_stream_id(h->s);
+	uint8_t f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0,
+			 (uint8_t)(last >> 24), (uint8_t)(last >> 16), (uint8_t)(last >> 8),
+			 (uint8_t)last, (uint8_t)(code >> 24), (uint8_t)(code >> 16),
+			 (uint8_t)(code >> 8), (uint8_t)code};
+	if (h->goaway && !h->goaway_sent)
+		(void)write_all(h);
+	if (!h->goaway_sent && out_copy(h, f, sizeof f) == (ssize_t)sizeof f) {
+		STAT(h, h2_goaway_sent);
+		h->goaway_sent = true;
+	}
+	h->goaway = true;
+	if (out_write(h) <= 0)
+		h->broken = true; /* the frame cannot leave: no lingering for it */
 }
 
 /* 1 read something, 0 nothing (drained, or input paused), -1 broken or EOF */
@@ -495,12 +530,18 @@ static int read_some(zh__h2c_t *h)
 			h->in_off = h->in_len = 0;
 	}
 	if (used < 0) {
-		if (used == NGHTTP2_ERR_FLOODED)
+		uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+		if (used == NGHTTP2_ERR_FLOODED) {
 			STAT(h, h2_floods);
-		else if (used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+			code = NGHTTP2_ENHANCE_YOUR_CALM;
+		} else if (used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
 			STAT(h, h2_continuation_floods);
-		/* nghttp2 has queued its GOAWAY where the error allows one */
-		h->goaway = true;
+			code = NGHTTP2_ENHANCE_YOUR_CALM;
+		} else if (used == NGHTTP2_ERR_CALLBACK_FAILURE) {
+			code = NGHTTP2_INTERNAL_ERROR;
+		}
+		fatal_goaway(h, code);
+		h->dead = true; /* nghttp2 may not be called again but to delete it */
 		return -1;
 	}
 	return 1;
@@ -569,16 +610,30 @@ void zh__h2_kick(zh__h2c_t *h)
 
 /* ---- the connection ---------------------------------------------------------------------- */
 
+static void session_free(zh__worker_t *w, zh__conn_t *c);
+
+/* After a GOAWAY that left whole, the connection lingers (conn.c), so the peer reads the
+ * frame rather than the RST a close with its bytes unread would bring; otherwise, or
+ * after an I/O error, it closes at once. */
 static void close_session(zh__h2c_t *h)
 {
-	zh__conn_close(h->w, h->c); /* conn_closing below frees the session */
+	zh__worker_t *w = h->w;
+	zh__conn_t *c = h->c;
+	if (h->goaway && !h->broken && h->out_head == h->nout) {
+		session_free(w, c);
+		c->proto = 0; /* plain bytes from here on: discarded */
+		zh__conn_linger(w, c);
+		return;
+	}
+	zh__conn_close(w, c); /* conn_closing below frees the session */
 }
 
 static void settle(zh__h2c_t *h)
 {
 	zh__conn_t *c = h->c;
 	zh__worker_t *w = h->w;
-	bool want = nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s);
+	bool want = !h->dead &&
+		    (nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s));
 	if (h->broken || (!want && h->out_head == h->nout) ||
 	    (h->goaway && h->nstreams == 0 && h->out_head == h->nout)) {
 		close_session(h);
@@ -612,8 +667,9 @@ static void turn(zh__h2c_t *h)
 		if (!h->blocked)
 			r = read_some(h);
 		if (r < 0) {
-			(void)write_all(h); /* nghttp2's GOAWAY, if it queued one */
-			h->broken = true;
+			/* EOF, an I/O error, or a fatal error after its GOAWAY (fatal_goaway) */
+			if (!h->goaway_sent)
+				h->broken = true;
 			break;
 		}
 		run_ready(h);
@@ -671,6 +727,11 @@ static void session_drain(zh__worker_t *w, zh__conn_t *c)
 /* The session connection is closing (zh__conn_close): its streams end first (an exchange
  * still open is abandoned: its done hooks see 499), then the session is freed. */
 static void session_closing(zh__worker_t *w, zh__conn_t *c)
+{
+	session_free(w, c);
+}
+
+static void session_free(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__h2w_t *x = w->h2;
 	zh__h2c_t *h = session_of(w, c);

@@ -76,7 +76,7 @@ struct zh__h2c {
 	zh__h2s_t *streams;	   /* every stream with state, for teardown */
 	zh__h2s_t *ready, *ready_tail; /* streams to drive after this turn's I/O */
 	uint32_t nstreams;
-	bool in_turn, writing, broken, goaway, headers_open, blocked, yielded;
+	bool in_turn, writing, broken, goaway, goaway_sent, dead, headers_open, blocked, yielded;
 	/* abuse accounting: a one-second window */
 	uint64_t window_start_ms;
 	uint32_t resets, control;

@@ -53,7 +53,6 @@ zh__h2s_t *zh__h2s_open(zh__h2c_t *h, int32_t id)
 	s->sc = zh__conn_virtual_open(h->w, h->c, h->cfg->tr_stream, h->cfg->proto_stream);
 	if (s->sc == NULL) {
 		zh__h2mem_free(&x->mem, s);
-		ZH__STAT_ADD(h->w, h2_streams_refused, 1);
 		return NULL;
 	}
 	x->slots[zh__h2_slot(h->w, s->sc)] = s;
@@ -429,6 +428,8 @@ static int head_stream(zh_response_t *resp)
 
 static void resume(zh__h2s_t *s)
 {
+	if (s->h->dead || s->h->broken)
+		return;
 	if (s->submitted && !s->closed)
 		(void)nghttp2_session_resume_data(s->h->s, s->id); /* -EINVAL: not deferred */
 	zh__h2_kick(s->h);
@@ -584,14 +585,17 @@ static void t_close(zh__conn_t *c)
 	x->slots[zh__h2_slot(x->w, c)] = NULL;
 	s->sc = NULL;
 	h->nstreams--;
-	if (s->inflight) {
+	if (h->broken || h->dead) {
+		/* the connection is going: nothing more is sent */
+	} else if (s->inflight) {
 		/* frames in the output still reference the context just released */
 		h->broken = true;
 		zh__h2_kick(h);
 	} else if (!s->closed && !s->body_done) {
 		/* cut before its end: a reader that never opened its window gets GOAWAY */
 		if (s->submitted && nghttp2_session_get_stream_remote_window_size(h->s, s->id) <= 0) {
-			ZH__STAT_ADD(h->w, h2_zero_window, 1);
+			if (!h->goaway) /* counted once per connection */
+				ZH__STAT_ADD(h->w, h2_zero_window, 1);
 			zh__h2_terminate(h, NGHTTP2_ENHANCE_YOUR_CALM);
 		} else {
 			(void)nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, s->id,

@@ -673,6 +673,10 @@ zh__conn_t *zh__conn_virtual_open(zh__worker_t *w, const zh__conn_t *parent, uin
 /* Runs the connection driver on c now (what an epoll event does), e.g. an exchange whose
  * output the multiplexing protocol has sent, or whose request body bytes it delivered. */
 void zh__conn_drive(zh__worker_t *w, zh__conn_t *c);
+/* The lingering close of c (its I/O context given back, our side shut, input discarded
+ * until EOF or ZH__LINGER_MS): after HTTP/2's GOAWAY, so that the peer reads it rather
+ * than an RST (RFC 9113 §6.8 asks the sender to let the frame arrive). */
+void zh__conn_linger(zh__worker_t *w, zh__conn_t *c);
 /* The kernel took n bytes from the front of ctx's output queue (a multiplexing protocol
  * that writes the queue itself): release what is complete, advance the first entry past a
  * partial one, and rewind the queue once empty (rebasing a response still written). */

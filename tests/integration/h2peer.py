@@ -1,0 +1,308 @@
+#!/usr/bin/python3
+"""Frame-level HTTP/2 client cases for tests/integration/test_35_http2.py.
+
+Run with /usr/bin/python3 (Debian's python3-h2; the test runner's python3 may lack it):
+    h2peer.py PORT CASE
+prints one JSON object with what it saw (GOAWAY error code, responses, counts) and exits 0,
+or exits 2 with the reason on stderr. Every socket has a timeout, so a case ends within
+seconds whatever the server does. Talks only to 127.0.0.1.
+"""
+import json
+import socket
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+
+HOST = "127.0.0.1"
+
+
+def connect(port, settings=None):
+    s = socket.create_connection((HOST, port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                             header_encoding=None))
+    c.initiate_connection()
+    if settings:
+        c.update_settings(settings)
+    s.sendall(c.data_to_send())
+    return s, c
+
+
+def hdrs(path, method="GET", extra=()):
+    return [(":method", method), (":path", path), (":scheme", "http"),
+            (":authority", "localhost")] + list(extra)
+
+
+class Peer:
+    """Collects events until a condition holds, the server closes, or time runs out."""
+
+    def __init__(self, port, settings=None, auto_ack=True):
+        self.s, self.c = connect(port, settings)
+        self.auto_ack = auto_ack
+        self.goaway = None
+        self.closed = False
+        self.resets = {}
+        self.bodies = {}
+        self.status = {}
+        self.headers = {}
+        self.trailers = {}
+        self.ended = set()
+
+    def send(self):
+        data = self.c.data_to_send()
+        if data:
+            try:
+                self.s.sendall(data)
+            except OSError:
+                self.closed = True
+
+    def raw(self, data):
+        try:
+            self.s.sendall(data)
+        except OSError:
+            self.closed = True
+
+    def pump(self, until, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not until() and not self.closed and time.monotonic() < deadline:
+            self.s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                d = self.s.recv(1 << 20)
+            except socket.timeout:
+                break
+            except OSError:
+                self.closed = True
+                break
+            if not d:
+                self.closed = True
+                break
+            try:
+                events = self.c.receive_data(d)
+            except h2.exceptions.ProtocolError:
+                self.closed = True
+                break
+            for e in events:
+                self.on(e)
+            self.send()
+        return until()
+
+    def on(self, e):
+        if isinstance(e, h2.events.ResponseReceived):
+            h = dict((k.decode(), v.decode()) for k, v in e.headers)
+            self.headers[e.stream_id] = h
+            self.status[e.stream_id] = int(h[":status"])
+        elif isinstance(e, h2.events.TrailersReceived):
+            self.trailers[e.stream_id] = dict((k.decode(), v.decode()) for k, v in e.headers)
+        elif isinstance(e, h2.events.DataReceived):
+            self.bodies.setdefault(e.stream_id, bytearray()).extend(e.data)
+            if self.auto_ack and e.flow_controlled_length:
+                self.c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        elif isinstance(e, h2.events.StreamEnded):
+            self.ended.add(e.stream_id)
+        elif isinstance(e, h2.events.StreamReset):
+            self.resets[e.stream_id] = int(e.error_code)
+        elif isinstance(e, h2.events.ConnectionTerminated):
+            self.goaway = int(e.error_code)
+
+    def get(self, path, sid=None, method="GET", body=None, extra=()):
+        sid = sid or self.c.get_next_available_stream_id()
+        self.c.send_headers(sid, hdrs(path, method, extra), end_stream=body is None)
+        if body is not None:
+            self.c.send_data(sid, body, end_stream=True)
+        self.send()
+        return sid
+
+    def result(self, **kw):
+        out = {"goaway": self.goaway, "closed": self.closed, "resets": self.resets,
+               "status": self.status, "ended": sorted(self.ended),
+               "lens": dict((k, len(v)) for k, v in self.bodies.items()),
+               "trailers": self.trailers}
+        out.update(kw)
+        return out
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
+            (sid & 0x7fffffff).to_bytes(4, "big") + payload)
+
+
+# ---- cases ---------------------------------------------------------------------------------
+
+def case_many_streams(port):
+    """100 streams at once on one connection, each a different /stream size."""
+    p = Peer(port)
+    sids = {}
+    for i in range(100):
+        sids[p.get("/stream?bytes=%d" % (i * 997))] = i * 997
+    p.pump(lambda: len(p.ended) == len(sids), timeout=20)
+    bad = [sid for sid, n in sids.items()
+           if p.status.get(sid) != 200 or bytes(p.bodies.get(sid, b"")) !=
+           bytes(k % 251 for k in range(n))]
+    return p.result(bad=bad, n=len(sids))
+
+
+def case_rapid_reset(port):
+    """CVE-2023-44487: HEADERS then RST_STREAM(CANCEL), 1000 times as fast as possible."""
+    p = Peer(port)
+    for _ in range(1000):
+        sid = p.c.get_next_available_stream_id()
+        p.c.send_headers(sid, hdrs("/delay?ms=1000"), end_stream=True)
+        p.c.reset_stream(sid, 8)
+        if p.closed:
+            break
+        p.send()
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_continuation_flood(port):
+    """HEADERS without END_HEADERS, then CONTINUATION frames that never end the block."""
+    p = Peer(port)
+    p.pump(lambda: False, timeout=0.2)
+    enc = p.c.encoder.encode(hdrs("/plaintext"))
+    p.raw(frame(0x1, 0x1, 1, enc))       # HEADERS, END_STREAM, no END_HEADERS
+    for i in range(2000):
+        p.raw(frame(0x9, 0x0, 1, b"\x40\x01a\x01b"))  # literal a: b, again and again
+        if p.closed:
+            break
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_header_bomb(port):
+    """An HPACK bomb: one 4 KiB field put in the dynamic table, then referenced by index
+    (one byte each) a thousand times: a small block that decodes to megabytes."""
+    p = Peer(port)
+    p.pump(lambda: False, timeout=0.2)
+    big = b"x" * 4000
+    block = p.c.encoder.encode(hdrs("/plaintext"))
+    # literal with incremental indexing, new name "bomb": goes to dynamic index 62
+    block += b"\x40" + bytes([4]) + b"bomb" + b"\x7f" + encode_int(len(big) - 127) + big
+    block += b"\xbe" * 1000                      # indexed field 62, a thousand times
+    p.raw(frame(0x1, 0x5, 1, block))
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def encode_int(v):
+    """HPACK integer continuation bytes (after a full prefix)."""
+    out = bytearray()
+    while v >= 128:
+        out.append((v % 128) + 128)
+        v //= 128
+    out.append(v)
+    return bytes(out)
+
+
+def case_ping_flood(port):
+    p = Peer(port)
+    for i in range(5000):
+        p.raw(frame(0x6, 0x0, 0, i.to_bytes(8, "big")))
+        if p.closed:
+            break
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_settings_flood(port):
+    p = Peer(port)
+    for i in range(5000):
+        p.raw(frame(0x4, 0x0, 0, (3).to_bytes(2, "big") + (100).to_bytes(4, "big")))
+        if p.closed:
+            break
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_too_many_streams(port):
+    """More streams open at once than SETTINGS_MAX_CONCURRENT_STREAMS (100) allows."""
+    p = Peer(port)
+    p.pump(lambda: False, timeout=0.2)
+    for i in range(150):
+        sid = 1 + 2 * i
+        p.raw(frame(0x1, 0x4, sid, p.c.encoder.encode(hdrs("/delay?ms=2000"))))
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_slow_headers(port):
+    """A header block begun and never finished: the connection's header timeout."""
+    p = Peer(port)
+    p.pump(lambda: False, timeout=0.2)
+    p.raw(frame(0x1, 0x1, 1, p.c.encoder.encode(hdrs("/plaintext"))))
+    t0 = time.monotonic()
+    p.pump(lambda: p.goaway is not None, timeout=8)
+    return p.result(seconds=time.monotonic() - t0)
+
+
+def case_zero_window(port):
+    """A reader that never opens its window: SETTINGS_INITIAL_WINDOW_SIZE 0, a large
+    response asked for, nothing acknowledged."""
+    p = Peer(port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}, auto_ack=False)
+    p.pump(lambda: False, timeout=0.3)
+    for _ in range(10):
+        p.get("/stream?bytes=50000000")
+    t0 = time.monotonic()
+    p.pump(lambda: p.goaway is not None, timeout=10)
+    return p.result(seconds=time.monotonic() - t0)
+
+
+def case_drain(port):
+    """A slow stream in flight when the server is told to stop (the test sends SIGTERM
+    after this prints "ready"): GOAWAY(NO_ERROR) first, the stream still completes."""
+    p = Peer(port)
+    sid = p.get("/delay?ms=800")
+    p.pump(lambda: False, timeout=0.2)
+    print("ready", flush=True)
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    goaway_first = p.goaway is not None and sid not in p.ended
+    p.pump(lambda: sid in p.ended, timeout=5)
+    return p.result(sid=sid, goaway_before_end=goaway_first,
+                    body=bytes(p.bodies.get(sid, b"")).decode("latin-1"))
+
+
+def case_trailers(port):
+    p = Peer(port)
+    sid = p.get("/trailers", extra=[("te", "trailers")])
+    p.pump(lambda: sid in p.ended, timeout=5)
+    return p.result(sid=sid, body=bytes(p.bodies.get(sid, b"")).decode("latin-1"))
+
+
+def case_expect_100(port):
+    """Expect: 100-continue: a 100 HEADERS, then the body, then the final response."""
+    p = Peer(port)
+    sid = p.c.get_next_available_stream_id()
+    p.c.send_headers(sid, hdrs("/echo", "POST", [("expect", "100-continue"),
+                                                 ("content-length", "5")]))
+    p.send()
+    informational = []
+    orig = p.on
+
+    def on(e):
+        if isinstance(e, h2.events.InformationalResponseReceived):
+            informational.append(dict((k.decode(), v.decode()) for k, v in e.headers))
+        orig(e)
+    p.on = on
+    p.pump(lambda: informational, timeout=3)
+    p.c.send_data(sid, b"hello", end_stream=True)
+    p.send()
+    p.pump(lambda: sid in p.ended, timeout=5)
+    return p.result(sid=sid, informational=informational,
+                    body=bytes(p.bodies.get(sid, b"")).decode())
+
+
+CASES = dict((k[5:], v) for k, v in list(globals().items()) if k.startswith("case_"))
+
+if __name__ == "__main__":
+    port, name = int(sys.argv[1]), sys.argv[2]
+    try:
+        res = CASES[name](port)
+    except Exception as e:          # reported, not raised: the test shows it
+        sys.stderr.write("%s: %r\n" % (name, e))
+        sys.exit(2)
+    print(json.dumps(res), flush=True)
