@@ -55,22 +55,9 @@ zh__h2w_t *zh__h2w(zh__worker_t *w)
 	x->map_len = slots_len;
 	x->slots = (void **)(void *)(x + 1);
 	x->nslots = w->conn_pool.count;
+	x->cbs = cfg->cbs;
+	x->opt = cfg->opt;
 	zh__h2mem_bind(&x->ngmem, &x->mem);
-	if (nghttp2_session_callbacks_new(&x->cbs) != 0 || nghttp2_option_new(&x->opt) != 0) {
-		nghttp2_session_callbacks_del(x->cbs);
-		munmap(x, slots_len);
-		return NULL;
-	}
-	set_callbacks(x->cbs);
-	/* window updates are ours: a stream's window opens as its exchange consumes the body
-	 * (h2_stream.c), so a slow streaming handler is not sent more than it can hold */
-	nghttp2_option_set_no_auto_window_update(x->opt, 1);
-	nghttp2_option_set_max_settings(x->opt, 32);
-	nghttp2_option_set_max_continuations(x->opt, 8);
-	nghttp2_option_set_max_outbound_ack(x->opt, 1000);
-	nghttp2_option_set_max_deflate_dynamic_table_size(x->opt, 4096);
-	nghttp2_option_set_stream_reset_rate_limit(x->opt, cfg->cfg.max_resets_per_s * 2,
-						   cfg->cfg.max_resets_per_s);
 	w->h2 = x;
 	here = x;
 	return x;
@@ -807,15 +794,25 @@ static const zh__proto_t session_proto = {
 static void worker_free(zh__worker_t *w)
 {
 	zh__h2w_t *x = w->h2;
-	nghttp2_session_callbacks_del(x->cbs);
-	nghttp2_option_del(x->opt);
 	zh__h2mem_unmap(&x->mem);
 	w->h2 = NULL;
 	if (munmap(x, x->map_len) != 0)
 		abort();
 }
 
-static const zh__h2_hooks_t hooks = {.start = session_start, .worker_free = worker_free};
+/* zh_server_free, after the workers: the settings and what zh_http2_enable made */
+static void cfg_free(void *p)
+{
+	zh__h2cfg_t *k = p;
+	if (k == NULL)
+		return;
+	nghttp2_session_callbacks_del(k->cbs);
+	nghttp2_option_del(k->opt);
+	free(k);
+}
+
+static const zh__h2_hooks_t hooks = {.start = session_start, .worker_free = worker_free,
+				     .cfg_free = cfg_free};
 
 void zh_http2_config_init(zh_http2_config_t *cfg)
 {
@@ -845,11 +842,28 @@ int zh_http2_enable(zh_server_t *srv, const zh_http2_config_t *cfg)
 		return -ENOSPC;
 	if ((k = calloc(1, sizeof *k)) == NULL)
 		return -ENOMEM;
+	/* made once, here (malloc'd by nghttp2), read by every worker's sessions: a worker's
+	 * first HTTP/2 connection then costs mmap, no malloc */
+	if (nghttp2_session_callbacks_new(&k->cbs) != 0 || nghttp2_option_new(&k->opt) != 0) {
+		nghttp2_session_callbacks_del(k->cbs);
+		free(k);
+		return -ENOMEM;
+	}
+	set_callbacks(k->cbs);
+	/* window updates are ours: a stream's window opens as its exchange consumes the body
+	 * (h2_stream.c), so a slow streaming handler is not sent more than it can hold */
+	nghttp2_option_set_no_auto_window_update(k->opt, 1);
+	nghttp2_option_set_max_settings(k->opt, 32);
+	nghttp2_option_set_max_continuations(k->opt, 8);
+	nghttp2_option_set_max_outbound_ack(k->opt, 1000);
+	nghttp2_option_set_max_deflate_dynamic_table_size(k->opt, 4096);
+	nghttp2_option_set_stream_reset_rate_limit(k->opt, cfg->max_resets_per_s * 2,
+						   cfg->max_resets_per_s);
 	k->cfg = *cfg;
 	k->proto_session = (uint8_t)ps;
 	k->proto_stream = (uint8_t)pst;
 	k->tr_stream = (uint8_t)tr;
-	free(srv->h2_cfg); /* enabled twice: the newer settings */
+	cfg_free(srv->h2_cfg); /* enabled twice: the newer settings */
 	srv->h2_cfg = k;
 	srv->h2 = &hooks;
 	return 0;

@@ -50,6 +50,8 @@ typedef struct zh__h2w {
 
 typedef struct zh__h2cfg {
 	zh_http2_config_t cfg;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
 	uint8_t proto_session, proto_stream, tr_stream; /* their indexes in the tables */
 } zh__h2cfg_t;
 

@@ -660,6 +660,7 @@ int zh__transport_register(const zh__transport_t *t); /* the same for transports
 typedef struct zh__h2_hooks {
 	int (*start)(zh__worker_t *w, zh__conn_t *c);
 	void (*worker_free)(zh__worker_t *w); /* zh_server_free: w->h2, if it was created */
+	void (*cfg_free)(void *cfg);	      /* zh_server_free: srv->h2_cfg, last */
 } zh__h2_hooks_t;
 /* The call a TLS transport makes once ALPN selected "h2" (and conn.c's h2c preface check):
  * -ENOTSUP when HTTP/2 is not enabled on the server (zh_http2_enable, --no-http2). */

@@ -364,7 +364,8 @@ void zh_server_free(zh_server_t *srv)
 	}
 	for (unsigned i = 0; i < srv->nroutes; i++)
 		free(srv->routes[i].path);
-	free(srv->h2_cfg);
+	if (srv->h2)
+		srv->h2->cfg_free(srv->h2_cfg);
 	free(srv->workers);
 	free(srv);
 }

@@ -252,20 +252,6 @@ def case_zero_window(port):
     return p.result(seconds=time.monotonic() - t0)
 
 
-def case_drain(port):
-    """A slow stream in flight when the server is told to stop (the test sends SIGTERM
-    after this prints "ready"): GOAWAY(NO_ERROR) first, the stream still completes."""
-    p = Peer(port)
-    sid = p.get("/delay?ms=800")
-    p.pump(lambda: False, timeout=0.2)
-    print("ready", flush=True)
-    p.pump(lambda: p.goaway is not None, timeout=5)
-    goaway_first = p.goaway is not None and sid not in p.ended
-    p.pump(lambda: sid in p.ended, timeout=5)
-    return p.result(sid=sid, goaway_before_end=goaway_first,
-                    body=bytes(p.bodies.get(sid, b"")).decode("latin-1"))
-
-
 def case_trailers(port):
     p = Peer(port)
     sid = p.get("/trailers", extra=[("te", "trailers")])

@@ -1,0 +1,332 @@
+"""35. HTTP/2 (h2c with prior knowledge; libzerohttp-h2 on nghttp2).
+
+Clients: curl --http2-prior-knowledge, nghttp and h2load (nghttp2-client), and the
+frame-level cases of h2peer.py, run with /usr/bin/python3 (Debian's python3-h2; the runner's
+python3 may not have it). Every client is a subprocess with a timeout; servers are stopped
+by the harness, by PID.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from harness import HELLO, HOST, ServerTestCase, free_port, malloc_calls, metrics
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER = os.path.join(HERE, "h2peer.py")
+SYS_PY = "/usr/bin/python3"
+SHIM = os.environ.get("ZH_SHIM", "")
+
+
+def have_h2():
+    try:
+        return subprocess.run([SYS_PY, "-c", "import h2"], capture_output=True,
+                              timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+HAVE_CURL_H2 = shutil.which("curl") is not None and \
+    "HTTP2" in subprocess.run(["curl", "-V"], capture_output=True, text=True).stdout
+HAVE_NGHTTP = shutil.which("nghttp") is not None and shutil.which("h2load") is not None
+HAVE_H2 = have_h2()
+
+
+def curl(port, path, h2=True, data=None, method=None, headers=(), timeout=30):
+    """(status, http_version, body, headers dict) of one request with curl."""
+    with tempfile.TemporaryDirectory() as d:
+        out, hdr = os.path.join(d, "body"), os.path.join(d, "head")
+        cmd = ["curl", "-s", "-o", out, "-D", hdr, "-w", "%{http_code} %{http_version}",
+               "--max-time", str(timeout)]
+        cmd.append("--http2-prior-knowledge" if h2 else "--http1.1")
+        if method == "HEAD":
+            cmd.append("-I")
+        elif method:
+            cmd += ["-X", method]
+        for h in headers:
+            cmd += ["-H", h]
+        if data is not None:
+            src = os.path.join(d, "up")
+            with open(src, "wb") as f:
+                f.write(data)
+            cmd += ["--data-binary", "@" + src]
+        cmd.append("http://%s:%d%s" % (HOST, port, path))
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 5)
+        if r.returncode != 0:
+            raise AssertionError("curl %r: exit %d %s" % (cmd, r.returncode, r.stderr))
+        status, version = r.stdout.split()
+        with open(out, "rb") if os.path.exists(out) else open(os.devnull, "rb") as f:
+            body = f.read()
+        heads = {}
+        with open(hdr, "rb") as f:
+            for line in f.read().decode("latin-1").split("\r\n")[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    heads[k.strip().lower()] = v.strip()
+        return int(status), version, body, heads
+
+
+def pattern(n):
+    """What GET /stream?bytes=n answers: byte i is i mod 251."""
+    return bytes(range(251)) * (n // 251) + bytes(range(n % 251))
+
+
+@unittest.skipUnless(HAVE_CURL_H2, "curl without HTTP/2")
+class Http2Clients(ServerTestCase):
+    """curl, nghttp and h2load against the h2c listener: the same routes as HTTP/1.1."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="zh-h2-")
+        cls.files = {"empty.bin": b"", "4k.bin": os.urandom(4096),
+                     "1m.bin": os.urandom(1 << 20)}
+        cls.files["100m.bin"] = os.urandom(1 << 20) * 100
+        for name, data in cls.files.items():
+            with open(os.path.join(cls.root, name), "wb") as f:
+                f.write(data)
+        with open(os.path.join(cls.root, "index.html"), "wb") as f:
+            f.write(b"<h1>zerohttp over h2</h1>\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def setUp(self):
+        self.SERVER_ARGS = ("--root", self.root)
+        super().setUp()
+
+    def test_curl_prior_knowledge(self):
+        status, version, body, heads = curl(self.port, "/plaintext")
+        self.assertEqual((status, version, body), (200, "2", HELLO))
+        self.assertEqual(heads.get("content-length"), str(len(HELLO)))
+        self.assertNotIn("connection", heads)
+
+    @unittest.skipUnless(HAVE_NGHTTP, "nghttp2-client missing")
+    def test_nghttp(self):
+        url = "http://%s:%d/plaintext" % (HOST, self.port)
+        r = subprocess.run(["nghttp", url], capture_output=True, timeout=20)
+        self.assertEqual((r.returncode, r.stdout), (0, HELLO), r.stderr)
+        r = subprocess.run(["nghttp", "-v", url], capture_output=True, timeout=20)
+        self.assertIn(b":status: 200", r.stdout)
+
+    def test_static_files_byte_exact_by_sendfile(self):
+        before = metrics(self.port)["zerohttp_syscalls_total{call=\"sendfile\"}"]
+        for name, data in self.files.items():
+            status, version, body, heads = curl(self.port, "/" + name, timeout=60)
+            self.assertEqual((status, version), (200, "2"), name)
+            self.assertEqual(len(body), len(data), name)
+            self.assertTrue(body == data, "%s differs" % name)
+            self.assertEqual(heads.get("content-length"), str(len(data)))
+        after = metrics(self.port)["zerohttp_syscalls_total{call=\"sendfile\"}"]
+        # the file bytes after their DATA frame headers go by sendfile, not through memory
+        self.assertGreaterEqual(after - before, 3)
+
+    def test_request_bodies_byte_exact(self):
+        for n in (0, 4096, 100000, 1 << 20):
+            data = os.urandom(n)
+            status, _, body, _ = curl(self.port, "/echo", data=data,
+                                      headers=("Content-Type: application/x-b",))
+            self.assertEqual(status, 200, n)
+            self.assertTrue(body == data, "echo of %d bytes differs" % n)
+            # without content-length: the end of the stream ends the body
+            status, _, body, _ = curl(self.port, "/echo", data=data,
+                                      headers=("Content-Type: application/x-b",
+                                               "Transfer-Encoding: chunked"))
+            self.assertEqual(status, 200, n)
+            self.assertTrue(body == data, "echo of %d bytes (no length) differs" % n)
+
+    def test_producer_and_deferred_responses(self):
+        for n in (0, 1, 70000, 3000000):
+            status, _, body, _ = curl(self.port, "/stream?bytes=%d" % n)
+            self.assertEqual(status, 200)
+            self.assertTrue(body == pattern(n), "stream of %d bytes differs" % n)
+        t0 = time.monotonic()
+        status, _, body, _ = curl(self.port, "/delay?ms=150")
+        self.assertEqual((status, body), (200, b"delayed 150 ms\n"))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.14)
+
+    def test_shared_behaviour_over_http1_and_h2c(self):
+        """The same requests over HTTP/1.1 and h2c: same status, body and fields."""
+        cases = [("GET", "/plaintext", None), ("GET", "/json", None),
+                 ("HEAD", "/plaintext", None), ("GET", "/nope", None),
+                 ("DELETE", "/plaintext", None), ("POST", "/echo", b"x" * 5000),
+                 ("GET", "/stream?bytes=100000", None), ("GET", "/delay?ms=20", None),
+                 ("GET", "/index.html", None), ("GET", "/json/list?n=11000", None),
+                 ("GET", "/proto?n=5", None), ("GET", "/4k.bin", None),
+                 ("OPTIONS", "/plaintext", None)]
+        for method, path, data in cases:
+            h1 = curl(self.port, path, h2=False, method=method, data=data,
+                      headers=("Content-Type: application/x-b",) if data else ())
+            h2 = curl(self.port, path, h2=True, method=method, data=data,
+                      headers=("Content-Type: application/x-b",) if data else ())
+            what = "%s %s" % (method, path)
+            self.assertEqual((h1[1], h2[1]), ("1.1", "2"), what)
+            self.assertEqual(h1[0], h2[0], what)
+            if method != "HEAD":        # curl -I writes the head where the body goes
+                self.assertTrue(h1[2] == h2[2], "%s: bodies differ" % what)
+            for f in ("content-type", "allow", "etag", "last-modified"):
+                self.assertEqual(h1[3].get(f), h2[3].get(f), "%s: %s" % (what, f))
+            # a length HTTP/1.1 states is the length HTTP/2 states (chunked: none)
+            if "content-length" in h1[3]:
+                self.assertEqual(h1[3]["content-length"], h2[3].get("content-length"), what)
+
+    @unittest.skipUnless(HAVE_NGHTTP, "nghttp2-client missing")
+    def test_many_concurrent_streams_one_connection(self):
+        r = subprocess.run(["h2load", "-n", "5000", "-c", "1", "-m", "100",
+                            "http://%s:%d/plaintext" % (HOST, self.port)],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("5000 succeeded, 0 failed", r.stdout, r.stdout)
+        m = metrics(self.port)
+        self.assertGreaterEqual(m["zerohttp_http2_streams_total"], 5000)
+        self.assertEqual(m["zerohttp_http2_connections_total"], 1)
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+    def test_hundred_streams_of_different_sizes(self):
+        res = run_peer(self, self.port, "many_streams")
+        self.assertEqual((res["n"], res["bad"], res["goaway"]), (100, [], None))
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+    def test_expect_100_continue(self):
+        res = run_peer(self, self.port, "expect_100")
+        self.assertEqual(res["informational"], [{":status": "100"}])
+        self.assertEqual((res["status"][str(res["sid"])], res["body"]), (200, "hello"))
+
+    def test_no_http2_flag(self):
+        srv = self.start_server(("--no-http2",))
+        r = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "--max-time", "5",
+                            "http://%s:%d/plaintext" % (HOST, srv.port)],
+                           capture_output=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0, "h2c served with --no-http2")
+        c = self.conn(srv.port)
+        c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        resp = c.read_response()
+        self.assertGreaterEqual(resp.status, 400)   # the preface is an HTTP/1.1 error there
+        self.assertEqual(curl(srv.port, "/plaintext", h2=False)[:3], (200, "1.1", HELLO))
+
+
+def run_peer(test, port, case, timeout=60):
+    r = subprocess.run([SYS_PY, PEER, str(port), case], capture_output=True, text=True,
+                       timeout=timeout)
+    test.assertEqual(r.returncode, 0, "h2peer %s: %s" % (case, r.stderr))
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+class Http2Limits(ServerTestCase):
+    """Each abuse ends its connection with GOAWAY and the right error code, is counted in
+    /metrics, and leaves the server serving others with its contexts back."""
+    SERVER_ARGS = ("--header-timeout", "1000", "--write-timeout", "1000")
+
+    def limit(self, case, code, label):
+        before = metrics(self.port)
+        res = run_peer(self, self.port, case)
+        self.assertEqual(res["goaway"], code, res)
+        deadline = time.monotonic() + 3
+        while True:
+            after = metrics(self.port)
+            if after["zerohttp_io_contexts_in_use"] <= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        key = 'zerohttp_http2_abuse_total{limit="%s"}' % label
+        self.assertEqual(after[key] - before.get(key, 0), 1, key)
+        self.assertGreater(after["zerohttp_http2_goaway_sent_total"],
+                           before["zerohttp_http2_goaway_sent_total"])
+        # the abuser's streams and connection gave their contexts back (this scrape holds 1)
+        self.assertLessEqual(after["zerohttp_io_contexts_in_use"], 1)
+        # and another client is served
+        self.assertEqual(curl(self.port, "/plaintext")[:3], (200, "2", HELLO))
+        return res
+
+    def test_rapid_reset(self):
+        self.limit("rapid_reset", 11, "rapid_reset")          # ENHANCE_YOUR_CALM
+
+    def test_continuation_flood(self):
+        self.limit("continuation_flood", 11, "continuation_flood")
+
+    def test_hpack_bomb_header_list(self):
+        self.limit("header_bomb", 11, "header_list_too_large")
+
+    def test_ping_flood(self):
+        self.limit("ping_flood", 11, "flood")
+
+    def test_settings_flood(self):
+        self.limit("settings_flood", 11, "flood")
+
+    def test_too_many_concurrent_streams(self):
+        self.limit("too_many_streams", 1, "too_many_streams")  # PROTOCOL_ERROR
+
+    def test_slow_headers(self):
+        res = self.limit("slow_headers", 11, "slow_headers")
+        self.assertLess(res["seconds"], 4)
+
+    def test_zero_window_reader(self):
+        res = self.limit("zero_window", 11, "zero_window")
+        self.assertLess(res["seconds"], 6)
+        self.assertEqual(sum(res["lens"].values()), 0)       # not a byte beyond the window
+
+
+@unittest.skipUnless(HAVE_NGHTTP, "nghttp2-client missing")
+class Http2Drain(ServerTestCase):
+    AUTO_START = False
+
+    def test_goaway_then_full_drain_on_sigterm(self):
+        """A deferred response in flight at SIGTERM: /readyz goes 503, the client gets
+        GOAWAY(NO_ERROR) naming its stream as processed, then the whole response."""
+        mport = free_port()
+        srv = self.start_server(("--drain-timeout", "5000",
+                                 "--metrics-listen", "%s:%d" % (HOST, mport)))
+        p = subprocess.Popen(["nghttp", "-v", "http://%s:%d/delay?ms=800" % (HOST, srv.port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        time.sleep(0.3)
+        srv.expected_exit = True
+        srv.signal(signal.SIGTERM)
+        deadline, ready = time.monotonic() + 2, None
+        while time.monotonic() < deadline:
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--max-time", "2", "http://%s:%d/readyz" % (HOST, mport)],
+                               capture_output=True, text=True, timeout=10)
+            ready = r.stdout
+            if ready == "503":
+                break
+            time.sleep(0.05)
+        self.assertEqual(ready, "503")
+        out, _ = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, out)
+        goaway = out.find("recv GOAWAY")
+        data = out.find("recv DATA")
+        self.assertGreaterEqual(goaway, 0, out)
+        self.assertIn("last_stream_id=13, error_code=NO_ERROR(0x00)", out[goaway:])
+        self.assertGreater(data, goaway, out)   # the GOAWAY came first, then the response
+        self.assertIn("delayed 800 ms", out)
+        self.assertEqual(srv.wait_exit(10), 0)
+
+
+@unittest.skipUnless(SHIM and HAVE_NGHTTP, "ZH_SHIM not set or h2load missing")
+class Http2ZeroAlloc(ServerTestCase):
+    AUTO_START = False
+
+    def test_zero_allocations_on_an_open_connection(self):
+        count_file = os.path.join(tempfile.gettempdir(), "zh-h2-malloc-%d" % os.getpid())
+        self.addCleanup(lambda: os.path.exists(count_file) and os.unlink(count_file))
+        srv = self.start_server((), {"LD_PRELOAD": os.path.abspath(SHIM),
+                                     "ZH_MALLOC_COUNT_FILE": count_file})
+        url = "http://%s:%d/plaintext" % (HOST, srv.port)
+
+        def h2load(n):
+            r = subprocess.run(["h2load", "-n", str(n), "-c", "1", "-m", "32", url],
+                               capture_output=True, text=True, timeout=120)
+            self.assertIn("%d succeeded, 0 failed" % n, r.stdout, r.stdout)
+        h2load(2000)                                    # the worker's HTTP/2 state, warm
+        a = malloc_calls(srv.pid, count_file)
+        h2load(100000)
+        b = malloc_calls(srv.pid, count_file)
+        sys.stdout.write("      h2 zero-alloc: 100000 requests, one connection, -m32: "
+                         "malloc-family calls before=%d after=%d\n" % (a, b))
+        self.assertEqual(b - a, 0)
