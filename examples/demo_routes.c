@@ -15,6 +15,9 @@
  *                     by a timer thread; the worker serves others meanwhile
  *   POST /upload      "<bytes> <fnv1a-64 hex>\n" of a body of any size, streamed through a
  *                     64 KiB stack buffer (ZH_ROUTE_STREAM_BODY): memory stays flat
+ *   GET  /trailers    ?parts=N (0..1000, default 0 = one whole body): "part i\n" lines,
+ *                     then the trailer fields X-Parts: N and X-Sum: the body's byte sum
+ *                     (zh_resp_trailer; HTTP/2, or HTTP/1.1 with TE: trailers)
  *
  * They are not part of the product: zerohttpd without --demo serves only files, /healthz,
  * /readyz and /metrics, so that a file named "json" in the document root is not shadowed
@@ -443,6 +446,51 @@ static void delay(zh_request_t *req, zh_response_t *resp, void *arg)
 	pthread_mutex_unlock(&delay_lock);
 }
 
+/* GET /trailers: the body, then trailer fields that depend on it (what gRPC does with
+ * grpc-status), written whole by the handler or part by part by a producer. */
+struct trailers_state {
+	long parts, done;
+	unsigned long sum;
+};
+
+static int trailers_write(zh_response_t *resp, struct trailers_state *st)
+{
+	char line[32], v[24];
+	int n = snprintf(line, sizeof line, "part %ld\n", st->done);
+	for (int i = 0; i < n; i++)
+		st->sum += (unsigned char)line[i];
+	if (zh_write(resp, line, (size_t)n) < 0)
+		return -EIO;
+	if (++st->done < st->parts)
+		return ZH_PRODUCE_MORE;
+	snprintf(line, sizeof line, "%ld", st->parts);
+	snprintf(v, sizeof v, "%lu", st->sum);
+	if (zh_resp_trailer(resp, "X-Parts", line) < 0 || zh_resp_trailer(resp, "X-Sum", v) < 0)
+		return -EIO;
+	return ZH_PRODUCE_DONE;
+}
+
+static int trailers_more(zh_response_t *resp, void *arg)
+{
+	return resp ? trailers_write(resp, arg) : 0;
+}
+
+static void trailers(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	struct trailers_state *st = zh_resp_state(resp);
+	long n = query_param(zh_req_query(req), "parts", 0, 1000);
+	(void)arg;
+	if (n < 0) {
+		bad_request(resp, "parts must be 0..1000\n");
+		return;
+	}
+	*st = (struct trailers_state){n ? n : 1, 0, 0};
+	if (zh_resp_header_set(resp, "Content-Type", "text/plain") < 0 ||
+	    (n == 0 && trailers_write(resp, st) < 0) ||
+	    (n > 0 && zh_resp_produce(resp, trailers_more, st) < 0))
+		zh_reply(resp, 500, NULL, NULL, 0);
+}
+
 int demo_routes_add(zh_server_t *srv)
 {
 	int r;
@@ -455,6 +503,7 @@ int demo_routes_add(zh_server_t *srv)
 				 NULL)) < 0 ||
 	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/stream", 0, stream, NULL)) < 0 ||
 	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/delay", 0, delay, NULL)) < 0 ||
+	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/trailers", 0, trailers, NULL)) < 0 ||
 	    (r = zh_server_route(srv, ZH_POST | ZH_PUT, "/upload", ZH_ROUTE_STREAM_BODY, upload,
 				 NULL)) < 0)
 		return r;

@@ -1026,6 +1026,16 @@ ZH_API void zh_http2_config_init(zh_http2_config_t *cfg);
  * -ENOMEM. The server keeps HTTP/2 until zh_server_free. */
 ZH_API ZH_MUST_USE int zh_http2_enable(zh_server_t *srv, const zh_http2_config_t *cfg);
 
+/* Trailer fields (RFC 9110 §6.5), sent after the body: on HTTP/2 a HEADERS frame that
+ * ends the stream; on HTTP/1.1 in the last chunk, only to a client whose request said
+ * "TE: trailers" (a whole response is then sent chunked), and dropped otherwise. Call
+ * from the handler, a continuation or a producer, before the response ends; name and
+ * value are copied (up to 512 bytes of fields). 0, -EINVAL (not a token, a bad value, a
+ * pseudo-header or a field trailers must not carry: Content-Length, Transfer-Encoding,
+ * Host, TE, Trailer, Connection, Content-Type, Content-Encoding) or -ENOSPC. Worker
+ * thread only. The body itself is unchanged by them; a HEAD response carries none. */
+ZH_API int zh_resp_trailer(zh_response_t *resp, const char *name, const char *value);
+
 #ifdef __cplusplus
 }
 #endif

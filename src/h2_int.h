@@ -106,11 +106,13 @@ struct zh__h2s {
 	uint64_t inflight; /* bytes of sc's queue in the connection's output, not yet sent */
 	uint64_t promised; /* bytes a read callback announced, not yet placed */
 	uint32_t fill;	   /* head bytes written into sc's receive buffer */
+	char *tr_buf;	   /* trailer lines kept until the body ends (pool), or NULL */
+	uint32_t tr_len;
 	uint64_t chunk_size; /* a body without content-length, as chunked coding: the chunk */
 	uint32_t chunk_off;  /* being written (its DATA frame) and the place in its phase: */
 	uint8_t chunk_phase; /* 0 none, 1 size line, 2 data, 3 CRLF */
 	bool on_ready, busy, closed, reset, head_done, delivered, submitted, body_done, eof_framed,
-		kill, too_large, no_body, cl, term_pending;
+		kill, too_large, no_body, cl, term_pending, trailers;
 };
 
 /* h2_stream.c */
@@ -124,6 +126,7 @@ int zh__h2s_head_end(zh__h2s_t *s, bool end_stream);
 int zh__h2s_data(zh__h2s_t *s, const uint8_t *data, size_t len, size_t *taken);
 int zh__h2s_data_end(zh__h2s_t *s);
 bool zh__h2s_term(zh__h2s_t *s);
+void zh__h2s_drop_trailers(zh__h2s_t *s);
 ssize_t zh__h2s_read(zh__h2s_t *s, uint8_t *buf, size_t length, uint32_t *flags);
 int zh__h2s_send_data(zh__h2s_t *s, const uint8_t *framehd, size_t length);
 

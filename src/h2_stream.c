@@ -71,6 +71,7 @@ void zh__h2s_maybe_free(zh__h2s_t *s)
 {
 	if (s->sc || !s->closed || s->on_ready || s->busy || s->inflight)
 		return;
+	zh__h2s_drop_trailers(s);
 	unlink_stream(s);
 	zh__h2mem_free(&((zh__h2w_t *)s->h->w->h2)->mem, s);
 }
@@ -402,15 +403,69 @@ static int submit(zh__h2s_t *s, zh_response_t *resp, bool has_len, uint64_t len,
 	return 0;
 }
 
+/* The response's trailer fields are kept by the stream (a copy from the worker's pool: the
+ * exchange may end first) and submitted by the data provider when it ends the body
+ * (nghttp2 sends HEADERS queued earlier ahead of DATA). */
+static void keep_trailers(zh__h2s_t *s, zh_response_t *resp)
+{
+	if (resp->ntr == 0 || resp->head_only || s->trailers)
+		return;
+	s->tr_buf = zh__h2mem_alloc(&((zh__h2w_t *)s->h->w->h2)->mem, resp->tused);
+	if (s->tr_buf == NULL)
+		return; /* no memory: the body ends without them */
+	memcpy(s->tr_buf, resp->tstore, resp->tused);
+	s->tr_len = resp->tused;
+	s->trailers = true;
+}
+
+/* At the body's end: the kept lines as HEADERS (names in lowercase), then freed. */
+static void submit_trailers(zh__h2s_t *s)
+{
+	nghttp2_nv nv[32];
+	size_t n = 0;
+	char *p = s->tr_buf, *end = s->tr_buf + s->tr_len;
+	while (p < end && n < sizeof nv / sizeof nv[0]) {
+		char *colon = memchr(p, ':', (size_t)(end - p));
+		char *eol = memchr(p, '\r', (size_t)(end - p));
+		for (char *q = p; q < colon; q++)
+			*q = *q >= 'A' && *q <= 'Z' ? (char)(*q + 32) : *q;
+		nv[n++] = nv_of(p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2));
+		p = eol + 2;
+	}
+	(void)nghttp2_submit_trailer(s->h->s, s->id, nv, n); /* copied by nghttp2 */
+	zh__h2s_drop_trailers(s);
+}
+
+void zh__h2s_drop_trailers(zh__h2s_t *s)
+{
+	if (s->tr_buf)
+		zh__h2mem_free(&((zh__h2w_t *)s->h->w->h2)->mem, s->tr_buf);
+	s->tr_buf = NULL;
+}
+
+/* EOF for the data provider: END_STREAM, or the trailers after it */
+static void body_eof(zh__h2s_t *s, uint32_t *flags)
+{
+	*flags |= NGHTTP2_DATA_FLAG_EOF;
+	s->eof_framed = true;
+	if (s->tr_buf) {
+		*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		submit_trailers(s);
+	}
+}
+
 static bool head_whole(zh_response_t *resp)
 {
 	zh__h2s_t *s = stream_of(resp->ctx->conn);
-	bool body = !resp->head_only && zh__status_has_body(resp->status) && resp->body_len > 0;
+	bool body = !resp->head_only && zh__status_has_body(resp->status) &&
+		    (resp->body_len > 0 || resp->ntr);
 	uint64_t len = resp->head_only && resp->has_length ? resp->declared_len : resp->body_len;
 	if (s == NULL)
 		return false;
 	resp->framing = ZH__F_LENGTH;
 	s->body_done = true;
+	if (body)
+		keep_trailers(s, resp);
 	return submit(s, resp, true, len, body) == 0;
 }
 
@@ -459,7 +514,9 @@ static bool body_end(zh_response_t *resp)
 	if (s == NULL)
 		return true;
 	if (!broken) {
-		s->body_done = true; /* END_STREAM after what is queued */
+		if (!resp->head_only && zh__status_has_body(resp->status))
+			keep_trailers(s, resp);
+		s->body_done = true; /* END_STREAM after what is queued (or the trailers) */
 		resume(s);
 	}
 	return broken;
@@ -493,8 +550,7 @@ ssize_t zh__h2s_read(zh__h2s_t *s, uint8_t *buf, size_t length, uint32_t *flags)
 	if (s->sc == NULL) {
 		if (!s->body_done)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		s->eof_framed = true;
+		body_eof(s, flags);
 		return 0;
 	}
 	ctx = s->sc->ctx;
@@ -506,8 +562,7 @@ ssize_t zh__h2s_read(zh__h2s_t *s, uint8_t *buf, size_t length, uint32_t *flags)
 	if (avail > length)
 		avail = length;
 	else if (s->body_done) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		s->eof_framed = true;
+		body_eof(s, flags);
 	}
 	*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 	s->promised += avail;

@@ -105,6 +105,7 @@ enum {
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
 	ZH__RESP_HEADERS = 32,	   /* response header fields */
 	ZH__RESP_HSTORE = 4096,	   /* bytes of response header names and values */
+	ZH__RESP_TSTORE = 512,	   /* bytes of trailer fields (zh_resp_trailer) */
 	ZH__HOOKS_MAX = 24,	   /* commit hooks: middleware's, then the handler's */
 	ZH__MW_MAX = 64, ZH__GLOBAL_MW_MAX = 16, ZH__ROUTE_MW_MAX = 8,
 	ZH__HEAD_RESERVE = 512,	   /* status line + library headers, beyond user headers */
@@ -399,6 +400,10 @@ struct zh_response {
 	} hooks[ZH__HOOKS_MAX];
 	zh__hdr_t hdr[ZH__RESP_HEADERS];
 	char hstore[ZH__RESP_HSTORE];
+	/* trailer fields (zh_resp_trailer), as the lines HTTP/1.1 sends: "Name: value\r\n" */
+	uint8_t ntr;
+	uint16_t tused;
+	char tstore[ZH__RESP_TSTORE];
 };
 
 /* Lent to a connection while it has bytes in flight; see the memory map above. The receive
@@ -780,6 +785,9 @@ static inline ssize_t zh__pr_body_read(zh_request_t *req, char *buf, size_t cap)
 
 /* response.c */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
+/* The request's TE field lists "trailers" (RFC 9110 §10.1.4): an HTTP/1.1 client that
+ * takes trailer fields in a chunked response. */
+bool zh__req_te_trailers(const zh_request_t *req);
 void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
 void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */

@@ -253,10 +253,13 @@ def case_zero_window(port):
 
 
 def case_trailers(port):
+    """/trailers whole and through a producer: the body, then the trailer HEADERS."""
     p = Peer(port)
-    sid = p.get("/trailers", extra=[("te", "trailers")])
-    p.pump(lambda: sid in p.ended, timeout=5)
-    return p.result(sid=sid, body=bytes(p.bodies.get(sid, b"")).decode("latin-1"))
+    whole = p.get("/trailers", extra=[("te", "trailers")])
+    parts = p.get("/trailers?parts=5", extra=[("te", "trailers")])
+    p.pump(lambda: whole in p.ended and parts in p.ended, timeout=5)
+    return p.result(whole=whole, parts=parts,
+                    bodies=dict((k, bytes(v).decode()) for k, v in p.bodies.items()))
 
 
 def case_expect_100(port):

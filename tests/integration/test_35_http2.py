@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from harness import HELLO, HOST, ServerTestCase, free_port, malloc_calls, metrics
+from harness import HELLO, HOST, ServerTestCase, free_port, malloc_calls, metrics, request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "h2peer.py")
@@ -208,6 +208,57 @@ class Http2Clients(ServerTestCase):
         resp = c.read_response()
         self.assertGreaterEqual(resp.status, 400)   # the preface is an HTTP/1.1 error there
         self.assertEqual(curl(srv.port, "/plaintext", h2=False)[:3], (200, "1.1", HELLO))
+
+
+class Trailers(ServerTestCase):
+    """zh_resp_trailer over HTTP/1.1: in the last chunk for a client that said TE: trailers
+    (a whole response is then chunked), dropped for one that did not."""
+
+    def fetch(self, path, te):
+        c = self.conn()
+        hs = [("TE", "trailers")] if te else []
+        c.send(request("GET", path, hs + [("Connection", "close")]))
+        return bytes(c.read_until_close())
+
+    def test_http1_trailers_with_te(self):
+        for path, body, parts in (("/trailers", b"part 0\n", 1),
+                                  ("/trailers?parts=5",
+                                   b"".join(b"part %d\n" % i for i in range(5)), 5)):
+            raw = self.fetch(path, True)
+            head, _, rest = raw.partition(b"\r\n\r\n")
+            self.assertIn(b"\r\nTransfer-Encoding: chunked", head, raw)
+            self.assertNotIn(b"Content-Length", head, raw)
+            got, pos = b"", 0
+            while True:
+                eol = rest.index(b"\r\n", pos)
+                size = int(rest[pos:eol], 16)
+                pos = eol + 2
+                if size == 0:
+                    break
+                got += rest[pos:pos + size]
+                pos += size + 2
+            self.assertEqual(got, body)
+            self.assertEqual(rest[pos:], b"X-Parts: %d\r\nX-Sum: %d\r\n\r\n"
+                             % (parts, sum(body)))
+
+    def test_http1_no_trailers_without_te(self):
+        raw = self.fetch("/trailers", False)
+        self.assertIn(b"\r\nContent-Length: 7\r\n", raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\npart 0\n"), raw)
+        raw = self.fetch("/trailers?parts=2", False)
+        self.assertTrue(raw.endswith(b"part 1\n\r\n0\r\n\r\n"), raw)
+        self.assertNotIn(b"X-Sum", raw)
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+    def test_h2_trailers(self):
+        res = run_peer(self, self.port, "trailers")
+        for sid, body in ((res["whole"], "part 0\n"),
+                          (res["parts"], "".join("part %d\n" % i for i in range(5)))):
+            self.assertEqual(res["status"][str(sid)], 200, res)
+            self.assertEqual(res["bodies"][str(sid)], body, res)
+            self.assertEqual(res["trailers"][str(sid)],
+                             {"x-parts": str(body.count("\n")),
+                              "x-sum": str(sum(body.encode()))}, res)
 
 
 def run_peer(test, port, case, timeout=60):
