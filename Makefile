@@ -242,7 +242,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json
+FUZZ_TARGETS := parse chunked path range json h2
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -259,6 +259,11 @@ $(BUILD)/fuzz/fuzz_parse $(BUILD)/fuzz/fuzz_chunked: $(BUILD)/fuzz/fuzz_%: tests
 $(BUILD)/fuzz/fuzz_path $(BUILD)/fuzz/fuzz_range: $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c \
 	  tests/fuzz/fuzz_common.h src/static.c $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# h2: a server in the fuzzer's process, HTTP/2 frames over loopback (the whole library)
+$(BUILD)/fuzz/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS) \
+	  $(BUILD)/fuzz/obj/static.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
+		$(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)
 	@mkdir -p $(@D)

@@ -881,9 +881,9 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (!ctx->in_request && ctx->rstart == ctx->rlen && !output_pending(ctx))
 				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
 			process(w, c);
-			if (ZH__UNLIKELY(c->proto != 0 || c->state == ZH__C_FREE) &&
-			    (c->state == ZH__C_FREE || zh__protos[c->proto]->conn_event))
-				return; /* HTTP/2 took the connection (h2c preface), or it closed */
+			if (ZH__UNLIKELY(c->ctx != ctx) ||
+			    (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_event))
+				return; /* HTTP/2 took the connection (h2c preface), or ended it */
 			if (sendable(ctx) || response_open(ctx))
 				continue;
 			if (c->close_after) {
