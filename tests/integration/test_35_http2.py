@@ -141,6 +141,24 @@ class Http2Clients(ServerTestCase):
             self.assertEqual(status, 200, n)
             self.assertTrue(body == data, "echo of %d bytes (no length) differs" % n)
 
+    def test_streaming_upload_flow_control(self):
+        """A body larger than max_body to a streaming route (/upload): its window opens as
+        the handler reads, so it passes through without a body buffer, as on HTTP/1.1."""
+        data = os.urandom(1 << 20) * 24                 # 24 MiB > max_body (1 MiB)
+        before = metrics(self.port)
+        h2 = curl(self.port, "/upload", data=data, headers=("Content-Type: application/x-b",))
+        h2c = curl(self.port, "/upload", data=data,
+                   headers=("Content-Type: application/x-b", "Transfer-Encoding: chunked"))
+        h1 = curl(self.port, "/upload", h2=False, data=data,
+                  headers=("Content-Type: application/x-b",))
+        self.assertEqual((h2[0], h2c[0], h1[0]), (200, 200, 200))
+        self.assertTrue(h2[2].startswith(b"%d " % len(data)), h2[2])
+        self.assertEqual(h2[2], h1[2])
+        self.assertEqual(h2c[2], h1[2])
+        after = metrics(self.port)
+        self.assertEqual(after["zerohttp_body_buffers_high_water"],
+                         before["zerohttp_body_buffers_high_water"])
+
     def test_producer_and_deferred_responses(self):
         for n in (0, 1, 70000, 3000000):
             status, _, body, _ = curl(self.port, "/stream?bytes=%d" % n)
