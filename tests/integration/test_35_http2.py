@@ -279,6 +279,53 @@ class Trailers(ServerTestCase):
                               "x-sum": str(sum(body.encode()))}, res)
 
 
+GRPC_CLIENT = r"""
+import sys, grpc
+sys.path.insert(0, sys.argv[2])
+import demo_pb2
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+call = ch.unary_unary("/zerohttp.demo.Items/List",
+                      request_serializer=demo_pb2.Item.SerializeToString,
+                      response_deserializer=demo_pb2.ItemList.FromString)
+for n in (0, 1, 5, 100):
+    r = call(demo_pb2.Item(id=n), timeout=10)
+    assert len(r.items) == n, (n, len(r.items))
+    for i, it in enumerate(r.items):
+        assert (it.id, it.name, it.price, list(it.tags), it.active) == \
+            (i, "item-%d" % i, i * 1.25, ["alpha", "beta"], i % 2 == 0), it
+try:
+    call(demo_pb2.Item(id=101), timeout=10)
+    print("no error")
+except grpc.RpcError as e:
+    print(e.code().name, e.details())
+"""
+
+
+def have_grpc():
+    try:
+        return subprocess.run([SYS_PY, "-c", "import grpc, google.protobuf"],
+                              capture_output=True, timeout=30).returncode == 0 and \
+            shutil.which("protoc") is not None
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@unittest.skipUnless(have_grpc(), "python3-grpcio or protoc missing")
+class Grpc(ServerTestCase):
+    """A gRPC unary call with Python's grpcio (HTTP/2 prior knowledge on an insecure channel):
+    the demo service on the /proto message types, status in the trailers."""
+
+    def test_unary_list(self):
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["protoc", "--python_out=" + d, "--proto_path=" +
+                            os.path.join(HERE, "..", "..", "proto"), "demo.proto"],
+                           check=True, timeout=30)
+            r = subprocess.run([SYS_PY, "-c", GRPC_CLIENT, str(self.port), d],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "INVALID_ARGUMENT at most 100 items")
+
+
 def run_peer(test, port, case, timeout=60):
     r = subprocess.run([SYS_PY, PEER, str(port), case], capture_output=True, text=True,
                        timeout=timeout)
