@@ -219,6 +219,74 @@ def case_settings_flood(port):
     return p.result()
 
 
+def case_window_update_flood(port):
+    p = Peer(port)
+    for i in range(5000):
+        p.raw(frame(0x8, 0x0, 0, (1).to_bytes(4, "big")))
+        if p.closed:
+            break
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_priority_flood(port):
+    p = Peer(port)
+    for i in range(5000):
+        p.raw(frame(0x2, 0x0, 1 + 2 * (i % 50), (0).to_bytes(4, "big") + b"\x10"))
+        if p.closed:
+            break
+    p.pump(lambda: p.goaway is not None, timeout=5)
+    return p.result()
+
+
+def case_bad_headers(port):
+    """RFC 9113 §8.2-8.3: an uppercase field name, a connection-specific field, a missing
+    :path, a pseudo-header after a regular field: each such stream is reset with
+    PROTOCOL_ERROR, and a good request on the same connection is answered."""
+    p = Peer(port)
+    p.pump(lambda: False, timeout=0.2)
+    bad = [hdrs("/plaintext") + [("X-Upper", "1")],
+           hdrs("/plaintext") + [("connection", "keep-alive")],
+           [(":method", "GET"), (":scheme", "http"), (":authority", "a")],
+           [("x-first", "1")] + hdrs("/plaintext"),
+           hdrs("/plaintext") + [("te", "gzip")]]
+    sids = []
+    for i, h in enumerate(bad):
+        sid = 1 + 2 * i
+        block = p.c.encoder.encode(h)
+        p.raw(frame(0x1, 0x5, sid, block))
+        sids.append(sid)
+    good = 1 + 2 * len(bad)
+    p.raw(frame(0x1, 0x5, good, p.c.encoder.encode(hdrs("/plaintext"))))
+    raw = bytearray()
+    deadline = time.monotonic() + 3
+    resets, status = {}, {}
+    # parsed by hand: python-h2 would refuse to build or accept some of these
+    while time.monotonic() < deadline and good not in status:
+        p.s.settimeout(0.2)
+        try:
+            d = p.s.recv(65536)
+        except socket.timeout:
+            continue
+        if not d:
+            break
+        raw += d
+        while len(raw) >= 9:
+            n = int.from_bytes(raw[:3], "big")
+            if len(raw) < 9 + n:
+                break
+            t, sid, pl = raw[3], int.from_bytes(raw[5:9], "big") & 0x7fffffff, raw[9:9 + n]
+            del raw[:9 + n]
+            if t == 0x3:
+                resets[sid] = int.from_bytes(pl, "big")
+            elif t == 0x1 and sid == good:
+                status[sid] = True
+            elif t == 0x7:
+                p.goaway = int.from_bytes(pl[4:8], "big")
+    return p.result(bad_resets=dict((str(k), resets.get(k)) for k in sids),
+                    good_answered=good in status)
+
+
 def case_too_many_streams(port):
     """More streams open at once than SETTINGS_MAX_CONCURRENT_STREAMS (100) allows."""
     p = Peer(port)

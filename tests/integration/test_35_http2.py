@@ -374,6 +374,21 @@ class Http2Limits(ServerTestCase):
     def test_settings_flood(self):
         self.limit("settings_flood", 11, "flood")
 
+    def test_window_update_flood(self):
+        self.limit("window_update_flood", 11, "flood")
+
+    def test_priority_flood(self):
+        self.limit("priority_flood", 11, "flood")
+
+    def test_invalid_request_fields_reset_the_stream_only(self):
+        """RFC 9113 §8.2.1, §8.2.2, §8.3.1: uppercase names, connection-specific fields, a
+        missing :path, a pseudo-header after a field, TE other than trailers: each stream
+        gets RST_STREAM(PROTOCOL_ERROR); the connection serves the next request."""
+        res = run_peer(self, self.port, "bad_headers")
+        self.assertEqual(res["bad_resets"], {"1": 1, "3": 1, "5": 1, "7": 1, "9": 1}, res)
+        self.assertTrue(res["good_answered"], res)
+        self.assertIsNone(res["goaway"], res)
+
     def test_too_many_concurrent_streams(self):
         self.limit("too_many_streams", 1, "too_many_streams")  # PROTOCOL_ERROR
 
