@@ -989,6 +989,16 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	drive(w, c);
 }
 
+zh__ctx_t *zh__conn_ctx_attach(zh__worker_t *w, zh__conn_t *c)
+{
+	return ctx_attach(w, c);
+}
+
+void zh__conn_ctx_detach(zh__worker_t *w, zh__conn_t *c)
+{
+	ctx_detach(w, c);
+}
+
 void zh__conn_linger(zh__worker_t *w, zh__conn_t *c)
 {
 	linger_close(w, c);

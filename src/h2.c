@@ -498,6 +498,11 @@ static int read_some(zh__h2c_t *h)
 	} else {
 		if (!c->readable)
 			return 0;
+		/* the receive buffer is lent for the turn (settle gives it back) */
+		if (ctx == NULL && (ctx = zh__conn_ctx_attach(h->w, c)) == NULL) {
+			STAT(h, pool_exhausted);
+			return -1;
+		}
 		n = zh__tr_recv(c, ctx->rbuf, ctx->rcap);
 		ZH__STAT_ADD(h->w, read_calls, 1);
 		if (n == -EAGAIN) {
@@ -626,6 +631,8 @@ static void settle(zh__h2c_t *h)
 		close_session(h);
 		return;
 	}
+	if (c->ctx && h->in_off == h->in_len && h->paused == NULL)
+		zh__conn_ctx_detach(w, c); /* no input kept: an idle connection holds no context */
 	if (h->blocked)
 		zh__conn_set_timer(w, c, ZH__T_WRITE);
 	else if (h->headers_open) {

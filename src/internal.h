@@ -683,6 +683,10 @@ void zh__conn_drive(zh__worker_t *w, zh__conn_t *c);
  * until EOF or ZH__LINGER_MS): after HTTP/2's GOAWAY, so that the peer reads it rather
  * than an RST (RFC 9113 §6.8 asks the sender to let the frame arrive). */
 void zh__conn_linger(zh__worker_t *w, zh__conn_t *c);
+/* An I/O context for c from the worker's pool (NULL when none is free), and its return: a
+ * multiplexing protocol holds one only while it has input to read, as HTTP/1.1 does. */
+zh__ctx_t *zh__conn_ctx_attach(zh__worker_t *w, zh__conn_t *c);
+void zh__conn_ctx_detach(zh__worker_t *w, zh__conn_t *c);
 /* The kernel took n bytes from the front of ctx's output queue (a multiplexing protocol
  * that writes the queue itself): release what is complete, advance the first entry past a
  * partial one, and rewind the queue once empty (rebasing a response still written). */

@@ -28,6 +28,8 @@ struct zh__conn *zh__conn_virtual_open(struct zh__worker *w, const struct zh__co
 void zh__conn_drive(struct zh__worker *w, struct zh__conn *c);
 void zh__conn_close(struct zh__worker *w, struct zh__conn *c);
 void zh__conn_linger(struct zh__worker *w, struct zh__conn *c);
+struct zh__ctx *zh__conn_ctx_attach(struct zh__worker *w, struct zh__conn *c);
+void zh__conn_ctx_detach(struct zh__worker *w, struct zh__conn *c);
 void zh__out_consume(struct zh__ctx *ctx, size_t n);
 bool zh__body_read_target(struct zh__ctx *ctx, char **dst, size_t *cap);
 int zh__h1_body_start(struct zh__ctx *ctx);

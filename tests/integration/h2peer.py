@@ -219,6 +219,30 @@ def case_settings_flood(port):
     return p.result()
 
 
+def case_idle_conns(port):
+    """20 connections, one request each, then left open: what /metrics says meanwhile."""
+    peers = []
+    for i in range(20):
+        p = Peer(port)
+        sid = p.get("/plaintext")
+        p.pump(lambda: sid in p.ended, timeout=5)
+        peers.append(p)
+    time.sleep(0.2)
+    s = socket.create_connection((HOST, port), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    raw = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        raw += d
+    m = dict(l.rsplit(" ", 1) for l in raw.decode().split("\r\n\r\n", 1)[1].splitlines()
+             if l and not l.startswith("#"))
+    return {"open": sum(1 for p in peers if not p.closed),
+            "contexts": float(m["zerohttp_io_contexts_in_use"]),
+            "connections": float(m["zerohttp_connections_open"])}
+
+
 def case_window_update_flood(port):
     p = Peer(port)
     for i in range(5000):

@@ -210,6 +210,15 @@ class Http2Clients(ServerTestCase):
         self.assertEqual((res["n"], res["bad"], res["goaway"]), (100, [], None))
 
     @unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+    def test_idle_connections_hold_no_context(self):
+        """An idle HTTP/2 connection gives its I/O context back, as an idle HTTP/1.1 one
+        does: 20 of them open, only the /metrics request's own context is lent."""
+        res = run_peer(self, self.port, "idle_conns")
+        self.assertEqual(res["open"], 20, res)
+        self.assertGreaterEqual(res["connections"], 21, res)
+        self.assertLessEqual(res["contexts"], 1, res)
+
+    @unittest.skipUnless(HAVE_H2, "python3-h2 missing")
     def test_expect_100_continue(self):
         res = run_peer(self, self.port, "expect_100")
         self.assertEqual(res["informational"], [{":status": "100"}])
