@@ -59,7 +59,7 @@ gzip_SRCS    := src/mw_gzip.c
 protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
-CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
+CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/conn_mux.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \

@@ -274,7 +274,7 @@ static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
 
 /* Everything queued has left: rewind the area and the queue; a response still being
  * written gets its framing anchor back (the protocol's rebase). */
-static void queue_rewind(zh__ctx_t *ctx)
+void zh__out_rewind(zh__ctx_t *ctx)
 {
 	if (ctx->iov_head == ctx->iov_n) {
 		zh__out_reset(ctx);
@@ -325,26 +325,8 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		if (ctx->iov_head < run && n == 0)
 			return 0;
 	}
-	queue_rewind(ctx);
+	zh__out_rewind(ctx);
 	return 1;
-}
-
-void zh__out_consume(zh__ctx_t *ctx, size_t n)
-{
-	while (ctx->iov_head < ctx->iov_n && ctx->iov[ctx->iov_head].iov_len <= n) {
-		n -= ctx->iov[ctx->iov_head].iov_len;
-		zh__release_entry(&ctx->rel[ctx->iov_head]);
-		ctx->iov_head++;
-	}
-	if (n) {
-		struct iovec *iov = &ctx->iov[ctx->iov_head];
-		if (ctx->rel[ctx->iov_head].file_fd >= 0)
-			ctx->rel[ctx->iov_head].file_off += n; /* a file entry: no base to move */
-		else
-			iov->iov_base = (char *)iov->iov_base + n;
-		iov->iov_len -= n;
-	}
-	queue_rewind(ctx);
 }
 
 static bool output_pending(const zh__ctx_t *ctx)
@@ -715,35 +697,6 @@ static void make_room(zh__worker_t *w, zh__conn_t *c)
 	ctx->rbuf_large = true;
 }
 
-/* RFC 9113 §3.3: a client that knows the server speaks HTTP/2 (h2c with prior knowledge)
- * starts with this preface instead of a request line. 1 not the preface (HTTP/1.1 goes
- * on), 0 a prefix of it so far (more bytes wanted), -1 HTTP/2 took the connection (or
- * closed it). */
-static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-static int h2c_preface(zh__worker_t *w, zh__conn_t *c)
-{
-	zh__ctx_t *ctx = c->ctx;
-	size_t n = ctx->rlen < sizeof h2_preface - 1 ? ctx->rlen : sizeof h2_preface - 1;
-	if (memcmp(ctx->rbuf, h2_preface, n) != 0)
-		return 1;
-	if (n < sizeof h2_preface - 1) {
-		if (c->timer != ZH__T_HEADER)
-			zh__timer_set(w, c, ZH__T_HEADER);
-		return 0;
-	}
-	if (zh__conn_start_h2(w, c) < 0)
-		zh__conn_close(w, c);
-	return -1;
-}
-
-int zh__conn_start_h2(zh__worker_t *w, zh__conn_t *c)
-{
-	if (w->srv->h2 == NULL)
-		return -ENOTSUP;
-	zh__timer_clear(w, c);
-	return w->srv->h2->start(w, c);
-}
-
 /* Answers every complete request in the receive buffer. */
 static void process(zh__worker_t *w, zh__conn_t *c)
 {
@@ -759,7 +712,7 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				return; /* drive() flushes first, then calls again */
 			if (ZH__UNLIKELY(ctx->rstart == 0 && c->requests == 0 && w->srv->h2 &&
 					 c->proto == 0 && ctx->rbuf[0] == 'P')) {
-				int p = h2c_preface(w, c);
+				int p = zh__conn_h2c_preface(w, c);
 				if (p <= 0)
 					return; /* more bytes wanted, or HTTP/2 has the connection */
 			}
@@ -1004,44 +957,10 @@ void zh__conn_linger(zh__worker_t *w, zh__conn_t *c)
 	linger_close(w, c);
 }
 
-void zh__conn_set_timer(zh__worker_t *w, zh__conn_t *c, int kind)
-{
-	if (kind == ZH__T_NONE)
-		zh__timer_clear(w, c);
-	else
-		zh__timer_set(w, c, (enum zh__timer_kind)kind);
-}
-
 void zh__conn_drive(zh__worker_t *w, zh__conn_t *c)
 {
 	if (c->state != ZH__C_FREE)
 		drive(w, c);
-}
-
-zh__conn_t *zh__conn_virtual_open(zh__worker_t *w, const zh__conn_t *parent, uint8_t tr,
-				  uint8_t proto)
-{
-	zh__conn_t *c = zh__pool_get(&w->conn_pool);
-	if (c == NULL)
-		return NULL;
-	c->fd = parent->fd;
-	c->tr = tr;
-	c->proto = proto;
-	c->virt = true;
-	c->state = ZH__C_ACTIVE;
-	c->timer = ZH__T_NONE;
-	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
-	c->loopback = parent->loopback;
-	c->requests = 0;
-	c->peer_v6 = parent->peer_v6;
-	memcpy(c->peer, parent->peer, sizeof c->peer);
-	c->ctx = NULL;
-	if (ctx_attach(w, c) == NULL) {
-		c->state = ZH__C_FREE;
-		zh__pool_put(&w->conn_pool, c);
-		return NULL;
-	}
-	return c;
 }
 
 /* A context for a connection with bytes to read. The last eighth of the pool is kept for

@@ -691,6 +691,11 @@ void zh__conn_ctx_detach(zh__worker_t *w, zh__conn_t *c);
  * that writes the queue itself): release what is complete, advance the first entry past a
  * partial one, and rewind the queue once empty (rebasing a response still written). */
 void zh__out_consume(zh__ctx_t *ctx, size_t n);
+/* conn.c: everything queued has left: rewind the area and the queue (rebasing a response
+ * still being written). conn_mux.c: 1 not the h2c preface, 0 a prefix of it (more bytes
+ * wanted), -1 HTTP/2 took the connection (or closed it). */
+void zh__out_rewind(zh__ctx_t *ctx);
+int zh__conn_h2c_preface(zh__worker_t *w, zh__conn_t *c);
 
 /* HTTP/1.1, called directly (no indirect call on the hot path). */
 void zh__h1_interim_100(zh__ctx_t *ctx);
