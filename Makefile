@@ -13,10 +13,13 @@
 #                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
 #                   mixed-load soak
 #   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make static     build/static/zerohttpd, linked statically (the container image's)
+#   make test-deploy three zerohttpd behind HAProxy (rolling restart, SIGKILL under load), the
+#                   Kubernetes manifests, the container image (tests/deploy/; about a minute)
 #   make fresh-check as root: `make run` and `make test` from a clean clone of HEAD in a
 #                   fresh Debian 12 minbase chroot with only gcc make libc6-dev git
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
-#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd
+#   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd, zerohttpd(8)
 #   make install-check               install to a scratch prefix, build examples/ against it
 
 CC      ?= gcc
@@ -63,7 +66,8 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/http1.c src/stream.c
+	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c src/app_metrics.c \
+	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
@@ -90,16 +94,22 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
-	      $(BUILD)/tests/test_ext \
-	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto
+	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_app_metrics \
+	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
+	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
+	      $(BUILD)/tests/test_cookie \
+	      $(BUILD)/tests/test_router
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+	static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
 deps:
 	@scripts/deps.sh
+deps-deploy:
+	@scripts/deps.sh deploy
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
@@ -179,7 +189,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext): \
+	  test_ext test_timer test_proxy test_app_metrics test_router): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -195,8 +205,15 @@ $(BUILD)/tests/json_server: tests/json_server.c cmd/zerohttpd/heap_count.c $(LIB
 	$(CC) $(CFLAGS) $(NO_HEAP_COUNT) -o $@ $< cmd/zerohttpd/heap_count.c \
 		$(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
-integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
+# test-only server whose routes use the "Reading requests" calls (test_33_reading.py)
+$(BUILD)/tests/reading_server: tests/reading_server.c $(LIB_A) include/zerohttp.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load \
+	  $(BUILD)/tests/reading_server
 	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
+		ZH_READING_SERVER=$(BUILD)/tests/reading_server \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's examples with pkg-config:
@@ -210,7 +227,8 @@ install-check: all
 	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
 		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
 			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
-	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a; \
+	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && \
+		test -f $$d/share/man/man8/zerohttpd.8; \
 	ldd $$d/hello > $$d/hello.ldd; cat $$d/hello.ldd; \
 	if grep -v -E '^\s*(linux-vdso\.so|/lib[^ ]*/ld-linux[^ ]*\.so|(libzerohttp|libc|libpthread)\.so)' \
 		$$d/hello.ldd; then echo "install-check: examples/hello loads more than libc/pthread"; exit 1; fi; \
@@ -242,7 +260,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json h2
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router h2
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -264,6 +282,19 @@ $(BUILD)/fuzz/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIBO
 	  $(BUILD)/fuzz/obj/static.o
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
 		$(PB_LIBS)
+# the request readers (query.c, multipart.c, cookie.c) through the public API: the whole
+# library linked, static.c included
+$(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: \
+	  $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS) \
+	  $(BUILD)/fuzz/obj/static.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
+		$(PB_LIBS)
+# the Forwarded / X-Forwarded-For parser (proxy.c) with the rest of the library
+$(BUILD)/fuzz/fuzz_forwarded: tests/fuzz/fuzz_forwarded.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# the router through zh__router_find, the server's own lookup (router.o among the objects)
+$(BUILD)/fuzz/fuzz_router: tests/fuzz/fuzz_router.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)
 	@mkdir -p $(@D)
@@ -297,12 +328,37 @@ soak: deps all $(BUILD)/tests/zh_load
 		python3 tests/integration/run.py -k test_27
 	python3 tests/soak/soak.py --bin $(DAEMON) --minutes $(SOAK_MINUTES)
 
-bench: deps all $(BUILD)/bench/json_writer
+bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	bench/run.sh $(DAEMON)
 	taskset -c 0 $(BUILD)/bench/json_writer
+	taskset -c 0 $(BUILD)/bench/router_bench $(ROUTER_BENCH_FILES)
+# the router's lookups (bench/router/router_bench.c): the route table and the paths, one
+# "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
+ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
+$(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+
+# zerohttpd linked statically (glibc, zlib, protobuf-c and libcrypt from their archives) in
+# build/static/, for the FROM scratch image of deploy/container/Containerfile. Without the
+# heap counter (ZH_NO_HEAP_COUNT: it forwards malloc with dlsym(RTLD_NEXT), which a static
+# libc's own malloc clashes with): zerohttp_heap_allocations_total stays 0. --user/--group
+# cannot look names up in an image without NSS: run the image as a numeric user instead.
+static:
+	@mkdir -p build/static
+	@$(MAKE) --no-print-directory BUILD=build/static LDFLAGS="-static -pthread" \
+		NO_HEAP_COUNT=-DZH_NO_HEAP_COUNT build/static/zerohttpd >build/static/make.log 2>&1 \
+		|| { cat build/static/make.log; exit 1; }
+
+# Many instances and their packaging (tests/deploy/, see README "Deploy"): three instances
+# behind HAProxy through a rolling restart and a SIGKILL under wrk load, the Kubernetes
+# manifests against what zerohttpd does, and the container image built and run with podman.
+# About a minute.
+test-deploy: deps-deploy all static
+	ZH_BIN=$(DAEMON) ZH_STATIC_BIN=build/static/zerohttpd /usr/bin/python3 tests/deploy/run.py
 
 # the README's two commands on a fresh Debian 12 (debootstrap chroot); see the script's header
 fresh-check:
@@ -319,6 +375,8 @@ install: all
 	$(foreach m,$(PC_FILES:.pc=),$(call pc_text,$(m),$(PREFIX)) \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/$(m).pc;)
 	install -m 755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 docs/zerohttpd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build $(PC_FILES)

@@ -20,6 +20,9 @@
  *   GET  /trailers    ?parts=N (0..1000, default 0 = one whole body): "part i\n" lines,
  *                     then the trailer fields X-Parts: N and X-Sum: the body's byte sum
  *                     (zh_resp_trailer; HTTP/2, or HTTP/1.1 with TE: trailers)
+ *   GET  /users/{id}, /users/{id}/files/{path...}
+ *                     "route=<pattern> id=<id> path=<path>\n": path parameters, decoded
+ *                     (zh_req_param) without allocating, and the matched pattern
  *
  * They are not part of the product: zerohttpd without --demo serves only files, /healthz,
  * /readyz and /metrics, so that a file named "json" in the document root is not shadowed
@@ -56,6 +59,26 @@ static void json(zh_request_t *req, zh_response_t *resp, void *arg)
 	(void)arg;
 	zh_resp_header_set(resp, "Content-Type", "application/json");
 	zh_write_static(resp, json_body, sizeof json_body - 1);
+}
+
+/* Path parameters: slices of the request (decoded in the I/O context when they hold
+ * '%'), alive until the response is sent, so they go out by reference too. */
+static void user(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	const char *route = zh_req_route(req);
+	zh_slice_t id = {"", 0}, path = {"-", 1};
+	(void)arg;
+	if (!zh_req_param(req, "id", &id))
+		return; /* cannot happen: both patterns have {id} (an empty 200 if it did) */
+	(void)zh_req_param(req, "path", &path);
+	zh_resp_header_set(resp, "Content-Type", "text/plain; charset=utf-8");
+	zh_write_static(resp, "route=", 6);
+	zh_write_static(resp, route, strlen(route));
+	zh_write_static(resp, " id=", 4);
+	zh_write_ref(resp, id.ptr, id.len, NULL, NULL);
+	zh_write_static(resp, " path=", 6);
+	zh_write_ref(resp, path.ptr, path.len, NULL, NULL);
+	zh_write_static(resp, "\n", 1);
 }
 
 /* The body slice lives until the response is sent, so it goes out by reference. */
@@ -582,6 +605,9 @@ int demo_routes_add(zh_server_t *srv)
 	    (r = zh_server_route(srv, ZH_POST, "/zerohttp.demo.Items/List", 0, grpc_list, NULL)) <
 		    0 ||
 	    (r = zh_server_route(srv, ZH_POST | ZH_PUT, "/upload", ZH_ROUTE_STREAM_BODY, upload,
+				 NULL)) < 0 ||
+	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/users/{id}", 0, user, NULL)) < 0 ||
+	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/users/{id}/files/{path...}", 0, user,
 				 NULL)) < 0)
 		return r;
 	return 0;

@@ -36,6 +36,7 @@
 #ifndef ZEROHTTP_H
 #define ZEROHTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -126,6 +127,11 @@ typedef struct zh_config {
 					connections: a second instance started for a
 					zero-downtime restart, say. Either way each worker has
 					its own SO_REUSEPORT listener inside the process */
+	const char *trusted_proxies; /* CIDRs of reverse proxies whose Forwarded /
+					X-Forwarded-For is believed, separated by commas or
+					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
+					zh_server_new, -EINVAL if malformed; not kept). NULL:
+					none. See zh_req_client_addr */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -164,7 +170,8 @@ enum zh_route_flags {
  * zh_req_path() stays the raw bytes: a prefix handler must decode before it strips the
  * prefix by length. `path` is copied; `arg` is borrowed and
  * must outlive the server. Only before zh_server_run(): returns -EBUSY after, -EINVAL for a
- * path not starting with '/', -ENOSPC past 256 routes. */
+ * malformed pattern, -EEXIST for a repeated or conflicting one: `path` is a pattern (see
+ * "routing" at the end of this file). */
 ZH_API ZH_MUST_USE int zh_server_route(zh_server_t *srv, unsigned methods, const char *path,
 				       unsigned flags, zh_handler_fn handler, void *arg);
 
@@ -180,6 +187,13 @@ ZH_API ZH_MUST_USE int zh_server_run(zh_server_t *srv);
  * answered (with Connection: close), then zh_server_run() returns. Any thread; safe inside a
  * signal handler; idempotent. */
 ZH_API void zh_server_stop(zh_server_t *srv);
+
+/* Liveness of the event loops, for a watchdog (systemd's WATCHDOG=1, a supervisor's
+ * probe): wakes every worker and waits until each has turned its loop once. 0 when all
+ * did within timeout_ms; -ETIMEDOUT when one did not (a handler blocking its worker, a
+ * deadlock) or the server is not running. Any thread but a worker's; concurrent calls are
+ * safe. Costs each worker one wake-up. */
+ZH_API ZH_MUST_USE int zh_server_ping(zh_server_t *srv, unsigned timeout_ms);
 
 /* Frees everything zh_server_new() made. Not while zh_server_run() is running. */
 ZH_API void zh_server_free(zh_server_t *srv);
@@ -284,6 +298,8 @@ typedef struct zh_middleware {
 	void (*commit)(zh_response_t *resp, void *arg);
 	void (*done)(zh_request_t *req, zh_response_t *resp, void *arg);
 	void *arg;
+	const void *key; /* optional: publishes this middleware's slot under key (see
+			    zh_req_published); NULL: private */
 } zh_middleware_t;
 ZH_API ZH_MUST_USE int zh_server_use(zh_server_t *srv, const zh_middleware_t *mw);
 /* Adds mw to the chain of every route registered (so far) with exactly this path. */
@@ -431,7 +447,8 @@ ZH_API void zh_gzip_free(zh_gzip_t *gz); /* after the server has stopped */
  * Retry-After: 1. The before hook answers both, so they cost no handler and allocate
  * nothing; they count in zh_stats_t shed_429 and shed_503 and keep the connection open.
  * The rate is checked first, so a refused request never takes an in-flight place; a
- * request refused for load has used its token. Buckets are keyed by zh_req_peer_addr and
+ * request refused for load has used its token. Buckets are keyed by zh_req_client_addr
+ * (the peer, or the client a trusted proxy names) and
  * shared by all workers: an IPv4 client per address (its IPv4-mapped IPv6 form is the same
  * client), an IPv6 client per /64 by default (zh_limit_ipv6_prefix), since one subscriber
  * holds a whole /64 and may rotate through its addresses at will. The table has a fixed size: when it is full, a new client takes the place of the
@@ -897,7 +914,11 @@ ZH_API void zh_cors_free(zh_cors_t *c); /* after the server has been freed */
  *    bcrypt ($2y$, $2b$, as `htpasswd -B` writes), sha512crypt ($6$, `openssl passwd -6`,
  *    `mkpasswd -m sha-512`), sha256crypt ($5$), yescrypt ($y$), md5crypt ($1$; weak).
  *    Apache's $apr1$ and {SHA} are not crypt(3) formats and are refused at load.
- *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes).
+ *  - tokens file: one token per line (RFC 6750 b64token characters, up to 255 bytes),
+ *    optionally named: "name:token", the name an RFC 9110 token of up to 255 bytes.
+ *  - A request with valid credentials goes on with its identity published (the middleware
+ *    carries key zh_identity_key()): zh_req_auth_user() gives handlers the Basic user name
+ *    or the token's name (empty for an unnamed token), and the access log logs it.
  *  - Both: blank lines and lines starting with '#' are skipped; blanks around a line and a
  *    CR before its LF are ignored. A malformed line fails the whole load.
  *
@@ -957,7 +978,8 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  *
  *   ZH_LOG_COMMON    127.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET /a?b=1 HTTP/1.1" 200 13
  *   ZH_LOG_COMBINED  the same, then "Referer" "User-Agent"
- *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","method":"GET",
+ *   ZH_LOG_JSON      {"time":"2000-10-10T13:55:36Z","client":"127.0.0.1","user":null,
+ *                    "method":"GET",
  *                    "target":"/a?b=1","protocol":"HTTP/1.1","status":200,"bytes":13,
  *                    "duration_us":57,"referer":null,"user_agent":"curl/8.5.0"}  (one line)
  *
@@ -969,7 +991,9 @@ ZH_API void zh_auth_free(zh_auth_t *a); /* after the server has been freed */
  * response cut after its head left keeps its status. duration_us runs
  * from the complete head to the response's end; null when the server has
  * latency_metrics off. The request line is logged as sent (like nginx); no other header
- * is ever logged, so Authorization never is, and the user field stays "-".
+ * is ever logged, so Authorization never is. The user field (CLF's third, JSON "user") is the
+ * authenticated identity (zh_req_auth_user: the Basic user or the token's name), "-" (JSON:
+ * null) when nobody authenticated the request.
  * Client-controlled text cannot forge a line: in CLF/Combined '"', '\', control bytes and
  * bytes >= 0x7f are written \xHH (as nginx does); JSON strings are escaped per RFC 8259
  * (ill-formed UTF-8 becomes U+FFFD; DEL, U+0085, U+2028 and U+2029 are escaped as well).
@@ -999,6 +1023,479 @@ ZH_API zh_middleware_t zh_access_log_middleware(zh_access_log_t *log);
 ZH_API int zh_access_log_reopen(zh_access_log_t *log);
 /* After zh_server_run() has returned: writes anything left, closes the file, frees. */
 ZH_API void zh_access_log_free(zh_access_log_t *log);
+
+/* ---- Reading requests: slices, query strings and forms, multipart, cookies ----
+ *
+ * Helpers for what a handler reads out of a request. None allocates: results are slices of
+ * the caller's input or bytes decoded into a caller's buffer, and parser state lives in a
+ * struct the caller provides. Pure functions of their arguments unless said otherwise: any
+ * thread (the zh_req_* / zh_resp_* ones follow the request's rules: worker thread only).
+ */
+
+/* Slices (zh_slice_t is never NUL-terminated). 1 if equal, else 0: byte for byte, or ASCII
+ * case-insensitively (_ieq: 'A'-'Z' fold to 'a'-'z', every other byte compares as itself).
+ * The _str forms take a NUL-terminated s. */
+ZH_API int zh_slice_eq(zh_slice_t a, zh_slice_t b);
+ZH_API int zh_slice_ieq(zh_slice_t a, zh_slice_t b);
+ZH_API int zh_slice_eq_str(zh_slice_t a, const char *s);
+ZH_API int zh_slice_ieq_str(zh_slice_t a, const char *s);
+/* Decimal integer, the whole slice: an optional sign ('-' or '+', signed form only) then
+ * digits 0-9, nothing else (no blank, no "0x"). 0 and *out; -EINVAL empty or garbage,
+ * -ERANGE out of range (int64 / uint64). *out is written only on success. */
+ZH_API ZH_MUST_USE int zh_slice_to_i64(zh_slice_t s, int64_t *out);
+ZH_API ZH_MUST_USE int zh_slice_to_u64(zh_slice_t s, uint64_t *out);
+/* Copies s into buf as a C string. Returns its length (< cap); -ENOSPC when s.len >= cap:
+ * buf then holds the first cap - 1 bytes, terminated (truncation is never silent);
+ * -EILSEQ when s holds a NUL byte (which would cut the C string short): buf is then "";
+ * -EINVAL when cap is 0 (buf untouched). */
+ZH_API ZH_MUST_USE ssize_t zh_slice_to_cstr(zh_slice_t s, char *buf, size_t cap);
+
+/* Query strings and application/x-www-form-urlencoded bodies (WHATWG URL, "urlencoded
+ * parsing"): pairs separated by '&', name and value by the first '='. Works on
+ * zh_req_query(req) and on a buffered body (zh_body_all). Empty pairs ("a=1&&b") are
+ * skipped; a pair without '=' has an empty value. Decoding turns '+' into a space and %XX
+ * into its octet (hex either case), in queries and forms alike; a '%' not followed by two
+ * hex digits is an error (-EILSEQ), never passed through. Decoded bytes may be anything,
+ * NUL included: check them before use as a C string (zh_slice_to_cstr).
+ * Bounds: an input longer than ZH_FORM_MAX_LEN bytes is refused whole (-EMSGSIZE), and
+ * walking past ZH_FORM_MAX_PAIRS pairs fails (-E2BIG): a handler answers both with 413
+ * (or 414 for a query), without scanning megabytes of '&'. */
+enum { ZH_FORM_MAX_PAIRS = 1000, ZH_FORM_MAX_LEN = 1 << 20 };
+/* Iterator over raw (still encoded) pairs; fields are private. Borrows src's bytes: they
+ * must outlive it (request slices do, until the response has been sent). */
+typedef struct zh_form_iter {
+	const char *p, *end;
+	unsigned pairs;
+	int err;
+} zh_form_iter_t;
+ZH_API void zh_form_iter_init(zh_form_iter_t *it, zh_slice_t src);
+/* 1 and the next pair's raw name and value (slices of src; repeated names each come in
+ * order), 0 after the last, or a negative errno (-EMSGSIZE, -E2BIG), repeated by every later
+ * call. Decode with zh_form_decode. */
+ZH_API ZH_MUST_USE int zh_form_next(zh_form_iter_t *it, zh_slice_t *name, zh_slice_t *value);
+/* Decodes raw into buf. Returns the decoded length (never more than raw.len, so a buffer of
+ * raw.len bytes always does; in place, buf == raw.ptr, works on bytes you own); -EILSEQ for
+ * a bad escape, -ENOSPC when cap is too small. buf may be NULL when cap is 0. */
+ZH_API ZH_MUST_USE ssize_t zh_form_decode(zh_slice_t raw, char *buf, size_t cap);
+/* The first pair whose decoded name equals name (NUL-terminated, compared byte for byte):
+ * 1 and its raw value; 0 if none; -EILSEQ if a name met before the match has a bad escape;
+ * -EMSGSIZE, -E2BIG as above. Pairs after the match are not looked at. */
+ZH_API ZH_MUST_USE int zh_form_get_raw(zh_slice_t src, const char *name, zh_slice_t *raw);
+/* zh_form_get_raw, then zh_form_decode of the value into buf: the decoded length, -ENOENT if
+ * no pair has that name, or the errors of either call. */
+ZH_API ZH_MUST_USE ssize_t zh_form_get(zh_slice_t src, const char *name, char *buf,
+				       size_t cap);
+
+/* multipart/form-data (RFC 7578) bodies, parsed as they arrive, at any split: feed the
+ * parser whatever bytes come (zh_body_read on a ZH_ROUTE_STREAM_BODY route, or a buffered
+ * body in one go) and it calls back with each part's headers, then its body bytes, then its
+ * end. Framing per RFC 2046 §5.1.1: the boundary comes from the Content-Type parameter
+ * (quoted or not, 1 to 70 characters of bchars, not ending in a space); a preamble before
+ * the first delimiter and an epilogue after the close delimiter are ignored; transport
+ * padding (up to 256 blanks) after a delimiter is allowed; a delimiter followed by anything
+ * else is a framing error (the RFC forbids it inside a part). Body bytes are handed over as
+ * slices of the fed buffer (no copy); bytes held back because they might begin a delimiter
+ * are handed over from the parser's own copy of it once they turn out not to.
+ *
+ *   zh_multipart_t mp;   // the caller's (not on the stack of a handler that
+ *                        // waits: in memory of its own, per worker or per request): ~4.3 KiB
+ *   int r = zh_multipart_init(&mp, content_type, &ops, arg);   // content_type: the header
+ *   ... r = zh_multipart_feed(&mp, buf, n) for each piece; zh_multipart_finish(&mp) at EOF
+ *
+ * Errors (negative errno; the parser then refuses every later call with the same error):
+ *   -EINVAL    not multipart/form-data, or no valid boundary (init): answer 400 (or 415);
+ *   -EPROTO    malformed framing, part headers or Content-Disposition, a part without a
+ *              name, or the body ended before the close delimiter (finish): 400;
+ *   -EMSGSIZE  a part's header block over max_header_bytes: 413 (431 is for the request's);
+ *   -E2BIG     more than max_parts parts: 413;
+ *   -EFBIG     a part written to a sink over its limit: 413;
+ *   any error a callback or sink returns, as it returned it.
+ * The rest of the body is unread after an error, so the connection should close:
+ * zh_multipart_reply_error answers that way. Memory: the struct; nothing else. */
+enum { ZH_MULTIPART_HEADER_MAX = 2048, ZH_MULTIPART_BOUNDARY_MAX = 70 };
+/* A part as the callbacks see it. The slices point into the parser's struct and stay valid
+ * until the part's end callback returns. */
+typedef struct zh_multipart_part {
+	unsigned index;		 /* 0, 1, ... in body order */
+	zh_slice_t name;	 /* Content-Disposition name, unquoted and unescaped */
+	zh_slice_t filename;	 /* the filename parameter as sent (a client's path: never
+				    use it as one unchecked); ptr NULL when absent */
+	zh_slice_t content_type; /* empty when absent (then text/plain, RFC 7578 §4.4) */
+	zh_slice_t headers;	 /* the part's raw header block, lines ending in CRLF */
+} zh_multipart_part_t;
+/* Each callback returns 0 to go on or a negative errno that stops the parser (feed returns
+ * it). Any may be NULL. */
+typedef struct zh_multipart_ops {
+	int (*part)(void *arg, const zh_multipart_part_t *part);     /* headers complete */
+	int (*data)(void *arg, const zh_multipart_part_t *part, const void *p, size_t len);
+	int (*part_end)(void *arg, const zh_multipart_part_t *part); /* its last byte came */
+} zh_multipart_ops_t;
+/* A caller sink for zh_multipart_part_to_sink: consumes len bytes; 0 or a negative errno. */
+typedef int (*zh_multipart_sink_fn)(void *arg, const void *p, size_t len);
+/* The parser's state. Fields are private except the two limits, which the caller may lower
+ * (not raise) after zh_multipart_init and before the first feed. */
+typedef struct zh_multipart {
+	unsigned max_parts;	   /* default 128 */
+	unsigned max_header_bytes; /* default and most: ZH_MULTIPART_HEADER_MAX */
+	/* private */
+	const zh_multipart_ops_t *ops;
+	void *arg;
+	zh_multipart_sink_fn sink;
+	void *sink_arg;
+	uint64_t sink_left;
+	int sink_fd;
+	int state, err;
+	unsigned parts, match, pad, hlen;
+	unsigned dlen;		   /* bytes of delim: CRLF "--" boundary */
+	char delim[4 + ZH_MULTIPART_BOUNDARY_MAX];
+	zh_multipart_part_t part;
+	char hdr[2 * ZH_MULTIPART_HEADER_MAX]; /* the raw block, then unescaped parameters */
+} zh_multipart_t;
+/* Reads the boundary from content_type (the request's Content-Type value) and readies mp
+ * with default limits; ops is borrowed (keep it valid while mp is used; a static table),
+ * arg is passed to every callback. 0 or -EINVAL. mp needs no disposal. */
+ZH_API ZH_MUST_USE int zh_multipart_init(zh_multipart_t *mp, zh_slice_t content_type,
+					 const zh_multipart_ops_t *ops, void *arg);
+/* Parses len more body bytes, calling back as parts go by. 0: all consumed, more wanted;
+ * 1: the close delimiter has been seen (bytes after it are the epilogue: ignored, and so is
+ * anything fed later); a negative errno (see above). Callbacks run inside this call. */
+ZH_API ZH_MUST_USE int zh_multipart_feed(zh_multipart_t *mp, const void *data, size_t len);
+/* The body has ended: 0 if the close delimiter was seen, else -EPROTO (a truncated body),
+ * or the parser's earlier error. */
+ZH_API ZH_MUST_USE int zh_multipart_finish(zh_multipart_t *mp);
+/* Inside the part callback only: sends this part's body bytes to sink(sink_arg, ...)
+ * instead of the data callback, at most max bytes in all (more: -EFBIG; 0: no limit).
+ * 0, or -EINVAL outside the part callback. */
+ZH_API ZH_MUST_USE int zh_multipart_part_to_sink(zh_multipart_t *mp, zh_multipart_sink_fn sink,
+						 void *sink_arg, uint64_t max);
+/* The same to a file descriptor: each piece is written whole with write() (short writes
+ * and EINTR retried; another error is returned as -errno and stops the parser). The fd is
+ * borrowed; meant for files (a write to a file does not wait for a peer; a pipe or socket
+ * would block the worker). The part never has to fit in memory. */
+ZH_API ZH_MUST_USE int zh_multipart_part_to_fd(zh_multipart_t *mp, int fd, uint64_t max);
+/* Looks a header up in a part's raw header block (case-insensitive name): 1 and its value
+ * (blanks around it removed; valid as part's slices are), or 0. */
+ZH_API int zh_multipart_header(const zh_multipart_part_t *part, const char *name,
+			       zh_slice_t *value);
+/* For a ZH_ROUTE_STREAM_BODY handler (works on buffered routes too): reads the body into
+ * buf (cap bytes, the caller's scratch; 16 KiB is plenty) and feeds it until the body ends
+ * or no bytes are there. 1: the body is complete and the close delimiter was seen; -EAGAIN:
+ * call zh_body_wait(req, fn, arg) and return, then call this again from fn; any other
+ * negative errno: the parser's or zh_body_read's (see both). */
+ZH_API ZH_MUST_USE int zh_multipart_pump(zh_multipart_t *mp, zh_request_t *req, void *buf,
+					 size_t cap);
+/* Answers a failed multipart request with the status its error calls for (413 for
+ * -EMSGSIZE, -E2BIG, -EFBIG; 408 for -ETIMEDOUT; 503 for -ENOBUFS; 400 for the rest) and
+ * Connection: close, since the rest of the body was not read. Returns zh_reply's result
+ * (-EALREADY if the response was already committed). */
+ZH_API int zh_multipart_reply_error(zh_response_t *resp, int err);
+
+/* Cookies. Parsing (RFC 6265 §5.4 as a server reads it, and §4.2.1's grammar, leniently as
+ * browsers send it): the value of every Cookie field of the request, in order, split at
+ * ';', blanks around names and values removed, a value wrapped in DQUOTEs unwrapped. A
+ * piece without '=' or with an empty name is skipped; names compare case-sensitively; no
+ * decoding (cookie values are opaque octets). Slices point into the request and live as
+ * its other slices do. */
+typedef struct zh_cookie_iter { /* private */
+	const zh_request_t *req;
+	size_t field;
+	zh_slice_t rest;
+} zh_cookie_iter_t;
+ZH_API void zh_cookie_iter_init(zh_cookie_iter_t *it, const zh_request_t *req);
+/* 1 and the next cookie's name and value, 0 after the last. */
+ZH_API int zh_cookie_next(zh_cookie_iter_t *it, zh_slice_t *name, zh_slice_t *value);
+/* 1 and the value of the first cookie called name (NUL-terminated), 0 if none. */
+ZH_API int zh_req_cookie(const zh_request_t *req, const char *name, zh_slice_t *value);
+/* The same over one Cookie field value (no request needed): walks *rest, which it
+ * advances. */
+ZH_API int zh_cookie_parse_next(zh_slice_t *rest, zh_slice_t *name, zh_slice_t *value);
+
+/* Building Set-Cookie (RFC 6265 §4.1). Fill with zh_cookie_init, then set what you need. */
+enum { ZH_SAMESITE_UNSET = 0, ZH_SAMESITE_STRICT = 1, ZH_SAMESITE_LAX = 2, ZH_SAMESITE_NONE = 3 };
+typedef struct zh_cookie {
+	const char *name;   /* a token (RFC 9110 §5.6.2), required */
+	const char *value;  /* cookie-octets, optionally wrapped in one pair of DQUOTEs; "" ok */
+	const char *path;   /* Path=, any CHAR but controls and ';'; NULL: not sent */
+	const char *domain; /* Domain=, letters, digits, '-', '.'; NULL: not sent */
+	int64_t max_age;    /* Max-Age= seconds, 0 or more (0: expire now); < 0: not sent (the
+			       default) */
+	int64_t expires;    /* Expires= this Unix time as an IMF-fixdate; 0: not sent */
+	int secure;	    /* Secure */
+	int http_only;	    /* HttpOnly */
+	int same_site;	    /* ZH_SAMESITE_*; NONE requires secure (browsers drop it else) */
+} zh_cookie_t;
+ZH_API void zh_cookie_init(zh_cookie_t *c);
+/* Writes the Set-Cookie field value into buf, NUL-terminated; returns its length, -EINVAL
+ * for an invalid name, value, path, domain or same_site (or NONE without secure), -ENOSPC if
+ * cap is too small. */
+ZH_API ZH_MUST_USE ssize_t zh_cookie_format(const zh_cookie_t *c, char *buf, size_t cap);
+/* zh_cookie_format (up to 4 KiB, the size browsers keep at least, RFC 6265 §6.1) and
+ * zh_resp_header_add(resp, "Set-Cookie", ...). Returns 0; -EINVAL or -ENOSPC from the
+ * format, and then the response is untouched (so check it); or zh_resp_header_add's
+ * error, which is sticky as every header error is. */
+ZH_API ZH_MUST_USE int zh_resp_set_cookie(zh_response_t *resp, const zh_cookie_t *c);
+
+/* ---- State, time and metrics for applications ---- */
+
+/* ------------------------------------------------------------------------------------------
+ * Published slots: what one middleware tells handlers and other middleware about a request
+ * (the authenticated user, say) without a field in the core's request. A middleware
+ * registered with a key (zh_middleware_t.key: the address of something of its own, or
+ * zh_identity_key()) publishes its slot: zh_req_published(req, key) returns what its hooks
+ * stored in zh_mw_slot, from anywhere the request is alive (handler, continuations, timers,
+ * other middleware's hooks, done hooks included). The key's owner documents what the
+ * pointer points to and how long that lives (at least until the request's done hooks ran).
+ */
+/* The slot of the first middleware registered with key (global chain, then the route's)
+ * whose slot is set, or NULL. Worker thread, like every request call. */
+ZH_API void *zh_req_published(const zh_request_t *req, const void *key);
+/* The key of the authenticated identity: its slot points to a const zh_slice_t holding the
+ * user's name (not NUL-terminated, possibly empty), valid at least until the request's
+ * done hooks have run. zh_auth_middleware() publishes under it; an application's own
+ * authentication middleware may too, and the access log and zh_req_auth_user() then see
+ * its users as well. */
+ZH_API const void *zh_identity_key(void);
+/* 1 and the name of the request's authenticated user (Basic: the user name; Bearer: the
+ * token's name, empty for a token listed without one), 0 if nobody authenticated it (no
+ * authentication middleware, a path outside its prefix, /healthz). The slice lives as long
+ * as the request at least. */
+ZH_API int zh_req_auth_user(const zh_request_t *req, zh_slice_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * The client behind trusted proxies (zh_config_t.trusted_proxies; zerohttpd
+ * --trusted-proxy). When the TCP peer lies in a trusted CIDR, the client is read from the
+ * request's Forwarded fields (RFC 7239: the for= of each element) or, if it has none, its
+ * X-Forwarded-For fields: the rightmost address that is not itself a trusted proxy (the
+ * leftmost when every hop is trusted). Otherwise, and whenever those fields cannot be read
+ * (malformed, "unknown" or obfuscated nodes, more than 32 hops, none at all), the client is
+ * the peer. An untrusted peer's fields are never read. The rate limiter keys its buckets
+ * and the access log logs this address; zh_req_peer_addr stays the TCP peer.
+ */
+/* As zh_req_peer_addr (family AF_INET with 4 bytes, or AF_INET6 with 16; an IPv4 address
+ * forwarded as such is AF_INET). No allocation; parses the fields on each call when the
+ * peer is trusted. For a library answer to bytes that never parsed: the peer. */
+ZH_API int zh_req_client_addr(const zh_request_t *req, uint8_t addr[16]);
+/* The same as text, NUL-terminated; its length (INET6_ADDRSTRLEN, 46, is always enough). */
+ZH_API size_t zh_req_client_str(const zh_request_t *req, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------
+ * Application metrics on /metrics (zh_metrics_handler), after the library's own, in the
+ * same Prometheus text format: counters, gauges and histograms with a fixed label set.
+ *
+ *   static const char *const routes[] = {"/users/{id}", "/orders"};
+ *   zh_metric_options_t o;  zh_metric_options_init(&o);
+ *   o.name = "app_requests_total";  o.help = "Requests by route.";
+ *   o.label = "route";  o.values = routes;  o.nvalues = 2;
+ *   zh_metric_t *m = zh_metric_new(srv, &o, &err);       // before zh_server_run
+ *   ...
+ *   zh_metric_add(m, 0, 1);                               // in a handler: series 0
+ *
+ * Registration (zh_metric_new) is for start-up: before zh_server_run(), on any one thread;
+ * it allocates the metric's cells, which zh_server_free() frees. Updates allocate nothing
+ * and take no lock: each worker has its own shard of every metric, written with plain
+ * stores, and a scrape sums the shards (as zh_server_stats does). Updates from threads that
+ * are not the server's workers go to one shared shard with atomic adds. A scrape taken
+ * while workers update is consistent per series, not across series.
+ *
+ * Labels: one label name with the values it may take, declared at registration (so the
+ * exposition is fixed and bounded: never a raw path or a client-supplied value). A series
+ * is the index of its value in o.values: update by index, or find it by value with
+ * zh_metric_series() (a scan of the values: no allocation). Without a label, the metric is
+ * one series, 0. For a route label, pass the route patterns as the values and look the
+ * matched pattern up per request (see zh_metric_series).
+ *
+ * Gauges: every worker holds its own share and the export is their sum. zh_metric_add
+ * moves the calling worker's share (inc/dec from anywhere: the sum is right);
+ * zh_metric_set replaces the calling thread's share (a value one owner sets: set it from
+ * one thread only, the sum is then that value).
+ */
+enum { ZH_METRIC_COUNTER = 0, ZH_METRIC_GAUGE = 1, ZH_METRIC_HISTOGRAM = 2 };
+typedef struct zh_metric zh_metric_t;
+typedef struct zh_metric_options {
+	const char *name;	   /* [a-zA-Z_:][a-zA-Z0-9_:]*, at most 128 bytes, unique per
+				      server; "zerohttp_" is the library's. Counters should end
+				      in _total (promtool insists) */
+	const char *help;	   /* required: the HELP text (UTF-8; '\' and newlines are
+				      escaped) */
+	int type;		   /* ZH_METRIC_COUNTER (the default), _GAUGE, _HISTOGRAM */
+	const char *label;	   /* [a-zA-Z_][a-zA-Z0-9_]*, not "__..." (nor "le" for a
+				      histogram); NULL: no label, one series */
+	const char *const *values; /* with a label: its nvalues distinct values (UTF-8, at most
+				      256 bytes each), copied. Series i is values[i] */
+	unsigned nvalues;	   /* 1 .. 1024 with a label */
+	const double *buckets;	   /* histograms: upper bounds, finite, strictly increasing
+				      (+Inf is added); copied */
+	unsigned nbuckets;	   /* 1 .. 32 */
+} zh_metric_options_t;
+/* Zeroes *o: a counter without label. */
+ZH_API void zh_metric_options_init(zh_metric_options_t *o);
+/* Registers a metric on srv. NULL with *err: -EINVAL (a bad name, label, value, bucket or
+ * type), -EEXIST (the name is taken, or a value repeats), -EBUSY (zh_server_run() has
+ * started), -ENOMEM. err may be NULL. The metric lives until zh_server_free(srv). */
+ZH_API ZH_MUST_USE zh_metric_t *zh_metric_new(zh_server_t *srv, const zh_metric_options_t *o,
+					     int *err);
+/* The series of a label value (len bytes, not NUL-terminated): its index, or -ENOENT. No
+ * allocation, any thread. */
+ZH_API int zh_metric_series(const zh_metric_t *m, const char *value, size_t len);
+/* Counters: adds n (>= 0) to the series. Gauges: adds n (any sign) to the calling
+ * worker's share. Any thread; no lock, no allocation. 0, or -EINVAL (a histogram, a
+ * negative n on a counter, a series out of range: nothing changes). */
+ZH_API int zh_metric_add(zh_metric_t *m, unsigned series, int64_t n);
+/* Gauges: sets the calling thread's share (see above). 0 or -EINVAL. */
+ZH_API int zh_metric_set(zh_metric_t *m, unsigned series, int64_t v);
+/* Histograms: counts v in its bucket (the first bound >= v), adds it to the sum. 0, or
+ * -EINVAL (not a histogram, a series out of range, v NaN). */
+ZH_API int zh_metric_observe(zh_metric_t *m, unsigned series, double v);
+
+/* ------------------------------------------------------------------------------------------
+ * Worker timers: a callback on the request's worker after a delay, so that a deferred
+ * response can have a deadline without a thread and a clock of the application's own.
+ *
+ *   typedef struct { zh_deferred_t token; zh_timer_t deadline; } call_t;  // in zh_resp_state
+ *   call_t *c = zh_resp_state(resp);
+ *   zh_timer_init(&c->deadline);
+ *   zh_resp_defer(resp, &c->token);                       // the work goes elsewhere
+ *   zh_timer_start(req, &c->deadline, 2000, on_deadline, c);
+ *   // on_deadline(req, c): zh_deferred_resume(&c->token, answer_504, c);
+ *
+ * Memory: the timer is the caller's zh_timer_t (nothing is allocated, no limit on their
+ * number); it must stay valid, and not be moved, while it is pending. zh_resp_state()
+ * (valid until the response ends) is the natural place. A zeroed zh_timer_t, or one passed
+ * to zh_timer_init(), is idle.
+ *
+ * Lifetime: a timer belongs to the request it was started on and never outlives it. When
+ * that request's response ends (queued whole, or its last chunk), or its connection dies
+ * first, the library cancels the request's pending timers, before the done hooks run: a
+ * callback never runs for a request that has gone, and memory a done hook frees is no
+ * longer referenced. The application cancels a timer it no longer wants (an answer came
+ * before the deadline) with zh_timer_cancel(), or lets the end of the response do it.
+ *
+ * Thread: start, cancel and the callback all belong to the request's worker thread (its
+ * handler, hooks, continuations, producers and other timers' callbacks). From another
+ * thread, reach the worker with zh_deferred_resume() first.
+ *
+ * Resolution: the worker's CLOCK_MONOTONIC, in microseconds. A timer never fires before
+ * delay_ms has passed since zh_timer_start(); on an idle worker it fires within about 1 ms
+ * after (epoll_wait's timeout is whole milliseconds, rounded up), later while the worker is
+ * busy with other connections (timers run after each round of events). Timers fire in
+ * deadline order; equal deadlines in the order they were started. A timer started with
+ * delay 0 from a callback fires in the next round, never in the same one.
+ */
+typedef struct zh_timer {
+	void *zh_private_[12]; /* the library's; see zh_timer_init */
+} zh_timer_t;
+/* req: the request the timer was started on, alive (deferred, producing, waiting for body
+ * bytes). The callback may read the request, start and cancel timers (itself included: it
+ * is idle when called, so it may restart itself), and call zh_deferred_resume(); it must
+ * not write the response, which belongs to the handler and its continuations. */
+typedef void (*zh_timer_fn)(zh_request_t *req, void *arg);
+/* Makes t idle (never fails). */
+ZH_API void zh_timer_init(zh_timer_t *t);
+/* Arms t to call fn(req, arg) once, delay_ms (0 .. 2^32 - 1) after now; a pending t is
+ * re-armed (its earlier start forgotten). Returns 0, -EINVAL (NULL t or fn, a delay out of
+ * range, or a request whose response has already ended, its done hooks included), -EBUSY
+ * (t is pending on another worker). fn is never called after an error return. */
+ZH_API ZH_MUST_USE int zh_timer_start(zh_request_t *req, zh_timer_t *t, uint64_t delay_ms,
+				      zh_timer_fn fn, void *arg);
+/* Disarms t: 1 if it was pending (fn will not be called), 0 if it was idle (never started,
+ * already fired, cancelled, or cancelled by the end of its request). Safe from any callback,
+ * its own included. */
+ZH_API int zh_timer_cancel(zh_timer_t *t);
+/* 1 while t is armed. */
+ZH_API int zh_timer_pending(const zh_timer_t *t);
+
+/* ---- routing: patterns, path parameters, virtual hosts, error handlers ----
+ *
+ * zh_server_route()'s path is a pattern in the style of Go 1.22's ServeMux:
+ *   [host]/literal/{name}/.../{rest...}
+ * A path is the segments between its slashes ("/" is one empty segment; "/a/" is "a"
+ * then an empty one). Pattern segments:
+ *   literal     matched as spelled; a percent-encoded unreserved character is the
+ *               character ("/%61pi" is "/api") and hex case does not count (RFC 3986
+ *               §6.2.2). Allowed: unreserved, sub-delims, ':', '@' and %HH triplets.
+ *   {name}      exactly one non-empty segment; name is [A-Za-z_][A-Za-z0-9_]*.
+ *   {name...}   last only: the rest of the path, one segment or more, possibly empty
+ *               ("/files/{p...}" takes "/files/" and "/files/a/b", not "/files").
+ *   {$}         last only: an empty last segment; "/a/{$}" is the same as "/a/".
+ * Unlike Go, a trailing slash is not a prefix: "/a/" matches "/a/" only; ask for a
+ * prefix with {rest...} or ZH_ROUTE_PREFIX, whose last segment is a string prefix
+ * ("/api" with ZH_ROUTE_PREFIX takes "/api", "/apix" and "/api/1"; "/" takes every path).
+ * A host before the first '/' ("example.com/users/{id}") restricts the pattern to
+ * requests whose Host, compared without case, port or final dot, is that host (letters,
+ * digits, '-' and '.'); for such a request the host's patterns are tried first and the
+ * host-less ones only if none of them matches the path. Static roots per host: register
+ * zh_static_handler once per host ("a.example/" with ZH_ROUTE_PREFIX).
+ *
+ * Precedence (Go's): of the patterns that match a path, the one that matches a strict
+ * subset of the other's paths wins: a literal segment beats {name}, {name} beats a tail,
+ * a longer prefix beats a shorter one ("/users/new" beats "/users/{id}", which beats
+ * "/users/{rest...}"). The path is decided first, then the method among the routes of that
+ * pattern (a GET route answers HEAD unless one claims HEAD); a method none of them takes
+ * is 405 with an Allow field listing that pattern's methods (and HEAD with GET, OPTIONS),
+ * also when a less specific pattern would take the method (so a static root never serves
+ * a name another route claims). A lookup allocates nothing: a trie on segments, built at
+ * registration; its cost grows with the path's segments (one hash probe for the literal
+ * child at each), not with the number of routes (backtracking aside).
+ *
+ * zh_server_route() returns, besides -EBUSY (running) and -ENOMEM:
+ *   -EINVAL  a malformed pattern: no '/', unbalanced or misplaced braces, an empty or
+ *            invalid name, the same name twice, {x...} or {$} not last, a wildcard as a
+ *            ZH_ROUTE_PREFIX route's last segment, a byte a path cannot hold, more than
+ *            16 wildcards (a prefix route's tail counts as one); or no method, no handler.
+ *   -EEXIST  a method registered twice for the same pattern ("/u/{id}" and "/u/{uid}"
+ *            are the same pattern), or two patterns that conflict: some path matches both
+ *            and neither matches a strict subset of the other's paths ("/{a}/x" and
+ *            "/x/{b}"; "/api" with ZH_ROUTE_PREFIX and "/{id}"). Stricter than Go: methods
+ *            do not keep apart two patterns that conflict. Patterns of different hosts,
+ *            or with and without a host, never conflict.
+ * Routes are kept in memory the server allocates at registration: as many as memory
+ * holds (checking conflicts costs one comparison with every route of the same host).
+ */
+
+/* A path parameter of the matched route: the value of {name} or {name...}, percent-
+ * decoded (all triplets, "%2F" included: "/files/a%2Fb" gives "a/b"; a malformed triplet
+ * stays as sent). Returns false when the route has no such wildcard or the request none
+ * (404, a request refused before routing). A value without '%' is a view into the request
+ * head (no copy); one with '%' is decoded into a per-request area of the I/O context (no
+ * allocation). Either way it lives as long as the request's other slices: until its
+ * response has been sent. Worker thread, during the request (handler, continuations,
+ * middleware hooks after routing). */
+ZH_API bool zh_req_param(const zh_request_t *req, const char *name, zh_slice_t *out);
+
+/* The pattern of the matched route as registered ("/users/{id}"), NUL-terminated, owned by
+ * the server (it lives as long as the server): a bounded label for metrics, never the raw
+ * path. NULL when no route matched (404, 405, a request refused before routing, a
+ * global middleware's before hook). */
+ZH_API const char *zh_req_route(const zh_request_t *req);
+
+/* The application's error handler: called on the worker thread instead of writing the
+ * library's text/plain body for every error response the library writes itself where a
+ * response can still be written: 404 (no pattern), 405 (its Allow field is set already),
+ * 400, 414, 431, 417, 501, 505 (a head refused by the parser), 408 (header or body
+ * timeout), 413 and 400 (a body over max_body, bad chunked framing), 503 (no large buffer
+ * for a long head) and 500 (no room for Allow). Not called for: OPTIONS answers, the
+ * canned 503 of a connection that gets no I/O context (no request state exists), a
+ * handler's own responses (become a 500 when broken: the handler's), nor a streaming
+ * route's read errors after its handler ran.
+ * The request view: a head refused by the parser (or cut by a timeout before it was
+ * complete) shows no request: zh_req_parsed() is 0, method, path and headers are empty;
+ * otherwise the parsed request, and zh_req_param()/zh_req_route() after routing (413).
+ * status is the answer's status: the response commits with it implicitly (zh_write,
+ * zh_send_json...) or explicitly (zh_reply/zh_write_header with that status). The
+ * library's own answer replaces the handler's (its body and failure; its header fields
+ * stay but Content-Type) when the handler wrote nothing (nothing committed), committed
+ * another status, or its response failed (a refused header, a write error). The
+ * handler cannot keep the connection: when the framing is in doubt (every error that
+ * closes today: parse errors, timeouts, 413 with unread body...) Connection: close is
+ * sent and the connection closes whatever it does, and no header can undo that. It
+ * cannot suspend: zh_resp_defer, zh_resp_produce and zh_body_wait return -EINVAL
+ * inside it. A body too big for the send area streams (chunked) as any handler's.
+ * fn == NULL restores the library's bodies. arg is borrowed. Before zh_server_run()
+ * only: -EBUSY after; 0 otherwise. */
+typedef void (*zh_error_handler_fn)(zh_request_t *req, zh_response_t *resp, int status,
+				    void *arg);
+ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn,
+						   void *arg);
 
 /* ---- HTTP/2 (libzerohttp-h2, pkg-config zerohttp-h2; nghttp2) ---- */
 

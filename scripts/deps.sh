@@ -1,12 +1,15 @@
 #!/bin/sh
 # Installs what building and testing zerohttp needs on Debian 12, if missing.
-# As root it runs apt-get; otherwise it prints the exact command and stops.
+# As root it runs apt-get; otherwise it prints the exact command and stops. With the argument
+# "deploy", also what make test-deploy needs.
 set -eu
 need=""
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 pkg-config --exists criterion 2>/dev/null || need="$need libcriterion-dev"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v curl >/dev/null 2>&1 || need="$need curl"
+# Python's requests drives multipart uploads in tests/integration/test_33_reading.py
+/usr/bin/python3 -c 'import requests' >/dev/null 2>&1 || need="$need python3-requests"
 command -v strace >/dev/null 2>&1 || need="$need strace"
 # wrk drives the normal load beside the slowloris dribblers (tests/integration/test_27_load.py)
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
@@ -27,6 +30,21 @@ command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 # a free loopback port: the package's service (:9090) is never used, and in a container
 # without an init its postinst does not start it
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need="$need prometheus"
+# groff formats zerohttpd(8) in tests/integration/test_40_config.py (minbase has no man-db)
+command -v groff >/dev/null 2>&1 || need="$need groff-base"
+# systemd-analyze and systemd-socket-activate for tests/integration/test_41_systemd.py (the
+# package's service manager is not started by the tests)
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# `scripts/deps.sh deploy`, for make test-deploy (tests/deploy/): HAProxy in front of three
+# instances; python3-yaml (for /usr/bin/python3) parses the Kubernetes manifests; podman
+# builds and runs the container image, with runc (crun refuses this kind of machine's
+# hybrid cgroup layout)
+if [ "${1:-}" = deploy ]; then
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need="$need haproxy"
+	/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need="$need python3-yaml"
+	command -v podman >/dev/null 2>&1 || need="$need podman"
+	command -v runc >/dev/null 2>&1 || need="$need runc"
+fi
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "zerohttp needs:$need" >&2

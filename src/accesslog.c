@@ -38,8 +38,9 @@ enum {
 	CAP_TARGET = 16384,	/* output bytes of one escaped field, then "..." */
 	CAP_HEADER = 4096,
 	CAP_METHOD = 64,
+	CAP_USER = 1024,	/* names are up to 255 bytes: 4 output bytes each at worst */
 	/* the longest line: the capped fields (+ "...") and fixed text well under 1 KiB */
-	LINE_MAX_BYTES = CAP_TARGET + 2 * CAP_HEADER + CAP_METHOD + 4 * 3 + 1024,
+	LINE_MAX_BYTES = CAP_TARGET + 2 * CAP_HEADER + CAP_METHOD + CAP_USER + 4 * 4 + 1024,
 };
 _Static_assert(LINE_MAX_BYTES <= BUF_SIZE, "a line must fit an empty buffer");
 
@@ -268,12 +269,13 @@ static void put_json_str(out_t *o, zh_slice_t s, size_t cap, bool null_if_empty)
 
 /* ---- the fields ----------------------------------------------------------------------------- */
 
-/* The client address: IPv4 by hand (the common case), IPv6 by inet_ntop (no allocation). */
+/* The client address (zh_req_client_addr: the forwarded client behind a trusted proxy): IPv4
+ * by hand (the common case), IPv6 by inet_ntop (no allocation). */
 static void put_client(out_t *o, const zh_request_t *req)
 {
 	uint8_t a[16];
 	char text[INET6_ADDRSTRLEN];
-	int family = zh_req_peer_addr(req, a);
+	int family = zh_req_client_addr(req, a);
 	if (family == AF_INET) {
 		for (int i = 0; i < 4; i++) {
 			if (i)
@@ -292,6 +294,7 @@ static void put_client(out_t *o, const zh_request_t *req)
 typedef struct {
 	bool has_req;
 	zh_slice_t method, target, referer, agent;
+	zh_slice_t user; /* zh_req_auth_user: empty when nobody authenticated the request */
 	const char *proto;
 	int status;
 	uint64_t bytes;
@@ -317,6 +320,8 @@ static void gather(fields_t *f, zh_request_t *req, zh_response_t *resp)
 	f->proto = zh_req_version(req) == 11 ? "HTTP/1.1" : "HTTP/1.0";
 	(void)zh_req_header(req, "Referer", &f->referer);
 	(void)zh_req_header(req, "User-Agent", &f->agent);
+	if (!zh_req_auth_user(req, &f->user))
+		f->user = (zh_slice_t){NULL, 0};
 	if (started_us) /* 0 when the server keeps no latency metrics */
 		f->duration_us = (int64_t)(zh__now_us() - started_us);
 }
@@ -331,7 +336,9 @@ static void format_clf(out_t *o, const struct alog_worker *lw, zh_request_t *req
 		       const fields_t *f, bool combined)
 {
 	put_client(o, req);
-	PUT_LIT(o, " - - ");
+	PUT_LIT(o, " - "); /* ident (RFC 1413) is never known; then the user, "-" if none */
+	put_clf_str(o, f->user, CAP_USER);
+	put(o, " ", 1);
 	put(o, lw->clf_date, sizeof lw->clf_date);
 	PUT_LIT(o, " \"");
 	if (f->has_req) {
@@ -364,7 +371,9 @@ static void format_json(out_t *o, const struct alog_worker *lw, zh_request_t *re
 	put(o, lw->iso_date, sizeof lw->iso_date);
 	PUT_LIT(o, "\",\"client\":\"");
 	put_client(o, req);
-	PUT_LIT(o, "\",\"method\":");
+	PUT_LIT(o, "\",\"user\":");
+	put_json_str(o, f->user, CAP_USER, f->user.len == 0);
+	PUT_LIT(o, ",\"method\":");
 	put_json_str(o, f->method, CAP_METHOD, true);
 	PUT_LIT(o, ",\"target\":");
 	put_json_str(o, f->target, CAP_TARGET, true);

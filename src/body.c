@@ -391,7 +391,7 @@ ssize_t zh__h1_body_read(zh_request_t *req, char *buf, size_t cap)
 
 int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg)
 {
-	if (!req->stream || req->stream_err || fn == NULL)
+	if (!req->stream || req->stream_err || fn == NULL || req->ctx->in_error_handler)
 		return -EINVAL;
 	invite_body(req);
 	req->ctx->resume_fn = fn;

@@ -65,6 +65,8 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->fields = (zh__field_t *)(void *)(ctx + 1);
 	ctx->sbuf = (char *)(ctx->fields + w->srv->limits.max_headers);
 	ctx->rinline = ctx->sbuf + ZH__SBUF_SIZE;
+	ctx->pscratch = ctx->rinline + ZH__RBUF_SIZE;
+	ctx->pscratch_busy = false;
 	ctx->rbuf = ctx->rinline;
 	ctx->rcap = ZH__RBUF_SIZE;
 	ctx->rlen = ctx->rstart = 0;
@@ -73,7 +75,9 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->route = NULL;
 	ctx->resume_fn = NULL;
 	ctx->produce_fn = NULL;
-	ctx->deferred = false;
+	ctx->deferred = ctx->in_error_handler = false;
+	ctx->timers_closed = true; /* until a request starts */
+	ctx->utimers = NULL;
 	ctx->resp.streaming = false; /* flush_end() reads it before any response begins */
 	memset(&ctx->ps, 0, sizeof ctx->ps);
 	ctx->req.ctx = ctx;
@@ -365,6 +369,32 @@ static int allow_header(zh_response_t *resp, unsigned methods)
 	return zh_resp_header_setn(resp, "Allow", 5, buf, n);
 }
 
+/* The application's error handler (zh_server_set_error_handler) answers status. It has
+ * the response the library would have filled: its status is fixed (an implicit commit
+ * takes it; another status is refused below), Connection: close stays when the framing is
+ * in doubt (resp->close is sticky and no header clears it), and it cannot suspend (defer,
+ * produce, body_wait refuse while in_error_handler). Returns false when the library's own
+ * answer must replace what it did: it wrote nothing, failed, or chose another status. */
+static bool custom_error(zh__ctx_t *ctx, int status, bool close)
+{
+	zh_server_t *srv = ctx->w->srv;
+	zh_response_t *resp = &ctx->resp;
+	resp->close |= close;
+	resp->implicit_status = status;
+	ctx->in_error_handler = true;
+	srv->err_fn(&ctx->req, resp, status, srv->err_arg);
+	ctx->in_error_handler = false;
+	zh__writer_sync(resp);
+	resp->close |= close;
+	if (resp->streaming) /* its head left: whatever it is, it is framed; nothing to undo */
+		return true;
+	if (resp->committed && !resp->error && resp->status == status &&
+	    zh__writer_check(resp, true) == 0) /* final: the response ends now */
+		return true;
+	zh__resp_error_reset(ctx); /* the handler's headers and body go; its commit stands */
+	return false;
+}
+
 /* A response produced by the library itself (errors, OPTIONS, 405). */
 static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
 {
@@ -379,7 +409,7 @@ static void respond(zh__ctx_t *ctx, int status, unsigned allow, bool close)
 		status = 500;
 	if (status == 200) /* OPTIONS: no content, so finish() sends Content-Length: 0 */
 		ctx->resp.close |= close;
-	else
+	else if (!ctx->w->srv->err_fn || !custom_error(ctx, status, close))
 		zh__resp_error(ctx, status, close);
 	zh__resp_finish(ctx);
 }
@@ -480,6 +510,8 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 
 	ctx->in_request = true;
 	ctx->route = NULL;
+	if (!output_pending(ctx))
+		ctx->pscratch_busy = false; /* what was decoded there has been sent */
 	ctx->resp.committed = false; /* until this request's response begins, none is */
 	ctx->resp.status = 0;
 	ctx->resp.body_len = 0;
@@ -491,6 +523,7 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 	req->body_len = req->body_off = 0;
 	req->raw_pos = ctx->rstart + req->h.head_len;
 	zh__req_slots_reset(req, w->srv->nmw != 0);
+	ctx->timers_closed = false; /* zh_timer_start: until its response ends */
 	/* timed for the histogram, and for middleware that reports durations (access log) */
 	ctx->started_us = w->srv->cfg.latency_metrics || w->srv->nmw ? zh__now_us() : 0;
 	ZH__STAT_ADD(w, requests, 1);
@@ -503,11 +536,12 @@ static void start_request(zh__worker_t *w, zh__conn_t *c)
 		/* OPTIONS * (RFC 9110 §9.3.7): what the server as a whole supports. A successful
 		 * OPTIONS without content MUST carry Content-Length: 0, which a 204 may not
 		 * (§8.6): 200. */
-		refuse(w, c, 200, w->srv->route_methods);
+		refuse(w, c, 200, w->srv->router.methods);
 		return;
 	}
 	path = zh_req_path(req);
-	ctx->route = zh__route_find(w->srv, path.ptr, path.len, req->h.method_bit, &allow);
+	ctx->route = zh__route_find(w->srv, zh_req_host(req), path, req->h.method_bit, &allow,
+				    &req->params);
 	if (ctx->route == NULL) {
 		if (allow == 0)
 			refuse(w, c, 404, 0);
@@ -661,7 +695,8 @@ static bool room_for_response(const zh__ctx_t *ctx)
 	/* 40: a multipart/byteranges answer (16 ranges) fits without spilling */
 	return ctx->iov_n + 40 <= ZH__IOV_CAP &&
 	       (ctx->area_cap - ctx->area_used >= ZH__HEAD_RESERVE + ZH__RESP_HSTORE ||
-		!output_pending(ctx));
+		!output_pending(ctx)) &&
+	       (!ctx->pscratch_busy || !output_pending(ctx));
 }
 
 /* The head does not fit in what is left of the receive buffer. */

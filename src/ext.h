@@ -130,6 +130,12 @@ typedef uint64_t (*zh__tick_fn)(zh__worker_t *w, bool final, void *arg);
  * no event comes, or 0. Returns 0, or -ENOSPC past ZH__TICKS_MAX (4) hooks. */
 int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg);
 
+/* ---- application metrics (app_metrics.c) -------------------------------------------------------- */
+
+/* The metrics registered with zh_metric_new, in the exposition format, after the library's
+ * own (metrics.c); nothing if there are none. */
+void zh__app_metrics_expose(const zh_server_t *srv, zh_response_t *resp);
+
 /* ---- test hooks of the bundled features -------------------------------------------------------- */
 
 /* mw_limit.c: takes a token of key's bucket at now_ns (CLOCK_MONOTONIC). 1: taken (or no

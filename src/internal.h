@@ -211,16 +211,104 @@ void zh__pool_keep_readable(zh__pool_t *p);
 typedef struct zh__worker zh__worker_t;
 typedef struct zh__ctx zh__ctx_t;
 
+/* ---- router (router.c) ----------------------------------------------------------------------
+ * Routes are grouped by pattern (the methods of one pattern are one group, linked by next)
+ * and the patterns form a trie on path segments, built at registration in memory the
+ * router owns (malloc: registration only). A lookup walks it without allocating. */
+enum { ZH__PARAMS_MAX = 16 }; /* wildcards per pattern, a ZH_ROUTE_PREFIX tail included */
+enum zh__seg_kind { ZH__S_LIT, ZH__S_PARAM, ZH__S_TAIL };
+typedef struct zh__rseg {
+	uint8_t kind;	   /* enum zh__seg_kind; a tail is last: {x...} or a prefix route's */
+	uint32_t off, len; /* literal text or tail prefix, canonical (router.c), in canon */
+} zh__rseg_t;
+
 typedef struct zh__route {
-	char *path;
+	char *path;   /* the pattern as registered, NUL-terminated (zh_req_route) */
 	size_t len;
-	uint64_t key; /* first 8 bytes, see route_key() */
 	unsigned methods, flags;
 	zh_handler_fn fn;
 	void *arg;
 	uint8_t mw[ZH__ROUTE_MW_MAX]; /* indexes into zh_server.mw */
 	uint8_t nmw;
+	uint8_t nparams; /* wildcards: captures of a match, in path order */
+	int32_t next;	 /* the next route of the same pattern (other methods), or -1 */
+	uint32_t host;	 /* 0: any host; else 1 + index into the router's hosts */
+	char *names;	 /* nparams NUL-terminated names ("" for a prefix route's tail) */
+	char *canon;	 /* the segments' canonical text */
+	zh__rseg_t *segs;
+	uint32_t nsegs;
 } zh__route_t;
+
+typedef struct zh__rtail {
+	char *p;       /* canonical prefix of the segment ("" for {x...}), the tail's own */
+	uint32_t plen;
+	int32_t group; /* first route of the pattern */
+} zh__rtail_t;
+
+typedef struct zh__rnode {
+	char *label;	   /* canonical literal that leads here (the node's own copy) */
+	uint32_t label_len;
+	uint32_t *lits;	   /* literal children, sorted by (label_len, label) */
+	uint32_t nlits;
+	int32_t param;	   /* the {x} child, or -1 */
+	int32_t end;	   /* the group of patterns that end here, or -1 */
+	zh__rtail_t *tails; /* sorted longest prefix first */
+	uint32_t ntails;
+} zh__rnode_t;
+
+/* A literal edge in the router's hash table: the child of parent for segment label. */
+typedef struct zh__redge {
+	uint64_t hash;	   /* of (parent, label): router.c, seg_hash */
+	uint32_t parent, child; /* child 0: an empty slot (node 0 is a root, never a child) */
+	const char *label; /* the child's label (owned by the child node), label_len bytes */
+	uint32_t label_len;
+} zh__redge_t;
+
+/* A host-less pattern made of literals only ("/plaintext"): its whole canonical path. */
+typedef struct zh__rexact {
+	uint64_t hash; /* seg_hash of the path */
+	char *path;    /* "/a/b", owned; NULL: an empty slot */
+	uint32_t len, node;
+} zh__rexact_t;
+
+typedef struct zh__router {
+	zh__route_t *routes;
+	zh__redge_t *edges; /* open addressing, a power of two of slots, at most half full */
+	uint32_t nedges, edge_mask;
+	zh__rexact_t *exact; /* the same, for literal-only host-less patterns */
+	uint32_t nexact, exact_mask;
+	uint32_t nroutes, cap_routes;
+	zh__rnode_t *nodes;
+	uint32_t nnodes, cap_nodes;
+	struct zh__rhost {
+		char *name; /* lower case, no port */
+		size_t len;
+		uint32_t root;
+	} *hosts;
+	uint32_t nhosts;
+	unsigned methods; /* of every route: OPTIONS * */
+} zh__router_t;
+
+/* Captures of a match: offsets into the path looked up. */
+typedef struct zh__match {
+	uint32_t n;
+	struct {
+		uint32_t off, len;
+	} p[ZH__PARAMS_MAX];
+} zh__match_t;
+
+/* Adds a route (zh_server_route's contract). */
+int zh__router_add(zh__router_t *r, unsigned methods, const char *pattern, unsigned flags,
+		   zh_handler_fn fn, void *arg);
+/* The route for method_bit at host (the Host field as sent, port and all; may be empty)
+ * and path: the most specific pattern that matches the path, then the route of that
+ * pattern that takes the method (a GET route answers HEAD unless one claims HEAD). NULL:
+ * *allow is 0 when no pattern matches (404), else that pattern's methods (405). *m gets
+ * the captures. No allocation; any thread once registration is over. */
+const zh__route_t *zh__router_find(const zh__router_t *r, const char *host, size_t hlen,
+				   const char *path, size_t len, unsigned method_bit,
+				   unsigned *allow, zh__match_t *m);
+void zh__router_free(zh__router_t *r);
 
 enum zh__conn_state {
 	ZH__C_FREE,
@@ -361,6 +449,7 @@ struct zh_request {
 	void *user;
 	uint8_t mw_cur;
 	void *mw_slot[ZH__GLOBAL_MW_MAX + ZH__ROUTE_MW_MAX];
+	zh__match_t params; /* the route's captures (zh_req_param) */
 };
 enum { ZH__MW_NONE = 0xff };
 void zh__req_slots_reset(zh_request_t *req, bool mw); /* middleware.c */
@@ -374,6 +463,8 @@ enum zh__framing { ZH__F_LENGTH, ZH__F_CHUNKED, ZH__F_CLOSE, ZH__F_NONE };
 struct zh_response {
 	zh__ctx_t *ctx;
 	int status;
+	int implicit_status; /* committed by a body or the end without a status: 200, or the
+				error an application's error handler answers */
 	bool committed, in_hooks, head_only, error, has_length, close, has_server;
 	bool streaming;	      /* head serialized: body parts leave before the body is complete */
 	bool chunk_crlf;      /* chunked: a chunk's data was framed, its CRLF not yet queued */
@@ -426,6 +517,9 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	bool timers_closed;	  /* no request, or its response ended: zh_timer_start refuses */
+	struct zh__utimer *utimers; /* the request's pending zh_timer_start timers (timer.c) */
+	bool in_error_handler;	  /* the application's error handler runs: no suspension */
 	uint64_t started_us;	  /* the request's head was complete (CLOCK_MONOTONIC) */
 	_Alignas(16) char state[ZH_RESP_STATE_SIZE]; /* zh_resp_state() */
 	_Alignas(16) char writer_area[ZH_WRITER_STATE_SIZE]; /* zh_resp_writer_begin(): opaque */
@@ -443,6 +537,10 @@ struct zh__ctx {
 	zh__field_t *fields;	  /* max_headers entries, after this struct */
 	char *sbuf;		  /* ZH__SBUF_SIZE, after fields */
 	char *rinline;		  /* ZH__RBUF_SIZE, after sbuf */
+	char *pscratch;		  /* max_request_line, after rinline: decoded path params,
+				     each at its offset in the path (zh_req_param) */
+	bool pscratch_busy;	  /* pscratch holds a request's params: the next request waits
+				     until the output queue (which may point there) is sent */
 };
 
 /* ---- worker, server (loop.c, server.c) ----------------------------------------------------- */
@@ -476,6 +574,9 @@ struct zh__worker {
 	pthread_mutex_t inbox_lock;
 	uint32_t inbox_n;
 	bool exited;
+	/* zh_server_ping(): the asker stores a number and signals wakefd; the loop copies it to
+	 * ping_ack when it handles the wake-up, proof that it still turns */
+	_Atomic uint64_t ping_req, ping_ack;
 	struct zh__resumption {
 		zh__conn_t *conn;
 		uint32_t gen;
@@ -495,9 +596,37 @@ struct zh__worker {
 	uint32_t nticks;
 	uint64_t tick_due_ms;
 	void *h2; /* HTTP/2's per-worker state (h2.c: allocator, slot map), created on first use */
+	/* application timers (timer.c): a pairing heap by (deadline_us, seq), intrusive in the
+	 * callers' zh_timer_t; tseq numbers starts, for FIFO order among equal deadlines */
+	struct zh__utimer *theap;
+	uint64_t tseq;
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
 };
+
+/* proxy.c: trusted proxies. A CIDR in the IPv6 form (IPv4 as ::ffff:0:0/96 + its bits),
+ * host bits cleared. */
+typedef struct zh__cidr {
+	uint8_t addr[16];
+	uint8_t bits;
+} zh__cidr_t;
+enum { ZH__PROXIES_MAX = 64, ZH__FWD_MAX = 32 };
+/* The hops of Forwarded or X-Forwarded-For, left to right; known false: "unknown", an
+ * obfuscated name, or a Forwarded element without for=. */
+typedef struct zh__fwd {
+	unsigned n;
+	struct {
+		uint8_t addr[16];
+		bool known;
+	} hop[ZH__FWD_MAX];
+} zh__fwd_t;
+bool zh__cidr_parse(const char *p, size_t len, zh__cidr_t *out);
+/* A list separated by commas or blanks; the count, -EINVAL (a bad CIDR), -ENOSPC. */
+int zh__cidr_list_parse(const char *list, zh__cidr_t *out, unsigned cap);
+bool zh__cidr_match(const zh__cidr_t *c, unsigned n, const uint8_t a[16]);
+/* Appends one field value's hops to f (forwarded: RFC 7239 syntax, else X-Forwarded-For).
+ * 0, -EINVAL malformed, -E2BIG past ZH__FWD_MAX hops. */
+int zh__fwd_parse(zh__fwd_t *f, bool forwarded, const char *v, size_t len);
 
 struct zh_server {
 	zh_config_t cfg;
@@ -505,14 +634,16 @@ struct zh_server {
 	uint16_t port;
 	zh__limits_t limits;
 	size_t ctx_size, large_size, body_size;
-	zh__route_t routes[256];
-	unsigned nroutes, route_methods;
+	zh__router_t router;
+	zh_error_handler_fn err_fn; /* zh_server_set_error_handler */
+	void *err_arg;
 	char server_hdr[80];
 	uint32_t server_hdr_len;
 	zh__worker_t *workers;
 	unsigned nworkers;
 	volatile int stopping;
 	bool running;
+	_Atomic uint64_t ping_seq; /* zh_server_ping()'s last number */
 	time_t start_time; /* zh_server_new(), for /metrics */
 	zh_middleware_t mw[ZH__MW_MAX];
 	unsigned nmw;
@@ -520,7 +651,11 @@ struct zh_server {
 	void *h2_cfg;
 	uint8_t global_mw[ZH__GLOBAL_MW_MAX]; /* indexes into mw */
 	unsigned nglobal_mw;
+	zh__cidr_t proxies[ZH__PROXIES_MAX]; /* cfg.trusted_proxies, parsed */
+	unsigned nproxies;
+	zh_metric_t *metrics; /* zh_metric_new, in registration order (app_metrics.c) */
 };
+void zh__app_metrics_free(zh_server_t *srv); /* app_metrics.c, by zh_server_free */
 
 /* middleware.c. The entry points are inline so that a server without middleware (nmw 0:
  * no chain anywhere) pays one load and branch per call, not a call into middleware.c and
@@ -554,6 +689,7 @@ static inline void zh__mw_done(zh__ctx_t *ctx)
 
 /* loop.c */
 void *zh__worker_main(void *arg);
+zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NULL */
 /* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
  * async-signal-safe, errno preserved), consume takes the count (the worker). */
 void zh__eventfd_signal(int fd);
@@ -581,6 +717,22 @@ void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
 /* The same for a protocol library: kind is an enum zh__timer_kind, ZH__T_NONE clears. */
 void zh__conn_set_timer(zh__worker_t *w, zh__conn_t *c, int kind);
 uint64_t zh__now_ms(void);
+
+/* timer.c: application timers (zh_timer_start). Each lives in the caller's zh_timer_t, on
+ * its worker's heap and on its request's list; the library cancels the request's timers
+ * when its response ends or its connection dies, before the done hooks run. */
+typedef struct zh__utimer {
+	struct zh__utimer *child, *next, *prev; /* heap: prev is the parent of a first child */
+	struct zh__utimer *rnext, *rprev;	 /* the request's list */
+	zh__ctx_t *ctx;
+	uint64_t deadline_us, seq;
+	zh_timer_fn fn;
+	void *arg;
+	uint32_t state; /* ZH__UTIMER_PENDING, or anything else: idle */
+} zh__utimer_t;
+void zh__utimers_run(zh__worker_t *w);	      /* fires what is due (loop.c) */
+int zh__utimers_wait_ms(const zh__worker_t *w); /* ms until the next is due; -1 none */
+void zh__utimers_close(zh__ctx_t *ctx);	      /* the request ends: cancel its timers */
 
 /* ---- protocol (http1.c; the seam is described in docs/design.md) ------------------------ */
 
@@ -799,6 +951,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
 bool zh__req_te_trailers(const zh_request_t *req);
 void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
+void zh__resp_error_reset(zh__ctx_t *ctx); /* an error handler's answer is replaced */
 void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */
 uint64_t zh__resp_progress(const zh_response_t *resp); /* bytes written, filtered or not */
 void zh__resp_filter_flush(zh_response_t *resp);
@@ -879,8 +1032,8 @@ void zh__body_release(zh__ctx_t *ctx);
 bool zh__body_stream_complete(const zh_request_t *req);
 bool zh__body_stream_buffered(const zh_request_t *req);
 
-/* server.c */
-const zh__route_t *zh__route_find(const zh_server_t *srv, const char *path, size_t len,
-				   unsigned method_bit, unsigned *allow);
+/* router.c: the server's lookup, as start_request calls it (also the benchmark's entry) */
+const zh__route_t *zh__route_find(const zh_server_t *srv, zh_slice_t host, zh_slice_t path,
+				  unsigned method_bit, unsigned *allow, zh__match_t *m);
 
 #endif

@@ -8,6 +8,8 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -81,6 +83,7 @@ static void expire_timers(zh__worker_t *w)
 static int next_timeout_ms(const zh__worker_t *w)
 {
 	uint64_t next = w->now_ms + 1000;
+	int ms, app;
 	for (unsigned k = 1; k < ZH__T_KINDS; k++)
 		if (w->timers[k].head && w->timers[k].head->deadline_ms < next)
 			next = w->timers[k].head->deadline_ms;
@@ -92,7 +95,10 @@ static int next_timeout_ms(const zh__worker_t *w)
 		next = w->tick_due_ms;
 	if (w->nyielded)
 		return 0; /* producers are waiting for their next turn */
-	return next > w->now_ms ? (int)(next - w->now_ms) : 0;
+	ms = next > w->now_ms ? (int)(next - w->now_ms) : 0;
+	if (w->theap && (app = zh__utimers_wait_ms(w)) < ms) /* application timers (timer.c) */
+		ms = app;
+	return ms;
 }
 
 static void listener_events(zh__worker_t *w, uint32_t events)
@@ -223,6 +229,8 @@ static void run_inbox(zh__worker_t *w)
 {
 	uint32_t n;
 	zh__eventfd_consume(w->wakefd);
+	atomic_store_explicit(&w->ping_ack, atomic_load_explicit(&w->ping_req, memory_order_relaxed),
+			      memory_order_release);
 	pthread_mutex_lock(&w->inbox_lock);
 	n = w->inbox_n;
 	memcpy(w->inbox_run, w->inbox, n * sizeof w->inbox[0]);
@@ -282,6 +290,8 @@ static void run_ticks(zh__worker_t *w, bool final)
 /* The worker running on this thread, for zh_note_alloc(). */
 static _Thread_local zh__worker_t *self;
 
+zh__worker_t *zh__worker_self(void) { return self; }
+
 void zh_note_alloc(void)
 {
 	if (self)
@@ -314,6 +324,8 @@ void *zh__worker_main(void *arg)
 				zh__conn_event(w, p, events[i].events);
 		}
 		expire_timers(w);
+		if (w->theap) /* application timers: NULL unless zh_timer_start armed one */
+			zh__utimers_run(w);
 		if (w->nyielded) /* nearly always 0: not even a call then */
 			run_yielded(w);
 		while (w->closed) {

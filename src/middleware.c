@@ -39,8 +39,8 @@ int zh_route_use(zh_server_t *srv, const char *path, const zh_middleware_t *mw)
 	size_t len = path ? strlen(path) : 0;
 	unsigned found = 0;
 	int i;
-	for (unsigned r = 0; r < srv->nroutes; r++) {
-		const zh__route_t *rt = &srv->routes[r];
+	for (unsigned r = 0; r < srv->router.nroutes; r++) {
+		const zh__route_t *rt = &srv->router.routes[r];
 		if (rt->len == len && memcmp(rt->path, path, len) == 0) {
 			if (rt->nmw == ZH__ROUTE_MW_MAX)
 				return -ENOSPC;
@@ -51,8 +51,8 @@ int zh_route_use(zh_server_t *srv, const char *path, const zh_middleware_t *mw)
 		return -ENOENT;
 	if ((i = add(srv, mw)) < 0)
 		return i;
-	for (unsigned r = 0; r < srv->nroutes; r++) {
-		zh__route_t *rt = &srv->routes[r];
+	for (unsigned r = 0; r < srv->router.nroutes; r++) {
+		zh__route_t *rt = &srv->router.routes[r];
 		if (rt->len == len && memcmp(rt->path, path, len) == 0)
 			rt->mw[rt->nmw++] = (uint8_t)i;
 	}
@@ -156,6 +156,43 @@ void zh__mw_done_chains(zh__ctx_t *ctx)
 	run_done(ctx, srv->global_mw, srv->nglobal_mw, 0);
 	if (ctx->route)
 		run_done(ctx, ctx->route->mw, ctx->route->nmw, ZH__GLOBAL_MW_MAX);
+}
+
+/* ---- published slots (zh_req_published) ----------------------------------------------------- */
+
+static void *find_published(const zh_request_t *req, const uint8_t *idx, unsigned n,
+			    unsigned base, const void *key)
+{
+	const zh_server_t *srv = req->ctx->w->srv;
+	for (unsigned i = 0; i < n; i++)
+		if (srv->mw[idx[i]].key == key && req->mw_slot[base + i] != NULL)
+			return req->mw_slot[base + i];
+	return NULL;
+}
+
+void *zh_req_published(const zh_request_t *req, const void *key)
+{
+	const zh_server_t *srv = req->ctx->w->srv;
+	const zh__route_t *rt = req->ctx->route;
+	void *p;
+	if (key == NULL || srv->nmw == 0) /* without middleware the slots are never cleared */
+		return NULL;
+	p = find_published(req, srv->global_mw, srv->nglobal_mw, 0, key);
+	if (p == NULL && rt)
+		p = find_published(req, rt->mw, rt->nmw, ZH__GLOBAL_MW_MAX, key);
+	return p;
+}
+
+static const char identity_key = 'u';
+const void *zh_identity_key(void) { return &identity_key; }
+
+int zh_req_auth_user(const zh_request_t *req, zh_slice_t *out)
+{
+	const zh_slice_t *name = zh_req_published(req, &identity_key);
+	if (name == NULL)
+		return 0;
+	*out = *name;
+	return 1;
 }
 
 /* ---- the extension interface's view of the core (ext.h) ------------------------------------ */

@@ -52,6 +52,10 @@ typedef struct table {
 	slots_t users, tokens;
 	char **hash;	     /* users.n crypt(3) strings, NUL-terminated, in hash_pool */
 	char *hash_pool;
+	/* who each entry is: user names, token names (empty for an unnamed token), pointing
+	 * into the raw files. A request's auth slot points at one of these, published under
+	 * zh_identity_key() (the table outlives every request: see Reload) */
+	zh_slice_t *user_ids, *token_ids;
 } table_t;
 
 struct zh_auth {
@@ -216,18 +220,34 @@ static bool b64token_ok(const char *p, size_t len)
 	return i == len;
 }
 
+/* "token" or "name:token": ':' is no b64token character, so the split is unambiguous. The
+ * name (an RFC 9110 token, up to 255 bytes) is what logs and handlers see; the token never. */
 static int token_line(zh_auth_t *a, table_t *t, const char *p, size_t len, size_t lineno)
 {
+	const char *colon = memchr(p, ':', len);
+	zh_slice_t name = {p, 0};
+	if (colon) {
+		name.len = (size_t)(colon - p);
+		if (name.len == 0 || name.len > NAME_MAX_LEN || !zh__valid_token(p, name.len)) {
+			set_error(a, "token name not an RFC 9110 token of 1..255 bytes",
+				  a->tokens_file, lineno);
+			return -EINVAL;
+		}
+		len -= name.len + 1;
+		p = colon + 1;
+	}
 	if (len > NAME_MAX_LEN || !b64token_ok(p, len)) {
 		set_error(a, len > NAME_MAX_LEN ? "token longer than 255 bytes"
 						: "token with a byte outside RFC 6750 b64token",
 			  a->tokens_file, lineno);
 		return -EINVAL;
 	}
-	if (t->tokens.bytes == NULL)
+	if (t->tokens.bytes == NULL) {
 		t->tokens.width = len > t->tokens.width ? len : t->tokens.width;
-	else
+	} else {
+		t->token_ids[t->tokens.n] = name;
 		slots_put(&t->tokens, p, len);
+	}
 	return 0;
 }
 
@@ -237,8 +257,9 @@ static int load_tokens(zh_auth_t *a, table_t *t)
 	int r = each_line(a, t, t->tokens_raw, t->tokens_len, token_line);
 	if (r < 0)
 		return r;
-	if (slots_alloc(&t->tokens, count_lines(t->tokens_raw, t->tokens_len),
-			t->tokens.width) < 0)
+	size_t n = count_lines(t->tokens_raw, t->tokens_len);
+	if (slots_alloc(&t->tokens, n, t->tokens.width) < 0 ||
+	    (t->token_ids = calloc(n, sizeof *t->token_ids)) == NULL)
 		return -ENOMEM;
 	return each_line(a, t, t->tokens_raw, t->tokens_len, token_line);
 }
@@ -277,6 +298,7 @@ static int user_line(zh_auth_t *a, table_t *t, const char *p, size_t len, size_t
 		return -ENOTSUP;
 	}
 	t->hash[t->users.n] = h;
+	t->user_ids[t->users.n] = (zh_slice_t){p, ulen};
 	slots_put(&t->users, p, ulen);
 	return 0;
 }
@@ -290,6 +312,7 @@ static int load_users(zh_auth_t *a, table_t *t)
 	n = count_lines(t->htpasswd_raw, t->htpasswd_len);
 	if (slots_alloc(&t->users, n, t->users.width) < 0 ||
 	    (t->hash = calloc(n, sizeof *t->hash)) == NULL ||
+	    (t->user_ids = calloc(n, sizeof *t->user_ids)) == NULL ||
 	    (t->hash_pool = malloc(t->htpasswd_len + 1)) == NULL)
 		return -ENOMEM;
 	return each_line(a, t, t->htpasswd_raw, t->htpasswd_len, user_line);
@@ -309,6 +332,8 @@ static void table_free(table_t *t)
 		free(t->tokens.len);
 		free(t->hash);
 		free(t->hash_pool);
+		free(t->user_ids);
+		free(t->token_ids);
 		free(t->tokens_raw);
 		free(t->htpasswd_raw);
 		free(t);
@@ -580,7 +605,7 @@ static long b64decode(const char *in, size_t len, char *out, size_t cap)
 
 /* "user:password", checked against the htpasswd table. A user who does not exist costs a
  * crypt all the same (of the first user's hash), so the time does not tell who exists. */
-static bool basic_ok(const table_t *t, const char *cred, size_t len)
+static bool basic_ok(const table_t *t, const char *cred, size_t len, const zh_slice_t **who)
 {
 	char buf[NAME_MAX_LEN + 1 + PASS_MAX_LEN + 1];
 	unsigned char name[NAME_MAX_LEN + 1] = {0};
@@ -603,6 +628,7 @@ static bool basic_ok(const table_t *t, const char *cred, size_t len)
 		size_t olen = strlen(out), slen = strlen(setting);
 		ok = olen == slen &&
 		     ct_diff((const unsigned char *)out, (const unsigned char *)setting, olen) == 0;
+		*who = &t->user_ids[idx];
 	}
 	/* the password, and whatever crypt derived from it (32 KiB: little next to a crypt) */
 	explicit_bzero(buf, sizeof buf);
@@ -610,22 +636,25 @@ static bool basic_ok(const table_t *t, const char *cred, size_t len)
 	return ok;
 }
 
-static bool bearer_ok(const table_t *t, const char *tok, size_t len)
+static bool bearer_ok(const table_t *t, const char *tok, size_t len, const zh_slice_t **who)
 {
 	unsigned char key[NAME_MAX_LEN + 1] = {0};
-	bool ok;
+	size_t idx;
 	if (len == 0 || len > NAME_MAX_LEN || t->tokens.n == 0)
 		return false;
 	memcpy(key, tok, len < t->tokens.width ? len : t->tokens.width);
-	ok = ct_find(&t->tokens, key, len) < t->tokens.n;
+	idx = ct_find(&t->tokens, key, len);
 	explicit_bzero(key, sizeof key);
-	return ok;
+	if (idx >= t->tokens.n)
+		return false;
+	*who = &t->token_ids[idx];
+	return true;
 }
 
 enum { CRED_NONE, CRED_BAD, CRED_BAD_BEARER, CRED_OK };
 
 /* Splits "Scheme SP credentials" (RFC 9110 §11.4) and checks the credentials. */
-static int check(const zh_auth_t *a, const table_t *t, zh_slice_t v)
+static int check(const zh_auth_t *a, const table_t *t, zh_slice_t v, const zh_slice_t **who)
 {
 	size_t i = 0, sp;
 	while (i < v.len && v.ptr[i] != ' ')
@@ -637,9 +666,9 @@ static int check(const zh_auth_t *a, const table_t *t, zh_slice_t v)
 	    memchr(v.ptr + i, '\t', v.len - i))
 		return CRED_BAD;
 	if (a->htpasswd_file && sp == 5 && zh__ieq(v.ptr, "Basic", 5))
-		return basic_ok(t, v.ptr + i, v.len - i) ? CRED_OK : CRED_BAD;
+		return basic_ok(t, v.ptr + i, v.len - i, who) ? CRED_OK : CRED_BAD;
 	if (a->tokens_file && sp == 6 && zh__ieq(v.ptr, "Bearer", 6))
-		return bearer_ok(t, v.ptr + i, v.len - i) ? CRED_OK : CRED_BAD_BEARER;
+		return bearer_ok(t, v.ptr + i, v.len - i, who) ? CRED_OK : CRED_BAD_BEARER;
 	return CRED_BAD;
 }
 
@@ -664,17 +693,21 @@ static int auth_before(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	const zh_auth_t *a = arg;
 	const table_t *t;
+	const zh_slice_t *who = NULL;
 	zh_slice_t v;
 	int why = CRED_NONE;
 	if (!needs_auth(a, zh_req_path(req)))
 		return ZH_MW_NEXT;
 	t = __atomic_load_n(&a->cur, __ATOMIC_ACQUIRE);
-	if (zh_req_header(req, "Authorization", &v) && (why = check(a, t, v)) == CRED_OK)
+	if (zh_req_header(req, "Authorization", &v) && (why = check(a, t, v, &who)) == CRED_OK) {
+		/* published under zh_identity_key(): the handler and the access log see who */
+		*zh_mw_slot(req) = (void *)(uintptr_t)who;
 		return ZH_MW_NEXT;
+	}
 	return deny(a, resp, why);
 }
 
 zh_middleware_t zh_auth_middleware(zh_auth_t *a)
 {
-	return (zh_middleware_t){.before = auth_before, .arg = a};
+	return (zh_middleware_t){.before = auth_before, .arg = a, .key = zh_identity_key()};
 }

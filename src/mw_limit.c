@@ -291,7 +291,7 @@ void zh__limit_key(const zh_limit_t *l, int family, const uint8_t addr[16], uint
 static void client_key(const zh_limit_t *l, const zh_request_t *req, uint8_t key[16])
 {
 	uint8_t a[16];
-	int family = zh_req_peer_addr(req, a);
+	int family = zh_req_client_addr(req, a);
 	zh__limit_key(l, family, a, key);
 }
 

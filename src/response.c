@@ -49,6 +49,7 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	zh_response_t *resp = &ctx->resp;
 	resp->ctx = ctx;
 	resp->status = 0;
+	resp->implicit_status = 200;
 	resp->committed = resp->in_hooks = resp->error = resp->has_length = false;
 	resp->close = resp->has_server = false;
 	resp->head_only = head_only;
@@ -154,7 +155,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		resp->error = true;
 	resp->writer = NULL; /* the response has ended: nothing more is synced */
 	if (!resp->committed)
-		zh__resp_commit(resp, 200);
+		zh__resp_commit(resp, resp->implicit_status);
 	if (resp->filtering && !resp->error) {
 		int r = resp->filter.finish ? resp->filter.finish(resp, resp->filter.arg) : 0;
 		if (r < 0)
@@ -191,6 +192,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 	c->close_after |= resp->close;
 	c->requests++;
 	count_response(ctx, resp->status);
+	zh__utimers_close(ctx); /* before the done hooks, which may free the timers' memory */
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp);
 }
@@ -216,9 +218,24 @@ void zh__resp_abandon(zh__ctx_t *ctx)
 	}
 	resp->writer = NULL; /* nothing it holds will be queued now */
 	resp->error = true;
+	zh__utimers_close(ctx); /* a callback never runs for a request that has gone */
 	zh__mw_done(ctx);
 	zh__resp_release_filter(resp); /* a gzip slot goes back even so */
 	ctx->in_request = false;
+}
+
+/* What an application's error handler did to a response that is not sent yet, undone so
+ * that zh__resp_error can write the library's answer instead: its body, its failure, its
+ * pending writer and filter. Its header fields stay (Content-Type is replaced), and so does
+ * its commit: the commit hooks do not run twice. */
+void zh__resp_error_reset(zh__ctx_t *ctx)
+{
+	zh_response_t *resp = &ctx->resp;
+	zh__out_truncate(ctx, resp);
+	zh__resp_release_filter(resp);
+	resp->writer = NULL;
+	resp->error = false;
+	resp->file_body = false;
 }
 
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
@@ -229,7 +246,10 @@ void zh__resp_error(zh__ctx_t *ctx, int status, bool close)
 	zh__out_truncate(ctx, resp);
 	resp->has_length = false;
 	resp->close |= close;
-	zh__resp_commit(resp, status);
+	if (resp->committed) /* an error handler's response, replaced (zh__resp_error_reset) */
+		resp->status = status;
+	else
+		zh__resp_commit(resp, status);
 	if (!zh__status_has_body(status))
 		return;
 	(void)header_put(resp, "Content-Type", 12, "text/plain; charset=utf-8", 25, true);
@@ -580,7 +600,7 @@ int zh__resp_body_gate(zh_response_t *resp)
 	if (ZH__UNLIKELY(resp->in_hooks))
 		return -EINVAL;
 	if (!resp->committed)
-		zh__resp_commit(resp, 200);
+		zh__resp_commit(resp, resp->implicit_status);
 	if (ZH__UNLIKELY(!zh__status_has_body(resp->status)))
 		return -EINVAL;
 	if (ZH__UNLIKELY(resp->error))
@@ -809,7 +829,9 @@ void *zh_resp_state(zh_response_t *resp)
 
 void *zh_resp_writer_begin(zh_response_t *resp, const zh_writer_ops_t *ops)
 {
-	if (ops == NULL || ops->sync == NULL || resp->writer != NULL || !resp->ctx->in_request)
+	/* an error handler's response is live even when no request was parsed */
+	if (ops == NULL || ops->sync == NULL || resp->writer != NULL ||
+	    !(resp->ctx->in_request || resp->ctx->in_error_handler))
 		return NULL;
 	resp->writer = ops;
 	resp->writer_state = resp->ctx->writer_area;
@@ -854,6 +876,8 @@ int zh_resp_content_length(const zh_response_t *resp, uint64_t *len)
 int zh_resp_produce(zh_response_t *resp, zh_produce_fn fn, void *arg)
 {
 	zh__ctx_t *ctx = resp->ctx;
+	if (ctx->in_error_handler) /* it answers now: nothing may keep it open */
+		return -EINVAL;
 	if (fn == NULL || ctx->produce_fn || ctx->deferred || ctx->resume_fn || !ctx->in_request)
 		return -EINVAL;
 	ctx->produce_fn = fn;
@@ -865,6 +889,8 @@ int zh_resp_defer(zh_response_t *resp, zh_deferred_t *token)
 {
 	zh__ctx_t *ctx = resp->ctx;
 	zh__conn_t *c = ctx->conn;
+	if (ctx->in_error_handler) /* it answers now: nothing may keep it open */
+		return -EINVAL;
 	if (token == NULL || ctx->produce_fn || ctx->deferred || ctx->resume_fn || !ctx->in_request)
 		return -EINVAL;
 	ctx->deferred = true;

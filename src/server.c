@@ -8,6 +8,8 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 void zh_config_init(zh_config_t *cfg)
@@ -289,12 +292,21 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 	srv->body_size = round_up(cfg->max_body > srv->large_size ? cfg->max_body
 								 : srv->large_size, 4096);
 	srv->ctx_size = round_up(sizeof(zh__ctx_t) + cfg->max_headers * sizeof(zh__field_t) +
-					 ZH__SBUF_SIZE + ZH__RBUF_SIZE,
+					 ZH__SBUF_SIZE + ZH__RBUF_SIZE + cfg->max_request_line,
 				 64);
 	if (cfg->server_name && cfg->server_name[0])
 		srv->server_hdr_len = (uint32_t)snprintf(srv->server_hdr, sizeof srv->server_hdr,
 							 "Server: %s\r\n", cfg->server_name);
 	srv->cfg.server_name = NULL; /* the caller's string is not kept */
+	r = cfg->trusted_proxies ? zh__cidr_list_parse(cfg->trusted_proxies, srv->proxies,
+						       ZH__PROXIES_MAX) : 0;
+	srv->cfg.trusted_proxies = NULL; /* parsed into srv->proxies; the string is not kept */
+	if (r < 0) {
+		free(srv);
+		r = -EINVAL;
+		goto fail;
+	}
+	srv->nproxies = (unsigned)r;
 	raise_nofile();
 	ignore_sigpipe();
 
@@ -346,11 +358,43 @@ int zh_server_run(zh_server_t *srv)
 	return r;
 }
 
+int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn, void *arg)
+{
+	if (srv->running)
+		return -EBUSY;
+	srv->err_fn = fn;
+	srv->err_arg = arg;
+	return 0;
+}
+
 void zh_server_stop(zh_server_t *srv)
 {
 	srv->stopping = 1;
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		zh__eventfd_signal(srv->workers[i].stopfd);
+}
+
+int zh_server_ping(zh_server_t *srv, unsigned timeout_ms)
+{
+	struct timespec pause = {0, 1000000}; /* 1 ms between looks */
+	uint64_t seq;
+	unsigned answered = 0;
+	seq = atomic_fetch_add(&srv->ping_seq, 1) + 1;
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		atomic_store_explicit(&srv->workers[i].ping_req, seq, memory_order_relaxed);
+		zh__eventfd_signal(srv->workers[i].wakefd);
+	}
+	for (unsigned waited = 0;; waited++) {
+		answered = 0;
+		for (unsigned i = 0; i < srv->nworkers; i++)
+			answered += atomic_load_explicit(&srv->workers[i].ping_ack,
+							 memory_order_acquire) >= seq;
+		if (answered == srv->nworkers)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		nanosleep(&pause, NULL);
+	}
 }
 
 void zh_server_free(zh_server_t *srv)
@@ -362,8 +406,8 @@ void zh_server_free(zh_server_t *srv)
 			srv->h2->worker_free(&srv->workers[i]);
 		worker_dispose(&srv->workers[i]);
 	}
-	for (unsigned i = 0; i < srv->nroutes; i++)
-		free(srv->routes[i].path);
+	zh__router_free(&srv->router);
+	zh__app_metrics_free(srv);
 	if (srv->h2)
 		srv->h2->cfg_free(srv->h2_cfg);
 	free(srv->workers);

@@ -89,7 +89,7 @@ static int stream_start(zh_response_t *resp)
 	if (resp->streaming)
 		return 0;
 	if (!resp->committed)
-		zh__resp_commit(resp, 200);
+		zh__resp_commit(resp, resp->implicit_status);
 	zh__resp_filter_head(resp); /* may drop Content-Length (gzip): the framing follows it */
 	if (resp->error)
 		return -EIO; /* a header the filter could not set: a 500, head unsent */

@@ -15,6 +15,18 @@
  *   GET  /raw               zh_json_raw fragments, small and large
  *   GET  /html              a string and a key under ZH_JSON_ESCAPE_HTML
  *   GET  /all               every value type, empty containers, nesting
+ *   GET  /deadline?ms=N&work=M  a deferred response with a worker timer as its deadline:
+ *                           {"error":"deadline"} (504) after N ms, unless the simulated
+ *                           work (a second timer, M ms; none without work=) answers first
+ *                           {"done":true} (200); whichever fires cancels the other
+ *   GET  /count?n=N         updates application metrics (zh_metric_*): app_requests_total
+ *                           {route="/count"} + 1, app_work_seconds observes N ms, the gauge
+ *                           app_inflight goes up and down; answers {"n":N}
+ *   GET  /metrics           zh_metrics_handler: the library's metrics, then those above
+ *   GET  /items/{id}        {"id": ID (decoded), "route": "/items/{id}"}
+ *   every error the library answers (404, 405, 413, 431, 400...): {"error": STATUS,
+ *   "route": PATTERN or null, "parsed": true/false}, from the error handler
+ *   (zh_server_set_error_handler; tests/integration/test_32_routing.py)
  *
  * String i of /big and /bigp is the L bytes at offset (7 * i) % UNIT_LEN of the endless
  * repetition of unit[] (which has quotes, backslashes, controls, NUL, multibyte UTF-8, and
@@ -39,6 +51,7 @@ enum { UNIT_LEN = sizeof unit, LEN_MAX = 8 << 20, N_MAX = 10000000 };
 static unsigned char pattern[LEN_MAX + UNIT_LEN];
 
 static zh_server_t *g_server;
+static zh_metric_t *app_requests, *app_work, *app_inflight; /* GET /count, /deadline */
 
 static void on_signal(int sig)
 {
@@ -534,6 +547,135 @@ static void all(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_end(j);
 }
 
+/* ---- GET /deadline: worker timers (zh_timer_start) ---------------------------------------- */
+
+struct deadline_call {
+	zh_deferred_t token;
+	zh_timer_t deadline, work;
+};
+
+static void deadline_answer(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j;
+	(void)req;
+	if (resp == NULL)
+		return;
+	if (arg == NULL) {
+		zh_write_header(resp, 504);
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "error", 5);
+		zh_json_str(j, "deadline", 8);
+	} else {
+		j = zh_json_begin(resp, 0);
+		zh_json_obj(j);
+		zh_json_key(j, "done", 4);
+		zh_json_bool(j, 1);
+	}
+	zh_json_end(j);
+}
+
+/* Both timers end here; the one that fires disarms the other, so one answer is made. */
+static void deadline_fired(struct deadline_call *c, bool work)
+{
+	(void)zh_timer_cancel(work ? &c->deadline : &c->work);
+	if (zh_deferred_resume(&c->token, deadline_answer, work ? c : NULL) < 0)
+		fprintf(stderr, "json_server: deadline resume refused\n");
+}
+
+static void on_deadline(zh_request_t *req, void *arg)
+{
+	(void)req;
+	deadline_fired(arg, false);
+}
+
+static void on_work(zh_request_t *req, void *arg)
+{
+	(void)req;
+	deadline_fired(arg, true);
+}
+
+static void deadline(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	struct deadline_call *c = zh_resp_state(resp);
+	long ms = num_param(req, "ms", 100, 600000), work = num_param(req, "work", -2, 600000);
+	(void)arg;
+	if (ms < 0 || work == -1) {
+		bad_request(resp, "ms, work: 0..600000\n");
+		return;
+	}
+	zh_timer_init(&c->deadline);
+	zh_timer_init(&c->work);
+	if (zh_metric_add(app_requests, 1, 1) < 0) /* app_routes[1]: "/deadline" */
+		fprintf(stderr, "json_server: app_requests_total refused\n");
+	if (zh_resp_defer(resp, &c->token) < 0)
+		return; /* an empty 200 */
+	/* a start cannot fail here (valid timers, a live request): were it to, the deadline
+	 * would be lost and the request would hang, so answer now instead */
+	if (zh_timer_start(req, &c->deadline, (uint64_t)ms, on_deadline, c) < 0 ||
+	    (work >= 0 && zh_timer_start(req, &c->work, (uint64_t)work, on_work, c) < 0))
+		deadline_fired(c, false);
+}
+
+/* ---- GET /count: application metrics (zh_metric_*) ----------------------------------------- */
+
+/* The label values are route patterns declared up front, never a path from a request; a
+ * handler picks its series by its own pattern (zh_req_route once routes have patterns). */
+static const char *const app_routes[] = {"/count", "/deadline", "/all"};
+static const double work_buckets[] = {0.001, 0.01, 0.1, 1};
+static int register_metrics(zh_server_t *srv)
+{
+	zh_metric_options_t o;
+	int err = 0;
+	zh_metric_options_init(&o);
+	o.name = "app_requests_total";
+	o.help = "Requests by route pattern.";
+	o.label = "route";
+	o.values = app_routes;
+	o.nvalues = 3;
+	if ((app_requests = zh_metric_new(srv, &o, &err)) == NULL)
+		return err;
+	o.name = "app_work_seconds";
+	o.help = "Simulated work by route pattern.";
+	o.type = ZH_METRIC_HISTOGRAM;
+	o.buckets = work_buckets;
+	o.nbuckets = 4;
+	if ((app_work = zh_metric_new(srv, &o, &err)) == NULL)
+		return err;
+	zh_metric_options_init(&o);
+	o.name = "app_inflight";
+	o.help = "Requests inside the /count handler.";
+	o.type = ZH_METRIC_GAUGE;
+	if ((app_inflight = zh_metric_new(srv, &o, &err)) == NULL)
+		return err;
+	return 0;
+}
+
+static void count(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	int series = zh_metric_series(app_requests, "/count", 6);
+	long n = num_param(req, "n", 0, 1000000);
+	zh_json_t *j;
+	(void)arg;
+	if (n < 0) {
+		bad_request(resp, "n: 0..1000000\n");
+		return;
+	}
+	/* a refused update is a bug here (a fixed series, the right types): say so */
+	if (series < 0 || zh_metric_add(app_inflight, 0, 1) < 0 ||
+	    zh_metric_add(app_requests, (unsigned)series, 1) < 0 ||
+	    zh_metric_observe(app_work, (unsigned)series, (double)n / 1000) < 0 ||
+	    zh_metric_add(app_inflight, 0, -1) < 0) {
+		(void)zh_reply(resp, 500, "text/plain", "metric refused\n", 15);
+		return;
+	}
+	j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_key(j, "n", 1);
+	zh_json_i64(j, n);
+	zh_json_end(j);
+}
+
 /* GET /malloc: one allocation on this worker thread; answers how many zerohttpd's malloc
  * wrapper (cmd/zerohttpd/heap_count.c, linked in here too) counted, so that a test can show
  * zerohttp_heap_allocations_total would see it. */
@@ -551,6 +693,40 @@ static void malloc_route(zh_request_t *req, zh_response_t *resp, void *arg)
 	n = snprintf(body, sizeof body, "%llu\n",
 		     (unsigned long long)(after.heap_allocs - before.heap_allocs));
 	zh_reply(resp, 200, "text/plain", body, (size_t)n);
+}
+
+static void item(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	zh_slice_t id = {"", 0};
+	const char *route = zh_req_route(req);
+	(void)arg;
+	(void)zh_req_param(req, "id", &id);
+	zh_json_obj(j);
+	zh_json_key(j, "id", 2);
+	zh_json_str(j, id.ptr, id.len);
+	zh_json_key(j, "route", 5);
+	zh_json_str(j, route, strlen(route));
+	zh_json_end(j);
+}
+
+/* A JSON API answers its errors in JSON too: the status is the library's. */
+static void json_error(zh_request_t *req, zh_response_t *resp, int status, void *arg)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	const char *route = zh_req_route(req);
+	(void)arg;
+	zh_json_obj(j);
+	zh_json_key(j, "error", 5);
+	zh_json_i64(j, status);
+	zh_json_key(j, "route", 5);
+	if (route)
+		zh_json_str(j, route, strlen(route));
+	else
+		zh_json_null(j);
+	zh_json_key(j, "parsed", 6);
+	zh_json_bool(j, zh_req_parsed(req));
+	zh_json_end(j);
 }
 
 int main(int argc, char **argv)
@@ -602,7 +778,13 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET, "/misuse", 0, misuse, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/raw", 0, raw, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/html", 0, html, NULL) < 0 ||
-	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0) {
+	    zh_server_route(g_server, ZH_GET, "/all", 0, all, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/deadline", 0, deadline, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/count", 0, count, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/metrics", 0, zh_metrics_handler, g_server) < 0 ||
+	    zh_server_route(g_server, ZH_GET, "/items/{id}", 0, item, NULL) < 0 ||
+	    zh_server_set_error_handler(g_server, json_error, NULL) < 0 ||
+	    (err = register_metrics(g_server)) < 0) {
 		fprintf(stderr, "json_server: cannot add routes\n");
 		return 1;
 	}

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static zh_server_t *srv;
 static pthread_t runner;
@@ -245,6 +246,230 @@ Test(ext, user_slot_lives_through_deferral_and_producer_to_done)
 	cr_assert(strstr(buf, "p0:42;"), "%s", buf);
 	cr_assert(strstr(buf, "p2:42;"), "%s", buf);
 	cr_assert_str_eq(seen_when("done:user done:"), "u:empty done:user u:empty done:user ");
+	stop();
+}
+
+/* ---- the application's slot in every other place a request lives --------------------------- */
+
+/* A streaming route: the handler, a commit hook the handler registers and each zh_body_wait
+ * continuation all see the slot the before hook set; so does the done hook. */
+static void user_commit(zh_response_t *resp, void *arg)
+{
+	const app_req_t *u = zh_req_user(zh_resp_request(resp));
+	(void)arg;
+	zh_resp_header_set(resp, "X-Commit-User", u == &app_obj ? "42" : "lost");
+}
+
+static void stream_more(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	char buf[64];
+	ssize_t n;
+	(void)arg;
+	note(zh_req_user(req) == &app_obj ? "cont:user" : "cont:lost");
+	while ((n = zh_body_read(req, buf, sizeof buf)) > 0)
+		;
+	if (n == -EAGAIN) {
+		if (zh_body_wait(req, stream_more, NULL) < 0)
+			note("wait refused");
+		return;
+	}
+	(void)zh_reply(resp, 200, "text/plain", "streamed", 8);
+}
+
+static void h_stream_user(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)arg;
+	note(zh_req_user(req) == &app_obj ? "handler:user" : "handler:lost");
+	if (zh_resp_on_commit(resp, user_commit, NULL) < 0)
+		note("hook refused");
+	stream_more(req, resp, NULL);
+}
+
+Test(ext, user_slot_lives_through_body_continuations_and_commit_hooks)
+{
+	zh_middleware_t u = {.before = user_before, .done = user_done};
+	char buf[4096];
+	int fd;
+	srv = new_server();
+	cr_assert_eq(zh_server_route(srv, ZH_POST, "/stream", ZH_ROUTE_STREAM_BODY, h_stream_user,
+				     NULL), 0);
+	cr_assert_eq(zh_server_use(srv, &u), 0);
+	start();
+	seen[0] = '\0';
+	fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+	send_all(fd, "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+		     "Connection: close\r\n\r\nabc");
+	/* the handler has run and waits for the rest of the body: a continuation brings it */
+	seen_when("cont:");
+	usleep(50000);
+	send_all(fd, "def");
+	zh_tc_read_to_close(fd, buf, sizeof buf);
+	close(fd);
+	cr_assert(strstr(buf, "200 OK"), "%s", buf);
+	cr_assert(strstr(buf, "X-Commit-User: 42\r\n"), "%s", buf);
+	cr_assert_str_eq(seen_when("done:"), "u:empty handler:user cont:user cont:user done:user ");
+	stop();
+}
+
+/* The connection dies while the response is deferred, or while a producer writes it: the
+ * done hook still sees the slot (and 499 when no head had left), exactly once. */
+static zh_deferred_t parked;
+static volatile int parked_set;
+static void user_status_done(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	char line[48];
+	(void)arg;
+	snprintf(line, sizeof line, "done:%s:%d", zh_req_user(req) == &app_obj ? "user" : "lost",
+		 zh_resp_status(resp));
+	note(line);
+}
+
+static void h_park(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)arg;
+	note(zh_req_user(req) == &app_obj ? "handler:user" : "handler:lost");
+	if (zh_resp_defer(resp, &parked) < 0) {
+		(void)zh_reply(resp, 500, "text/plain", "defer", 5);
+		return;
+	}
+	__atomic_store_n(&parked_set, 1, __ATOMIC_RELEASE);
+}
+
+static void parked_resumed(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)arg, (void)resp;
+	note(req == NULL ? "resume:gone" : "resume:live");
+}
+
+static int endless(zh_response_t *resp, void *arg)
+{
+	static char chunk[16384];
+	(void)arg;
+	if (resp == NULL) {
+		note("producer:gone");
+		return ZH_PRODUCE_DONE;
+	}
+	return zh_write_static(resp, chunk, sizeof chunk) < 0 ? -EIO : ZH_PRODUCE_MORE;
+}
+
+static void h_endless(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	if (zh_resp_produce(resp, endless, NULL) < 0)
+		note("produce refused");
+}
+
+/* Closes with RST (SO_LINGER 0): the server sees the connection die at once. */
+static void reset_close(int fd)
+{
+	struct linger lg = {1, 0};
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	close(fd);
+}
+
+Test(ext, user_slot_reaches_the_done_hook_when_the_connection_dies)
+{
+	zh_middleware_t u = {.before = user_before, .done = user_status_done};
+	char buf[256];
+	int fd;
+	srv = new_server();
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/park", 0, h_park, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/endless", 0, h_endless, NULL), 0);
+	cr_assert_eq(zh_server_use(srv, &u), 0);
+	start();
+	seen[0] = '\0';
+	parked_set = 0;
+	fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+	send_all(fd, "GET /park HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (int i = 0; i < 400 && !__atomic_load_n(&parked_set, __ATOMIC_ACQUIRE); i++)
+		usleep(5000);
+	cr_assert(parked_set, "the handler deferred");
+	reset_close(fd);
+	cr_assert_str_eq(seen_when("done:"), "u:empty handler:user done:user:499 ");
+	/* the token is stale now: its resumption is told the connection is gone */
+	cr_assert_eq(zh_deferred_resume(&parked, parked_resumed, NULL), 0);
+	cr_assert_str_eq(seen_when("resume:"), "u:empty handler:user done:user:499 resume:gone ");
+
+	/* a producer's connection dies after the head left: the status stays 200 */
+	seen[0] = '\0';
+	fd = zh_tc_connect(zh_server_port(srv), 5, 4096);
+	send_all(fd, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n");
+	cr_assert_gt(read(fd, buf, sizeof buf), 0);
+	reset_close(fd);
+	cr_assert_str_eq(seen_when("done:"), "u:empty producer:gone done:user:200 ");
+	stop();
+}
+
+/* ---- published slots: one middleware's state read by the handler and another's hooks --------- */
+
+static const char tenant_key = 't';
+static const zh_slice_t app_user = {"app-user", 8};
+
+static int tenant_before(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)resp;
+	*zh_mw_slot(req) = arg; /* published: the middleware carries tenant_key */
+	return ZH_MW_NEXT;
+}
+
+/* An application's own authentication: its users appear in zh_req_auth_user too. */
+static int ident_before(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t v;
+	(void)resp, (void)arg;
+	if (zh_req_header(req, "X-User", &v))
+		*zh_mw_slot(req) = (void *)(uintptr_t)&app_user;
+	return ZH_MW_NEXT;
+}
+
+static void published_done(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	const char *t = zh_req_published(req, &tenant_key);
+	zh_slice_t who;
+	char line[64];
+	(void)resp, (void)arg;
+	snprintf(line, sizeof line, "done:%s:%s", t ? t : "none",
+		 zh_req_auth_user(req, &who) ? "user" : "nobody");
+	note(line);
+}
+
+static void h_published(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	const char *t = zh_req_published(req, &tenant_key);
+	zh_slice_t who = {"", 0};
+	char body[96];
+	int n;
+	(void)arg;
+	int authed = zh_req_auth_user(req, &who);
+	n = snprintf(body, sizeof body, "tenant=%s user=%.*s%s nokey=%s", t ? t : "none",
+		     (int)who.len, who.ptr, authed ? "" : "-",
+		     zh_req_published(req, NULL) || zh_req_published(req, &app_obj) ? "found"
+										     : "none");
+	(void)zh_reply(resp, 200, "text/plain", body, (size_t)n);
+}
+
+Test(ext, published_slots_reach_the_handler_and_other_hooks)
+{
+	zh_middleware_t tenant = {.before = tenant_before, .arg = "acme", .key = &tenant_key};
+	zh_middleware_t ident = {.before = ident_before, .key = zh_identity_key()};
+	zh_middleware_t log = {.done = published_done};
+	char buf[4096];
+	srv = new_server();
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/pub", 0, h_published, NULL), 0);
+	cr_assert_eq(zh_server_use(srv, &log), 0);
+	cr_assert_eq(zh_server_use(srv, &ident), 0);
+	cr_assert_eq(zh_route_use(srv, "/pub", &tenant), 0);
+	start();
+	seen[0] = '\0';
+	exchange("GET /pub HTTP/1.1\r\nHost: x\r\nX-User: 1\r\nConnection: close\r\n\r\n", buf,
+		 sizeof buf);
+	cr_assert_str_eq(zh_tc_body_of(buf), "tenant=acme user=app-user nokey=none");
+	exchange("GET /pub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", buf, sizeof buf);
+	cr_assert_str_eq(zh_tc_body_of(buf), "tenant=acme user=- nokey=none");
+	/* no route: the route's middleware never ran, the global one did */
+	exchange("GET /nope HTTP/1.1\r\nHost: x\r\nX-User: 1\r\nConnection: close\r\n\r\n", buf,
+		 sizeof buf);
+	cr_assert_str_eq(seen_when("done:none"), "done:acme:user done:acme:nobody done:none:user ");
 	stop();
 }
 

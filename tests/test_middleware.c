@@ -723,7 +723,8 @@ static void make_files(void)
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(tokens_path, sizeof tokens_path, "%s/tokens", dir);
 	snprintf(htpasswd_path, sizeof htpasswd_path, "%s/htpasswd", dir);
-	write_file(tokens_path, "# comment\nsteady-token\n\n  other.token~+/==  \r\n");
+	write_file(tokens_path, "# comment\nsteady-token\n\n  other.token~+/==  \r\n"
+				"svc-1:named.token\n");
 	/* "secret" under sha512crypt, from `openssl passwd -6 -salt zerohttpsalt secret` */
 	write_file(htpasswd_path, "ann:$6$zerohttpsalt$AZudaFV4acO6Ti3ubetGG8Qz9VMdbJyJc3PKJmkGm"
 				  "Uoa.e86MfvbQAMRWzaUPSgRGmEImEkDBjzzW043iBjg2/\n");
@@ -737,6 +738,20 @@ static void remove_files(void)
 	snprintf(p, sizeof p, "%s.tmp", tokens_path);
 	unlink(p);
 	rmdir(dir);
+}
+
+/* Who the auth middleware says the request is (zh_req_auth_user), as the body. */
+static void h_who(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_slice_t who;
+	char body[300];
+	int n;
+	(void)arg;
+	if (zh_req_auth_user(req, &who))
+		n = snprintf(body, sizeof body, "user:%.*s", (int)who.len, who.ptr);
+	else
+		n = snprintf(body, sizeof body, "nobody");
+	(void)zh_reply(resp, 200, "text/plain", body, (size_t)n);
 }
 
 static void setup_auth(void)
@@ -755,6 +770,8 @@ static void setup_auth(void)
 	mw = zh_auth_middleware(auth);
 	cr_assert_eq(zh_server_use(srv, &mw), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/", ZH_ROUTE_PREFIX, h_plain, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/api/who", 0, h_who, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/who", 0, h_who, NULL), 0);
 	start();
 }
 
@@ -868,6 +885,40 @@ Test(auth, credentials)
 			  "error=\"invalid_token\"\r\n"));
 	cr_assert_str_eq(r.body, "401 Unauthorized\n");
 	cr_assert(strstr(r.head, "wrong") == NULL);
+}
+
+/* The identity reaches the handler: the Basic user, a token's name (empty when the token
+ * has none); nobody outside the prefix, where credentials are not checked. */
+Test(auth, the_handler_sees_who_authenticated)
+{
+	response_t r;
+	get_with("/api/who", "Authorization: Basic YW5uOnNlY3JldA==\r\n", &r);
+	cr_assert_str_eq(r.body, "user:ann");
+	get_with("/api/who", "Authorization: Bearer named.token\r\n", &r);
+	cr_assert_str_eq(r.body, "user:svc-1");
+	get_with("/api/who", "Authorization: Bearer steady-token\r\n", &r);
+	cr_assert_str_eq(r.body, "user:");
+	get_with("/who", "Authorization: Bearer named.token\r\n", &r);
+	cr_assert_str_eq(r.body, "nobody");
+	cr_assert_eq(status_of("/api/who", "Bearer svc-1:named.token"), 401);
+	cr_assert_eq(status_of("/api/who", "Bearer svc-1"), 401);
+}
+
+Test(auth, token_names_are_checked)
+{
+	zh_auth_options_t o;
+	char path[160];
+	int err = 0;
+	snprintf(path, sizeof path, "%s/bad-tokens", dir);
+	zh_auth_options_init(&o);
+	o.tokens_file = path;
+	for (unsigned i = 0; i < 3; i++) {
+		static const char *const bad[] = {":tok\n", "a b:tok\n", "name:\n"};
+		write_file(path, bad[i]);
+		cr_assert_null(zh_auth_new(&o, &err), "%s", bad[i]);
+		cr_assert_eq(err, -EINVAL, "%s", bad[i]);
+	}
+	unlink(path);
 }
 
 /* Reloads race requests: a token that stays in every version always passes, one that

@@ -441,6 +441,14 @@ static void h_slow(zh_request_t *req, zh_response_t *resp, void *arg)
 	seen[6] = zh_resp_produce(resp, slow_more, calls);
 }
 
+/* Blocks its worker for 400 ms: a wedged event loop, for zh_server_ping. */
+static void h_block(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	usleep(400000);
+	zh_write_static(resp, "ok", 2);
+}
+
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 /* large: the worker's 64 KiB buffers (0: a response can never outgrow the send area) */
@@ -503,6 +511,7 @@ static void start_server(unsigned large)
 		fake_fd = fileno(f);
 	}
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/slow", 0, h_slow, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/block", 0, h_block, NULL), 0);
 	for (size_t i = 0; i < sizeof spill_body; i++)
 		spill_body[i] = (char)('a' + i % 26);
 	memset(&streamed, 0, sizeof streamed);
@@ -1691,4 +1700,23 @@ Test(listen, readyz_reports_the_watched_servers_drain, .timeout = 20)
 	pthread_join(runner, NULL);
 	zh_server_free(srv);
 	zh_server_free(watched);
+}
+
+/* ---- zh_server_ping: the watchdog's liveness check ----------------------------------------- */
+
+/* Every loop answers; a handler blocking the (only) worker makes the ping time out, and
+ * the loop answers again once the handler has returned. */
+Test(writer, ping_fails_while_a_handler_blocks_the_worker)
+{
+	response_t r;
+	int fd;
+	cr_assert_eq(zh_server_ping(srv, 2000), 0);
+	fd = dial();
+	send_all(fd, "GET /block HTTP/1.1\r\nHost: t\r\n\r\n");
+	usleep(100000); /* the handler sleeps until 400 ms */
+	cr_assert_eq(zh_server_ping(srv, 100), -ETIMEDOUT);
+	read_response(fd, &r);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(zh_server_ping(srv, 2000), 0);
+	close(fd);
 }

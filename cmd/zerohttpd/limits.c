@@ -118,6 +118,24 @@ static int apply_limits(void)
 	return 0;
 }
 
+void zhd_limits_rebase(const struct zhd_settings *s)
+{
+	if (g_limit == NULL) { /* no limiter in the chain: adding one needs a restart */
+		if (s->limits_on)
+			zhd_log(ZHD_WARN, "limits: none were set at start; new ones take effect "
+					  "after a restart");
+		return;
+	}
+	flags = s->limits;
+	limits_file = s->limits_file;
+}
+
+int zhd_limits_check(const char *path)
+{
+	struct zhd_limits l = {0};
+	return read_limits_file(path, &l);
+}
+
 void zhd_limits_reload(void)
 {
 	if (g_limit && apply_limits() < 0)

@@ -2,11 +2,15 @@
  * with the optional middleware its flags turn on (zerohttpd --help lists them; README's
  * "zerohttpd" section explains them). --demo adds the demo routes of examples/demo_routes.c.
  *
- *   options.c   the option table: command line (and later a config file), usage
+ *   options.c   the option table: command line and config-file keys, usage
+ *   config.c    -c FILE, -t, and re-reading the file on SIGHUP
  *   signals.c   SIGTERM/SIGINT drain; SIGUSR1 reopens the access log; SIGHUP reloads
+ *   drain_delay.c --drain-delay: /readyz 503 for a while before a SIGTERM's drain
  *   limits.c    --rate-limit, --max-inflight, --limits-file
  *   features.c  --access-log, --cors-origin, --basic-auth/--bearer-tokens, --gzip
  *   monitoring.c /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow
+ *   privileges.c --user, --group: dropped to after binding
+ *   sdnotify.c  READY, RELOADING, STOPPING for systemd's Type=notify
  *   log.c       timestamped, levelled lines on stderr
  */
 #include "zerohttpd.h"
@@ -21,8 +25,11 @@
 
 static void reload_all(void)
 {
+	zhd_notify_reloading();
+	zhd_config_reload(); /* first: it may move the limits' base */
 	zhd_auth_reload();
 	zhd_limits_reload();
+	zhd_notify("READY=1");
 }
 
 /* "demo,gzip,metrics" ...: what this instance serves, for the start line */
@@ -87,6 +94,36 @@ static void log_stop(zh_server_t *srv, bool ran, int status)
 		(unsigned long long)st.drain_force_closed, status);
 }
 
+/* --vhost HOST=DIR: a static root per host, as the pattern "HOST/" (a prefix route). The
+ * router tries a host's routes first and that one matches every path: a request for HOST
+ * gets DIR's files only (the demo routes, /healthz and /metrics answer other hosts). */
+static zh_static_t *vhost_files[ZHD_VHOST_MAX];
+
+static int add_vhosts(zh_server_t *srv, const struct zhd_settings *s)
+{
+	for (size_t i = 0; i < s->n_vhosts; i++) {
+		const char *v = s->vhosts[i], *eq = strchr(v, '=');
+		zh_static_options_t o = s->files;
+		char pattern[256];
+		int err = 0;
+		if ((size_t)(eq - v) + 2 > sizeof pattern) {
+			zhd_log(ZHD_ERROR, "--vhost %s: host name too long", v);
+			return -1;
+		}
+		snprintf(pattern, sizeof pattern, "%.*s/", (int)(eq - v), v);
+		o.root = eq + 1;
+		vhost_files[i] = zh_static_new(srv, &o, &err);
+		if (vhost_files[i] == NULL ||
+		    (err = zh_server_route(srv, ZH_GET | ZH_HEAD, pattern, ZH_ROUTE_PREFIX,
+					   zh_static_handler, vhost_files[i])) < 0) {
+			zhd_log(ZHD_ERROR, "--vhost %s: %s", v,
+				err == -EINVAL ? "not a host name" : strerror(-err));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int serve(zh_server_t *srv, struct zhd_settings *s)
 {
 	zh_static_t *files = NULL;
@@ -113,6 +150,8 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot serve --root %s: %s", s->files.root, strerror(-err));
 		goto out;
 	}
+	if (add_vhosts(srv, s) < 0)
+		goto out;
 	if (s->demo && (err = demo_routes_start()) < 0) {
 		zhd_log(ZHD_ERROR, "cannot start the demo: %s", strerror(-err));
 		goto out;
@@ -122,39 +161,47 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot start the signal thread: %s", strerror(-err));
 		goto out;
 	}
+	if ((err = zhd_drain_delay_start(srv, s->drain_delay_ms)) < 0) {
+		zhd_log(ZHD_ERROR, "cannot start the --drain-delay thread: %s", strerror(-err));
+		goto out;
+	}
 	zhd_signals_watch(srv);
+	if (zhd_watchdog_start(srv) < 0)
+		goto out;
 	log_start(srv, s);
+	zhd_notify("READY=1\nSTATUS=serving");
 	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
 	else
 		status = 0;
 out:
+	zhd_watchdog_stop(); /* it pings srv's workers */
 	zhd_metrics_stop(); /* after the main server: its /readyz said 503 through the drain */
 	demo_routes_stop();
 	zhd_signals_stop();
+	zhd_drain_delay_stop(); /* after the handler can no longer post it; before the free */
 	log_stop(srv, ran, status);
 	zh_server_free(srv);
 	zh_static_free(files);
+	for (size_t i = 0; i < s->n_vhosts; i++)
+		zh_static_free(vhost_files[i]);
 	zhd_features_free();
 	zhd_limits_free(); /* after zhd_signals_stop(): nothing calls zh_limit_set now */
 	return status;
 }
 
-int main(int argc, char **argv)
+/* The settings, the server, then serving until a stop signal: an exit status. */
+static int start(int argc, char **argv)
 {
-	struct zhd_settings s;
+	static struct zhd_settings s; /* its strings point into argv and the config file */
 	zh_server_t *srv;
 	int r, err = 0;
 
-	zhd_settings_init(&s);
-	if ((r = zhd_parse_args(argc, argv, &s)) >= 0)
+	if ((r = zhd_settings_load(argc, argv, &s)) >= 0)
 		return r;
-	if (s.auth_prefix && !s.htpasswd_file && !s.tokens_file) {
-		fprintf(stderr, "zerohttpd: --auth-prefix needs --basic-auth or --bearer-tokens\n"
-				"Try 'zerohttpd --help'.\n");
-		return 2;
-	}
+	if (zhd_notify_init() < 0)
+		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
 	srv = zh_server_new(&s.cfg, &err);
 	if (srv == NULL) {
@@ -164,5 +211,17 @@ int main(int argc, char **argv)
 			"--reuse-port shares it with processes that also ask)" : "");
 		return 1;
 	}
+	if (zhd_drop_privileges(&s) < 0) {
+		zh_server_free(srv);
+		return 1;
+	}
 	return serve(srv, &s);
+}
+
+int main(int argc, char **argv)
+{
+	int status = start(argc, argv);
+	zhd_notify_free();
+	zhd_config_free(); /* last: the settings' strings point into it */
+	return status;
 }

@@ -132,13 +132,25 @@ static void metrics(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_metrics_handler(req, resp, mon.main);
 }
 
+/* zh_readyz_handler, but 503 from the stop signal on: with --drain-delay the main server
+ * serves for a while after it, and /readyz is how load balancers learn to stop sending. */
+static void readyz(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	if (zhd_drain_delay_unready()) {
+		/* as zh_readyz_handler: a Retry-After that cannot be set fails the answer (500) */
+		if (zh_resp_header_set(resp, "Retry-After", "1") == 0)
+			(void)zh_reply(resp, 503, "text/plain; charset=utf-8", "draining\n", 9);
+		return;
+	}
+	zh_readyz_handler(req, resp, arg);
+}
+
 static int add_routes(zh_server_t *srv, const struct zhd_settings *s)
 {
 	int r;
 	if ((r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/healthz", 0, zh_healthz_handler,
 				 NULL)) < 0 ||
-	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/readyz", 0, zh_readyz_handler,
-				 mon.main)) < 0)
+	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/readyz", 0, readyz, mon.main)) < 0)
 		return r;
 	if (s->metrics && (srv == mon.srv || s->metrics_listen == NULL))
 		r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/metrics", 0, metrics, NULL);

@@ -1,7 +1,6 @@
-/* options.c — zerohttpd's options: one table, from which the command line is parsed and the
- * usage printed. Each entry names a setter that takes the value as text, so a config file
- * (deploy issue: `-c FILE`, one key per flag) can map its keys to the same setters through
- * zhd_option_find() without a second list of options.
+/* options.c — zerohttpd's options: one table, from which the command line is parsed, the
+ * config file's keys are looked up (config.c) and the usage printed. Each entry names a
+ * setter that takes the value as text, so both sources go through the same setters.
  */
 #include "zerohttpd.h"
 
@@ -140,6 +139,20 @@ static const char *set_cors_origin(struct zhd_settings *s, const struct zhd_opti
 	return NULL;
 }
 
+/* HOST=DIR: HOST as a route pattern's host (letters, digits, '-', '.'; the router checks
+ * it when the route is added), DIR a directory opened at start-up. */
+static const char *set_vhost(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	(void)o;
+	if (eq == NULL || eq == v || eq[1] == '\0')
+		return "expected HOST=DIR";
+	if (s->n_vhosts == ZHD_VHOST_MAX)
+		return "at most 64 of them";
+	s->vhosts[s->n_vhosts++] = v;
+	return NULL;
+}
+
 static const char *set_rate_limit(struct zhd_settings *s, const struct zhd_option *o,
 				  const char *v)
 {
@@ -196,25 +209,64 @@ static const char *set_metrics_allow(struct zhd_settings *s, const struct zhd_op
 	return zhd_parse_cidr(v, &s->metrics_allow[s->n_metrics_allow++]);
 }
 
+static const char *set_trusted_proxy(struct zhd_settings *s, const struct zhd_option *o,
+				     const char *v)
+{
+	struct zhd_cidr c;
+	size_t used = strlen(s->trusted_proxies), len = strlen(v);
+	const char *why;
+	(void)o;
+	if (s->n_trusted_proxies == ZHD_PROXY_MAX)
+		return "at most 64 of them";
+	if ((why = zhd_parse_cidr(v, &c)) != NULL)
+		return why;
+	if (used + len + 2 > sizeof s->trusted_proxies)
+		return "too long";
+	if (used)
+		s->trusted_proxies[used++] = ',';
+	memcpy(s->trusted_proxies + used, v, len + 1);
+	s->n_trusted_proxies++;
+	s->cfg.trusted_proxies = s->trusted_proxies;
+	return NULL;
+}
+
 /* ---- the table --------------------------------------------------------------------------- */
 
-#define NUM(name, arg, field, max, help) {name, arg, set_unsigned, AT(field), max, help}
-#define SIZE(name, arg, field, max, help) {name, arg, set_size, AT(field), max, help}
-#define FN(name, arg, fn, help) {name, arg, fn, 0, 0, help}
+#define NUM(name, arg, field, max, help) {name, arg, set_unsigned, AT(field), max, help, 0}
+#define SIZE(name, arg, field, max, help) {name, arg, set_size, AT(field), max, help, 0}
+#define FN(name, arg, fn, help) {name, arg, fn, 0, 0, help, 0}
+#define FNF(name, arg, fn, flags, help) {name, arg, fn, 0, 0, help, flags}
 
 static const struct zhd_option options[] = {
-	{"address", "A", set_str, AT(cfg.address), 0, "address to bind (default 127.0.0.1)"},
-	{"port", "N", set_port, AT(cfg.port), 0, "port (default 8080; 0 = any free port)"},
+	{"config", "FILE", set_str, AT(config_file), 0,
+	 "read options from FILE first, one per line (\"port 8080\",\n"
+	 "\"gzip\", # comments); flags given here override it\n"
+	 "(a repeatable flag replaces the file's list); SIGHUP\n"
+	 "re-reads it. Also -c FILE", ZHD_OPT_CLI_ONLY},
+	{"check-config", NULL, set_true, AT(check_only), 0,
+	 "check the options (and --config FILE) and exit: 0 if\n"
+	 "good, 1 with the offending line if not. Also -t", ZHD_OPT_CLI_ONLY},
+	{"address", "A", set_str, AT(cfg.address), 0, "address to bind (default 127.0.0.1)", 0},
+	{"port", "N", set_port, AT(cfg.port), 0, "port (default 8080; 0 = any free port)", 0},
 	{"reuse-port", NULL, set_int_one, AT(cfg.reuse_port), 0,
 	 "share the port with processes that set SO_REUSEPORT (a\n"
 	 "new zerohttpd taking over); without it a busy port is an\n"
-	 "error (\"address already in use\")"},
+	 "error (\"address already in use\")", 0},
+	{"user", "NAME", set_str, AT(user), 0,
+	 "after binding, drop to this user (and its group, no\n"
+	 "supplementary groups) before opening or serving\n"
+	 "anything; needs root", 0},
+	{"group", "NAME", set_str, AT(group), 0, "with --user: this group instead of the user's",
+	 0},
 	{"root", "DIR", set_str, AT(files.root), 0,
-	 "document root (default: the current directory)"},
+	 "document root (default: the current directory)", 0},
+	FNF("vhost", "HOST=DIR", set_vhost, ZHD_OPT_REPEAT,
+	    "serve DIR, and only DIR, to requests whose Host is HOST\n"
+	    "(no case, port ignored) instead of --root; repeatable"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"
-	 "/proto (examples/demo_routes.c)"},
+	 "/proto, /users/{id} (examples/demo_routes.c)", 0},
 	NUM("workers", "N", cfg.workers, UINT_MAX, "worker threads (default: number of CPUs)"),
 	NUM("max-connections", "N", cfg.max_connections, UINT_MAX, "per worker (default 10000)"),
 	NUM("io-contexts", "N", cfg.io_contexts, UINT_MAX,
@@ -237,6 +289,11 @@ static const struct zhd_option options[] = {
 	    "gap allowed while the peer reads nothing (default 30000)"),
 	NUM("drain-timeout", "MS", cfg.drain_timeout_ms, UINT_MAX,
 	    "on SIGTERM/SIGINT, force-close after (default 10000)"),
+	NUM("drain-delay", "MS", drain_delay_ms, UINT_MAX,
+	    "on SIGTERM, answer 503 on /readyz and serve as before\n"
+	    "for MS, then drain (load balancers take the instance\n"
+	    "out first); a second SIGTERM or SIGINT drains at once\n"
+	    "(default 0)"),
 	NUM("loopback-sndbuf", "N", cfg.loopback_sndbuf, UINT_MAX,
 	    "SO_SNDBUF for loopback peers, 0 = autotune (262144)"),
 	NUM("static-cache", "N", files.cache_entries, UINT_MAX,
@@ -244,9 +301,9 @@ static const struct zhd_option options[] = {
 	NUM("static-ttl", "MS", files.cache_ttl_ms, UINT_MAX,
 	    "cached files are re-checked after (default 1000)"),
 	{"no-openat2", NULL, set_int_one, AT(files.no_openat2), 0,
-	 "open files component by component with O_NOFOLLOW"},
+	 "open files component by component with O_NOFOLLOW", 0},
 	{"no-http2", NULL, set_int_one, AT(no_http2), 0,
-	 "HTTP/1.1 only: no HTTP/2 (h2c with prior knowledge is on by default)"},
+	 "HTTP/1.1 only: no HTTP/2 (h2c with prior knowledge is on by default)", 0},
 	FN("gzip", NULL, set_gzip, "compress text, JSON... responses for clients that accept it"),
 	FN("gzip-level", "N", set_gzip_level, "zlib level 1-9 (default 6); implies --gzip"),
 	FN("no-metrics", NULL, set_no_metrics,
@@ -255,38 +312,42 @@ static const struct zhd_option options[] = {
 	   "serve /metrics, /healthz and /readyz on a listener of\n"
 	   "their own, and /metrics no longer on the main port\n"
 	   "(IPv6: [::1]:9100)"),
-	FN("metrics-allow", "CIDR", set_metrics_allow,
-	   "only these clients get /metrics, others 403\n"
-	   "(repeatable; 10.0.0.0/8, ::1/128, 192.0.2.7).\n"
-	   "Default: every client"),
+	FNF("metrics-allow", "CIDR", set_metrics_allow, ZHD_OPT_REPEAT,
+	    "only these clients get /metrics, others 403\n"
+	    "(repeatable; 10.0.0.0/8, ::1/128, 192.0.2.7).\n"
+	    "Default: every client"),
+	FNF("trusted-proxy", "CIDR", set_trusted_proxy, ZHD_OPT_REPEAT,
+	    "believe Forwarded / X-Forwarded-For from these peers\n"
+	    "(repeatable; 10.0.0.0/8, ::1): the client address of\n"
+	    "the access log and --rate-limit is the forwarded one"),
 	{"access-log", "FILE|-", set_str, AT(access_log), 0,
 	 "one line per response, appended to FILE (- = stdout);\n"
-	 "SIGUSR1 reopens FILE (rotation). Default: no log"},
+	 "SIGUSR1 reopens FILE (rotation). Default: no log", 0},
 	FN("access-log-format", "F", set_log_format, "common, combined (the default) or json"),
-	FN("cors-origin", "ORIGIN", set_cors_origin,
-	   "allow cross-origin requests from ORIGIN (repeatable):\n"
-	   "https://a.example, https://*.example.com or *"),
+	FNF("cors-origin", "ORIGIN", set_cors_origin, ZHD_OPT_REPEAT,
+	    "allow cross-origin requests from ORIGIN (repeatable):\n"
+	    "https://a.example, https://*.example.com or *"),
 	{"basic-auth", "FILE", set_str, AT(htpasswd_file), 0,
 	 "require HTTP Basic credentials from this htpasswd file\n"
-	 "(bcrypt, sha512crypt... hashes); SIGHUP reloads it"},
+	 "(bcrypt, sha512crypt... hashes); SIGHUP reloads it", 0},
 	{"bearer-tokens", "FILE", set_str, AT(tokens_file), 0,
-	 "accept Bearer tokens listed one per line; SIGHUP reloads"},
+	 "accept Bearer tokens listed one per line (\"name:token\"\nnames them for the access log); SIGHUP reloads", 0},
 	{"auth-prefix", "PREFIX", set_str, AT(auth_prefix), 0,
-	 "paths needing credentials (default /; /healthz and\n/readyz never do)"},
-	FN("rate-limit", "RPS[:BURST]", set_rate_limit,
-	   "per client address: 429 + Retry-After beyond it\n"
-	   "(BURST defaults to RPS; 0 = off)"),
-	FN("max-inflight", "N", set_max_inflight,
-	   "requests in flight, all workers: 503 beyond (0 = off)"),
-	FN("rate-limit-ipv6-prefix", "N", set_ipv6_prefix,
-	   "IPv6 clients share a bucket per /N (32..128;\n"
-	   "default 64: one subscriber's allocation)"),
-	FN("limits-file", "FILE", set_limits_file,
+	 "paths needing credentials (default /; /healthz and\n/readyz never do)", 0},
+	FNF("rate-limit", "RPS[:BURST]", set_rate_limit, ZHD_OPT_RELOAD,
+	    "per client address: 429 + Retry-After beyond it\n"
+	    "(BURST defaults to RPS; 0 = off)"),
+	FNF("max-inflight", "N", set_max_inflight, ZHD_OPT_RELOAD,
+	    "requests in flight, all workers: 503 beyond (0 = off)"),
+	FNF("rate-limit-ipv6-prefix", "N", set_ipv6_prefix, ZHD_OPT_RELOAD,
+	    "IPv6 clients share a bucket per /N (32..128;\n"
+	    "default 64: one subscriber's allocation)"),
+	FNF("limits-file", "FILE", set_limits_file, ZHD_OPT_RELOAD,
 	   "lines \"rate-limit RPS[:BURST]\", \"max-inflight N\",\n"
 	   "\"rate-limit-ipv6-prefix N\" over the flags; SIGHUP\n"
 	   "re-reads it. /healthz, /readyz and /metrics are never\nlimited"),
-	{"help", NULL, NULL, 0, 0, "this text (also -h)"},
-	{"version", NULL, NULL, 0, 0, "print \"zerohttpd VERSION\" and exit"},
+	{"help", NULL, NULL, 0, 0, "this text (also -h)", ZHD_OPT_CLI_ONLY},
+	{"version", NULL, NULL, 0, 0, "print \"zerohttpd VERSION\" and exit", ZHD_OPT_CLI_ONLY},
 };
 
 const struct zhd_option *zhd_option_find(const char *name)
@@ -294,6 +355,23 @@ const struct zhd_option *zhd_option_find(const char *name)
 	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
 		if (strcmp(options[i].name, name) == 0)
 			return &options[i];
+	return NULL;
+}
+
+const struct zhd_option *zhd_option_at(size_t i)
+{
+	return i < sizeof options / sizeof options[0] ? &options[i] : NULL;
+}
+
+const char *zhd_option_apply(struct zhd_settings *s, const struct zhd_option *o,
+			     const char *value)
+{
+	const char *why = o->set(s, o, value);
+	if (why != NULL)
+		return why;
+	if (s->n_applied == ZHD_APPLIED_MAX)
+		return "too many options (512 at most)";
+	s->applied[s->n_applied++] = (struct zhd_applied){o, value};
 	return NULL;
 }
 
@@ -318,7 +396,7 @@ void zhd_usage(FILE *out)
 		fprintf(out, "%s\n", h);
 	}
 	fprintf(out, "\nSIGTERM/SIGINT drain and exit; SIGUSR1 reopens the access log; SIGHUP "
-		     "re-reads\n--basic-auth, --bearer-tokens and --limits-file.\n");
+		     "re-reads\n--basic-auth, --bearer-tokens, --limits-file and --config.\n");
 }
 
 /* One line and a hint, as GNU tools do: the full usage would scroll the error away. */
@@ -343,6 +421,10 @@ int zhd_parse_args(int argc, char **argv, struct zhd_settings *s)
 		size_t len;
 		if (strcmp(a, "-h") == 0)
 			a = "--help";
+		else if (strcmp(a, "-c") == 0)
+			a = "--config";
+		else if (strcmp(a, "-t") == 0)
+			a = "--check-config";
 		if (a[0] != '-')
 			return usage_error("unexpected argument '%s'", a);
 		len = strncmp(a, "--", 2) == 0 ? strcspn(a + 2, "=") : 0;
@@ -370,7 +452,7 @@ int zhd_parse_args(int argc, char **argv, struct zhd_settings *s)
 				printf("zerohttpd %s\n", ZH_VERSION);
 			return 0;
 		}
-		if ((why = o->set(s, o, value)) != NULL)
+		if ((why = zhd_option_apply(s, o, value)) != NULL)
 			return usage_error("bad value '%s' for --%s: %s", value ? value : "", o->name,
 					   why);
 	}

@@ -26,7 +26,8 @@ static void on_stop(int sig)
 {
 	zh_server_t *srv = g_server;
 	g_stop_signal = sig;
-	if (srv)
+	zhd_notify_stopping();
+	if (srv && !zhd_drain_delay_begin(sig)) /* --drain-delay: its thread stops srv later */
 		zh_server_stop(srv);
 }
 

@@ -17,9 +17,10 @@
 enum zhd_level { ZHD_INFO, ZHD_WARN, ZHD_ERROR };
 void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- options.c: settings, from argv (and later from a config file: same table) ---------- */
+/* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
-enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64 };
+enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
+enum { ZHD_VHOST_MAX = 64 };
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -35,8 +36,8 @@ struct zhd_cidr {
 	unsigned bits;
 };
 
-/* Everything the options set. Strings point into argv (or, later, the config file's
- * storage), which outlive the server. */
+/* Everything the options set. Strings point into argv or the config file's text, which
+ * outlive the server (config.c keeps every file read until zhd_config_free). */
 struct zhd_settings {
 	zh_config_t cfg;
 	zh_static_options_t files;
@@ -56,9 +57,32 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
+	size_t n_vhosts;
+	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
+	 * here once there is one) */
+	char trusted_proxies[ZHD_PROXY_MAX * 48];
+	size_t n_trusted_proxies;
+	const char *user, *group; /* --user, --group: dropped to after binding */
+	const char *config_file;  /* -c FILE */
+	unsigned drain_delay_ms;  /* --drain-delay: /readyz 503 this long before the drain */
+	bool check_only;	 /* -t */
+	/* every option set, in order (config file, then argv): what SIGHUP compares */
+	struct zhd_applied {
+		const struct zhd_option *opt;
+		const char *value;
+	} applied[ZHD_APPLIED_MAX];
+	size_t n_applied;
 };
 
 void zhd_settings_init(struct zhd_settings *s);
+
+/* What an option may be (struct zhd_option.flags). */
+enum {
+	ZHD_OPT_REPEAT = 1u << 0,   /* repeatable: each use adds to a list */
+	ZHD_OPT_RELOAD = 1u << 1,   /* a change in the config file takes effect on SIGHUP */
+	ZHD_OPT_CLI_ONLY = 1u << 2, /* not a config-file key (--config, --help...) */
+};
 
 /* One option: "--name" on the command line; the same name is the config-file key. set()
  * returns NULL, or why the value is wrong (static text, for "zerohttpd: --name: <why>"). */
@@ -69,15 +93,35 @@ struct zhd_option {
 	size_t off;		/* where a plain number goes: offset in struct zhd_settings */
 	unsigned long long max; /* and its largest value */
 	const char *help;	/* lines after the first are indented in the usage */
+	unsigned flags;		/* ZHD_OPT_* */
 };
 
-/* The option called name (without "--"), or NULL. */
+/* The option called name (without "--"), or NULL; the i-th of the table, or NULL past it. */
 const struct zhd_option *zhd_option_find(const char *name);
+const struct zhd_option *zhd_option_at(size_t i);
+
+/* Sets option o to value (NULL for a switch) in *s and records it in s->applied: NULL, or
+ * why the value is wrong. */
+const char *zhd_option_apply(struct zhd_settings *s, const struct zhd_option *o,
+			     const char *value);
 
 /* Parses argv into *s. Returns -1 to go on, or an exit status: 0 after --help/--version,
  * 2 after a usage error (one line and a hint on stderr). */
 int zhd_parse_args(int argc, char **argv, struct zhd_settings *s);
 void zhd_usage(FILE *out);
+
+/* ---- config.c: -c FILE (the same options, one per line), -t, reload on SIGHUP ------------ */
+
+/* The settings from the config file named by -c (if any) and argv over it. Returns -1 to
+ * go on, or an exit status: 0 after --help/--version or a passing -t, 1 for a bad config
+ * file (FILE:LINE: why, on stderr), 2 for a usage error. */
+int zhd_settings_load(int argc, char **argv, struct zhd_settings *s);
+/* SIGHUP, on the signal helper thread: reads the file and argv again; applies what can
+ * change at run time (ZHD_OPT_RELOAD) and logs, by name, the changes that need a restart.
+ * A bad file changes nothing. */
+void zhd_config_reload(void);
+/* At exit: frees the config files' text, which the settings' strings point into. */
+void zhd_config_free(void);
 
 /* "RPS" or "RPS:BURST" (limits.c and options.c) */
 int zhd_parse_rate(const char *s, double *rps, double *burst);
@@ -97,10 +141,50 @@ int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
 
+/* ---- drain_delay.c: --drain-delay, /readyz 503 before the drain ------------------------- */
+
+/* The thread that waits out the delay (none when ms is 0); before zhd_signals_watch. */
+int zhd_drain_delay_start(zh_server_t *srv, unsigned ms);
+/* From the stop signal's handler (async-signal-safe): /readyz answers 503 from now on.
+ * true: the delay thread will call zh_server_stop later (a first SIGTERM); false: the
+ * caller stops the server now. */
+bool zhd_drain_delay_begin(int sig);
+/* Whether a stop signal came: /readyz must answer 503. */
+bool zhd_drain_delay_unready(void);
+/* After zh_server_run returned, before the server is freed: wakes and joins the thread. */
+void zhd_drain_delay_stop(void);
+
+/* ---- privileges.c: --user, --group ----------------------------------------------------- */
+
+/* After binding, before anything else is opened: drops to --user (and --group, else the
+ * user's primary group), with no supplementary groups. 0, or -1 (logged). */
+int zhd_drop_privileges(const struct zhd_settings *s);
+
+/* ---- sdnotify.c: READY, RELOADING, STOPPING to $NOTIFY_SOCKET (systemd Type=notify) ---- */
+
+/* Opens the socket named by NOTIFY_SOCKET, if set: 0, or -1 (logged). */
+int zhd_notify_init(void);
+/* Sends state ("READY=1\nSTATUS=..."); a failure is logged. Does nothing without a socket. */
+void zhd_notify(const char *state);
+/* "RELOADING=1" with MONOTONIC_USEC. */
+void zhd_notify_reloading(void);
+/* "STOPPING=1": async-signal-safe, for the stop signal's handler. */
+void zhd_notify_stopping(void);
+void zhd_notify_free(void);
+/* With WATCHDOG_USEC (and WATCHDOG_PID ours, if set): a thread that sends WATCHDOG=1 every
+ * half interval, each after zh_server_ping(srv) found every worker turning. 0, or -1. */
+int zhd_watchdog_start(zh_server_t *srv);
+/* Before srv is freed. */
+void zhd_watchdog_stop(void);
+
 /* ---- limits.c: --rate-limit, --max-inflight, --limits-file ------------------------------- */
 
 int zhd_limits_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_limits_reload(void);
+/* New base limits (the config file changed), applied by the next zhd_limits_reload(). */
+void zhd_limits_rebase(const struct zhd_settings *s);
+/* -t: 0 if the --limits-file parses, else -1 with the file and line logged. */
+int zhd_limits_check(const char *path);
 void zhd_limits_free(void);
 
 /* ---- features.c: access log, CORS, auth, gzip --------------------------------------------- */

@@ -201,3 +201,92 @@ write("json", "regress_key_after_document", b"\x00\x00" + bytes([OBJ, END]) + s(
 write("json", "regress_strict_key", b"\x02\x00" + bytes([OBJ]) + s(KEY, b"bad \xff key"))
 write("json", "regress_refused_key", b"\x08\xff" + bytes([OBJ]) + s(KEY, b"k" * 200))
 write("json", "tiny_windows", b"\x00\xff" + jsons["object"])
+
+# ---- fuzz_form: selector byte (bits 0-5 pair index, 6 absent name, 7 short buffer), then
+# the query string or urlencoded body -------------------------------------------------------
+forms = {
+    "simple": b"\x00a=1&b=2",
+    "repeated": b"\x02a=1&b=2&a=3",
+    "plus_pct": b"\x81a+b=c+d&%41%62=%7e%7E%2B",
+    "empty_pairs": b"\x01&&a=1&&&b=&flag",
+    "bad_escapes": b"\x01%zz=1&a=%4&b=%&c=%%41",
+    "bad_name_before": b"\x01x%zz=1&a=2",
+    "utf8": b"\x80n=%C3%A9t%C3%A9&e=%E2%82%AC",
+    "absent": b"\x40a=1&b=2",
+    "nul": b"\x00a%00b=1&c=%00",
+    "many": b"\x05" + b"&".join(b"k%d=%d" % (i % 7, i) for i in range(1001)),
+}
+for name, data in forms.items():
+    write("form", name, data)
+
+# ---- fuzz_multipart: flags byte (bits 0-2 Content-Type table index, 3 max_parts 3, 4 max
+# header 64), 8 split-seed bytes, then the body ------------------------------------------------
+def mp(parts, b=b"AaB03x", close=True, pre=b"", post=b""):
+    body = pre
+    for headers, data in parts:
+        body += b"--" + b + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + data + b"\r\n"
+    return body + (b"--" + b + b"--" + post if close else b"")
+
+CD = b'Content-Disposition: form-data; name="%s"'
+multiparts = {
+    "one": (0, mp([([CD % b"a"], b"1")])),
+    "file": (0, mp([([CD % b"f" + b'; filename="x.bin"', b"Content-Type: application/octet-stream"],
+                     bytes(range(256)))])),
+    "near_delims": (0, mp([([CD % b"x"], b"\r\r\n\r\n-\r\n--\r\n--A\r\n--AaB03\r\n--aAB03x")])),
+    "rfc2046": (1, mp([([CD % b"a"], b"implicitly typed"), ([CD % b"b", b"Content-type: text/plain"],
+                                                             b"explicit\r\n")],
+                      b"simple boundary", pre=b"preamble\r\n", post=b"\r\nepilogue")),
+    "dash": (2, mp([([CD % b"d"], b"-- - ---")], b"-")),
+    "quoted_params": (3, mp([([b'content-disposition: FORM-DATA; NAME="a\\"b"; filename="c\\\\d"'],
+                              b"v")], b"--x")),
+    "padding": (4, b"--a \t\r\n" + CD % b"p" + b"\r\n\r\n\r\n--a--"),
+    "webkit": (5, mp([([CD % b"k"], b"v"), ([CD % b"k2"], b"")],
+                     b"----WebKitFormBoundary7MA4YWxkTrZu0gW")),
+    "max_parts": (0x08, mp([([CD % (b"p%d" % i)], b"%d" % i) for i in range(4)])),
+    "max_header": (0x10, mp([([CD % b"long" + b"; filename=\"" + b"n" * 60 + b"\""], b"x")])),
+    "truncated": (0, mp([([CD % b"a"], b"no end")], close=False)),
+    "garbage_after_delim": (0, b"--AaB03xY\r\n"),
+    "no_disposition": (0, mp([([b"Content-Type: text/plain"], b"x")])),
+    "bchars": (7, mp([([CD % b"s"], b"(x)+_,-./:=?")], b"(x)+_,-./:=?")),
+}
+for name, (flags, body) in multiparts.items():
+    write("multipart", name, bytes([flags]) + SPLIT + body)
+
+# ---- fuzz_cookie: mode byte (bit 0 clear: parse the rest as a Cookie value; set: build a
+# Set-Cookie from NUL-separated name, value, path, domain; bits 1-2 SameSite, 3 Secure,
+# 4 HttpOnly, 5 Max-Age and 6 Expires, 8 bytes each) -------------------------------------
+cookies = {
+    "rfc6265": b"\x00SID=31d4d96e407aad42; lang=en-US",
+    "lenient": b"\x00a=1;b=\"q v\" ; junk; =x;;  c = 3\t",
+    "quotes": b"\x00q=\"\"; r=\"abc; s=\"",
+    "build_min": b"\x01SID\x0031d4d96e407aad42",
+    "build_all": bytes([0x01 | 2 << 1 | 0x08 | 0x10 | 0x20 | 0x40]) + struct.pack(">Q", 3600)
+                 + struct.pack(">Q", 1623233894 + 100000000000) + b"id\x00\"v\"\x00/\x00example.com",
+    "build_none_insecure": bytes([0x01 | 3 << 1]) + b"a\x00b",
+    "build_bad_value": b"\x01a\x00x;y",
+    "build_bad_path": b"\x01a\x00b\x00/x; Domain=evil",
+}
+for name, data in cookies.items():
+    write("cookie", name, data)
+# ---- fuzz_forwarded: flags byte (bit 0 Forwarded, bit 1 also a CIDR list), field value ---
+forwarded = {
+    "rfc7239": b"for=192.0.2.60;proto=http;by=203.0.113.43",
+    "list": b"for=192.0.2.43, for=198.51.100.17",
+    "v6_port": b'for="[2001:db8:cafe::17]:4711"',
+    "v4_port": b'for="192.0.2.43:47011"',
+    "unknown_obf": b"for=unknown, for=_hidden, for=\"10.0.0.1:_p\"",
+    "no_for": b"proto=https;by=10.0.0.9",
+    "quoted_comma": b'for=10.0.0.1;x="a,b", for=10.0.0.2',
+    "bad_escape": b'for="10.0.0\\.1"',
+}
+for name, v in forwarded.items():
+    write("forwarded", name, b"\x01" + v)
+xff = {
+    "chain": b"203.0.113.7, 10.0.0.1,10.0.0.2",
+    "v6": b"2001:db8::1, ::1, [2001:db8::2]:443, ::ffff:203.0.113.7",
+    "ports": b"203.0.113.7:5555, unknown",
+    "junk": b"proxy.example, 1.2.3.4.5, fe80::1%eth0",
+}
+for name, v in xff.items():
+    write("forwarded", "xff_" + name, b"\x00" + v)
+write("forwarded", "cidrs", b"\x02127.0.0.0/8, ::1 10.1.2.3/8,2001:db8::/33")

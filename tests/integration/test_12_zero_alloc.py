@@ -42,17 +42,29 @@ JSON_LISTS = {n: json_list_bytes(n) for n in (110, 11000)}
 assert [d["price"] for d in json.loads(JSON_LISTS[110])] == [i * 1.25 for i in range(110)]
 
 
+def user_request(i):
+    """GET /users/{id} or /users/{id}/files/{path...} (the demo's path parameters): every
+    other one percent-encoded, so zh_req_param decodes into the I/O context."""
+    if i % 2:
+        return request("GET", "/users/%d" % i), b"route=/users/{id} id=%d path=-\n" % i
+    return (request("GET", "/users/u%%20%d/files/a%%2Fb/c%d.txt" % (i, i)),
+            b"route=/users/{id}/files/{path...} id=u %d path=a/b/c%d.txt\n" % (i, i))
+
+
 def make_request(i, tag):
     """Request i of a deterministic mix: /plaintext, /json, POST /echo with mostly small
     bodies, now and then one larger than the receive buffer (large pool) and one larger
     than a large buffer (body pool); one in 11 is GET /proto?n=0..100 (zh_send_protobuf);
-    one in 53 is /json/list?n=110 (~10 KiB), one in 997 /json/list?n=11000 (~1 MiB)."""
+    one in 53 is /json/list?n=110 (~10 KiB), one in 997 /json/list?n=11000 (~1 MiB); one
+    in 5 of the rest uses path parameters (user_request)."""
     if i % 997 == 500 or i % 53 == 30:
         n = 11000 if i % 997 == 500 else 110
         return request("GET", "/json/list?n=%d" % n), JSON_LISTS[n]
     if i % 11 == 7:
         n = i % 101
         return request("GET", "/proto?n=%d" % n), PROTO_BODIES[n]
+    if i % 5 == 4:
+        return user_request(i)
     kind = i % 3
     if kind == 0:
         return request("GET", "/plaintext"), HELLO

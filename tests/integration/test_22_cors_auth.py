@@ -34,7 +34,8 @@ CRYPT_FALLBACK = {"-5": "$5$zh22$MzvvvK/Qr0kKhNmdxWrlpDW8GtqxvU9nz3/M.5DQ6P.",
 
 TOKEN = "tok-" + "A1b2C3d4" * 4
 TOKEN2 = "second.token_~+/=="
-SECRETS = ["s3cret-pw", "bcrypt-pw", "sha256-pw", "md5-pw", TOKEN, TOKEN2, "wrong-pw",
+TOKEN3 = "named-" + "Zz9" * 8          # listed as "reports-bot:<TOKEN3>": a named token
+SECRETS = ["s3cret-pw", "bcrypt-pw", "sha256-pw", "md5-pw", TOKEN, TOKEN2, TOKEN3, "wrong-pw",
            "tok-wrong-guess"]
 
 
@@ -66,7 +67,7 @@ def setUpModule():
         h = tool_hash(["openssl", "passwd", flag, "-salt", "zh22", pw], CRYPT_FALLBACK[flag])
         lines.append("%s:%s" % (user, h))
     write(HTPASSWD, "\n".join(lines) + "\n")
-    write(TOKENS, "# tokens\n%s\n\n   %s  \r\n" % (TOKEN, TOKEN2))
+    write(TOKENS, "# tokens\n%s\n\n   %s  \r\nreports-bot:%s\n" % (TOKEN, TOKEN2, TOKEN3))
 
 
 def tearDownModule():
@@ -386,6 +387,46 @@ class Auth(CorsAuthBase):
         self.assertEqual(text.count("/plaintext"), 4, text)
         for s in SECRETS + [base64.b64encode(b"ann:s3cret-pw").decode()]:
             self.assertNotIn(s, text)
+
+    def access_log_users(self, fmt, asks):
+        """The user field of each line, one request per connection, in order."""
+        log = os.path.join(DIR, "access-%s.log" % uuid.uuid4().hex)
+        srv = self.start_server(("--basic-auth", HTPASSWD, "--bearer-tokens", TOKENS,
+                                 "--auth-prefix", "/plaintext", "--workers", "1",
+                                 "--access-log", log, "--access-log-format", fmt))
+        statuses = []
+        for path, authz in asks:
+            c = self.conn(srv.port)
+            hdrs = [("Connection", "close")] + ([("Authorization", authz)] if authz else [])
+            c.send(request("GET", path, hdrs))
+            statuses.append(c.read_response().status)
+        self.assertEqual(srv.stop(), [])
+        srv.expected_exit = True
+        with open(log) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), len(asks), lines)
+        if fmt == "json":
+            import json
+            return statuses, [json.loads(l)["user"] for l in lines]
+        return statuses, [re.match(r"\S+ - (\S+) \[", l).group(1) for l in lines]
+
+    IDENTITY_ASKS = [("/plaintext", basic("ann", "s3cret-pw")),     # Basic: the user name
+                     ("/plaintext", "Bearer " + TOKEN3),              # a named token
+                     ("/plaintext", "Bearer " + TOKEN),               # an unnamed token
+                     ("/plaintext", basic("ann", "wrong-pw")),        # 401: nobody
+                     ("/json", basic("ann", "s3cret-pw"))]            # outside the prefix
+
+    def test_identity_in_the_json_access_log(self):
+        statuses, users = self.access_log_users("json", self.IDENTITY_ASKS)
+        self.assertEqual(statuses, [200, 200, 200, 401, 200])
+        self.assertEqual(users, ["ann", "reports-bot", None, None, None])
+
+    def test_identity_in_the_common_and_combined_access_logs(self):
+        for fmt in ("common", "combined"):
+            with self.subTest(fmt=fmt):
+                statuses, users = self.access_log_users(fmt, self.IDENTITY_ASKS)
+                self.assertEqual(statuses, [200, 200, 200, 401, 200])
+                self.assertEqual(users, ["ann", "reports-bot", "-", "-", "-"])
 
 
 class AuthPrefix(CorsAuthBase):

@@ -29,14 +29,14 @@ MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 ESC = r'(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\x[0-9A-F]{2})'
 ESC_NOSP = r'(?:[\x21\x23-\x5b\x5d-\x7e]|\\x[0-9A-F]{2})'
 TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-CLF_RE = (r'(?P<client>\d{1,3}(?:\.\d{1,3}){3}) - - '
+CLF_RE = (r'(?P<client>\d{1,3}(?:\.\d{1,3}){3}) - (?P<user>-|' + TOKEN + r') '
           r'\[(?P<date>\d{2}/(?:' + MONTHS + r')/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] '
           r'"(?P<request>-|(?P<method>' + TOKEN + r') (?P<target>' + ESC_NOSP + r'+) '
           r'(?P<proto>HTTP/1\.[01]))" (?P<status>\d{3}) (?P<bytes>\d+)')
 COMMON = re.compile(r"\A" + CLF_RE + r"\Z")
 COMBINED = re.compile(r"\A" + CLF_RE + r' "(?P<referer>' + ESC + r'*)" "(?P<agent>' + ESC +
                       r'*)"\Z')
-JSON_KEYS = ["time", "client", "method", "target", "protocol", "status", "bytes",
+JSON_KEYS = ["time", "client", "user", "method", "target", "protocol", "status", "bytes",
              "duration_us", "referer", "user_agent"]
 RFC3339_UTC = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 FLUSH_WITHIN = 2.0      # the log promises ~1 s; allow for a loaded machine
