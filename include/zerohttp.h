@@ -254,6 +254,9 @@ typedef struct zh_stats {
 	uint64_t h2_connections, h2_streams, h2_goaway_sent;
 	uint64_t h2_rapid_resets, h2_floods, h2_continuation_floods, h2_header_lists_too_large,
 		h2_streams_refused, h2_slow_headers, h2_zero_window;
+	/* gauges: bytes of the workers' HTTP/2 pools (nghttp2's sessions and streams, the
+	 * connections' state) handed out, and mapped (the high water, never given back) */
+	uint64_t h2_pool_in_use, h2_pool_mapped;
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);

@@ -58,6 +58,7 @@ zh__h2w_t *zh__h2w(zh__worker_t *w)
 	x->cbs = cfg->cbs;
 	x->opt = cfg->opt;
 	zh__h2mem_bind(&x->ngmem, &x->mem);
+	x->mem.st = &w->stats;
 	w->h2 = x;
 	here = x;
 	return x;
@@ -265,12 +266,29 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 
 /* ---- nghttp2 callbacks: output ------------------------------------------------------------ */
 
+/* The output buffer, lent from the pool on first use (NULL: the pool cannot map more). */
+static zh__h2obuf_t *obuf(zh__h2c_t *h)
+{
+	if (h->ob == NULL)
+		h->ob = zh__h2mem_alloc(&((zh__h2w_t *)h->w->h2)->mem, sizeof *h->ob);
+	return h->ob;
+}
+
+/* Everything queued has left (or is dropped): the buffer goes back to the pool. */
+static void obuf_return(zh__h2c_t *h)
+{
+	h->out_head = h->nout = 0;
+	h->copy_used = 0;
+	zh__h2mem_free(&((zh__h2w_t *)h->w->h2)->mem, h->ob);
+	h->ob = NULL;
+}
+
 static zh__h2out_t *out_push(zh__h2c_t *h)
 {
 	zh__h2out_t *o;
-	if (h->nout == ZH__H2_OUT)
+	if (h->nout == ZH__H2_OUT || obuf(h) == NULL)
 		return NULL;
-	o = &h->out[h->nout++];
+	o = &h->ob->out[h->nout++];
 	o->owner = NULL;
 	o->fd = -1;
 	o->off = 0;
@@ -282,8 +300,12 @@ static zh__h2out_t *out_push(zh__h2c_t *h)
 static ssize_t out_copy(zh__h2c_t *h, const uint8_t *data, size_t len)
 {
 	size_t n = ZH__H2_COPY - h->copy_used;
-	zh__h2out_t *last = h->nout ? &h->out[h->nout - 1] : NULL;
-	char *dst = h->copy + h->copy_used;
+	zh__h2out_t *last;
+	char *dst;
+	if (obuf(h) == NULL)
+		return NGHTTP2_ERR_CALLBACK_FAILURE; /* no memory for output: the session ends */
+	last = h->nout ? &h->ob->out[h->nout - 1] : NULL;
+	dst = h->ob->copy + h->copy_used;
 	if (n == 0)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	if (n > len)
@@ -379,7 +401,7 @@ static void set_callbacks(nghttp2_session_callbacks *cb)
 static void out_taken(zh__h2c_t *h, size_t n)
 {
 	while (n && h->out_head < h->nout) {
-		zh__h2out_t *o = &h->out[h->out_head];
+		zh__h2out_t *o = &h->ob->out[h->out_head];
 		size_t k = n < o->len ? n : o->len;
 		if (o->owner) {
 			zh__h2s_t *st = o->owner;
@@ -397,18 +419,17 @@ static void out_taken(zh__h2c_t *h, size_t n)
 		if (o->len == 0)
 			h->out_head++;
 	}
-	if (h->out_head == h->nout) {
-		h->out_head = h->nout = 0;
-		h->copy_used = 0;
-	}
+	if (h->out_head == h->nout)
+		obuf_return(h);
 }
 
 /* 1 all sent, 0 the socket is full, -1 broken */
 static int out_write(zh__h2c_t *h)
 {
 	zh__conn_t *c = h->c;
+	struct iovec *iov = ((zh__h2w_t *)h->w->h2)->iov;
 	while (h->out_head < h->nout) {
-		zh__h2out_t *o = &h->out[h->out_head];
+		zh__h2out_t *o = &h->ob->out[h->out_head];
 		ssize_t n;
 		if (o->fd >= 0) {
 			uint64_t off = o->off;
@@ -419,12 +440,12 @@ static int out_write(zh__h2c_t *h)
 		} else {
 			int cnt = 0;
 			uint16_t i = h->out_head;
-			while (i < h->nout && h->out[i].fd < 0) {
-				h->iov[cnt].iov_base = h->out[i].base;
-				h->iov[cnt++].iov_len = h->out[i].len;
+			while (i < h->nout && h->ob->out[i].fd < 0) {
+				iov[cnt].iov_base = h->ob->out[i].base;
+				iov[cnt++].iov_len = h->ob->out[i].len;
 				i++;
 			}
-			n = zh__tr_send(c, h->iov, cnt, i < h->nout);
+			n = zh__tr_send(c, iov, cnt, i < h->nout);
 			ZH__STAT_ADD(h->w, writev_calls, 1);
 		}
 		if (n < 0)
@@ -732,7 +753,7 @@ static void session_free(zh__worker_t *w, zh__conn_t *c)
 	if (h == NULL)
 		return;
 	h->broken = true;
-	h->nout = h->out_head = 0; /* references into the streams' queues are dropped unsent */
+	obuf_return(h); /* references into the streams' queues are dropped unsent */
 	while (h->streams) {
 		zh__h2s_t *s = h->streams;
 		s->inflight = 0;
@@ -763,7 +784,7 @@ static int session_start(zh__worker_t *w, zh__conn_t *c)
 	};
 	if (x == NULL || (h = zh__h2mem_alloc(&x->mem, sizeof *h)) == NULL)
 		return -ENOMEM;
-	memset(h, 0, offsetof(zh__h2c_t, out));
+	memset(h, 0, sizeof *h);
 	h->w = w;
 	h->c = c;
 	h->cfg = cfg;

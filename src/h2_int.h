@@ -29,11 +29,14 @@ typedef struct zh__h2mem {
 	char *bump, *bump_end;
 	void *regions; /* mapped regions, linked through their first word */
 	uint64_t mapped, in_use; /* bytes: regions mapped, blocks handed out */
+	zh_stats_t *st;		 /* the worker's: both, as gauges for /metrics */
 } zh__h2mem_t;
 void zh__h2mem_bind(nghttp2_mem *m, zh__h2mem_t *pool);
 void *zh__h2mem_alloc(zh__h2mem_t *pool, size_t size);
 void zh__h2mem_free(zh__h2mem_t *pool, void *p);
 void zh__h2mem_unmap(zh__h2mem_t *pool);
+
+enum { ZH__H2_OUT = 256, ZH__H2_COPY = 16384 }; /* output entries and copy bytes (zh__h2obuf_t) */
 
 /* ---- per worker ---------------------------------------------------------------------------- */
 
@@ -44,6 +47,7 @@ typedef struct zh__h2w {
 	nghttp2_option *opt;
 	zh__worker_t *w;
 	void **slots; /* by connection slot index: the session (zh__h2c_t) or stream (zh__h2s_t) */
+	struct iovec iov[ZH__H2_OUT]; /* one writev's vector, filled and used within out_write */
 	uint32_t nslots;
 	size_t map_len;
 } zh__h2w_t;
@@ -57,8 +61,6 @@ typedef struct zh__h2cfg {
 
 /* ---- a connection ---------------------------------------------------------------------------- */
 
-enum { ZH__H2_OUT = 256, ZH__H2_COPY = 16384 };
-
 /* One entry of the connection's output: bytes nghttp2 serialized (copied into copy[], owner
  * NULL), or a stream's queued body bytes referenced in place (owner: that stream, whose
  * queue is consumed as the socket takes them), or a file range of a stream (fd >= 0). */
@@ -69,6 +71,14 @@ typedef struct zh__h2out {
 	int fd;
 	uint64_t off;
 } zh__h2out_t;
+
+/* The connection's output while it has some: entries and the copies they point at. Lent
+ * from the worker's pool when a frame is first queued and given back once the socket took
+ * everything, so an idle connection holds none of its ~26 KiB. */
+typedef struct zh__h2obuf {
+	zh__h2out_t out[ZH__H2_OUT];
+	char copy[ZH__H2_COPY];
+} zh__h2obuf_t;
 
 struct zh__h2c {
 	zh__worker_t *w;
@@ -91,9 +101,7 @@ struct zh__h2c {
 	uint32_t in_off, in_len;
 	uint16_t nout, out_head;
 	uint32_t copy_used;
-	zh__h2out_t out[ZH__H2_OUT];
-	struct iovec iov[ZH__H2_OUT];
-	char copy[ZH__H2_COPY];
+	zh__h2obuf_t *ob; /* lent while output waits (nout > out_head), else NULL */
 };
 
 /* ---- a stream ------------------------------------------------------------------------------- */

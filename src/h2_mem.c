@@ -31,6 +31,15 @@ static unsigned class_of(size_t size)
 	return c;
 }
 
+/* /metrics reads them from another thread: relaxed stores of the owner's values */
+static void gauges(zh__h2mem_t *pool)
+{
+	if (pool->st) {
+		__atomic_store_n(&pool->st->h2_pool_in_use, pool->in_use, __ATOMIC_RELAXED);
+		__atomic_store_n(&pool->st->h2_pool_mapped, pool->mapped, __ATOMIC_RELAXED);
+	}
+}
+
 void *zh__h2mem_alloc(zh__h2mem_t *pool, size_t size)
 {
 	size_t need = size + sizeof(hdr_t);
@@ -46,6 +55,7 @@ void *zh__h2mem_alloc(zh__h2mem_t *pool, size_t size)
 		h->large = 1;
 		pool->mapped += len;
 		pool->in_use += len;
+		gauges(pool);
 		return h + 1;
 	}
 	if (pool->free_list[c]) {
@@ -71,6 +81,7 @@ void *zh__h2mem_alloc(zh__h2mem_t *pool, size_t size)
 	h->size = (uint64_t)32 << c;
 	h->large = 0;
 	pool->in_use += h->size;
+	gauges(pool);
 	return h + 1;
 }
 
@@ -83,12 +94,14 @@ void zh__h2mem_free(zh__h2mem_t *pool, void *p)
 	pool->in_use -= h->size;
 	if (h->large) {
 		pool->mapped -= h->size;
+		gauges(pool);
 		if (munmap(h, h->size) != 0)
 			abort(); /* not our mapping: memory corruption */
 		return;
 	}
 	*(void **)p = pool->free_list[class_of(h->size)];
 	pool->free_list[class_of(h->size)] = h;
+	gauges(pool);
 }
 
 static void *m_malloc(size_t size, void *ud)

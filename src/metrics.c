@@ -99,12 +99,11 @@ static void labelled(out_t *o, const char *name, const char *help, const char *l
 	labelled_typed(o, name, "counter", help, label, values, counts, n);
 }
 
-/* What each pool can lend, all workers together: the denominator of the *_in_use gauges,
- * so an alert can say "90% of the I/O contexts are lent" without knowing the flags. */
 /* HTTP/2 (zh_http2_enable): what was served, and each abuse limit that ended a
  * connection with GOAWAY (docs/design.md, "HTTP/2") */
 static void http2(out_t *o, const zh_stats_t *st)
 {
+	static const char *const pool_states[] = {"in_use", "mapped"};
 	static const char *const limits[] = {"rapid_reset",	"flood",
 					     "continuation_flood", "header_list_too_large",
 					     "too_many_streams", "slow_headers", "zero_window"};
@@ -121,8 +120,15 @@ static void http2(out_t *o, const zh_stats_t *st)
 	labelled(o, "zerohttp_http2_abuse_total",
 		 "HTTP/2 connections ended by a limit (each with GOAWAY), by limit.", "limit",
 		 limits, n, 7);
+	labelled_typed(o, "zerohttp_http2_pool_bytes", "gauge",
+		       "Bytes of the workers' HTTP/2 pools (nghttp2 sessions, streams, "
+		       "connection state): handed out, and mapped.",
+		       "state", pool_states,
+		       (const uint64_t[]){st->h2_pool_in_use, st->h2_pool_mapped}, 2);
 }
 
+/* What each pool can lend, all workers together: the denominator of the *_in_use gauges,
+ * so an alert can say "90% of the I/O contexts are lent" without knowing the flags. */
 static void pool_capacity(out_t *o, const zh_server_t *srv)
 {
 	static const char *const pools[4] = {"connections", "io_contexts", "large_buffers",

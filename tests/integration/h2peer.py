@@ -240,7 +240,8 @@ def case_idle_conns(port):
              if l and not l.startswith("#"))
     return {"open": sum(1 for p in peers if not p.closed),
             "contexts": float(m["zerohttp_io_contexts_in_use"]),
-            "connections": float(m["zerohttp_connections_open"])}
+            "connections": float(m["zerohttp_connections_open"]),
+            "pool_in_use": float(m['zerohttp_http2_pool_bytes{state="in_use"}'])}
 
 
 def case_window_update_flood(port):
