@@ -29,6 +29,7 @@ static void reload_all(void)
 	zhd_config_reload(); /* first: it may move the limits' base */
 	zhd_auth_reload();
 	zhd_limits_reload();
+	zhd_tls_reload();
 	zhd_notify("READY=1");
 }
 
@@ -48,6 +49,7 @@ static void features(const struct zhd_settings *s, char *out, size_t cap)
 		{s->limits_on, "limits"},
 		{s->cfg.reuse_port != 0, "reuse-port"},
 		{!s->no_http2, "http2"},
+		{zhd_tls() != NULL, "tls"},
 	};
 	size_t n = 0;
 	out[0] = '\0';
@@ -60,8 +62,7 @@ static void features(const struct zhd_settings *s, char *out, size_t cap)
 
 static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 {
-	char feats[128], root[PATH_MAX], where[96] = "";
-	const char *v6 = strchr(s->cfg.address, ':') ? "[" : "";
+	char feats[128], root[PATH_MAX], where[96] = "", listen[600];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN); /* zh_server_new's default */
 	unsigned workers = s->cfg.workers ? s->cfg.workers : (unsigned)(ncpu > 0 ? ncpu : 1);
 	if (realpath(s->files.root, root) == NULL)
@@ -70,10 +71,9 @@ static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 	if (s->metrics_listen)
 		snprintf(where, sizeof where, " metrics-listen=%s:%u", s->metrics_addr,
 			 (unsigned)zhd_metrics_port());
-	zhd_log(ZHD_INFO, "listening on http://%s%s%s:%u/ version=%s workers=%u root=%s "
-			  "features=%s%s",
-		v6, s->cfg.address, *v6 ? "]" : "", (unsigned)zh_server_port(srv), ZH_VERSION,
-		workers, root, feats, where);
+	zhd_listeners_describe(srv, s, listen, sizeof listen);
+	zhd_log(ZHD_INFO, "listening on %s version=%s workers=%u root=%s features=%s%s", listen,
+		ZH_VERSION, workers, root, feats, where);
 }
 
 static void log_stop(zh_server_t *srv, bool ran, int status)
@@ -188,6 +188,7 @@ out:
 		zh_static_free(vhost_files[i]);
 	zhd_features_free();
 	zhd_limits_free(); /* after zhd_signals_stop(): nothing calls zh_limit_set now */
+	zhd_tls_free();	   /* after the server: its connections used it */
 	return status;
 }
 
@@ -203,8 +204,13 @@ static int start(int argc, char **argv)
 	if (zhd_notify_init() < 0)
 		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
+	if (zhd_listeners_setup(&s) < 0) {
+		zhd_tls_free();
+		return 1;
+	}
 	srv = zh_server_new(&s.cfg, &err);
 	if (srv == NULL) {
+		zhd_tls_free();
 		zhd_log(ZHD_ERROR, "cannot listen on %s:%u: %s%s", s.cfg.address,
 			(unsigned)s.cfg.port, err == -EADDRINUSE ? "address already in use" :
 			strerror(-err), err == -EADDRINUSE ? " (another process holds the port; "

@@ -130,6 +130,7 @@ static void metrics(zh_request_t *req, zh_response_t *resp, void *arg)
 		return;
 	}
 	zh_metrics_handler(req, resp, mon.main);
+	zhd_tls_metrics(resp);
 }
 
 /* zh_readyz_handler, but 503 from the stop signal on: with --drain-delay the main server

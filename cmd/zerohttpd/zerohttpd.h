@@ -20,7 +20,14 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 /* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
 enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
-enum { ZHD_VHOST_MAX = 64 };
+enum { ZHD_VHOST_MAX = 64, ZHD_LISTEN_MAX = 8, ZHD_TLS_PAIRS_MAX = 16 };
+
+/* --listen / --listen-tls */
+struct zhd_listen {
+	char addr[64];
+	uint16_t port;
+	bool tls;
+};
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -57,6 +64,14 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	/* listeners: --address/--port (the shorthand, used when given or when no --listen
+	 * is), then --listen and --listen-tls in command-line order */
+	bool address_given;
+	struct zhd_listen listen[ZHD_LISTEN_MAX];
+	size_t n_listen;
+	const char *tls_cert[ZHD_TLS_PAIRS_MAX], *tls_key[ZHD_TLS_PAIRS_MAX];
+	size_t n_tls_cert, n_tls_key;
+	unsigned tls_min, tls_rotate_s; /* 0: the library's default */
 	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
 	size_t n_vhosts;
 	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
@@ -195,6 +210,21 @@ int zhd_cors_auth_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_auth_reload(void);
 int zhd_gzip_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_features_free(void);
+
+/* ---- tls.c: the listeners, --listen-tls and --tls-*; SIGHUP reloads the certificates ---- */
+
+/* Fills s->cfg.listeners from the options; with a TLS listener, loads libzerohttp-tls
+ * (dlopen: a plain-only run never maps OpenSSL) and the certificates. Returns 0, or -1
+ * after logging why. Before zh_server_new(). */
+int zhd_listeners_setup(struct zhd_settings *s);
+zh_tls_t *zhd_tls(void); /* NULL without TLS listeners */
+void zhd_tls_reload(void);
+void zhd_tls_free(void);
+/* The zerohttp_tls_* families, written after zh_metrics_handler's (no TLS: nothing). */
+void zhd_tls_metrics(zh_response_t *resp);
+/* "http://127.0.0.1:8080/ https://127.0.0.1:8443/" for the start line */
+void zhd_listeners_describe(const zh_server_t *srv, const struct zhd_settings *s, char *out,
+			    size_t cap);
 
 /* ---- monitoring.c: /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow ------------ */
 
