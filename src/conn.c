@@ -157,7 +157,7 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
 	c->tr = l->tr ? l->tr : zh__transport_default;
-	c->trflags = 0;
+	c->trflags = w->srv->h2 ? ZH__TRF_H2 : 0;
 	c->proto = zh__proto_default;
 	c->virt = false;
 	c->state = ZH__C_IDLE;
@@ -757,7 +757,8 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 			if (!room_for_response(ctx))
 				return; /* drive() flushes first, then calls again */
 			if (ZH__UNLIKELY(ctx->rstart == 0 && c->requests == 0 && w->srv->h2 &&
-					 c->proto == 0 && ctx->rbuf[0] == 'P')) {
+					 c->proto == 0 &&
+					 (ctx->rbuf[0] == 'P' || c->trflags & ZH__TRF_ALPN_H2))) {
 				int p = zh__conn_h2c_preface(w, c);
 				if (p <= 0)
 					return; /* more bytes wanted, or HTTP/2 has the connection */

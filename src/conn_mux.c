@@ -10,13 +10,16 @@
 /* RFC 9113 §3.3: a client that knows the server speaks HTTP/2 (h2c with prior knowledge)
  * starts with this preface instead of a request line. 1 not the preface (HTTP/1.1 goes
  * on), 0 a prefix of it so far (more bytes wanted), -1 HTTP/2 took the connection (or
- * closed it). */
+ * closed it). A connection whose TLS handshake chose "h2" by ALPN (§3.2) is HTTP/2
+ * whatever it sends: nghttp2 checks the preface and answers a wrong one with GOAWAY. */
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 int zh__conn_h2c_preface(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	size_t n = ctx->rlen < sizeof h2_preface - 1 ? ctx->rlen : sizeof h2_preface - 1;
-	if (memcmp(ctx->rbuf, h2_preface, n) != 0)
+	if (c->trflags & ZH__TRF_ALPN_H2)
+		n = sizeof h2_preface - 1;
+	else if (memcmp(ctx->rbuf, h2_preface, n) != 0)
 		return 1;
 	if (n < sizeof h2_preface - 1) {
 		if (c->timer != ZH__T_HEADER)

@@ -674,6 +674,17 @@ static unsigned t_wants(zh__conn_t *c, unsigned blocked)
 	return s->h->blocked ? ZH__WANT_WRITE : ZH__WANT_READ;
 }
 
+/* What the connection's transport negotiated (TLS version and cipher for
+ * zh_req_tls_version/_cipher): the session's socket answers for its streams. */
+static const char *t_info(zh__conn_t *c, int what)
+{
+	zh__h2s_t *s = stream_of(c);
+	zh__conn_t *sock = s ? s->h->c : NULL;
+	if (sock == NULL || sock->tr == 0 || zh__tr(sock)->info == NULL)
+		return NULL;
+	return zh__tr(sock)->info(sock, what);
+}
+
 const zh__transport_t zh__h2_stream_transport = {
 	.name = "h2-stream",
 	.recv = t_recv,
@@ -683,6 +694,7 @@ const zh__transport_t zh__h2_stream_transport = {
 	.shutdown = t_shutdown,
 	.close = t_close,
 	.wants = t_wants,
+	.info = t_info,
 };
 
 const zh__proto_t zh__h2_stream_proto = {

@@ -101,8 +101,18 @@ typedef struct zh__tr_provider {
  *  TIMEDOUT   the handshake timer expired: set before close(), so the transport can count
  *             why the handshake failed.
  *  REFUSED    the transport answered the peer itself and wants the connection closed
- *             after a lingering close (TLS: plain HTTP on a TLS port got its 400). */
-enum { ZH__TRF_HANDSHAKE = 1u << 0, ZH__TRF_TIMEDOUT = 1u << 1, ZH__TRF_REFUSED = 1u << 2 };
+ *             after a lingering close (TLS: plain HTTP on a TLS port got its 400).
+ *  H2         set by conn.c before open(): the server serves HTTP/2 (zh_http2_enable), so
+ *             the transport may offer it (TLS: ALPN "h2", preferred to "http/1.1").
+ *  ALPN_H2    set by the transport: the peer agreed to h2 (ALPN), so the connection is
+ *             HTTP/2 from its first byte (the client preface, RFC 9113 §3.4). */
+enum {
+	ZH__TRF_HANDSHAKE = 1u << 0,
+	ZH__TRF_TIMEDOUT = 1u << 1,
+	ZH__TRF_REFUSED = 1u << 2,
+	ZH__TRF_H2 = 1u << 3,
+	ZH__TRF_ALPN_H2 = 1u << 4,
+};
 
 /* The plain socket, called directly (no indirect call on the hot path); the others through
  * zh__transports[c->tr]. */

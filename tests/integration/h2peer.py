@@ -2,13 +2,15 @@
 """Frame-level HTTP/2 client cases for tests/integration/test_35_http2.py.
 
 Run with /usr/bin/python3 (Debian's python3-h2; the test runner's python3 may lack it):
-    h2peer.py PORT CASE
+    [H2PEER_CAFILE=cert.pem] h2peer.py PORT CASE
 prints one JSON object with what it saw (GOAWAY error code, responses, counts) and exits 0,
 or exits 2 with the reason on stderr. Every socket has a timeout, so a case ends within
 seconds whatever the server does. Talks only to 127.0.0.1.
 """
 import json
+import os
 import socket
+import ssl
 import sys
 import time
 
@@ -19,11 +21,20 @@ import h2.exceptions
 import h2.settings
 
 HOST = "127.0.0.1"
+# H2PEER_CAFILE=cert.pem: the cases that use connect() run over TLS (server name localhost)
+CAFILE = os.environ.get("H2PEER_CAFILE")
 
 
 def connect(port, settings=None):
     s = socket.create_connection((HOST, port), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if CAFILE:      # h2 over TLS: ALPN must choose "h2" (RFC 9113 §3.2)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(CAFILE)
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        s = ctx.wrap_socket(s, server_hostname="localhost")
+        if s.selected_alpn_protocol() != "h2":
+            raise RuntimeError("ALPN chose %r" % s.selected_alpn_protocol())
     c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
                                                              header_encoding=None))
     c.initiate_connection()
