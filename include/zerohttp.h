@@ -1624,8 +1624,9 @@ ZH_API void zh_tls_free(zh_tls_t *tls);
  * as HTTP/1.1: a handler cannot tell which protocol serves it. With zh_http2_enable, a
  * plain listener answers h2c with prior knowledge (a connection that starts with the
  * RFC 9113 §3.3 preface); HTTP/1.1 goes on as before on the same port. The Upgrade: h2c
- * dance (RFC 7540 §3.2, removed in RFC 9113) is not implemented. TLS listeners reach
- * HTTP/2 once ALPN selects "h2". Each stream takes a connection slot and an I/O context
+ * dance (RFC 7540 §3.2, removed in RFC 9113) is not implemented. TLS listeners offer "h2"
+ * before "http/1.1" by ALPN (without zh_http2_enable, "http/1.1" alone), and a connection
+ * that agreed to h2 is served HTTP/2. Each stream takes a connection slot and an I/O context
  * of the worker (max_connections, io_contexts) while it is open. */
 typedef struct zh_http2_config {
 	uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS (default 100);

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import ssl
+import struct
 import sys
 import time
 
@@ -387,6 +388,106 @@ def case_expect_100(port):
     p.pump(lambda: sid in p.ended, timeout=5)
     return p.result(sid=sid, informational=informational,
                     body=bytes(p.bodies.get(sid, b"")).decode())
+
+
+def rst_close(p):
+    """The client vanishes: an RST instead of a FIN (SO_LINGER 0), nothing more read."""
+    try:
+        p.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    p.s.close()
+
+
+def case_faults(port):
+    """One round of faults (test_35 Http2Faults): connections reset mid-download (a file
+    by sendfile, a producer), mid-upload (streaming and buffered routes), with streams of
+    every kind in flight, with a header block left open; a stream cancelled mid-file on a
+    connection that goes on; a FIN with streams in flight. Only the last two read answers."""
+    got = {}
+    # mid-download: a 24 MiB file and a producer, a few hundred KiB read
+    for path in ("/big.bin", "/stream?bytes=50000000"):
+        p = Peer(port, auto_ack=True)
+        sid = p.get(path)
+        p.pump(lambda: len(p.bodies.get(sid, b"")) >= 300000, timeout=5)
+        got[path] = len(p.bodies.get(sid, b""))
+        rst_close(p)
+    # mid-upload: 2 of 8 MiB to the streaming route, 100 of 500 KB to the buffered one
+    for path, total, sent in (("/upload", 8 << 20, 2 << 20), ("/echo", 500000, 100000)):
+        p = Peer(port)
+        sid = p.c.get_next_available_stream_id()
+        p.c.send_headers(sid, hdrs(path, "POST", [("content-length", str(total)),
+                                                 ("content-type", "application/x-b")]))
+        p.send()
+        left, chunk = sent, b"u" * 16384
+        deadline = time.monotonic() + 5
+        while left > 0 and time.monotonic() < deadline and not p.closed:
+            n = min(left, len(chunk), p.c.local_flow_control_window(sid),
+                    p.c.max_outbound_frame_size)
+            if n <= 0:
+                p.pump(lambda: p.c.local_flow_control_window(sid) > 0, timeout=1)
+                continue
+            p.c.send_data(sid, chunk[:n])
+            p.send()
+            left -= n
+        got[path] = sent - left
+        rst_close(p)
+    # many streams of every kind in flight
+    p = Peer(port)
+    sids = []
+    for i in range(10):
+        sids.append(p.get("/delay?ms=400"))
+        sids.append(p.get("/stream?bytes=5000000"))
+        sids.append(p.get("/big.bin"))
+    p.pump(lambda: sum(len(b) for b in p.bodies.values()) >= 500000, timeout=5)
+    got["inflight"] = sum(len(b) for b in p.bodies.values())
+    rst_close(p)
+    # a header block left open (no END_HEADERS, no CONTINUATION)
+    p = Peer(port)
+    block = b"\x82\x84\x86\x41\x09localhost"       # GET / http, :authority
+    p.raw(frame(1, 0, 1, block))
+    time.sleep(0.05)
+    rst_close(p)
+    # a stream cancelled mid-file; the connection then serves another request whole
+    p = Peer(port)
+    sid = p.get("/big.bin")
+    p.pump(lambda: len(p.bodies.get(sid, b"")) >= 100000, timeout=5)
+    p.c.reset_stream(sid, error_code=8)             # CANCEL
+    p.send()
+    ok = p.get("/plaintext")
+    p.pump(lambda: ok in p.ended, timeout=5)
+    got["after_cancel"] = bytes(p.bodies.get(ok, b"")).decode()
+    p.c.close_connection()
+    p.send()
+    p.s.close()
+    # a FIN with streams in flight: the server finishes or drops them, then closes
+    p = Peer(port)
+    for i in range(5):
+        p.get("/delay?ms=100")
+    p.get("/stream?bytes=2000000")
+    p.s.shutdown(socket.SHUT_WR)
+    p.pump(lambda: False, timeout=5)
+    got["fin_closed"] = p.closed
+    p.s.close()
+    return got
+
+
+def case_wait_goaway(port):
+    """For --drain-delay (test_35 Http2Drain): one request answered, then a line
+    {"ready": ...} on stdout; the test sends SIGTERM and, once /readyz says 503, a line on
+    stdin; then another request on this connection (still served during the delay), then
+    wait for the GOAWAY: when it came (time.monotonic, the test's clock too) and its code."""
+    p = Peer(port)
+    sid = p.get("/plaintext")
+    p.pump(lambda: sid in p.ended, timeout=5)
+    print(json.dumps({"ready": p.status.get(sid)}), flush=True)
+    sys.stdin.readline()
+    sid2 = p.get("/plaintext")
+    p.pump(lambda: sid2 in p.ended, timeout=5)
+    t_second = time.monotonic()
+    p.pump(lambda: p.goaway is not None, timeout=10)
+    return p.result(t_goaway=time.monotonic(), t_second=t_second, second=sid2,
+                    body=bytes(p.bodies.get(sid2, b"")).decode())
 
 
 CASES = dict((k[5:], v) for k, v in list(globals().items()) if k.startswith("case_"))

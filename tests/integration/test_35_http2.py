@@ -455,6 +455,48 @@ class Http2Drain(ServerTestCase):
         self.assertEqual(srv.wait_exit(10), 0)
 
 
+    @unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+    def test_readyz_503_first_with_drain_delay(self):
+        """--drain-delay 800: on SIGTERM /readyz goes 503 at once while an open HTTP/2
+        connection is still served (a new stream on it is answered); its GOAWAY(NO_ERROR)
+        comes only when the drain begins, after the delay."""
+        mport = free_port()
+        srv = self.start_server(("--drain-delay", "800", "--drain-timeout", "5000",
+                                 "--metrics-listen", "%s:%d" % (HOST, mport)))
+        deadline = time.monotonic() + 10
+        while "listening on" not in srv.stderr_text():   # a signal before it drains at once
+            self.assertLess(time.monotonic(), deadline, srv.stderr_text())
+            time.sleep(0.01)
+        p = subprocess.Popen([SYS_PY, PEER, str(srv.port), "wait_goaway"], text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        self.assertEqual(json.loads(p.stdout.readline()), {"ready": 200})
+        t_term = time.monotonic()
+        srv.expected_exit = True
+        srv.signal(signal.SIGTERM)
+        ready = None
+        while time.monotonic() < t_term + 2:
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--max-time", "2", "http://%s:%d/readyz" % (HOST, mport)],
+                               capture_output=True, text=True, timeout=10)
+            ready = r.stdout
+            if ready == "503":
+                break
+            time.sleep(0.02)
+        t_503 = time.monotonic()
+        self.assertEqual(ready, "503")
+        out, err = p.communicate("go\n", timeout=30)
+        res = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(res["status"][str(res["second"])], 200, res)
+        self.assertEqual(res["body"], HELLO.decode())
+        self.assertEqual(res["goaway"], 0, res)                  # NO_ERROR
+        self.assertLess(t_503, res["t_goaway"])
+        self.assertLess(res["t_second"], res["t_goaway"])
+        self.assertGreaterEqual(res["t_goaway"] - t_term, 0.6, res)  # not before the delay
+        self.assertEqual(srv.wait_exit(10), 0)
+
+
 @unittest.skipUnless(SHIM and HAVE_NGHTTP, "ZH_SHIM not set or h2load missing")
 class Http2ZeroAlloc(ServerTestCase):
     AUTO_START = False
@@ -621,8 +663,8 @@ class Http2Tls(ServerTestCase):
             self.assertIn("Application protocol: h2", r.stdout, r.stdout)
             self.assertIn("%d succeeded, 0 failed" % n, r.stdout, r.stdout)
         # each h2load run is one new connection: its TLS handshake may allocate (issue 14
-        # allows it: 2 calls here, the same over HTTP/1.1), its requests may not. So a
-        # connection of 100,000 requests must cost what one of 2,000 cost.
+        # allows it: 2 or 3 calls here, as over HTTP/1.1), its requests may not: a
+        # connection of 100,000 requests stays within the handshake's few calls.
         h2load(2000)
         a = malloc_calls(srv.pid, count_file)
         h2load(2000)
@@ -631,5 +673,81 @@ class Http2Tls(ServerTestCase):
         c = malloc_calls(srv.pid, count_file)
         sys.stdout.write("      h2/TLS zero-alloc: malloc-family calls for a connection of "
                          "2,000 requests %d, of 100,000 requests %d\n" % (b - a, c - b))
-        self.assertEqual(c - b, b - a)
         self.assertLessEqual(b - a, 4)          # the handshake's, bounded
+        self.assertLessEqual(c - b, 4)
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+@unittest.skipUnless(HAVE_H2, "python3-h2 missing")
+class Http2Faults(ServerTestCase):
+    """Faults over h2c (h2peer.py case "faults": resets mid-download, mid-upload, with 30
+    streams in flight and with a header block open; a stream cancelled mid-file; a FIN with
+    streams in flight), three rounds after a warm-up round: the server's descriptors are
+    back to the baseline exactly, and so are its pools: I/O contexts, large and body
+    buffers, connection slots, and the HTTP/2 pool's blocks (nghttp2 sessions, streams,
+    output buffers)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="zh-h2faults-")
+        with open(os.path.join(cls.root, "big.bin"), "wb") as f:
+            f.write(os.urandom(1 << 20) * 24)
+        cls.SERVER_ARGS = ("--workers", "1", "--root", cls.root)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def state(self):
+        """(fds, gauges) once the server holds no connection but the /metrics one."""
+        deadline = time.monotonic() + 10
+        while True:
+            m = metrics(self.port)
+            fds = fd_count(self.server.pid)
+            g = {k: m[k] for k in ("zerohttp_connections_open", "zerohttp_io_contexts_in_use",
+                                   "zerohttp_large_buffers_in_use",
+                                   "zerohttp_body_buffers_in_use",
+                                   'zerohttp_http2_pool_bytes{state="in_use"}')}
+            if g["zerohttp_connections_open"] == 1 or time.monotonic() > deadline:
+                return fds, g
+            time.sleep(0.05)
+
+    def round(self):
+        res = run_peer(self, self.port, "faults", timeout=90)
+        self.assertGreaterEqual(res["/big.bin"], 300000, res)
+        self.assertGreaterEqual(res["/stream?bytes=50000000"], 300000, res)
+        self.assertEqual(res["/upload"], 2 << 20, res)
+        self.assertEqual(res["after_cancel"], HELLO.decode(), res)
+        self.assertTrue(res["fin_closed"], res)
+        return res
+
+    def test_faults_leave_fds_and_pools_at_baseline(self):
+        curl(self.port, "/big.bin")                 # its fd enters the open-file cache
+        self.round()
+        base_fds, base = self.state()
+        settle = time.monotonic() + 1       # the fewest over a second: no lingering socket
+        while time.monotonic() < settle:
+            time.sleep(0.05)
+            base_fds = min(base_fds, self.state()[0])
+        self.assertEqual(base["zerohttp_connections_open"], 1, base)
+        self.assertEqual(base['zerohttp_http2_pool_bytes{state="in_use"}'], 0, base)
+        for _ in range(3):
+            self.round()
+        fds, now = self.state()
+        deadline = time.monotonic() + 5     # a lingering close may still hold its socket
+        while fds > base_fds and time.monotonic() < deadline:
+            time.sleep(0.05)
+            fds, now = self.state()
+        sys.stdout.write("      h2 faults: 3 rounds after warm-up: fds %d -> %d, %s\n"
+                         % (base_fds, fds, now))
+        pid = self.server.pid
+        self.assertLessEqual(fds, base_fds, sorted(os.readlink("/proc/%d/fd/%s" % (pid, f))
+                                               for f in os.listdir("/proc/%d/fd" % pid)))
+        self.assertEqual(now, base)
+        self.assertEqual(now["zerohttp_io_contexts_in_use"], 1)    # the /metrics request's
+        self.assertEqual(now["zerohttp_large_buffers_in_use"], 0)
+        self.assertEqual(now["zerohttp_body_buffers_in_use"], 0)
+        self.assertEqual(curl(self.port, "/plaintext")[:3], (200, "2", HELLO))
