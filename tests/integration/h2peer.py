@@ -490,6 +490,123 @@ def case_wait_goaway(port):
                     body=bytes(p.bodies.get(sid2, b"")).decode())
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def lit(name, value):
+    """RFC 7541 §6.2.2: a literal field without indexing, new name (raw, no Huffman)."""
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+GET_BLOCK = (lit(b":method", b"GET") + lit(b":path", b"/plaintext") + lit(b":scheme", b"http")
+             + lit(b":authority", b"localhost"))
+
+
+def raw_exchange(port, data, settings=True, within=2.0):
+    """Preface, our SETTINGS (unless settings is False), then data; the server's frames
+    until GOAWAY, the close, or `within` seconds: what came (parsed by hand: python-h2
+    refuses to send most of these)."""
+    s = socket.create_connection((HOST, port), timeout=5)
+    seen = {"goaway": None, "rst": {}, "headers": [], "settings_ack": False, "ping_ack": None,
+            "closed": False}
+    try:
+        s.sendall(PREFACE + (frame(0x4, 0, 0) if settings else b"") + data)
+    except OSError:
+        pass
+    raw = bytearray()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and seen["goaway"] is None:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        except OSError:
+            d = b""
+        if not d:
+            seen["closed"] = True
+            break
+        raw += d
+        while len(raw) >= 9:
+            n = int.from_bytes(raw[:3], "big")
+            if len(raw) < 9 + n:
+                break
+            t, fl = raw[3], raw[4]
+            sid, pl = int.from_bytes(raw[5:9], "big") & 0x7fffffff, bytes(raw[9:9 + n])
+            del raw[:9 + n]
+            if t == 0x7:
+                seen["goaway"] = int.from_bytes(pl[4:8], "big")
+            elif t == 0x3:
+                seen["rst"][str(sid)] = int.from_bytes(pl, "big")
+            elif t == 0x1:
+                seen["headers"].append(sid)
+            elif t == 0x4 and fl & 1:
+                seen["settings_ack"] = True
+            elif t == 0x6 and fl & 1:
+                seen["ping_ack"] = pl.decode("latin-1")
+    s.close()
+    return seen
+
+
+def case_conformance(port):
+    """RFC 9113 and RFC 7541 error cases, each on a connection of its own: what the server
+    answered (GOAWAY code, RST_STREAM codes, acks). test_35 holds the expected codes."""
+    H = lambda sid, block=GET_BLOCK, fl=0x5: frame(0x1, fl, sid, block)
+    settings = lambda *kv: frame(0x4, 0, 0, b"".join(k.to_bytes(2, "big") + v.to_bytes(4, "big")
+                                                      for k, v in kv))
+    wu = lambda sid, inc: frame(0x8, 0, sid, inc.to_bytes(4, "big"))
+    cases = {
+        # §3.4: the preface's SETTINGS is acknowledged; a PING is answered with its payload
+        "settings_ack_and_ping": (frame(0x6, 0, 0, b"zerohttp") + H(1), True),
+        # §3.4: the client's preface must go on with SETTINGS
+        "ping_before_settings": (frame(0x6, 0, 0, b"12345678"), False),
+        # §6.5: a SETTINGS payload not a multiple of 6
+        "settings_length": (frame(0x4, 0, 0, b"\0" * 5), True),
+        # §6.5.2: ENABLE_PUSH 2, INITIAL_WINDOW_SIZE 2^31, MAX_FRAME_SIZE 16383
+        "settings_enable_push_2": (settings((2, 2)), True),
+        "settings_window_too_big": (settings((4, 1 << 31)), True),
+        "settings_frame_size_too_small": (settings((5, 16383)), True),
+        # §6.7: a PING of 7 bytes; §6.1: DATA on stream 0; §6.4: RST_STREAM on an idle stream
+        "ping_length": (frame(0x6, 0, 0, b"1234567"), True),
+        "data_on_stream_0": (frame(0x0, 0, 0, b"x"), True),
+        "rst_on_idle_stream": (frame(0x3, 0, 5, (8).to_bytes(4, "big")), True),
+        # §5.1.1: an even (server) stream id, a stream id lower than one already used
+        "even_stream_id": (H(2), True),
+        "decreasing_stream_id": (H(5) + H(3), True),
+        # §5.1: DATA on an idle stream; DATA after END_STREAM (half-closed remote)
+        "data_on_idle_stream": (frame(0x0, 0x1, 7, b"x"), True),
+        "data_after_end_stream": (H(1, lit(b":method", b"GET") + lit(b":path", b"/delay?ms=300")
+                                      + lit(b":scheme", b"http") + lit(b":authority", b"a"))
+                                  + frame(0x0, 0x1, 1, b"x"), True),
+        # §6.9: a WINDOW_UPDATE of 0 on the connection; §6.9.1: one past 2^31 - 1
+        "window_update_zero": (wu(0, 0), True),
+        "window_update_overflow": (wu(0, 0x7fffffff), True),
+        # §4.2: a frame over SETTINGS_MAX_FRAME_SIZE (16,384)
+        "frame_too_large": (H(1, lit(b":method", b"POST") + lit(b":path", b"/echo")
+                               + lit(b":scheme", b"http") + lit(b":authority", b"a"), 0x4)
+                            + frame(0x0, 0x1, 1, b"x" * 16385), True),
+        # §6.10: CONTINUATION without a HEADERS before it; a frame of another stream while
+        # a header block is open
+        "continuation_alone": (frame(0x9, 0x4, 1, GET_BLOCK), True),
+        "interleaved_header_block": (H(1, GET_BLOCK[:10], 0x1) + frame(0x6, 0, 0, b"12345678"),
+                                     True),
+        # RFC 7541 §6.1: index 0, an index past both tables; §4.2/§6.3: a table size update
+        # above SETTINGS_HEADER_TABLE_SIZE (4,096); §5.2: Huffman padding that is not EOS
+        "hpack_index_0": (H(1, b"\x80"), True),
+        "hpack_index_too_big": (H(1, b"\xff\x80\x01"), True),
+        "hpack_table_size_too_big": (H(1, b"\x3f\xe1\x3f" + GET_BLOCK), True),
+        "hpack_bad_huffman": (H(1, b"\x82\x84\x86\x01\x81\x00"), True),
+        # §4.1, §5.5: a frame of an unknown type is ignored; the request after it is served
+        "unknown_frame_type": (frame(0xfa, 0, 0, b"abc") + H(1), True),
+    }
+    out = {}
+    for name, (data, with_settings) in cases.items():
+        out[name] = raw_exchange(port, data, settings=with_settings,
+                                 within=0.6 if name in ("settings_ack_and_ping",
+                                                        "unknown_frame_type") else 2.0)
+    return out
+
+
 CASES = dict((k[5:], v) for k, v in list(globals().items()) if k.startswith("case_"))
 
 if __name__ == "__main__":

@@ -405,6 +405,32 @@ class Http2Limits(ServerTestCase):
         self.assertTrue(res["good_answered"], res)
         self.assertIsNone(res["goaway"], res)
 
+    def test_rfc9113_and_rfc7541_error_cases(self):
+        """Frame-level cases (h2peer.py "conformance"), each on a connection of its own: the
+        GOAWAY error code RFC 9113 / RFC 7541 name for each connection error (1 PROTOCOL,
+        3 FLOW_CONTROL, 5 STREAM_CLOSED, 6 FRAME_SIZE, 9 COMPRESSION), acks and ignored
+        frames; the server keeps serving others."""
+        res = run_peer(self, self.port, "conformance")
+        want = {"ping_before_settings": 1, "settings_length": 6, "settings_enable_push_2": 1,
+                "settings_window_too_big": 3, "settings_frame_size_too_small": 1,
+                "ping_length": 6, "data_on_stream_0": 1, "rst_on_idle_stream": 1,
+                "even_stream_id": 1, "data_on_idle_stream": 1, "data_after_end_stream": 5,
+                "window_update_zero": 1, "window_update_overflow": 3, "frame_too_large": 6,
+                "continuation_alone": 1, "interleaved_header_block": 1, "hpack_index_0": 9,
+                "hpack_index_too_big": 9, "hpack_table_size_too_big": 9,
+                "hpack_bad_huffman": 9}
+        self.assertEqual(dict((k, res[k]["goaway"]) for k in want), want, res)
+        ok = res["settings_ack_and_ping"]
+        self.assertEqual((ok["settings_ack"], ok["ping_ack"], ok["headers"], ok["goaway"]),
+                         (True, "zerohttp", [1], None))
+        ok = res["unknown_frame_type"]                  # ignored (§5.5), the request served
+        self.assertEqual((ok["headers"], ok["goaway"]), ([1], None))
+        # §5.1.1 asks for PROTOCOL_ERROR on a lower stream id; nghttp2 ignores such a HEADERS
+        # (it cannot tell a stale trailer from a new stream): stream 3 is not served
+        ok = res["decreasing_stream_id"]
+        self.assertEqual((ok["headers"], ok["goaway"]), ([5], None))
+        self.assertEqual(curl(self.port, "/plaintext")[:3], (200, "2", HELLO))
+
     def test_too_many_concurrent_streams(self):
         self.limit("too_many_streams", 1, "too_many_streams")  # PROTOCOL_ERROR
 
