@@ -885,6 +885,9 @@ int zh_http2_enable(zh_server_t *srv, const zh_http2_config_t *cfg)
 	nghttp2_option_set_max_continuations(k->opt, 8);
 	nghttp2_option_set_max_outbound_ack(k->opt, 1000);
 	nghttp2_option_set_max_deflate_dynamic_table_size(k->opt, 4096);
+	/* no closed streams kept for RFC 7540's priority tree (deprecated by RFC 9113
+	 * §5.3.2): less work per stream, no stream objects left behind by idle connections */
+	nghttp2_option_set_no_closed_streams(k->opt, 1);
 	nghttp2_option_set_stream_reset_rate_limit(k->opt, cfg->max_resets_per_s * 2,
 						   cfg->max_resets_per_s);
 	k->cfg = *cfg;
