@@ -532,6 +532,12 @@ static int read_some(zh__h2c_t *h)
 		}
 		if (n <= 0)
 			return -1;
+		/* A transport other than the plain socket (TLS) may call the input drained after
+		 * a short read; with HTTP/2's bursts of small records that hint has left records
+		 * in the socket with no edge to come (test_35 ping_burst over TLS), so a session
+		 * reads on until -EAGAIN: one read more per turn. */
+		if (c->tr != 0)
+			c->readable = true;
 		ZH__STAT_ADD(h->w, bytes_in, (uint64_t)n);
 		h->in_off = 0;
 		h->in_len = (uint32_t)n;
@@ -697,8 +703,13 @@ static void turn(zh__h2c_t *h)
 			break;
 	}
 	h->in_turn = false;
-	if ((h->ready || h->paused || h->in_off < h->in_len) && !h->broken)
-		zh__h2_kick(h); /* fairness: the others' events first */
+	/* fairness: the others' events first. Input left unread after the last round (a
+	 * burst of small TLS records: SSL_read gives one per call) raises no new edge on the
+	 * edge-triggered socket, so it asks for a turn too, unless the output is blocked
+	 * (EPOLLOUT wakes the connection then). */
+	if ((h->ready || h->paused || h->in_off < h->in_len || (h->c->readable && !h->blocked)) &&
+	    !h->broken)
+		zh__h2_kick(h);
 	settle(h);
 }
 

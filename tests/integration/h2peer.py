@@ -64,6 +64,7 @@ class Peer:
         self.headers = {}
         self.trailers = {}
         self.ended = set()
+        self.ping_acks = 0
 
     def send(self):
         data = self.c.data_to_send()
@@ -120,6 +121,8 @@ class Peer:
             self.resets[e.stream_id] = int(e.error_code)
         elif isinstance(e, h2.events.ConnectionTerminated):
             self.goaway = int(e.error_code)
+        elif isinstance(e, h2.events.PingAckReceived):
+            self.ping_acks += 1
 
     def get(self, path, sid=None, method="GET", body=None, extra=()):
         sid = sid or self.c.get_next_available_stream_id()
@@ -470,6 +473,19 @@ def case_faults(port):
     got["fin_closed"] = p.closed
     p.s.close()
     return got
+
+
+def case_ping_burst(port):
+    """100 PINGs sent back to back, each in a write of its own (over TLS: a record of its
+    own, which the server's SSL_read returns one at a time), then silence: every one must
+    be acknowledged although no further byte arrives to wake the server."""
+    p = Peer(port)
+    p.pump(lambda: False, timeout=0.3)         # SETTINGS both ways, then quiet
+    for i in range(100):
+        p.c.ping(b"%08d" % i)
+        p.send()
+    p.pump(lambda: p.ping_acks == 100, timeout=3)
+    return p.result(acks=p.ping_acks)
 
 
 def case_wait_goaway(port):

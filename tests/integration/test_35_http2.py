@@ -655,6 +655,11 @@ class Http2Tls(ServerTestCase):
                                                                    for i in range(5))))})
         res = run_peer(self, self.tls_port, "expect_100", cafile=self.cert)
         self.assertEqual((res["status"][str(res["sid"])], res["body"]), (200, "hello"))
+        # a burst of small records, then silence: a turn that stops after 16 reads must
+        # come back for the rest by itself (the socket raises no new edge)
+        for _ in range(3):
+            res = run_peer(self, self.tls_port, "ping_burst", cafile=self.cert)
+            self.assertEqual((res["acks"], res["goaway"]), (100, None), res)
         before = metrics(srv.port)
         res = run_peer(self, self.tls_port, "rapid_reset", cafile=self.cert)
         self.assertEqual(res["goaway"], 11, res)                # ENHANCE_YOUR_CALM
