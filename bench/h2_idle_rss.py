@@ -149,6 +149,8 @@ def main():
                        "--demo", "--address", HOST, "--port", str(port),
                        "--idle-timeout", "600000",
                        "--max-connections", str(2 * a.conns + 100)]
+                if os.getuid() == 0:
+                    cmd.append("--allow-root")      # zerohttpd refuses root otherwise
             elif name == "h2o":
                 conf = os.path.join(d, "h2o.conf")
                 with open(conf, "w") as f:

@@ -26,7 +26,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hello_tls: %s\n", tls ? why : "no TLS");
 		return 1;
 	}
-	zh_listener_t ls[] = {{"127.0.0.1", 8080, NULL}, {"127.0.0.1", 8443, tls}};
+	zh_listener_t ls[] = {{.address = "127.0.0.1", .port = 8080},
+			      {.address = "127.0.0.1", .port = 8443, .tls = tls}};
 	zh_config_init(&cfg);
 	cfg.listeners = ls;
 	cfg.nlisteners = 2;

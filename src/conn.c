@@ -939,8 +939,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	if (c->ctx == NULL) {
-		if (w->draining)
-			zh__conn_close(w, c);
+		if (w->draining && w->now_ms >= w->drain_idle_close_ms)
+			zh__conn_close(w, c); /* (drain_idle_close_ms is 0 unless there is a grace) */
 		else if (c->requests > 0)
 			zh__timer_set(w, c, ZH__T_IDLE);
 		else if (c->timer != ZH__T_SILENT && c->timer != ZH__T_HEADER &&

@@ -584,10 +584,11 @@ struct zh__ctx {
 
 /* A listening address: the plain socket (tr 0) or a registered transport with its
  * provider (tr_arg, given to the transport's open()). */
-enum { ZH__LISTENERS_MAX = 8 };
+enum { ZH__LISTENERS_MAX = 64 };
 typedef struct zh__listener {
 	char address[64];
 	uint16_t port;
+	int fd; /* an inherited listening socket (not ours to close), or -1 */
 	uint8_t tr;
 	void *tr_arg;
 } zh__listener_t;
@@ -617,6 +618,8 @@ struct zh__worker {
 	char common_hdr[128];
 	bool draining;
 	uint64_t drain_deadline_ms, accept_resume_ms;
+	uint64_t drain_idle_close_ms; /* draining: idle connections close from then on (0: at
+					 once; zh_server_stop_gently's grace) */
 	/* zh_deferred_resume() from any thread: appended under the lock, then wakefd */
 	int wakefd;
 	pthread_mutex_t inbox_lock;
@@ -692,6 +695,7 @@ struct zh_server {
 	zh__worker_t *workers;
 	unsigned nworkers;
 	volatile int stopping;
+	volatile unsigned idle_grace_ms; /* zh_server_stop_gently() */
 	bool running;
 	_Atomic uint64_t ping_seq; /* zh_server_ping()'s last number */
 	time_t start_time; /* zh_server_new(), for /metrics */
@@ -744,6 +748,9 @@ zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NU
  * async-signal-safe, errno preserved), consume takes the count (the worker). */
 void zh__eventfd_signal(int fd);
 void zh__eventfd_consume(int fd);
+
+/* server.c */
+int zh__listener_watch(zh__worker_t *w, unsigned i, bool on);
 
 /* conn.c */
 void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,

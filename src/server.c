@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -197,13 +198,16 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 	ev.events = EPOLLIN;
 	for (unsigned i = 0; i < srv->nlisteners; i++) {
 		zh__listener_t *l = &srv->listeners[i];
-		if ((r = open_listener(l, l->port, &w->lfd[i])) < 0)
+		if (l->fd >= 0) { /* inherited: every worker watches a duplicate of it */
+			if ((w->lfd[i] = fcntl(l->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+				return -errno;
+		} else if ((r = open_listener(l, l->port, &w->lfd[i])) < 0) {
 			return r;
+		}
 		if (l->port == 0) /* with reuse_port: no probe resolved it */
 			l->port = bound_port(w->lfd[i]);
-		ev.data.ptr = &w->lfd[i];
-		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->lfd[i], &ev) < 0)
-			return -errno;
+		if ((r = zh__listener_watch(w, i, true)) < 0)
+			return r;
 	}
 	ev.data.ptr = &w->stopfd;
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
@@ -212,6 +216,18 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wakefd, &ev) < 0)
 		return -errno;
 	return 0;
+}
+
+/* Starts (on) or stops worker w watching its socket of listener i. A socket shared by the
+ * workers (inherited) wakes one of them per connection, not all (EPOLLEXCLUSIVE). */
+int zh__listener_watch(zh__worker_t *w, unsigned i, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->lfd[i]};
+	if (w->srv->listeners[i].fd >= 0)
+		ev.events |= EPOLLEXCLUSIVE;
+	if (epoll_ctl(w->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->lfd[i], &ev) == 0)
+		return 0;
+	return errno == (on ? EEXIST : ENOENT) ? 0 : -errno; /* already as asked */
 }
 
 static void worker_dispose(zh__worker_t *w)
@@ -256,6 +272,33 @@ static void ignore_sigpipe(void)
 	}
 }
 
+/* An inherited socket as listener l: it must be a listening stream socket; it becomes
+ * nonblocking (a worker woken for a connection another worker took must not block in
+ * accept), and its local address names it (access log, start line). */
+static int adopt_listener(zh__listener_t *l, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int listening = 0, type = 0, flags;
+	socklen_t ilen = sizeof listening, tlen = sizeof type;
+	const void *ip;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || !listening ||
+	    type != SOCK_STREAM || getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return -ENOTSOCK;
+	if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	ip = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+				     : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+	if (inet_ntop(ss.ss_family, ip, l->address, sizeof l->address) == NULL)
+		return -errno;
+	l->port = bound_port(fd);
+	l->fd = fd;
+	return 0;
+}
+
 static int check_listeners(const zh_config_t *cfg)
 {
 	if (cfg->nlisteners > ZH__LISTENERS_MAX || (cfg->nlisteners && !cfg->listeners))
@@ -263,7 +306,9 @@ static int check_listeners(const zh_config_t *cfg)
 	for (unsigned i = 0; i < cfg->nlisteners; i++) {
 		const zh_listener_t *l = &cfg->listeners[i];
 		const zh__tr_provider_t *p = (const zh__tr_provider_t *)(const void *)l->tls;
-		if (!l->address || strlen(l->address) >= 64 || (p && !p->transport))
+		if (l->inherited ? l->fd < 0 : !l->address || strlen(l->address) >= 64)
+			return -EINVAL;
+		if (p && !p->transport)
 			return -EINVAL;
 	}
 	return 0;
@@ -273,6 +318,8 @@ static int check_listeners(const zh_config_t *cfg)
  * A TLS listener's transport joins the transport table (once per process). */
 static int set_listeners(zh_server_t *srv, const zh_config_t *cfg)
 {
+	for (unsigned i = 0; i < ZH__LISTENERS_MAX; i++)
+		srv->listeners[i].fd = -1;
 	if (cfg->nlisteners == 0) {
 		memcpy(srv->listeners[0].address, cfg->address, strlen(cfg->address) + 1);
 		srv->listeners[0].port = cfg->port;
@@ -282,8 +329,14 @@ static int set_listeners(zh_server_t *srv, const zh_config_t *cfg)
 	for (unsigned i = 0; i < cfg->nlisteners; i++) {
 		const zh_listener_t *in = &cfg->listeners[i];
 		zh__listener_t *l = &srv->listeners[i];
-		memcpy(l->address, in->address, strlen(in->address) + 1);
-		l->port = in->port;
+		int r;
+		if (in->inherited) {
+			if ((r = adopt_listener(l, in->fd)) < 0)
+				return r;
+		} else {
+			memcpy(l->address, in->address, strlen(in->address) + 1);
+			l->port = in->port;
+		}
 		if (in->tls) {
 			const zh__tr_provider_t *p = (const zh__tr_provider_t *)(void *)in->tls;
 			int tr = zh__transport_register(p->transport);
@@ -372,7 +425,7 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 		goto fail;
 	}
 	for (unsigned i = 0; i < srv->nlisteners && !cfg->reuse_port; i++) {
-		if ((r = claim_port(&srv->listeners[i])) < 0) {
+		if (srv->listeners[i].fd < 0 && (r = claim_port(&srv->listeners[i])) < 0) {
 			zh_server_free(srv);
 			goto fail;
 		}
@@ -403,6 +456,22 @@ uint16_t zh_server_listener_port(const zh_server_t *srv, unsigned i)
 	return i < srv->nlisteners ? srv->listeners[i].port : 0;
 }
 
+unsigned zh_server_listener_fds(const zh_server_t *srv, unsigned i, int *fds, unsigned cap)
+{
+	unsigned n = 0;
+	if (i >= srv->nlisteners)
+		return 0;
+	if (srv->listeners[i].fd >= 0) {
+		if (cap)
+			fds[0] = srv->listeners[i].fd;
+		return 1;
+	}
+	for (unsigned k = 0; k < srv->nworkers; k++)
+		if (srv->workers[k].lfd[i] >= 0 && n++ < cap)
+			fds[n - 1] = srv->workers[k].lfd[i];
+	return n;
+}
+
 int zh_server_run(zh_server_t *srv)
 {
 	unsigned started = 0;
@@ -429,6 +498,12 @@ int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn, void *
 	srv->err_fn = fn;
 	srv->err_arg = arg;
 	return 0;
+}
+
+void zh_server_stop_gently(zh_server_t *srv, unsigned idle_grace_ms)
+{
+	srv->idle_grace_ms = idle_grace_ms; /* read by each worker when it sees the stop */
+	zh_server_stop(srv);
 }
 
 void zh_server_stop(zh_server_t *srv)

@@ -384,8 +384,8 @@ static struct {
 static void listeners_setup(void)
 {
 	zh_config_t cfg;
-	zh_listener_t ls[2] = {{"127.0.0.1", 0, NULL},
-			       {"127.0.0.1", 0, (zh_tls_t *)(void *)&provider}};
+	zh_listener_t ls[2] = {{.address = "127.0.0.1"},
+			       {.address = "127.0.0.1", .tls = (zh_tls_t *)(void *)&provider}};
 	int err = 0;
 	zh_tc_config(&cfg);
 	cfg.listeners = ls;

@@ -30,6 +30,7 @@ static void reload_all(void)
 	zhd_auth_reload();
 	zhd_limits_reload();
 	zhd_tls_reload();
+	zhd_access_log_reopen(); /* as SIGUSR1: a rotated file is picked up by either */
 	zhd_notify("READY=1");
 }
 
@@ -156,8 +157,8 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot start the demo: %s", strerror(-err));
 		goto out;
 	}
-	if ((err = zhd_signals_start(s->access_log ? zhd_access_log_reopen : NULL,
-				     reload_all)) < 0) {
+	if ((err = zhd_signals_start(s->access_log ? zhd_access_log_reopen : NULL, reload_all,
+				     zhd_upgrade)) < 0) {
 		zhd_log(ZHD_ERROR, "cannot start the signal thread: %s", strerror(-err));
 		goto out;
 	}
@@ -170,6 +171,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		goto out;
 	log_start(srv, s);
 	zhd_notify("READY=1\nSTATUS=serving");
+	zhd_handover_ready();
 	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
@@ -199,6 +201,8 @@ static int start(int argc, char **argv)
 	zh_server_t *srv;
 	int r, err = 0;
 
+	if (zhd_handover_init(argv) < 0) /* first: LISTEN_FDS leave the environment */
+		return 1;
 	if ((r = zhd_settings_load(argc, argv, &s)) >= 0)
 		return r;
 	if (zhd_notify_init() < 0)

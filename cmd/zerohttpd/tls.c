@@ -11,6 +11,7 @@
  */
 #include "zerohttpd.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
@@ -82,7 +83,8 @@ static int lib_load(void)
 }
 
 static zh_tls_t *g_tls;
-static zh_listener_t g_listeners[ZHD_LISTEN_MAX + 1];
+static zh_listener_t g_listeners[ZHD_INHERITED_MAX];
+static char g_inherited_addr[ZHD_INHERITED_MAX][INET6_ADDRSTRLEN]; /* for the start line */
 
 zh_tls_t *zhd_tls(void)
 {
@@ -125,25 +127,82 @@ static int tls_start(struct zhd_settings *s)
 	return 0;
 }
 
+bool zhd_listener_is_tls(unsigned i)
+{
+	return g_listeners[i].tls != NULL; /* all zeros with the shorthand */
+}
+
+/* The IP address a socket is bound to, as text ("?" if it has none). */
+static void local_address(int fd, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	const void *ip = NULL;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		ip = ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+		   : ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+					      : NULL;
+	if (ip == NULL || inet_ntop(ss.ss_family, ip, out, (socklen_t)cap) == NULL)
+		snprintf(out, cap, "?");
+}
+
+/* Sockets from LISTEN_FDS (systemd, or the process we take over from): they are the
+ * listeners, whatever --listen and --port say. */
+static int inherited_setup(struct zhd_settings *s, const struct zhd_inherited *in, size_t n)
+{
+	bool tls = false;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		tls |= in[i].kind == ZHD_SOCK_HTTPS;
+	if (s->n_listen || s->address_given)
+		zhd_log(ZHD_INFO, "listening on the sockets from LISTEN_FDS; --listen, "
+				  "--listen-tls, --address and --port do not apply");
+	if (tls && tls_start(s) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i].kind == ZHD_SOCK_METRICS)
+			continue; /* --metrics-listen's (monitoring.c) */
+		local_address(in[i].fd, g_inherited_addr[k], sizeof g_inherited_addr[k]);
+		g_listeners[k] = (zh_listener_t){.address = g_inherited_addr[k],
+						 .tls = in[i].kind == ZHD_SOCK_HTTPS ? g_tls : NULL,
+						 .inherited = true,
+						 .fd = in[i].fd};
+		k++;
+	}
+	if (k == 0) {
+		zhd_log(ZHD_ERROR, "LISTEN_FDS: no HTTP socket among them");
+		return -1;
+	}
+	s->cfg.listeners = g_listeners;
+	s->cfg.nlisteners = (unsigned)k;
+	return 0;
+}
+
 int zhd_listeners_setup(struct zhd_settings *s)
 {
-	size_t n = 0;
+	size_t n = 0, ninherited;
+	const struct zhd_inherited *inherited = zhd_inherited(&ninherited);
 	bool tls = false;
 	for (size_t i = 0; i < s->n_listen; i++)
 		tls |= s->listen[i].tls;
+	for (size_t i = 0; i < ninherited; i++)
+		tls |= inherited[i].kind == ZHD_SOCK_HTTPS;
 	if (!tls && (s->n_tls_cert || s->n_tls_key)) {
 		zhd_log(ZHD_ERROR, "--tls-cert and --tls-key need a --listen-tls listener");
 		return -1;
 	}
+	if (ninherited)
+		return inherited_setup(s, inherited, ninherited);
 	if (s->n_listen == 0)
 		return 0; /* the shorthand: zh_config_t's address and port */
 	if (tls && tls_start(s) < 0)
 		return -1;
 	if (s->address_given)
-		g_listeners[n++] = (zh_listener_t){s->cfg.address, s->cfg.port, NULL};
+		g_listeners[n++] = (zh_listener_t){.address = s->cfg.address, .port = s->cfg.port};
 	for (size_t i = 0; i < s->n_listen; i++)
-		g_listeners[n++] = (zh_listener_t){s->listen[i].addr, s->listen[i].port,
-						   s->listen[i].tls ? g_tls : NULL};
+		g_listeners[n++] = (zh_listener_t){.address = s->listen[i].addr,
+						   .port = s->listen[i].port,
+						   .tls = s->listen[i].tls ? g_tls : NULL};
 	if (n > ZHD_LISTEN_MAX) {
 		zhd_log(ZHD_ERROR, "at most %d listeners in all", ZHD_LISTEN_MAX);
 		return -1;
@@ -158,14 +217,18 @@ void zhd_listeners_describe(const zh_server_t *srv, const struct zhd_settings *s
 {
 	size_t n = 0;
 	unsigned count = s->cfg.nlisteners ? s->cfg.nlisteners : 1;
+	char url[128], last[128] = "";
 	out[0] = '\0';
 	for (unsigned i = 0; i < count && n < cap; i++) {
 		const char *addr = s->cfg.nlisteners ? g_listeners[i].address : s->cfg.address;
 		bool is_tls = s->cfg.nlisteners && g_listeners[i].tls;
 		const char *v6 = strchr(addr, ':') ? "[" : "";
-		int k = snprintf(out + n, cap - n, "%s%s://%s%s%s:%u/", i ? " " : "",
-				 is_tls ? "https" : "http", v6, addr, *v6 ? "]" : "",
-				 (unsigned)zh_server_listener_port(srv, i));
+		int k = snprintf(url, sizeof url, "%s://%s%s%s:%u/", is_tls ? "https" : "http", v6,
+				 addr, *v6 ? "]" : "", (unsigned)zh_server_listener_port(srv, i));
+		if (k < 0 || !strcmp(url, last)) /* inherited: one socket per old worker */
+			continue;
+		memcpy(last, url, sizeof url);
+		k = snprintf(out + n, cap - n, "%s%s", n ? " " : "", url);
 		if (k < 0)
 			break;
 		n += (size_t)k;

@@ -79,6 +79,7 @@ struct zhd_settings {
 	char trusted_proxies[ZHD_PROXY_MAX * 48];
 	size_t n_trusted_proxies;
 	const char *user, *group; /* --user, --group: dropped to after binding */
+	bool allow_root;	  /* --allow-root */
 	const char *config_file;  /* -c FILE */
 	unsigned drain_delay_ms;  /* --drain-delay: /readyz 503 this long before the drain */
 	bool check_only;	 /* -t */
@@ -151,8 +152,9 @@ void zhd_signals_init(bool reopen);
 void zhd_signals_watch(zh_server_t *srv);
 /* The stop signal received (SIGTERM...), 0 if none. */
 int zhd_stop_signal(void);
-/* The helper threads: SIGUSR1 calls reopen(), SIGHUP calls reload(). */
-int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
+/* The helper threads: SIGUSR1 calls reopen(), SIGHUP reload(), SIGUSR2 upgrade(srv). */
+int zhd_signals_start(void (*reopen)(void), void (*reload)(void),
+		      void (*upgrade)(zh_server_t *));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
 
@@ -211,6 +213,26 @@ void zhd_auth_reload(void);
 int zhd_gzip_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_features_free(void);
 
+/* ---- handover.c: sockets from systemd or an old process (LISTEN_FDS); SIGUSR2 upgrade ---- */
+
+enum { ZHD_INHERITED_MAX = 64 };
+/* by its LISTEN_FDNAMES name: "https", "metrics" (--metrics-listen), anything else */
+enum zhd_sock_kind { ZHD_SOCK_HTTP, ZHD_SOCK_HTTPS, ZHD_SOCK_METRICS };
+struct zhd_inherited {
+	int fd;
+	enum zhd_sock_kind kind;
+};
+/* First thing in main: takes LISTEN_FDS (when LISTEN_PID is ours) and ZEROHTTPD_UPGRADE_FD
+ * out of the environment, and remembers the binary's path and argv for SIGUSR2. 0, or -1
+ * (logged). */
+int zhd_handover_init(char **argv);
+const struct zhd_inherited *zhd_inherited(size_t *n);
+/* Serving: tells the old process that started us for an upgrade, if one did. */
+void zhd_handover_ready(void);
+/* SIGUSR2 (the signal thread): starts the binary with our listening sockets; once it
+ * serves, this server drains. */
+void zhd_upgrade(zh_server_t *srv);
+
 /* ---- tls.c: the listeners, --listen-tls and --tls-*; SIGHUP reloads the certificates ---- */
 
 /* Fills s->cfg.listeners from the options; with a TLS listener, loads libzerohttp-tls
@@ -218,6 +240,7 @@ void zhd_features_free(void);
  * after logging why. Before zh_server_new(). */
 int zhd_listeners_setup(struct zhd_settings *s);
 zh_tls_t *zhd_tls(void); /* NULL without TLS listeners */
+bool zhd_listener_is_tls(unsigned i); /* zh_server_listener_port's numbering */
 void zhd_tls_reload(void);
 void zhd_tls_free(void);
 /* The zerohttp_tls_* families, written after zh_metrics_handler's (no TLS: nothing). */
@@ -235,6 +258,7 @@ const char *zhd_parse_cidr(const char *v, struct zhd_cidr *out);
 int zhd_metrics_start(zh_server_t *srv, const struct zhd_settings *s);
 /* After the main server's zh_server_run returned. */
 void zhd_metrics_stop(void);
-uint16_t zhd_metrics_port(void); /* the separate listener's port, 0 if none */
+uint16_t zhd_metrics_port(void);
+zh_server_t *zhd_metrics_server(void); /* --metrics-listen's, or NULL */ /* the separate listener's port, 0 if none */
 
 #endif
