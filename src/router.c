@@ -17,10 +17,10 @@
  * one being a strict subset of the other's paths, or a GET and a HEAD route that share a
  * path without one being a subset (they conflict: check_against), so that the patterns
  * a request can go to are ordered, a winner always exists, and the trie walk finds it by
- * trying, at each segment,
- * the literal child, then {x}, then the tails longest prefix first, backtracking on a dead
- * end or on a pattern without the method: wherever two matching patterns part, the more
- * specific one is tried first, so the first one with the method is the winner.
+ * trying, at each segment, the literal child, then {x}, then the tails longest prefix
+ * first, backtracking on a dead end or on a pattern without the method: wherever two
+ * matching patterns part, the more specific one is tried first, so the first one with the
+ * method is the winner.
  *
  * Literals are kept canonical: a triplet of an unreserved character is that character
  * (RFC 3986 §6.2.2.2) and other triplets have upper-case hex (§6.2.2.1). A path without '%'
@@ -621,8 +621,10 @@ static int check_against(const zh__router_t *r, const parsed_t *pp, unsigned met
 	for (uint32_t i = 0; i < r->nroutes; i++) {
 		const zh__route_t *o = &r->routes[i];
 		view_t b = {o->segs, o->nsegs, o->canon};
+		/* a host's patterns win over host-less ones: never a conflict; nor without a
+		 * method in common (or GET against HEAD) */
 		if (o->host != host_id || (o->methods & near) == 0)
-			continue; /* a host's patterns win over host-less ones: never a conflict */
+			continue;
 		if (clash(methods, o->methods, rel_patterns(&a, &b)))
 			return -EEXIST;
 	}
