@@ -141,15 +141,13 @@ static void json_error(zh_response_t *resp, int status, const char *msg)
 }
 
 /* The library's own answers (no route, wrong method, body too large, malformed request...)
- * come here instead of its text/plain bodies. For 405 the router has set Allow already. */
+ * come here instead of its text/plain bodies: {"error": "Not Found", "status": 404}. For
+ * 405 the router has set Allow already. */
 static void on_error(zh_request_t *req, zh_response_t *resp, int status, void *arg)
 {
 	(void)req;
 	(void)arg;
-	json_error(resp, status, status == 404   ? "no such resource"
-				 : status == 405 ? "method not allowed"
-				 : status == 413 ? "request too large"
-						 : "bad request");
+	json_error(resp, status, zh_status_reason(status)); /* the status line's phrase */
 }
 
 /* ---- reading requests ---- */

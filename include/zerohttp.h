@@ -1489,6 +1489,15 @@ typedef void (*zh_error_handler_fn)(zh_request_t *req, zh_response_t *resp, int 
 ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn,
 						   void *arg);
 
+/* ---- status reason phrases ----
+ *
+ * The reason phrase the library sends with a status (RFC 9110 §15): "Not Found" for 404,
+ * as in its status lines. For an application that names the status in a body, an error
+ * handler (zh_server_set_error_handler) answering in JSON, say. A static NUL-terminated
+ * string, never NULL; "" for a status the library has no phrase for (whose status line it
+ * then sends without one). Any thread. */
+ZH_API const char *zh_status_reason(int status);
+
 #ifdef __cplusplus
 }
 #endif

@@ -171,22 +171,21 @@ class RestApi(ExampleTestCase):
         self.assertEqual(st, 405)
         self.assertEqual([m.strip() for m in h["Allow"].split(",")],
                          ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"])
-        self.assertEqual(json.loads(data), {"error": "method not allowed", "status": 405})
+        self.assertEqual(json.loads(data), {"error": "Method Not Allowed", "status": 405})
         st, h, data = self.http("DELETE", "/users")
         self.assertEqual((st, h["Allow"]), (405, "GET, HEAD, POST, OPTIONS"))
-        self.assertEqual(self.json("GET", "/nope", 404),
-                         {"error": "no such resource", "status": 404})
+        self.assertEqual(self.json("GET", "/nope", 404), {"error": "Not Found", "status": 404})
         self.assertEqual(self.json("GET", "/users/1/x", 404)["status"], 404)
         # max_body is 4 KiB
         self.assertEqual(self.json("POST", "/users", 413, "x" * 5000, FORM),
-                         {"error": "request too large", "status": 413})
+                         {"error": "Content Too Large", "status": 413})
         # a request the parser refuses still gets JSON
         c = self.conn()
         c.send(b"GET /users HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n")
         r = c.read_response()
         self.assertEqual(r.status, 400)
         self.assertEqual(r.header("Content-Type"), "application/json")
-        self.assertEqual(json.loads(r.body), {"error": "bad request", "status": 400})
+        self.assertEqual(json.loads(r.body), {"error": "Bad Request", "status": 400})
 
     def test_keepalive_and_head(self):
         self.create("k", "k@example.com")
