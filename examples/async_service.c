@@ -143,31 +143,16 @@ static void on_deadline(zh_request_t *req, void *arg)
 		fprintf(stderr, "async_service: a deadline was lost\n");
 }
 
-/* A query parameter as a number in [0, max], def when absent. */
-static int query_u64(zh_request_t *req, const char *name, uint64_t def, uint64_t max,
-		     uint64_t *out)
-{
-	char buf[24];
-	ssize_t n = zh_form_get(zh_req_query(req), name, buf, sizeof buf);
-	if (n == -ENOENT) {
-		*out = def;
-		return 0;
-	}
-	if (n < 0 || zh_slice_to_u64((zh_slice_t){buf, (size_t)n}, out) < 0 || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 static void quote(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	call_t *c = zh_resp_state(resp);
-	uint64_t delay, timeout;
-	zh_slice_t symbol;
+	uint64_t delay = 100, timeout = 1000; /* the defaults: an absent parameter leaves them */
+	zh_slice_t symbol, query = zh_req_query(req);
 	job_t *job;
 	(void)arg;
 	if (!zh_req_param(req, "symbol", &symbol) || symbol.len >= sizeof job->symbol ||
-	    query_u64(req, "delay_ms", 100, 60000, &delay) < 0 ||
-	    query_u64(req, "timeout_ms", 1000, 60000, &timeout) < 0) {
+	    zh_form_get_u64(query, "delay_ms", &delay) < 0 || delay > 60000 ||
+	    zh_form_get_u64(query, "timeout_ms", &timeout) < 0 || timeout > 60000) {
 		answer_error(resp, 400, "symbol: up to 15 bytes; delay_ms, timeout_ms: 0 to 60000");
 		return;
 	}

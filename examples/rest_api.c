@@ -160,21 +160,6 @@ static int path_id(zh_request_t *req, uint64_t *id)
 	return zh_req_param(req, "id", &s) ? zh_slice_to_u64(s, id) : -EINVAL;
 }
 
-/* A query parameter as a number in [0, max], def when absent. */
-static int query_u64(zh_request_t *req, const char *name, uint64_t def, uint64_t max,
-		     uint64_t *out)
-{
-	char buf[24];
-	ssize_t n = zh_form_get(zh_req_query(req), name, buf, sizeof buf);
-	if (n == -ENOENT) {
-		*out = def;
-		return 0;
-	}
-	if (n < 0 || zh_slice_to_u64((zh_slice_t){buf, (size_t)n}, out) < 0 || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 /* name and email from a form body (the whole body is there: a buffered route). Decoded
  * straight into the user's arrays; -ENOSPC when a value does not fit. */
 static int read_user(zh_request_t *req, user_t *u)
@@ -197,11 +182,12 @@ static int read_user(zh_request_t *req, user_t *u)
 static void list_users(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	user_t page[MAX_PAGE];
-	uint64_t offset, limit;
+	uint64_t offset = 0, limit = 10; /* the defaults: an absent parameter leaves them */
+	zh_slice_t query = zh_req_query(req);
 	size_t total, n;
 	(void)arg;
-	if (query_u64(req, "offset", 0, MAX_USERS, &offset) < 0 ||
-	    query_u64(req, "limit", 10, MAX_PAGE, &limit) < 0) {
+	if (zh_form_get_u64(query, "offset", &offset) < 0 || offset > MAX_USERS ||
+	    zh_form_get_u64(query, "limit", &limit) < 0 || limit > MAX_PAGE) {
 		json_error(resp, 400, "offset: 0 to 10000; limit: 0 to 50");
 		return;
 	}
