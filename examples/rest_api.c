@@ -160,8 +160,8 @@ static int path_id(zh_request_t *req, uint64_t *id)
 	return zh_req_param(req, "id", &s) ? zh_slice_to_u64(s, id) : -EINVAL;
 }
 
-/* name and email from a form body (the whole body is there: a buffered route). Decoded
- * straight into the user's arrays; -ENOSPC when a value does not fit. */
+/* name and email from a form body (the whole body is there: a buffered route), decoded
+ * straight into the user's arrays: 0, or -EINVAL when one is missing, empty or too long. */
 static int read_user(zh_request_t *req, user_t *u)
 {
 	zh_slice_t body;
@@ -208,7 +208,6 @@ static void list_users(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_u64(j, total);
 	zh_json_end(j);
 }
-
 
 static void get_user(zh_request_t *req, zh_response_t *resp, void *arg)
 {
