@@ -7,6 +7,8 @@ prefix, then cc with pkg-config (ZH_EXAMPLES: the directory they are in; default
 build/examples next to ZH_BIN). Each test starts a program with port 0, reads the port from
 its first line ("NAME: listening on http://127.0.0.1:PORT"), talks to it with
 http.client or raw sockets, and stops it by PID with SIGTERM (exit 0 required).
+RestApiZeroAlloc runs rest_api under the malloc-count shim (ZH_SHIM): the example's
+request path allocates nothing either.
 """
 import gzip
 import http.client
@@ -21,9 +23,12 @@ import tempfile
 import threading
 import time
 import unittest
+import uuid
 
-from harness import (HOST, READY_TIMEOUT, REPO, STOP_TIMEOUT, WRAP, Server, ServerError, ServerTestCase,
-                     _die_with_parent, request, server_bin)
+from harness import (HOST, READY_TIMEOUT, REPO, STOP_TIMEOUT, WRAP, Server, ServerError,
+                     ServerTestCase, _die_with_parent, malloc_calls, request, server_bin)
+
+SHIM = os.environ.get("ZH_SHIM", "")
 
 TIMEOUT = 10.0
 
@@ -41,8 +46,8 @@ class Example(Server):
     """examples/NAME run from examples_dir() with args; its port comes from its first
     stdout line. Stopped like zerohttpd (Server.stop: SIGTERM, exit 0)."""
 
-    def __init__(self, name, args):
-        super().__init__(args)
+    def __init__(self, name, args, env=None):
+        super().__init__(args, env)
         self.name = name
 
     def start(self):
@@ -50,10 +55,12 @@ class Example(Server):
         if not os.access(path, os.X_OK):
             raise ServerError("no %s at %s (build it: make examples-installed, or set "
                               "ZH_EXAMPLES)" % (self.name, path))
+        env = dict(os.environ)
+        env.update(self.env or {})
         self.stderr_file = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(WRAP + [path] + self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self.stderr_file,
-                                     cwd=REPO, preexec_fn=_die_with_parent)
+                                     env=env, cwd=REPO, preexec_fn=_die_with_parent)
         line = b""
         deadline = time.monotonic() + READY_TIMEOUT
         while not line.endswith(b"\n"):
@@ -89,8 +96,8 @@ class ExampleTestCase(ServerTestCase):
     def args(self):
         return ["0"]
 
-    def start_example(self, args):
-        srv = Example(self.NAME, args)
+    def start_example(self, args, env=None):
+        srv = Example(self.NAME, args, env)
         self._servers.append(srv)     # stopped by tearDown, SIGKILLed by the cleanup
         return srv.start()
 
@@ -199,6 +206,68 @@ class RestApi(ExampleTestCase):
         self.assertEqual((b.status, b.body, b.header("Content-Length")),
                          (200, b"", str(len(a.body))))
         self.assertEqual(json.loads(p.body)["total"], 1)
+
+
+class RestApiZeroAlloc(ExampleTestCase):
+    """The example keeps the library's zero: 20,000 pipelined requests (a user by {id}, a
+    page by query parameters, a PUT with a body, a 404 and a 405 answered in JSON by the
+    error handler) make 0 malloc-family calls in rest_api (tests/malloc_count.c shim)."""
+    NAME = "rest_api"
+    CONNS, BATCH, WARMUP, MEASURED = 4, 50, 1000, 20000
+
+    def setUp(self):
+        if not SHIM:
+            self.skipTest("no malloc-count shim (ZH_SHIM; not under ASan)")
+        self.count_file = os.path.join(tempfile.gettempdir(), "zh-malloc-%d-%s"
+                                       % (os.getpid(), uuid.uuid4().hex))
+        self.addCleanup(lambda: os.path.exists(self.count_file) and os.unlink(self.count_file))
+        super().setUp()
+
+    def start_example(self, args, env=None):
+        return super().start_example(args, {"LD_PRELOAD": os.path.abspath(SHIM),
+                                            "ZH_MALLOC_COUNT_FILE": self.count_file})
+
+    def test_zero_allocations(self):
+        def user(i):
+            return "name=u%d&email=u%d%%40example.com" % (i, i)
+
+        reqs = []
+        for i in range(1, 11):
+            reqs += [(request("PUT", "/users/%d" % i, list(FORM.items()), user(i).encode()), 200),
+                     (request("GET", "/users/%d" % i), 200),
+                     (request("GET", "/users?offset=%d&limit=5" % i), 200),
+                     (request("GET", "/users/%d" % (100 + i)), 404),
+                     (request("PATCH", "/users/%d" % i), 405)]
+        for i in range(1, 11):
+            self.assertEqual(self.json("POST", "/users", 201, user(i), FORM)["id"], i)
+        conns = [self.conn(timeout=10) for _ in range(self.CONNS)]
+
+        def drive(total):
+            done = k = 0
+            while done < total:
+                pending = []
+                for c in conns:
+                    n = min(self.BATCH, total - done)
+                    if n <= 0:
+                        break
+                    batch = [reqs[(k + j) % len(reqs)] for j in range(n)]
+                    k += n
+                    c.send(b"".join(r for r, _ in batch))
+                    pending.append((c, batch))
+                    done += n
+                for c, batch in pending:
+                    for _, want in batch:
+                        r = c.read_response()
+                        if r.status != want or r.header("Content-Type") != "application/json":
+                            self.fail("got %r, want %d" % (r, want))
+            return done
+
+        drive(self.WARMUP)
+        a = malloc_calls(self.server.pid, self.count_file)
+        n = drive(self.MEASURED)
+        b = malloc_calls(self.server.pid, self.count_file)
+        self.assertEqual(n, self.MEASURED)
+        self.assertEqual(b - a, 0, "%d malloc-family calls during %d requests" % (b - a, n))
 
 
 # ---- file_site -----------------------------------------------------------------------------
