@@ -123,34 +123,35 @@ class ExampleTestCase(ServerTestCase):
 
 # ---- rest_api ------------------------------------------------------------------------------
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON = {"Content-Type": "application/json"}
 
 
 class RestApi(ExampleTestCase):
     NAME = "rest_api"
 
     def create(self, name, email):
-        body = "name=%s&email=%s" % (name, email.replace("@", "%40"))
-        st, h, data = self.http("POST", "/users", body, FORM)
+        body = json.dumps({"name": name, "email": email})
+        st, h, data = self.http("POST", "/users", body, JSON)
         self.assertEqual(st, 201, data)
         user = json.loads(data)
         self.assertEqual(h["Location"], "/users/%d" % user["id"])
         return user
 
     def test_crud(self):
-        ada = self.create("Ada+Lovelace", "ada@example.com")
+        ada = self.create("Ada Lovelace", "ada@example.com")
         self.assertEqual(ada, {"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"})
         self.assertEqual(self.json("GET", "/users/1", 200), ada)
         self.assertEqual(self.json("GET", "/users/%31", 200), ada)  # {id} is decoded
-        upd = self.json("PUT", "/users/1", 200, "name=Ada&email=ada%40lovelace.org", FORM)
+        upd = self.json("PUT", "/users/1", 200, '{"email": "ada@lovelace.org", "name": "Ada"}',
+                        JSON)
         self.assertEqual(upd, {"id": 1, "name": "Ada", "email": "ada@lovelace.org"})
         self.assertEqual(self.json("GET", "/users/1", 200), upd)
         self.assertIsNone(self.json("DELETE", "/users/1", 204))
         self.assertEqual(self.json("GET", "/users/1", 404),
                          {"error": "no such user", "status": 404})
         self.assertEqual(self.json("DELETE", "/users/1", 404)["status"], 404)
-        self.assertEqual(self.json("PUT", "/users/1", 404, "name=a&email=b", FORM)["status"],
-                         404)
+        self.assertEqual(self.json("PUT", "/users/1", 404, '{"name": "a", "email": "b"}',
+                                   JSON)["status"], 404)
 
     def test_paging(self):
         for i in range(7):
@@ -165,9 +166,39 @@ class RestApi(ExampleTestCase):
         for q in ("limit=51", "offset=x", "limit=-1", "offset=%zz"):
             self.assertEqual(self.json("GET", "/users?" + q, 400)["status"], 400, q)
 
+    def test_json_bodies(self):
+        # escapes are undone on the way in and made again on the way out
+        # (the JSON text holds the escapes: a raw string)
+        name = r'Zo\u00eb \"Q\" \\ \ud83d\ude00'
+        st, _, data = self.http("POST", "/users", '{"name": "%s", "email": "z@example.com"}'
+                                % name, JSON)
+        self.assertEqual(st, 201, data)
+        want = 'Zo\u00eb "Q" \\ \U0001f600'
+        self.assertEqual(json.loads(data)["name"], want)
+        self.assertEqual(self.json("GET", "/users/1", 200)["name"], want)
+        # members in any order, others ignored
+        self.create("x", "y")
+        st, _, data = self.http("PUT", "/users/2", '{"age": [1, {"a": null}], "email": "e",'
+                                ' "name": "n"}', JSON)
+        self.assertEqual((st, json.loads(data)), (200, {"id": 2, "name": "n", "email": "e"}))
+
     def test_bad_input(self):
-        for body in ("name=a", "email=b%40c", "", "name=&email=x", "name=" + "n" * 65 + "&email=x"):
-            self.assertEqual(self.json("POST", "/users", 422, body, FORM)["status"], 422, body)
+        # JSON, but not a user: 422
+        for body in ('{"name": "a"}', '{"email": "b@c"}', "{}", '{"name": "", "email": "x"}',
+                     '{"name": "%s", "email": "x"}' % ("n" * 64), '{"name": 1, "email": "x"}',
+                     '[{"name": "a", "email": "b"}]', '"name"', "null"):
+            self.assertEqual(self.json("POST", "/users", 422, body, JSON)["status"], 422, body)
+        # not JSON: 400 with the reader's reason and the offset of the first bad byte
+        for body, offset in (('{"name": "a",}', 13), ("", 0), ('{"name": "a\x01"}', 11),
+                             (b'{"name": "\xff", "email": "x"}', 10),
+                             ('{"name": "a"} x', 14)):
+            doc = self.json("POST", "/users", 400, body, JSON)
+            self.assertEqual(doc["error"], "invalid JSON", body)
+            self.assertEqual(doc["offset"], offset, (body, doc))
+            self.assertIsInstance(doc["reason"], str)
+        # more values than read_user's 32 tokens: 413
+        doc = self.json("POST", "/users", 413, "[%s1]" % ("1," * 40), JSON)
+        self.assertEqual(doc["error"], "invalid JSON")
         for path in ("/users/abc", "/users/-1", "/users/99999999999999999999"):
             self.assertEqual(self.json("GET", path, 400),
                              {"error": "id: a number", "status": 400}, path)
@@ -184,7 +215,7 @@ class RestApi(ExampleTestCase):
         self.assertEqual(self.json("GET", "/nope", 404), {"error": "Not Found", "status": 404})
         self.assertEqual(self.json("GET", "/users/1/x", 404)["status"], 404)
         # max_body is 4 KiB
-        self.assertEqual(self.json("POST", "/users", 413, "x" * 5000, FORM),
+        self.assertEqual(self.json("POST", "/users", 413, "x" * 5000, JSON),
                          {"error": "Content Too Large", "status": 413})
         # a request the parser refuses still gets JSON
         c = self.conn()
@@ -229,17 +260,17 @@ class RestApiZeroAlloc(ExampleTestCase):
 
     def test_zero_allocations(self):
         def user(i):
-            return "name=u%d&email=u%d%%40example.com" % (i, i)
+            return '{"name": "u%d", "email": "u%d@example.com"}' % (i, i)
 
         reqs = []
         for i in range(1, 11):
-            reqs += [(request("PUT", "/users/%d" % i, list(FORM.items()), user(i).encode()), 200),
+            reqs += [(request("PUT", "/users/%d" % i, list(JSON.items()), user(i).encode()), 200),
                      (request("GET", "/users/%d" % i), 200),
                      (request("GET", "/users?offset=%d&limit=5" % i), 200),
                      (request("GET", "/users/%d" % (100 + i)), 404),
                      (request("PATCH", "/users/%d" % i), 405)]
         for i in range(1, 11):
-            self.assertEqual(self.json("POST", "/users", 201, user(i), FORM)["id"], i)
+            self.assertEqual(self.json("POST", "/users", 201, user(i), JSON)["id"], i)
         conns = [self.conn(timeout=10) for _ in range(self.CONNS)]
 
         def drive(total):
