@@ -169,10 +169,10 @@ static int path_id(zh_request_t *req, uint64_t *id)
  * than 32 values) or 422 (not the members we need). */
 static int read_user(zh_request_t *req, zh_response_t *resp, user_t *u)
 {
-	zh_jtok_t tok[32];
+	zh_jtok_t tok[32]; /* a token per value and key: plenty for a user */
 	zh_jdoc_t doc;
 	ssize_t n, m;
-	if (zh_req_json(req, &doc, tok, 32, 0) < 0) {
+	if (zh_req_json(req, &doc, tok, sizeof tok / sizeof tok[0], 0) < 0) {
 		zh_jdoc_reply_error(resp, &doc);
 		return -1;
 	}
