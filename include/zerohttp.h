@@ -140,6 +140,11 @@ typedef struct zh_config {
 					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
 					zh_server_new, -EINVAL if malformed; not kept). NULL:
 					none. See zh_req_client_addr */
+	int io;			     /* ZH_IO_EPOLL (the default) or ZH_IO_URING: the
+					workers' I/O backend; see zh_server_io */
+	unsigned io_buffers;	     /* io_uring: receive buffers (2 KiB) per worker, shared
+					by its connections; rounded up to a power of two,
+					at most 32768. 0 = 512 */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -1789,6 +1794,24 @@ ZH_API size_t zh_tls_metrics_text(const zh_tls_t *tls, char *buf, size_t cap);
 
 /* After every server using tls has been freed: frees it. Established sessions are gone. */
 ZH_API void zh_tls_free(zh_tls_t *tls);
+
+/* ---- I/O backend (io_uring) ---- */
+
+/* zh_config_t.io. ZH_IO_URING runs each worker on an io_uring of its own (Linux 6.0 or
+ * later): connections are accepted and read by multishot operations, received bytes land
+ * in a per-worker pool of io_buffers shared buffers (an idle connection holds none), and
+ * responses are sent by the ring, one submission per loop turn for all connections. */
+enum zh_io { ZH_IO_EPOLL = 0, ZH_IO_URING = 1 };
+
+/* The backend the workers run: cfg.io, or ZH_IO_EPOLL when io_uring was asked for but is
+ * unusable here (kernel too old, io_uring disabled by sysctl, forbidden by seccomp...).
+ * Then *reason (if reason is not NULL) is a static sentence saying why, else NULL; the
+ * library prints nothing, so a program that asks for io_uring logs it. Any thread, any
+ * time after zh_server_new. */
+ZH_API int zh_server_io(const zh_server_t *srv, const char **reason);
+
+/* TLS listeners are served on epoll only for now: zh_server_new() fails with -EOPNOTSUPP
+ * when cfg.io is ZH_IO_URING and a listener has tls set. */
 
 /* ---- conveniences that writing examples/ asked for: status phrases, numbers from forms ---- */
 
