@@ -500,8 +500,12 @@ static void fatal_goaway(zh__h2c_t *h, uint32_t code)
 		h->goaway_sent = true;
 	}
 	h->goaway = true;
-	if (out_write(h) <= 0)
+	/* 0: the socket is full, or (io_uring) a send is still in flight: the frame leaves at
+	 * the next writable turn, and the close lingers after it (settle) */
+	if (out_write(h) < 0)
 		h->broken = true; /* the frame cannot leave: no lingering for it */
+	else
+		h->blocked = h->out_head < h->nout;
 }
 
 /* 1 read something, 0 nothing (drained, or input paused), -1 broken or EOF */
@@ -742,6 +746,13 @@ static void session_timeout(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	(void)write_all(h);
+	if (!h->broken && h->out_head < h->nout) {
+		/* the GOAWAY waits for room (or, on io_uring, for the send in flight): the
+		 * writable turn sends it and settles, lingering then; the write timeout bounds it */
+		h->blocked = true;
+		zh__conn_set_timer(w, c, ZH__T_WRITE);
+		return;
+	}
 	close_session(h);
 }
 
