@@ -25,6 +25,7 @@
 #   make install-check               install to a scratch prefix, build examples/ against it
 #                                    (hello.c must load libc only; hello_gzip.c, hello_tls.c
 #                                    their feature library and its dependency)
+#   make examples-installed          the same for the example services (build/examples/)
 
 CC      ?= gcc
 # the demo, the tests and the benchmarks run zerohttpd as whoever runs make, root in CI:
@@ -117,7 +118,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test test-uring unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+.PHONY: all run test test-uring unit integration install-check examples-installed asan ubsan memcheck fuzz fuzz-replay soak bench \
 	bench-json-read static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
@@ -249,9 +250,9 @@ $(BUILD)/tests/reading_server: tests/reading_server.c $(LIB_A) include/zerohttp.
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load \
-	  $(BUILD)/tests/reading_server
+	  $(BUILD)/tests/reading_server examples-installed
 	ZH_IO=$(or $(ZH_IO),epoll) ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
-		ZH_READING_SERVER=$(BUILD)/tests/reading_server \
+		ZH_READING_SERVER=$(BUILD)/tests/reading_server ZH_EXAMPLES=$(BUILD)/examples \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
 # make install into a scratch prefix, then build the README's examples with pkg-config:
@@ -276,6 +277,22 @@ install-check: all
 	ldd $$d/hello_tls > $$d/hello_tls.ldd; \
 	grep -q "libzerohttp-tls.so.0 => $$d/lib/" $$d/hello_tls.ldd && grep -q 'libssl\.so' $$d/hello_tls.ldd; \
 	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip, examples/hello_tls.c with zerohttp-tls (libssl)"
+
+# The example services of examples/, built as their users build them: `make install` into a
+# scratch prefix ($(BUILD)/examples/prefix), then cc with `pkg-config --cflags --libs` of
+# the modules each one names (name:module,module). tests/integration/test_45_examples.py
+# runs the programs left in $(BUILD)/examples/. A sanitizer build's library needs its
+# runtime in the program too, hence -fsanitize.
+EXAMPLES := rest_api:zerohttp file_site:zerohttp-gzip,zerohttp-auth async_service:zerohttp
+examples-installed: all
+	@set -e; d=$(abspath $(BUILD))/examples; rm -rf $$d; mkdir -p $$d; \
+	$(MAKE) --no-print-directory -s install PREFIX=$$d/prefix >/dev/null; \
+	export PKG_CONFIG_PATH=$$d/prefix/lib/pkgconfig; \
+	for ex in $(EXAMPLES); do name=$${ex%%:*}; mods=$$(echo $${ex#*:} | tr , ' '); \
+		$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror $(if $(SANITIZE),-fsanitize=$(SANITIZE)) \
+			-o $$d/$$name examples/$$name.c $$(pkg-config --cflags --libs $$mods) \
+			-Wl,-rpath,$$d/prefix/lib; \
+		echo "examples-installed: $$d/$$name (pkg-config $$mods)"; done
 
 test: deps all
 	@$(MAKE) --no-print-directory unit

@@ -1864,6 +1864,30 @@ ZH_API ZH_MUST_USE int zh_http2_enable(zh_server_t *srv, const zh_http2_config_t
  * thread only. The body itself is unchanged by them; a HEAD response carries none. */
 ZH_API int zh_resp_trailer(zh_response_t *resp, const char *name, const char *value);
 
+/* ---- conveniences that writing examples/ asked for: status phrases, numbers from forms ---- */
+
+/* The reason phrase the library sends with a status (RFC 9110 §15): "Not Found" for 404,
+ * as in its status lines. For an application that names the status in a body, an error
+ * handler (zh_server_set_error_handler) answering in JSON, say. A static NUL-terminated
+ * string, never NULL; "" for a status the library has no phrase for (whose status line it
+ * then sends without one). Any thread. */
+ZH_API const char *zh_status_reason(int status);
+
+/* A number from a query string or form: the first pair called name (found as zh_form_get
+ * finds it), decoded, then read as zh_slice_to_u64 / zh_slice_to_i64 read a slice (decimal
+ * digits, the whole value). 1 and *out; 0 when no pair has that name, *out untouched (so
+ * set the default first); -EINVAL for a value that is no such number (an empty one
+ * included), -ERANGE out of range (or longer than 64 bytes decoded); -EILSEQ, -EMSGSIZE,
+ * -E2BIG as zh_form_get. *out is written only when 1 is returned. No allocation; any
+ * thread.
+ *
+ *   uint64_t limit = 10;                                   // the default
+ *   if (zh_form_get_u64(zh_req_query(req), "limit", &limit) < 0 || limit > 100)
+ *           ... 400
+ */
+ZH_API ZH_MUST_USE int zh_form_get_u64(zh_slice_t src, const char *name, uint64_t *out);
+ZH_API ZH_MUST_USE int zh_form_get_i64(zh_slice_t src, const char *name, int64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

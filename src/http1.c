@@ -15,6 +15,53 @@
 
 /* ---- status lines -------------------------------------------------------------------------- */
 
+/* Every status the library has a reason phrase for (RFC 9110 §15), as X(code, text): the
+ * status lines below and zh_status_reason() are made from this one list. */
+#define STATUSES(X)                                                                             \
+	X(100, "Continue")                                                                      \
+	X(101, "Switching Protocols")                                                           \
+	X(200, "OK")                                                                            \
+	X(201, "Created")                                                                       \
+	X(202, "Accepted")                                                                      \
+	X(203, "Non-Authoritative Information")                                                 \
+	X(204, "No Content")                                                                    \
+	X(205, "Reset Content")                                                                 \
+	X(206, "Partial Content")                                                               \
+	X(300, "Multiple Choices")                                                              \
+	X(301, "Moved Permanently")                                                             \
+	X(302, "Found")                                                                         \
+	X(303, "See Other")                                                                     \
+	X(304, "Not Modified")                                                                  \
+	X(307, "Temporary Redirect")                                                            \
+	X(308, "Permanent Redirect")                                                            \
+	X(400, "Bad Request")                                                                   \
+	X(401, "Unauthorized")                                                                  \
+	X(403, "Forbidden")                                                                     \
+	X(404, "Not Found")                                                                     \
+	X(405, "Method Not Allowed")                                                            \
+	X(406, "Not Acceptable")                                                                \
+	X(408, "Request Timeout")                                                               \
+	X(409, "Conflict")                                                                      \
+	X(410, "Gone")                                                                          \
+	X(411, "Length Required")                                                               \
+	X(412, "Precondition Failed")                                                           \
+	X(413, "Content Too Large")                                                             \
+	X(414, "URI Too Long")                                                                  \
+	X(415, "Unsupported Media Type")                                                        \
+	X(416, "Range Not Satisfiable")                                                         \
+	X(417, "Expectation Failed")                                                            \
+	X(422, "Unprocessable Content")                                                         \
+	X(426, "Upgrade Required")                                                              \
+	X(428, "Precondition Required")                                                         \
+	X(429, "Too Many Requests")                                                             \
+	X(431, "Request Header Fields Too Large")                                               \
+	X(500, "Internal Server Error")                                                         \
+	X(501, "Not Implemented")                                                               \
+	X(502, "Bad Gateway")                                                                   \
+	X(503, "Service Unavailable")                                                           \
+	X(504, "Gateway Timeout")                                                               \
+	X(505, "HTTP Version Not Supported")
+
 /* Status lines are preformatted ("HTTP/1.1 200 OK\r\n"): one memcpy per response. We always
  * answer HTTP/1.1, also to 1.0 clients (RFC 9110 §2.5: the server's highest version). */
 static const char *status_line(int status, size_t *len)
@@ -24,53 +71,25 @@ static const char *status_line(int status, size_t *len)
 		*len = sizeof("HTTP/1.1 " #code " " text "\r\n") - 1;                          \
 		return "HTTP/1.1 " #code " " text "\r\n";
 	switch (status) {
-		LINE(100, "Continue")
-		LINE(101, "Switching Protocols")
-		LINE(200, "OK")
-		LINE(201, "Created")
-		LINE(202, "Accepted")
-		LINE(203, "Non-Authoritative Information")
-		LINE(204, "No Content")
-		LINE(205, "Reset Content")
-		LINE(206, "Partial Content")
-		LINE(300, "Multiple Choices")
-		LINE(301, "Moved Permanently")
-		LINE(302, "Found")
-		LINE(303, "See Other")
-		LINE(304, "Not Modified")
-		LINE(307, "Temporary Redirect")
-		LINE(308, "Permanent Redirect")
-		LINE(400, "Bad Request")
-		LINE(401, "Unauthorized")
-		LINE(403, "Forbidden")
-		LINE(404, "Not Found")
-		LINE(405, "Method Not Allowed")
-		LINE(406, "Not Acceptable")
-		LINE(408, "Request Timeout")
-		LINE(409, "Conflict")
-		LINE(410, "Gone")
-		LINE(411, "Length Required")
-		LINE(412, "Precondition Failed")
-		LINE(413, "Content Too Large")
-		LINE(414, "URI Too Long")
-		LINE(415, "Unsupported Media Type")
-		LINE(416, "Range Not Satisfiable")
-		LINE(417, "Expectation Failed")
-		LINE(422, "Unprocessable Content")
-		LINE(426, "Upgrade Required")
-		LINE(428, "Precondition Required")
-		LINE(429, "Too Many Requests")
-		LINE(431, "Request Header Fields Too Large")
-		LINE(500, "Internal Server Error")
-		LINE(501, "Not Implemented")
-		LINE(502, "Bad Gateway")
-		LINE(503, "Service Unavailable")
-		LINE(504, "Gateway Timeout")
-		LINE(505, "HTTP Version Not Supported")
+		STATUSES(LINE)
 	default:
 		return NULL;
 	}
 #undef LINE
+}
+
+/* NUL-terminated, for applications; zh__status_reason below serves the library's writers */
+const char *zh_status_reason(int status)
+{
+#define REASON(code, text)                                                                      \
+	case code:                                                                             \
+		return text;
+	switch (status) {
+		STATUSES(REASON)
+	default:
+		return "";
+	}
+#undef REASON
 }
 
 const char *zh__status_reason(int status, size_t *len)

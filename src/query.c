@@ -120,3 +120,44 @@ ssize_t zh_form_get(zh_slice_t src, const char *name, char *buf, size_t cap)
 		return r == 0 ? -ENOENT : r;
 	return zh_form_decode(raw, buf, cap);
 }
+
+/* ---- numbers (zh_form_get_u64, zh_form_get_i64) ---- */
+
+/* A value longer than this, decoded, is -ERANGE: 20 digits hold UINT64_MAX, the rest leaves
+ * room for a sign and leading zeros. */
+enum { NUMBER_MAX = 64 };
+
+/* 1 and the decoded value of name in buf, 0 if absent, or an error. */
+static int number_text(zh_slice_t src, const char *name, char buf[NUMBER_MAX],
+		       zh_slice_t *text)
+{
+	zh_slice_t raw;
+	ssize_t n;
+	int r = zh_form_get_raw(src, name, &raw);
+	if (r <= 0)
+		return r;
+	if ((n = zh_form_decode(raw, buf, NUMBER_MAX)) < 0)
+		return n == -ENOSPC ? -ERANGE : (int)n;
+	*text = (zh_slice_t){buf, (size_t)n};
+	return 1;
+}
+
+int zh_form_get_u64(zh_slice_t src, const char *name, uint64_t *out)
+{
+	char buf[NUMBER_MAX];
+	zh_slice_t text;
+	int r = number_text(src, name, buf, &text);
+	if (r > 0 && (r = zh_slice_to_u64(text, out)) == 0)
+		r = 1;
+	return r;
+}
+
+int zh_form_get_i64(zh_slice_t src, const char *name, int64_t *out)
+{
+	char buf[NUMBER_MAX];
+	zh_slice_t text;
+	int r = number_text(src, name, buf, &text);
+	if (r > 0 && (r = zh_slice_to_i64(text, out)) == 0)
+		r = 1;
+	return r;
+}

@@ -167,3 +167,40 @@ Test(query, bounds)
 	cr_expect_eq(zh_form_next(&it, &a, &b), -EMSGSIZE);
 	free(big);
 }
+
+/* zh_form_get_u64 / _i64: found (decoded first), absent (the default stays), not a number,
+ * out of range, and the lookup's own errors */
+Test(query, numbers)
+{
+	zh_slice_t q = guarded("limit=25&neg=-7&enc=%31%32&plus=+3&big=18446744073709551616"
+			       "&max=18446744073709551615&empty=&junk=12a&esc=%zz&zeros="
+			       "0000000000000000000000000000000000000000000000000000000000000001"
+			       "&long=00000000000000000000000000000000000000000000000000000000000000001");
+	uint64_t u = 99;
+	int64_t i = 99;
+	cr_expect_eq(zh_form_get_u64(q, "limit", &u), 1);
+	cr_expect_eq(u, 25);
+	cr_expect_eq(zh_form_get_u64(q, "enc", &u), 1);
+	cr_expect_eq(u, 12, "%31%32 decodes to 12");
+	cr_expect_eq(zh_form_get_u64(q, "max", &u), 1);
+	cr_expect_eq(u, UINT64_MAX);
+	cr_expect_eq(zh_form_get_u64(q, "zeros", &u), 1);
+	cr_expect_eq(u, 1, "64 bytes: read");
+	u = 7;
+	cr_expect_eq(zh_form_get_u64(q, "absent", &u), 0);
+	cr_expect_eq(zh_form_get_u64(q, "neg", &u), -EINVAL, "no sign for u64");
+	cr_expect_eq(zh_form_get_u64(q, "plus", &u), -EINVAL, "'+' is a space: \" 3\"");
+	cr_expect_eq(zh_form_get_u64(q, "empty", &u), -EINVAL);
+	cr_expect_eq(zh_form_get_u64(q, "junk", &u), -EINVAL);
+	cr_expect_eq(zh_form_get_u64(q, "big", &u), -ERANGE);
+	cr_expect_eq(zh_form_get_u64(q, "long", &u), -ERANGE, "65 bytes: refused");
+	cr_expect_eq(zh_form_get_u64(q, "esc", &u), -EILSEQ);
+	cr_expect_eq(u, 7, "untouched by every failure and by absence");
+	cr_expect_eq(zh_form_get_i64(q, "neg", &i), 1);
+	cr_expect_eq(i, -7);
+	cr_expect_eq(zh_form_get_i64(q, "max", &i), -ERANGE);
+	cr_expect_eq(zh_form_get_i64(q, "absent", &i), 0);
+	cr_expect_eq(i, -7);
+	cr_expect_eq(zh_form_get_i64(guarded("%zz=1&a=2"), "a", &i), -EILSEQ,
+		     "a bad name before the match, as zh_form_get");
+}

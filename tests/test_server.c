@@ -1720,3 +1720,24 @@ Test(writer, ping_fails_while_a_handler_blocks_the_worker)
 	cr_assert_eq(zh_server_ping(srv, 2000), 0);
 	close(fd);
 }
+
+/* ---- zh_status_reason: the status line's phrase, for applications ------------------------- */
+
+/* The public phrase is the one the status lines carry (zh__status_reason reads it out of
+ * them), for every status; "" where they carry none. */
+Test(status_reason, the_phrase_of_the_status_line)
+{
+	cr_expect_str_eq(zh_status_reason(200), "OK");
+	cr_expect_str_eq(zh_status_reason(404), "Not Found");
+	cr_expect_str_eq(zh_status_reason(413), "Content Too Large");
+	cr_expect_str_eq(zh_status_reason(504), "Gateway Timeout");
+	for (int s = -1; s <= 1000; s++) {
+		size_t len;
+		const char *line = zh__status_reason(s, &len), *pub = zh_status_reason(s);
+		cr_assert_not_null(pub);
+		cr_expect(strlen(pub) == len && memcmp(pub, line, len) == 0, "status %d: %s", s,
+			  pub);
+	}
+	cr_expect_str_eq(zh_status_reason(299), "");
+	cr_expect_str_eq(zh_status_reason(-2147483647 - 1), "");
+}
