@@ -280,7 +280,7 @@ install-check: all
 
 # The example services of examples/, built as their users build them: `make install` into a
 # scratch prefix ($(BUILD)/examples/prefix), then cc with `pkg-config --cflags --libs` of
-# the modules each one names (name:module,module). tests/integration/test_45_examples.py
+# the modules each one names (name:module,module). tests/integration/test_48_examples.py
 # runs the programs left in $(BUILD)/examples/. A sanitizer build's library needs its
 # runtime in the program too, hence -fsanitize.
 EXAMPLES := rest_api:zerohttp file_site:zerohttp-gzip,zerohttp-auth async_service:zerohttp
