@@ -510,6 +510,7 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	bool parked;		  /* zh__resp_park(): the producer waits for zh__resp_unpark() */
 	bool timers_closed;	  /* no request, or its response ended: zh_timer_start refuses */
 	struct zh__utimer *utimers; /* the request's pending zh_timer_start timers (timer.c) */
 	bool in_error_handler;	  /* the application's error handler runs: no suspension */

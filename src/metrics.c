@@ -198,6 +198,7 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	       "Response header calls that failed (the response became a 500 if unsent).",
 	       st.header_errors);
 	flush_out(o);
+	zh__proxy_metrics_expose(srv, resp); /* per upstream, when srv proxies */
 	zh__app_metrics_expose(srv, resp); /* the application's own (zh_metric_new) */
 }
 

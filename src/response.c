@@ -450,6 +450,16 @@ int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value)
 	return r < 0 ? header_failed(resp, r) : r;
 }
 
+int zh__resp_header_addn(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+			 size_t vlen)
+{
+	int r;
+	if (frozen(resp))
+		return header_failed(resp, -EALREADY);
+	r = header_put(resp, name, nlen, value, vlen, false);
+	return r < 0 ? header_failed(resp, r) : r;
+}
+
 /* A writer's own Content-Type (JSON, protobuf), unless the handler set one. An explicit
  * zh_write_header() commits the status, but the head is serialized only when the body
  * starts to leave (stream_start) or the response ends: until then the writer may still
@@ -851,6 +861,15 @@ int zh_resp_defer(zh_response_t *resp, zh_deferred_t *token)
 	token->conn = c;
 	token->gen = ++c->defer_gen;
 	return 0;
+}
+
+void zh__resp_park(zh_response_t *resp, zh_deferred_t *token)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	ctx->parked = true;
+	token->worker = ctx->w;
+	token->conn = ctx->conn;
+	token->gen = ++ctx->conn->defer_gen;
 }
 
 int zh_reply(zh_response_t *resp, int status, const char *content_type, const void *body,

@@ -153,6 +153,32 @@ static const char *set_vhost(struct zhd_settings *s, const struct zhd_option *o,
 	return NULL;
 }
 
+/* PREFIX=URL[,URL...]: PREFIX a path starting with '/', the URLs checked by zh_proxy_new. */
+static const char *set_proxy(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	(void)o;
+	if (eq == NULL || v[0] != '/' || eq[1] == '\0')
+		return "expected PREFIX=URL[,URL...] with PREFIX starting with '/'";
+	if (s->n_proxies == ZHD_UPSTREAM_ROUTES_MAX)
+		return "at most 64 of them";
+	s->proxies[s->n_proxies++] = v;
+	return NULL;
+}
+
+static const char *set_proxy_balance(struct zhd_settings *s, const struct zhd_option *o,
+				     const char *v)
+{
+	(void)o;
+	if (strcmp(v, "round-robin") == 0)
+		s->proxy_balance = ZH_PROXY_ROUND_ROBIN;
+	else if (strcmp(v, "least-outstanding") == 0)
+		s->proxy_balance = ZH_PROXY_LEAST_OUTSTANDING;
+	else
+		return "expected round-robin or least-outstanding";
+	return NULL;
+}
+
 static const char *set_rate_limit(struct zhd_settings *s, const struct zhd_option *o,
 				  const char *v)
 {
@@ -263,6 +289,13 @@ static const struct zhd_option options[] = {
 	FNF("vhost", "HOST=DIR", set_vhost, ZHD_OPT_REPEAT,
 	    "serve DIR, and only DIR, to requests whose Host is HOST\n"
 	    "(no case, port ignored) instead of --root; repeatable"),
+	FNF("proxy", "PREFIX=URL[,URL...]", set_proxy, ZHD_OPT_REPEAT,
+	    "reverse proxy: forward every request whose path starts\n"
+	    "with PREFIX, path unchanged, to the upstreams\n"
+	    "(http://HOST:PORT), balanced, over per-worker\n"
+	    "keep-alive pools; PREFIX / replaces --root; repeatable"),
+	FN("proxy-balance", "POLICY", set_proxy_balance,
+	   "round-robin (default) or least-outstanding"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"

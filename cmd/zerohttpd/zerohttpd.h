@@ -20,7 +20,7 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 /* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
 enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
-enum { ZHD_VHOST_MAX = 64 };
+enum { ZHD_VHOST_MAX = 64, ZHD_UPSTREAM_ROUTES_MAX = 64 };
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -58,6 +58,9 @@ struct zhd_settings {
 	size_t n_metrics_allow;
 	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
 	size_t n_vhosts;
+	const char *proxies[ZHD_UPSTREAM_ROUTES_MAX]; /* "PREFIX=URL[,URL...]" (--proxy) */
+	size_t n_proxies;
+	int proxy_balance; /* ZH_PROXY_ROUND_ROBIN or _LEAST_OUTSTANDING (--proxy-balance) */
 	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
 	 * here once there is one) */
 	char trusted_proxies[ZHD_PROXY_MAX * 48];
@@ -194,6 +197,10 @@ int zhd_cors_auth_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_auth_reload(void);
 int zhd_gzip_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_features_free(void);
+/* --proxy: one zh_proxy_t per PREFIX (proxy.c); true when one of them is "/" (the static
+ * root is then not served). */
+int zhd_proxy_start(zh_server_t *srv, const struct zhd_settings *s, bool *claims_root);
+void zhd_proxy_free(void);
 
 /* ---- monitoring.c: /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow ------------ */
 

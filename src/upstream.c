@@ -1,0 +1,1209 @@
+/* upstream.c — the reverse proxy (zh_proxy_*): per-worker keep-alive pools of upstream
+ * connections, balancing, nonblocking connects driven by the worker's own epoll loop, the
+ * exchange (a deferred response) and its timeouts, the streamed body, metrics.
+ *
+ * One proxied request, on the client connection's worker:
+ *   handler    picks an upstream, takes an idle pooled connection (or starts a
+ *              nonblocking connect), writes the request head (upstream_parse.c) into the
+ *              connection's buffer, sends head + body with one writev when it can, and
+ *              defers the response (zh_resp_defer) under a worker timer (connect, then
+ *              header timeout);
+ *   watch      the upstream socket's events (ext.h zh__watch_t) finish the connect and the
+ *              send, then read the response head into the same buffer and parse it
+ *              strictly; the deferred response resumes at once on the worker
+ *              (zh__deferred_resume_now: no inbox, no eventfd);
+ *   deliver    copies the end-to-end fields, commits the status, declares the length, and
+ *              queues the body bytes already read by reference (zh_write_ref into the
+ *              buffer: never copied again); a body still coming is a producer's;
+ *   producer   runs only when the client's socket has taken everything queued, so a slow
+ *              client stops the reads from the upstream (TCP backpressure: the proxy holds
+ *              at most one buffer per exchange). With nothing to read it parks
+ *              (zh__resp_park) until the upstream socket's next event;
+ *   done hook  (a route middleware) gives the connection back to the pool when the body
+ *              was read whole and every reference into its buffer was released, or closes it.
+ *
+ * Memory: zh_proxy_new allocates everything (connection slots, and one mapping for every
+ * worker's buffers whose pages are touched only when used); nothing per request.
+ */
+#include "upstream_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum {
+	BUF_SIZE = 16384, /* per upstream connection: request head, then response head + body */
+	UP_MAX = 64,	  /* upstreams per proxy (a bitmask of the tried ones) */
+	RUNS_MAX = 32,	  /* chunked data runs queued per read */
+};
+
+enum uc_state { UC_FREE, UC_CONNECTING, UC_SENDING, UC_HEAD, UC_BODY, UC_DONE, UC_IDLE,
+		UC_DEAD };
+
+struct pw;
+struct ex;
+
+/* An upstream connection. Owned by its worker; its buffer stays allocated while queued
+ * references into it are pending (refs), whatever happened to the exchange. */
+typedef struct uconn {
+	zh__watch_t watch; /* first: the epoll tag points here */
+	struct pw *pw;
+	struct ex *ex;	   /* the exchange using it; NULL when idle or orphaned */
+	struct uconn *next, *prev;
+	char *buf;
+	int fd;
+	uint8_t state;
+	bool reusable;	   /* UC_DONE: the response was read whole, keep-alive allowed */
+	uint16_t up;
+	uint32_t refs;	   /* zh_write_ref releases still to come */
+	uint32_t len;	   /* bytes in buf */
+	uint32_t sent;	   /* request bytes sent */
+	uint32_t head_len; /* request head bytes in buf */
+	uint64_t idle_since_ms;
+} uconn_t;
+
+/* One upstream as one worker sees it. Counters: one writer (the worker), read on scrape. */
+typedef struct upw {
+	uconn_t *idle_head, *idle_tail; /* most recently used first */
+	unsigned nidle, nopen, outstanding;
+	uint64_t down_until_ms;		/* passive failure detection */
+	uint64_t requests, opened, connect_failures, timeouts, bad_responses, retries,
+		responses, latency_us_sum;
+} upw_t;
+
+typedef struct pw {
+	zh_proxy_t *p;
+	zh__worker_t *w;
+	uconn_t *free;
+	unsigned rr;
+	bool tick_added;
+	uint64_t unavailable; /* 503: nothing up or every pool full */
+	upw_t *ups;
+	zh__uhead_t head; /* scratch: parsed then delivered at once */
+} pw_t;
+
+struct upstream {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char url[256];
+	char authority[262]; /* host[:port] as written in the URL: the default Host */
+};
+
+struct zh_proxy {
+	zh_proxy_options_t o;
+	const zh_server_t *srv;
+	unsigned n_up, nworkers, per_worker;
+	struct upstream *up;
+	pw_t *pw;
+	uconn_t *conns;
+	char *bufs;
+	size_t bufs_len;
+	char host[256];
+	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
+};
+
+static pthread_mutex_t proxies_lock = PTHREAD_MUTEX_INITIALIZER;
+static zh_proxy_t *proxies;
+
+/* The exchange: in zh_resp_state (valid until the response ends); found again by the done
+ * hook through the route middleware's slot. */
+typedef struct ex {
+	zh_deferred_t token; /* the deferred response, then the parked producer */
+	zh_timer_t timer;
+	pw_t *pw;
+	uconn_t *uc;
+	zh_request_t *req;   /* alive while the response is deferred or produced */
+	zh_slice_t body;
+	uint64_t tried;	     /* upstreams tried, as bits */
+	uint64_t left;	     /* ZH__UF_LENGTH: body bytes still to come */
+	uint64_t started_us;
+	zh__uchunk_t chunk;
+	uint32_t hoff;	     /* where the final head starts in uc->buf (after 1xx heads) */
+	uint16_t status;     /* an error to answer */
+	uint16_t retry_s;    /* its Retry-After, for a 503 */
+	uint8_t framing;
+	bool active, head_req, idempotent, parked, failed;
+} ex_t;
+_Static_assert(sizeof(ex_t) <= ZH_RESP_STATE_SIZE, "the exchange lives in zh_resp_state");
+
+#define CNT(field) __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, \
+				    __ATOMIC_RELAXED)
+
+static int attempt(ex_t *ex, zh_request_t *req);
+static void uc_event(zh__worker_t *w, zh__watch_t *x, uint32_t events);
+
+/* ---- options and set-up ------------------------------------------------------------------ */
+
+void zh_proxy_options_init(zh_proxy_options_t *o)
+{
+	memset(o, 0, sizeof *o);
+	o->balance = ZH_PROXY_ROUND_ROBIN;
+	o->max_idle = 32;
+	o->max_conns = 256;
+	o->connect_timeout_ms = 2000;
+	o->header_timeout_ms = 30000;
+	o->idle_timeout_ms = 30000;
+	o->keepalive_timeout_ms = 60000;
+	o->fail_timeout_ms = 5000;
+}
+
+/* "http://host[:port][/]": resolved once, here (getaddrinfo may block and allocate). */
+static int parse_url(const char *url, struct upstream *u)
+{
+	char host[256], port[8] = "80";
+	const char *h, *end, *colon;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+	size_t hl;
+	if (strncmp(url, "http://", 7) != 0)
+		return strncmp(url, "https://", 8) == 0 ? -ENOTSUP : -EINVAL;
+	h = url + 7;
+	end = h + strcspn(h, "/");
+	if (*end && strcmp(end, "/") != 0)
+		return -EINVAL; /* the path is forwarded unchanged: no URI part (nginx's rule) */
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+		if (rb == NULL)
+			return -EINVAL;
+		hl = (size_t)(rb - h - 1);
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+		if (hl == 0 || hl >= sizeof host || (rb + 1 < end && colon == NULL))
+			return -EINVAL;
+		memcpy(host, h + 1, hl);
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		hl = (size_t)((colon ? colon : end) - h);
+		if (hl == 0 || hl >= sizeof host)
+			return -EINVAL;
+		memcpy(host, h, hl);
+	}
+	host[hl] = '\0';
+	if (colon) {
+		size_t pl = (size_t)(end - colon - 1);
+		if (pl == 0 || pl >= sizeof port || strspn(colon + 1, "0123456789") < pl)
+			return -EINVAL;
+		memcpy(port, colon + 1, pl);
+		port[pl] = '\0';
+	}
+	if (strlen(url) >= sizeof u->url || (size_t)(end - h) >= sizeof u->authority)
+		return -EINVAL;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -EHOSTUNREACH;
+	memcpy(&u->addr, res->ai_addr, res->ai_addrlen);
+	u->alen = res->ai_addrlen;
+	freeaddrinfo(res);
+	memcpy(u->url, url, (size_t)(end - url));
+	u->url[end - url] = '\0';
+	memcpy(u->authority, h, (size_t)(end - h));
+	u->authority[end - h] = '\0';
+	return 0;
+}
+
+static int check_options(const zh_proxy_options_t *o)
+{
+	if (o->n_upstreams == 0 || o->n_upstreams > UP_MAX || o->upstreams == NULL ||
+	    (o->balance != ZH_PROXY_ROUND_ROBIN && o->balance != ZH_PROXY_LEAST_OUTSTANDING) ||
+	    o->max_conns == 0 || o->max_conns > 65536 || o->max_idle > o->max_conns ||
+	    o->connect_timeout_ms == 0 || o->header_timeout_ms == 0 || o->idle_timeout_ms == 0)
+		return -EINVAL;
+	if (o->host && (strlen(o->host) >= 256 || !zh__valid_field_value(o->host, strlen(o->host)) ||
+			!*o->host))
+		return -EINVAL;
+	return 0;
+}
+
+static int carve(zh_proxy_t *p)
+{
+	size_t n = (size_t)p->nworkers * p->per_worker;
+	p->pw = calloc(p->nworkers, sizeof *p->pw);
+	p->conns = calloc(n, sizeof *p->conns);
+	if (p->pw == NULL || p->conns == NULL)
+		return -ENOMEM;
+	p->bufs_len = n * BUF_SIZE;
+	p->bufs = mmap(NULL, p->bufs_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (p->bufs == MAP_FAILED) {
+		p->bufs = NULL;
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < p->nworkers; i++) {
+		pw_t *pw = &p->pw[i];
+		pw->p = p;
+		if ((pw->ups = calloc(p->n_up, sizeof *pw->ups)) == NULL)
+			return -ENOMEM;
+		for (unsigned j = 0; j < p->per_worker; j++) {
+			uconn_t *uc = &p->conns[(size_t)i * p->per_worker + j];
+			uc->watch.fn = uc_event;
+			uc->pw = pw;
+			uc->fd = -1;
+			uc->buf = p->bufs + ((size_t)i * p->per_worker + j) * BUF_SIZE;
+			uc->next = pw->free;
+			pw->free = uc;
+		}
+	}
+	return 0;
+}
+
+zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o, int *err)
+{
+	zh_proxy_t *p = NULL;
+	int r = srv == NULL || o == NULL ? -EINVAL : check_options(o);
+	if (r == 0 && (p = calloc(1, sizeof *p)) == NULL)
+		r = -ENOMEM;
+	if (r == 0) {
+		p->o = *o;
+		p->srv = srv;
+		p->n_up = (unsigned)o->n_upstreams;
+		p->nworkers = zh_server_workers(srv);
+		p->per_worker = p->n_up * o->max_conns;
+		if (o->host) {
+			strcpy(p->host, o->host);
+			p->o.host = p->host;
+		}
+		p->o.upstreams = NULL; /* not kept: copied below */
+		if ((p->up = calloc(p->n_up, sizeof *p->up)) == NULL)
+			r = -ENOMEM;
+	}
+	for (unsigned i = 0; r == 0 && i < p->n_up; i++)
+		r = o->upstreams[i] ? parse_url(o->upstreams[i], &p->up[i]) : -EINVAL;
+	if (r == 0)
+		r = carve(p);
+	if (r < 0) {
+		zh_proxy_free(p);
+		if (err)
+			*err = r;
+		return NULL;
+	}
+	pthread_mutex_lock(&proxies_lock);
+	p->next = proxies;
+	proxies = p;
+	pthread_mutex_unlock(&proxies_lock);
+	return p;
+}
+
+void zh_proxy_free(zh_proxy_t *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&proxies_lock);
+	for (zh_proxy_t **q = &proxies; *q; q = &(*q)->next)
+		if (*q == p) {
+			*q = p->next;
+			break;
+		}
+	pthread_mutex_unlock(&proxies_lock);
+	if (p->conns)
+		for (size_t i = 0; i < (size_t)p->nworkers * p->per_worker; i++)
+			if (p->conns[i].fd >= 0)
+				close(p->conns[i].fd);
+	if (p->bufs)
+		munmap(p->bufs, p->bufs_len);
+	for (unsigned i = 0; p->pw && i < p->nworkers; i++)
+		free(p->pw[i].ups);
+	free(p->pw);
+	free(p->conns);
+	free(p->up);
+	free(p);
+}
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+static void idle_unlink(upw_t *u, uconn_t *uc)
+{
+	if (uc->prev)
+		uc->prev->next = uc->next;
+	else
+		u->idle_head = uc->next;
+	if (uc->next)
+		uc->next->prev = uc->prev;
+	else
+		u->idle_tail = uc->prev;
+	uc->next = uc->prev = NULL;
+	u->nidle--;
+}
+
+/* Closes the socket; the slot returns to the free list once no reference into its buffer
+ * is queued (else at the last release, UC_DEAD). */
+static void uc_close(uconn_t *uc)
+{
+	upw_t *u = &uc->pw->ups[uc->up];
+	if (uc->state == UC_IDLE)
+		idle_unlink(u, uc);
+	if (uc->fd >= 0) {
+		close(uc->fd); /* also leaves the epoll set */
+		uc->fd = -1;
+		u->nopen--;
+	}
+	uc->ex = NULL;
+	if (uc->refs) {
+		uc->state = UC_DEAD;
+		return;
+	}
+	uc->state = UC_FREE;
+	uc->next = uc->pw->free;
+	uc->pw->free = uc;
+}
+
+static void uc_idle(uconn_t *uc)
+{
+	upw_t *u = &uc->pw->ups[uc->up];
+	if (u->nidle >= uc->pw->p->o.max_idle || zh__ext_draining(uc->pw->w)) {
+		uc_close(uc);
+		return;
+	}
+	uc->state = UC_IDLE;
+	uc->ex = NULL;
+	uc->idle_since_ms = zh__ext_now_ms(uc->pw->w);
+	uc->prev = NULL;
+	uc->next = u->idle_head;
+	if (u->idle_head)
+		u->idle_head->prev = uc;
+	else
+		u->idle_tail = uc;
+	u->idle_head = uc;
+	u->nidle++;
+}
+
+/* A response read whole and no longer referenced goes back to the pool. */
+static void uc_settle(uconn_t *uc)
+{
+	if (uc->refs || uc->ex)
+		return;
+	if (uc->state == UC_DONE && uc->reusable)
+		uc_idle(uc);
+	else if (uc->state == UC_DEAD || uc->state == UC_DONE)
+		uc_close(uc);
+}
+
+static void uc_release(void *arg)
+{
+	uconn_t *uc = arg;
+	uc->refs--;
+	if (uc->refs == 0 && uc->state == UC_DEAD) {
+		uc->state = UC_FREE;
+		uc->next = uc->pw->free;
+		uc->pw->free = uc;
+		return;
+	}
+	uc_settle(uc);
+}
+
+/* Idle connections past keepalive_timeout_ms close (a periodic hook of the worker). */
+static uint64_t pool_tick(zh__worker_t *w, bool final, void *arg)
+{
+	pw_t *pw = arg;
+	uint64_t now = zh__ext_now_ms(w), ttl = pw->p->o.keepalive_timeout_ms, due = 0;
+	for (unsigned i = 0; i < pw->p->n_up; i++) {
+		upw_t *u = &pw->ups[i];
+		while (u->idle_tail && (final || u->idle_tail->idle_since_ms + ttl <= now))
+			uc_close(u->idle_tail);
+		if (u->idle_tail && (due == 0 || u->idle_tail->idle_since_ms + ttl < due))
+			due = u->idle_tail->idle_since_ms + ttl;
+	}
+	return due;
+}
+
+/* A new nonblocking connection to upstream i: UC_CONNECTING (or UC_SENDING when the
+ * connect completed at once), or NULL with *err. */
+static uconn_t *uc_open(pw_t *pw, unsigned i, int *err)
+{
+	const struct upstream *up = &pw->p->up[i];
+	uconn_t *uc = pw->free;
+	int fd, one = 1, r;
+	if (uc == NULL || pw->ups[i].nopen >= pw->p->o.max_conns) {
+		*err = -EAGAIN;
+		return NULL;
+	}
+	fd = socket(up->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* best effort */
+	r = connect(fd, (const struct sockaddr *)&up->addr, up->alen);
+	if ((r < 0 && errno != EINPROGRESS) || (*err = zh__watch_add(pw->w, fd, &uc->watch)) < 0) {
+		if (r < 0 && errno != EINPROGRESS)
+			*err = -errno;
+		close(fd);
+		return NULL;
+	}
+	pw->free = uc->next;
+	uc->next = uc->prev = NULL;
+	uc->fd = fd;
+	uc->up = (uint16_t)i;
+	uc->state = r == 0 ? UC_SENDING : UC_CONNECTING;
+	uc->refs = 0;
+	pw->ups[i].nopen++;
+	CNT(pw->ups[i].opened);
+	return uc;
+}
+
+/* ---- balancing ----------------------------------------------------------------------------- */
+
+/* The next upstream for ex: not tried yet, not down, with room. Round robin starts each
+ * request one further; least outstanding takes the fewest in flight (this worker's), ties
+ * in round-robin order. -503 when none is up (*retry_s: until the first comes back), -502
+ * when every upstream has been tried. */
+static int pick(ex_t *ex, unsigned *retry_s)
+{
+	pw_t *pw = ex->pw;
+	zh_proxy_t *p = pw->p;
+	uint64_t now = zh__ext_now_ms(pw->w), back = 0;
+	unsigned start = pw->rr++, n = p->n_up, untried = 0;
+	int best = -1;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (start + k) % n;
+		upw_t *u = &pw->ups[i];
+		if (ex->tried & (1ull << i))
+			continue;
+		untried++;
+		if (u->down_until_ms > now) {
+			if (back == 0 || u->down_until_ms < back)
+				back = u->down_until_ms;
+			continue;
+		}
+		if (u->nidle == 0 && u->nopen >= p->o.max_conns)
+			continue;
+		if (best < 0 || (p->o.balance == ZH_PROXY_LEAST_OUTSTANDING &&
+				 u->outstanding < pw->ups[best].outstanding))
+			best = (int)i;
+		if (p->o.balance == ZH_PROXY_ROUND_ROBIN)
+			break;
+	}
+	if (best >= 0)
+		return best;
+	if (untried == 0 && ex->tried)
+		return -502;
+	*retry_s = back ? (unsigned)((back - now + 999) / 1000) : 1;
+	return -503;
+}
+
+static bool all_down(const pw_t *pw)
+{
+	uint64_t now = zh__ext_now_ms(pw->w);
+	for (unsigned i = 0; i < pw->p->n_up; i++)
+		if (pw->ups[i].down_until_ms <= now)
+			return false;
+	return true;
+}
+
+/* ---- the exchange: errors -------------------------------------------------------------------- */
+
+static void answer_status(zh_response_t *resp, int status, unsigned retry_s)
+{
+	char ra[12];
+	static const char *const text[] = {"502 Bad Gateway\n", "503 Service Unavailable\n",
+					   "504 Gateway Timeout\n"};
+	const char *t = text[status == 503 ? 1 : status == 504 ? 2 : 0];
+	snprintf(ra, sizeof ra, "%u", retry_s ? retry_s : 1);
+	if (status == 503 && zh_resp_header_set(resp, "Retry-After", ra) < 0)
+		return; /* sticky: the response is a 500 now */
+	(void)zh_reply(resp, status, "text/plain; charset=utf-8", t, strlen(t));
+}
+
+static void resumed_error(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	ex_t *ex = arg;
+	if (req == NULL)
+		return; /* the done hook already let the exchange go */
+	answer_status(resp, ex->status, ex->retry_s);
+}
+
+static void retry(zh_request_t *req, zh_response_t *resp, void *arg);
+
+/* The connection in use failed before any response byte. Retry elsewhere when nothing of
+ * the request reached the upstream and the method is idempotent (RFC 9110 §9.2.2); else
+ * answer status. Called from the loop (watch or timer), never from the handler. */
+static void fail_async(ex_t *ex, int status, bool nothing_sent)
+{
+	uconn_t *uc = ex->uc;
+	if (uc) {
+		ex->pw->ups[uc->up].outstanding--;
+		if (nothing_sent && ex->idempotent)
+			CNT(ex->pw->ups[uc->up].retries);
+		ex->uc = NULL;
+		uc_close(uc);
+	}
+	zh_timer_cancel(&ex->timer);
+	if (nothing_sent && ex->idempotent) {
+		zh__deferred_resume_now(&ex->token, retry, ex);
+		return;
+	}
+	ex->status = (uint16_t)(status == 502 && all_down(ex->pw) ? 503 : status);
+	zh__deferred_resume_now(&ex->token, resumed_error, ex);
+}
+
+/* A retry runs as a resumption: it has the request, may defer again, or answers. */
+static void retry(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	ex_t *ex = arg;
+	int r;
+	if (req == NULL)
+		return;
+	r = attempt(ex, req);
+	if (r > 0)
+		answer_status(resp, r, ex->retry_s);
+	else if (zh_resp_defer(resp, &ex->token) < 0)
+		answer_status(resp, 502, 0);
+}
+
+static void on_timer(zh_request_t *req, void *arg)
+{
+	ex_t *ex = arg;
+	uconn_t *uc = ex->uc;
+	(void)req;
+	if (uc == NULL)
+		return;
+	if (uc->state == UC_BODY) {
+		if (!ex->parked) {
+			/* the client is the slow one: the upstream is not stalled. The client's
+			 * write timeout guards that side. */
+			if (zh_timer_start(req, &ex->timer, ex->pw->p->o.idle_timeout_ms, on_timer,
+					   ex) < 0)
+				ex->failed = true;
+			return;
+		}
+		CNT(ex->pw->ups[uc->up].timeouts);
+		ex->failed = true;
+		ex->parked = false;
+		zh__resp_unpark(&ex->token);
+		return;
+	}
+	CNT(ex->pw->ups[uc->up].timeouts);
+	if (uc->state == UC_CONNECTING) {
+		ex->pw->ups[uc->up].down_until_ms =
+			zh__ext_now_ms(ex->pw->w) + ex->pw->p->o.fail_timeout_ms;
+		fail_async(ex, 504, true);
+		return;
+	}
+	fail_async(ex, 504, uc->sent == 0);
+}
+
+/* ---- sending the request ------------------------------------------------------------------- */
+
+/* 1: all sent; 0: the socket is full; < 0: an error. */
+static int send_more(ex_t *ex, uconn_t *uc)
+{
+	while (uc->sent < uc->head_len + ex->body.len) {
+		struct iovec iov[2];
+		int n = 0;
+		ssize_t w;
+		if (uc->sent < uc->head_len)
+			iov[n++] = (struct iovec){uc->buf + uc->sent, uc->head_len - uc->sent};
+		if (ex->body.len) {
+			size_t off = uc->sent > uc->head_len ? uc->sent - uc->head_len : 0;
+			iov[n++] = (struct iovec){(void *)(ex->body.ptr + off), ex->body.len - off};
+		}
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		w = sendmsg(uc->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		uc->sent += (uint32_t)w;
+	}
+	return 1;
+}
+
+/* Picks an upstream and starts the exchange on it: 0 (waiting for events), or the status to
+ * answer now. Called by the handler and by retries. */
+static int attempt(ex_t *ex, zh_request_t *req)
+{
+	pw_t *pw = ex->pw;
+	zh_proxy_t *p = pw->p;
+	for (;;) {
+		unsigned retry_s = 1;
+		int i = pick(ex, &retry_s), err = 0;
+		uconn_t *uc;
+		upw_t *u;
+		zh__ureq_extra_t x;
+		char client[64];
+		ssize_t hl;
+		if (i < 0) {
+			ex->retry_s = (uint16_t)(retry_s > 3600 ? 3600 : retry_s);
+			if (i == -503)
+				CNT(pw->unavailable);
+			return -i;
+		}
+		u = &pw->ups[i];
+		ex->tried |= 1ull << i;
+		if ((uc = u->idle_head) != NULL) {
+			idle_unlink(u, uc);
+			uc->state = UC_SENDING;
+		} else if ((uc = uc_open(pw, (unsigned)i, &err)) == NULL) {
+			if (err == -EAGAIN)
+				continue; /* no slot for this one: another may have room */
+			CNT(u->connect_failures);
+			u->down_until_ms = zh__ext_now_ms(pw->w) + p->o.fail_timeout_ms;
+			if (ex->idempotent)
+				continue; /* nothing was sent: RFC 9110 §9.2.2 allows another try */
+			return all_down(pw) ? 503 : 502;
+		}
+		CNT(u->requests);
+		u->outstanding++;
+		uc->ex = ex;
+		uc->sent = uc->len = 0;
+		uc->reusable = false;
+		ex->uc = uc;
+		x.host = p->o.host ? p->o.host : p->up[i].authority;
+		if (p->o.host == NULL && zh_req_host(req).len) {
+			x.host = zh_req_host(req).ptr;
+			x.host_len = zh_req_host(req).len;
+		} else {
+			x.host_len = strlen(x.host);
+		}
+		x.client_v6 = zh_req_peer_addr(req, (uint8_t[16]){0}) == AF_INET6;
+		zh_req_peer_str(req, client, sizeof client);
+		x.client = client;
+		x.has_body = ex->body.len > 0 || (zh_req_method_bit(req) &
+						  (ZH_POST | ZH_PUT | ZH_PATCH));
+		x.body_len = ex->body.len;
+		hl = zh__ureq_write(req, &x, uc->buf, BUF_SIZE);
+		if (hl < 0) {
+			u->outstanding--;
+			ex->uc = NULL;
+			uc_close(uc);
+			return 502; /* a head too large for the buffer */
+		}
+		uc->head_len = (uint32_t)hl;
+		if (uc->state == UC_SENDING) {
+			int r = send_more(ex, uc);
+			if (r < 0) {
+				/* a pooled connection the upstream had closed: nothing was taken */
+				u->outstanding--;
+				ex->uc = NULL;
+				uc_close(uc);
+				if (uc->sent == 0 && ex->idempotent)
+					continue;
+				return 502;
+			}
+			if (r == 1)
+				uc->state = UC_HEAD;
+		}
+		return zh_timer_start(req, &ex->timer,
+				      uc->state == UC_CONNECTING ? p->o.connect_timeout_ms
+								 : p->o.header_timeout_ms,
+				      on_timer, ex) < 0
+			       ? 502
+			       : 0;
+	}
+}
+
+/* ---- the response head ---------------------------------------------------------------------- */
+
+static bool listed_in_connection(const char *b, const zh__uhead_t *h, const char *n, size_t nl)
+{
+	for (uint32_t i = 0; i < h->nfields; i++) {
+		const zh__ufield_t *f = &h->f[i];
+		const char *v = b + f->voff;
+		size_t j = 0;
+		if (f->nlen != 10 || !zh__ieq(b + f->noff, "connection", 10))
+			continue;
+		while (j < f->vlen) {
+			size_t s;
+			while (j < f->vlen && (v[j] == ' ' || v[j] == '\t' || v[j] == ','))
+				j++;
+			s = j;
+			while (j < f->vlen && v[j] != ',' && v[j] != ' ' && v[j] != '\t')
+				j++;
+			if (j - s == nl && zh__ieq(v + s, n, nl))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The end-to-end fields of the upstream's head, onto resp. False when they would not fit
+ * the response's header store (the caller answers 502 rather than a 500). */
+static bool copy_fields(zh_response_t *resp, const char *b, const zh__uhead_t *h)
+{
+	size_t bytes = 0;
+	unsigned n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < h->nfields; i++) {
+			const zh__ufield_t *f = &h->f[i];
+			const char *nm = b + f->noff;
+			if (zh__uhop_by_hop(nm, f->nlen) || listed_in_connection(b, h, nm, f->nlen) ||
+			    (f->nlen == 14 && zh__ieq(nm, "content-length", 14)) ||
+			    (f->nlen == 4 && zh__ieq(nm, "date", 4)))
+				continue;
+			if (pass == 0) {
+				n++;
+				bytes += f->nlen + f->vlen + 4u;
+			} else if (zh__resp_header_addn(resp, nm, f->nlen, b + f->voff, f->vlen) < 0) {
+				return false;
+			}
+		}
+		/* room left for the library's Retry-After/Content-Type-like additions: 2 fields */
+		if (pass == 0 && (n > 28 || bytes > 3800))
+			return false;
+	}
+	return true;
+}
+
+/* Body bytes in uc->buf[from, to): queued by reference. false on malformed framing. */
+static bool body_bytes(ex_t *ex, zh_response_t *resp, uint32_t from, uint32_t to)
+{
+	uconn_t *uc = ex->uc;
+	if (ex->framing == ZH__UF_CHUNKED) {
+		while (from < to && !zh__uchunk_done(&ex->chunk)) {
+			zh__urun_t runs[RUNS_MAX];
+			unsigned nr = 0;
+			ssize_t used = zh__uchunk_feed(&ex->chunk, uc->buf + from, to - from, runs,
+						       &nr, RUNS_MAX);
+			if (used < 0)
+				return false;
+			for (unsigned k = 0; k < nr; k++) {
+				if (zh_write_ref(resp, uc->buf + from + runs[k].off, runs[k].len,
+						 uc_release, uc) < 0)
+					return false;
+				uc->refs++;
+			}
+			from += (uint32_t)used;
+		}
+		if (zh__uchunk_done(&ex->chunk) && from < to)
+			uc->reusable = false; /* bytes after the body: never reuse */
+		return true;
+	}
+	if (ex->framing == ZH__UF_LENGTH && to - from > ex->left) {
+		uc->reusable = false; /* more than declared: the rest is not ours to send */
+		to = from + (uint32_t)ex->left;
+	}
+	if (to > from) {
+		if (zh_write_ref(resp, uc->buf + from, to - from, uc_release, uc) < 0)
+			return false;
+		uc->refs++;
+		ex->left -= ex->framing == ZH__UF_LENGTH ? to - from : 0;
+	}
+	return true;
+}
+
+static bool body_complete(const ex_t *ex)
+{
+	return ex->framing == ZH__UF_NONE ||
+	       (ex->framing == ZH__UF_LENGTH && ex->left == 0) ||
+	       (ex->framing == ZH__UF_CHUNKED && zh__uchunk_done(&ex->chunk));
+}
+
+static void body_finished(ex_t *ex)
+{
+	uconn_t *uc = ex->uc;
+	zh_timer_cancel(&ex->timer);
+	uc->state = UC_DONE;
+	uc->reusable = uc->reusable && body_complete(ex);
+}
+
+static int produce(zh_response_t *resp, void *arg);
+
+static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	ex_t *ex = arg;
+	uconn_t *uc = ex->uc;
+	const zh__uhead_t *h = &ex->pw->head;
+	const char *b = uc ? uc->buf + ex->hoff : NULL;
+	char len[24];
+	if (req == NULL || uc == NULL)
+		return;
+	upw_t *u = &ex->pw->ups[uc->up];
+	CNT(u->responses);
+	__atomic_store_n(&u->latency_us_sum, u->latency_us_sum + (zh__now_us() - ex->started_us),
+			 __ATOMIC_RELAXED);
+	ex->framing = (uint8_t)h->framing;
+	ex->left = h->length;
+	memset(&ex->chunk, 0, sizeof ex->chunk);
+	uc->reusable = h->keep_alive;
+	if (h->status > 599 || !copy_fields(resp, b, h)) {
+		CNT(u->bad_responses);
+		uc->reusable = false;
+		uc->state = UC_DONE;
+		answer_status(resp, 502, 0);
+		return;
+	}
+	if (h->framing == ZH__UF_LENGTH || (ex->head_req && h->framing == ZH__UF_NONE &&
+					    h->status != 204 && h->status != 304)) {
+		/* HEAD: the upstream's Content-Length describes the GET's body (RFC 9110 §9.3.2) */
+		zh_slice_t v = {0};
+		for (uint32_t i = 0; i < h->nfields; i++)
+			if (h->f[i].nlen == 14 && zh__ieq(b + h->f[i].noff, "content-length", 14))
+				v = (zh_slice_t){b + h->f[i].voff, h->f[i].vlen};
+		if (h->framing == ZH__UF_LENGTH)
+			v.len = (size_t)snprintf(len, sizeof len, "%llu",
+						 (unsigned long long)h->length),
+			v.ptr = len;
+		if (v.len && zh_resp_header_setn(resp, "Content-Length", 14, v.ptr, v.len) < 0)
+			return;
+	}
+	if (zh_write_header(resp, h->status) < 0)
+		return;
+	if (!body_bytes(ex, resp, ex->hoff + h->head_len, uc->len)) {
+		CNT(u->bad_responses);
+		ex->failed = true;
+	}
+	if (ex->failed || body_complete(ex)) {
+		body_finished(ex);
+		return;
+	}
+	uc->state = UC_BODY;
+	if (zh_resp_produce(resp, produce, ex) < 0 ||
+	    zh_timer_start(req, &ex->timer, ex->pw->p->o.idle_timeout_ms, on_timer, ex) < 0)
+		ex->failed = true;
+}
+
+/* The rest of the body, each time the client's socket has taken everything queued. */
+static int produce(zh_response_t *resp, void *arg)
+{
+	ex_t *ex = arg;
+	uconn_t *uc = ex->uc;
+	if (resp == NULL || uc == NULL)
+		return ZH_PRODUCE_DONE; /* the done hook lets the connection go */
+	if (ex->failed || uc->refs) {
+		uc->reusable = false;
+		return -EIO;
+	}
+	for (;;) {
+		ssize_t n = recv(uc->fd, uc->buf, BUF_SIZE, 0);
+		uint64_t before = zh_resp_body_len(resp);
+		if (n > 0) {
+			uc->len = (uint32_t)n;
+			if (!body_bytes(ex, resp, 0, (uint32_t)n)) {
+				CNT(ex->pw->ups[uc->up].bad_responses);
+				uc->reusable = false;
+				return -EIO;
+			}
+			if (body_complete(ex)) {
+				body_finished(ex);
+				return ZH_PRODUCE_DONE;
+			}
+			if (zh_resp_body_len(resp) == before)
+				continue; /* framing bytes only */
+			return zh_timer_start(zh_resp_request(resp), &ex->timer,
+					      ex->pw->p->o.idle_timeout_ms, on_timer, ex) < 0
+				       ? -EIO
+				       : ZH_PRODUCE_MORE;
+		}
+		if (n == 0 && ex->framing == ZH__UF_CLOSE) {
+			uc->reusable = false;
+			body_finished(ex);
+			return ZH_PRODUCE_DONE;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (errno == EINTR)
+				continue;
+			ex->parked = true;
+			zh__resp_park(resp, &ex->token);
+			return ZH_PRODUCE_MORE;
+		}
+		CNT(ex->pw->ups[uc->up].bad_responses); /* closed or reset mid-body */
+		uc->reusable = false;
+		return -EIO;
+	}
+}
+
+/* Reads and parses the response head; 1xx interim heads are skipped (101 refused: no
+ * tunnel was asked for, the Upgrade field is never forwarded). */
+static void read_head(ex_t *ex, uconn_t *uc)
+{
+	pw_t *pw = ex->pw;
+	for (;;) {
+		ssize_t n = recv(uc->fd, uc->buf + uc->len, BUF_SIZE - uc->len, 0);
+		int r;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			CNT(pw->ups[uc->up].bad_responses);
+			fail_async(ex, 502, false);
+			return;
+		}
+		uc->len += (uint32_t)n;
+		for (;;) {
+			r = zh__uresp_parse(uc->buf + ex->hoff, uc->len - ex->hoff, ex->head_req,
+					    &pw->head);
+			if (r > 0 && pw->head.status < 200 && pw->head.status != 101) {
+				ex->hoff += (uint32_t)r;
+				continue;
+			}
+			break;
+		}
+		if (r < 0 || (r > 0 && pw->head.status == 101) || (r == 0 && uc->len == BUF_SIZE)) {
+			CNT(pw->ups[uc->up].bad_responses);
+			fail_async(ex, 502, false);
+			return;
+		}
+		if (r > 0) {
+			zh_timer_cancel(&ex->timer);
+			zh__deferred_resume_now(&ex->token, deliver, ex);
+			return;
+		}
+	}
+}
+
+static void uc_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
+{
+	uconn_t *uc = (uconn_t *)(void *)x;
+	ex_t *ex = uc->ex;
+	(void)w;
+	switch (uc->state) {
+	case UC_IDLE: {
+		char c;
+		/* the upstream closed its end (or sent bytes nobody asked for) */
+		if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) &&
+		    !(recv(uc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN))
+			uc_close(uc);
+		return;
+	}
+	case UC_CONNECTING: {
+		int e = 0;
+		socklen_t el = sizeof e;
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (getsockopt(uc->fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+			e = errno;
+		if (e) {
+			upw_t *u = &ex->pw->ups[uc->up];
+			CNT(u->connect_failures);
+			u->down_until_ms = zh__ext_now_ms(ex->pw->w) + ex->pw->p->o.fail_timeout_ms;
+			fail_async(ex, 502, true);
+			return;
+		}
+		ex->pw->ups[uc->up].down_until_ms = 0;
+		uc->state = UC_SENDING;
+	}
+		/* fall through */
+	case UC_SENDING: {
+		int r = send_more(ex, uc);
+		if (r < 0) {
+			fail_async(ex, 502, uc->sent == 0);
+			return;
+		}
+		if (r == 0)
+			return;
+		uc->state = UC_HEAD;
+		if (zh_timer_start(ex->req, &ex->timer, ex->pw->p->o.header_timeout_ms, on_timer,
+				   ex) < 0) {
+			fail_async(ex, 502, false);
+			return;
+		}
+		if (events & EPOLLIN) /* an early answer (a 413, say) may be waiting already */
+			read_head(ex, uc);
+		return;
+	}
+	case UC_HEAD:
+		read_head(ex, uc);
+		return;
+	case UC_BODY:
+		if (ex->parked && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
+			ex->parked = false;
+			zh__resp_unpark(&ex->token);
+		}
+		return;
+	default:
+		return; /* a stale event of a slot closed in this round */
+	}
+}
+
+/* ---- the handler, the done hook, the route ------------------------------------------------ */
+
+static pw_t *worker_state(zh_proxy_t *p, zh_request_t *req)
+{
+	pw_t *pw = &p->pw[zh_req_worker(req)];
+	if (!pw->tick_added) {
+		pw->w = zh__ext_worker(req);
+		/* without the hook idle connections would only close on the upstream's side */
+		pw->tick_added = zh__worker_tick_add(pw->w, pool_tick, pw) == 0;
+	}
+	return pw;
+}
+
+static void handler(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_proxy_t *p = arg;
+	ex_t *ex = zh_resp_state(resp);
+	unsigned m = zh_req_method_bit(req);
+	int r;
+	memset(ex, 0, sizeof *ex);
+	zh_timer_init(&ex->timer);
+	ex->pw = worker_state(p, req);
+	ex->req = req;
+	ex->head_req = m == ZH_HEAD;
+	/* RFC 9110 §9.2.2; a method we do not know is not assumed idempotent */
+	ex->idempotent = (m & (ZH_GET | ZH_HEAD | ZH_PUT | ZH_DELETE | ZH_OPTIONS | ZH_TRACE)) != 0;
+	ex->started_us = zh__now_us();
+	if (zh_body_all(req, &ex->body) < 0)
+		ex->body = (zh_slice_t){NULL, 0};
+	ex->active = true;
+	r = attempt(ex, req);
+	if (r > 0) {
+		answer_status(resp, r, ex->retry_s);
+		return;
+	}
+	if (zh_resp_defer(resp, &ex->token) < 0)
+		answer_status(resp, 502, 0); /* not reached: a handler may always defer */
+}
+
+/* The route middleware: its slot points at the exchange (zh_resp_state, which the done
+ * hook may still read), so that a request that ends any way lets its connection go. */
+static int mw_before(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	ex_t *ex = zh_resp_state(resp);
+	(void)arg;
+	ex->active = false; /* until the handler runs */
+	*zh_mw_slot(req) = ex;
+	return ZH_MW_NEXT;
+}
+
+static void mw_done(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	ex_t *ex = *zh_mw_slot(req);
+	uconn_t *uc;
+	(void)resp, (void)arg;
+	if (ex == NULL || !ex->active)
+		return;
+	ex->active = false;
+	if ((uc = ex->uc) == NULL)
+		return;
+	ex->uc = NULL;
+	ex->pw->ups[uc->up].outstanding--;
+	uc->ex = NULL;
+	if (uc->state == UC_DONE)
+		uc_settle(uc); /* to the pool once the client has taken its bytes */
+	else
+		uc_close(uc); /* the client went away mid-exchange: the framing is lost */
+}
+
+int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p)
+{
+	zh_middleware_t mw = {.before = mw_before, .done = mw_done, .arg = p};
+	int r;
+	if (srv == NULL || pattern == NULL || p == NULL || p->srv != srv)
+		return -EINVAL;
+	r = zh_server_route(srv, ZH_METHOD_ANY, pattern, ZH_ROUTE_PREFIX, handler, p);
+	return r < 0 ? r : zh_route_use(srv, pattern, &mw);
+}
+
+/* ---- metrics ---------------------------------------------------------------------------------- */
+
+static uint64_t sum(const zh_proxy_t *p, unsigned i, size_t off)
+{
+	uint64_t s = 0;
+	for (unsigned k = 0; k < p->nworkers; k++) {
+		const char *u = (const char *)&p->pw[k].ups[i];
+		uint64_t v;
+		memcpy(&v, u + off, sizeof v); /* racy by design: a worker's plain store */
+		s += v;
+	}
+	return s;
+}
+
+static uint64_t sum_u(const zh_proxy_t *p, unsigned i, size_t off)
+{
+	uint64_t s = 0;
+	for (unsigned k = 0; k < p->nworkers; k++) {
+		unsigned v;
+		memcpy(&v, (const char *)&p->pw[k].ups[i] + off, sizeof v);
+		s += v;
+	}
+	return s;
+}
+
+static void line(zh_response_t *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(zh_response_t *resp, const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+	int n;
+	va_start(ap, fmt);
+	n = vsnprintf(b, sizeof b, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		(void)zh__write_encoded(resp, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
+}
+
+void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+		bool u;
+	} fam[] = {
+		{"zerohttp_upstream_requests_total", "counter", "Requests sent to the upstream.",
+		 offsetof(upw_t, requests), false},
+		{"zerohttp_upstream_responses_total", "counter", "Response heads received.",
+		 offsetof(upw_t, responses), false},
+		{"zerohttp_upstream_connections_opened_total", "counter",
+		 "Connections opened (the rest reused the keep-alive pool).",
+		 offsetof(upw_t, opened), false},
+		{"zerohttp_upstream_connect_failures_total", "counter",
+		 "Connections refused or failed.", offsetof(upw_t, connect_failures), false},
+		{"zerohttp_upstream_timeouts_total", "counter",
+		 "Connect, header and body-idle timeouts.", offsetof(upw_t, timeouts), false},
+		{"zerohttp_upstream_bad_responses_total", "counter",
+		 "Malformed, ambiguous or truncated responses (502 or a cut body).",
+		 offsetof(upw_t, bad_responses), false},
+		{"zerohttp_upstream_retries_total", "counter",
+		 "Idempotent requests retried elsewhere after failing before any byte was sent.",
+		 offsetof(upw_t, retries), false},
+		{"zerohttp_upstream_header_seconds_sum", "counter",
+		 "Time from the request to the upstream's response head, summed.",
+		 offsetof(upw_t, latency_us_sum), false},
+		{"zerohttp_upstream_pool_idle", "gauge", "Idle keep-alive connections.",
+		 offsetof(upw_t, nidle), true},
+		{"zerohttp_upstream_pool_open", "gauge", "Open connections, idle or busy.",
+		 offsetof(upw_t, nopen), true},
+		{"zerohttp_upstream_in_flight", "gauge", "Requests waiting for or reading a response.",
+		 offsetof(upw_t, outstanding), true},
+	};
+	bool any = false;
+	pthread_mutex_lock(&proxies_lock);
+	for (const zh_proxy_t *p = proxies; p; p = p->next)
+		any |= p->srv == srv;
+	for (size_t f = 0; any && f < sizeof fam / sizeof fam[0]; f++) {
+		line(resp, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+		     fam[f].type);
+		for (const zh_proxy_t *p = proxies; p; p = p->next)
+			for (unsigned i = 0; p->srv == srv && i < p->n_up; i++) {
+				uint64_t v = fam[f].u ? sum_u(p, i, fam[f].off) : sum(p, i, fam[f].off);
+				if (fam[f].off == offsetof(upw_t, latency_us_sum))
+					line(resp, "%s{upstream=\"%s\"} %.6f\n", fam[f].name,
+					     p->up[i].url, (double)v / 1e6);
+				else
+					line(resp, "%s{upstream=\"%s\"} %llu\n", fam[f].name,
+					     p->up[i].url, (unsigned long long)v);
+			}
+	}
+	if (any) {
+		uint64_t now = 0;
+		line(resp, "# HELP zerohttp_upstream_up Workers that consider the upstream up "
+			   "(passive checks).\n# TYPE zerohttp_upstream_up gauge\n");
+		for (const zh_proxy_t *p = proxies; p; p = p->next)
+			for (unsigned i = 0; p->srv == srv && i < p->n_up; i++) {
+				unsigned up = 0;
+				for (unsigned k = 0; k < p->nworkers; k++) {
+					now = p->pw[k].w ? zh__ext_now_ms(p->pw[k].w) : 0;
+					up += __atomic_load_n(&p->pw[k].ups[i].down_until_ms,
+							      __ATOMIC_RELAXED) <= now;
+				}
+				line(resp, "zerohttp_upstream_up{upstream=\"%s\"} %u\n", p->up[i].url,
+				     up);
+			}
+		line(resp, "# HELP zerohttp_proxy_unavailable_total 503s: no upstream up or "
+			   "every pool full.\n# TYPE zerohttp_proxy_unavailable_total counter\n");
+		uint64_t un = 0;
+		for (const zh_proxy_t *p = proxies; p; p = p->next)
+			for (unsigned k = 0; p->srv == srv && k < p->nworkers; k++)
+				un += __atomic_load_n(&p->pw[k].unavailable, __ATOMIC_RELAXED);
+		line(resp, "zerohttp_proxy_unavailable_total %llu\n", (unsigned long long)un);
+	}
+	pthread_mutex_unlock(&proxies_lock);
+}
