@@ -452,6 +452,15 @@ static uconn_t *uc_open(pw_t *pw, unsigned i, int *err)
 
 /* ---- balancing ----------------------------------------------------------------------------- */
 
+static bool all_down(const pw_t *pw)
+{
+	uint64_t now = zh__ext_now_ms(pw->w);
+	for (unsigned i = 0; i < pw->p->n_up; i++)
+		if (pw->ups[i].down_until_ms <= now)
+			return false;
+	return true;
+}
+
 /* The next upstream for ex: not tried yet, not down, with room. Round robin starts each
  * request one further; least outstanding takes the fewest in flight (this worker's), ties
  * in round-robin order. -503 when none is up (*retry_s: until the first comes back), -502
@@ -484,19 +493,15 @@ static int pick(ex_t *ex, unsigned *retry_s)
 	}
 	if (best >= 0)
 		return best;
-	if (untried == 0 && ex->tried)
+	if (untried == 0 && ex->tried && !all_down(pw))
 		return -502;
+	/* every upstream is down (some of them just now, by this request) or full */
+	for (unsigned i = 0; back == 0 && i < n; i++)
+		if (pw->ups[i].down_until_ms > now &&
+		    (back == 0 || pw->ups[i].down_until_ms < back))
+			back = pw->ups[i].down_until_ms;
 	*retry_s = back ? (unsigned)((back - now + 999) / 1000) : 1;
 	return -503;
-}
-
-static bool all_down(const pw_t *pw)
-{
-	uint64_t now = zh__ext_now_ms(pw->w);
-	for (unsigned i = 0; i < pw->p->n_up; i++)
-		if (pw->ups[i].down_until_ms <= now)
-			return false;
-	return true;
 }
 
 /* ---- the exchange: errors -------------------------------------------------------------------- */

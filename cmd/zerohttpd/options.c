@@ -296,6 +296,13 @@ static const struct zhd_option options[] = {
 	    "keep-alive pools; PREFIX / replaces --root; repeatable"),
 	FN("proxy-balance", "POLICY", set_proxy_balance,
 	   "round-robin (default) or least-outstanding"),
+	NUM("proxy-connect-timeout", "MS", proxy_connect_ms, UINT_MAX,
+	    "upstream connect timeout (default 2000), then another\n"
+	    "upstream (idempotent requests) or 504"),
+	NUM("proxy-header-timeout", "MS", proxy_header_ms, UINT_MAX,
+	    "request sent to the upstream's response head\n(default 30000), then 504"),
+	NUM("proxy-idle-timeout", "MS", proxy_idle_ms, UINT_MAX,
+	    "an upstream body silent this long is cut (default 30000)"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"

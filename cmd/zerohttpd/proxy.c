@@ -24,6 +24,12 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 	size_t n = 0;
 	zh_proxy_options_init(&o);
 	o.balance = s->proxy_balance;
+	if (s->proxy_connect_ms)
+		o.connect_timeout_ms = s->proxy_connect_ms;
+	if (s->proxy_header_ms)
+		o.header_timeout_ms = s->proxy_header_ms;
+	if (s->proxy_idle_ms)
+		o.idle_timeout_ms = s->proxy_idle_ms;
 	if (prefix && list) {
 		err = 0;
 		for (char *t = strtok_r(list, ",", &save); t && !err; t = strtok_r(NULL, ",", &save))
