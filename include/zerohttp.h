@@ -1544,7 +1544,7 @@ typedef struct zh_proxy_options {
 	size_t n_upstreams;	      /* 1 .. 64 */
 	int balance;		      /* ZH_PROXY_ROUND_ROBIN (default) or _LEAST_OUTSTANDING */
 	unsigned max_conns;	      /* per upstream per worker, idle or busy; default 256 */
-	unsigned max_idle;	      /* idle kept per upstream per worker; default 32 */
+	unsigned max_idle;	      /* idle kept per upstream per worker; default 64 */
 	unsigned connect_timeout_ms;  /* default 2000 */
 	unsigned header_timeout_ms;   /* request sent to response head; default 30000 */
 	unsigned idle_timeout_ms;     /* between body bytes from the upstream; default 30000 */

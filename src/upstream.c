@@ -151,7 +151,7 @@ void zh_proxy_options_init(zh_proxy_options_t *o)
 {
 	memset(o, 0, sizeof *o);
 	o->balance = ZH_PROXY_ROUND_ROBIN;
-	o->max_idle = 32;
+	o->max_idle = 64;
 	o->max_conns = 256;
 	o->connect_timeout_ms = 2000;
 	o->header_timeout_ms = 30000;

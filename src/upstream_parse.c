@@ -67,6 +67,8 @@ static bool name_is(const char *p, const zh__ufield_t *f, const char *name)
 static int content_length(const char *p, size_t n, bool *seen, uint64_t *v)
 {
 	size_t i = 0;
+	if (n == 0)
+		return -1; /* an empty Content-Length says nothing we could rely on */
 	while (i < n) {
 		uint64_t x = 0;
 		size_t d = 0;
@@ -196,6 +198,7 @@ int zh__uresp_parse(const char *buf, size_t len, bool head_request, zh__uhead_t 
 	if (e < 0)
 		return e == -1 ? 0 : -1;
 	h->nfields = 0;
+	h->length = 0;
 	if (status_line(buf, (size_t)e, h) < 0)
 		return -1;
 	pos = (size_t)e + 2;
@@ -218,8 +221,8 @@ int zh__uresp_parse(const char *buf, size_t len, bool head_request, zh__uhead_t 
 
 /* ---- the chunked body ---------------------------------------------------------------------- */
 
-enum { C_SIZE0, C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER, C_TLINE,
-       C_TLINE_LF, C_END_LF, C_DONE };
+enum { C_SIZE0, C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TRAILER, C_TNAME,
+       C_TLINE, C_TLINE_LF, C_END_LF, C_DONE };
 
 bool zh__uchunk_done(const zh__uchunk_t *d) { return d->st == C_DONE; }
 
@@ -275,14 +278,22 @@ static int chunk_byte(zh__uchunk_t *d, unsigned char c)
 		}
 		if (!zh__token_char[c])
 			return -1;
-		d->st = C_TLINE;
+		d->st = C_TNAME;
+		return 0;
+	case C_TNAME: /* a trailer field's name, then its colon (RFC 9112 §7.1.2) */
+		if (++d->trailer > ZH__UP_TRAILER_MAX)
+			return -1;
+		if (c == ':')
+			d->st = C_TLINE;
+		else if (!zh__token_char[c])
+			return -1;
 		return 0;
 	case C_TLINE:
 		if (++d->trailer > ZH__UP_TRAILER_MAX)
 			return -1;
 		if (c == '\r')
 			d->st = C_TLINE_LF;
-		else if (!vchar_or_ws(c) && c != ':')
+		else if (!vchar_or_ws(c))
 			return -1;
 		return 0;
 	case C_TLINE_LF:
