@@ -1510,11 +1510,11 @@ ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_ha
  * The upstream's response is parsed as strictly as a request: a bare LF, obs-fold, a space
  * before a colon, controls in a value, both Content-Length and Transfer-Encoding, differing
  * Content-Lengths, a coding other than chunked, chunked from HTTP/1.0, a 101, or a head over
- * 16 KiB is a 502 and the upstream connection is closed: never a desync. 1xx interim heads
+ * 64 KiB is a 502 and the upstream connection is closed: never a desync. 1xx interim heads
  * are dropped. Its end-to-end fields are copied (hop-by-hop ones, Date and Content-Length
  * are the library's; more than 28 fields or about 3.8 KiB of them: 502), the status kept.
  * A body with Content-Length keeps it; a chunked or close-delimited one is re-framed
- * (chunked to HTTP/1.1 clients). Body bytes are read into the upstream connection's 16 KiB
+ * (chunked to HTTP/1.1 clients). Body bytes are read into the upstream connection's 64 KiB
  * buffer and queued by reference (zh_write_ref): the next read happens only once the client
  * has taken them all, so a slow client slows the upstream down (TCP backpressure) and the
  * proxy holds one buffer per exchange, never a whole response.
@@ -1534,7 +1534,7 @@ ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_ha
  * shows per-upstream families zerohttp_upstream_*{upstream="URL"}.
  *
  * Memory: zh_proxy_new allocates the connection slots and maps workers x upstreams x
- * max_conns buffers of 16 KiB (pages are touched only when used); nothing per request.
+ * max_conns buffers of 64 KiB (pages are touched only when used); nothing per request.
  */
 enum { ZH_PROXY_ROUND_ROBIN = 0, ZH_PROXY_LEAST_OUTSTANDING = 1 };
 typedef struct zh_proxy_options {

@@ -91,4 +91,83 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 /* Is the field name hop-by-hop for a proxy (RFC 9110 §7.6.1), Connection's own list aside? */
 bool zh__uhop_by_hop(const char *name, size_t len);
 
+/* ---- the proxy's state (upstream.c, upstream_setup.c) ------------------------------------ */
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+enum {
+	ZH__UP_BUF = 65536, /* per upstream connection: request head, then response head + body */
+	ZH__UP_MAX = 64,    /* upstreams per proxy (a bitmask of the tried ones) */
+};
+
+enum uc_state { UC_FREE, UC_CONNECTING, UC_SENDING, UC_HEAD, UC_BODY, UC_DONE, UC_IDLE,
+		UC_DEAD };
+
+struct pw;
+struct ex;
+
+/* An upstream connection. Owned by its worker; its buffer stays allocated while queued
+ * references into it are pending (refs), whatever happened to the exchange. */
+typedef struct uconn {
+	zh__watch_t watch; /* first: the epoll tag points here */
+	struct pw *pw;
+	struct ex *ex;	   /* the exchange using it; NULL when idle or orphaned */
+	struct uconn *next, *prev;
+	char *buf;
+	int fd;
+	uint8_t state;
+	bool reusable;	   /* UC_DONE: the response was read whole, keep-alive allowed */
+	uint16_t up;
+	uint32_t refs;	   /* zh_write_ref releases still to come */
+	uint32_t len;	   /* bytes in buf */
+	uint32_t sent;	   /* request bytes sent */
+	uint32_t head_len; /* request head bytes in buf */
+	uint64_t idle_since_ms;
+} uconn_t;
+
+/* One upstream as one worker sees it. Counters: one writer (the worker), read on scrape. */
+typedef struct upw {
+	uconn_t *idle_head, *idle_tail; /* most recently used first */
+	unsigned nidle, nopen, outstanding;
+	uint64_t down_until_ms;		/* passive failure detection */
+	uint64_t requests, opened, connect_failures, timeouts, bad_responses, retries,
+		responses, latency_us_sum;
+} upw_t;
+
+typedef struct pw {
+	zh_proxy_t *p;
+	zh__worker_t *w;
+	uconn_t *free;
+	unsigned rr;
+	bool tick_added;
+	uint64_t unavailable; /* 503: nothing up or every pool full */
+	upw_t *ups;
+	zh__uhead_t head; /* scratch: parsed then delivered at once */
+} pw_t;
+
+struct upstream {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	char url[256];
+	char authority[262]; /* host[:port] as written in the URL: the default Host */
+};
+
+struct zh_proxy {
+	zh_proxy_options_t o;
+	const zh_server_t *srv;
+	unsigned n_up, nworkers, per_worker;
+	struct upstream *up;
+	pw_t *pw;
+	uconn_t *conns;
+	char *bufs;
+	size_t bufs_len;
+	char host[256];
+	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
+};
+
+
+/* The upstream sockets' events (upstream.c), the watch of every connection slot. */
+void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events);
+
 #endif
