@@ -157,6 +157,15 @@ void zh__deferred_resume_now(const zh_deferred_t *token, zh_body_fn fn, void *ar
 void zh__resp_park(zh_response_t *resp, zh_deferred_t *token);
 void zh__resp_unpark(const zh_deferred_t *token); /* a stale token does nothing */
 
+/* Body bytes waiting in a pipe (spliced there from a socket): len bytes of pipefd leave by
+ * splice(2), never through user space, as a file entry of the queue. release(arg) once the
+ * socket took them or the connection died; the pipe must hold them until then (and nothing
+ * else may be written to it before). zh__resp_pipe_ok says whether this response can take
+ * such an entry (a plain socket, no body filter, not HEAD); zh__resp_write_pipe returns 0,
+ * -EINVAL (it cannot), or what zh_send_file returns. */
+bool zh__resp_pipe_ok(const zh_response_t *resp);
+int zh__resp_write_pipe(zh_response_t *resp, int pipefd, size_t len, zh_release_fn release,
+			void *arg);
 /* The reverse proxies' per-upstream families for /metrics (upstream.c); nothing if srv has
  * no proxy. */
 void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp);

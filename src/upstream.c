@@ -28,6 +28,8 @@
 #include "upstream_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -63,7 +65,7 @@ typedef struct ex {
 	uint16_t status;     /* an error to answer */
 	uint16_t retry_s;    /* its Retry-After, for a 503 */
 	uint8_t framing;
-	bool active, head_req, idempotent, parked, failed;
+	bool active, head_req, idempotent, parked, failed, splicing;
 } ex_t;
 _Static_assert(sizeof(ex_t) <= ZH_RESP_STATE_SIZE, "the exchange lives in zh_resp_state");
 
@@ -88,6 +90,15 @@ static void idle_unlink(upw_t *u, uconn_t *uc)
 	u->nidle--;
 }
 
+static void pipe_close(uconn_t *uc)
+{
+	if (uc->pipe[0] >= 0) {
+		close(uc->pipe[0]);
+		close(uc->pipe[1]);
+		uc->pipe[0] = uc->pipe[1] = -1;
+	}
+}
+
 /* Closes the socket; the slot returns to the free list once no reference into its buffer
  * is queued (else at the last release, UC_DEAD). */
 static void uc_close(uconn_t *uc)
@@ -102,9 +113,10 @@ static void uc_close(uconn_t *uc)
 	}
 	uc->ex = NULL;
 	if (uc->refs) {
-		uc->state = UC_DEAD;
+		uc->state = UC_DEAD; /* a queued pipe entry may still read the pipe */
 		return;
 	}
+	pipe_close(uc);
 	uc->state = UC_FREE;
 	uc->next = uc->pw->free;
 	uc->pw->free = uc;
@@ -135,6 +147,13 @@ static void uc_settle(uconn_t *uc)
 {
 	if (uc->refs || uc->ex)
 		return;
+	if (uc->state == UC_DONE && uc->reusable && uc->pipe[0] >= 0) {
+		int left = 0;
+		/* a pipe entry dropped unsent (the client died after the last read) leaves
+		 * bytes behind: the next response must not follow them */
+		if (ioctl(uc->pipe[0], FIONREAD, &left) < 0 || left != 0)
+			pipe_close(uc);
+	}
 	if (uc->state == UC_DONE && uc->reusable)
 		uc_idle(uc);
 	else if (uc->state == UC_DEAD || uc->state == UC_DONE)
@@ -146,6 +165,7 @@ static void uc_release(void *arg)
 	uconn_t *uc = arg;
 	uc->refs--;
 	if (uc->refs == 0 && uc->state == UC_DEAD) {
+		pipe_close(uc);
 		uc->state = UC_FREE;
 		uc->next = uc->pw->free;
 		uc->pw->free = uc;
@@ -618,6 +638,64 @@ static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 		ex->failed = true;
 }
 
+static int idle_timer(ex_t *ex, zh_response_t *resp)
+{
+	return zh_timer_start(zh_resp_request(resp), &ex->timer, ex->pw->p->o.idle_timeout_ms,
+			      on_timer, ex) < 0
+		       ? -EIO
+		       : ZH_PRODUCE_MORE;
+}
+
+/* A pipe for splice, once per connection (kept while it is pooled). False: none. */
+static bool pipe_ready(uconn_t *uc)
+{
+	int r;
+	if (uc->pipe[0] >= 0)
+		return true;
+	if (pipe2(uc->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		uc->pipe[0] = uc->pipe[1] = -1;
+		return false; /* out of descriptors: the buffer path still works */
+	}
+	/* a bigger pipe moves more per splice; if refused, the default (64 KiB) is used */
+	r = fcntl(uc->pipe[1], F_SETPIPE_SZ, ZH__UP_PIPE);
+	if (r < 0)
+		r = fcntl(uc->pipe[1], F_GETPIPE_SZ);
+	uc->pipe_cap = r > 0 ? (uint32_t)r : 65536u;
+	return true;
+}
+
+/* A large Content-Length body: upstream socket -> pipe -> client socket. The producer runs
+ * only when the queue is empty, so the pipe is empty too and may be filled again. */
+static int produce_splice(ex_t *ex, uconn_t *uc, zh_response_t *resp)
+{
+	size_t want = ex->left < uc->pipe_cap ? (size_t)ex->left : uc->pipe_cap;
+	ssize_t n;
+	do
+		n = splice(uc->fd, NULL, uc->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		if (zh__resp_write_pipe(resp, uc->pipe[0], (size_t)n, uc_release, uc) < 0) {
+			uc->reusable = false;
+			return -EIO;
+		}
+		uc->refs++;
+		ex->left -= (uint64_t)n;
+		if (ex->left == 0) {
+			body_finished(ex);
+			return ZH_PRODUCE_DONE;
+		}
+		return idle_timer(ex, resp);
+	}
+	if (n < 0 && errno == EAGAIN) {
+		ex->parked = true;
+		zh__resp_park(resp, &ex->token);
+		return ZH_PRODUCE_MORE;
+	}
+	CNT(ex->pw->ups[uc->up].bad_responses); /* closed or reset mid-body */
+	uc->reusable = false;
+	return -EIO;
+}
+
 /* The rest of the body, each time the client's socket has taken everything queued. */
 static int produce(zh_response_t *resp, void *arg)
 {
@@ -629,6 +707,11 @@ static int produce(zh_response_t *resp, void *arg)
 		uc->reusable = false;
 		return -EIO;
 	}
+	if (!ex->splicing && ex->framing == ZH__UF_LENGTH && ex->left >= ZH__UP_SPLICE_MIN &&
+	    zh__resp_pipe_ok(resp) && pipe_ready(uc))
+		ex->splicing = true;
+	if (ex->splicing)
+		return produce_splice(ex, uc, resp);
 	for (;;) {
 		ssize_t n = recv(uc->fd, uc->buf, ZH__UP_BUF, 0);
 		uint64_t before = zh_resp_body_len(resp);
@@ -645,10 +728,7 @@ static int produce(zh_response_t *resp, void *arg)
 			}
 			if (zh_resp_body_len(resp) == before)
 				continue; /* framing bytes only */
-			return zh_timer_start(zh_resp_request(resp), &ex->timer,
-					      ex->pw->p->o.idle_timeout_ms, on_timer, ex) < 0
-				       ? -EIO
-				       : ZH_PRODUCE_MORE;
+			return idle_timer(ex, resp);
 		}
 		if (n == 0 && ex->framing == ZH__UF_CLOSE) {
 			uc->reusable = false;

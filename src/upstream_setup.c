@@ -120,7 +120,7 @@ static int carve(zh_proxy_t *p)
 			uconn_t *uc = &p->conns[(size_t)i * p->per_worker + j];
 			uc->watch.fn = zh__uconn_event;
 			uc->pw = pw;
-			uc->fd = -1;
+			uc->fd = uc->pipe[0] = uc->pipe[1] = -1;
 			uc->buf = p->bufs + ((size_t)i * p->per_worker + j) * ZH__UP_BUF;
 			uc->next = pw->free;
 			pw->free = uc;
@@ -179,8 +179,11 @@ void zh_proxy_free(zh_proxy_t *p)
 	pthread_mutex_unlock(&proxies_lock);
 	if (p->conns)
 		for (size_t i = 0; i < (size_t)p->nworkers * p->per_worker; i++)
-			if (p->conns[i].fd >= 0)
-				close(p->conns[i].fd);
+			for (int k = 0; k < 3; k++) {
+				int fd = k == 0 ? p->conns[i].fd : p->conns[i].pipe[k - 1];
+				if (fd >= 0)
+					close(fd);
+			}
 	if (p->bufs)
 		munmap(p->bufs, p->bufs_len);
 	for (unsigned i = 0; p->pw && i < p->nworkers; i++)

@@ -143,12 +143,20 @@ class Forwarding(ProxyCase):
         self.assertIsNone(r.header("Trailer"))
         r = self.get("/interim", c=c)        # 100 and 103 from the upstream are dropped
         self.assertResponse(r, 200, b"final")
-        for n in (0, 1, 16383, 16384, 16385, 1 << 20):
+        m0 = metrics(self.port)
+        for n in (0, 1, 16383, 16384, 16385, 65535, 65536, 65537, 300000, 1 << 20):
             r = self.get("/big?n=%d" % n, c=c)
             self.assertEqual(r.status, 200)
             self.assertEqual(r.body, pattern(n), n)
             r = self.get("/bigchunked?n=%d" % n, c=c)
             self.assertEqual(r.body, pattern(n), n)
+        # bodies over 256 KiB went by splice (pipe entries count as sendfile calls), with
+        # not one byte copied by the library
+        m = metrics(self.port)
+        sf = 'zerohttp_syscalls_total{call="sendfile"}'
+        self.assertGreater(m[sf], m0[sf])
+        self.assertEqual(m["zerohttp_body_bytes_copied_total"],
+                         m0["zerohttp_body_bytes_copied_total"])
         r = self.get("/head", method="HEAD", c=c)
         self.assertEqual((r.status, r.header("Content-Length"), r.body), (200, "1234", b""))
         r = self.get("/s204", c=c)
@@ -395,7 +403,46 @@ class Timeouts(ProxyCase):
         c.send(request("GET", "/die-mid"))
         head = c.read_head()[4]
         self.assertIn(b"Content-Length: 1000", head)
-        self.assertEqual(c.read_until_close(), b"x" * 100)
+        self.assertEqual(c.read_until_close(), pattern(1000)[:100])
+        self.assertResponse(self.get("/echo"), 200)
+        c = self.conn()                       # a large body (spliced) cut the same way
+        c.send(request("GET", "/die-mid?n=%d" % (40 << 20)))
+        head = c.read_head()[4]
+        self.assertIn(b"Content-Length: %d" % (40 << 20), head)
+        self.assertEqual(c.read_until_close(), pattern(40 << 20)[:4 << 20])
+        self.assertResponse(self.get("/echo"), 200)
+
+    def test_descriptors_back_to_baseline_after_faults(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url, args=["--proxy-idle-timeout", "300"])
+        fds = lambda: len(os.listdir("/proc/%d/fd" % self.server.pid))
+        self.assertResponse(self.get("/echo"), 200)
+        self.assertResponse(self.get("/big?n=%d" % (2 << 20)), 200)  # opens its pipe
+        key = '{upstream="%s"}' % up.url
+        base = fds()
+        for path in ("/bad/cl-te", "/die-mid", "/die-mid?n=%d" % (8 << 20), "/stall-body",
+                     "/bad/extra", "/close", "/eof", "/big?n=%d" % (64 << 20)):
+            c = self.conn(rcvbuf=65536)
+            c.send(request("GET", path))
+            if path.startswith("/big"):       # the client leaves in the middle
+                c.read_head()
+                c.sock.recv(65536)
+                c.close()
+            elif path.startswith("/die-mid") or path == "/stall-body":
+                c.read_until_close()          # a cut body
+            else:
+                c.read_response()
+            c.close()
+        deadline = time.monotonic() + 5
+        while True:
+            m = metrics(self.port)
+            if m["zerohttp_upstream_in_flight" + key] == 0 and fds() <= base:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            "fds %d (baseline %d), %r" % (fds(), base,
+                                                         {k: v for k, v in m.items() if key in k}))
+            time.sleep(0.1)
+        self.assertLessEqual(m["zerohttp_upstream_pool_open" + key], 1)
         self.assertResponse(self.get("/echo"), 200)
 
 

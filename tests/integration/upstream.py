@@ -23,7 +23,7 @@ request path:
   /bad/<kind>       a malformed or ambiguous response (see BAD)
   /stall-head       read the request, never answer
   /stall-body       head with Content-Length 100 and 10 bytes, then nothing
-  /die-mid          head with Content-Length 1000, 100 bytes, then close
+  /die-mid?n=N      head with Content-Length N (1000), N/10 bytes of pattern(N), then close
 """
 import hashlib
 import json
@@ -181,7 +181,8 @@ def respond(sock, name, head, body):
         time.sleep(30)
         return False
     if path == "/die-mid":
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+        n = int(q.get("n", "1000"))
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(n // 10))
         return False
     sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
     return True
