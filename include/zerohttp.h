@@ -1517,7 +1517,9 @@ ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_ha
  * (chunked to HTTP/1.1 clients). Body bytes are read into the upstream connection's 64 KiB
  * buffer and queued by reference (zh_write_ref): the next read happens only once the client
  * has taken them all, so a slow client slows the upstream down (TCP backpressure) and the
- * proxy holds one buffer per exchange, never a whole response.
+ * proxy holds one buffer per exchange, never a whole response. A Content-Length body with
+ * 64 KiB or more still to come moves from socket to socket by splice(2) through a pipe of
+ * the upstream connection (plain client connections; not under a body filter).
  *
  * Upstream connections: each worker keeps its own keep-alive pool per upstream (no locks),
  * at most max_conns open and max_idle idle, idle ones closed after keepalive_timeout_ms or

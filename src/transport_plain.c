@@ -39,8 +39,9 @@ static ssize_t plain_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
 		 * through user space (the reverse proxy's large bodies) */
 		ssize_t n;
 		do
-			n = splice(fd, NULL, c->fd, NULL, len,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+			n = splice(fd, NULL, c->fd, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		/* no SPLICE_F_MORE: like MSG_MORE it would hold a response's last partial
+		 * segment back (measured: 5 ms per 512 KiB response) */
 		while (n < 0 && errno == EINTR);
 		return n < 0 ? -errno : n;
 	}

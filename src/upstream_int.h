@@ -102,7 +102,7 @@ enum {
 	/* A Content-Length body with at least this much left after the head goes from the
 	 * upstream socket to a pipe to the client socket by splice, never through user space
 	 * (measured: docs/performance.md, Reverse proxy) */
-	ZH__UP_SPLICE_MIN = 256 << 10,
+	ZH__UP_SPLICE_MIN = 64 << 10,
 	ZH__UP_PIPE = 256 << 10, /* pipe size asked for (F_SETPIPE_SZ) */
 };
 
