@@ -221,6 +221,20 @@ class HeadRewriting(ProxyCase):
         self.assertNotIn("close", (r.header("Connection") or "").lower())
 
 
+    def test_config_file_key(self):
+        up = Upstream(self, "a")
+        conf = os.path.join(tempfile.gettempdir(), "zh-proxy-%s.conf" % uuid.uuid4().hex)
+        self.addCleanup(lambda: os.path.exists(conf) and os.unlink(conf))
+        with open(conf, "w") as f:
+            f.write("workers 1\nproxy /api/=%s\nproxy-balance least-outstanding\n" % up.url)
+        self.server = self.start_server(["-c", conf])
+        self.port = self.server.port
+        r = self.get("/api/")
+        self.assertEqual(r.status, 404)       # upstream.py's answer, not the static root's
+        self.assertEqual(len(up.requests()), 1)
+        self.assertEqual(up.requests()[0]["head"].split("\r\n")[0], "GET /api/ HTTP/1.1")
+
+
 class Smuggling(ProxyCase):
     def test_ambiguous_upstream_responses_are_502_never_a_desync(self):
         up = Upstream(self, "a")
@@ -382,6 +396,35 @@ class Timeouts(ProxyCase):
         self.assertEqual(r.status, 504)
         self.assertLess(time.monotonic() - t0, 3)
         self.assertResponse(self.get("/echo"), 200)
+
+    def test_connect_timeout(self):
+        # a listener whose accept queue is full and never drained: SYNs to it are dropped,
+        # so a connect neither succeeds nor fails
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(ls.close)
+        ls.bind((HOST, 0))
+        ls.listen(0)
+        fillers = []
+        for _ in range(4):
+            f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            f.setblocking(False)
+            f.connect_ex(ls.getsockname())
+            fillers.append(f)
+            self.addCleanup(f.close)
+        time.sleep(0.2)
+        stalled = "http://127.0.0.1:%d" % ls.getsockname()[1]
+        a = Upstream(self, "a")
+        self.proxy(stalled, a.url, args=["--proxy-connect-timeout", "300"])
+        t0 = time.monotonic()
+        r = self.get("/echo", method="POST", body=b"x")   # round robin: the stalled one first
+        self.assertEqual(r.status, 504)
+        self.assertLess(time.monotonic() - t0, 3)
+        self.assertEqual(a.requests(), [])
+        m = metrics(self.port)
+        self.assertEqual(m['zerohttp_upstream_timeouts_total{upstream="%s"}' % stalled], 1)
+        self.assertEqual(m['zerohttp_upstream_up{upstream="%s"}' % stalled], 0)
+        r = self.get("/echo")                 # skipped while it is down
+        self.assertResponse(r, 200)
 
     def test_idle_body_timeout_cuts_the_body(self):
         up = Upstream(self, "a")
