@@ -21,6 +21,8 @@
 #                   ca-certificates (scripts/fresh-check.sh; about 6 minutes, not in CI)
 #   make install PREFIX=/usr/local   header, libraries, pkg-config modules, zerohttpd, zerohttpd(8)
 #   make install-check               install to a scratch prefix, build examples/ against it
+#                                    (hello.c must load libc only; hello_gzip.c, hello_tls.c
+#                                    their feature library and its dependency)
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
@@ -42,8 +44,9 @@ PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
 protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 gzip_LIBS     = -lz
 auth_LIBS     = -lcrypt
+tls_LIBS      = $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
 # what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
-PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(tls_LIBS)
 
 # Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
 # dependency of its own is a library of its own, so that a program that does not use it
@@ -52,11 +55,15 @@ PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS)
 #   libzerohttp-gzip      src/mw_gzip.c    zlib
 #   libzerohttp-protobuf  src/protobuf.c   protobuf-c
 #   libzerohttp-auth      src/mw_auth.c    crypt
+#   libzerohttp-tls       src/transport_tls.c src/tls_*.c   OpenSSL 3 (libssl, libcrypto):
+#                         the TLS transport, plugged into the core's transport seam by a
+#                         listener's zh_tls_t (the core never calls it by name)
 # Each has a pkg-config module of the same name that Requires zerohttp.
-FEATURES     := gzip protobuf auth
+FEATURES     := gzip protobuf auth tls
 gzip_SRCS    := src/mw_gzip.c
 protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
+tls_SRCS     := src/transport_tls.c src/tls_config.c src/tls_alloc.c src/tls_metrics.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
 CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
@@ -67,7 +74,8 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
-HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h
+HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h \
+	   src/tls_int.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -93,7 +101,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie \
-	      $(BUILD)/tests/test_router
+	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -135,13 +143,27 @@ $(BUILD)/libzerohttp-$(1).so: $$($(1)_SRCS:src/%.c=$$(BUILD)/pic/%.o) $$(CORE_SO
 	$$(CC) -shared -Wl,-soname,libzerohttp-$(1).so.0 $$(SO_NO_UNDEF) $$(LDFLAGS) -o $$@ \
 		$$(filter %.o,$$^) $$(CORE_SO) $$($(1)_LIBS)
 endef
-$(foreach f,$(FEATURES),$(eval $(call feature_lib,$(f))))
-# zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c)
+$(foreach f,$(filter-out tls,$(FEATURES)),$(eval $(call feature_lib,$(f))))
+$(BUILD)/libzerohttp-tls.a: $(tls_SRCS:src/%.c=$(BUILD)/obj/%.o)
+	$(AR) rcs $@ $^
+# libzerohttp-tls calls nothing in libzerohttp (the core reaches it through a listener's
+# zh_tls_t), so it does not need libzerohttp.so: zerohttpd dlopens it, and only it, when a
+# --listen-tls is given, and plain-only runs never map OpenSSL (whose relocated data alone
+# is ~450 KiB of anonymous memory). --no-undefined holds it to that. The .so.0 link lets
+# the in-tree zerohttpd find it by soname.
+$(BUILD)/libzerohttp-tls.so: $(tls_SRCS:src/%.c=$(BUILD)/pic/%.o)
+	$(CC) -shared -Wl,-soname,libzerohttp-tls.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^ $(tls_LIBS)
+	ln -sf libzerohttp-tls.so $(BUILD)/libzerohttp-tls.so.0
+# zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c).
+# TLS comes from libzerohttp-tls.so, dlopened at start-up when a TLS listener is asked for
+# (cmd/zerohttpd/tls.c), found next to the binary or in ../lib by path
 DAEMON_SRCS := $(wildcard cmd/zerohttpd/*.c) examples/demo_routes.c
+DAEMON_A    := $(filter-out $(BUILD)/libzerohttp-tls.a,$(LIB_A))
 $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
-	  $(BUILD)/gen/demo.pb-c.c $(LIB_A) include/zerohttp.h
+	  $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) $(BUILD)/libzerohttp-tls.so include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
-		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) \
+		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) -ldl $(LDFLAGS)
 
 # pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
@@ -154,6 +176,8 @@ PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, proto
 PC_BODY_zerohttp-protobuf = Requires: zerohttp libprotobuf-c\nLibs: -L$${libdir} -lzerohttp-protobuf\n
 PC_DESC_zerohttp-auth     = zerohttp auth middleware (zh_auth_*, crypt)
 PC_BODY_zerohttp-auth     = Requires: zerohttp\nLibs: -L$${libdir} -lzerohttp-auth\nLibs.private: -lcrypt\n
+PC_DESC_zerohttp-tls      = zerohttp TLS listeners (zh_tls_*, OpenSSL 3)
+PC_BODY_zerohttp-tls      = Requires: zerohttp\nRequires.private: libssl libcrypto\nLibs: -L$${libdir} -lzerohttp-tls\n
 # $(call pc_text,module,prefix): the shell command printing that module's .pc file
 pc_text = printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: $(1)\nDescription: $(PC_DESC_$(1))\nVersion: $(VERSION)\n$(PC_BODY_$(1))' '$(2)'
 $(PC_FILES): %.pc: Makefile include/zerohttp.h
@@ -182,7 +206,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy test_app_metrics test_router): \
+	  test_ext test_timer test_proxy test_app_metrics test_router test_listeners): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -217,7 +241,7 @@ install-check: all
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; \
 	$(MAKE) --no-print-directory -s install PREFIX=$$d >/dev/null; \
 	export PKG_CONFIG_PATH=$$d/lib/pkgconfig; \
-	for ex in hello:zerohttp hello_gzip:zerohttp-gzip; do \
+	for ex in hello:zerohttp hello_gzip:zerohttp-gzip hello_tls:zerohttp-tls; do \
 		$(CC) -std=c11 -Wall -Wextra -Werror -o $$d/$${ex%%:*} examples/$${ex%%:*}.c \
 			$$(pkg-config --cflags --libs $${ex#*:}) -Wl,-rpath,$$d/lib; done; \
 	test -x $$d/bin/zerohttpd && test -f $$d/lib/libzerohttp.a && \
@@ -228,7 +252,9 @@ install-check: all
 	grep -q "libzerohttp.so.0 => $$d/lib/" $$d/hello.ldd; \
 	ldd $$d/hello_gzip > $$d/hello_gzip.ldd; \
 	grep -q "libzerohttp-gzip.so.0 => $$d/lib/" $$d/hello_gzip.ldd && grep -q 'libz\.so' $$d/hello_gzip.ldd; \
-	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip"
+	ldd $$d/hello_tls > $$d/hello_tls.ldd; \
+	grep -q "libzerohttp-tls.so.0 => $$d/lib/" $$d/hello_tls.ldd && grep -q 'libssl\.so' $$d/hello_tls.ldd; \
+	echo "install-check: installed to a scratch prefix; examples/hello.c (zerohttp) loads only libc/pthread, examples/hello_gzip.c built with zerohttp-gzip, examples/hello_tls.c with zerohttp-tls (libssl)"
 
 test: deps all
 	@$(MAKE) --no-print-directory unit
@@ -253,7 +279,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router upstream
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router tls upstream
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -285,6 +311,9 @@ $(BUILD)/fuzz/fuzz_upstream: tests/fuzz/fuzz_upstream.c tests/fuzz/fuzz_common.h
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 # the router through zh__router_find, the server's own lookup (router.o among the objects)
 $(BUILD)/fuzz/fuzz_router: tests/fuzz/fuzz_router.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# the TLS front: the library's objects (tls_config.c's SSL_CTX setup and callbacks) and OpenSSL
+$(BUILD)/fuzz/fuzz_tls: tests/fuzz/fuzz_tls.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/json.c src/dtoa.c \
 	  $(HDRS)

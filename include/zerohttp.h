@@ -127,6 +127,14 @@ typedef struct zh_config {
 					connections: a second instance started for a
 					zero-downtime restart, say. Either way each worker has
 					its own SO_REUSEPORT listener inside the process */
+	/* Listeners (see "Listeners and TLS" at the end of this header). NULL/0 (the
+	 * default): one plain listener on address:port. Otherwise exactly these, at most 64;
+	 * address and port are then unused. The array is read by zh_server_new() only. */
+	const struct zh_listener *listeners;
+	unsigned nlisteners;
+	unsigned tls_handshake_timeout_ms; /* TLS listeners: accept to the end of the
+					      handshake; then the connection is closed.
+					      Default 10000 */
 	const char *trusted_proxies; /* CIDRs of reverse proxies whose Forwarded /
 					X-Forwarded-For is believed, separated by commas or
 					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
@@ -187,6 +195,13 @@ ZH_API ZH_MUST_USE int zh_server_run(zh_server_t *srv);
  * answered (with Connection: close), then zh_server_run() returns. Any thread; safe inside a
  * signal handler; idempotent. */
 ZH_API void zh_server_stop(zh_server_t *srv);
+
+/* zh_server_stop() for a hand-over: idle keep-alive connections are not closed at once but
+ * kept for idle_grace_ms, and a request that arrives on one meanwhile is answered (with
+ * Connection: close), so a client that sent its next request as the drain began gets a
+ * response instead of a closed connection. Then the idle ones close and the drain goes on
+ * as zh_server_stop's. Any thread; safe inside a signal handler. */
+ZH_API void zh_server_stop_gently(zh_server_t *srv, unsigned idle_grace_ms);
 
 /* Liveness of the event loops, for a watchdog (systemd's WATCHDOG=1, a supervisor's
  * probe): wakes every worker and waits until each has turned its loop once. 0 when all
@@ -1489,6 +1504,135 @@ typedef void (*zh_error_handler_fn)(zh_request_t *req, zh_response_t *resp, int 
 ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn,
 						   void *arg);
 
+/* ---- Listeners and TLS ---- */
+/*
+ * A server listens on one or more addresses (zh_config_t.listeners), each plain or TLS.
+ * TLS lives in its own library, libzerohttp-tls (pkg-config zerohttp-tls; OpenSSL 3), so a
+ * program that serves only plain HTTP neither links nor loads OpenSSL: the core reaches
+ * the TLS transport through the zh_tls_t a listener points to.
+ *
+ * TLS 1.2 and 1.3 only, certificate and key pairs chosen by SNI (the first pair is the
+ * default), ALPN "http/1.1", session resumption by tickets (keys shared by all workers and
+ * rotated) and TLS 1.3 PSK, no compression, no renegotiation. A plain HTTP request on a TLS
+ * listener gets a 400 in plain text, then the connection closes. Records are encrypted from
+ * the connection's output queue as it is (no extra per-request buffer) and files are read
+ * with pread into a per-worker buffer and encrypted from there (no kernel TLS on this
+ * platform). OpenSSL's own allocations can go to per-thread pools (zh_tls_memory_init).
+ */
+typedef struct zh_tls zh_tls_t;
+
+/* One listening address. address: an IPv4 or IPv6 literal (copied by zh_server_new());
+ * port 0 picks a free port (zh_server_listener_port). tls: NULL for plain HTTP, else the
+ * TLS settings to serve (borrowed: it must outlive the server).
+ *
+ * inherited: fd is a socket that is already bound and listening, handed over by systemd's
+ * socket activation (LISTEN_FDS) or by a previous process (an upgrade); address and port
+ * are then unused and nothing is bound. zh_server_new() makes it nonblocking and each
+ * worker watches a duplicate of it (EPOLLEXCLUSIVE: one worker is woken per connection);
+ * fd stays the caller's, never closed by the server, so it can be handed on again.
+ * zh_server_new() fails with -ENOTSOCK if fd is not a listening stream socket. */
+typedef struct zh_listener {
+	const char *address;
+	uint16_t port;
+	zh_tls_t *tls;
+	bool inherited;
+	int fd;
+} zh_listener_t;
+
+/* The bound port of listener i (in zh_config_t.listeners order; i = 0 with the address and
+ * port shorthand), 0 if there is no such listener. */
+ZH_API uint16_t zh_server_listener_port(const zh_server_t *srv, unsigned i);
+
+/* The listening sockets of listener i, to hand to a new process that takes over (see
+ * zh_server_stop_gently): each worker's own SO_REUSEPORT socket of that address, or the one
+ * inherited socket. Writes up to cap descriptors to fds and returns how many listener i has
+ * (0 if there is no such listener; more than cap: call again with a larger array). They
+ * stay the server's: valid from zh_server_new() until zh_server_stop() (a worker closes
+ * its own when it drains). The receiver must hold them all: the kernel spreads new
+ * connections over every socket of the port, and the queue of one that nobody holds is
+ * reset when it closes. Any thread. */
+ZH_API unsigned zh_server_listener_fds(const zh_server_t *srv, unsigned i, int *fds,
+				       unsigned cap);
+
+/* The protocol ("TLSv1.3") and cipher suite of the request's connection, or NULL for a
+ * plain connection. Static strings. Worker thread, during the request
+ * (the access log's %{tls} fields use them). */
+ZH_API const char *zh_req_tls_version(const zh_request_t *req);
+ZH_API const char *zh_req_tls_cipher(const zh_request_t *req);
+
+/* -- libzerohttp-tls: everything below is in that library -- */
+
+enum { ZH_TLS_1_2 = 0x0303, ZH_TLS_1_3 = 0x0304 };
+
+typedef struct zh_tls_options {
+	unsigned min_version;	    /* ZH_TLS_1_2 (the default) or ZH_TLS_1_3 */
+	unsigned ticket_rotate_s;   /* session ticket keys: a new one this often (default
+				       3600); tickets of the previous key are still accepted
+				       (and renewed), older ones make a full handshake */
+} zh_tls_options_t;
+
+/* Fills *opt with the defaults above. */
+ZH_API void zh_tls_options_init(zh_tls_options_t *opt);
+
+/* Routes OpenSSL's heap allocations (CRYPTO_set_mem_functions) to per-thread pools of size
+ * classes carved from mmap'd regions, so that a keep-alive TLS request makes no
+ * malloc-family call. Must come before any other OpenSSL use in the process (zh_tls_new
+ * calls it too, and it is idempotent); returns 0, or -EBUSY when OpenSSL had allocated
+ * already (its allocations then stay with malloc: everything works, the pools are just
+ * not used). Any thread. Builds with AddressSanitizer leave the allocations to malloc. */
+ZH_API int zh_tls_memory_init(void);
+
+/* New TLS settings with no certificate yet. NULL with *err (negative errno; err may be
+ * NULL) on failure: -EINVAL for a bad option, -ENOMEM. The caller owns it and frees it with
+ * zh_tls_free() after every server using it has been freed. */
+ZH_API ZH_MUST_USE zh_tls_t *zh_tls_new(const zh_tls_options_t *opt, int *err);
+
+/* Adds a certificate (PEM; the file may hold the chain after the leaf) and its private key
+ * (PEM). The first pair added is the default; a later pair is chosen when the client's SNI
+ * names a host its certificate covers (X509 subjectAltName rules, wildcards included).
+ * The paths are copied and read again by zh_tls_reload(). Before the server runs. 0, or
+ * -errno: -ENOENT/-EACCES (a file), -EINVAL (not PEM, or the key does not match the
+ * certificate), -ENOSPC past 16 pairs; why (may be NULL) then gets a one-line reason. */
+ZH_API ZH_MUST_USE int zh_tls_add_cert(zh_tls_t *tls, const char *cert_file,
+				       const char *key_file, char *why, size_t why_len);
+
+/* Reads every certificate and key again (SIGHUP). New handshakes use the new ones;
+ * established connections go on with theirs. If any file fails, nothing changes and the
+ * call returns -errno with the reason in why (may be NULL). Any thread, while workers
+ * run; not async-signal-safe. */
+ZH_API ZH_MUST_USE int zh_tls_reload(zh_tls_t *tls, char *why, size_t why_len);
+
+/* Counters, summed over workers; safe to read while the server runs. */
+enum { ZH_TLS_HS_BUCKETS = 12, ZH_TLS_CIPHERS = 9 };
+/* Upper bounds of the handshake latency buckets, in microseconds (the last is +Inf). */
+ZH_API extern const uint32_t zh_tls_hs_bounds_us[ZH_TLS_HS_BUCKETS - 1];
+/* Cipher suite names counted in cipher[] (the last entry counts any other suite). */
+ZH_API extern const char *const zh_tls_cipher_names[ZH_TLS_CIPHERS];
+typedef struct zh_tls_stats {
+	uint64_t handshakes_ok, resumed;
+	/* failed handshakes by reason: timeout, a protocol error or refused parameters
+	 * (version, cipher...), the peer closed or reset, plain HTTP on the TLS port */
+	uint64_t failed_timeout, failed_protocol, failed_closed, failed_plain_http;
+	uint64_t tls12, tls13;		     /* completed handshakes by version */
+	uint64_t cipher[ZH_TLS_CIPHERS];     /* completed handshakes by suite */
+	uint64_t hs_buckets[ZH_TLS_HS_BUCKETS], hs_sum_us, hs_count; /* accept to done */
+	uint64_t hs_allocs;		     /* pool allocations made inside handshake
+						steps (divide by handshakes for a mean) */
+	uint64_t data_allocs;		     /* pool allocations made while moving
+						application data (record buffers) */
+	uint64_t pool_regions, pool_bytes;   /* mmap'd regions of the pools, and bytes */
+	uint64_t reloads, reload_failures;
+	int pools_active;		     /* zh_tls_memory_init() took effect */
+} zh_tls_stats_t;
+ZH_API void zh_tls_stats(const zh_tls_t *tls, zh_tls_stats_t *out);
+
+/* The counters as Prometheus text (names zerohttp_tls_*), into buf[0..cap) NUL-terminated
+ * when it fits: a /metrics handler zh_write()s it after zh_metrics_handler(). Returns the
+ * length of the whole text (as snprintf: cap too small if >= cap). Any thread. */
+ZH_API size_t zh_tls_metrics_text(const zh_tls_t *tls, char *buf, size_t cap);
+
+/* After every server using tls has been freed: frees it. Established sessions are gone. */
+ZH_API void zh_tls_free(zh_tls_t *tls);
 /* ---- reverse proxy: upstream pools, balancing, strict upstream parsing ----
  *
  *   zh_proxy_options_t o;  zh_proxy_options_init(&o);

@@ -17,6 +17,9 @@ pkg-config --exists libprotobuf-c 2>/dev/null || need="$need libprotobuf-c-dev"
 pkg-config --exists zlib 2>/dev/null || need="$need zlib1g-dev"
 # crypt_rn for the auth middleware; libc6-dev depends on it on Debian 12, so normally present
 pkg-config --exists libcrypt 2>/dev/null || need="$need libcrypt-dev"
+# OpenSSL 3 for libzerohttp-tls; the openssl CLI makes the TLS tests' certificates
+pkg-config --exists libssl libcrypto 2>/dev/null || need="$need libssl-dev"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v protoc-c >/dev/null 2>&1 || need="$need protobuf-c-compiler"
 command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 # promtool + prometheus for tests/integration/test_25_deploy.py, which runs its own server on

@@ -296,6 +296,7 @@ typedef struct {
 	zh_slice_t method, target, referer, agent;
 	zh_slice_t user; /* zh_req_auth_user: empty when nobody authenticated the request */
 	const char *proto;
+	const char *tls, *cipher; /* the connection's TLS version and suite; NULL: plain */
 	int status;
 	uint64_t bytes;
 	int64_t duration_us; /* -1: not measured */
@@ -313,6 +314,8 @@ static void gather(fields_t *f, zh_request_t *req, zh_response_t *resp)
 	/* a HEAD's body is counted, never sent (the response is head-only for a parsed HEAD) */
 	f->bytes = parsed && zh_req_method_bit(req) == ZH_HEAD ? 0 : zh_resp_body_len(resp);
 	f->duration_us = -1;
+	f->tls = zh_req_tls_version(req);
+	f->cipher = zh_req_tls_cipher(req);
 	if (!f->has_req)
 		return;
 	f->method = zh_req_method(req);
@@ -398,6 +401,12 @@ static void format_json(out_t *o, const struct alog_worker *lw, zh_request_t *re
 	put_json_str(o, f->referer, CAP_HEADER, !f->has_req || f->referer.ptr == NULL);
 	PUT_LIT(o, ",\"user_agent\":");
 	put_json_str(o, f->agent, CAP_HEADER, !f->has_req || f->agent.ptr == NULL);
+	if (f->tls && f->cipher) { /* TLS connections only: plain lines keep their fields */
+		PUT_LIT(o, ",\"tls\":");
+		put_json_str(o, (zh_slice_t){f->tls, strlen(f->tls)}, CAP_HEADER, false);
+		PUT_LIT(o, ",\"cipher\":");
+		put_json_str(o, (zh_slice_t){f->cipher, strlen(f->cipher)}, CAP_HEADER, false);
+	}
 	PUT_LIT(o, "}\n");
 }
 

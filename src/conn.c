@@ -131,7 +131,7 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 /* ---- open / close ------------------------------------------------------------------------------ */
 
 void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
-			const struct sockaddr_storage *peer)
+			const struct sockaddr_storage *peer, const zh__listener_t *l)
 {
 	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
 	struct epoll_event ev;
@@ -156,7 +156,8 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	/* responses leave whole in one writev; Nagle would only delay the next one */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
-	c->tr = zh__transport_default;
+	c->tr = l->tr ? l->tr : zh__transport_default;
+	c->trflags = 0;
 	c->proto = zh__proto_default;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
@@ -171,8 +172,18 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	c->ctx = NULL;
 	w->open_conns++;
 	ZH__STAT_ADD(w, connections_accepted, 1);
-	/* a connection that says nothing gets the header timeout from the moment of accept */
-	zh__timer_set(w, c, ZH__T_SILENT);
+	if (l->tr && zh__tr(c)->open) {
+		/* the listener's transport sets up its state (TLS: the session, the handshake
+		 * flag); a refusal closes at once */
+		if (zh__tr(c)->open(c, l->tr_arg) < 0) {
+			zh__conn_close(w, c);
+			ZH__STAT_ADD(w, connections_refused, 1);
+			return;
+		}
+	}
+	/* a connection that says nothing gets the header timeout from the moment of accept,
+	 * or the handshake timeout while its transport has one to finish */
+	zh__timer_set(w, c, c->trflags & ZH__TRF_HANDSHAKE ? ZH__T_HANDSHAKE : ZH__T_SILENT);
 }
 
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
@@ -905,6 +916,11 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			c->rdhup = true; /* peer done sending: answer what is complete, then close */
 			continue;
 		}
+		if (ZH__UNLIKELY(c->trflags & ZH__TRF_REFUSED)) {
+			/* the transport answered (TLS: 400 to plain HTTP): let it reach the peer */
+			linger_close(w, c);
+			return;
+		}
 		zh__conn_close(w, c);
 		return;
 	}
@@ -921,12 +937,14 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	if (c->ctx == NULL) {
-		if (w->draining)
-			zh__conn_close(w, c);
+		if (w->draining && w->now_ms >= w->drain_idle_close_ms)
+			zh__conn_close(w, c); /* (drain_idle_close_ms is 0 unless there is a grace) */
 		else if (c->requests > 0)
 			zh__timer_set(w, c, ZH__T_IDLE);
-		else if (c->timer != ZH__T_SILENT && c->timer != ZH__T_HEADER)
-			zh__timer_set(w, c, ZH__T_SILENT); /* nothing sent yet since accept */
+		else if (c->timer != ZH__T_SILENT && c->timer != ZH__T_HEADER &&
+			 !(c->trflags & ZH__TRF_HANDSHAKE)) /* else the handshake timer runs on */
+			zh__timer_set(w, c, ZH__T_SILENT); /* nothing sent yet since accept (or
+							       since the handshake ended) */
 	}
 }
 
@@ -961,6 +979,11 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
 		c->readable = true;
+	/* a transport whose read waits for writability (TLS: a handshake flight the socket
+	 * could not take whole) reads again once the socket drains */
+	if (ZH__UNLIKELY(c->tr != 0) && (events & EPOLLOUT) &&
+	    (zh__tr(c)->wants(c, ZH__WANT_READ) & ZH__WANT_WRITE))
+		c->readable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP))
 		c->hup_seen = true;
 	drive(w, c);
@@ -992,6 +1015,8 @@ void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
 	zh__ctx_t *ctx = c->ctx;
 	ZH__STAT_ADD(w, timeouts, 1);
 	zh__timer_clear(w, c);
+	if (kind == ZH__T_HANDSHAKE)
+		c->trflags |= ZH__TRF_TIMEDOUT; /* the transport counts why, at close */
 	if (kind == ZH__T_BODY && ctx && ctx->resume_fn) {
 		/* the continuation learns it from zh_body_read(): -ETIMEDOUT */
 		ctx->req.stream_err = -ETIMEDOUT;

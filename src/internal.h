@@ -78,7 +78,31 @@ typedef struct zh__transport {
 	int (*shutdown)(zh__conn_t *c);
 	void (*close)(zh__conn_t *c);
 	unsigned (*wants)(zh__conn_t *c, unsigned blocked);
+	/* optional (NULL: nothing to set up). A connection accepted on a listener of this
+	 * transport: set up its state; arg is the listener's provider (zh__tr_provider_t).
+	 * 0, or -errno: the connection is closed at once (counted as refused). */
+	int (*open)(zh__conn_t *c, void *arg);
+	/* optional: what the connection negotiated, for zh_req_tls_version/cipher: what 0 the
+	 * protocol version's name, 1 the cipher suite's; NULL when none. */
+	const char *(*info)(zh__conn_t *c, int what);
 } zh__transport_t;
+
+/* A listener's transport other than the plain socket, brought by a library the core does
+ * not link (TLS: libzerohttp-tls). The object a zh_listener_t's `tls` points to begins with
+ * this header, so the core reaches the transport without knowing the library. */
+typedef struct zh__tr_provider {
+	const zh__transport_t *transport;
+} zh__tr_provider_t;
+
+/* c->trflags: what a transport tells the connection layer (and hears from it).
+ *  HANDSHAKE  set at accept on a listener whose transport has one (TLS), cleared by the
+ *             transport when it is done: until then the handshake timer runs, not the
+ *             header timer.
+ *  TIMEDOUT   the handshake timer expired: set before close(), so the transport can count
+ *             why the handshake failed.
+ *  REFUSED    the transport answered the peer itself and wants the connection closed
+ *             after a lingering close (TLS: plain HTTP on a TLS port got its 400). */
+enum { ZH__TRF_HANDSHAKE = 1u << 0, ZH__TRF_TIMEDOUT = 1u << 1, ZH__TRF_REFUSED = 1u << 2 };
 
 /* The plain socket, called directly (no indirect call on the hot path); the others through
  * zh__transports[c->tr]. */
@@ -90,6 +114,8 @@ extern uint8_t zh__transport_default; /* given to new connections: 0 = plain */
  * from now on; NULL makes it the plain socket again. Returns 0, or -ENOSPC when the table
  * is full. For tests (tests/test_transport.c); TLS will choose per listener. */
 int zh__transport_install(const zh__transport_t *t);
+/* Registers t (until the process ends) without changing the default; its index, or -ENOSPC. */
+int zh__transport_register(const zh__transport_t *t);
 
 
 enum {
@@ -320,7 +346,7 @@ enum zh__conn_state {
  * arriving (from its first byte). Two lists, so the head of HEADER is always a connection
  * holding a context: silent ones cannot hide stalled heads from eviction (conn.c). */
 enum zh__timer_kind { ZH__T_NONE, ZH__T_HEADER, ZH__T_IDLE, ZH__T_BODY, ZH__T_WRITE,
-		      ZH__T_LINGER, ZH__T_SILENT, ZH__T_KINDS };
+		      ZH__T_LINGER, ZH__T_SILENT, ZH__T_HANDSHAKE, ZH__T_KINDS };
 
 /* Kept small on purpose (72 bytes): an idle keep-alive connection costs this slot and
  * nothing else. Slots come from a pool whose free list overwrites the first word of a free
@@ -345,6 +371,7 @@ struct zh__conn {
 	uint8_t peer_v6;
 	uint8_t tr;		/* transport: index into zh__transports, 0 = plain */
 	uint8_t proto;		/* protocol: index into zh__protos, 0 = HTTP/1.1 */
+	uint8_t trflags;	/* ZH__TRF_*: between the transport and conn.c */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
 };
@@ -542,6 +569,17 @@ struct zh__ctx {
 
 /* ---- worker, server (loop.c, server.c) ----------------------------------------------------- */
 
+/* A listening address: the plain socket (tr 0) or a registered transport with its
+ * provider (tr_arg, given to the transport's open()). */
+enum { ZH__LISTENERS_MAX = 64 };
+typedef struct zh__listener {
+	char address[64];
+	uint16_t port;
+	int fd; /* an inherited listening socket (not ours to close), or -1 */
+	uint8_t tr;
+	void *tr_arg;
+} zh__listener_t;
+
 typedef struct zh__tlist {
 	zh__conn_t *head, *tail;
 	uint32_t duration_ms;
@@ -550,7 +588,8 @@ typedef struct zh__tlist {
 struct zh__worker {
 	zh_server_t *srv;
 	unsigned id;
-	int ep, lfd, stopfd;
+	int ep, stopfd;
+	int lfd[ZH__LISTENERS_MAX]; /* one per server listener, same order; -1 once closed */
 	pthread_t thread;
 	char *region;
 	size_t region_len;
@@ -566,6 +605,8 @@ struct zh__worker {
 	char common_hdr[128];
 	bool draining;
 	uint64_t drain_deadline_ms, accept_resume_ms;
+	uint64_t drain_idle_close_ms; /* draining: idle connections close from then on (0: at
+					 once; zh_server_stop_gently's grace) */
 	/* zh_deferred_resume() from any thread: appended under the lock, then wakefd */
 	int wakefd;
 	pthread_mutex_t inbox_lock;
@@ -627,7 +668,9 @@ int zh__fwd_parse(zh__fwd_t *f, bool forwarded, const char *v, size_t len);
 struct zh_server {
 	zh_config_t cfg;
 	char address[64];
-	uint16_t port;
+	uint16_t port;			/* the first listener's */
+	zh__listener_t listeners[ZH__LISTENERS_MAX];
+	unsigned nlisteners;
 	zh__limits_t limits;
 	size_t ctx_size, large_size, body_size;
 	zh__router_t router;
@@ -638,6 +681,7 @@ struct zh_server {
 	zh__worker_t *workers;
 	unsigned nworkers;
 	volatile int stopping;
+	volatile unsigned idle_grace_ms; /* zh_server_stop_gently() */
 	bool running;
 	_Atomic uint64_t ping_seq; /* zh_server_ping()'s last number */
 	time_t start_time; /* zh_server_new(), for /metrics */
@@ -689,9 +733,12 @@ zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NU
 void zh__eventfd_signal(int fd);
 void zh__eventfd_consume(int fd);
 
+/* server.c */
+int zh__listener_watch(zh__worker_t *w, unsigned i, bool on);
+
 /* conn.c */
 void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
-			const struct sockaddr_storage *peer);
+			const struct sockaddr_storage *peer, const zh__listener_t *l);
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);

@@ -91,6 +91,8 @@ static int next_timeout_ms(const zh__worker_t *w)
 		next = w->accept_resume_ms;
 	if (w->draining && w->drain_deadline_ms < next)
 		next = w->drain_deadline_ms;
+	if (w->drain_idle_close_ms && w->drain_idle_close_ms < next)
+		next = w->drain_idle_close_ms;
 	if (w->tick_due_ms && w->tick_due_ms < next)
 		next = w->tick_due_ms;
 	if (w->nyielded)
@@ -101,10 +103,24 @@ static int next_timeout_ms(const zh__worker_t *w)
 	return ms;
 }
 
-static void listener_events(zh__worker_t *w, uint32_t events)
+/* Stops (on = false) or resumes watching the listeners. Removed and added again rather than
+ * modified: an inherited socket is watched with EPOLLEXCLUSIVE, which EPOLL_CTL_MOD refuses. */
+static bool listener_events(zh__worker_t *w, bool on)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = &w->lfd};
-	epoll_ctl(w->ep, EPOLL_CTL_MOD, w->lfd, &ev);
+	bool done = true;
+	for (unsigned i = 0; i < w->srv->nlisteners; i++)
+		if (w->lfd[i] >= 0 && zh__listener_watch(w, i, on) < 0)
+			done = false;
+	return done;
+}
+
+/* The listener an event names: &w->lfd[i] is its epoll data. -1 for anything else. */
+static int listener_of(const zh__worker_t *w, const void *p)
+{
+	uintptr_t q = (uintptr_t)p, first = (uintptr_t)w->lfd;
+	if (q >= first && q < first + w->srv->nlisteners * sizeof w->lfd[0])
+		return (int)((q - first) / sizeof w->lfd[0]);
+	return -1;
 }
 
 /* Measured (1 MiB files, 16 connections, loopback): with a 256 KiB send buffer a response
@@ -124,12 +140,12 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
-static void accept_batch(zh__worker_t *w)
+static void accept_batch(zh__worker_t *w, unsigned li)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof peer;
-		int fd = accept4(w->lfd, (struct sockaddr *)&peer, &plen,
+		int fd = accept4(w->lfd[li], (struct sockaddr *)&peer, &plen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			bool loopback = w->srv->cfg.loopback_sndbuf && is_loopback(&peer);
@@ -137,7 +153,7 @@ static void accept_batch(zh__worker_t *w)
 				int sb = (int)w->srv->cfg.loopback_sndbuf;
 				setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
 			}
-			zh__conn_accepted(w, fd, loopback, &peer);
+			zh__conn_accepted(w, fd, loopback, &peer, &w->srv->listeners[li]);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -145,7 +161,7 @@ static void accept_batch(zh__worker_t *w)
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			/* Out of descriptors: stop listening for a moment instead of spinning on a
 			 * level-triggered listener; existing connections keep being served. */
-			listener_events(w, 0);
+			(void)listener_events(w, false); /* if not: EMFILE again, and again here */
 			w->accept_resume_ms = w->now_ms + ACCEPT_BACKOFF_MS;
 			ZH__STAT_ADD(w, connections_refused, 1);
 		}
@@ -181,6 +197,17 @@ void zh__eventfd_consume(int fd)
 		abort();
 }
 
+/* Draining: idle connections close (zh__conn_drain answers a request already waiting). */
+static void close_idle(zh__worker_t *w)
+{
+	w->drain_idle_close_ms = 0;
+	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
+		zh__conn_t *c = conn_at(w, i);
+		if (c->state == ZH__C_IDLE && c->ctx == NULL)
+			zh__conn_drain(w, c);
+	}
+}
+
 static void begin_drain(zh__worker_t *w)
 {
 	zh__eventfd_consume(w->stopfd);
@@ -189,15 +216,19 @@ static void begin_drain(zh__worker_t *w)
 	w->draining = true;
 	w->drain_deadline_ms = w->now_ms + w->srv->cfg.drain_timeout_ms;
 	ZH__STAT_ADD(w, drain_connections, w->open_conns);
-	if (w->lfd >= 0) {
-		close(w->lfd); /* stop accepting; also leaves the epoll set */
-		w->lfd = -1;
+	/* Stop accepting. Removed from the epoll set first: an inherited socket's duplicate
+	 * leaves it only when the last descriptor of the socket closes, which is not ours. */
+	(void)listener_events(w, false); /* fails only for a socket already out of the set */
+	for (unsigned i = 0; i < w->srv->nlisteners; i++) {
+		if (w->lfd[i] >= 0) {
+			close(w->lfd[i]);
+			w->lfd[i] = -1;
+		}
 	}
-	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
-		zh__conn_t *c = conn_at(w, i);
-		if (c->state == ZH__C_IDLE && c->ctx == NULL)
-			zh__conn_drain(w, c);
-	}
+	if (w->srv->idle_grace_ms) /* zh_server_stop_gently: idle ones wait for a request */
+		w->drain_idle_close_ms = w->now_ms + w->srv->idle_grace_ms;
+	else
+		close_idle(w);
 }
 
 /* ---- deferred responses: resumptions from any thread ---------------------------------------- */
@@ -329,8 +360,9 @@ void *zh__worker_main(void *arg)
 			zh__date_refresh(w, sec);
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
-			if (p == &w->lfd)
-				accept_batch(w);
+			int li = listener_of(w, p);
+			if (li >= 0)
+				accept_batch(w, (unsigned)li);
 			else if (p == &w->stopfd)
 				begin_drain(w);
 			else if (p == &w->wakefd)
@@ -353,10 +385,12 @@ void *zh__worker_main(void *arg)
 		run_ticks(w, false);
 		if (w->accept_resume_ms && w->now_ms >= w->accept_resume_ms) {
 			w->accept_resume_ms = 0;
-			if (w->lfd >= 0)
-				listener_events(w, EPOLLIN);
+			if (!w->draining && !listener_events(w, true))
+				w->accept_resume_ms = w->now_ms + ACCEPT_BACKOFF_MS; /* again */
 		}
 		if (w->draining) {
+			if (w->drain_idle_close_ms && w->now_ms >= w->drain_idle_close_ms)
+				close_idle(w);
 			if (w->now_ms >= w->drain_deadline_ms)
 				force_close_all(w);
 			if (w->open_conns == 0)

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ void zh_config_init(zh_config_t *cfg)
 	cfg->max_keepalive_requests = 0;
 	cfg->loopback_sndbuf = 256 * 1024;
 	cfg->server_name = "zerohttp";
+	cfg->tls_handshake_timeout_ms = 10000;
 }
 
 static size_t round_up(size_t n, size_t to)
@@ -58,17 +60,17 @@ static size_t round_up(size_t n, size_t to)
 
 static uint16_t bound_port(int fd);
 
-/* srv's address and port as a socket address; -EINVAL if the address is no IP literal. */
-static int listen_addr(const zh_server_t *srv, uint16_t port, struct sockaddr_storage *ss,
+/* a listener's address and port as a socket address; -EINVAL if the address is no IP literal. */
+static int listen_addr(const zh__listener_t *l, uint16_t port, struct sockaddr_storage *ss,
 		       socklen_t *len)
 {
 	memset(ss, 0, sizeof *ss);
-	if (inet_pton(AF_INET, srv->address, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+	if (inet_pton(AF_INET, l->address, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(port);
 		*len = sizeof *sin;
-	} else if (inet_pton(AF_INET6, srv->address,
+	} else if (inet_pton(AF_INET6, l->address,
 			     &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 		sin6->sin6_family = AF_INET6;
@@ -80,13 +82,13 @@ static int listen_addr(const zh_server_t *srv, uint16_t port, struct sockaddr_st
 	return 0;
 }
 
-static int open_listener(const zh_server_t *srv, uint16_t port, int *out)
+static int open_listener(const zh__listener_t *l, uint16_t port, int *out)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, one = 1, err;
 
-	if ((err = listen_addr(srv, port, &ss, &len)) < 0)
+	if ((err = listen_addr(l, port, &ss, &len)) < 0)
 		return err;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -112,13 +114,13 @@ static int open_listener(const zh_server_t *srv, uint16_t port, int *out)
  * sockets in TIME_WAIT, so a restart is not refused). It also resolves port 0: the kernel
  * picks a free port for the probe, which the workers then bind. The probe is closed before
  * the workers bind; docs/design.md ("Listening") discusses the window this leaves. */
-static int claim_port(zh_server_t *srv)
+static int claim_port(zh__listener_t *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, one = 1, err;
 
-	if ((err = listen_addr(srv, srv->port, &ss, &len)) < 0)
+	if ((err = listen_addr(l, l->port, &ss, &len)) < 0)
 		return err;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -127,7 +129,7 @@ static int claim_port(zh_server_t *srv)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
 	    bind(fd, (struct sockaddr *)&ss, len) < 0)
 		err = -errno;
-	else if (srv->port == 0 && (srv->port = bound_port(fd)) == 0)
+	else if (l->port == 0 && (l->port = bound_port(fd)) == 0)
 		err = -EADDRNOTAVAIL;
 	close(fd);
 	return err;
@@ -157,7 +159,9 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 
 	w->srv = srv;
 	w->id = id;
-	w->ep = w->lfd = w->stopfd = w->wakefd = -1;
+	w->ep = w->stopfd = w->wakefd = -1;
+	for (unsigned i = 0; i < ZH__LISTENERS_MAX; i++)
+		w->lfd[i] = -1;
 	pthread_mutex_init(&w->inbox_lock, NULL);
 	w->region_len = conn_bytes + round_up(ctx_bytes + large_bytes + body_bytes, 1u << 21);
 	w->region = mmap(NULL, w->region_len, PROT_READ | PROT_WRITE,
@@ -182,22 +186,29 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 	w->timers[ZH__T_BODY].duration_ms = cfg->body_timeout_ms;
 	w->timers[ZH__T_WRITE].duration_ms = cfg->write_timeout_ms;
 	w->timers[ZH__T_LINGER].duration_ms = ZH__LINGER_MS;
+	w->timers[ZH__T_HANDSHAKE].duration_ms = cfg->tls_handshake_timeout_ms;
 	w->now_ms = zh__now_ms();
 	zh__date_refresh(w, time(NULL));
 
-	if ((r = open_listener(srv, srv->port, &w->lfd)) < 0)
-		return r;
-	if (srv->port == 0)
-		srv->port = bound_port(w->lfd);
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	w->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->ep < 0 || w->stopfd < 0 || w->wakefd < 0)
 		return -errno;
 	ev.events = EPOLLIN;
-	ev.data.ptr = &w->lfd;
-	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->lfd, &ev) < 0)
-		return -errno;
+	for (unsigned i = 0; i < srv->nlisteners; i++) {
+		zh__listener_t *l = &srv->listeners[i];
+		if (l->fd >= 0) { /* inherited: every worker watches a duplicate of it */
+			if ((w->lfd[i] = fcntl(l->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+				return -errno;
+		} else if ((r = open_listener(l, l->port, &w->lfd[i])) < 0) {
+			return r;
+		}
+		if (l->port == 0) /* with reuse_port: no probe resolved it */
+			l->port = bound_port(w->lfd[i]);
+		if ((r = zh__listener_watch(w, i, true)) < 0)
+			return r;
+	}
 	ev.data.ptr = &w->stopfd;
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
 		return -errno;
@@ -207,13 +218,26 @@ static int worker_init(zh_server_t *srv, zh__worker_t *w, unsigned id)
 	return 0;
 }
 
+/* Starts (on) or stops worker w watching its socket of listener i. A socket shared by the
+ * workers (inherited) wakes one of them per connection, not all (EPOLLEXCLUSIVE). */
+int zh__listener_watch(zh__worker_t *w, unsigned i, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->lfd[i]};
+	if (w->srv->listeners[i].fd >= 0)
+		ev.events |= EPOLLEXCLUSIVE;
+	if (epoll_ctl(w->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->lfd[i], &ev) == 0)
+		return 0;
+	return errno == (on ? EEXIST : ENOENT) ? 0 : -errno; /* already as asked */
+}
+
 static void worker_dispose(zh__worker_t *w)
 {
 	if (w->srv == NULL)
 		return; /* zh_server_new failed before worker_init reached it: all zeros, and fd 0
 			   is not ours to close */
-	if (w->lfd >= 0)
-		close(w->lfd);
+	for (unsigned i = 0; i < ZH__LISTENERS_MAX; i++)
+		if (w->lfd[i] >= 0)
+			close(w->lfd[i]);
 	if (w->ep >= 0)
 		close(w->ep);
 	if (w->stopfd >= 0)
@@ -248,8 +272,88 @@ static void ignore_sigpipe(void)
 	}
 }
 
+/* An inherited socket as listener l: it must be a listening stream socket; it becomes
+ * nonblocking (a worker woken for a connection another worker took must not block in
+ * accept), and its local address names it (access log, start line). */
+static int adopt_listener(zh__listener_t *l, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int listening = 0, type = 0, flags;
+	socklen_t ilen = sizeof listening, tlen = sizeof type;
+	const void *ip;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || !listening ||
+	    type != SOCK_STREAM || getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return -ENOTSOCK;
+	if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	ip = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+				     : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+	if (inet_ntop(ss.ss_family, ip, l->address, sizeof l->address) == NULL)
+		return -errno;
+	l->port = bound_port(fd);
+	l->fd = fd;
+	return 0;
+}
+
+static int check_listeners(const zh_config_t *cfg)
+{
+	if (cfg->nlisteners > ZH__LISTENERS_MAX || (cfg->nlisteners && !cfg->listeners))
+		return -EINVAL;
+	for (unsigned i = 0; i < cfg->nlisteners; i++) {
+		const zh_listener_t *l = &cfg->listeners[i];
+		const zh__tr_provider_t *p = (const zh__tr_provider_t *)(const void *)l->tls;
+		if (l->inherited ? l->fd < 0 : !l->address || strlen(l->address) >= 64)
+			return -EINVAL;
+		if (p && !p->transport)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* srv->listeners from the configuration: its list, or the address and port shorthand.
+ * A TLS listener's transport joins the transport table (once per process). */
+static int set_listeners(zh_server_t *srv, const zh_config_t *cfg)
+{
+	for (unsigned i = 0; i < ZH__LISTENERS_MAX; i++)
+		srv->listeners[i].fd = -1;
+	if (cfg->nlisteners == 0) {
+		memcpy(srv->listeners[0].address, cfg->address, strlen(cfg->address) + 1);
+		srv->listeners[0].port = cfg->port;
+		srv->nlisteners = 1;
+		return 0;
+	}
+	for (unsigned i = 0; i < cfg->nlisteners; i++) {
+		const zh_listener_t *in = &cfg->listeners[i];
+		zh__listener_t *l = &srv->listeners[i];
+		int r;
+		if (in->inherited) {
+			if ((r = adopt_listener(l, in->fd)) < 0)
+				return r;
+		} else {
+			memcpy(l->address, in->address, strlen(in->address) + 1);
+			l->port = in->port;
+		}
+		if (in->tls) {
+			const zh__tr_provider_t *p = (const zh__tr_provider_t *)(void *)in->tls;
+			int tr = zh__transport_register(p->transport);
+			if (tr < 0)
+				return tr;
+			l->tr = (uint8_t)tr;
+			l->tr_arg = in->tls;
+		}
+	}
+	srv->nlisteners = cfg->nlisteners;
+	return 0;
+}
+
 static int check_config(const zh_config_t *cfg)
 {
+	if (check_listeners(cfg) < 0)
+		return -EINVAL;
 	if (!cfg->address || strlen(cfg->address) >= 64 || cfg->max_connections == 0 ||
 	    cfg->io_contexts == 0 || cfg->max_headers == 0 || cfg->max_headers > 10000 ||
 	    cfg->max_request_line < 16 || cfg->max_request_line > (1u << 20) ||
@@ -316,9 +420,15 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (!cfg->reuse_port && (r = claim_port(srv)) < 0) {
+	if ((r = set_listeners(srv, cfg)) < 0) {
 		zh_server_free(srv);
 		goto fail;
+	}
+	for (unsigned i = 0; i < srv->nlisteners && !cfg->reuse_port; i++) {
+		if (srv->listeners[i].fd < 0 && (r = claim_port(&srv->listeners[i])) < 0) {
+			zh_server_free(srv);
+			goto fail;
+		}
 	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		r = worker_init(srv, &srv->workers[i], i);
@@ -327,6 +437,8 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 			goto fail;
 		}
 	}
+	srv->port = srv->listeners[0].port;
+	srv->cfg.listeners = NULL; /* the caller's array is not kept */
 	return srv;
 fail:
 	if (err)
@@ -337,6 +449,27 @@ fail:
 uint16_t zh_server_port(const zh_server_t *srv)
 {
 	return srv->port;
+}
+
+uint16_t zh_server_listener_port(const zh_server_t *srv, unsigned i)
+{
+	return i < srv->nlisteners ? srv->listeners[i].port : 0;
+}
+
+unsigned zh_server_listener_fds(const zh_server_t *srv, unsigned i, int *fds, unsigned cap)
+{
+	unsigned n = 0;
+	if (i >= srv->nlisteners)
+		return 0;
+	if (srv->listeners[i].fd >= 0) {
+		if (cap)
+			fds[0] = srv->listeners[i].fd;
+		return 1;
+	}
+	for (unsigned k = 0; k < srv->nworkers; k++)
+		if (srv->workers[k].lfd[i] >= 0 && n++ < cap)
+			fds[n - 1] = srv->workers[k].lfd[i];
+	return n;
 }
 
 int zh_server_run(zh_server_t *srv)
@@ -365,6 +498,12 @@ int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn, void *
 	srv->err_fn = fn;
 	srv->err_arg = arg;
 	return 0;
+}
+
+void zh_server_stop_gently(zh_server_t *srv, unsigned idle_grace_ms)
+{
+	srv->idle_grace_ms = idle_grace_ms; /* read by each worker when it sees the stop */
+	zh_server_stop(srv);
 }
 
 void zh_server_stop(zh_server_t *srv)

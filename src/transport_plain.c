@@ -87,6 +87,17 @@ const zh__transport_t zh__transport_plain = {
 const zh__transport_t *zh__transports[ZH__TRANSPORTS_MAX] = {&zh__transport_plain};
 uint8_t zh__transport_default;
 
+int zh__transport_register(const zh__transport_t *t)
+{
+	for (uint8_t i = 1; i < ZH__TRANSPORTS_MAX; i++) {
+		if (zh__transports[i] == NULL)
+			zh__transports[i] = t;
+		if (zh__transports[i] == t)
+			return i;
+	}
+	return -ENOSPC;
+}
+
 int zh__transport_install(const zh__transport_t *t)
 {
 	uint8_t i;
@@ -103,4 +114,24 @@ int zh__transport_install(const zh__transport_t *t)
 		}
 	}
 	return -ENOSPC;
+}
+
+/* ---- public: what a TLS connection negotiated (zerohttp.h, "Listeners and TLS") ---- */
+
+static const char *tr_info(const zh_request_t *req, int what)
+{
+	zh__conn_t *c = req->ctx->conn;
+	if (c->tr == 0 || zh__tr(c)->info == NULL)
+		return NULL;
+	return zh__tr(c)->info(c, what);
+}
+
+const char *zh_req_tls_version(const zh_request_t *req)
+{
+	return tr_info(req, 0);
+}
+
+const char *zh_req_tls_cipher(const zh_request_t *req)
+{
+	return tr_info(req, 1);
 }

@@ -3,8 +3,9 @@
  * Every malloc-family call (malloc, calloc, realloc, reallocarray, free, posix_memalign,
  * aligned_alloc, memalign, valloc, pvalloc) increments one counter, then goes to glibc's
  * own __libc_* entry points (no dlsym, which could itself allocate and recurse).
- * On SIGUSR2 the current count is written, in decimal, to $ZH_MALLOC_COUNT_FILE: the test
- * reads it before and after the measured phase and asserts the difference is 0.
+ * On SIGRTMIN+3 the current count is written, in decimal, to $ZH_MALLOC_COUNT_FILE: the
+ * test reads it before and after the measured phase and asserts the difference is 0. (A
+ * real-time signal: zerohttpd uses SIGUSR1, SIGUSR2 and SIGHUP itself.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -133,5 +134,5 @@ __attribute__((constructor)) static void init(void)
 	sa.sa_handler = dump;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGRTMIN + 3, &sa, NULL);
 }

@@ -341,3 +341,119 @@ Test(transport, shutdown_and_close_through_the_seam)
 	cr_assert_eq(zh__transport_install(&dbl), 0);
 	cr_assert_eq(zh__transports[zh__transport_default], &dbl);
 }
+
+/* ---- listeners: a transport brought by a listener's provider (how TLS plugs in) ---------- */
+
+static atomic_ulong n_open;
+static atomic_uint last_close_flags;
+static bool open_handshake; /* dbl_open marks the connection as handshaking (never ends) */
+
+static int dbl_open(zh__conn_t *c, void *arg)
+{
+	cr_assert_not_null(arg);
+	atomic_fetch_add(&n_open, 1);
+	if (open_handshake)
+		c->trflags |= ZH__TRF_HANDSHAKE;
+	return 0;
+}
+
+static void dbl_close_flags(zh__conn_t *c)
+{
+	atomic_store(&last_close_flags, c->trflags);
+	dbl_close(c);
+}
+
+static const zh__transport_t dbl_listener = {
+	.name = "test-double-listener",
+	.recv = dbl_recv,
+	.peek = dbl_peek,
+	.send = dbl_send,
+	.send_file = dbl_send_file,
+	.shutdown = dbl_shutdown,
+	.close = dbl_close_flags,
+	.wants = dbl_wants,
+	.open = dbl_open,
+};
+
+/* what a zh_tls_t is to the core: an object that begins with the provider header */
+static struct {
+	zh__tr_provider_t hdr;
+	int payload;
+} provider = {{&dbl_listener}, 0};
+
+static void listeners_setup(void)
+{
+	zh_config_t cfg;
+	zh_listener_t ls[2] = {{.address = "127.0.0.1"},
+			       {.address = "127.0.0.1", .tls = (zh_tls_t *)(void *)&provider}};
+	int err = 0;
+	zh_tc_config(&cfg);
+	cfg.listeners = ls;
+	cfg.nlisteners = 2;
+	cfg.tls_handshake_timeout_ms = 200;
+	srv = zh_server_new(&cfg, &err);
+	cr_assert_not_null(srv, "zh_server_new: %d", err);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/hello", 0, h_hello, NULL), 0);
+	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+}
+
+static void listeners_teardown(void)
+{
+	zh_server_stop(srv);
+	pthread_join(runner, NULL);
+	zh_server_free(srv);
+	srv = NULL;
+}
+
+TestSuite(listeners, .init = listeners_setup, .fini = listeners_teardown, .timeout = 30);
+
+/* Two listeners on ports of their own: the plain one serves through the plain socket, the
+ * provider's through its transport, whose open() ran for that connection only. */
+Test(listeners, each_listener_its_transport)
+{
+	static char buf[1024];
+	const char *req = "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	uint16_t p0 = zh_server_listener_port(srv, 0), p1 = zh_server_listener_port(srv, 1);
+	unsigned long r0 = atomic_load(&n_recv);
+	int fd;
+	cr_assert(p0 && p1 && p0 != p1);
+	cr_assert_eq(zh_server_port(srv), p0);
+	cr_assert_eq(zh_server_listener_port(srv, 2), 0);
+	fd = zh_tc_connect(p0, 10, 0);
+	send_all(fd, req);
+	zh_tc_read_to_close(fd, buf, sizeof buf);
+	close(fd);
+	cr_assert_not_null(strstr(buf, "\r\n\r\nhello\n"), "%s", buf);
+	cr_assert_eq(atomic_load(&n_recv), r0, "the plain listener used the double");
+	cr_assert_eq(atomic_load(&n_open), 0);
+	memset(buf, 0, sizeof buf);
+	fd = zh_tc_connect(p1, 10, 0);
+	send_all(fd, req);
+	zh_tc_read_to_close(fd, buf, sizeof buf);
+	close(fd);
+	cr_assert_not_null(strstr(buf, "\r\n\r\nhello\n"), "%s", buf);
+	cr_assert_geq(atomic_load(&n_recv) - r0, strlen(req));
+	cr_assert_eq(atomic_load(&n_open), 1);
+}
+
+/* A connection whose transport has a handshake to finish (ZH__TRF_HANDSHAKE) is closed by
+ * the handshake timer (200 ms here), not the 10 s header timer, and its transport learns
+ * why (ZH__TRF_TIMEDOUT). */
+Test(listeners, handshake_timer)
+{
+	static char buf[64];
+	long long t0;
+	int fd;
+	open_handshake = true;
+	t0 = (long long)zh__now_ms();
+	fd = zh_tc_connect(zh_server_listener_port(srv, 1), 10, 0);
+	cr_assert_eq(zh_tc_read_to_close(fd, buf, sizeof buf), 0);
+	close(fd);
+	cr_assert_lt((long long)zh__now_ms() - t0, 3000);
+	cr_assert_geq((long long)zh__now_ms() - t0, 150);
+	for (int i = 0; i < 500 && atomic_load(&last_close_flags) == 0; i++) {
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert(atomic_load(&last_close_flags) & ZH__TRF_TIMEDOUT);
+}

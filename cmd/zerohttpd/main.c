@@ -29,6 +29,7 @@ static void reload_all(void)
 	zhd_config_reload(); /* first: it may move the limits' base */
 	zhd_auth_reload();
 	zhd_limits_reload();
+	zhd_tls_reload();
 	zhd_notify("READY=1");
 }
 
@@ -47,6 +48,7 @@ static void features(const struct zhd_settings *s, char *out, size_t cap)
 		{s->htpasswd_file || s->tokens_file, "auth"},
 		{s->limits_on, "limits"},
 		{s->cfg.reuse_port != 0, "reuse-port"},
+		{zhd_tls() != NULL, "tls"},
 	};
 	size_t n = 0;
 	out[0] = '\0';
@@ -59,8 +61,7 @@ static void features(const struct zhd_settings *s, char *out, size_t cap)
 
 static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 {
-	char feats[128], root[PATH_MAX], where[96] = "";
-	const char *v6 = strchr(s->cfg.address, ':') ? "[" : "";
+	char feats[128], root[PATH_MAX], where[96] = "", listen[600];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN); /* zh_server_new's default */
 	unsigned workers = s->cfg.workers ? s->cfg.workers : (unsigned)(ncpu > 0 ? ncpu : 1);
 	if (realpath(s->files.root, root) == NULL)
@@ -69,10 +70,9 @@ static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 	if (s->metrics_listen)
 		snprintf(where, sizeof where, " metrics-listen=%s:%u", s->metrics_addr,
 			 (unsigned)zhd_metrics_port());
-	zhd_log(ZHD_INFO, "listening on http://%s%s%s:%u/ version=%s workers=%u root=%s "
-			  "features=%s%s",
-		v6, s->cfg.address, *v6 ? "]" : "", (unsigned)zh_server_port(srv), ZH_VERSION,
-		workers, root, feats, where);
+	zhd_listeners_describe(srv, s, listen, sizeof listen);
+	zhd_log(ZHD_INFO, "listening on %s version=%s workers=%u root=%s features=%s%s", listen,
+		ZH_VERSION, workers, root, feats, where);
 }
 
 static void log_stop(zh_server_t *srv, bool ran, int status)
@@ -155,8 +155,8 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot start the demo: %s", strerror(-err));
 		goto out;
 	}
-	if ((err = zhd_signals_start(s->access_log ? zhd_access_log_reopen : NULL,
-				     reload_all)) < 0) {
+	if ((err = zhd_signals_start(s->access_log ? zhd_access_log_reopen : NULL, reload_all,
+				     zhd_upgrade)) < 0) {
 		zhd_log(ZHD_ERROR, "cannot start the signal thread: %s", strerror(-err));
 		goto out;
 	}
@@ -169,6 +169,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		goto out;
 	log_start(srv, s);
 	zhd_notify("READY=1\nSTATUS=serving");
+	zhd_handover_ready();
 	ran = true;
 	if ((err = zh_server_run(srv)) < 0)
 		zhd_log(ZHD_ERROR, "%s", strerror(-err));
@@ -188,6 +189,7 @@ out:
 	zhd_features_free();
 	zhd_proxy_free(); /* after zh_server_free: no worker uses an upstream connection now */
 	zhd_limits_free(); /* after zhd_signals_stop(): nothing calls zh_limit_set now */
+	zhd_tls_free();	   /* after the server: its connections used it */
 	return status;
 }
 
@@ -198,13 +200,20 @@ static int start(int argc, char **argv)
 	zh_server_t *srv;
 	int r, err = 0;
 
+	if (zhd_handover_init(argv) < 0) /* first: LISTEN_FDS leave the environment */
+		return 1;
 	if ((r = zhd_settings_load(argc, argv, &s)) >= 0)
 		return r;
 	if (zhd_notify_init() < 0)
 		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
+	if (zhd_listeners_setup(&s) < 0) {
+		zhd_tls_free();
+		return 1;
+	}
 	srv = zh_server_new(&s.cfg, &err);
 	if (srv == NULL) {
+		zhd_tls_free();
 		zhd_log(ZHD_ERROR, "cannot listen on %s:%u: %s%s", s.cfg.address,
 			(unsigned)s.cfg.port, err == -EADDRINUSE ? "address already in use" :
 			strerror(-err), err == -EADDRINUSE ? " (another process holds the port; "

@@ -130,6 +130,7 @@ static void metrics(zh_request_t *req, zh_response_t *resp, void *arg)
 		return;
 	}
 	zh_metrics_handler(req, resp, mon.main);
+	zhd_tls_metrics(resp);
 }
 
 /* zh_readyz_handler, but 503 from the stop signal on: with --drain-delay the main server
@@ -167,6 +168,20 @@ static void *run_monitor(void *unused)
 	return NULL;
 }
 
+/* Sockets named "metrics" in LISTEN_FDS (a zerohttpd we take over from passes its own):
+ * they replace binding --metrics-listen's address. */
+static void inherited_metrics(zh_config_t *cfg)
+{
+	static zh_listener_t ls[ZHD_INHERITED_MAX];
+	size_t n, k = 0;
+	const struct zhd_inherited *in = zhd_inherited(&n);
+	for (size_t i = 0; i < n; i++)
+		if (in[i].kind == ZHD_SOCK_METRICS)
+			ls[k++] = (zh_listener_t){.inherited = true, .fd = in[i].fd};
+	cfg->listeners = k ? ls : NULL;
+	cfg->nlisteners = (unsigned)k;
+}
+
 int zhd_metrics_start(zh_server_t *srv, const struct zhd_settings *s)
 {
 	zh_config_t cfg;
@@ -189,6 +204,7 @@ int zhd_metrics_start(zh_server_t *srv, const struct zhd_settings *s)
 	zh_config_init(&cfg); /* small: a scraper and a few probes */
 	cfg.address = s->metrics_addr;
 	cfg.port = s->metrics_port;
+	inherited_metrics(&cfg);
 	cfg.reuse_port = s->cfg.reuse_port;
 	cfg.workers = 1;
 	cfg.max_connections = 64;
@@ -211,6 +227,11 @@ int zhd_metrics_start(zh_server_t *srv, const struct zhd_settings *s)
 	}
 	mon.running = true;
 	return 0;
+}
+
+zh_server_t *zhd_metrics_server(void)
+{
+	return mon.srv;
 }
 
 uint16_t zhd_metrics_port(void)

@@ -87,6 +87,81 @@ static const char *set_port(struct zhd_settings *s, const struct zhd_option *o, 
 	return NULL;
 }
 
+static const char *set_address(struct zhd_settings *s, const struct zhd_option *o,
+			       const char *v)
+{
+	(void)o;
+	s->cfg.address = v;
+	s->address_given = true;
+	return NULL;
+}
+
+static const char *set_main_port(struct zhd_settings *s, const struct zhd_option *o,
+				 const char *v)
+{
+	s->address_given = true;
+	return set_port(s, o, v);
+}
+
+static const char *add_listen(struct zhd_settings *s, const char *v, bool tls)
+{
+	struct zhd_listen *l;
+	if (s->n_listen == ZHD_LISTEN_MAX)
+		return "at most 8 listeners in all";
+	l = &s->listen[s->n_listen];
+	l->tls = tls;
+	if (zhd_parse_listen(v, l->addr, &l->port) != NULL)
+		return "ADDR:PORT, with an IPv4 address or [IPv6]";
+	s->n_listen++;
+	return NULL;
+}
+
+static const char *set_listen(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	(void)o;
+	return add_listen(s, v, false);
+}
+
+static const char *set_listen_tls(struct zhd_settings *s, const struct zhd_option *o,
+				  const char *v)
+{
+	(void)o;
+	return add_listen(s, v, true);
+}
+
+static const char *set_tls_cert(struct zhd_settings *s, const struct zhd_option *o,
+				const char *v)
+{
+	(void)o;
+	if (s->n_tls_cert == ZHD_TLS_PAIRS_MAX)
+		return "at most 16 certificates";
+	s->tls_cert[s->n_tls_cert++] = v;
+	return NULL;
+}
+
+static const char *set_tls_key(struct zhd_settings *s, const struct zhd_option *o,
+			       const char *v)
+{
+	(void)o;
+	if (s->n_tls_key == ZHD_TLS_PAIRS_MAX)
+		return "at most 16 keys";
+	s->tls_key[s->n_tls_key++] = v;
+	return NULL;
+}
+
+static const char *set_tls_min(struct zhd_settings *s, const struct zhd_option *o,
+			       const char *v)
+{
+	(void)o;
+	if (strcmp(v, "1.2") == 0)
+		s->tls_min = ZH_TLS_1_2;
+	else if (strcmp(v, "1.3") == 0)
+		s->tls_min = ZH_TLS_1_3;
+	else
+		return "1.2 or 1.3";
+	return NULL;
+}
+
 static const char *set_no_metrics(struct zhd_settings *s, const struct zhd_option *o,
 				  const char *v)
 {
@@ -272,8 +347,26 @@ static const struct zhd_option options[] = {
 	{"check-config", NULL, set_true, AT(check_only), 0,
 	 "check the options (and --config FILE) and exit: 0 if\n"
 	 "good, 1 with the offending line if not. Also -t", ZHD_OPT_CLI_ONLY},
-	{"address", "A", set_str, AT(cfg.address), 0, "address to bind (default 127.0.0.1)", 0},
-	{"port", "N", set_port, AT(cfg.port), 0, "port (default 8080; 0 = any free port)", 0},
+	{"address", "A", set_address, 0, 0, "address to bind (default 127.0.0.1)", 0},
+	{"port", "N", set_main_port, AT(cfg.port), 0, "port (default 8080; 0 = any free port)", 0},
+	FNF("listen", "ADDR:PORT", set_listen, ZHD_OPT_REPEAT,
+	   "a plain HTTP listener (repeatable; [::1]:8080 for IPv6).\n"
+	   "With --listen or --listen-tls, --address/--port add\n"
+	   "their listener only when given"),
+	FNF("listen-tls", "ADDR:PORT", set_listen_tls, ZHD_OPT_REPEAT,
+	   "an HTTPS listener (repeatable); needs --tls-cert and\n--tls-key"),
+	FNF("tls-cert", "FILE", set_tls_cert, ZHD_OPT_REPEAT,
+	   "PEM certificate, chain after the leaf (repeatable: the\n"
+	   "one whose names match the client's SNI is used, else\n"
+	   "the first); SIGHUP reloads it"),
+	FNF("tls-key", "FILE", set_tls_key, ZHD_OPT_REPEAT,
+	    "PEM private key of the --tls-cert in the same position"),
+	FN("tls-min", "V", set_tls_min, "lowest TLS version: 1.2 (the default) or 1.3"),
+	NUM("tls-handshake-timeout", "MS", cfg.tls_handshake_timeout_ms, UINT_MAX,
+	    "a TLS handshake must end within (default 10000)"),
+	NUM("tls-ticket-rotate", "S", tls_rotate_s, UINT_MAX,
+	    "a new session ticket key every S seconds; the previous\n"
+	    "one is still accepted (default 3600)"),
 	{"reuse-port", NULL, set_int_one, AT(cfg.reuse_port), 0,
 	 "share the port with processes that set SO_REUSEPORT (a\n"
 	 "new zerohttpd taking over); without it a busy port is an\n"
@@ -434,7 +527,8 @@ void zhd_usage(FILE *out)
 		fprintf(out, "%s\n", h);
 	}
 	fprintf(out, "\nSIGTERM/SIGINT drain and exit; SIGUSR1 reopens the access log; SIGHUP "
-		     "re-reads\n--basic-auth, --bearer-tokens, --limits-file and --config.\n");
+		     "re-reads\n--basic-auth, --bearer-tokens, --limits-file, --config and the TLS\n"
+		     "certificates.\n");
 }
 
 /* One line and a hint, as GNU tools do: the full usage would scroll the error away. */

@@ -1,9 +1,10 @@
 /* signals.c — SIGTERM/SIGINT drain the server and exit; SIGUSR1 reopens the access log
- * (rotation); SIGHUP re-reads what can change while the server runs.
+ * (rotation); SIGHUP re-reads what can change while the server runs; SIGUSR2 hands the
+ * listening sockets to a new process (handover.c).
  *
  * The stop signals have a handler (zh_server_stop is async-signal-safe), installed before
  * the listeners exist: a SIGTERM that arrives while we start up (a client may already be
- * queued in the backlog) must drain, not kill. SIGUSR1 and SIGHUP are blocked in every
+ * queued in the backlog) must drain, not kill. SIGUSR1, SIGUSR2 and SIGHUP are blocked in every
  * thread (the mask is set before any thread exists, and threads inherit it) and one helper
  * thread takes them with sigwait(): no handler runs, no worker syscall is interrupted, and
  * the reopen (open + dup3) or reload (files, allocation) happens on the helper. To stop it,
@@ -20,7 +21,7 @@ static volatile sig_atomic_t g_stop_signal;
 static pthread_t helper_tid;
 static bool helper_started, use_usr1;
 static _Atomic int helper_quit;
-static void (*on_reopen)(void), (*on_reload)(void);
+static void (*on_reopen)(void), (*on_reload)(void), (*on_upgrade)(zh_server_t *);
 
 static void on_stop(int sig)
 {
@@ -35,6 +36,7 @@ static void helper_set(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2);
 	if (use_usr1)
 		sigaddset(set, SIGUSR1);
 }
@@ -78,15 +80,19 @@ static void *helper(void *unused)
 			on_reopen();
 		else if (sig == SIGHUP && on_reload)
 			on_reload();
+		else if (sig == SIGUSR2 && on_upgrade && g_server)
+			on_upgrade(g_server);
 	}
 	return NULL;
 }
 
-int zhd_signals_start(void (*reopen)(void), void (*reload)(void))
+int zhd_signals_start(void (*reopen)(void), void (*reload)(void),
+		      void (*upgrade)(zh_server_t *))
 {
 	int r;
 	on_reopen = reopen;
 	on_reload = reload;
+	on_upgrade = upgrade;
 	if ((r = pthread_create(&helper_tid, NULL, helper, NULL)) != 0)
 		return -r;
 	helper_started = true;

@@ -20,7 +20,14 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 /* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
 enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
-enum { ZHD_VHOST_MAX = 64, ZHD_UPSTREAM_ROUTES_MAX = 64 };
+enum { ZHD_VHOST_MAX = 64, ZHD_LISTEN_MAX = 8, ZHD_TLS_PAIRS_MAX = 16, ZHD_UPSTREAM_ROUTES_MAX = 64 };
+
+/* --listen / --listen-tls */
+struct zhd_listen {
+	char addr[64];
+	uint16_t port;
+	bool tls;
+};
 
 /* --rate-limit, --max-inflight and the --limits-file lines */
 struct zhd_limits {
@@ -56,6 +63,14 @@ struct zhd_settings {
 	uint16_t metrics_port;
 	struct zhd_cidr metrics_allow[ZHD_ALLOW_MAX];
 	size_t n_metrics_allow;
+	/* listeners: --address/--port (the shorthand, used when given or when no --listen
+	 * is), then --listen and --listen-tls in command-line order */
+	bool address_given;
+	struct zhd_listen listen[ZHD_LISTEN_MAX];
+	size_t n_listen;
+	const char *tls_cert[ZHD_TLS_PAIRS_MAX], *tls_key[ZHD_TLS_PAIRS_MAX];
+	size_t n_tls_cert, n_tls_key;
+	unsigned tls_min, tls_rotate_s; /* 0: the library's default */
 	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
 	size_t n_vhosts;
 	const char *proxies[ZHD_UPSTREAM_ROUTES_MAX]; /* "PREFIX=URL[,URL...]" (--proxy) */
@@ -139,8 +154,9 @@ void zhd_signals_init(bool reopen);
 void zhd_signals_watch(zh_server_t *srv);
 /* The stop signal received (SIGTERM...), 0 if none. */
 int zhd_stop_signal(void);
-/* The helper threads: SIGUSR1 calls reopen(), SIGHUP calls reload(). */
-int zhd_signals_start(void (*reopen)(void), void (*reload)(void));
+/* The helper threads: SIGUSR1 calls reopen(), SIGHUP reload(), SIGUSR2 upgrade(srv). */
+int zhd_signals_start(void (*reopen)(void), void (*reload)(void),
+		      void (*upgrade)(zh_server_t *));
 /* After zh_server_run returned, before what reopen/reload touch is freed. */
 void zhd_signals_stop(void);
 
@@ -203,6 +219,42 @@ void zhd_features_free(void);
 int zhd_proxy_start(zh_server_t *srv, const struct zhd_settings *s, bool *claims_root);
 void zhd_proxy_free(void);
 
+/* ---- handover.c: sockets from systemd or an old process (LISTEN_FDS); SIGUSR2 upgrade ---- */
+
+enum { ZHD_INHERITED_MAX = 64 };
+/* by its LISTEN_FDNAMES name: "https", "metrics" (--metrics-listen), anything else */
+enum zhd_sock_kind { ZHD_SOCK_HTTP, ZHD_SOCK_HTTPS, ZHD_SOCK_METRICS };
+struct zhd_inherited {
+	int fd;
+	enum zhd_sock_kind kind;
+};
+/* First thing in main: takes LISTEN_FDS (when LISTEN_PID is ours) and ZEROHTTPD_UPGRADE_FD
+ * out of the environment, and remembers the binary's path and argv for SIGUSR2. 0, or -1
+ * (logged). */
+int zhd_handover_init(char **argv);
+const struct zhd_inherited *zhd_inherited(size_t *n);
+/* Serving: tells the old process that started us for an upgrade, if one did. */
+void zhd_handover_ready(void);
+/* SIGUSR2 (the signal thread): starts the binary with our listening sockets; once it
+ * serves, this server drains. */
+void zhd_upgrade(zh_server_t *srv);
+
+/* ---- tls.c: the listeners, --listen-tls and --tls-*; SIGHUP reloads the certificates ---- */
+
+/* Fills s->cfg.listeners from the options; with a TLS listener, loads libzerohttp-tls
+ * (dlopen: a plain-only run never maps OpenSSL) and the certificates. Returns 0, or -1
+ * after logging why. Before zh_server_new(). */
+int zhd_listeners_setup(struct zhd_settings *s);
+zh_tls_t *zhd_tls(void); /* NULL without TLS listeners */
+bool zhd_listener_is_tls(unsigned i); /* zh_server_listener_port's numbering */
+void zhd_tls_reload(void);
+void zhd_tls_free(void);
+/* The zerohttp_tls_* families, written after zh_metrics_handler's (no TLS: nothing). */
+void zhd_tls_metrics(zh_response_t *resp);
+/* "http://127.0.0.1:8080/ https://127.0.0.1:8443/" for the start line */
+void zhd_listeners_describe(const zh_server_t *srv, const struct zhd_settings *s, char *out,
+			    size_t cap);
+
 /* ---- monitoring.c: /metrics, /healthz, /readyz; --metrics-listen, --metrics-allow ------------ */
 
 /* Parsers for the two options */
@@ -212,6 +264,7 @@ const char *zhd_parse_cidr(const char *v, struct zhd_cidr *out);
 int zhd_metrics_start(zh_server_t *srv, const struct zhd_settings *s);
 /* After the main server's zh_server_run returned. */
 void zhd_metrics_stop(void);
-uint16_t zhd_metrics_port(void); /* the separate listener's port, 0 if none */
+uint16_t zhd_metrics_port(void);
+zh_server_t *zhd_metrics_server(void); /* --metrics-listen's, or NULL */ /* the separate listener's port, 0 if none */
 
 #endif

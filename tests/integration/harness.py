@@ -586,11 +586,11 @@ def rss_kib(pid):
 
 def malloc_calls(pid, count_file, within=5.0):
     """The malloc-count shim's running total for process pid: tests/malloc_count.c writes it
-    to count_file on SIGUSR2. A sentinel goes in first, and the number counts only once two
+    to count_file on SIGRTMIN+3. A sentinel goes in first, and the number counts only once two
     reads agree, so a half-written file is never taken for the total."""
     with open(count_file, "w") as f:
         f.write("-")
-    os.kill(pid, signal.SIGUSR2)
+    os.kill(pid, signal.SIGRTMIN + 3)
     deadline, prev = time.monotonic() + within, None
     while time.monotonic() < deadline:
         with open(count_file) as f:

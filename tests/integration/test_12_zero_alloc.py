@@ -2,7 +2,7 @@
 
 Runs only when ZH_SHIM names the malloc-counting LD_PRELOAD shim (tests/malloc_count.c).
 Contract: the shim counts malloc/calloc/realloc/free/posix_memalign/aligned_alloc/memalign
-calls and, on SIGUSR2, writes the current total as a decimal number to the file named by
+calls and, on SIGRTMIN+3, writes the current total as a decimal number to the file named by
 ZH_MALLOC_COUNT_FILE (overwriting it).
 """
 import json

@@ -221,6 +221,18 @@ class UnitsTest(unittest.TestCase):
         # longer than the default --drain-timeout (10 s), so a drain is never SIGKILLed
         self.assertGreater(int(svc["TimeoutStopSec"].rstrip("s")), 10)
         self.assertIn("WatchdogSec", svc)
+        self.assertEqual(svc["Sockets"].split(), ["zerohttpd.socket", "zerohttpd-tls.socket"])
+
+    def test_socket_names_are_the_ones_zerohttpd_knows(self):
+        # LISTEN_FDNAMES: "https" is served with TLS, "http" plain (tests/integration/
+        # test_46_handover.py serves through both)
+        names = {}
+        for unit in ("zerohttpd.socket", "zerohttpd-tls.socket"):
+            with open(os.path.join(UNITS, unit)) as f:
+                kv = dict(l.strip().split("=", 1) for l in f
+                          if "=" in l and not l.startswith("#"))
+            names[unit] = kv["FileDescriptorName"]
+        self.assertEqual(names, {"zerohttpd.socket": "http", "zerohttpd-tls.socket": "https"})
 
 
 if __name__ == "__main__":

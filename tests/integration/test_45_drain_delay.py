@@ -16,6 +16,8 @@ def refused(port):
         return False
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:    # the listener closed under this connect: look again
+        return False
     finally:
         s.close()
 
