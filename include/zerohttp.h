@@ -1677,7 +1677,8 @@ ZH_API void zh_tls_free(zh_tls_t *tls);
  * client sees a truncated body, never a wrong one). A request is retried on another
  * upstream only when its method is idempotent (GET HEAD PUT DELETE OPTIONS TRACE) and not a
  * byte of it reached the failed upstream (RFC 9110 §9.2.2). /metrics (zh_metrics_handler)
- * shows per-upstream families zerohttp_upstream_*{upstream="URL"}.
+ * shows per-upstream families zerohttp_upstream_*{proxy="PATTERN",upstream="URL"} (PATTERN:
+ * the first pattern zh_proxy_route gave the proxy).
  *
  * Memory: zh_proxy_new allocates the connection slots and maps workers x upstreams x
  * max_conns buffers of 64 KiB (pages are touched only when used); nothing per request.

@@ -125,7 +125,7 @@ static void uc_close(uconn_t *uc)
 static void uc_idle(uconn_t *uc)
 {
 	upw_t *u = &uc->pw->ups[uc->up];
-	if (u->nidle >= uc->pw->p->o.max_idle || zh__ext_draining(uc->pw->w)) {
+	if (u->nidle >= uc->pw->p->o.max_idle || uc->pw->no_idle || zh__ext_draining(uc->pw->w)) {
 		uc_close(uc);
 		return;
 	}
@@ -174,10 +174,10 @@ static void uc_release(void *arg)
 	uc_settle(uc);
 }
 
-/* Idle connections past keepalive_timeout_ms close (a periodic hook of the worker). */
-static uint64_t pool_tick(zh__worker_t *w, bool final, void *arg)
+/* Idle connections past keepalive_timeout_ms close (from the worker's periodic hook,
+ * zh__proxies_tick); when the worker exits (final), all of them. */
+uint64_t zh__proxy_pool_tick(pw_t *pw, zh__worker_t *w, bool final)
 {
-	pw_t *pw = arg;
 	uint64_t now = zh__ext_now_ms(w), ttl = pw->p->o.keepalive_timeout_ms, due = 0;
 	for (unsigned i = 0; i < pw->p->n_up; i++) {
 		upw_t *u = &pw->ups[i];
@@ -458,11 +458,12 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		if (uc->state == UC_SENDING) {
 			int r = send_more(ex, uc);
 			if (r < 0) {
-				/* a pooled connection the upstream had closed: nothing was taken */
+				bool nothing_sent = uc->sent == 0;
+				/* a pooled connection the upstream had reset: nothing was taken */
 				u->outstanding--;
 				ex->uc = NULL;
 				uc_close(uc);
-				if (uc->sent == 0 && ex->idempotent)
+				if (nothing_sent && ex->idempotent)
 					continue;
 				return 502;
 			}
@@ -857,10 +858,11 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 static pw_t *worker_state(zh_proxy_t *p, zh_request_t *req)
 {
 	pw_t *pw = &p->pw[zh_req_worker(req)];
-	if (!pw->tick_added) {
+	if (pw->w == NULL) {
 		pw->w = zh__ext_worker(req);
-		/* without the hook idle connections would only close on the upstream's side */
-		pw->tick_added = zh__worker_tick_add(pw->w, pool_tick, pw) == 0;
+		/* one hook per worker for every proxy of the server (the loop has 4 slots).
+		 * Without it nothing would expire idle connections: then none are kept */
+		pw->no_idle = zh__worker_tick_add(pw->w, zh__proxies_tick, (void *)p->srv) < 0;
 	}
 	return pw;
 }
@@ -928,6 +930,12 @@ int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p)
 	if (srv == NULL || pattern == NULL || p == NULL || p->srv != srv)
 		return -EINVAL;
 	r = zh_server_route(srv, ZH_METHOD_ANY, pattern, ZH_ROUTE_PREFIX, handler, p);
-	return r < 0 ? r : zh_route_use(srv, pattern, &mw);
+	if (r == 0 && (r = zh_route_use(srv, pattern, &mw)) == 0 && p->name[0] == '\0') {
+		/* the label: a pattern has no '"', '\\' or newline to escape; cut if long */
+		size_t n = strlen(pattern) < sizeof p->name ? strlen(pattern) : sizeof p->name - 1;
+		memcpy(p->name, pattern, n);
+		p->name[n] = '\0';
+	}
+	return r;
 }
 

@@ -147,7 +147,7 @@ typedef struct pw {
 	zh__worker_t *w;
 	uconn_t *free;
 	unsigned rr;
-	bool tick_added;
+	bool no_idle; /* no periodic hook: idle connections are not kept */
 	uint64_t unavailable; /* 503: nothing up or every pool full */
 	upw_t *ups;
 	zh__uhead_t head; /* scratch: parsed then delivered at once */
@@ -170,11 +170,16 @@ struct zh_proxy {
 	char *bufs;
 	size_t bufs_len;
 	char host[256];
+	char name[128]; /* the first pattern routed to it: the metrics' proxy label */
 	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
 };
 
 
 /* The upstream sockets' events (upstream.c), the watch of every connection slot. */
 void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events);
+/* The worker's periodic hook (upstream_setup.c; arg: the server): expires idle connections
+ * of every proxy of the server through zh__proxy_pool_tick (upstream.c). */
+uint64_t zh__proxies_tick(zh__worker_t *w, bool final, void *arg);
+uint64_t zh__proxy_pool_tick(pw_t *pw, zh__worker_t *w, bool final);
 
 #endif

@@ -194,6 +194,26 @@ void zh_proxy_free(zh_proxy_t *p)
 	free(p);
 }
 
+uint64_t zh__proxies_tick(zh__worker_t *w, bool final, void *arg)
+{
+	const zh_server_t *srv = arg;
+	unsigned id = zh__ext_worker_id(w);
+	uint64_t due = 0;
+	/* the list changes only while no server proxies (zh_proxy_new, zh_proxy_free); the
+	 * lock keeps a second server's set-up on another thread from racing this walk */
+	pthread_mutex_lock(&proxies_lock);
+	for (zh_proxy_t *p = proxies; p; p = p->next) {
+		uint64_t d;
+		if (p->srv != srv || id >= p->nworkers)
+			continue;
+		d = zh__proxy_pool_tick(&p->pw[id], w, final);
+		if (d && (due == 0 || d < due))
+			due = d;
+	}
+	pthread_mutex_unlock(&proxies_lock);
+	return due;
+}
+
 /* ---- metrics ---------------------------------------------------------------------------------- */
 
 static uint64_t sum(const zh_proxy_t *p, unsigned i, size_t off)
@@ -277,11 +297,12 @@ void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp)
 			for (unsigned i = 0; p->srv == srv && i < p->n_up; i++) {
 				uint64_t v = fam[f].u ? sum_u(p, i, fam[f].off) : sum(p, i, fam[f].off);
 				if (fam[f].off == offsetof(upw_t, latency_us_sum))
-					line(resp, "%s{upstream=\"%s\"} %.6f\n", fam[f].name,
-					     p->up[i].url, (double)v / 1e6);
+					line(resp, "%s{proxy=\"%s\",upstream=\"%s\"} %.6f\n",
+					     fam[f].name, p->name, p->up[i].url, (double)v / 1e6);
 				else
-					line(resp, "%s{upstream=\"%s\"} %llu\n", fam[f].name,
-					     p->up[i].url, (unsigned long long)v);
+					line(resp, "%s{proxy=\"%s\",upstream=\"%s\"} %llu\n",
+					     fam[f].name, p->name, p->up[i].url,
+					     (unsigned long long)v);
 			}
 	}
 	if (any) {
@@ -296,8 +317,8 @@ void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp)
 					up += __atomic_load_n(&p->pw[k].ups[i].down_until_ms,
 							      __ATOMIC_RELAXED) <= now;
 				}
-				line(resp, "zerohttp_upstream_up{upstream=\"%s\"} %u\n", p->up[i].url,
-				     up);
+				line(resp, "zerohttp_upstream_up{proxy=\"%s\",upstream=\"%s\"} %u\n",
+				     p->name, p->up[i].url, up);
 			}
 		line(resp, "# HELP zerohttp_proxy_unavailable_total 503s: no upstream up or "
 			   "every pool full.\n# TYPE zerohttp_proxy_unavailable_total counter\n");

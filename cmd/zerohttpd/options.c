@@ -396,6 +396,8 @@ static const struct zhd_option options[] = {
 	    "request sent to the upstream's response head\n(default 30000), then 504"),
 	NUM("proxy-idle-timeout", "MS", proxy_idle_ms, UINT_MAX,
 	    "an upstream body silent this long is cut (default 30000)"),
+	NUM("proxy-keepalive-timeout", "MS", proxy_keepalive_ms, UINT_MAX,
+	    "an idle pooled upstream connection is closed after\nthis long (default 60000)"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"

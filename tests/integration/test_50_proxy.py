@@ -250,7 +250,7 @@ class Smuggling(ProxyCase):
         r = self.get("/bad/bad-chunk", c=c)   # the head left: the body is cut
         self.assertClosed(c) if r is None else None
         m = metrics(self.port)
-        self.assertGreaterEqual(m['zerohttp_upstream_bad_responses_total{upstream="%s"}'
+        self.assertGreaterEqual(m['zerohttp_upstream_bad_responses_total{proxy="/",upstream="%s"}'
                                   % up.url], 12)
 
     def test_extra_bytes_after_a_response_never_reach_the_next_request(self):
@@ -296,7 +296,7 @@ class Pools(ProxyCase):
             self.assertResponse(self.get("/echo?j=%d" % i), 200)
         self.assertEqual(up.conns(), 1)
         m = metrics(self.port)
-        key = '{upstream="%s"}' % up.url
+        key = '{proxy="/",upstream="%s"}' % up.url
         self.assertEqual(m["zerohttp_upstream_connections_opened_total" + key], 1)
         self.assertEqual(m["zerohttp_upstream_requests_total" + key], 70)
         self.assertEqual(m["zerohttp_upstream_pool_idle" + key], 1)
@@ -309,7 +309,7 @@ class Pools(ProxyCase):
         self.assertResponse(self.get("/close", c=c), 200, b"bye")
         self.assertResponse(self.get("/echo", c=c), 200)
         self.assertEqual(up.conns(), 2)
-        key = '{upstream="%s"}' % up.url
+        key = '{proxy="/",upstream="%s"}' % up.url
         self.assertEqual(metrics(self.port)["zerohttp_upstream_pool_idle" + key], 1)
         up.stop()                             # the idle pooled connection closes with it
         deadline = time.monotonic() + 3
@@ -319,6 +319,30 @@ class Pools(ProxyCase):
         r = self.get("/echo", c=c)            # refused: the only upstream is down
         self.assertEqual(r.status, 503)
         self.assertEqual(r.header("Retry-After"), "5")
+
+
+    def test_idle_connections_expire_for_every_proxy(self):
+        # five proxies and the access log: more periodic hooks than a worker has, were each
+        # proxy to take its own; one hook expires them all
+        up = Upstream(self, "a")
+        args = ["--workers", "1", "--access-log", os.devnull,
+                "--proxy-keepalive-timeout", "300"]
+        for k in range(5):
+            args += ["--proxy", "/p%d/=%s" % (k, up.url)]
+        self.server = self.start_server(args)
+        self.port = self.server.port
+        for k in range(5):
+            self.assertEqual(self.get("/p%d/echo" % k).status, 404)  # upstream.py's 404
+        m = metrics(self.port)
+        keys = ['zerohttp_upstream_pool_idle{proxy="/p%d/",upstream="%s"}' % (k, up.url)
+                for k in range(5)]
+        self.assertEqual([m[k] for k in keys], [1] * 5)
+        deadline = time.monotonic() + 5
+        while any(m[k] for k in keys):
+            self.assertLess(time.monotonic(), deadline, {k: m[k] for k in keys})
+            time.sleep(0.1)
+            m = metrics(self.port)
+        self.assertEqual(up.conns(), 5)
 
 
 class Balancing(ProxyCase):
@@ -421,8 +445,8 @@ class Timeouts(ProxyCase):
         self.assertLess(time.monotonic() - t0, 3)
         self.assertEqual(a.requests(), [])
         m = metrics(self.port)
-        self.assertEqual(m['zerohttp_upstream_timeouts_total{upstream="%s"}' % stalled], 1)
-        self.assertEqual(m['zerohttp_upstream_up{upstream="%s"}' % stalled], 0)
+        self.assertEqual(m['zerohttp_upstream_timeouts_total{proxy="/",upstream="%s"}' % stalled], 1)
+        self.assertEqual(m['zerohttp_upstream_up{proxy="/",upstream="%s"}' % stalled], 0)
         r = self.get("/echo")                 # skipped while it is down
         self.assertResponse(r, 200)
 
@@ -437,7 +461,7 @@ class Timeouts(ProxyCase):
         self.assertEqual(c.read_until_close(), b"0123456789")  # cut, never padded
         self.assertLess(time.monotonic() - t0, 3)
         m = metrics(self.port)
-        self.assertEqual(m['zerohttp_upstream_timeouts_total{upstream="%s"}' % up.url], 1)
+        self.assertEqual(m['zerohttp_upstream_timeouts_total{proxy="/",upstream="%s"}' % up.url], 1)
 
     def test_upstream_dying_mid_body_cuts_the_body(self):
         up = Upstream(self, "a")
@@ -461,7 +485,7 @@ class Timeouts(ProxyCase):
         fds = lambda: len(os.listdir("/proc/%d/fd" % self.server.pid))
         self.assertResponse(self.get("/echo"), 200)
         self.assertResponse(self.get("/big?n=%d" % (2 << 20)), 200)  # opens its pipe
-        key = '{upstream="%s"}' % up.url
+        key = '{proxy="/",upstream="%s"}' % up.url
         base = fds()
         for path in ("/bad/cl-te", "/die-mid", "/die-mid?n=%d" % (8 << 20), "/stall-body",
                      "/bad/extra", "/close", "/eof", "/big?n=%d" % (64 << 20)):
