@@ -398,6 +398,10 @@ static const struct zhd_option options[] = {
 	    "an upstream body silent this long is cut (default 30000)"),
 	NUM("proxy-keepalive-timeout", "MS", proxy_keepalive_ms, UINT_MAX,
 	    "an idle pooled upstream connection is closed after\nthis long (default 60000)"),
+	NUM("proxy-fail-timeout", "MS", proxy_fail_ms, UINT_MAX,
+	    "an upstream whose connect failed is skipped this long\n(default 5000)"),
+	NUM("proxy-max-conns", "N", proxy_max_conns, 65536,
+	    "connections per upstream and worker, idle or busy;\nbeyond, 503 (default 256)"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"

@@ -32,6 +32,13 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 		o.idle_timeout_ms = s->proxy_idle_ms;
 	if (s->proxy_keepalive_ms)
 		o.keepalive_timeout_ms = s->proxy_keepalive_ms;
+	if (s->proxy_fail_ms)
+		o.fail_timeout_ms = s->proxy_fail_ms;
+	if (s->proxy_max_conns) {
+		o.max_conns = s->proxy_max_conns;
+		if (o.max_idle > o.max_conns)
+			o.max_idle = o.max_conns;
+	}
 	if (prefix && list) {
 		err = 0;
 		for (char *t = strtok_r(list, ",", &save); t && !err; t = strtok_r(NULL, ",", &save))

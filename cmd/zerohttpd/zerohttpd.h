@@ -76,8 +76,9 @@ struct zhd_settings {
 	const char *proxies[ZHD_UPSTREAM_ROUTES_MAX]; /* "PREFIX=URL[,URL...]" (--proxy) */
 	size_t n_proxies;
 	int proxy_balance; /* ZH_PROXY_ROUND_ROBIN or _LEAST_OUTSTANDING (--proxy-balance) */
-	unsigned proxy_connect_ms, proxy_header_ms, proxy_idle_ms, proxy_keepalive_ms; /* 0: the
-									     library's */
+	/* 0: the library's default */
+	unsigned proxy_connect_ms, proxy_header_ms, proxy_idle_ms, proxy_keepalive_ms;
+	unsigned proxy_fail_ms, proxy_max_conns;
 	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
 	 * here once there is one) */
 	char trusted_proxies[ZHD_PROXY_MAX * 48];

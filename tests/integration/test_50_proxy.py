@@ -32,12 +32,12 @@ def pattern(n):
 class Upstream:
     """One upstream.py process and its event log."""
 
-    def __init__(self, test, name):
+    def __init__(self, test, name, port=None):
         self.name = name
         self.log = os.path.join(tempfile.gettempdir(), "zh-up-%s.log" % uuid.uuid4().hex)
         test.addCleanup(lambda: os.path.exists(self.log) and os.unlink(self.log))
         for _ in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             open(self.log, "w").close()
             self.proc = test.spawn([sys.executable, os.path.join(HERE, "upstream.py"),
                                     str(self.port), name, self.log])
@@ -409,6 +409,40 @@ class Failover(ProxyCase):
         self.assertEqual(r.status, 503)
         m = metrics(self.port)
         self.assertEqual(m["zerohttp_proxy_unavailable_total"], 2)
+
+
+    def test_an_ejected_upstream_returns_after_the_fail_timeout(self):
+        port = free_port()
+        a = Upstream(self, "a")
+        self.proxy("http://127.0.0.1:%d" % port, a.url, args=["--proxy-fail-timeout", "500"])
+        c = self.conn()
+        for _ in range(4):                    # the refused one is tried once, then skipped
+            self.assertEqual(json.loads(self.get("/echo", c=c).body)["upstream"], "a")
+        key = '{proxy="/",upstream="http://127.0.0.1:%d"}' % port
+        self.assertEqual(metrics(self.port)["zerohttp_upstream_up" + key], 0)
+        b = Upstream(self, "b", port=port)    # it comes back on the same port
+        time.sleep(0.6)
+        seen = {json.loads(self.get("/echo", c=c).body)["upstream"] for _ in range(4)}
+        self.assertEqual(seen, {"a", "b"})
+        m = metrics(self.port)
+        self.assertEqual(m["zerohttp_upstream_up" + key], 1)
+        self.assertEqual(m["zerohttp_upstream_connect_failures_total" + key], 1)
+        self.assertEqual(len(b.requests()), 2)
+
+
+class Limits(ProxyCase):
+    def test_max_conns_full_pool_is_503(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url, args=["--proxy-max-conns", "1"])
+        slow = self.conn()
+        slow.send(request("GET", "/slow?ms=800"))
+        time.sleep(0.3)
+        r = self.get("/echo")                 # the one connection is busy
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.header("Retry-After"), "1")
+        self.assertResponse(slow.read_response(), 200)
+        self.assertResponse(self.get("/echo"), 200)  # free again, and reused
+        self.assertEqual(up.conns(), 1)
 
 
 class Timeouts(ProxyCase):
