@@ -1699,6 +1699,16 @@ typedef struct zh_proxy_options {
 	unsigned fail_timeout_ms;     /* a failed upstream is skipped this long; default 5000 */
 	const char *host;	      /* Host sent upstream; NULL (default): the client's, or
 					 the upstream's host:port when the client sent none */
+	/* Active health checks, per worker (from its first proxied request on): every
+	 * health_interval_ms, GET health_path (copied; "/..." ) with Connection: close on a
+	 * connection of its own; a 2xx or 3xx within health_timeout_ms passes. health_fails
+	 * failures in a row take the upstream out of the balancing, health_passes passes in a
+	 * row bring it back. NULL (default): off, passive checks only */
+	const char *health_path;
+	unsigned health_interval_ms;  /* default 2000 */
+	unsigned health_timeout_ms;   /* default 1000 */
+	unsigned health_fails;	      /* default 2 */
+	unsigned health_passes;	      /* default 2 */
 } zh_proxy_options_t;
 typedef struct zh_proxy zh_proxy_t;
 

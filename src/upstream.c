@@ -101,7 +101,7 @@ static void pipe_close(uconn_t *uc)
 
 /* Closes the socket; the slot returns to the free list once no reference into its buffer
  * is queued (else at the last release, UC_DEAD). */
-static void uc_close(uconn_t *uc)
+void zh__uc_close(uconn_t *uc)
 {
 	upw_t *u = &uc->pw->ups[uc->up];
 	if (uc->state == UC_IDLE)
@@ -126,7 +126,7 @@ static void uc_idle(uconn_t *uc)
 {
 	upw_t *u = &uc->pw->ups[uc->up];
 	if (u->nidle >= uc->pw->p->o.max_idle || uc->pw->no_idle || zh__ext_draining(uc->pw->w)) {
-		uc_close(uc);
+		zh__uc_close(uc);
 		return;
 	}
 	uc->state = UC_IDLE;
@@ -157,7 +157,7 @@ static void uc_settle(uconn_t *uc)
 	if (uc->state == UC_DONE && uc->reusable)
 		uc_idle(uc);
 	else if (uc->state == UC_DEAD || uc->state == UC_DONE)
-		uc_close(uc);
+		zh__uc_close(uc);
 }
 
 static void uc_release(void *arg)
@@ -182,16 +182,21 @@ uint64_t zh__proxy_pool_tick(pw_t *pw, zh__worker_t *w, bool final)
 	for (unsigned i = 0; i < pw->p->n_up; i++) {
 		upw_t *u = &pw->ups[i];
 		while (u->idle_tail && (final || u->idle_tail->idle_since_ms + ttl <= now))
-			uc_close(u->idle_tail);
+			zh__uc_close(u->idle_tail);
 		if (u->idle_tail && (due == 0 || u->idle_tail->idle_since_ms + ttl < due))
 			due = u->idle_tail->idle_since_ms + ttl;
+	}
+	if (pw->p->o.health_path) {
+		uint64_t d = zh__health_tick(pw, w, final);
+		if (d && (due == 0 || d < due))
+			due = d;
 	}
 	return due;
 }
 
 /* A new nonblocking connection to upstream i: UC_CONNECTING (or UC_SENDING when the
  * connect completed at once), or NULL with *err. */
-static uconn_t *uc_open(pw_t *pw, unsigned i, int *err)
+uconn_t *zh__uc_open(pw_t *pw, unsigned i, int *err)
 {
 	const struct upstream *up = &pw->p->up[i];
 	uconn_t *uc = pw->free;
@@ -219,6 +224,7 @@ static uconn_t *uc_open(pw_t *pw, unsigned i, int *err)
 	uc->up = (uint16_t)i;
 	uc->state = r == 0 ? UC_SENDING : UC_CONNECTING;
 	uc->refs = 0;
+	uc->probe = false;
 	pw->ups[i].nopen++;
 	CNT(pw->ups[i].opened);
 	return uc;
@@ -230,7 +236,7 @@ static bool all_down(const pw_t *pw)
 {
 	uint64_t now = zh__ext_now_ms(pw->w);
 	for (unsigned i = 0; i < pw->p->n_up; i++)
-		if (pw->ups[i].down_until_ms <= now)
+		if (zh__up_usable(&pw->ups[i], now))
 			return false;
 	return true;
 }
@@ -252,9 +258,10 @@ static int pick(ex_t *ex, unsigned *retry_s)
 		if (ex->tried & (1ull << i))
 			continue;
 		untried++;
-		if (u->down_until_ms > now) {
-			if (back == 0 || u->down_until_ms < back)
-				back = u->down_until_ms;
+		if (!zh__up_usable(u, now)) {
+			uint64_t at = u->hc_down ? u->probe_at_ms : u->down_until_ms;
+			if (back == 0 || at < back)
+				back = at;
 			continue;
 		}
 		if (u->nidle == 0 && u->nopen >= p->o.max_conns)
@@ -271,9 +278,8 @@ static int pick(ex_t *ex, unsigned *retry_s)
 		return -502;
 	/* every upstream is down (some of them just now, by this request) or full */
 	for (unsigned i = 0; back == 0 && i < n; i++)
-		if (pw->ups[i].down_until_ms > now &&
-		    (back == 0 || pw->ups[i].down_until_ms < back))
-			back = pw->ups[i].down_until_ms;
+		if (!zh__up_usable(&pw->ups[i], now))
+			back = pw->ups[i].hc_down ? pw->ups[i].probe_at_ms : pw->ups[i].down_until_ms;
 	*retry_s = back ? (unsigned)((back - now + 999) / 1000) : 1;
 	return -503;
 }
@@ -313,7 +319,7 @@ static void fail_async(ex_t *ex, int status, bool nothing_sent)
 		if (nothing_sent && ex->idempotent)
 			CNT(ex->pw->ups[uc->up].retries);
 		ex->uc = NULL;
-		uc_close(uc);
+		zh__uc_close(uc);
 	}
 	zh_timer_cancel(&ex->timer);
 	if (nothing_sent && ex->idempotent) {
@@ -362,8 +368,8 @@ static void on_timer(zh_request_t *req, void *arg)
 	}
 	CNT(ex->pw->ups[uc->up].timeouts);
 	if (uc->state == UC_CONNECTING) {
-		ex->pw->ups[uc->up].down_until_ms =
-			zh__ext_now_ms(ex->pw->w) + ex->pw->p->o.fail_timeout_ms;
+		zh__up_down_until(&ex->pw->ups[uc->up],
+				  zh__ext_now_ms(ex->pw->w) + ex->pw->p->o.fail_timeout_ms);
 		fail_async(ex, 504, true);
 		return;
 	}
@@ -419,11 +425,11 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		if ((uc = u->idle_head) != NULL) {
 			idle_unlink(u, uc);
 			uc->state = UC_SENDING;
-		} else if ((uc = uc_open(pw, (unsigned)i, &err)) == NULL) {
+		} else if ((uc = zh__uc_open(pw, (unsigned)i, &err)) == NULL) {
 			if (err == -EAGAIN)
 				continue; /* no slot for this one: another may have room */
 			CNT(u->connect_failures);
-			u->down_until_ms = zh__ext_now_ms(pw->w) + p->o.fail_timeout_ms;
+			zh__up_down_until(u, zh__ext_now_ms(pw->w) + p->o.fail_timeout_ms);
 			if (ex->idempotent)
 				continue; /* nothing was sent: RFC 9110 §9.2.2 allows another try */
 			return all_down(pw) ? 503 : 502;
@@ -451,7 +457,7 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		if (hl < 0) {
 			u->outstanding--;
 			ex->uc = NULL;
-			uc_close(uc);
+			zh__uc_close(uc);
 			return 502; /* a head too large for the buffer */
 		}
 		uc->head_len = (uint32_t)hl;
@@ -462,7 +468,7 @@ static int attempt(ex_t *ex, zh_request_t *req)
 				/* a pooled connection the upstream had reset: nothing was taken */
 				u->outstanding--;
 				ex->uc = NULL;
-				uc_close(uc);
+				zh__uc_close(uc);
 				if (nothing_sent && ex->idempotent)
 					continue;
 				return 502;
@@ -794,13 +800,17 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 	uconn_t *uc = (uconn_t *)(void *)x;
 	ex_t *ex = uc->ex;
 	(void)w;
+	if (ZH__UNLIKELY(uc->probe)) {
+		zh__probe_event(uc, events);
+		return;
+	}
 	switch (uc->state) {
 	case UC_IDLE: {
 		char c;
 		/* the upstream closed its end (or sent bytes nobody asked for) */
 		if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) &&
 		    !(recv(uc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN))
-			uc_close(uc);
+			zh__uc_close(uc);
 		return;
 	}
 	case UC_CONNECTING: {
@@ -813,11 +823,11 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 		if (e) {
 			upw_t *u = &ex->pw->ups[uc->up];
 			CNT(u->connect_failures);
-			u->down_until_ms = zh__ext_now_ms(ex->pw->w) + ex->pw->p->o.fail_timeout_ms;
+			zh__up_down_until(u, zh__ext_now_ms(ex->pw->w) + ex->pw->p->o.fail_timeout_ms);
 			fail_async(ex, 502, true);
 			return;
 		}
-		ex->pw->ups[uc->up].down_until_ms = 0;
+		zh__up_down_until(&ex->pw->ups[uc->up], 0);
 		uc->state = UC_SENDING;
 	}
 		/* fall through */
@@ -920,7 +930,7 @@ static void mw_done(zh_request_t *req, zh_response_t *resp, void *arg)
 	if (uc->state == UC_DONE)
 		uc_settle(uc); /* to the pool once the client has taken its bytes */
 	else
-		uc_close(uc); /* the client went away mid-exchange: the framing is lost */
+		zh__uc_close(uc); /* the client went away mid-exchange: the framing is lost */
 }
 
 int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p)

@@ -125,6 +125,7 @@ typedef struct uconn {
 	uint32_t pipe_cap;
 	uint8_t state;
 	bool reusable;	   /* UC_DONE: the response was read whole, keep-alive allowed */
+	bool probe;	   /* a health check's connection (upstream_health.c), never pooled */
 	uint16_t up;
 	uint32_t refs;	   /* zh_write_ref releases still to come */
 	uint32_t len;	   /* bytes in buf */
@@ -138,6 +139,12 @@ typedef struct upw {
 	uconn_t *idle_head, *idle_tail; /* most recently used first */
 	unsigned nidle, nopen, outstanding;
 	uint64_t down_until_ms;		/* passive failure detection */
+	/* active health checks (upstream_health.c): the probe in flight, when the next one
+	 * is due or this one times out, the runs of passes and failures */
+	struct uconn *probe;
+	uint64_t probe_at_ms;
+	uint8_t pass_run, fail_run;
+	bool hc_down;
 	uint64_t requests, opened, connect_failures, timeouts, bad_responses, retries,
 		responses, latency_us_sum;
 } upw_t;
@@ -170,6 +177,7 @@ struct zh_proxy {
 	char *bufs;
 	size_t bufs_len;
 	char host[256];
+	char health_path[256];
 	char name[128]; /* the first pattern routed to it: the metrics' proxy label */
 	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
 };
@@ -181,5 +189,27 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events);
  * of every proxy of the server through zh__proxy_pool_tick (upstream.c). */
 uint64_t zh__proxies_tick(zh__worker_t *w, bool final, void *arg);
 uint64_t zh__proxy_pool_tick(pw_t *pw, zh__worker_t *w, bool final);
+/* upstream.c: a new nonblocking connection (NULL with *err), and closing one. */
+uconn_t *zh__uc_open(pw_t *pw, unsigned i, int *err);
+void zh__uc_close(uconn_t *uc);
+/* upstream_health.c: starts, times out and ends the active health checks of pw's
+ * upstreams (from the periodic hook): the zh__ext_now_ms time of the next thing due, or 0.
+ * zh__probe_event: a probe connection's socket events. zh__up_usable: neither ejected by a
+ * failed connect nor by the health checks. */
+uint64_t zh__health_tick(pw_t *pw, zh__worker_t *w, bool final);
+void zh__probe_event(uconn_t *uc, uint32_t events);
+/* down_until_ms and hc_down are read by /metrics on another thread: relaxed stores */
+static inline void zh__up_down_until(upw_t *u, uint64_t ms)
+{
+	__atomic_store_n(&u->down_until_ms, ms, __ATOMIC_RELAXED);
+}
+static inline void zh__up_hc_down(upw_t *u, bool down)
+{
+	__atomic_store_n(&u->hc_down, down, __ATOMIC_RELAXED);
+}
+static inline bool zh__up_usable(const upw_t *u, uint64_t now)
+{
+	return u->down_until_ms <= now && !u->hc_down;
+}
 
 #endif

@@ -31,6 +31,10 @@ void zh_proxy_options_init(zh_proxy_options_t *o)
 	o->idle_timeout_ms = 30000;
 	o->keepalive_timeout_ms = 60000;
 	o->fail_timeout_ms = 5000;
+	o->health_interval_ms = 2000;
+	o->health_timeout_ms = 1000;
+	o->health_fails = 2;
+	o->health_passes = 2;
 }
 
 /* "http://host[:port][/]": resolved once, here (getaddrinfo may block and allocate). */
@@ -91,6 +95,12 @@ static int check_options(const zh_proxy_options_t *o)
 	    o->max_conns == 0 || o->max_conns > 65536 || o->max_idle > o->max_conns ||
 	    o->connect_timeout_ms == 0 || o->header_timeout_ms == 0 || o->idle_timeout_ms == 0)
 		return -EINVAL;
+	if (o->health_path &&
+	    (o->health_path[0] != '/' || strlen(o->health_path) >= 256 ||
+	     strpbrk(o->health_path, " \t\r\n") || !zh__valid_field_value(o->health_path, strlen(o->health_path)) ||
+	     o->health_interval_ms == 0 || o->health_timeout_ms == 0 || o->health_fails == 0 ||
+	     o->health_fails > 255 || o->health_passes == 0 || o->health_passes > 255))
+		return -EINVAL;
 	if (o->host && (strlen(o->host) >= 256 || !zh__valid_field_value(o->host, strlen(o->host)) ||
 			!*o->host))
 		return -EINVAL;
@@ -144,6 +154,10 @@ zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o, int *err
 		if (o->host) {
 			strcpy(p->host, o->host);
 			p->o.host = p->host;
+		}
+		if (o->health_path) {
+			strcpy(p->health_path, o->health_path);
+			p->o.health_path = p->health_path;
 		}
 		p->o.upstreams = NULL; /* not kept: copied below */
 		if ((p->up = calloc(p->n_up, sizeof *p->up)) == NULL)
@@ -314,8 +328,10 @@ void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp)
 				unsigned up = 0;
 				for (unsigned k = 0; k < p->nworkers; k++) {
 					now = p->pw[k].w ? zh__ext_now_ms(p->pw[k].w) : 0;
-					up += __atomic_load_n(&p->pw[k].ups[i].down_until_ms,
-							      __ATOMIC_RELAXED) <= now;
+					const upw_t *u = &p->pw[k].ups[i];
+					up += __atomic_load_n(&u->down_until_ms, __ATOMIC_RELAXED) <=
+						      now &&
+					      !__atomic_load_n(&u->hc_down, __ATOMIC_RELAXED);
 				}
 				line(resp, "zerohttp_upstream_up{proxy=\"%s\",upstream=\"%s\"} %u\n",
 				     p->name, p->up[i].url, up);

@@ -402,6 +402,11 @@ static const struct zhd_option options[] = {
 	    "an upstream whose connect failed is skipped this long\n(default 5000)"),
 	NUM("proxy-max-conns", "N", proxy_max_conns, 65536,
 	    "connections per upstream and worker, idle or busy;\nbeyond, 503 (default 256)"),
+	{"proxy-health-check", "PATH", set_str, AT(proxy_health_path), 0,
+	 "probe every upstream with GET PATH (2xx/3xx passes);\n"
+	 "2 failures in a row take it out, 2 passes bring it back", 0},
+	NUM("proxy-health-interval", "MS", proxy_health_interval_ms, UINT_MAX,
+	    "time between probes (default 2000)"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"

@@ -34,6 +34,12 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 		o.keepalive_timeout_ms = s->proxy_keepalive_ms;
 	if (s->proxy_fail_ms)
 		o.fail_timeout_ms = s->proxy_fail_ms;
+	o.health_path = s->proxy_health_path;
+	if (s->proxy_health_interval_ms) {
+		o.health_interval_ms = s->proxy_health_interval_ms;
+		if (o.health_timeout_ms > o.health_interval_ms)
+			o.health_timeout_ms = o.health_interval_ms;
+	}
 	if (s->proxy_max_conns) {
 		o.max_conns = s->proxy_max_conns;
 		if (o.max_idle > o.max_conns)

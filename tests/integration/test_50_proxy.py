@@ -39,8 +39,10 @@ class Upstream:
         for _ in range(3):
             self.port = port or free_port()
             open(self.log, "w").close()
+            self.down = self.log + ".down"
+            test.addCleanup(lambda: os.path.exists(self.down) and os.unlink(self.down))
             self.proc = test.spawn([sys.executable, os.path.join(HERE, "upstream.py"),
-                                    str(self.port), name, self.log])
+                                    str(self.port), name, self.log, self.down])
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and self.proc.poll() is None:
                 if any(e["ev"] == "ready" for e in self.events()):
@@ -428,6 +430,39 @@ class Failover(ProxyCase):
         self.assertEqual(m["zerohttp_upstream_up" + key], 1)
         self.assertEqual(m["zerohttp_upstream_connect_failures_total" + key], 1)
         self.assertEqual(len(b.requests()), 2)
+
+
+    def test_active_health_checks_eject_and_return(self):
+        a, b = Upstream(self, "a"), Upstream(self, "b")
+        self.proxy(a.url, b.url, args=["--proxy-health-check", "/health",
+                                       "--proxy-health-interval", "100"])
+        key = '{proxy="/",upstream="%s"}' % a.url
+        self.assertResponse(self.get("/echo"), 200)   # the worker's first request: probes start
+
+        def up_a():
+            return metrics(self.port)["zerohttp_upstream_up" + key]
+
+        def wait_for(v):
+            deadline = time.monotonic() + 5
+            while up_a() != v:
+                self.assertLess(time.monotonic(), deadline, "up stayed %r" % up_a())
+                time.sleep(0.05)
+
+        open(a.down, "w").close()             # a says 503 on /health: out, with no
+        wait_for(0)                           # client request failing on the way
+        c = self.conn()
+        before = len([e for e in a.requests() if not e["head"].startswith("GET /health")])
+        seen = [json.loads(self.get("/echo", c=c).body)["upstream"] for _ in range(6)]
+        self.assertEqual(seen, ["b"] * 6)
+        self.assertEqual(len([e for e in a.requests()
+                              if not e["head"].startswith("GET /health")]), before)
+        os.unlink(a.down)                     # healthy again: back in the rotation
+        wait_for(1)
+        seen = {json.loads(self.get("/echo", c=c).body)["upstream"] for _ in range(4)}
+        self.assertEqual(seen, {"a", "b"})
+        probes = [e["head"] for e in a.requests() if e["head"].startswith("GET /health ")]
+        self.assertGreaterEqual(len(probes), 4)
+        self.assertIn("Connection: close\r\n", probes[0])
 
 
 class Limits(ProxyCase):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A scriptable HTTP/1.1 upstream for the reverse-proxy tests (test_50_proxy.py).
 
-    upstream.py PORT NAME LOGFILE
+    upstream.py PORT NAME LOGFILE [DOWNFILE]
 
 Listens on 127.0.0.1:PORT, one thread per connection, keep-alive. Appends one JSON line
 per event to LOGFILE: {"ev": "conn"} per accepted connection, {"ev": "req", "conn": n,
@@ -20,6 +20,7 @@ request path:
   /head             200 with Content-Length 1234 and no body (for HEAD)
   /s204 /s304       204 / 304
   /close            200 with Connection: close, then close
+  /health           200, or 503 while DOWNFILE exists
   /bad/<kind>       a malformed or ambiguous response (see BAD)
   /stall-head       read the request, never answer
   /stall-body       head with Content-Length 100 and 10 bytes, then nothing
@@ -27,11 +28,15 @@ request path:
 """
 import hashlib
 import json
+import os
 import socket
 import sys
 import threading
 import time
 import urllib.parse
+
+
+HEALTH_DOWN_FILE = None  # /health answers 503 while this file exists (argv[4])
 
 
 def pattern(n):
@@ -167,6 +172,11 @@ def respond(sock, name, head, body):
     if path == "/s304":
         sock.sendall(b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n")
         return True
+    if path == "/health":
+        ok = not os.path.exists(HEALTH_DOWN_FILE) if HEALTH_DOWN_FILE else True
+        sock.sendall(b"HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                     % (b"200 OK" if ok else b"503 Down"))
+        return False
     if path == "/close":
         sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye")
         return False
@@ -208,7 +218,9 @@ def serve_conn(sock, name, log):
 
 
 def main():
+    global HEALTH_DOWN_FILE
     port, name, logpath = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    HEALTH_DOWN_FILE = sys.argv[4] if len(sys.argv) > 4 else None
     log = Log(logpath)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
