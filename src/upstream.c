@@ -400,6 +400,28 @@ static int send_more(ex_t *ex, uconn_t *uc)
 	return 1;
 }
 
+/* The peer as text. IPv4 by hand: inet_ntop formats it through sprintf, a tenth of a
+ * proxied request's instructions. */
+static void client_text(const zh_request_t *req, char out[64], bool *v6)
+{
+	uint8_t a[16];
+	char *p = out;
+	*v6 = zh_req_peer_addr(req, a) == AF_INET6;
+	if (*v6) {
+		zh_req_peer_str(req, out, 64);
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+		if (v >= 100)
+			*p++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*p++ = (char)('0' + v / 10 % 10);
+		*p++ = (char)('0' + v % 10);
+		*p++ = i < 3 ? '.' : '\0';
+	}
+}
+
 /* Picks an upstream and starts the exchange on it: 0 (waiting for events), or the status to
  * answer now. Called by the handler and by retries. */
 static int attempt(ex_t *ex, zh_request_t *req)
@@ -447,8 +469,7 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		} else {
 			x.host_len = strlen(x.host);
 		}
-		x.client_v6 = zh_req_peer_addr(req, (uint8_t[16]){0}) == AF_INET6;
-		zh_req_peer_str(req, client, sizeof client);
+		client_text(req, client, &x.client_v6);
 		x.client = client;
 		x.has_body = ex->body.len > 0 || (zh_req_method_bit(req) &
 						  (ZH_POST | ZH_PUT | ZH_PATCH));
@@ -515,11 +536,15 @@ static bool copy_fields(zh_response_t *resp, const char *b, const zh__uhead_t *h
 {
 	size_t bytes = 0;
 	unsigned n = 0;
+	bool conn = false; /* a Connection field may name more hop-by-hop fields */
+	for (uint32_t i = 0; i < h->nfields && !conn; i++)
+		conn = h->f[i].nlen == 10 && zh__ieq(b + h->f[i].noff, "connection", 10);
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint32_t i = 0; i < h->nfields; i++) {
 			const zh__ufield_t *f = &h->f[i];
 			const char *nm = b + f->noff;
-			if (zh__uhop_by_hop(nm, f->nlen) || listed_in_connection(b, h, nm, f->nlen) ||
+			if (zh__uhop_by_hop(nm, f->nlen) ||
+			    (conn && listed_in_connection(b, h, nm, f->nlen)) ||
 			    (f->nlen == 14 && zh__ieq(nm, "content-length", 14)) ||
 			    (f->nlen == 4 && zh__ieq(nm, "date", 4)))
 				continue;
@@ -622,10 +647,14 @@ static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 		for (uint32_t i = 0; i < h->nfields; i++)
 			if (h->f[i].nlen == 14 && zh__ieq(b + h->f[i].noff, "content-length", 14))
 				v = (zh_slice_t){b + h->f[i].voff, h->f[i].vlen};
-		if (h->framing == ZH__UF_LENGTH)
-			v.len = (size_t)snprintf(len, sizeof len, "%llu",
-						 (unsigned long long)h->length),
-			v.ptr = len;
+		if (h->framing == ZH__UF_LENGTH) { /* the value may have been a list: "5, 5" */
+			size_t k = sizeof len;
+			uint64_t x = h->length;
+			do
+				len[--k] = (char)('0' + x % 10);
+			while ((x /= 10) != 0);
+			v = (zh_slice_t){len + k, sizeof len - k};
+		}
 		if (v.len && zh_resp_header_setn(resp, "Content-Length", 14, v.ptr, v.len) < 0)
 			return;
 	}

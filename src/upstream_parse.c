@@ -31,8 +31,8 @@ static ssize_t line_end(const char *p, size_t n, size_t pos)
 	e = (size_t)(lf - p);
 	if (e == pos || p[e - 1] != '\r')
 		return -2; /* RFC 9112 §2.2 allows a bare LF; a proxy that accepts it desyncs */
-	if (memchr(p + pos, '\r', e - 1 - pos))
-		return -2;
+	/* a CR inside the line is refused by the callers: it is neither a token byte nor
+	 * allowed in a value or a reason phrase */
 	return (ssize_t)(e - 1);
 }
 
@@ -50,17 +50,12 @@ static int status_line(const char *p, size_t e, zh__uhead_t *h)
 		return -1;
 	if (e > 12 && p[12] != ' ')
 		return -1;
-	for (size_t i = 13; i < e; i++)
-		if (!vchar_or_ws((unsigned char)p[i]))
-			return -1;
-	return 0;
+	return e > 13 && !zh__valid_field_value(p + 13, e - 13) ? -1 : 0;
 }
 
-static bool name_is(const char *p, const zh__ufield_t *f, const char *name)
-{
-	size_t n = strlen(name);
-	return f->nlen == n && zh__ieq(p + f->noff, name, n);
-}
+/* name: a string literal (its length is known at compile time) */
+#define name_is(p, f, name)                                                                    \
+	((f)->nlen == sizeof(name) - 1 && zh__ieq((p) + (f)->noff, name, sizeof(name) - 1))
 
 /* A Content-Length value: digits, or a list of equal digit strings (RFC 9110 §8.6 lets a
  * recipient accept "5, 5"). 0 with *v, or -1. */
@@ -141,9 +136,8 @@ static int field_line(const char *p, size_t pos, size_t e, zh__uhead_t *h)
 	ve = e;
 	while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
 		ve--;
-	for (size_t i = vs; i < ve; i++)
-		if (!vchar_or_ws((unsigned char)p[i]))
-			return -1;
+	if (!zh__valid_field_value(p + vs, ve - vs)) /* controls but HTAB, DEL (CR, NUL...) */
+		return -1;
 	if (h->nfields == ZH__UP_FIELDS_MAX)
 		return -1;
 	f = &h->f[h->nfields++];
@@ -335,14 +329,26 @@ ssize_t zh__uchunk_feed(zh__uchunk_t *d, const char *p, size_t n, zh__urun_t *ru
 
 /* ---- the request head -------------------------------------------------------------------- */
 
+typedef struct lit {
+	const char *s;
+	size_t len;
+} lit_t;
+#define LIT(x) {x, sizeof(x) - 1}
+
+static bool listed(const lit_t *l, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++) /* the literals are lower case: first bytes first */
+		if (l[i].len == len && (name[0] | 0x20) == l[i].s[0] && zh__ieq(name, l[i].s, len))
+			return true;
+	return false;
+}
+
 bool zh__uhop_by_hop(const char *n, size_t len)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "te", "trailer",
-					  "transfer-encoding", "upgrade"};
-	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-		if (strlen(hop[i]) == len && zh__ieq(n, hop[i], len))
-			return true;
-	return len >= 6 && zh__ieq(n, "proxy-", 6); /* Proxy-Connection, -Authorization... */
+	static const lit_t hop[] = {LIT("connection"), LIT("keep-alive"), LIT("te"),
+				    LIT("trailer"), LIT("transfer-encoding"), LIT("upgrade")};
+	return listed(hop, sizeof hop / sizeof hop[0], n, len) ||
+	       (len >= 6 && zh__ieq(n, "proxy-", 6)); /* Proxy-Connection, -Authorization... */
 }
 
 typedef struct out {
@@ -362,6 +368,8 @@ static void put(out_t *o, const char *s, size_t n)
 }
 
 static void puts_(out_t *o, const char *s) { put(o, s, strlen(s)); }
+/* a string literal: no strlen */
+#define PUTL(o, lit) put(o, lit, sizeof(lit) - 1)
 
 static void put_u64(out_t *o, uint64_t v)
 {
@@ -409,12 +417,10 @@ static unsigned connection_names(const zh_request_t *req, zh_slice_t *names)
 /* The fields replaced here rather than passed on. */
 static bool rewritten(zh_slice_t n)
 {
-	static const char *const own[] = {"host", "content-length", "expect", "x-forwarded-proto",
-					  "x-forwarded-host", "x-forwarded-for", "forwarded", "via"};
-	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-		if (strlen(own[i]) == n.len && zh__ieq(n.ptr, own[i], n.len))
-			return true;
-	return false;
+	static const lit_t own[] = {LIT("host"), LIT("content-length"), LIT("expect"),
+				    LIT("x-forwarded-proto"), LIT("x-forwarded-host"),
+				    LIT("x-forwarded-for"), LIT("forwarded"), LIT("via")};
+	return listed(own, sizeof own / sizeof own[0], n.ptr, n.len);
 }
 
 /* Name: the client's values of that field joined by ", ", then ours (one line: some
@@ -423,10 +429,11 @@ static void put_appended(out_t *o, const zh_request_t *req, const char *field, c
 			 const char *ours, const char *tail)
 {
 	zh_slice_t n, v;
-	puts_(o, field);
+	size_t fl = strlen(field);
+	put(o, field, fl);
 	puts_(o, ": ");
 	for (size_t i = 0; zh_req_header_at(req, i, &n, &v) == 0; i++)
-		if (n.len == strlen(field) && zh__ieq(n.ptr, field, n.len) && v.len) {
+		if (n.len == fl && zh__ieq(n.ptr, field, fl) && v.len) {
 			put(o, v.ptr, v.len);
 			puts_(o, ", ");
 		}
@@ -474,40 +481,40 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 					    chost = zh_req_host(req);
 	unsigned nn = connection_names(req, names);
 	put(&o, m.ptr, m.len);
-	puts_(&o, " ");
+	PUTL(&o, " ");
 	put_target(&o, req);
-	puts_(&o, " HTTP/1.1\r\nHost: ");
+	PUTL(&o, " HTTP/1.1\r\nHost: ");
 	put(&o, x->host, x->host_len);
-	puts_(&o, "\r\n");
+	PUTL(&o, "\r\n");
 	for (size_t i = 0; zh_req_header_at(req, i, &n, &v) == 0; i++) {
 		if (zh__uhop_by_hop(n.ptr, n.len) || rewritten(n) || named(names, nn, n))
 			continue;
 		put(&o, n.ptr, n.len);
-		puts_(&o, ": ");
+		PUTL(&o, ": ");
 		put(&o, v.ptr, v.len);
-		puts_(&o, "\r\n");
+		PUTL(&o, "\r\n");
 	}
 	put_appended(&o, req, "X-Forwarded-For", "", x->client, "");
 	put_appended(&o, req, "Forwarded", x->client_v6 ? "for=\"[" : "for=", x->client,
 		     x->client_v6 ? "]\";proto=http" : ";proto=http");
 	if (plain_host(chost) && !o.full) {
 		o.len -= 2; /* continue the element just written: ;host="..." */
-		puts_(&o, ";host=\"");
+		PUTL(&o, ";host=\"");
 		put(&o, chost.ptr, chost.len);
-		puts_(&o, "\"\r\n");
+		PUTL(&o, "\"\r\n");
 	}
-	puts_(&o, "X-Forwarded-Proto: http\r\n");
+	PUTL(&o, "X-Forwarded-Proto: http\r\n");
 	if (chost.len) {
-		puts_(&o, "X-Forwarded-Host: ");
+		PUTL(&o, "X-Forwarded-Host: ");
 		put(&o, chost.ptr, chost.len);
-		puts_(&o, "\r\n");
+		PUTL(&o, "\r\n");
 	}
 	put_appended(&o, req, "Via", "", "1.1 zerohttp", "");
 	if (x->has_body) {
-		puts_(&o, "Content-Length: ");
+		PUTL(&o, "Content-Length: ");
 		put_u64(&o, x->body_len);
-		puts_(&o, "\r\n");
+		PUTL(&o, "\r\n");
 	}
-	puts_(&o, "\r\n");
+	PUTL(&o, "\r\n");
 	return o.full ? -ENOSPC : (ssize_t)o.len;
 }
