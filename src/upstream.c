@@ -393,9 +393,11 @@ static int send_more(ex_t *ex, uconn_t *uc)
 		}
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
 		w = sendmsg(uc->fd, &mh, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
 		if (w < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		uc->sent += (uint32_t)w;
+			return errno == EAGAIN ? 0 : -errno;
+		uc->sent += (uint64_t)w;
 	}
 	return 1;
 }
@@ -642,35 +644,32 @@ static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 	}
 	if (h->framing == ZH__UF_LENGTH || (ex->head_req && h->framing == ZH__UF_NONE &&
 					    h->status != 204 && h->status != 304)) {
-		/* HEAD: the upstream's Content-Length describes the GET's body (RFC 9110 §9.3.2) */
-		zh_slice_t v = {0};
-		for (uint32_t i = 0; i < h->nfields; i++)
-			if (h->f[i].nlen == 14 && zh__ieq(b + h->f[i].noff, "content-length", 14))
-				v = (zh_slice_t){b + h->f[i].voff, h->f[i].vlen};
-		if (h->framing == ZH__UF_LENGTH) { /* the value may have been a list: "5, 5" */
-			size_t k = sizeof len;
-			uint64_t x = h->length;
-			do
-				len[--k] = (char)('0' + x % 10);
-			while ((x /= 10) != 0);
-			v = (zh_slice_t){len + k, sizeof len - k};
-		}
-		if (v.len && zh_resp_header_setn(resp, "Content-Length", 14, v.ptr, v.len) < 0)
+		/* HEAD: the upstream's Content-Length describes the GET's body (RFC 9110 §9.3.2).
+		 * Written from the parsed value: the field may have been a list ("5, 5") */
+		size_t k = sizeof len;
+		uint64_t x = h->length;
+		do
+			len[--k] = (char)('0' + x % 10);
+		while ((x /= 10) != 0);
+		if (h->has_length &&
+		    zh_resp_header_setn(resp, "Content-Length", 14, len + k, sizeof len - k) < 0)
 			return;
 	}
 	if (zh_write_header(resp, h->status) < 0)
 		return;
 	if (!body_bytes(ex, resp, ex->hoff + h->head_len, uc->len)) {
 		CNT(u->bad_responses);
-		ex->failed = true;
+		ex->failed = true; /* the producer's first call cuts the response */
 	}
-	if (ex->failed || body_complete(ex)) {
+	if (!ex->failed && body_complete(ex)) {
 		body_finished(ex);
 		return;
 	}
 	uc->state = UC_BODY;
-	if (zh_resp_produce(resp, produce, ex) < 0 ||
-	    zh_timer_start(req, &ex->timer, ex->pw->p->o.idle_timeout_ms, on_timer, ex) < 0)
+	if (zh_resp_produce(resp, produce, ex) < 0)
+		ex->failed = true; /* not reached: nothing else suspends this response */
+	else if (!ex->failed &&
+		 zh_timer_start(req, &ex->timer, ex->pw->p->o.idle_timeout_ms, on_timer, ex) < 0)
 		ex->failed = true;
 }
 

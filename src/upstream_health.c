@@ -136,7 +136,7 @@ void zh__probe_event(uconn_t *uc, uint32_t events)
 				verdict(pw, u, false, now);
 				return;
 			}
-			uc->sent += (uint32_t)n;
+			uc->sent += (uint64_t)n;
 		}
 		uc->state = UC_HEAD;
 		uc->len = 0;

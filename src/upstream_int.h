@@ -39,7 +39,8 @@ typedef struct zh__uhead {
 	uint32_t head_len;  /* bytes of the head, its final empty line included */
 	uint32_t nfields;
 	int framing;	    /* enum zh__uframing */
-	uint64_t length;    /* ZH__UF_LENGTH */
+	uint64_t length;    /* the Content-Length (has_length), also when there is no body */
+	bool has_length;
 	bool keep_alive;    /* the connection may carry another request after this one */
 	zh__ufield_t f[ZH__UP_FIELDS_MAX];
 } zh__uhead_t;
@@ -129,7 +130,7 @@ typedef struct uconn {
 	uint16_t up;
 	uint32_t refs;	   /* zh_write_ref releases still to come */
 	uint32_t len;	   /* bytes in buf */
-	uint32_t sent;	   /* request bytes sent */
+	uint64_t sent;	   /* request bytes sent (head and body: max_body may be large) */
 	uint32_t head_len; /* request head bytes in buf */
 	uint64_t idle_since_ms;
 } uconn_t;

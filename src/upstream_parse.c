@@ -171,13 +171,14 @@ static int framing(const char *p, bool head_request, zh__uhead_t *h)
 	if (has_te && (has_len || h->minor == 0))
 		return -1; /* both framings, or chunked from HTTP/1.0: ambiguous (§6.1, §6.3) */
 	h->keep_alive = !close;
+	h->has_length = has_len;
+	h->length = len;
 	if (head_request || h->status < 200 || h->status == 204 || h->status == 304) {
 		h->framing = ZH__UF_NONE;
 	} else if (has_te) {
 		h->framing = ZH__UF_CHUNKED;
 	} else if (has_len) {
 		h->framing = len ? ZH__UF_LENGTH : ZH__UF_NONE;
-		h->length = len;
 	} else {
 		h->framing = ZH__UF_CLOSE;
 		h->keep_alive = false;

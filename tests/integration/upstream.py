@@ -164,7 +164,7 @@ def respond(sock, name, head, body):
                      b"Link: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
         return True
     if path == "/head":
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1234, 1234\r\n\r\n")
         return True
     if path == "/s204":
         sock.sendall(b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n")
