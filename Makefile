@@ -12,7 +12,8 @@
 #   make soak       the long load tests (10k connections, slowloris, slow readers, and the
 #                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
 #                   mixed-load soak
-#   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16)
+#   make bench      wrk against /plaintext and /json (c=64, and pipelined depth 16); the JSON
+#                   reader against jansson (make bench-json-read)
 #   make static     build/static/zerohttpd, linked statically (the container image's)
 #   make test-deploy three zerohttpd behind HAProxy (rolling restart, SIGKILL under load), the
 #                   Kubernetes manifests, the container image (tests/deploy/; about a minute)
@@ -25,6 +26,9 @@
 #                                    their feature library and its dependency)
 
 CC      ?= gcc
+# the demo, the tests and the benchmarks run zerohttpd as whoever runs make, root in CI:
+# zerohttpd refuses root without --user unless told (README, "Privileges")
+export ZEROHTTPD_ALLOW_ROOT = 1
 PREFIX  ?= /usr/local
 BUILD   ?= build
 SANITIZE ?=
@@ -67,7 +71,7 @@ tls_SRCS     := src/transport_tls.c src/tls_config.c src/tls_alloc.c src/tls_met
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
 CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
-	   src/static.c src/static_cache.c src/json.c src/dtoa.c src/metrics.c src/middleware.c \
+	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
 	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_parse.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
@@ -101,11 +105,12 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie \
-	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners
+	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners \
+	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
-	static test-deploy deps-deploy \
+	bench-json-read static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
 
@@ -201,6 +206,11 @@ $(BUILD)/tests/test_json_scalar: tests/test_json.c src/json.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 $(BUILD)/tests/test_json: src/json.c
+# the JSON reader, also with its scalar string scan (test_json_read.c includes src/json_read.c)
+$(BUILD)/tests/test_json_read_scalar: tests/test_json_read.c src/json_read.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DZH_NO_SIMD -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
+$(BUILD)/tests/test_json_read: src/json_read.c
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
@@ -279,7 +289,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router tls upstream
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router tls json_read upstream
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -320,7 +330,14 @@ $(BUILD)/fuzz/fuzz_json: tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.h src/jso
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< src/dtoa.c -lm
 
-fuzz:
+# the JSON reader as the library has it (json_read.o), against a reference parser inside
+# and against jansson (libjansson-dev, from scripts/deps.sh)
+$(BUILD)/fuzz/fuzz_json_read: tests/fuzz/fuzz_json_read.c tests/fuzz/fuzz_common.h \
+	  $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags jansson) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o $(PB_LIBS) $(shell pkg-config --libs jansson)
+
+fuzz: deps
 	@tests/fuzz/run.sh deps
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@tests/fuzz/run.sh run $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
@@ -352,12 +369,25 @@ bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	bench/run.sh $(DAEMON)
 	taskset -c 0 $(BUILD)/bench/json_writer
 	taskset -c 0 $(BUILD)/bench/router_bench $(ROUTER_BENCH_FILES)
-# the router's lookups (bench/router/router_bench.c): the route table and the paths, one
+	@$(MAKE) --no-print-directory bench-json-read
+# the router's lookups (bench/router_lookup.c): the route table and the paths, one
 # "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
 ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
-$(BUILD)/bench/router_bench: bench/router/router_bench.c $(LIB_A) $(HDRS)
+$(BUILD)/bench/router_bench: bench/router_lookup.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)
+# the JSON reader against jansson (libjansson-dev, from scripts/deps.sh; built without it,
+# the bench measures zerohttp alone and says so) on bench/json_read/gen_docs.py's documents,
+# pinned to one CPU
+JANSSON := $(shell pkg-config --exists jansson 2>/dev/null && echo yes)
+$(BUILD)/bench/json_read: bench/json_read/bench.c $(LIB_A) include/zerohttp.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(if $(JANSSON),-DZH_BENCH_JANSSON $(shell pkg-config --cflags jansson)) \
+		-o $@ $< $(LIB_A) $(PB_LIBS) $(if $(JANSSON),$(shell pkg-config --libs jansson)) $(LDFLAGS)
+bench-json-read: $(BUILD)/bench/json_read
+	@python3 bench/json_read/gen_docs.py $(BUILD)/bench/json_read_docs
+	taskset -c 0 $(BUILD)/bench/json_read $(BUILD)/bench/json_read_docs/jsonlist.json \
+		$(BUILD)/bench/json_read_docs/twitter.json
 $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)

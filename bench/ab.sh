@@ -2,6 +2,7 @@
 # ab.sh — alternating A/B of zerohttpd command lines on one path: wrk c=64 for 4 s per run,
 # server on CPU 0, wrk on CPU 1, CPU per request from /proc (utime+stime).
 #   bench/ab.sh PATH ROUNDS "build/zerohttpd --demo" "build/zerohttpd --demo --no-metrics" ...
+export ZEROHTTPD_ALLOW_ROOT=1 # zerohttpd refuses root without --user unless told
 set -euo pipefail
 path=$1 rounds=$2
 shift 2

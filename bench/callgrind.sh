@@ -6,6 +6,7 @@
 # shutdown cancel out. Deterministic: usable on a loaded machine where wall-clock is not.
 #   bench/callgrind.sh /json -- build/zerohttpd --port 18110 --workers 1
 #   bench/callgrind.sh /json -- build/bench/limit -p 18110     (../shared/bench/limit.c)
+export ZEROHTTPD_ALLOW_ROOT=1 # zerohttpd refuses root without --user unless told
 set -euo pipefail
 path=$1; shift
 [ "${1:-}" = "--" ] && shift

@@ -4,6 +4,7 @@
 # per request too) against nginx (gzip on, gzip_comp_level L, the same bytes from a file). One worker each on CPU 0, wrk on CPU 1, c=16,
 # rounds alternate. Prints req/s and server CPU per request (utime+stime from /proc).
 #   bench/gzip.sh [zerohttpd-binary] [level] [rounds]
+export ZEROHTTPD_ALLOW_ROOT=1 # zerohttpd refuses root without --user unless told
 set -euo pipefail
 bin=${1:-build/zerohttpd}
 level=${2:-6}

@@ -6,6 +6,7 @@
 # c=64; static1m c=16; static100m c=4), RSS_SECONDS (default 2) each, then prints VmRSS and
 # the Rss of each mapping from /proc/PID/smaps. The server is stopped by PID on any exit.
 # Extra server flags: RSS_FLAGS. Port: RSS_PORT (default 18095).
+export ZEROHTTPD_ALLOW_ROOT=1 # zerohttpd refuses root without --user unless told
 set -euo pipefail
 bin=${1:-build/zerohttpd}
 port=${RSS_PORT:-18095}

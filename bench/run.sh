@@ -3,6 +3,7 @@
 # write). One worker pinned to CPU 0, wrk pinned to CPU 1, loopback only, 5 s per run.
 # Prints req/s and the server's CPU time per request (utime+stime from /proc, so the figure
 # does not depend on wrk being the bottleneck). For peers, use ../shared/bench/compare.sh.
+export ZEROHTTPD_ALLOW_ROOT=1 # zerohttpd refuses root without --user unless told
 set -euo pipefail
 bin=${1:-build/zerohttpd}
 port=${BENCH_PORT:-18090}

@@ -126,6 +126,7 @@ def main():
         port = free_port()
         res["zerohttpd"] = measure(
             "zerohttpd", [os.path.abspath(a.zerohttpd), "--root", root, "--workers", "1",
+                          "--allow-root",
                           "--demo", "--port", "0", "--idle-timeout", "600000",
                           "--max-connections", str(2 * a.conns + 100),
                           "--listen-tls", "%s:%d" % (HOST, port), "--tls-cert", cert,

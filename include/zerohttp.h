@@ -1503,6 +1503,162 @@ typedef void (*zh_error_handler_fn)(zh_request_t *req, zh_response_t *resp, int 
 				    void *arg);
 ZH_API ZH_MUST_USE int zh_server_set_error_handler(zh_server_t *srv, zh_error_handler_fn fn,
 						   void *arg);
+/* ---- JSON reader ---------------------------------------------------------------------------
+ * Validates a JSON text (RFC 8259) in place and describes it in a token array the caller
+ * provides: no allocation, no copy, nothing unescaped until asked. One token per value and
+ * per object key, in document order; a container's members follow it, each key token
+ * directly followed by its value's tokens. Every token knows the index just past its own
+ * subtree (next), so skipping a value of any size is one step.
+ *
+ *   zh_jtok_t tok[256];  zh_jdoc_t doc;
+ *   if (zh_req_json(req, &doc, tok, 256, 0) < 0) { zh_jdoc_reply_error(resp, &doc); return; }
+ *   uint32_t id = zh_jdoc_member(&doc, 0, "id");      // ZH_JDOC_NONE when absent
+ *   int64_t v;  if (zh_jdoc_i64(&doc, id, &v) < 0) ...  // -EINVAL: absent or not a number
+ *   for (uint32_t k = zh_jdoc_first(&doc, 0); k != ZH_JDOC_NONE; k = zh_jdoc_next(&doc, 0, k))
+ *           ...  key token k, its value k + 1
+ *
+ * Exactly RFC 8259, nothing more: one value (any type) with optional space, tab, CR and LF
+ * around it; no BOM, comments, trailing commas, NaN/Infinity, single quotes or leading '+'.
+ * Strings must be UTF-8 per Unicode table 3-7 (no overlong forms, no surrogates encoded in
+ * UTF-8, nothing above U+10FFFF), have no unescaped byte below 0x20, use only the escapes
+ * of §7, and a \u escape of a surrogate must be a high one (D800-DBFF) directly followed by
+ * a \u low one (DC00-DFFF): a lone surrogate is refused, as it could not be unescaped to
+ * UTF-8. Numbers follow the §6 grammar (no leading zeros, digits on both sides of '.');
+ * their size is not limited: the accessors say when a value does not fit. Duplicate keys
+ * are accepted (§4 allows them); zh_jdoc_member() finds the first.
+ *
+ * Threads: a parsed document is read-only; any number of threads may read it at once.
+ * Offsets are 32-bit: a document is at most 4 GiB - 1 bytes.
+ */
+enum zh_jtype {
+	ZH_JT_NONE = 0, /* what zh_jdoc_type() says of ZH_JDOC_NONE or an index out of range */
+	ZH_JT_OBJECT,
+	ZH_JT_ARRAY,
+	ZH_JT_STRING, /* also every object key */
+	ZH_JT_NUMBER,
+	ZH_JT_TRUE,
+	ZH_JT_FALSE,
+	ZH_JT_NULL,
+};
+
+/* Why a document was refused (zh_jdoc_t.reason); zh_jdoc_reason() names each. */
+enum zh_jerr {
+	ZH_JE_OK = 0,
+	ZH_JE_EMPTY,	 /* no value: empty or only whitespace                          -EINVAL */
+	ZH_JE_SYNTAX,	 /* a byte that cannot come here                                -EINVAL */
+	ZH_JE_EOF,	 /* the text ends inside a value                                -EINVAL */
+	ZH_JE_TRAILING,	 /* something other than whitespace after the value             -EINVAL */
+	ZH_JE_NUMBER,	 /* not the §6 number grammar                                   -EINVAL */
+	ZH_JE_CONTROL,	 /* an unescaped byte below 0x20 in a string                    -EINVAL */
+	ZH_JE_UTF8,	 /* ill-formed UTF-8 in a string                                -EINVAL */
+	ZH_JE_ESCAPE,	 /* an unknown escape, or \u without four hex digits            -EINVAL */
+	ZH_JE_SURROGATE, /* a \u surrogate that is not half of a high-low pair          -EINVAL */
+	ZH_JE_DEPTH,	 /* arrays and objects nested deeper than max_depth             -ELOOP  */
+	ZH_JE_TOKENS,	 /* more values and keys than the token array holds             -E2BIG  */
+	ZH_JE_SIZE,	 /* the document is 4 GiB or longer                             -EFBIG  */
+	ZH_JE_BODY,	 /* zh_req_json only: the body could not be had (streaming route)
+			    -ENOTSUP */
+};
+
+/* One value or key. Offsets count from the start of the document. */
+typedef struct zh_jtok {
+	uint32_t start;	  /* first byte of the value; for a string the byte after its '"' */
+	uint32_t len;	  /* bytes from start to the value's end: a string's without its
+			     quotes (escapes as written), a container's through its bracket */
+	uint32_t next;	  /* index of the first token after this value's subtree */
+	unsigned type : 3;   /* enum zh_jtype */
+	unsigned escaped : 1; /* string with a '\': zh_jdoc_string() must unescape it */
+	unsigned real : 1;    /* number with a fraction or exponent */
+	unsigned count : 27;  /* arrays: elements; objects: members (key-value pairs) */
+} zh_jtok_t;
+
+enum { ZH_JDOC_MAX_DEPTH = 64 };	     /* max_depth 0 means this */
+#define ZH_JDOC_NONE UINT32_MAX		     /* "no such token" */
+#define ZH_JDOC_MAX_TOKENS ((1u << 27) - 1)  /* a larger array is used up to this */
+
+/* A parsed document: what the accessors take. Borrows the text and the token array, which
+ * must stay unchanged while it is used (a request body lives until the response has been
+ * sent, see LIFETIMES). After an error only err, reason and offset mean anything. */
+typedef struct zh_jdoc {
+	const char *src;  /* the text, borrowed */
+	size_t len;
+	const zh_jtok_t *tok; /* the caller's array; token 0 is the top-level value */
+	uint32_t ntok;	  /* tokens used */
+	int err;	  /* 0, or the negative errno the parse returned */
+	int reason;	  /* enum zh_jerr */
+	size_t offset;	  /* the error's byte offset: the first byte that breaks a rule (the
+			     lead byte of an ill-formed UTF-8 sequence, the '\' of a bad
+			     escape, the first byte of a number); len for ZH_JE_EOF */
+} zh_jdoc_t;
+
+/* Parses src[0..len) into tok[0..cap) and fills *doc. max_depth: the deepest nesting of
+ * arrays and objects allowed (1: "[1]" but not "[[1]]"), 0 for ZH_JDOC_MAX_DEPTH; the
+ * parser itself keeps no stack, so any depth costs nothing but the caller's patience.
+ * Returns the number of tokens (> 0), or a negative errno with doc->reason and
+ * doc->offset set: -EINVAL the text is not JSON, -ELOOP too deep, -E2BIG more tokens than
+ * cap, -EFBIG too long (see enum zh_jerr). tok[] is scribbled on even on failure. Reads
+ * nothing outside src[0..len); src need not be NUL-terminated. Any thread. */
+ZH_API ZH_MUST_USE int zh_jdoc_parse(zh_jdoc_t *doc, const char *src, size_t len, zh_jtok_t *tok,
+				    size_t cap, unsigned max_depth);
+
+/* For a handler on a buffered route: zh_body_all() and zh_jdoc_parse() in one call. The
+ * document borrows the body (valid until the response has been sent). Returns as
+ * zh_jdoc_parse; also -ENOTSUP (reason ZH_JE_BODY) on a streaming route. The body's
+ * Content-Type is not checked. Worker thread only, like every zh_req_* call. */
+ZH_API ZH_MUST_USE int zh_req_json(zh_request_t *req, zh_jdoc_t *doc, zh_jtok_t *tok, size_t cap,
+				  unsigned max_depth);
+
+/* The answer to a refused document, as JSON: 400 for -EINVAL and -ELOOP, 413 for -E2BIG and
+ * -EFBIG, 500 for -ENOTSUP (a route set-up mistake), with the body
+ *   {"error":"invalid JSON","reason":"<zh_jdoc_reason>","offset":<doc->offset>}
+ * Returns 0, or the negative errno of the response calls (-EALREADY: already committed);
+ * -EINVAL if doc has no error. Worker thread only, like every response call. */
+ZH_API int zh_jdoc_reply_error(zh_response_t *resp, const zh_jdoc_t *doc);
+
+/* A short static English text for an enum zh_jerr ("invalid UTF-8 in a string"). */
+ZH_API const char *zh_jdoc_reason(int reason);
+
+/* Accessors. i is a token index; any index (ZH_JDOC_NONE too) is safe: the answer is then
+ * ZH_JT_NONE, ZH_JDOC_NONE, 0 or -EINVAL. None allocates; all are O(1) except where said. */
+ZH_API int zh_jdoc_type(const zh_jdoc_t *doc, uint32_t i);
+/* The value's bytes as written (a string without its quotes, still escaped). */
+ZH_API zh_slice_t zh_jdoc_raw(const zh_jdoc_t *doc, uint32_t i);
+/* Elements of an array, members of an object; 0 for anything else. */
+ZH_API uint32_t zh_jdoc_count(const zh_jdoc_t *doc, uint32_t i);
+/* Iteration: the first child of container i (an element, or an object's first key) and the
+ * child after child k, where k is what zh_jdoc_first or zh_jdoc_next returned for i;
+ * ZH_JDOC_NONE at the end. An object's member is its key token k and the value token
+ * k + 1. O(1) each, whatever the size of the values skipped. */
+ZH_API uint32_t zh_jdoc_first(const zh_jdoc_t *doc, uint32_t i);
+ZH_API uint32_t zh_jdoc_next(const zh_jdoc_t *doc, uint32_t i, uint32_t k);
+/* The value of the first member of object obj whose key equals key (NUL-terminated, or
+ * key_len bytes: it may contain NUL), compared after unescaping; ZH_JDOC_NONE if none. O(members). */
+ZH_API uint32_t zh_jdoc_member(const zh_jdoc_t *doc, uint32_t obj, const char *key);
+ZH_API uint32_t zh_jdoc_member_n(const zh_jdoc_t *doc, uint32_t obj, const char *key,
+				 size_t key_len);
+/* Element idx of array arr (from 0); ZH_JDOC_NONE if none. O(idx). */
+ZH_API uint32_t zh_jdoc_at(const zh_jdoc_t *doc, uint32_t arr, size_t idx);
+/* 1 if string (or key) token i unescapes to exactly s[0..len), else 0. A string without
+ * escapes is compared with memcmp, one with escapes is decoded as it is compared. */
+ZH_API int zh_jdoc_str_eq(const zh_jdoc_t *doc, uint32_t i, const char *s, size_t len);
+/* Unescapes string token i into buf as UTF-8 (a \u0000 becomes a NUL byte) and returns its
+ * length in bytes, snprintf-style: when that is < cap, buf holds it and a NUL after it;
+ * otherwise buf holds an unspecified prefix and the call needs cap >= return + 1 (buf may
+ * be NULL with cap 0 to ask). -EINVAL if i is not a string. The unescaped text is never
+ * longer than the raw one (zh_jdoc_raw(...).len + 1 always suffices). */
+ZH_API ssize_t zh_jdoc_string(const zh_jdoc_t *doc, uint32_t i, char *buf, size_t cap);
+/* Integer value of number token i: 0, -EINVAL not a number, -EDOM written with a fraction
+ * or exponent ("1.0", "1e3": read those with zh_jdoc_double), -ERANGE outside int64_t
+ * (*out untouched on error). */
+ZH_API ZH_MUST_USE int zh_jdoc_i64(const zh_jdoc_t *doc, uint32_t i, int64_t *out);
+/* Number token i as the nearest double (correctly rounded, ties to even, any length):
+ * 0; -ERANGE when its magnitude is beyond DBL_MAX (*out is then +-HUGE_VAL; values too
+ * small for a double become 0 or a subnormal and are not errors); -EINVAL not a number. */
+ZH_API ZH_MUST_USE int zh_jdoc_double(const zh_jdoc_t *doc, uint32_t i, double *out);
+/* *out = 1 for true, 0 for false: 0, or -EINVAL for any other token. */
+ZH_API ZH_MUST_USE int zh_jdoc_bool(const zh_jdoc_t *doc, uint32_t i, int *out);
+/* 1 if token i is null. */
+ZH_API int zh_jdoc_is_null(const zh_jdoc_t *doc, uint32_t i);
 
 /* ---- Listeners and TLS ---- */
 /*

@@ -31,6 +31,9 @@ command -v groff >/dev/null 2>&1 || need="$need groff-base"
 # systemd-analyze and systemd-socket-activate for tests/integration/test_41_systemd.py (the
 # package's service manager is not started by the tests)
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# jansson: the reference parser of tests/fuzz/fuzz_json_read.c and what make bench-json-read
+# measures the JSON reader against
+pkg-config --exists jansson 2>/dev/null || need="$need libjansson-dev"
 # `scripts/deps.sh deploy`, for make test-deploy (tests/deploy/): HAProxy in front of three
 # instances; python3-yaml (for /usr/bin/python3) parses the Kubernetes manifests; podman
 # builds and runs the container image, with runc (crun refuses this kind of machine's

@@ -24,6 +24,19 @@
  *                           app_inflight goes up and down; answers {"n":N}
  *   GET  /metrics           zh_metrics_handler: the library's metrics, then those above
  *   GET  /items/{id}        {"id": ID (decoded), "route": "/items/{id}"}
+ *   POST /jr/field          the JSON reader on the request path (tests/integration/
+ *                           test_44_json_read.py, with the malloc shim): body
+ *                           {"id":I,"name":S,"price":D,"tags":[...],...} -> {"id":I,
+ *                           "name":S,"price":D,"tags":N}; a refused body gets
+ *                           zh_jdoc_reply_error's answer
+ *   POST /jr/dump?depth=D&cap=N   the body parsed (max_depth D, N tokens; defaults 200 and
+ *                           65536) and written back through the accessors in a canonical
+ *                           form Python can compare with its own json module: see dump()
+ *   POST /jr/stream         zh_req_json on a streaming route: its 500
+ *   POST /jr/orders/{user}?currency=C&qty=Q&tag=T...   with Cookie: session=S; theme=T and
+ *                           body {"id":I,"name":S,"price":D,"coupon":null|S,"items":[{"sku":
+ *                           S,"n":K,"gift":B},...]}: everything read back in one JSON answer
+ *                           and Set-Cookie last=I (test_44's combined zero-allocation run)
  *   every error the library answers (404, 405, 413, 431, 400...): {"error": STATUS,
  *   "route": PATTERN or null, "parsed": true/false}, from the error handler
  *   (zh_server_set_error_handler; tests/integration/test_32_routing.py)
@@ -676,6 +689,308 @@ static void count(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_json_end(j);
 }
 
+/* ---- the JSON reader: POST /jr/field, /jr/dump, /jr/stream ------------------------------ */
+
+/* The request path of a JSON API: tokens on the stack, strings unescaped into a stack
+ * buffer, the answer through the writer. Nothing here may allocate (test_44 counts). */
+static void jr_field(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_jtok_t tok[256];
+	zh_jdoc_t doc;
+	char name[256];
+	int64_t id;
+	double price;
+	ssize_t n;
+	uint32_t tags;
+	zh_json_t *j;
+	(void)arg;
+	if (zh_req_json(req, &doc, tok, 256, 0) < 0) {
+		if (zh_jdoc_reply_error(resp, &doc) < 0)
+			bad_request(resp, "reply_error failed\n");
+		return;
+	}
+	tags = zh_jdoc_member(&doc, 0, "tags");
+	n = zh_jdoc_string(&doc, zh_jdoc_member(&doc, 0, "name"), name, sizeof name);
+	if (zh_jdoc_i64(&doc, zh_jdoc_member(&doc, 0, "id"), &id) < 0 || n < 0 ||
+	    (size_t)n >= sizeof name ||
+	    zh_jdoc_double(&doc, zh_jdoc_member(&doc, 0, "price"), &price) < 0 ||
+	    zh_jdoc_type(&doc, tags) != ZH_JT_ARRAY) {
+		bad_request(resp, "want {\"id\":int,\"name\":str,\"price\":num,\"tags\":[]}\n");
+		return;
+	}
+	j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_key(j, "id", 2);
+	zh_json_i64(j, id);
+	zh_json_key(j, "name", 4);
+	zh_json_str(j, name, (size_t)n);
+	zh_json_key(j, "price", 5);
+	zh_json_double(j, price);
+	zh_json_key(j, "tags", 4);
+	zh_json_u64(j, zh_jdoc_count(&doc, tags));
+	zh_json_end(j);
+}
+
+/* POST /jr/orders/{user}: the "combined" request of issue 13's zero-allocation run
+ * (test_44): one handler that reads a path parameter, query lookups (a decoded value, an
+ * integer, a repeated name), cookies and a JSON body, sets a cookie and answers in JSON.
+ * Everything lives on the stack or in the request; nothing may allocate. */
+struct order {
+	zh_slice_t user, session, theme;
+	char currency[16], name[128];
+	ssize_t currency_len, name_len;
+	int64_t qty, id, units;
+	unsigned tags, gifts;
+	uint32_t items;
+	double price;
+	bool coupon; /* "coupon" is a string, not null */
+};
+
+/* ?currency=C&qty=Q&tag=...&tag=...: currency decoded, qty an integer, the tags counted */
+static bool order_query(zh_request_t *req, struct order *o)
+{
+	zh_slice_t q = zh_req_query(req), name, value, raw;
+	zh_form_iter_t it;
+	char num[24];
+	ssize_t n;
+	int r;
+	o->currency_len = zh_form_get(q, "currency", o->currency, sizeof o->currency);
+	if (o->currency_len < 0 || zh_form_get_raw(q, "qty", &raw) != 1)
+		return false;
+	n = zh_form_decode(raw, num, sizeof num);
+	if (n < 0 || zh_slice_to_i64((zh_slice_t){num, (size_t)n}, &o->qty) < 0)
+		return false;
+	o->tags = 0;
+	zh_form_iter_init(&it, q);
+	while ((r = zh_form_next(&it, &name, &value)) == 1)
+		o->tags += (unsigned)zh_slice_eq_str(name, "tag");
+	return r == 0;
+}
+
+/* {"id":I,"name":S,"price":D,"coupon":null|S,"items":[{"sku":S,"n":K,"gift":B},...]} */
+static bool order_items(const zh_jdoc_t *d, uint32_t items, struct order *o)
+{
+	uint32_t k;
+	int64_t n;
+	int gift;
+	o->units = 0;
+	o->gifts = 0;
+	for (k = zh_jdoc_first(d, items); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, items, k)) {
+		if (zh_jdoc_type(d, zh_jdoc_member(d, k, "sku")) != ZH_JT_STRING ||
+		    zh_jdoc_i64(d, zh_jdoc_member(d, k, "n"), &n) < 0 ||
+		    zh_jdoc_bool(d, zh_jdoc_member(d, k, "gift"), &gift) < 0)
+			return false;
+		o->units += n;
+		o->gifts += (unsigned)gift;
+	}
+	o->items = zh_jdoc_count(d, items);
+	return true;
+}
+
+static bool order_body(const zh_jdoc_t *d, struct order *o)
+{
+	uint32_t items = zh_jdoc_member(d, 0, "items");
+	uint32_t coupon = zh_jdoc_member(d, 0, "coupon");
+	o->name_len = zh_jdoc_string(d, zh_jdoc_member(d, 0, "name"), o->name, sizeof o->name);
+	if (o->name_len < 0 || (size_t)o->name_len >= sizeof o->name ||
+	    zh_jdoc_i64(d, zh_jdoc_member(d, 0, "id"), &o->id) < 0 ||
+	    zh_jdoc_double(d, zh_jdoc_member(d, 0, "price"), &o->price) < 0 ||
+	    zh_jdoc_type(d, items) != ZH_JT_ARRAY ||
+	    (!zh_jdoc_is_null(d, coupon) && zh_jdoc_type(d, coupon) != ZH_JT_STRING))
+		return false;
+	o->coupon = !zh_jdoc_is_null(d, coupon);
+	return order_items(d, items, o);
+}
+
+static void order_answer(zh_response_t *resp, const struct order *o)
+{
+	zh_json_t *j = zh_json_begin(resp, 0);
+	zh_json_obj(j);
+	zh_json_key(j, "user", 4);
+	zh_json_str(j, o->user.ptr, o->user.len);
+	zh_json_key(j, "currency", 8);
+	zh_json_str(j, o->currency, (size_t)o->currency_len);
+	zh_json_key(j, "qty", 3);
+	zh_json_i64(j, o->qty);
+	zh_json_key(j, "tags", 4);
+	zh_json_u64(j, o->tags);
+	zh_json_key(j, "session", 7);
+	zh_json_str(j, o->session.ptr, o->session.len);
+	zh_json_key(j, "theme", 5);
+	zh_json_str(j, o->theme.ptr, o->theme.len);
+	zh_json_key(j, "id", 2);
+	zh_json_i64(j, o->id);
+	zh_json_key(j, "name", 4);
+	zh_json_str(j, o->name, (size_t)o->name_len);
+	zh_json_key(j, "price", 5);
+	zh_json_double(j, o->price);
+	zh_json_key(j, "coupon", 6);
+	zh_json_bool(j, o->coupon);
+	zh_json_key(j, "items", 5);
+	zh_json_u64(j, o->items);
+	zh_json_key(j, "units", 5);
+	zh_json_i64(j, o->units);
+	zh_json_key(j, "gifts", 5);
+	zh_json_u64(j, o->gifts);
+	zh_json_end(j);
+}
+
+static void jr_order(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_jtok_t tok[128];
+	zh_jdoc_t doc;
+	struct order o;
+	zh_cookie_t c;
+	char last[24];
+	(void)arg;
+	if (!zh_req_param(req, "user", &o.user) || zh_req_cookie(req, "session", &o.session) != 1 ||
+	    zh_req_cookie(req, "theme", &o.theme) != 1 || !order_query(req, &o)) {
+		bad_request(resp, "want ?currency=&qty=&tag= and cookies session, theme\n");
+		return;
+	}
+	if (zh_req_json(req, &doc, tok, 128, 8) < 0) {
+		if (zh_jdoc_reply_error(resp, &doc) < 0)
+			bad_request(resp, "reply_error failed\n");
+		return;
+	}
+	if (!order_body(&doc, &o)) {
+		bad_request(resp, "want {\"id\",\"name\",\"price\",\"coupon\",\"items\":[...]}\n");
+		return;
+	}
+	zh_cookie_init(&c);
+	snprintf(last, sizeof last, "%lld", (long long)o.id);
+	c.name = "last";
+	c.value = last;
+	c.path = "/jr";
+	c.http_only = 1;
+	c.same_site = ZH_SAMESITE_LAX;
+	if (zh_resp_set_cookie(resp, &c) < 0) {
+		bad_request(resp, "set_cookie failed\n");
+		return;
+	}
+	order_answer(resp, &o);
+}
+
+/* Value i in the canonical form of /jr/dump: an object as {"o": [[key, value], ...]} (order
+ * and duplicates kept), an array as itself, a string unescaped (and escaped again by the
+ * writer), an integer that fits int64 as itself, one that does not as {"big": "<text>"}, any
+ * other number as the bits of the double zh_jdoc_double gives, {"f": "<16 hex digits>"}
+ * ({"inf": 1 or -1} past DBL_MAX), true,
+ * false and null as themselves. Returns false if an accessor failed. */
+static bool dump(zh_json_t *j, const zh_jdoc_t *d, uint32_t i)
+{
+	int64_t v;
+	double x;
+	int r;
+	switch (zh_jdoc_type(d, i)) {
+	case ZH_JT_OBJECT:
+		zh_json_obj(j);
+		zh_json_key(j, "o", 1);
+		zh_json_arr(j);
+		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE;
+		     k = zh_jdoc_next(d, i, k)) {
+			zh_json_arr(j);
+			if (!dump(j, d, k) || !dump(j, d, k + 1))
+				return false;
+			zh_json_end(j);
+		}
+		zh_json_end(j);
+		zh_json_end(j);
+		return true;
+	case ZH_JT_ARRAY:
+		zh_json_arr(j);
+		for (uint32_t k = zh_jdoc_first(d, i); k != ZH_JDOC_NONE; k = zh_jdoc_next(d, i, k))
+			if (!dump(j, d, k))
+				return false;
+		zh_json_end(j);
+		return true;
+	case ZH_JT_STRING: {
+		ssize_t n = zh_jdoc_string(d, i, NULL, 0);
+		char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+		bool ok = s && zh_jdoc_string(d, i, s, (size_t)n + 1) == n;
+		if (ok)
+			zh_json_str(j, s, (size_t)n);
+		free(s);
+		return ok;
+	}
+	case ZH_JT_NUMBER:
+		r = zh_jdoc_i64(d, i, &v);
+		if (r == 0) {
+			zh_json_i64(j, v);
+			return true;
+		}
+		if (r == -ERANGE) {
+			zh_slice_t raw = zh_jdoc_raw(d, i);
+			zh_json_obj(j);
+			zh_json_key(j, "big", 3);
+			zh_json_str(j, raw.ptr, raw.len);
+			zh_json_end(j);
+			return true;
+		}
+		r = zh_jdoc_double(d, i, &x);
+		if (r == -ERANGE) {
+			zh_json_obj(j);
+			zh_json_key(j, "inf", 3);
+			zh_json_i64(j, x < 0 ? -1 : 1);
+			zh_json_end(j);
+			return true;
+		}
+		{
+			/* the bits, so that -0 and the last ulp survive the trip */
+			uint64_t bits;
+			char hex[17];
+			memcpy(&bits, &x, sizeof bits);
+			snprintf(hex, sizeof hex, "%016llx", (unsigned long long)bits);
+			zh_json_obj(j);
+			zh_json_key(j, "f", 1);
+			zh_json_str(j, hex, 16);
+			zh_json_end(j);
+		}
+		return r == 0;
+	case ZH_JT_TRUE:
+	case ZH_JT_FALSE:
+		zh_json_bool(j, zh_jdoc_type(d, i) == ZH_JT_TRUE);
+		return true;
+	case ZH_JT_NULL:
+		zh_json_null(j);
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void jr_dump(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	long depth = num_param(req, "depth", 200, 100000);
+	long cap = num_param(req, "cap", 65536, 1 << 22);
+	zh_jtok_t *tok;
+	zh_jdoc_t doc;
+	(void)arg;
+	if (depth < 0 || cap < 0 || (tok = malloc((size_t)(cap ? cap : 1) * sizeof *tok)) == NULL) {
+		bad_request(resp, "depth=N&cap=N\n");
+		return;
+	}
+	if (zh_req_json(req, &doc, tok, (size_t)cap, (unsigned)depth) < 0) {
+		if (zh_jdoc_reply_error(resp, &doc) < 0)
+			bad_request(resp, "reply_error failed\n");
+	} else if (!dump(zh_json_begin(resp, 0), &doc, 0)) {
+		/* an accessor failed: the document stays unfinished, which the writer answers
+		 * with a 500 (the test fails on it) */
+	}
+	free(tok);
+}
+
+static void jr_stream(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	zh_jtok_t tok[4];
+	zh_jdoc_t doc;
+	(void)arg;
+	if (zh_req_json(req, &doc, tok, 4, 0) == -ENOTSUP && doc.reason == ZH_JE_BODY &&
+	    zh_jdoc_reply_error(resp, &doc) == 0)
+		return;
+	bad_request(resp, "zh_req_json did not refuse a streaming route\n");
+}
+
 /* GET /malloc: one allocation on this worker thread; answers how many zerohttpd's malloc
  * wrapper (cmd/zerohttpd/heap_count.c, linked in here too) counted, so that a test can show
  * zerohttp_heap_allocations_total would see it. */
@@ -782,6 +1097,11 @@ int main(int argc, char **argv)
 	    zh_server_route(g_server, ZH_GET, "/deadline", 0, deadline, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/count", 0, count, NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/metrics", 0, zh_metrics_handler, g_server) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/field", 0, jr_field, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/dump", 0, jr_dump, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/orders/{user}", 0, jr_order, NULL) < 0 ||
+	    zh_server_route(g_server, ZH_POST, "/jr/stream", ZH_ROUTE_STREAM_BODY, jr_stream,
+			    NULL) < 0 ||
 	    zh_server_route(g_server, ZH_GET, "/items/{id}", 0, item, NULL) < 0 ||
 	    zh_server_set_error_handler(g_server, json_error, NULL) < 0 ||
 	    (err = register_metrics(g_server)) < 0) {

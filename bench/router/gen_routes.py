@@ -3,7 +3,7 @@
 
 Deterministic (a fixed seed and Python's standard library only), so the committed files
 can be checked with `gen_routes.py --check` and both benchmarks, zerohttp's
-(bench/router/router_bench.c) and Go's ServeMux (mux_bench_test.go), read exactly the same
+(bench/router_lookup.c) and Go's ServeMux (mux_bench_test.go), read exactly the same
 table.
 
 routes.txt     1,000 lines `METHOD PATTERN` in the style of Go 1.22's ServeMux patterns:

@@ -33,7 +33,7 @@ int zhd_access_log_start(zh_server_t *srv, const struct zhd_settings *s)
 	return 0;
 }
 
-/* SIGUSR1, on the signal helper thread */
+/* SIGUSR1 and SIGHUP, on the signal helper thread; nothing without an access log */
 void zhd_access_log_reopen(void)
 {
 	int r;

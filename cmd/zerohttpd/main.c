@@ -30,6 +30,7 @@ static void reload_all(void)
 	zhd_auth_reload();
 	zhd_limits_reload();
 	zhd_tls_reload();
+	zhd_access_log_reopen(); /* as SIGUSR1: a rotated file is picked up by either */
 	zhd_notify("READY=1");
 }
 

@@ -377,6 +377,9 @@ static const struct zhd_option options[] = {
 	 "anything; needs root", 0},
 	{"group", "NAME", set_str, AT(group), 0, "with --user: this group instead of the user's",
 	 0},
+	{"allow-root", NULL, set_true, AT(allow_root), 0,
+	 "serve as root when started as root without --user (else\n"
+	 "refused; also ZEROHTTPD_ALLOW_ROOT=1 in the environment)", 0},
 	{"root", "DIR", set_str, AT(files.root), 0,
 	 "document root (default: the current directory)", 0},
 	FNF("vhost", "HOST=DIR", set_vhost, ZHD_OPT_REPEAT,

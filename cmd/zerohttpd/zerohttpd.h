@@ -85,6 +85,7 @@ struct zhd_settings {
 	char trusted_proxies[ZHD_PROXY_MAX * 48];
 	size_t n_trusted_proxies;
 	const char *user, *group; /* --user, --group: dropped to after binding */
+	bool allow_root;	  /* --allow-root */
 	const char *config_file;  /* -c FILE */
 	unsigned drain_delay_ms;  /* --drain-delay: /readyz 503 this long before the drain */
 	bool check_only;	 /* -t */

@@ -290,3 +290,36 @@ xff = {
 for name, v in xff.items():
     write("forwarded", "xff_" + name, b"\x00" + v)
 write("forwarded", "cidrs", b"\x02127.0.0.0/8, ::1 10.1.2.3/8,2001:db8::/33")
+
+# ---- fuzz_json_read: flags byte (bits 0-3 max_depth, 0: 64; bits 4-7 tokens/2, 0: 4096),
+# then the document (see fuzz_json_read.c) -------------------------------------------------
+json_read = {
+    "object": b'{"id":7,"name":"item-7","price":8.75,"tags":["alpha","beta"],"active":false}',
+    "jsonlist": b'[{"id":0,"name":"item-0","price":0,"tags":["alpha","beta"],"active":true},'
+                b'{"id":1,"name":"item-1","price":1.25,"tags":["alpha","beta"],"active":false}]',
+    "scalars": b' [null, true, false, 0, -0, 1.5e-3, 1E+2, -12.0] ',
+    "escapes": b'["\\"\\\\\\/\\b\\f\\n\\r\\t", "\\u00e9\\u20AC\\uD83D\\uDE00", "a\\u0000b"]',
+    "utf8": '["caf\u00e9", "\u6771\u4eac", "\U0001F600", "\u2028"]'.encode(),
+    "keys_dup": b'{"a":1,"a":2,"\\u0061":3,"b":{"a":[]}}',
+    "nested": b'{"a":{"b":{"c":[[[{"d":null}]]]}}}',
+    "numbers": b'[9223372036854775807,-9223372036854775808,9223372036854775808,'
+               b'1e308,1e309,4.9e-324,2.2250738585072011e-308,123456789012345678901234567890]',
+    "long_string": b'"' + b"abcdefghijklmnopqrstuvwxyz" * 4 + b'\\n' + b"0123456789" * 3 + b'"',
+    "bad_surrogate": b'["\\uD800x"]',
+    "bad_utf8": b'["\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"]',
+    "bad_trailing": b'[1,2] 3',
+    "bad_number": b'[01, 1., -, .5, 1e]',
+    "bad_control": b'["a\tb"]',
+    "unclosed": b'{"a":[1,2',
+    # where jansson differs from RFC 8259 (check_against_jansson): a NUL after a number or
+    # literal, a key with \u0000, an integer beyond long long
+    "jansson_nul_end": b"true\x00 \n",
+    "jansson_nul_in_array": b" [null, true, false, 0\x00, -0, 1.5e-3, 1E+2, -12.0] ",
+    "jansson_nul_key": b'{"a\\u0000b":1,"a":2}',
+    "jansson_big_int": b'{"n":[1,-9223372036854775809]}',
+}
+for name, doc in json_read.items():
+    write("json_read", name, b"\x00" + doc)
+write("json_read", "depth_2", b"\x02" + json_read["nested"])
+write("json_read", "tokens_6", b"\x30" + json_read["object"])
+write("json_read", "huge_number", b"\x00" + b"0." + b"0" * 400 + b"1" + b"9" * 800 + b"e-10")

@@ -472,6 +472,24 @@ class Rotation(AccessLogCase):
         self.assertIn(b"phase=third", third[0])
 
 
+    def test_sighup_reopens_the_file_too(self):
+        # a reload reopens the log as SIGUSR1 does (logrotate's postrotate may send either)
+        srv = self.start()
+        c = self.conn()
+        self.get_all([(request("GET", "/plaintext?phase=old"), "GET")], c)
+        wait_lines(self.log, 1)
+        os.rename(self.log, self.log + ".1")
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(self.log) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(os.path.exists(self.log), "SIGHUP did not reopen the log")
+        self.get_all([(request("GET", "/plaintext?phase=new"), "GET")], c)
+        new, _ = wait_lines(self.log, 1)
+        self.assertTrue(all(b"phase=new" in l for l in new), new)
+        self.assertEqual(len(read_lines(self.log + ".1")), 1)
+
+
 class Stdout(ServerTestCase):
     SERVER_ARGS = ("--workers", "1", "--access-log", "-", "--access-log-format", "common")
 

@@ -169,6 +169,39 @@ class PrivilegesTest(ServerTestCase):
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn(why, p.stderr)
 
+    def run_briefly(self, args, env_value=None):
+        """zerohttpd with args as root; ZEROHTTPD_ALLOW_ROOT as given (None: unset). Its
+        exit status (None if it was still serving after a moment) and its log."""
+        env = dict(os.environ)
+        env.pop("ZEROHTTPD_ALLOW_ROOT", None)
+        if env_value is not None:
+            env["ZEROHTTPD_ALLOW_ROOT"] = env_value
+        p = subprocess.Popen([server_bin(), "--port", "0", "--root", self.root] + args,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=env)
+        try:
+            rc = p.wait(1.0 * SLOW)
+        except subprocess.TimeoutExpired:
+            rc = None
+            p.terminate()
+            p.wait(10)
+        return rc, p.stdout.read()
+
+    def test_root_without_user_is_refused_unless_told(self):
+        for args, env in (([], None), ([], "0"), ([], "yes")):
+            rc, log = self.run_briefly(args, env)
+            self.assertEqual(rc, 1, log)
+            self.assertIn("refusing to serve as root: --user NAME", log)
+        for args, env in ((["--allow-root"], None), ([], "1"), (["--user", "nobody"], None)):
+            rc, log = self.run_briefly(args, env)
+            self.assertIsNone(rc, "%s %s: %s" % (args, env, log))
+            self.assertIn("listening on", log)
+        conf = os.path.join(self.root, "zerohttpd.conf")
+        with open(conf, "w") as f:
+            f.write("allow-root\n")
+        rc, log = self.run_briefly(["-c", conf])
+        self.assertIsNone(rc, log)
+
 
 
 UNITS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(

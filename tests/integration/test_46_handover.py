@@ -113,7 +113,7 @@ class HandoverTest(unittest.TestCase):
         act = Proc(self, ["systemd-socket-activate",
                           "-l", "%s:%d" % (HOST, p_http), "-l", "%s:%d" % (HOST, p_https),
                           "-l", "%s:%d" % (HOST, p_metrics), "--fdname=http:https:metrics",
-                          server_bin(), "--root", WWW, "--workers", "2",
+                          server_bin(), "--root", WWW, "--workers", "2", "--allow-root",
                           "--port", str(p_flag), "--metrics-listen", "%s:0" % HOST,
                           "--tls-cert", cert, "--tls-key", key])
         act.wait_log(r"Listening on .*:%d" % p_metrics)

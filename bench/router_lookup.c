@@ -1,4 +1,4 @@
-/* router_bench.c — the router's lookup time, without the network: `make bench` runs it.
+/* router_lookup.c — the router's lookup time, without the network: `make bench` runs it.
  *
  *   router_bench [ROUTES [LOOKUPS [PASSES]]]
  *
