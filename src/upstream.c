@@ -295,6 +295,7 @@ static void answer_status(zh_response_t *resp, int status, unsigned retry_s)
 	snprintf(ra, sizeof ra, "%u", retry_s ? retry_s : 1);
 	if (status == 503 && zh_resp_header_set(resp, "Retry-After", ra) < 0)
 		return; /* sticky: the response is a 500 now */
+	/* a failure is sticky on the response (it becomes a 500): nothing more to do here */
 	(void)zh_reply(resp, status, "text/plain; charset=utf-8", t, strlen(t));
 }
 

@@ -262,7 +262,7 @@ static void line(zh_response_t *resp, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(b, sizeof b, fmt, ap);
 	va_end(ap);
-	if (n > 0)
+	if (n > 0) /* a failed write fails the scrape's response (sticky): nothing to undo */
 		(void)zh__write_encoded(resp, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
 }
 
