@@ -5,6 +5,7 @@
 #   make test       unit tests (Criterion; tests/test_<x>.c tests src/<x>.c, the parser and the
 #                   JSON writer also in scalar builds), install-check (the core links only
 #                   libc/pthread), integration tests with 'N passed, M failed', zero-alloc test
+#   make test-uring the integration tests with every server on the io_uring backend (CI)
 #   make asan       the same tests against an ASan+UBSan build
 #   make ubsan      the same tests against a UBSan-only build (malloc shim still on)
 #   make memcheck   the integration tests with every server under valgrind memcheck
@@ -49,8 +50,11 @@ protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lpr
 gzip_LIBS     = -lz
 auth_LIBS     = -lcrypt
 tls_LIBS      = $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
+# liburing (src/loop_uring.c, --io uring), linked statically: libzerohttp.so carries it
+# hidden inside, so that a program using the core still loads only libc and pthread
+URING_LIBS = -Wl,-Bstatic -luring -Wl,-Bdynamic
 # what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
-PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(tls_LIBS)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(tls_LIBS) $(URING_LIBS)
 
 # Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
 # dependency of its own is a library of its own, so that a program that does not use it
@@ -73,7 +77,7 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_parse.c src/app_metrics.c \
+	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_parse.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -104,12 +108,12 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_upstream $(BUILD)/tests/test_app_metrics \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
-	      $(BUILD)/tests/test_cookie \
+	      $(BUILD)/tests/test_cookie $(BUILD)/tests/test_uring \
 	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners \
 	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
+.PHONY: all run test test-uring unit integration install-check asan ubsan memcheck fuzz fuzz-replay soak bench \
 	bench-json-read static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
@@ -138,7 +142,8 @@ $(CORE_A): $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 # a sanitizer: clang leaves its runtime's symbols for the executable to bring)
 SO_NO_UNDEF := $(if $(SANITIZE),,-Wl,--no-undefined)
 $(CORE_SO): $(CORE_SRCS:src/%.c=$(BUILD)/pic/%.o)
-	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^
+	$(CC) -shared -Wl,-soname,libzerohttp.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^ \
+		-Wl,--exclude-libs,liburing.a $(URING_LIBS)
 # one archive and one shared library per feature; the .so needs libzerohttp.so.0 and its
 # own dependency
 define feature_lib
@@ -168,13 +173,13 @@ $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
 	  $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) $(BUILD)/libzerohttp-tls.so include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
 		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) \
-		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) -ldl $(LDFLAGS)
+		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(URING_LIBS) -ldl $(LDFLAGS)
 
 # pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
 # and brings its own dependency (for a static link too: Requires.private, Libs.private)
 PC_DESC_zerohttp          = zero-allocation, zero-copy HTTP/1.1 server library (core)
-PC_BODY_zerohttp          = Libs: -L$${libdir} -lzerohttp -pthread\nCflags: -I$${includedir}\n
+PC_BODY_zerohttp          = Libs: -L$${libdir} -lzerohttp -pthread\nLibs.private: -luring\nCflags: -I$${includedir}\n
 PC_DESC_zerohttp-gzip     = zerohttp gzip middleware (zh_gzip_*, zlib)
 PC_BODY_zerohttp-gzip     = Requires: zerohttp\nRequires.private: zlib\nLibs: -L$${libdir} -lzerohttp-gzip\n
 PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, protobuf-c)
@@ -216,7 +221,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy test_app_metrics test_router test_listeners): \
+	  test_ext test_timer test_proxy test_app_metrics test_router test_listeners test_uring): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)
@@ -239,7 +244,7 @@ $(BUILD)/tests/reading_server: tests/reading_server.c $(LIB_A) include/zerohttp.
 
 integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load \
 	  $(BUILD)/tests/reading_server
-	ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
+	ZH_IO=$(or $(ZH_IO),epoll) ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
 		ZH_READING_SERVER=$(BUILD)/tests/reading_server \
 		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
 
@@ -270,6 +275,11 @@ test: deps all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory install-check
 	@$(MAKE) --no-print-directory integration
+
+# the integration suite again with every server on io_uring (harness.py: ZH_IO); CI runs it
+# after make test (about 5 minutes more, so not part of make test)
+test-uring: deps all
+	@$(MAKE) --no-print-directory ZH_IO=uring integration
 
 asan:
 	@scripts/deps.sh

@@ -140,6 +140,11 @@ typedef struct zh_config {
 					blanks ("10.0.0.0/8, ::1"; up to 64; parsed by
 					zh_server_new, -EINVAL if malformed; not kept). NULL:
 					none. See zh_req_client_addr */
+	int io;			     /* ZH_IO_EPOLL (the default) or ZH_IO_URING: the
+					workers' I/O backend; see zh_server_io */
+	unsigned io_buffers;	     /* io_uring: receive buffers (2 KiB) per worker, shared
+					by its connections; rounded up to a power of two,
+					at most 32768. 0 = 512 */
 } zh_config_t;
 
 /* Fills *cfg with the defaults above. Never fails. */
@@ -1843,7 +1848,7 @@ enum { ZH_PROXY_ROUND_ROBIN = 0, ZH_PROXY_LEAST_OUTSTANDING = 1 };
 typedef struct zh_proxy_options {
 	const char *const *upstreams; /* n_upstreams URLs "http://HOST[:PORT]" (an IP literal,
 					 [IPv6], or a name resolved once by zh_proxy_new);
-					 copied. https is -ENOTSUP; a path is -EINVAL */
+					 copied. https is -EPROTONOSUPPORT; a path is -EINVAL */
 	size_t n_upstreams;	      /* 1 .. 64 */
 	int balance;		      /* ZH_PROXY_ROUND_ROBIN (default) or _LEAST_OUTSTANDING */
 	unsigned max_conns;	      /* per upstream per worker, idle or busy; default 256 */
@@ -1872,8 +1877,9 @@ typedef struct zh_proxy zh_proxy_t;
 ZH_API void zh_proxy_options_init(zh_proxy_options_t *o);
 /* Checks and copies the options, resolves the upstreams, allocates every worker's pools.
  * Before zh_server_run(), on any one thread. NULL with *err: -EINVAL (bad options or URL),
- * -ENOTSUP (https), -EHOSTUNREACH (a name that does not resolve), -ENOMEM. err may be
- * NULL. */
+ * -EPROTONOSUPPORT (https), -EHOSTUNREACH (a name that does not resolve), -EOPNOTSUPP
+ * (the server runs on io_uring: the proxy needs the epoll backend for now), -ENOMEM. err
+ * may be NULL. */
 ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o,
 					    int *err);
 /* Routes every method of the paths under pattern (a ZH_ROUTE_PREFIX route) to p, with the
@@ -1882,6 +1888,24 @@ ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_opt
 ZH_API ZH_MUST_USE int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p);
 /* Closes every upstream connection and frees p: after zh_server_run() has returned. */
 ZH_API void zh_proxy_free(zh_proxy_t *p);
+
+/* ---- I/O backend (io_uring) ---- */
+
+/* zh_config_t.io. ZH_IO_URING runs each worker on an io_uring of its own (Linux 6.0 or
+ * later): connections are accepted and read by multishot operations, received bytes land
+ * in a per-worker pool of io_buffers shared buffers (an idle connection holds none), and
+ * responses are sent by the ring, one submission per loop turn for all connections. */
+enum zh_io { ZH_IO_EPOLL = 0, ZH_IO_URING = 1 };
+
+/* The backend the workers run: cfg.io, or ZH_IO_EPOLL when io_uring was asked for but is
+ * unusable here (kernel too old, io_uring disabled by sysctl, forbidden by seccomp...).
+ * Then *reason (if reason is not NULL) is a static sentence saying why, else NULL; the
+ * library prints nothing, so a program that asks for io_uring logs it. Any thread, any
+ * time after zh_server_new. */
+ZH_API int zh_server_io(const zh_server_t *srv, const char **reason);
+
+/* TLS listeners are served on epoll only for now: zh_server_new() fails with -EOPNOTSUPP
+ * when cfg.io is ZH_IO_URING and a listener has tls set. */
 
 #ifdef __cplusplus
 }

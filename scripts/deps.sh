@@ -15,6 +15,8 @@ command -v strace >/dev/null 2>&1 || need="$need strace"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 pkg-config --exists libprotobuf-c 2>/dev/null || need="$need libprotobuf-c-dev"
 pkg-config --exists zlib 2>/dev/null || need="$need zlib1g-dev"
+# liburing for the io_uring backend (src/loop_uring.c; linked statically, see the Makefile)
+[ -f /usr/include/liburing.h ] || need="$need liburing-dev"
 # crypt_rn for the auth middleware; libc6-dev depends on it on Debian 12, so normally present
 pkg-config --exists libcrypt 2>/dev/null || need="$need libcrypt-dev"
 # OpenSSL 3 for libzerohttp-tls; the openssl CLI makes the TLS tests' certificates

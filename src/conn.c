@@ -130,8 +130,10 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 
 /* ---- open / close ------------------------------------------------------------------------------ */
 
-void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
-			const struct sockaddr_storage *peer, const zh__listener_t *l)
+/* Returns the connection, or NULL when it was refused (and closed). Under io_uring
+ * (w->uring) the caller arms the connection's receive; there is no epoll set. */
+zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
+			       const struct sockaddr_storage *peer, const zh__listener_t *l)
 {
 	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
 	struct epoll_event ev;
@@ -143,15 +145,15 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 		close(fd);
 		ZH__STAT_ADD(w, connections_refused, 1);
 		ZH__STAT_ADD(w, shed_503, 1);
-		return;
+		return NULL;
 	}
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 	ev.data.ptr = c;
-	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (w->uring == NULL && epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		close(fd);
 		zh__pool_put(&w->conn_pool, c);
 		ZH__STAT_ADD(w, connections_refused, 1);
-		return;
+		return NULL;
 	}
 	/* responses leave whole in one writev; Nagle would only delay the next one */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -178,12 +180,13 @@ void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 		if (zh__tr(c)->open(c, l->tr_arg) < 0) {
 			zh__conn_close(w, c);
 			ZH__STAT_ADD(w, connections_refused, 1);
-			return;
+			return NULL;
 		}
 	}
 	/* a connection that says nothing gets the header timeout from the moment of accept,
 	 * or the handshake timeout while its transport has one to finish */
 	zh__timer_set(w, c, c->trflags & ZH__TRF_HANDSHAKE ? ZH__T_HANDSHAKE : ZH__T_SILENT);
+	return c;
 }
 
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
@@ -896,6 +899,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			ctx = ctx_for_reading(w, c, &ready);
 			if (ctx == NULL && ready < 0)
 				break; /* EOF or nothing after all: settles like any idle connection */
+			if (ctx == NULL && w->uring && zh__uring_ctx_wait(w, c))
+				return; /* contexts held by sends in flight come back next turn */
 			if (ctx == NULL) {
 				send_canned_503_conn(w, c);
 				ZH__STAT_ADD(w, shed_503, 1);

@@ -62,7 +62,10 @@ bool zh__conn_evict_stalled(zh__worker_t *w)
 		return false;
 	ZH__STAT_ADD(w, stalled_evictions, 1);
 	zh__conn_timeout(w, victim); /* a 408, then its context comes back */
-	if (victim->state != ZH__C_FREE && victim->ctx)
-		zh__conn_close(w, victim); /* the 408 could not leave: close all the same */
+	/* the 408 could not leave: close all the same. Under io_uring it leaves with the next
+	 * turn's submission, and the context comes back then (zh__uring_ctx_wait) */
+	if (victim->state != ZH__C_FREE && victim->ctx &&
+	    !(w->uring && zh__uring_sending(w, victim)))
+		zh__conn_close(w, victim);
 	return true;
 }

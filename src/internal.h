@@ -639,6 +639,7 @@ struct zh__worker {
 	uint64_t tseq;
 	zh_stats_t stats;
 	char discard[4096]; /* lingering close reads land here */
+	struct zh__uring *uring; /* loop_uring.c's state while this worker runs io_uring */
 };
 
 /* proxy.c: trusted proxies. A CIDR in the IPv6 form (IPv4 as ::ffff:0:0/96 + its bits),
@@ -692,6 +693,9 @@ struct zh_server {
 	zh__cidr_t proxies[ZH__PROXIES_MAX]; /* cfg.trusted_proxies, parsed */
 	unsigned nproxies;
 	zh_metric_t *metrics; /* zh_metric_new, in registration order (app_metrics.c) */
+	int io;		       /* the backend the workers run: cfg.io, or epoll after a failed
+				  probe (zh_server_io) */
+	const char *io_reason; /* why not io_uring (static text), or NULL */
 };
 void zh__app_metrics_free(zh_server_t *srv); /* app_metrics.c, by zh_server_free */
 
@@ -727,6 +731,20 @@ static inline void zh__mw_done(zh__ctx_t *ctx)
 
 /* loop.c */
 void *zh__worker_main(void *arg);
+/* The backend-independent parts of a loop turn (loop.c), for loop_uring.c */
+int zh__worker_timeout_ms(const zh__worker_t *w);
+void zh__worker_clock(zh__worker_t *w);
+void zh__worker_stop_event(zh__worker_t *w);
+void zh__worker_wake_event(zh__worker_t *w);
+bool zh__worker_after_events(zh__worker_t *w);
+/* loop_uring.c: runs the worker on its own io_uring until it has drained; returns 0, or
+ * -errno before anything started when the ring cannot be set up (the caller runs epoll).
+ * zh__uring_probe: 0 when io_uring can serve (kernel features, no seccomp or sysctl
+ * refusal), else -errno with *why set to a static explanation. */
+int zh__uring_run(zh__worker_t *w);
+int zh__uring_probe(const char **why);
+bool zh__uring_ctx_wait(zh__worker_t *w, zh__conn_t *c);
+bool zh__uring_sending(zh__worker_t *w, const zh__conn_t *c); /* a send in flight */
 zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NULL */
 /* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
  * async-signal-safe, errno preserved), consume takes the count (the worker). */
@@ -737,8 +755,8 @@ void zh__eventfd_consume(int fd);
 int zh__listener_watch(zh__worker_t *w, unsigned i, bool on);
 
 /* conn.c */
-void zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
-			const struct sockaddr_storage *peer, const zh__listener_t *l);
+zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
+			       const struct sockaddr_storage *peer, const zh__listener_t *l);
 void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events);
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c);
 void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c);

@@ -1,4 +1,5 @@
-/* loop.c — one worker: its epoll loop, accepting, timers and draining.
+/* loop.c — one worker: its epoll loop, accepting, timers and draining (the io_uring loop
+ * is loop_uring.c; both share the turn's second half, zh__worker_after_events).
  *
  * Timers: one FIFO list per kind (header, idle, body, write, linger). All deadlines of a
  * kind are "now + that kind's duration", so appending keeps a list sorted; arming,
@@ -297,6 +298,8 @@ static void force_close_all(zh__worker_t *w)
 
 int zh__watch_add(zh__worker_t *w, int fd, zh__watch_t *x)
 {
+	if (w->srv->io == ZH_IO_URING)
+		return -EOPNOTSUPP; /* its loop does not wait on the epoll set */
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 				 .data.ptr = (void *)((uintptr_t)x | 1)};
 	return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
@@ -344,20 +347,59 @@ void zh_note_alloc(void)
 		ZH__STAT_ADD(self, heap_allocs, 1);
 }
 
-void *zh__worker_main(void *arg)
-{
-	zh__worker_t *w = arg;
-	struct epoll_event events[MAX_EVENTS];
+/* ---- the parts of a loop turn that do not depend on the backend (epoll here, io_uring in
+ * loop_uring.c) ------------------------------------------------------------------------------ */
 
-	self = w;
+int zh__worker_timeout_ms(const zh__worker_t *w)
+{
+	return next_timeout_ms(w);
+}
+
+void zh__worker_clock(zh__worker_t *w)
+{
+	time_t sec;
 	w->now_ms = zh__now_ms();
-	zh__date_refresh(w, time(NULL));
+	if ((sec = time(NULL)) != w->date_sec) /* once a second: no call otherwise */
+		zh__date_refresh(w, sec);
+}
+
+void zh__worker_stop_event(zh__worker_t *w)
+{
+	begin_drain(w);
+}
+
+void zh__worker_wake_event(zh__worker_t *w)
+{
+	run_inbox(w);
+}
+
+/* After a round of events: timers, yielded producers, periodic hooks. Returns true when a
+ * drain has finished and the loop must end. Closed slots are the caller's to reclaim. */
+bool zh__worker_after_events(zh__worker_t *w)
+{
+	expire_timers(w);
+	if (w->theap) /* application timers: NULL unless zh_timer_start armed one */
+		zh__utimers_run(w);
+	if (w->nyielded) /* nearly always 0: not even a call then */
+		run_yielded(w);
+	run_ticks(w, false);
+	if (w->draining) {
+		if (w->drain_idle_close_ms && w->now_ms >= w->drain_idle_close_ms)
+			close_idle(w);
+		if (w->now_ms >= w->drain_deadline_ms)
+			force_close_all(w);
+		if (w->open_conns == 0)
+			return true;
+	}
+	return false;
+}
+
+static void epoll_loop(zh__worker_t *w)
+{
+	struct epoll_event events[MAX_EVENTS];
 	for (;;) {
 		int n = zh__sys_epoll_wait(w->ep, events, MAX_EVENTS, next_timeout_ms(w));
-		time_t sec;
-		w->now_ms = zh__now_ms();
-		if ((sec = time(NULL)) != w->date_sec) /* once a second: no call otherwise */
-			zh__date_refresh(w, sec);
+		zh__worker_clock(w);
 		for (int i = 0; i < n; i++) {
 			void *p = events[i].data.ptr;
 			int li = listener_of(w, p);
@@ -372,31 +414,33 @@ void *zh__worker_main(void *arg)
 			else
 				zh__conn_event(w, p, events[i].events);
 		}
-		expire_timers(w);
-		if (w->theap) /* application timers: NULL unless zh_timer_start armed one */
-			zh__utimers_run(w);
-		if (w->nyielded) /* nearly always 0: not even a call then */
-			run_yielded(w);
+		if (zh__worker_after_events(w))
+			break;
+		/* only now: this batch's events may still name a slot closed in it */
 		while (w->closed) {
 			zh__conn_t *c = w->closed;
 			w->closed = c->tnext;
 			zh__pool_put(&w->conn_pool, c);
 		}
-		run_ticks(w, false);
 		if (w->accept_resume_ms && w->now_ms >= w->accept_resume_ms) {
 			w->accept_resume_ms = 0;
 			if (!w->draining && !listener_events(w, true))
 				w->accept_resume_ms = w->now_ms + ACCEPT_BACKOFF_MS; /* again */
 		}
-		if (w->draining) {
-			if (w->drain_idle_close_ms && w->now_ms >= w->drain_idle_close_ms)
-				close_idle(w);
-			if (w->now_ms >= w->drain_deadline_ms)
-				force_close_all(w);
-			if (w->open_conns == 0)
-				break;
-		}
 	}
+}
+
+void *zh__worker_main(void *arg)
+{
+	zh__worker_t *w = arg;
+
+	self = w;
+	w->now_ms = zh__now_ms();
+	zh__date_refresh(w, time(NULL));
+	/* io_uring when asked for and this worker's ring can be set up (zh_server_new probed
+	 * it already, so a failure here is rare): epoll otherwise */
+	if (w->srv->io != ZH_IO_URING || zh__uring_run(w) < 0)
+		epoll_loop(w);
 	/* resumptions still waiting get their one call: the connections are gone */
 	pthread_mutex_lock(&w->inbox_lock);
 	w->exited = true;

@@ -354,13 +354,17 @@ static int check_config(const zh_config_t *cfg)
 {
 	if (check_listeners(cfg) < 0)
 		return -EINVAL;
+	for (unsigned i = 0; cfg->io == ZH_IO_URING && i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].tls)
+			return -EOPNOTSUPP; /* the io_uring transport is plain sockets only */
 	if (!cfg->address || strlen(cfg->address) >= 64 || cfg->max_connections == 0 ||
 	    cfg->io_contexts == 0 || cfg->max_headers == 0 || cfg->max_headers > 10000 ||
 	    cfg->max_request_line < 16 || cfg->max_request_line > (1u << 20) ||
 	    cfg->max_header_bytes > (1u << 20) || cfg->max_body > (1ull << 32) ||
 	    (cfg->server_name && strlen(cfg->server_name) > 60) ||
 	    (cfg->server_name && !zh__valid_field_value(cfg->server_name,
-							 strlen(cfg->server_name))))
+							 strlen(cfg->server_name))) ||
+	    (cfg->io != ZH_IO_EPOLL && cfg->io != ZH_IO_URING) || cfg->io_buffers > 32768)
 		return -EINVAL;
 	return 0;
 }
@@ -411,6 +415,10 @@ zh_server_t *zh_server_new(const zh_config_t *cfg, int *err)
 		goto fail;
 	}
 	srv->nproxies = (unsigned)r;
+	/* io_uring only where it works: otherwise epoll, and zh_server_io() says why */
+	srv->io = ZH_IO_EPOLL;
+	if (cfg->io == ZH_IO_URING && zh__uring_probe(&srv->io_reason) == 0)
+		srv->io = ZH_IO_URING;
 	raise_nofile();
 	ignore_sigpipe();
 
@@ -444,6 +452,13 @@ fail:
 	if (err)
 		*err = r;
 	return NULL;
+}
+
+int zh_server_io(const zh_server_t *srv, const char **reason)
+{
+	if (reason)
+		*reason = srv->io_reason;
+	return srv->io;
 }
 
 uint16_t zh_server_port(const zh_server_t *srv)

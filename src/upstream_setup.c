@@ -45,7 +45,7 @@ static int parse_url(const char *url, struct upstream *u)
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
 	size_t hl;
 	if (strncmp(url, "http://", 7) != 0)
-		return strncmp(url, "https://", 8) == 0 ? -ENOTSUP : -EINVAL;
+		return strncmp(url, "https://", 8) == 0 ? -EPROTONOSUPPORT : -EINVAL;
 	h = url + 7;
 	end = h + strcspn(h, "/");
 	if (*end && strcmp(end, "/") != 0)
@@ -143,6 +143,10 @@ zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o, int *err
 {
 	zh_proxy_t *p = NULL;
 	int r = srv == NULL || o == NULL ? -EINVAL : check_options(o);
+	/* the upstream sockets are watched by the worker's epoll set (ext.h zh__watch_add),
+	 * which the io_uring backend does not wait on */
+	if (r == 0 && zh_server_io(srv, NULL) == ZH_IO_URING)
+		r = -EOPNOTSUPP;
 	if (r == 0 && (p = calloc(1, sizeof *p)) == NULL)
 		r = -ENOMEM;
 	if (r == 0) {

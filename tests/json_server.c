@@ -1078,6 +1078,9 @@ int main(int argc, char **argv)
 	cfg.body_buffers = 4;
 	cfg.io_contexts = 64;
 	cfg.max_connections = 256;
+	/* the suite's backend (tests/integration/harness.py: ZH_IO=uring) */
+	cfg.io = getenv("ZH_IO") && strcmp(getenv("ZH_IO"), "uring") == 0 ? ZH_IO_URING
+									  : ZH_IO_EPOLL;
 	g_server = zh_server_new(&cfg, &err);
 	if (g_server == NULL) {
 		fprintf(stderr, "json_server: cannot start: %s\n", strerror(-err));

@@ -71,9 +71,13 @@ static void log_start(zh_server_t *srv, const struct zhd_settings *s)
 	if (s->metrics_listen)
 		snprintf(where, sizeof where, " metrics-listen=%s:%u", s->metrics_addr,
 			 (unsigned)zhd_metrics_port());
+	const char *why;
+	int io = zh_server_io(srv, &why);
+	if (s->cfg.io == ZH_IO_URING && io != ZH_IO_URING)
+		zhd_log(ZHD_WARN, "--io uring: %s; serving with epoll", why ? why : "unavailable");
 	zhd_listeners_describe(srv, s, listen, sizeof listen);
-	zhd_log(ZHD_INFO, "listening on %s version=%s workers=%u root=%s features=%s%s", listen,
-		ZH_VERSION, workers, root, feats, where);
+	zhd_log(ZHD_INFO, "listening on %s version=%s workers=%u root=%s features=%s%s io=%s",
+		listen, ZH_VERSION, workers, root, feats, where, io == ZH_IO_URING ? "uring" : "epoll");
 }
 
 static void log_stop(zh_server_t *srv, bool ran, int status)
@@ -194,6 +198,22 @@ out:
 	return status;
 }
 
+/* TLS runs on the epoll backend only (the io_uring transport is plain sockets): said
+ * plainly rather than zh_server_new's -EOPNOTSUPP. */
+static bool uring_refuses(const struct zhd_settings *s)
+{
+	if (s->cfg.io != ZH_IO_URING)
+		return false;
+	for (unsigned i = 0; i < s->cfg.nlisteners; i++) {
+		if (s->cfg.listeners[i].tls) {
+			zhd_log(ZHD_ERROR, "--io uring does not serve TLS listeners yet (--listen-tls, "
+					   "an https socket): use --io epoll");
+			return true;
+		}
+	}
+	return false;
+}
+
 /* The settings, the server, then serving until a stop signal: an exit status. */
 static int start(int argc, char **argv)
 {
@@ -209,6 +229,10 @@ static int start(int argc, char **argv)
 		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
 	if (zhd_listeners_setup(&s) < 0) {
+		zhd_tls_free();
+		return 1;
+	}
+	if (uring_refuses(&s)) {
 		zhd_tls_free();
 		return 1;
 	}

@@ -190,6 +190,18 @@ static const char *set_gzip_level(struct zhd_settings *s, const struct zhd_optio
 	return NULL;
 }
 
+static const char *set_io(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	(void)o;
+	if (strcmp(v, "epoll") == 0)
+		s->cfg.io = ZH_IO_EPOLL;
+	else if (strcmp(v, "uring") == 0)
+		s->cfg.io = ZH_IO_URING;
+	else
+		return "the I/O backends are epoll and uring";
+	return NULL;
+}
+
 static const char *set_log_format(struct zhd_settings *s, const struct zhd_option *o,
 				  const char *v)
 {
@@ -443,6 +455,11 @@ static const struct zhd_option options[] = {
 	    "(default 0)"),
 	NUM("loopback-sndbuf", "N", cfg.loopback_sndbuf, UINT_MAX,
 	    "SO_SNDBUF for loopback peers, 0 = autotune (262144)"),
+	FN("io", "epoll|uring", set_io,
+	   "I/O backend (default epoll); uring falls back to epoll,\n"
+	   "with a warning, where io_uring is unavailable"),
+	NUM("io-buffers", "N", cfg.io_buffers, 32768,
+	    "uring: 2 KiB receive buffers per worker (default 512)"),
 	NUM("static-cache", "N", files.cache_entries, UINT_MAX,
 	    "open files cached per worker (default 1024)"),
 	NUM("static-ttl", "MS", files.cache_ttl_ms, UINT_MAX,

@@ -65,7 +65,8 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 	if (err < 0)
 		zhd_log(ZHD_ERROR, "--proxy %s: %s", v,
 			err == -EINVAL	   ? "not a valid prefix or http://HOST:PORT list"
-			: err == -ENOTSUP  ? "https upstreams are not supported"
+			: err == -EPROTONOSUPPORT ? "https upstreams are not supported"
+			: err == -EOPNOTSUPP ? "not on --io uring yet (use --io epoll)"
 			: err == -EEXIST   ? "the prefix is routed already"
 					   : strerror(-err));
 	free(prefix);

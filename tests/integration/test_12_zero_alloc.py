@@ -92,7 +92,7 @@ class ZeroAlloc(ServerTestCase):
                                        "zh-malloc-%d-%s" % (os.getpid(), uuid.uuid4().hex))
         self.addCleanup(lambda: os.path.exists(self.count_file) and os.unlink(self.count_file))
         self.server = self.start_server(
-            (), {"LD_PRELOAD": os.path.abspath(SHIM),
+            self.SERVER_ARGS, {"LD_PRELOAD": os.path.abspath(SHIM),
                  "ZH_MALLOC_COUNT_FILE": self.count_file})
         self.port = self.server.port
 

@@ -60,8 +60,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # provoke would cost: a 45 KiB I/O context per reset connection (17 per round), a 1 MiB body
 # buffer, a 280 KiB gzip slot. Leaked pool objects also show in the /metrics gauges.
 # valgrind's own heap, and ASan's quarantine of freed blocks (make asan), move by megabytes
-# whatever the server does: there the fd and pool checks carry the test
-RSS_TOL_KIB = 16384 if WRAP or "address" in os.environ.get("ZH_SANITIZE", "") else 512
+# whatever the server does: there the fd and pool checks carry the test. On io_uring
+# (ZH_IO=uring) a response keeps its I/O context until its send completes a turn later, so
+# a later round may touch up to a dozen more 45 KiB contexts deeper in the pool (measured
+# 516-552 KiB after the gzip resets): 1 MiB there, still far below a leak's cost
+RSS_TOL_KIB = 16384 if WRAP or "address" in os.environ.get("ZH_SANITIZE", "") else \
+    1024 if os.environ.get("ZH_IO") == "uring" else 512
 ROUNDS = 3
 BIG_FILE = 24 << 20
 LONG_NAME = "u" * 245 + ".bin"

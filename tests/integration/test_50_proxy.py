@@ -237,6 +237,28 @@ class HeadRewriting(ProxyCase):
         self.assertEqual(up.requests()[0]["head"].split("\r\n")[0], "GET /api/ HTTP/1.1")
 
 
+    def test_io_uring_is_refused_not_hung(self):
+        # the upstream sockets live on the epoll set, which the io_uring loop never waits
+        # on: zerohttpd must refuse at start, not accept requests it cannot answer
+        import subprocess
+        out = tempfile.TemporaryFile()
+        self.addCleanup(out.close)
+        proc = self.spawn([os.environ.get("ZH_BIN", "build/zerohttpd"), "--port", "0",
+                           "--workers", "1", "--io", "uring", "--proxy",
+                           "/=http://127.0.0.1:9"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            rc = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            rc = None                         # it serves: io_uring is unusable here
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+        if rc is None:
+            self.assertIn("io=epoll", text)
+        else:
+            self.assertEqual(rc, 1, text)
+            self.assertIn("not on --io uring yet", text)
+
+
 class Smuggling(ProxyCase):
     def test_ambiguous_upstream_responses_are_502_never_a_desync(self):
         up = Upstream(self, "a")
