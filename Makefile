@@ -49,12 +49,13 @@ PB_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
 protobuf_LIBS = $(shell pkg-config --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 gzip_LIBS     = -lz
 auth_LIBS     = -lcrypt
+h2_LIBS       = $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
 tls_LIBS      = $(shell pkg-config --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
 # liburing (src/loop_uring.c, --io uring), linked statically: libzerohttp.so carries it
 # hidden inside, so that a program using the core still loads only libc and pthread
 URING_LIBS = -Wl,-Bstatic -luring -Wl,-Bdynamic
 # what an in-tree program that links every feature (zerohttpd, the tests) adds after $(LIB_A)
-PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(tls_LIBS) $(URING_LIBS)
+PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(h2_LIBS) $(tls_LIBS) $(URING_LIBS)
 
 # Libraries. The core (libzerohttp) needs only libc and pthread; each feature with a
 # dependency of its own is a library of its own, so that a program that does not use it
@@ -63,17 +64,20 @@ PB_LIBS   = $(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(tls_LIBS) $(URING_LIBS)
 #   libzerohttp-gzip      src/mw_gzip.c    zlib
 #   libzerohttp-protobuf  src/protobuf.c   protobuf-c
 #   libzerohttp-auth      src/mw_auth.c    crypt
+#   libzerohttp-h2        src/h2*.c        nghttp2 (HTTP/2: a protocol behind the seam, so
+#                         it sees internal.h; the core calls it through zh__h2_hooks_t)
 #   libzerohttp-tls       src/transport_tls.c src/tls_*.c   OpenSSL 3 (libssl, libcrypto):
 #                         the TLS transport, plugged into the core's transport seam by a
 #                         listener's zh_tls_t (the core never calls it by name)
 # Each has a pkg-config module of the same name that Requires zerohttp.
-FEATURES     := gzip protobuf auth tls
+FEATURES     := gzip protobuf auth h2 tls
+h2_SRCS      := src/h2.c src/h2_stream.c src/h2_mem.c
 gzip_SRCS    := src/mw_gzip.c
 protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
 tls_SRCS     := src/transport_tls.c src/tls_config.c src/tls_alloc.c src/tls_metrics.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
-CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/loop.c src/server.c \
+CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/conn_mux.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
@@ -83,7 +87,7 @@ SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h \
-	   src/tls_int.h src/upstream_int.h
+	   src/proto_exports.h src/h2_int.h src/tls_int.h src/upstream_int.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -173,7 +177,7 @@ $(DAEMON): $(DAEMON_SRCS) cmd/zerohttpd/zerohttpd.h examples/demo_routes.h \
 	  $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) $(BUILD)/libzerohttp-tls.so include/zerohttp.h
 	$(CC) $(CFLAGS) $(PB_CFLAGS) -I$(BUILD)/gen -Icmd/zerohttpd -Iexamples $(NO_HEAP_COUNT) \
 		-o $@ $(DAEMON_SRCS) $(BUILD)/gen/demo.pb-c.c $(DAEMON_A) \
-		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(URING_LIBS) -ldl $(LDFLAGS)
+		$(protobuf_LIBS) $(gzip_LIBS) $(auth_LIBS) $(h2_LIBS) $(URING_LIBS) -ldl $(LDFLAGS)
 
 # pkg-config modules for PREFIX (`make install` writes them again for the prefix it installs
 # to): zerohttp, the core, and one per feature library; a feature's module Requires zerohttp
@@ -186,6 +190,8 @@ PC_DESC_zerohttp-protobuf = zerohttp protobuf responses (zh_send_protobuf, proto
 PC_BODY_zerohttp-protobuf = Requires: zerohttp libprotobuf-c\nLibs: -L$${libdir} -lzerohttp-protobuf\n
 PC_DESC_zerohttp-auth     = zerohttp auth middleware (zh_auth_*, crypt)
 PC_BODY_zerohttp-auth     = Requires: zerohttp\nLibs: -L$${libdir} -lzerohttp-auth\nLibs.private: -lcrypt\n
+PC_DESC_zerohttp-h2       = zerohttp HTTP/2 (zh_http2_enable, nghttp2)
+PC_BODY_zerohttp-h2       = Requires: zerohttp\nRequires.private: libnghttp2\nLibs: -L$${libdir} -lzerohttp-h2\n
 PC_DESC_zerohttp-tls      = zerohttp TLS listeners (zh_tls_*, OpenSSL 3)
 PC_BODY_zerohttp-tls      = Requires: zerohttp\nRequires.private: libssl libcrypto\nLibs: -L$${libdir} -lzerohttp-tls\n
 # $(call pc_text,module,prefix): the shell command printing that module's .pc file
@@ -299,7 +305,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router tls json_read upstream
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router h2 tls json_read upstream
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -316,6 +322,11 @@ $(BUILD)/fuzz/fuzz_parse $(BUILD)/fuzz/fuzz_chunked: $(BUILD)/fuzz/fuzz_%: tests
 $(BUILD)/fuzz/fuzz_path $(BUILD)/fuzz/fuzz_range: $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c \
 	  tests/fuzz/fuzz_common.h src/static.c $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# h2: a server in the fuzzer's process, HTTP/2 frames over loopback (the whole library)
+$(BUILD)/fuzz/fuzz_h2: tests/fuzz/fuzz_h2.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS) \
+	  $(BUILD)/fuzz/obj/static.o
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(BUILD)/fuzz/obj/static.o \
+		$(PB_LIBS)
 # the request readers (query.c, multipart.c, cookie.c) through the public API: the whole
 # library linked, static.c included
 $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: \

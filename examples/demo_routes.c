@@ -15,6 +15,11 @@
  *                     by a timer thread; the worker serves others meanwhile
  *   POST /upload      "<bytes> <fnv1a-64 hex>\n" of a body of any size, streamed through a
  *                     64 KiB stack buffer (ZH_ROUTE_STREAM_BODY): memory stays flat
+ *   POST /zerohttp.demo.Items/List  a gRPC unary call (HTTP/2): an Item whose id is N in,
+ *                     an ItemList of N items out, grpc-status/grpc-message trailers
+ *   GET  /trailers    ?parts=N (0..1000, default 0 = one whole body): "part i\n" lines,
+ *                     then the trailer fields X-Parts: N and X-Sum: the body's byte sum
+ *                     (zh_resp_trailer; HTTP/2, or HTTP/1.1 with TE: trailers)
  *   GET  /users/{id}, /users/{id}/files/{path...}
  *                     "route=<pattern> id=<id> path=<path>\n": path parameters, decoded
  *                     (zh_req_param) without allocating, and the matched pattern
@@ -127,15 +132,9 @@ static _Thread_local char proto_names[PROTO_MAX_ITEMS][16];
 static char tag_alpha[] = "alpha", tag_beta[] = "beta";
 static char *proto_tags[] = {tag_alpha, tag_beta};
 
-static void proto(zh_request_t *req, zh_response_t *resp, void *arg)
+/* The n items of the /proto demo, built into per-thread storage (no allocation). */
+static void proto_fill(Zerohttp__Demo__ItemList *list, long n)
 {
-	Zerohttp__Demo__ItemList list = ZEROHTTP__DEMO__ITEM_LIST__INIT;
-	long n = query_param(zh_req_query(req), "n", 3, PROTO_MAX_ITEMS);
-	(void)arg;
-	if (n < 0) {
-		(void)zh_reply(resp, 400, "text/plain", "n must be 0..100\n", 17);
-		return;
-	}
 	for (long i = 0; i < n; i++) {
 		Zerohttp__Demo__Item *it = &proto_items[i];
 		char digits[8], *name = proto_names[i];
@@ -157,9 +156,88 @@ static void proto(zh_request_t *req, zh_response_t *resp, void *arg)
 		it->active = i % 2 == 0;
 		proto_ptrs[i] = it;
 	}
-	list.n_items = (size_t)n;
-	list.items = proto_ptrs;
+	list->n_items = (size_t)n;
+	list->items = proto_ptrs;
+}
+
+static void proto(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	Zerohttp__Demo__ItemList list = ZEROHTTP__DEMO__ITEM_LIST__INIT;
+	long n = query_param(zh_req_query(req), "n", 3, PROTO_MAX_ITEMS);
+	(void)arg;
+	if (n < 0) {
+		(void)zh_reply(resp, 400, "text/plain", "n must be 0..100\n", 17);
+		return;
+	}
+	proto_fill(&list, n);
 	zh_send_protobuf(resp, &list.base); /* -ENOBUFS: the response becomes a 500 */
+}
+
+/* POST /zerohttp.demo.Items/List: a gRPC unary call (over HTTP/2; gRPC's wire format: a
+ * 5-byte prefix, flag 0 and the big-endian length, before each message). The request is an
+ * Item whose id asks for that many items (0..100); the answer an ItemList packed by
+ * zh_send_protobuf straight into the send buffers behind its prefix; the status goes in
+ * the trailers grpc-status and grpc-message. protobuf-c decodes the request with a
+ * bump allocator over a stack buffer: no malloc. */
+struct bump {
+	char buf[2048];
+	size_t used;
+};
+
+static void *bump_alloc(void *data, size_t size)
+{
+	struct bump *b = data;
+	size_t at = (b->used + 15) & ~(size_t)15;
+	if (at + size > sizeof b->buf)
+		return NULL;
+	b->used = at + size;
+	return b->buf + at;
+}
+
+static void bump_free(void *data, void *p)
+{
+	(void)data, (void)p; /* the whole buffer goes with the handler's frame */
+}
+
+static void grpc_status(zh_response_t *resp, const char *code, const char *msg)
+{
+	if (zh_resp_trailer(resp, "grpc-status", code) < 0 ||
+	    zh_resp_trailer(resp, "grpc-message", msg) < 0)
+		return; /* cannot happen with these fields; the call then ends without status */
+}
+
+static void grpc_list(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	Zerohttp__Demo__ItemList list = ZEROHTTP__DEMO__ITEM_LIST__INIT;
+	struct bump arena = {.used = 0};
+	ProtobufCAllocator al = {bump_alloc, bump_free, &arena};
+	Zerohttp__Demo__Item *in = NULL;
+	unsigned char prefix[5];
+	zh_slice_t b;
+	size_t len;
+	(void)arg;
+	if (zh_resp_header_set(resp, "Content-Type", "application/grpc") < 0)
+		return;
+	if (zh_body_all(req, &b) == 0 && b.len >= 5 && b.ptr[0] == 0 &&
+	    ((size_t)(unsigned char)b.ptr[1] << 24 | (size_t)(unsigned char)b.ptr[2] << 16 |
+	     (size_t)(unsigned char)b.ptr[3] << 8 | (unsigned char)b.ptr[4]) == b.len - 5)
+		in = zerohttp__demo__item__unpack(&al, b.len - 5, (const uint8_t *)b.ptr + 5);
+	if (in == NULL || in->id > PROTO_MAX_ITEMS) {
+		/* gRPC answers 200 and says what went wrong in its status (3: INVALID_ARGUMENT) */
+		zh_write_header(resp, 200);
+		grpc_status(resp, "3", in ? "at most 100 items" : "not an Item message");
+		return;
+	}
+	proto_fill(&list, (long)in->id);
+	len = zerohttp__demo__item_list__get_packed_size(&list);
+	prefix[0] = 0;
+	prefix[1] = (unsigned char)(len >> 24);
+	prefix[2] = (unsigned char)(len >> 16);
+	prefix[3] = (unsigned char)(len >> 8);
+	prefix[4] = (unsigned char)len;
+	if (zh_write(resp, prefix, 5) < 0 || zh_send_protobuf(resp, &list.base) < 0)
+		return; /* the response becomes a 500 */
+	grpc_status(resp, "0", "");
 }
 
 /* Per-connection upload state would normally live in the application's own context; the
@@ -466,6 +544,51 @@ static void delay(zh_request_t *req, zh_response_t *resp, void *arg)
 	pthread_mutex_unlock(&delay_lock);
 }
 
+/* GET /trailers: the body, then trailer fields that depend on it (what gRPC does with
+ * grpc-status), written whole by the handler or part by part by a producer. */
+struct trailers_state {
+	long parts, done;
+	unsigned long sum;
+};
+
+static int trailers_write(zh_response_t *resp, struct trailers_state *st)
+{
+	char line[32], v[24];
+	int n = snprintf(line, sizeof line, "part %ld\n", st->done);
+	for (int i = 0; i < n; i++)
+		st->sum += (unsigned char)line[i];
+	if (zh_write(resp, line, (size_t)n) < 0)
+		return -EIO;
+	if (++st->done < st->parts)
+		return ZH_PRODUCE_MORE;
+	snprintf(line, sizeof line, "%ld", st->parts);
+	snprintf(v, sizeof v, "%lu", st->sum);
+	if (zh_resp_trailer(resp, "X-Parts", line) < 0 || zh_resp_trailer(resp, "X-Sum", v) < 0)
+		return -EIO;
+	return ZH_PRODUCE_DONE;
+}
+
+static int trailers_more(zh_response_t *resp, void *arg)
+{
+	return resp ? trailers_write(resp, arg) : 0;
+}
+
+static void trailers(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	struct trailers_state *st = zh_resp_state(resp);
+	long n = query_param(zh_req_query(req), "parts", 0, 1000);
+	(void)arg;
+	if (n < 0) {
+		bad_request(resp, "parts must be 0..1000\n");
+		return;
+	}
+	*st = (struct trailers_state){n ? n : 1, 0, 0};
+	if (zh_resp_header_set(resp, "Content-Type", "text/plain") < 0 ||
+	    (n == 0 && trailers_write(resp, st) < 0) ||
+	    (n > 0 && zh_resp_produce(resp, trailers_more, st) < 0))
+		zh_reply(resp, 500, NULL, NULL, 0);
+}
+
 int demo_routes_add(zh_server_t *srv)
 {
 	int r;
@@ -478,6 +601,9 @@ int demo_routes_add(zh_server_t *srv)
 				 NULL)) < 0 ||
 	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/stream", 0, stream, NULL)) < 0 ||
 	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/delay", 0, delay, NULL)) < 0 ||
+	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/trailers", 0, trailers, NULL)) < 0 ||
+	    (r = zh_server_route(srv, ZH_POST, "/zerohttp.demo.Items/List", 0, grpc_list, NULL)) <
+		    0 ||
 	    (r = zh_server_route(srv, ZH_POST | ZH_PUT, "/upload", ZH_ROUTE_STREAM_BODY, upload,
 				 NULL)) < 0 ||
 	    (r = zh_server_route(srv, ZH_GET | ZH_HEAD, "/users/{id}", 0, user, NULL)) < 0 ||

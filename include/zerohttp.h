@@ -266,6 +266,17 @@ typedef struct zh_stats {
 				       "Response writer" */
 	uint64_t drain_connections;  /* connections open when zh_server_stop() began the drain */
 	uint64_t drain_force_closed; /* of those, still open at drain_timeout_ms: force-closed */
+	/* HTTP/2 (zh_http2_enable): connections and streams served, GOAWAY frames sent, and
+	 * the abuse limits that ended a connection (each also sends GOAWAY): rapid resets
+	 * (CVE-2023-44487), control-frame floods (SETTINGS, PING, ...), CONTINUATION floods,
+	 * oversized header lists (HPACK bombs), streams over the concurrency limit, slow
+	 * headers, zero-window readers */
+	uint64_t h2_connections, h2_streams, h2_goaway_sent;
+	uint64_t h2_rapid_resets, h2_floods, h2_continuation_floods, h2_header_lists_too_large,
+		h2_streams_refused, h2_slow_headers, h2_zero_window;
+	/* gauges: bytes of the workers' HTTP/2 pools (nghttp2's sessions and streams, the
+	 * connections' state) handed out, and mapped (the high water, never given back) */
+	uint64_t h2_pool_in_use, h2_pool_mapped;
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
@@ -1906,6 +1917,43 @@ ZH_API int zh_server_io(const zh_server_t *srv, const char **reason);
 
 /* TLS listeners are served on epoll only for now: zh_server_new() fails with -EOPNOTSUPP
  * when cfg.io is ZH_IO_URING and a listener has tls set. */
+
+/* ---- HTTP/2 (libzerohttp-h2, pkg-config zerohttp-h2; nghttp2) ---- */
+
+/* HTTP/2 runs the same handlers, middleware, body sources, producers and deferred responses
+ * as HTTP/1.1: a handler cannot tell which protocol serves it. With zh_http2_enable, a
+ * plain listener answers h2c with prior knowledge (a connection that starts with the
+ * RFC 9113 §3.3 preface); HTTP/1.1 goes on as before on the same port. The Upgrade: h2c
+ * dance (RFC 7540 §3.2, removed in RFC 9113) is not implemented. TLS listeners offer "h2"
+ * before "http/1.1" by ALPN (without zh_http2_enable, "http/1.1" alone), and a connection
+ * that agreed to h2 is served HTTP/2. Each stream takes a connection slot and an I/O context
+ * of the worker (max_connections, io_contexts) while it is open. */
+typedef struct zh_http2_config {
+	uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS (default 100);
+					    a client that opens more is sent GOAWAY */
+	uint32_t max_header_list;	 /* bytes of a request's decoded header list (default
+					    8192): beyond it, GOAWAY ENHANCE_YOUR_CALM */
+	uint32_t max_resets_per_s;	 /* streams the client may cancel a second before
+					    GOAWAY (rapid reset; default 200) */
+	uint32_t max_control_per_s;	 /* SETTINGS, PING, WINDOW_UPDATE and PRIORITY frames
+					    a second (default 1000) */
+} zh_http2_config_t;
+
+ZH_API void zh_http2_config_init(zh_http2_config_t *cfg);
+/* Enables HTTP/2 on srv (before zh_server_run; main thread). cfg is copied (NULL: the
+ * defaults). 0, -EINVAL (a zero limit, or srv running), -ENOSPC (protocol table full) or
+ * -ENOMEM. The server keeps HTTP/2 until zh_server_free. */
+ZH_API ZH_MUST_USE int zh_http2_enable(zh_server_t *srv, const zh_http2_config_t *cfg);
+
+/* Trailer fields (RFC 9110 §6.5), sent after the body: on HTTP/2 a HEADERS frame that
+ * ends the stream; on HTTP/1.1 in the last chunk, only to a client whose request said
+ * "TE: trailers" (a whole response is then sent chunked), and dropped otherwise. Call
+ * from the handler, a continuation or a producer, before the response ends; name and
+ * value are copied (up to 512 bytes of fields). 0, -EINVAL (not a token, a bad value, a
+ * pseudo-header or a field trailers must not carry: Content-Length, Transfer-Encoding,
+ * Host, TE, Trailer, Connection, Content-Type, Content-Encoding) or -ENOSPC. Worker
+ * thread only. The body itself is unchanged by them; a HEAD response carries none. */
+ZH_API int zh_resp_trailer(zh_response_t *resp, const char *name, const char *value);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,13 @@ pkg-config --exists libcrypt 2>/dev/null || need="$need libcrypt-dev"
 pkg-config --exists libssl libcrypto 2>/dev/null || need="$need libssl-dev"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v protoc-c >/dev/null 2>&1 || need="$need protobuf-c-compiler"
+# HTTP/2 (libzerohttp-h2) and its tests: h2load and nghttp as clients, Python's h2 for
+# frame-level cases (tests/integration/test_35_http2.py, run with /usr/bin/python3)
+pkg-config --exists libnghttp2 2>/dev/null || need="$need libnghttp2-dev"
+{ command -v h2load && command -v nghttp; } >/dev/null 2>&1 || need="$need nghttp2-client"
+/usr/bin/python3 -c 'import h2' >/dev/null 2>&1 || need="$need python3-h2"
+# gRPC's Python client for the demo gRPC service (test_35_http2.py)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need="$need python3-grpcio"
 command -v protoc >/dev/null 2>&1 || need="$need protobuf-compiler"
 # promtool + prometheus for tests/integration/test_25_deploy.py, which runs its own server on
 # a free loopback port: the package's service (:9090) is never used, and in a container

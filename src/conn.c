@@ -159,8 +159,9 @@ zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
 	c->tr = l->tr ? l->tr : zh__transport_default;
-	c->trflags = 0;
+	c->trflags = w->srv->h2 ? ZH__TRF_H2 : 0;
 	c->proto = zh__proto_default;
+	c->virt = false;
 	c->state = ZH__C_IDLE;
 	c->timer = ZH__T_NONE;
 	c->readable = c->close_after = c->rdhup = c->hup_seen = c->sndbuf_big = false;
@@ -191,6 +192,8 @@ zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 
 void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 {
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_closing)
+		zh__protos[c->proto]->conn_closing(w, c); /* HTTP/2: its streams end first */
 	zh__timer_clear(w, c);
 	ctx_detach(w, c);
 	zh__tr(c)->close(c); /* also leaves the epoll set */
@@ -200,6 +203,8 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 	 * and they must find it FREE, not lent to a newer connection. See zh__worker_main. */
 	c->tnext = w->closed;
 	w->closed = c;
+	if (c->virt) /* an HTTP/2 stream's slot: its connection is counted, not it */
+		return;
 	w->open_conns--;
 	ZH__STAT_ADD(w, connections_closed, 1);
 }
@@ -285,6 +290,17 @@ static int send_file_entry(zh__worker_t *w, zh__conn_t *c, uint16_t i)
 	}
 }
 
+/* Everything queued has left: rewind the area and the queue; a response still being
+ * written gets its framing anchor back (the protocol's rebase). */
+void zh__out_rewind(zh__ctx_t *ctx)
+{
+	if (ctx->iov_head == ctx->iov_n) {
+		zh__out_reset(ctx);
+		if (ctx->in_request && ctx->resp.streaming)
+			zh__pr_rebase(&ctx->resp); /* still being written */
+	}
+}
+
 /* Returns 1 when everything sendable is sent, 0 when the socket is full, -1 on error.
  * Memory entries go out with one writev per run; a run followed by a file goes with
  * sendmsg(MSG_MORE), so that the head and the first file bytes share packets. Partial
@@ -327,11 +343,7 @@ static int flush(zh__worker_t *w, zh__conn_t *c)
 		if (ctx->iov_head < run && n == 0)
 			return 0;
 	}
-	if (ctx->iov_head == ctx->iov_n) {
-		zh__out_reset(ctx);
-		if (ctx->in_request && ctx->resp.streaming)
-			zh__pr_rebase(&ctx->resp); /* still being written */
-	}
+	zh__out_rewind(ctx);
 	return 1;
 }
 
@@ -765,6 +777,13 @@ static void process(zh__worker_t *w, zh__conn_t *c)
 				return;
 			if (!room_for_response(ctx))
 				return; /* drive() flushes first, then calls again */
+			if (ZH__UNLIKELY(ctx->rstart == 0 && c->requests == 0 && w->srv->h2 &&
+					 c->proto == 0 &&
+					 (ctx->rbuf[0] == 'P' || c->trflags & ZH__TRF_ALPN_H2))) {
+				int p = zh__conn_h2c_preface(w, c);
+				if (p <= 0)
+					return; /* more bytes wanted, or HTTP/2 has the connection */
+			}
 			r = zh__pr_request(ctx, &w->srv->limits);
 			if (r == 0) {
 				if (c->timer != ZH__T_HEADER)
@@ -885,6 +904,9 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (!ctx->in_request && ctx->rstart == ctx->rlen && !output_pending(ctx))
 				ctx->rstart = ctx->rlen = 0; /* all answered and sent: rewind */
 			process(w, c);
+			if (ZH__UNLIKELY(c->ctx != ctx) ||
+			    (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_event))
+				return; /* HTTP/2 took the connection (h2c preface), or ended it */
 			if (sendable(ctx) || response_open(ctx))
 				continue;
 			if (c->close_after) {
@@ -958,6 +980,10 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
  * Connection: close); the read finds EAGAIN on a truly idle connection, which then closes. */
 void zh__conn_drain(zh__worker_t *w, zh__conn_t *c)
 {
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_drain) {
+		zh__protos[c->proto]->conn_drain(w, c);
+		return;
+	}
 	c->readable = true;
 	drive(w, c);
 }
@@ -965,7 +991,9 @@ void zh__conn_drain(zh__worker_t *w, zh__conn_t *c)
 void zh__conn_continue(zh__worker_t *w, zh__conn_t *c)
 {
 	/* the slot may have closed, or even been reused, since it yielded */
-	if (c->state != ZH__C_FREE && c->ctx && c->ctx->produce_fn)
+	if (c->state != ZH__C_FREE && c->proto != 0 && zh__protos[c->proto]->conn_event)
+		zh__protos[c->proto]->conn_event(w, c, 0); /* HTTP/2 asked for a turn */
+	else if (c->state != ZH__C_FREE && c->ctx && c->ctx->produce_fn)
 		drive(w, c);
 }
 
@@ -991,7 +1019,32 @@ void zh__conn_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
 		c->readable = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP))
 		c->hup_seen = true;
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_event) {
+		zh__protos[c->proto]->conn_event(w, c, events);
+		return;
+	}
 	drive(w, c);
+}
+
+zh__ctx_t *zh__conn_ctx_attach(zh__worker_t *w, zh__conn_t *c)
+{
+	return ctx_attach(w, c);
+}
+
+void zh__conn_ctx_detach(zh__worker_t *w, zh__conn_t *c)
+{
+	ctx_detach(w, c);
+}
+
+void zh__conn_linger(zh__worker_t *w, zh__conn_t *c)
+{
+	linger_close(w, c);
+}
+
+void zh__conn_drive(zh__worker_t *w, zh__conn_t *c)
+{
+	if (c->state != ZH__C_FREE)
+		drive(w, c);
 }
 
 /* A context for a connection with bytes to read. The last eighth of the pool is kept for
@@ -1018,6 +1071,10 @@ void zh__conn_timeout(zh__worker_t *w, zh__conn_t *c)
 {
 	enum zh__timer_kind kind = c->timer;
 	zh__ctx_t *ctx = c->ctx;
+	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_timeout) {
+		zh__protos[c->proto]->conn_timeout(w, c);
+		return;
+	}
 	ZH__STAT_ADD(w, timeouts, 1);
 	zh__timer_clear(w, c);
 	if (kind == ZH__T_HANDSHAKE)

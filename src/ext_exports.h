@@ -14,6 +14,7 @@
 
 #pragma GCC visibility push(default)
 #include "ext.h"
+#include "proto_exports.h"
 #pragma GCC visibility pop
 
 #endif

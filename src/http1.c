@@ -244,6 +244,23 @@ void zh__h1_rebase(zh_response_t *resp)
 		resp->error = true; /* sticky, as fail() in response.c */
 }
 
+/* The last chunk with the trailer fields (RFC 9112 §7.1.2), copied into the send area:
+ * the response's store is reused by the next pipelined response before this one leaves. */
+static bool push_trailers(zh__ctx_t *ctx, zh_response_t *resp)
+{
+	size_t n = (resp->chunk_crlf ? 2 : 0) + 3 + resp->tused + 2;
+	char *p = zh__out_reserve(ctx, n), *q = p;
+	if (p == NULL)
+		return false;
+	if (resp->chunk_crlf)
+		q = append(q, "\r\n", 2);
+	q = append(q, "0\r\n", 3);
+	q = append(q, resp->tstore, resp->tused);
+	q = append(q, "\r\n", 2);
+	resp->chunk_crlf = false;
+	return zh__out_push(ctx, p, n, NULL, NULL) >= 0;
+}
+
 /* The end of a response whose head has left: the last chunk and the terminator, or the
  * check of a declared length. After an error nothing completes the body and the
  * connection closes: the client sees the truncation. Returns true when the body is
@@ -257,7 +274,9 @@ bool zh__h1_body_end(zh_response_t *resp)
 		zh__h1_boundary(resp); /* even when broken: nothing leaves unframed */
 	if (!broken && resp->framing == ZH__F_CHUNKED && !resp->head_only) {
 		/* the placeholder chunk_boundary left stays empty; the terminator follows it */
-		if (resp->chunk_crlf)
+		if (resp->ntr && zh__req_te_trailers(&ctx->req))
+			broken = !push_trailers(ctx, resp);
+		else if (resp->chunk_crlf)
 			broken = zh__out_push(ctx, last_after_data, 7, NULL, NULL) < 0;
 		else
 			broken = zh__out_push(ctx, last_after_data + 2, 5, NULL, NULL) < 0;
@@ -273,8 +292,16 @@ bool zh__h1_body_end(zh_response_t *resp)
 /* The head of a response that is complete (the handler returned): exact Content-Length. */
 bool zh__h1_head_whole(zh_response_t *resp)
 {
-	decide_close(resp->ctx, resp);
-	return serialize_head(resp->ctx, resp);
+	zh__ctx_t *ctx = resp->ctx;
+	decide_close(ctx, resp);
+	if (ZH__UNLIKELY(resp->ntr) && !resp->head_only && zh__status_has_body(resp->status) &&
+	    ctx->req.h.minor == 1 && zh__req_te_trailers(&ctx->req)) {
+		/* trailers need chunked framing (RFC 9112 §7.1.2): the whole body as one chunk,
+		 * then the last chunk with the fields */
+		resp->framing = ZH__F_CHUNKED;
+		return serialize_head(ctx, resp) && push_trailers(ctx, resp);
+	}
+	return serialize_head(ctx, resp);
 }
 
 /* The head leaves before the body is complete: a declared length is kept, else the body
@@ -370,6 +397,17 @@ int zh__proto_install(const zh__proto_t *p)
 			zh__proto_default = i;
 			return 0;
 		}
+	}
+	return -ENOSPC;
+}
+
+int zh__proto_register(const zh__proto_t *p)
+{
+	for (uint8_t i = 1; i < ZH__PROTOS_MAX; i++) {
+		if (zh__protos[i] == NULL)
+			zh__protos[i] = p;
+		if (zh__protos[i] == p)
+			return i;
 	}
 	return -ENOSPC;
 }

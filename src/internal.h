@@ -101,8 +101,18 @@ typedef struct zh__tr_provider {
  *  TIMEDOUT   the handshake timer expired: set before close(), so the transport can count
  *             why the handshake failed.
  *  REFUSED    the transport answered the peer itself and wants the connection closed
- *             after a lingering close (TLS: plain HTTP on a TLS port got its 400). */
-enum { ZH__TRF_HANDSHAKE = 1u << 0, ZH__TRF_TIMEDOUT = 1u << 1, ZH__TRF_REFUSED = 1u << 2 };
+ *             after a lingering close (TLS: plain HTTP on a TLS port got its 400).
+ *  H2         set by conn.c before open(): the server serves HTTP/2 (zh_http2_enable), so
+ *             the transport may offer it (TLS: ALPN "h2", preferred to "http/1.1").
+ *  ALPN_H2    set by the transport: the peer agreed to h2 (ALPN), so the connection is
+ *             HTTP/2 from its first byte (the client preface, RFC 9113 §3.4). */
+enum {
+	ZH__TRF_HANDSHAKE = 1u << 0,
+	ZH__TRF_TIMEDOUT = 1u << 1,
+	ZH__TRF_REFUSED = 1u << 2,
+	ZH__TRF_H2 = 1u << 3,
+	ZH__TRF_ALPN_H2 = 1u << 4,
+};
 
 /* The plain socket, called directly (no indirect call on the hot path); the others through
  * zh__transports[c->tr]. */
@@ -131,6 +141,7 @@ enum {
 	ZH__OVERFLOW_MAX = 4,	   /* extra large buffers a context may hold for output */
 	ZH__RESP_HEADERS = 32,	   /* response header fields */
 	ZH__RESP_HSTORE = 4096,	   /* bytes of response header names and values */
+	ZH__RESP_TSTORE = 512,	   /* bytes of trailer fields (zh_resp_trailer) */
 	ZH__HOOKS_MAX = 24,	   /* commit hooks: middleware's, then the handler's */
 	ZH__MW_MAX = 64, ZH__GLOBAL_MW_MAX = 16, ZH__ROUTE_MW_MAX = 8,
 	ZH__HEAD_RESERVE = 512,	   /* status line + library headers, beyond user headers */
@@ -371,6 +382,8 @@ struct zh__conn {
 	uint8_t peer_v6;
 	uint8_t tr;		/* transport: index into zh__transports, 0 = plain */
 	uint8_t proto;		/* protocol: index into zh__protos, 0 = HTTP/1.1 */
+	bool virt;		/* an HTTP/2 stream's exchange, not a socket (h2_stream.c):
+				   not counted as a connection, never in epoll */
 	uint8_t trflags;	/* ZH__TRF_*: between the transport and conn.c */
 	zh__conn_t *tnext, *tprev; /* timer list */
 	uint64_t deadline_ms;
@@ -518,6 +531,10 @@ struct zh_response {
 	} hooks[ZH__HOOKS_MAX];
 	zh__hdr_t hdr[ZH__RESP_HEADERS];
 	char hstore[ZH__RESP_HSTORE];
+	/* trailer fields (zh_resp_trailer), as the lines HTTP/1.1 sends: "Name: value\r\n" */
+	uint8_t ntr;
+	uint16_t tused;
+	char tstore[ZH__RESP_TSTORE];
 };
 
 /* Lent to a connection while it has bytes in flight; see the memory map above. The receive
@@ -633,6 +650,7 @@ struct zh__worker {
 	} ticks[ZH__TICKS_MAX];
 	uint32_t nticks;
 	uint64_t tick_due_ms;
+	void *h2; /* HTTP/2's per-worker state (h2.c: allocator, slot map), created on first use */
 	/* application timers (timer.c): a pairing heap by (deadline_us, seq), intrusive in the
 	 * callers' zh_timer_t; tseq numbers starts, for FIFO order among equal deadlines */
 	struct zh__utimer *theap;
@@ -688,6 +706,8 @@ struct zh_server {
 	time_t start_time; /* zh_server_new(), for /metrics */
 	zh_middleware_t mw[ZH__MW_MAX];
 	unsigned nmw;
+	const struct zh__h2_hooks *h2; /* zh_http2_enable(), or NULL: no HTTP/2 */
+	void *h2_cfg;
 	uint8_t global_mw[ZH__GLOBAL_MW_MAX]; /* indexes into mw */
 	unsigned nglobal_mw;
 	zh__cidr_t proxies[ZH__PROXIES_MAX]; /* cfg.trusted_proxies, parsed */
@@ -773,6 +793,8 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r);
  * fixed duration, so appending keeps each list sorted and arming costs no syscall. */
 void zh__timer_set(zh__worker_t *w, zh__conn_t *c, enum zh__timer_kind kind);
 void zh__timer_clear(zh__worker_t *w, zh__conn_t *c);
+/* The same for a protocol library: kind is an enum zh__timer_kind, ZH__T_NONE clears. */
+void zh__conn_set_timer(zh__worker_t *w, zh__conn_t *c, int kind);
 uint64_t zh__now_ms(void);
 
 /* timer.c: application timers (zh_timer_start). Each lives in the caller's zh_timer_t, on
@@ -845,6 +867,14 @@ typedef struct zh__proto {
 	int (*body_start)(zh__ctx_t *ctx);
 	int (*body_feed)(zh__ctx_t *ctx);
 	ssize_t (*body_read)(zh_request_t *req, char *buf, size_t cap);
+	/* A protocol that multiplexes (HTTP/2) owns its socket's connection whole: conn.c hands
+	 * it the connection's events, its timeout and the start of a drain, and it runs each
+	 * exchange on a connection slot of its own (c->virt: see zh__conn_virtual_open).
+	 * NULL for a protocol with one exchange at a time on the socket (HTTP/1.1). */
+	void (*conn_event)(zh__worker_t *w, zh__conn_t *c, uint32_t events);
+	void (*conn_timeout)(zh__worker_t *w, zh__conn_t *c);
+	void (*conn_drain)(zh__worker_t *w, zh__conn_t *c);
+	void (*conn_closing)(zh__worker_t *w, zh__conn_t *c); /* zh__conn_close, first */
 } zh__proto_t;
 
 extern const zh__proto_t zh__proto_http1;
@@ -855,6 +885,47 @@ extern uint8_t zh__proto_default; /* given to new connections: 0 = HTTP/1.1 */
  * from now on; NULL makes it HTTP/1.1 again. 0, or -ENOSPC when the table is full. For
  * tests (tests/test_proto.c); HTTP/2 will be chosen per connection (ALPN, h2c preface). */
 int zh__proto_install(const zh__proto_t *p);
+/* Registers p in the table without making it the default (HTTP/2: chosen per connection by
+ * its preface or by ALPN). The index (> 0), or -ENOSPC. */
+int zh__proto_register(const zh__proto_t *p);
+
+/* HTTP/2 plugs in here (libzerohttp-h2, zh_http2_enable): start takes over connection c of
+ * worker w, whose I/O context holds the bytes read so far (rbuf[0..rlen), the client's
+ * connection preface first for h2c). 0, or -errno (the caller closes c). */
+typedef struct zh__h2_hooks {
+	int (*start)(zh__worker_t *w, zh__conn_t *c);
+	void (*worker_free)(zh__worker_t *w); /* zh_server_free: w->h2, if it was created */
+	void (*cfg_free)(void *cfg);	      /* zh_server_free: srv->h2_cfg, last */
+} zh__h2_hooks_t;
+/* The call a TLS transport makes once ALPN selected "h2" (and conn.c's h2c preface check):
+ * -ENOTSUP when HTTP/2 is not enabled on the server (zh_http2_enable, --no-http2). */
+int zh__conn_start_h2(zh__worker_t *w, zh__conn_t *c);
+/* A connection slot for one exchange of a multiplexing protocol: not a socket (c->virt),
+ * with an I/O context attached, transport tr and protocol proto, the peer's address and fd
+ * (for poll in zh__resp_spill_wait) copied from parent. NULL when no slot or context is
+ * free. It ends through zh__conn_close like any connection (its transport's close). */
+zh__conn_t *zh__conn_virtual_open(zh__worker_t *w, const zh__conn_t *parent, uint8_t tr,
+				  uint8_t proto);
+/* Runs the connection driver on c now (what an epoll event does), e.g. an exchange whose
+ * output the multiplexing protocol has sent, or whose request body bytes it delivered. */
+void zh__conn_drive(zh__worker_t *w, zh__conn_t *c);
+/* The lingering close of c (its I/O context given back, our side shut, input discarded
+ * until EOF or ZH__LINGER_MS): after HTTP/2's GOAWAY, so that the peer reads it rather
+ * than an RST (RFC 9113 §6.8 asks the sender to let the frame arrive). */
+void zh__conn_linger(zh__worker_t *w, zh__conn_t *c);
+/* An I/O context for c from the worker's pool (NULL when none is free), and its return: a
+ * multiplexing protocol holds one only while it has input to read, as HTTP/1.1 does. */
+zh__ctx_t *zh__conn_ctx_attach(zh__worker_t *w, zh__conn_t *c);
+void zh__conn_ctx_detach(zh__worker_t *w, zh__conn_t *c);
+/* The kernel took n bytes from the front of ctx's output queue (a multiplexing protocol
+ * that writes the queue itself): release what is complete, advance the first entry past a
+ * partial one, and rewind the queue once empty (rebasing a response still written). */
+void zh__out_consume(zh__ctx_t *ctx, size_t n);
+/* conn.c: everything queued has left: rewind the area and the queue (rebasing a response
+ * still being written). conn_mux.c: 1 not the h2c preface, 0 a prefix of it (more bytes
+ * wanted), -1 HTTP/2 took the connection (or closed it). */
+void zh__out_rewind(zh__ctx_t *ctx);
+int zh__conn_h2c_preface(zh__worker_t *w, zh__conn_t *c);
 
 /* HTTP/1.1, called directly (no indirect call on the hot path). */
 void zh__h1_interim_100(zh__ctx_t *ctx);
@@ -953,6 +1024,9 @@ static inline ssize_t zh__pr_body_read(zh_request_t *req, char *buf, size_t cap)
 
 /* response.c */
 void zh__resp_begin(zh__ctx_t *ctx, bool head_only);
+/* The request's TE field lists "trailers" (RFC 9110 §10.1.4): an HTTP/1.1 client that
+ * takes trailer fields in a chunked response. */
+bool zh__req_te_trailers(const zh_request_t *req);
 void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
 void zh__resp_error_reset(zh__ctx_t *ctx); /* an error handler's answer is replaced */

@@ -226,6 +226,13 @@ static void begin_drain(zh__worker_t *w)
 			w->lfd[i] = -1;
 		}
 	}
+	/* HTTP/2 sessions get GOAWAY now (a grace for idle ones is HTTP/1.1's: a client's
+	 * next request on an h2 connection is refused by the GOAWAY either way) */
+	for (uint32_t i = 0; i < w->conn_pool.carved; i++) {
+		zh__conn_t *c = conn_at(w, i);
+		if (c->state == ZH__C_ACTIVE && c->proto != 0 && zh__protos[c->proto]->conn_drain)
+			zh__conn_drain(w, c); /* HTTP/2: GOAWAY, then close once its streams end */
+	}
 	if (w->srv->idle_grace_ms) /* zh_server_stop_gently: idle ones wait for a request */
 		w->drain_idle_close_ms = w->now_ms + w->srv->idle_grace_ms;
 	else

@@ -99,6 +99,34 @@ static void labelled(out_t *o, const char *name, const char *help, const char *l
 	labelled_typed(o, name, "counter", help, label, values, counts, n);
 }
 
+/* HTTP/2 (zh_http2_enable): what was served, and each abuse limit that ended a
+ * connection with GOAWAY (docs/design.md, "HTTP/2") */
+static void http2(out_t *o, const zh_stats_t *st)
+{
+	static const char *const pool_states[] = {"in_use", "mapped"};
+	static const char *const limits[] = {"rapid_reset",	"flood",
+					     "continuation_flood", "header_list_too_large",
+					     "too_many_streams", "slow_headers", "zero_window"};
+	uint64_t n[7] = {st->h2_rapid_resets,	       st->h2_floods,
+			 st->h2_continuation_floods,   st->h2_header_lists_too_large,
+			 st->h2_streams_refused,       st->h2_slow_headers,
+			 st->h2_zero_window};
+	scalar(o, "zerohttp_http2_connections_total", "counter", "HTTP/2 connections.",
+	       st->h2_connections);
+	scalar(o, "zerohttp_http2_streams_total", "counter", "HTTP/2 streams (requests).",
+	       st->h2_streams);
+	scalar(o, "zerohttp_http2_goaway_sent_total", "counter", "HTTP/2 GOAWAY frames sent.",
+	       st->h2_goaway_sent);
+	labelled(o, "zerohttp_http2_abuse_total",
+		 "HTTP/2 connections ended by a limit (each with GOAWAY), by limit.", "limit",
+		 limits, n, 7);
+	labelled_typed(o, "zerohttp_http2_pool_bytes", "gauge",
+		       "Bytes of the workers' HTTP/2 pools (nghttp2 sessions, streams, "
+		       "connection state): handed out, and mapped.",
+		       "state", pool_states,
+		       (const uint64_t[]){st->h2_pool_in_use, st->h2_pool_mapped}, 2);
+}
+
 /* What each pool can lend, all workers together: the denominator of the *_in_use gauges,
  * so an alert can say "90% of the I/O contexts are lent" without knowing the flags. */
 static void pool_capacity(out_t *o, const zh_server_t *srv)
@@ -197,6 +225,7 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	scalar(o, "zerohttp_response_header_errors_total", "counter",
 	       "Response header calls that failed (the response became a 500 if unsent).",
 	       st.header_errors);
+	http2(o, &st);
 	flush_out(o);
 	zh__proxy_metrics_expose(srv, resp); /* per upstream, when srv proxies */
 	zh__app_metrics_expose(srv, resp); /* the application's own (zh_metric_new) */

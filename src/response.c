@@ -56,6 +56,8 @@ void zh__resp_begin(zh__ctx_t *ctx, bool head_only)
 	resp->declared_len = resp->body_len = 0;
 	resp->nhooks = resp->nhdr = 0;
 	resp->hused = 0;
+	resp->ntr = 0;
+	resp->tused = 0;
 	resp->streaming = resp->chunk_crlf = false;
 	resp->framing = ZH__F_LENGTH;
 	resp->framed_len = 0;
@@ -434,6 +436,51 @@ int zh_resp_header_setn(zh_response_t *resp, const char *name, size_t name_len,
 		return header_failed(resp, -EALREADY);
 	r = header_put(resp, name, name_len, value, value_len, true);
 	return r < 0 ? header_failed(resp, r) : r;
+}
+
+/* RFC 9110 §6.5.1: fields a trailer must not carry (framing, routing, the trailer list) */
+static bool trailer_forbidden(const char *name, size_t n)
+{
+	static const char *const names[] = {"content-length", "transfer-encoding", "host",
+					    "te", "trailer", "connection", "content-type",
+					    "content-encoding"};
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i]) == n && zh__ieq(name, names[i], n))
+			return true;
+	return false;
+}
+
+int zh_resp_trailer(zh_response_t *resp, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	char *p;
+	if (!zh__valid_token(name, nl) || !zh__valid_field_value(value, vl) ||
+	    trailer_forbidden(name, nl) || (nl && name[0] == ':'))
+		return -EINVAL;
+	if (resp->ntr == UINT8_MAX || (size_t)(ZH__RESP_TSTORE - resp->tused) < nl + vl + 4)
+		return -ENOSPC;
+	p = resp->tstore + resp->tused;
+	memcpy(p, name, nl);
+	memcpy(p + nl, ": ", 2);
+	memcpy(p + nl + 2, value, vl);
+	memcpy(p + nl + 2 + vl, "\r\n", 2);
+	resp->tused = (uint16_t)(resp->tused + nl + vl + 4);
+	resp->ntr++;
+	return 0;
+}
+
+bool zh__req_te_trailers(const zh_request_t *req)
+{
+	zh_slice_t v;
+	if (zh_req_header(req, "TE", &v) != 1)
+		return false;
+	for (size_t i = 0; i + 8 <= v.len; i++)
+		if (zh__ieq(v.ptr + i, "trailers", 8) && (i == 0 || v.ptr[i - 1] == ' ' ||
+							   v.ptr[i - 1] == ',') &&
+		    (i + 8 == v.len || v.ptr[i + 8] == ',' || v.ptr[i + 8] == ' ' ||
+		     v.ptr[i + 8] == ';'))
+			return true;
+	return false;
 }
 
 int zh_resp_header_set(zh_response_t *resp, const char *name, const char *value)

@@ -555,10 +555,15 @@ void zh_server_free(zh_server_t *srv)
 {
 	if (srv == NULL)
 		return;
-	for (unsigned i = 0; i < srv->nworkers; i++)
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		if (srv->h2 && srv->workers[i].h2)
+			srv->h2->worker_free(&srv->workers[i]);
 		worker_dispose(&srv->workers[i]);
+	}
 	zh__router_free(&srv->router);
 	zh__app_metrics_free(srv);
+	if (srv->h2)
+		srv->h2->cfg_free(srv->h2_cfg);
 	free(srv->workers);
 	free(srv);
 }

@@ -116,18 +116,26 @@ static int sni_cb(SSL *s, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
-/* ALPN (RFC 7301). HTTP/2 will add "\x02h2" in front, once a protocol serves it; a client
- * that offers no protocol we speak gets the no_application_protocol alert (§3.2). */
-static const unsigned char alpn_ours[] = "\x08http/1.1";
+/* ALPN (RFC 7301). "h2" first when the server serves HTTP/2 (conn.c set ZH__TRF_H2 on the
+ * connection), so a client offering both gets HTTP/2 (our preference decides, §3.2);
+ * "http/1.1" alone otherwise. A client that offers no protocol we speak gets the
+ * no_application_protocol alert (§3.2). */
+static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1";
+static const unsigned char alpn_h1[] = "\x08http/1.1";
 
 static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
 		   const unsigned char *in, unsigned inlen, void *arg)
 {
+	zh__tls_conn_t *t = BIO_get_data(SSL_get_rbio(s)); /* transport_tls.c's open() */
+	bool h2 = t && t->c->trflags & ZH__TRF_H2;
 	unsigned char *sel;
-	(void)s, (void)arg;
-	if (SSL_select_next_proto(&sel, outlen, alpn_ours, sizeof alpn_ours - 1, in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
+	(void)arg;
+	if (SSL_select_next_proto(&sel, outlen, h2 ? alpn_h2 : alpn_h1,
+				  h2 ? sizeof alpn_h2 - 1 : sizeof alpn_h1 - 1, in,
+				  inlen) != OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	if (h2 && *outlen == 2 && memcmp(sel, "h2", 2) == 0)
+		t->c->trflags |= ZH__TRF_ALPN_H2;
 	*out = sel;
 	return SSL_TLSEXT_ERR_OK;
 }

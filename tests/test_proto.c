@@ -500,3 +500,189 @@ Test(proto, continue_through_the_protocol)
 	cr_assert_null(strstr(buf, "HTTP/1.1"), "%s", buf);
 	cr_assert_eq(atomic_load(&n_interim) - i0, 2);
 }
+
+/* ---- a multiplexing protocol: the seam's connection-level members ----------------------------
+ * A protocol that owns its socket (HTTP/2's shape): conn.c gives it the connection when
+ * the client preface arrives (zh__conn_start_h2 through srv->h2), then every event of the
+ * socket (conn_event) and its close (conn_closing). Its exchanges live on slots of their
+ * own (zh__conn_virtual_open), which close like connections but are not counted as such,
+ * and a queue it sends itself is consumed with zh__out_consume. */
+
+static atomic_ulong mux_starts, mux_events, mux_closing, mux_virt_ok, rel_calls;
+static int mux_index, nop_index;
+
+static ssize_t nop_io(zh__conn_t *c, void *buf, size_t cap)
+{
+	(void)c, (void)buf, (void)cap;
+	return -EAGAIN;
+}
+static ssize_t nop_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool more)
+{
+	(void)c, (void)iov, (void)cnt, (void)more;
+	return -EAGAIN;
+}
+static ssize_t nop_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
+{
+	(void)c, (void)fd, (void)off, (void)len;
+	return -EAGAIN;
+}
+static int nop_shutdown(zh__conn_t *c)
+{
+	(void)c;
+	return -EPIPE;
+}
+static void nop_close(zh__conn_t *c)
+{
+	(void)c; /* the socket is the parent's */
+}
+static unsigned nop_wants(zh__conn_t *c, unsigned blocked)
+{
+	(void)c;
+	return blocked;
+}
+static const zh__transport_t nop_tr = {"nop", nop_io, nop_io, nop_send, nop_file,
+				       nop_shutdown, nop_close, nop_wants};
+
+static void mux_event(zh__worker_t *w, zh__conn_t *c, uint32_t events)
+{
+	char buf[256];
+	ssize_t n;
+	(void)events;
+	atomic_fetch_add(&mux_events, 1);
+	while ((n = zh__tr_recv(c, buf, sizeof buf)) > 0) {
+		if (memchr(buf, 'Q', (size_t)n)) {
+			struct iovec iov = {.iov_base = (void *)"MUX ok\n", .iov_len = 7};
+			cr_assert_eq(zh__tr_send(c, &iov, 1, false), 7);
+			zh__conn_close(w, c);
+			return;
+		}
+	}
+}
+
+static void mux_close_hook(zh__worker_t *w, zh__conn_t *c)
+{
+	(void)w, (void)c;
+	atomic_fetch_add(&mux_closing, 1);
+}
+
+static const zh__proto_t mux = {.name = "mux", .conn_event = mux_event,
+				.conn_closing = mux_close_hook};
+
+static int mux_start(zh__worker_t *w, zh__conn_t *c)
+{
+	uint32_t open = w->open_conns;
+	uint64_t closed = w->stats.connections_closed;
+	zh__conn_t *v;
+	atomic_fetch_add(&mux_starts, 1);
+	/* the preface is what the receive buffer holds: the protocol's first input */
+	if (c->ctx == NULL || c->ctx->rlen != 24 || memcmp(c->ctx->rbuf, "PRI * HTTP/2.0", 14))
+		return -EPROTO;
+	c->proto = (uint8_t)mux_index;
+	v = zh__conn_virtual_open(w, c, (uint8_t)nop_index, 0);
+	if (v && v->virt && v->ctx && v->fd == c->fd && w->open_conns == open) {
+		zh__conn_close(w, v);
+		if (w->open_conns == open && w->stats.connections_closed == closed)
+			atomic_store(&mux_virt_ok, 1);
+	}
+	return 0;
+}
+
+static const zh__h2_hooks_t mux_hooks = {.start = mux_start};
+
+static void mux_setup(void)
+{
+	zh_config_t cfg;
+	int err = 0;
+	mux_index = zh__proto_register(&mux);
+	nop_index = zh__transport_register(&nop_tr);
+	cr_assert_gt(mux_index, 0);
+	cr_assert_gt(nop_index, 0);
+	zh_config_init(&cfg);
+	cfg.port = 0;
+	cfg.workers = 1;
+	cfg.io_contexts = 8;
+	cfg.max_connections = 64;
+	srv = zh_server_new(&cfg, &err);
+	cr_assert_not_null(srv, "zh_server_new: %d", err);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/hello", 0, h_hello, NULL), 0);
+	srv->h2 = &mux_hooks; /* what zh_http2_enable sets */
+	cr_assert_eq(pthread_create(&runner, NULL, run, NULL), 0);
+}
+
+static void mux_teardown(void)
+{
+	zh_server_stop(srv);
+	pthread_join(runner, NULL);
+	srv->h2 = NULL;
+	zh_server_free(srv);
+	srv = NULL;
+}
+
+TestSuite(mux, .init = mux_setup, .fini = mux_teardown, .timeout = 30);
+
+/* The preface, even in two pieces, hands the connection to the protocol, which gets the
+ * later bytes as events and closes it; HTTP/1.1 goes on for everyone else. */
+Test(mux, preface_hands_the_connection_over)
+{
+	static char buf[512];
+	int fd = zh_tc_connect(zh_server_port(srv), 10, 0);
+	size_t len;
+	send_all(fd, "PRI * HTTP/2.0\r\n");
+	usleep(50000);
+	send_all(fd, "\r\nSM\r\n\r\n");
+	usleep(50000);
+	send_all(fd, "Q");
+	len = zh_tc_read_to_close(fd, buf, sizeof buf);
+	close(fd);
+	cr_assert_eq(len, 7, "%.*s", (int)len, buf);
+	cr_assert_eq(memcmp(buf, "MUX ok\n", 7), 0);
+	cr_assert_eq(atomic_load(&mux_starts), 1);
+	cr_assert_geq(atomic_load(&mux_events), 1);
+	cr_assert_eq(atomic_load(&mux_closing), 1);
+	cr_assert_eq(atomic_load(&mux_virt_ok), 1, "a virtual slot counted as a connection");
+	fd = zh_tc_connect(zh_server_port(srv), 10, 0);
+	send_all(fd, "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+	len = zh_tc_read_to_close(fd, buf, sizeof buf);
+	close(fd);
+	cr_assert_eq(strncmp(buf, "HTTP/1.1 200 ", 13), 0, "%.*s", (int)len, buf);
+	cr_assert_eq(atomic_load(&mux_starts), 1);
+}
+
+static void count_rel(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&rel_calls, 1);
+}
+
+/* zh__out_consume: whole entries released in order (empty ones too), a partial memory entry
+ * advanced in place, a partial file entry by its offset, and the queue rewound at the end. */
+Test(mux, out_consume)
+{
+	static zh__worker_t w;
+	zh__ctx_t *ctx = calloc(1, sizeof *ctx + ZH__SBUF_SIZE);
+	static const char a[10] = "0123456789", b[5] = "abcde";
+	cr_assert_not_null(ctx);
+	ctx->w = &w;
+	ctx->sbuf = (char *)(ctx + 1);
+	zh__out_reset(ctx);
+	cr_assert_eq(zh__out_push(ctx, a, 10, count_rel, NULL), 0);
+	cr_assert_eq(zh__out_push(ctx, NULL, 0, count_rel, NULL), 1);
+	cr_assert_eq(zh__out_push(ctx, NULL, 100, count_rel, NULL), 2);
+	ctx->rel[2].file_fd = 7;
+	ctx->rel[2].file_off = 1000;
+	cr_assert_eq(zh__out_push(ctx, b, 5, count_rel, NULL), 3);
+	zh__out_consume(ctx, 12);
+	cr_assert_eq(atomic_load(&rel_calls), 2);
+	cr_assert_eq(ctx->iov_head, 2);
+	cr_assert_eq(ctx->iov[2].iov_len, 98);
+	cr_assert_eq(ctx->rel[2].file_off, 1002);
+	zh__out_consume(ctx, 100);
+	cr_assert_eq(ctx->iov_head, 3);
+	cr_assert_eq(ctx->iov[3].iov_base, b + 2);
+	cr_assert_eq(ctx->iov[3].iov_len, 3);
+	zh__out_consume(ctx, 3);
+	cr_assert_eq(atomic_load(&rel_calls), 4);
+	cr_assert_eq(ctx->iov_n, 0, "not rewound");
+	cr_assert_eq(ctx->iov_head, 0);
+	free(ctx);
+}

@@ -49,6 +49,7 @@ static void features(const struct zhd_settings *s, char *out, size_t cap)
 		{s->htpasswd_file || s->tokens_file, "auth"},
 		{s->limits_on, "limits"},
 		{s->cfg.reuse_port != 0, "reuse-port"},
+		{!s->no_http2, "http2"},
 		{zhd_tls() != NULL, "tls"},
 	};
 	size_t n = 0;
@@ -144,6 +145,10 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 	}
 	if (zhd_gzip_start(srv, s) < 0)
 		goto out;
+	if (!s->no_http2 && (err = zh_http2_enable(srv, NULL)) < 0) {
+		zhd_log(ZHD_ERROR, "cannot enable HTTP/2: %s", strerror(-err));
+		goto out;
+	}
 	if (zhd_proxy_start(srv, s, &proxy_root) < 0)
 		goto out;
 	if (!proxy_root) /* --proxy /=...: the proxy is the root */

@@ -466,6 +466,9 @@ static const struct zhd_option options[] = {
 	    "cached files are re-checked after (default 1000)"),
 	{"no-openat2", NULL, set_int_one, AT(files.no_openat2), 0,
 	 "open files component by component with O_NOFOLLOW", 0},
+	{"no-http2", NULL, set_int_one, AT(no_http2), 0,
+	 "HTTP/1.1 only: no HTTP/2 (by default h2c with prior knowledge,\n"
+	 "and h2 by ALPN on TLS listeners)", 0},
 	FN("gzip", NULL, set_gzip, "compress text, JSON... responses for clients that accept it"),
 	FN("gzip-level", "N", set_gzip_level, "zlib level 1-9 (default 6); implies --gzip"),
 	FN("no-metrics", NULL, set_no_metrics,

@@ -50,6 +50,7 @@ struct zhd_settings {
 	zh_static_options_t files;
 	bool demo, metrics;
 	unsigned gzip_level; /* 0: no gzip */
+	int no_http2;	     /* --no-http2: HTTP/1.1 only (no h2c, no ALPN h2) */
 	const char *access_log;
 	int access_format;
 	const char *cors_origins[ZHD_CORS_MAX];

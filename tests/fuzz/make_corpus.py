@@ -323,3 +323,91 @@ for name, doc in json_read.items():
 write("json_read", "depth_2", b"\x02" + json_read["nested"])
 write("json_read", "tokens_6", b"\x30" + json_read["object"])
 write("json_read", "huge_number", b"\x00" + b"0." + b"0" * 400 + b"1" + b"9" * 800 + b"e-10")
+
+# ---- fuzz_h2: frames sent after the client preface and an empty SETTINGS frame ---------
+# A frame is 9 bytes of header (RFC 9113 §4.1: length 24, type, flags, stream id 31) and its
+# payload; header blocks are HPACK (RFC 7541) literals without indexing unless said.
+def frame(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+
+
+DATA, HEADERS, PRIORITY, RST, SETTINGS, PING, GOAWAY, WU, CONT = 0, 1, 2, 3, 4, 6, 7, 8, 9
+END_STREAM, END_HEADERS, PADDED, PRIO = 0x1, 0x4, 0x8, 0x20
+
+
+def lit(name, value):  # §6.2.2 literal header field without indexing, new name
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def req(method=b"GET", path=b"/", extra=()):
+    return b"".join([lit(b":method", method), lit(b":path", path), lit(b":scheme", b"http"),
+                     lit(b":authority", b"a")] + [lit(n, v) for n, v in extra])
+
+
+GET = req()
+PRODUCE = req(path=b"/produce")
+h2 = {
+    "get": frame(HEADERS, END_STREAM | END_HEADERS, 1, GET),
+    "head": frame(HEADERS, END_STREAM | END_HEADERS, 1, req(b"HEAD")),
+    "continuation": frame(HEADERS, 0, 1, GET[:20]) + frame(CONT, END_HEADERS, 1, GET[20:]),
+    "echo_cl": frame(HEADERS, END_HEADERS, 1, req(b"POST", b"/echo", [(b"content-length", b"5")]))
+               + frame(DATA, END_STREAM, 1, b"hello"),
+    "echo_nocl": frame(HEADERS, END_HEADERS, 1, req(b"POST", b"/echo"))
+                 + frame(DATA, 0, 1, b"x" * 3000) + frame(DATA, END_STREAM, 1, b"y" * 100),
+    "stream_body": frame(HEADERS, END_HEADERS, 1, req(b"POST", b"/stream"))
+                   + frame(DATA, 0, 1, b"z" * 8000) + frame(DATA, END_STREAM, 1),
+    "goaway": frame(HEADERS, END_STREAM | END_HEADERS, 1, GET)
+              + frame(GOAWAY, 0, 0, struct.pack(">II", 1, 0)),
+    "many": b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, GET) for s in range(1, 41, 2)),
+    "ping_settings": frame(PING, 0, 0, b"12345678")
+                     + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0))
+                     + frame(HEADERS, END_STREAM | END_HEADERS, 1, PRODUCE),
+    "priority_wu": frame(PRIORITY, 0, 1, struct.pack(">IB", 0, 15))
+                   + frame(WU, 0, 0, struct.pack(">I", 100))
+                   + frame(HEADERS, END_STREAM | END_HEADERS, 3, GET),
+    "produce": frame(HEADERS, END_STREAM | END_HEADERS, 1, PRODUCE)
+               + frame(WU, 0, 0, struct.pack(">I", 1 << 20)),
+    "rst": frame(HEADERS, END_STREAM | END_HEADERS, 1, PRODUCE)
+           + frame(RST, 0, 1, struct.pack(">I", 8)),
+    # static-table indexes (§2.3.1: 2 GET, 4 /, 6 http), :authority with incremental
+    # indexing (dynamic table entry 62), then the same request again from the dynamic table;
+    # a dynamic table size update first (§6.3)
+    "hpack_indexed": frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                           b"\x3f\xe1\x1f" + b"\x82\x84\x86\x41\x01a")
+                     + frame(HEADERS, END_STREAM | END_HEADERS, 3, b"\x82\x84\x86\xbe"),
+    # Huffman-coded value (RFC 7541 C.4.1: "www.example.com")
+    "hpack_huffman": frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                           b"\x82\x84\x86\x01\x8c\xf1\xe3\xc2\xe5\xf2\x3a\x6b\xa0\xab\x90\xf4\xff"),
+    # padded HEADERS with a priority block, padded DATA (§6.1, §6.2)
+    "padded": frame(HEADERS, END_HEADERS | PADDED | PRIO, 1,
+                    b"\x03" + struct.pack(">IB", 0, 16) + req(b"POST", b"/echo") + b"\0" * 3)
+              + frame(DATA, END_STREAM | PADDED, 1, b"\x04abc" + b"\0" * 4),
+    # request trailers: HEADERS, DATA, HEADERS with END_STREAM (§8.1)
+    "trailers": frame(HEADERS, END_HEADERS, 1, req(b"POST", b"/echo"))
+                + frame(DATA, 0, 1, b"abc")
+                + frame(HEADERS, END_STREAM | END_HEADERS, 1, lit(b"x-sum", b"294")),
+    # malformed requests (§8.2.1, §8.3.1): an uppercase name, a connection-specific field, a
+    # pseudo-header after a regular one, :path missing; each must reset its stream only
+    "bad_fields": frame(HEADERS, END_STREAM | END_HEADERS, 1, GET + lit(b"X-Up", b"1"))
+                  + frame(HEADERS, END_STREAM | END_HEADERS, 3, GET + lit(b"connection", b"x"))
+                  + frame(HEADERS, END_STREAM | END_HEADERS, 5,
+                          lit(b"x-a", b"1") + GET)
+                  + frame(HEADERS, END_STREAM | END_HEADERS, 7,
+                          lit(b":method", b"GET") + lit(b":scheme", b"http"))
+                  + frame(HEADERS, END_STREAM | END_HEADERS, 9, GET),
+    # flow control: SETTINGS_INITIAL_WINDOW_SIZE 0 then a producer, the window opened
+    # by a stream WINDOW_UPDATE, then one that overflows it (§6.9.1: FLOW_CONTROL_ERROR)
+    "window": frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0))
+              + frame(HEADERS, END_STREAM | END_HEADERS, 1, PRODUCE)
+              + frame(WU, 0, 1, struct.pack(">I", 8192))
+              + frame(WU, 0, 1, struct.pack(">I", 0x7fffffff)),
+    # protocol errors that end the connection: DATA on stream 0, a SETTINGS ack with a
+    # payload, a frame on an even (server) stream id
+    "conn_errors": frame(DATA, 0, 0, b"x") + frame(SETTINGS, 1, 0, b"\0" * 6)
+                   + frame(HEADERS, END_STREAM | END_HEADERS, 2, GET),
+    # rapid reset: HEADERS then RST_STREAM(CANCEL), over and over
+    "rapid_reset": b"".join(frame(HEADERS, END_STREAM | END_HEADERS, s, PRODUCE)
+                            + frame(RST, 0, s, struct.pack(">I", 8)) for s in range(1, 120, 2)),
+}
+for name, data in h2.items():
+    write("h2", name, data)

@@ -247,7 +247,7 @@ class Logs(ProductCase):
         self.assertIn("root=%s " % os.path.realpath(self.root), msg)
         feats = re.search(r"features=(\S+)", msg).group(1).split(",")
         self.assertEqual(sorted(feats), sorted(["demo", "gzip", "metrics", "access-log",
-                                                "cors", "limits"]))
+                                                "cors", "limits", "http2"]))
 
     def stop(self, srv):
         srv.signal(signal.SIGTERM)
