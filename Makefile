@@ -393,7 +393,8 @@ bench: deps all $(BUILD)/bench/json_writer $(BUILD)/bench/router_bench
 	@$(MAKE) --no-print-directory bench-json-read
 # the router's lookups (bench/router_lookup.c): the route table and the paths, one
 # "METHOD PATTERN" / "METHOD PATH" a line, are generated into bench/router/ (1,000 routes)
-ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt
+# with the answer Go's ServeMux gives to each lookup, which the bench checks first
+ROUTER_BENCH_FILES ?= bench/router/routes.txt bench/router/lookups.txt bench/router/lookups.expect
 $(BUILD)/bench/router_bench: bench/router_lookup.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(LDFLAGS)

@@ -1446,19 +1446,20 @@ ZH_API int zh_timer_pending(const zh_timer_t *t);
  * A host before the first '/' ("example.com/users/{id}") restricts the pattern to
  * requests whose Host, compared without case, port or final dot, is that host (letters,
  * digits, '-' and '.'); for such a request the host's patterns are tried first and the
- * host-less ones only if none of them matches the path. Static roots per host: register
+ * host-less ones only if none of them takes the request. Static roots per host: register
  * zh_static_handler once per host ("a.example/" with ZH_ROUTE_PREFIX).
  *
- * Precedence (Go's): of the patterns that match a path, the one that matches a strict
- * subset of the other's paths wins: a literal segment beats {name}, {name} beats a tail,
- * a longer prefix beats a shorter one ("/users/new" beats "/users/{id}", which beats
- * "/users/{rest...}"). The path is decided first, then the method among the routes of that
- * pattern (a GET route answers HEAD unless one claims HEAD); a method none of them takes
- * is 405 with an Allow field listing that pattern's methods (and HEAD with GET, OPTIONS),
- * also when a less specific pattern would take the method (so a static root never serves
- * a name another route claims). A lookup allocates nothing: a trie on segments, built at
- * registration; its cost grows with the path's segments (one hash probe for the literal
- * child at each), not with the number of routes (backtracking aside).
+ * Precedence (Go's, methods included): of the patterns that match a path and have the
+ * request's method, the one that matches a strict subset of the others' paths wins: a
+ * literal segment beats {name}, {name} beats a tail, a longer prefix beats a shorter one
+ * ("/users/new" beats "/users/{id}", which beats "/users/{rest...}"). So a less specific
+ * pattern takes a method the more specific ones lack (GET "/" under POST "/echo" takes
+ * GET /echo). For HEAD, the patterns with HEAD or GET compete (a GET route answers HEAD
+ * where GET would go; on one pattern a route that claims HEAD wins). When patterns match
+ * the path but none has the method: 405 with an Allow field listing the methods of all
+ * of them (and HEAD with GET, OPTIONS). A lookup allocates nothing: a trie on segments,
+ * built at registration; its cost grows with the path's segments (one hash probe for the
+ * literal child at each), not with the number of routes (backtracking aside).
  *
  * zh_server_route() returns, besides -EBUSY (running) and -ENOMEM:
  *   -EINVAL  a malformed pattern: no '/', unbalanced or misplaced braces, an empty or
@@ -1466,11 +1467,13 @@ ZH_API int zh_timer_pending(const zh_timer_t *t);
  *            ZH_ROUTE_PREFIX route's last segment, a byte a path cannot hold, more than
  *            16 wildcards (a prefix route's tail counts as one); or no method, no handler.
  *   -EEXIST  a method registered twice for the same pattern ("/u/{id}" and "/u/{uid}"
- *            are the same pattern), or two patterns that conflict: some path matches both
- *            and neither matches a strict subset of the other's paths ("/{a}/x" and
- *            "/x/{b}"; "/api" with ZH_ROUTE_PREFIX and "/{id}"). Stricter than Go: methods
- *            do not keep apart two patterns that conflict. Patterns of different hosts,
- *            or with and without a host, never conflict.
+ *            are the same pattern), or two patterns with a method in common (or GET and
+ *            HEAD) that conflict: some path matches both and neither matches a strict
+ *            subset of the other's paths ("/{a}/x" and "/x/{b}"; "/api" with
+ *            ZH_ROUTE_PREFIX and "/{id}"). As in Go, GET "/{a}/x" and POST "/x/{b}" do
+ *            not conflict. Go also refuses GET "/users/{id}" with HEAD "/" (zerohttp sends
+ *            HEAD where GET goes). Patterns of different hosts, or with and without a
+ *            host, never conflict.
  * Routes are kept in memory the server allocates at registration: as many as memory
  * holds (checking conflicts costs one comparison with every route of the same host).
  */

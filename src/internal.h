@@ -337,10 +337,11 @@ typedef struct zh__match {
 int zh__router_add(zh__router_t *r, unsigned methods, const char *pattern, unsigned flags,
 		   zh_handler_fn fn, void *arg);
 /* The route for method_bit at host (the Host field as sent, port and all; may be empty)
- * and path: the most specific pattern that matches the path, then the route of that
- * pattern that takes the method (a GET route answers HEAD unless one claims HEAD). NULL:
- * *allow is 0 when no pattern matches (404), else that pattern's methods (405). *m gets
- * the captures. No allocation; any thread once registration is over. */
+ * and path: of the patterns that match the path and take the method (HEAD: HEAD or GET,
+ * the HEAD route first on one pattern), the most specific, the host's before the
+ * host-less ones (Go 1.22's ServeMux). NULL: *allow is 0 when no pattern matches the path
+ * (404), else the methods of all that do (405). *m gets the captures. No allocation; any
+ * thread once registration is over. */
 const zh__route_t *zh__router_find(const zh__router_t *r, const char *host, size_t hlen,
 				   const char *path, size_t len, unsigned method_bit,
 				   unsigned *allow, zh__match_t *m);

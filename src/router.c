@@ -8,12 +8,19 @@
  * "/a/{$}" is "/a/"). A ZH_ROUTE_PREFIX route's last segment is a tail too: the segment
  * starts with that text, then anything ("/api" takes "/apix/1"; "/" takes every path).
  *
- * Precedence is Go's: of the patterns that match a path, the one whose paths are a strict
- * subset of the others' wins. Registration refuses two patterns that share a path without
- * one being a subset of the other (they conflict), so that winner always exists, and the
- * trie walk finds it by trying, at each segment, the literal child, then {x}, then the
- * tails longest prefix first, backtracking on a dead end: wherever two matching patterns
- * part, the more specific one is tried first.
+ * Precedence is Go's, methods included: each method of a route is a pattern of its own
+ * ("GET /a", "POST /a"), and of the patterns that match a request's path and method, the
+ * one whose paths are a strict subset of the others' wins; a GET pattern answers HEAD too
+ * (for HEAD, the most specific of the patterns with HEAD or GET; of one path, the HEAD
+ * one). When patterns match the path but none has the method: 405, Allow the methods of
+ * all of them. Registration refuses two routes that share a method and a path without
+ * one being a strict subset of the other's paths, or a GET and a HEAD route that share a
+ * path without one being a subset (they conflict: check_against), so that the patterns
+ * a request can go to are ordered, a winner always exists, and the trie walk finds it by
+ * trying, at each segment, the literal child, then {x}, then the tails longest prefix
+ * first, backtracking on a dead end or on a pattern without the method: wherever two
+ * matching patterns part, the more specific one is tried first, so the first one with the
+ * method is the winner.
  *
  * Literals are kept canonical: a triplet of an unreserved character is that character
  * (RFC 3986 §6.2.2.2) and other triplets have upper-case hex (§6.2.2.1). A path without '%'
@@ -586,19 +593,39 @@ static int32_t host_root(zh__router_t *r, const char *host, size_t hlen, uint32_
 	return root;
 }
 
-/* -EEXIST if the new pattern repeats a method of an equal one or conflicts with one. */
+/* Do two routes of the same host conflict, with methods a and b and paths related as rl?
+ * As in Go 1.22, a method of a route is a pattern of its own: two routes that share a
+ * method conflict when some path matches both and neither pattern matches a strict subset
+ * of the other's paths (the same pattern twice included). Different methods never
+ * conflict, except GET and HEAD, since a GET pattern answers HEAD: those two must not
+ * overlap with neither a subset of the other (a HEAD request would have two equally
+ * specific patterns). Go also refuses a GET pattern with a more specific path than a HEAD
+ * one ("GET /users/{id}" and "HEAD /"); zerohttp accepts it and sends HEAD where GET
+ * goes, the more specific path (zerohttpd's static root is GET|HEAD "/", the demo's
+ * "/plaintext" GET only). */
+static bool clash(unsigned a, unsigned b, enum rel rl)
+{
+	bool get_head = ((a & ZH_GET) && (b & ZH_HEAD)) || ((a & ZH_HEAD) && (b & ZH_GET));
+	if (rl == R_EQUAL)
+		return (a & b) != 0;
+	return rl == R_OVERLAP && ((a & b) != 0 || get_head);
+}
+
+/* -EEXIST if the new route conflicts with a registered one (clash). */
 static int check_against(const zh__router_t *r, const parsed_t *pp, unsigned methods,
 			 uint32_t host_id)
 {
 	view_t a = {pp->segs, pp->nsegs, pp->canon};
+	/* the methods a route must have to possibly clash with this one */
+	unsigned near = methods | (methods & ZH_GET ? ZH_HEAD : 0) | (methods & ZH_HEAD ? ZH_GET : 0);
 	for (uint32_t i = 0; i < r->nroutes; i++) {
 		const zh__route_t *o = &r->routes[i];
 		view_t b = {o->segs, o->nsegs, o->canon};
-		enum rel rl;
-		if (o->host != host_id)
-			continue; /* a host's patterns win over host-less ones: never a conflict */
-		rl = rel_patterns(&a, &b);
-		if (rl == R_OVERLAP || (rl == R_EQUAL && (o->methods & methods)))
+		/* a host's patterns win over host-less ones: never a conflict; nor without a
+		 * method in common (or GET against HEAD) */
+		if (o->host != host_id || (o->methods & near) == 0)
+			continue;
+		if (clash(methods, o->methods, rel_patterns(&a, &b)))
 			return -EEXIST;
 	}
 	return 0;
@@ -744,6 +771,8 @@ typedef struct walk {
 	const char *path;
 	size_t len;
 	bool encoded;
+	unsigned bit;  /* the request's method */
+	unsigned seen; /* the methods of the matching patterns passed over (Allow) */
 	zh__match_t *m;
 } walk_t;
 
@@ -767,61 +796,63 @@ static bool tail_matches(const walk_t *w, const zh__rtail_t *t, const char *seg,
 	return match_encoded(t->p, t->plen, seg, slen) >= 0;
 }
 
-/* The group of the most specific pattern under node that matches the path from pos (the
- * start of a segment), or -1; captures pushed on w->m. Recursion depth is bounded by the
- * trie's, i.e. by the longest registered pattern, not by the request. */
-static int32_t walk(const walk_t *w, uint32_t node, size_t pos)
+/* The route of group g (one pattern, -1: none) that takes the request's method: the one
+ * with the method; for HEAD, the one claiming HEAD, else the GET one. NULL if none: the
+ * group's methods are then added to w->seen. */
+static const zh__route_t *take(walk_t *w, int32_t g)
+{
+	const zh__route_t *get = NULL;
+	for (; g >= 0; g = w->r->routes[g].next) {
+		const zh__route_t *rt = &w->r->routes[g];
+		if (rt->methods & w->bit)
+			return rt;
+		if (rt->methods & ZH_GET)
+			get = rt;
+		w->seen |= rt->methods;
+	}
+	return w->bit == ZH_HEAD ? get : NULL;
+}
+
+/* The most specific route under node that matches the path from pos (the start of a
+ * segment) and takes the method, or NULL; its captures pushed on w->m (none left by a
+ * NULL). Recursion depth is bounded by the trie's, i.e. by the longest registered
+ * pattern, not by the request. */
+static const zh__route_t *walk(walk_t *w, uint32_t node, size_t pos)
 {
 	const zh__rnode_t *n = &w->r->nodes[node];
 	const char *seg = w->path + pos;
 	size_t slen = seg_len(seg, w->len - pos);
 	bool slash = pos + slen < w->len;
-	int32_t c, g;
+	const zh__route_t *rt;
+	uint32_t k = w->m->n;
+	int32_t c;
 	if (n->nlits && (c = lit_child(w, node, n, seg, slen)) >= 0) {
-		g = slash ? walk(w, (uint32_t)c, pos + slen + 1) : w->r->nodes[c].end;
-		if (g >= 0)
-			return g;
+		rt = slash ? walk(w, (uint32_t)c, pos + slen + 1) : take(w, w->r->nodes[c].end);
+		if (rt)
+			return rt;
 	}
-	if (n->param >= 0 && slen > 0 && w->m->n < ZH__PARAMS_MAX) {
-		uint32_t k = w->m->n++;
+	if (n->param >= 0 && slen > 0 && k < ZH__PARAMS_MAX) {
 		w->m->p[k].off = (uint32_t)pos;
 		w->m->p[k].len = (uint32_t)slen;
-		g = slash ? walk(w, (uint32_t)n->param, pos + slen + 1) : w->r->nodes[n->param].end;
-		if (g >= 0)
-			return g;
+		w->m->n = k + 1;
+		rt = slash ? walk(w, (uint32_t)n->param, pos + slen + 1)
+			   : take(w, w->r->nodes[n->param].end);
+		if (rt)
+			return rt;
 		w->m->n = k;
 	}
 	for (uint32_t i = 0; i < n->ntails; i++) {
 		if (n->tails[i].group < 0 || !tail_matches(w, &n->tails[i], seg, slen))
 			continue;
-		if (w->m->n < ZH__PARAMS_MAX) {
-			w->m->p[w->m->n].off = (uint32_t)pos;
-			w->m->p[w->m->n].len = (uint32_t)(w->len - pos);
-			w->m->n++;
+		if (k < ZH__PARAMS_MAX) {
+			w->m->p[k].off = (uint32_t)pos;
+			w->m->p[k].len = (uint32_t)(w->len - pos);
+			w->m->n = k + 1;
 		}
-		return n->tails[i].group;
+		if ((rt = take(w, n->tails[i].group)) != NULL)
+			return rt;
+		w->m->n = k;
 	}
-	return -1;
-}
-
-/* The route of the group that takes method_bit (HEAD: a GET route unless one claims HEAD);
- * else NULL with *allow the group's methods. */
-static const zh__route_t *pick(const zh__router_t *r, int32_t g, unsigned method_bit,
-			       unsigned *allow)
-{
-	const zh__route_t *get = NULL;
-	unsigned all = 0;
-	for (; g >= 0; g = r->routes[g].next) {
-		const zh__route_t *rt = &r->routes[g];
-		if (rt->methods & method_bit)
-			return rt; /* allow is only needed when nothing takes the method */
-		all |= rt->methods;
-		if (get == NULL && (rt->methods & ZH_GET))
-			get = rt;
-	}
-	if (method_bit == ZH_HEAD && get)
-		return get;
-	*allow = all;
 	return NULL;
 }
 
@@ -842,12 +873,15 @@ static size_t host_name_len(const char *h, size_t n)
 	return n;
 }
 
+/* Go's order: the Host's patterns first, then the host-less ones; within each, the first
+ * pattern the walk meets that takes the method. Nothing takes it: 405 if any pattern of
+ * either matched the path, with the methods of all of them (Go's Allow), else 404. */
 const zh__route_t *zh__router_find(const zh__router_t *r, const char *host, size_t hlen,
 				   const char *path, size_t len, unsigned method_bit,
 				   unsigned *allow, zh__match_t *m)
 {
-	walk_t w = {r, path, len, memchr(path, '%', len) != NULL, m};
-	int32_t g = -1;
+	walk_t w = {r, path, len, memchr(path, '%', len) != NULL, method_bit, 0, m};
+	const zh__route_t *rt;
 	*allow = 0;
 	m->n = 0;
 	if (r->nnodes == 0 || len == 0 || path[0] != '/')
@@ -856,21 +890,22 @@ const zh__route_t *zh__router_find(const zh__router_t *r, const char *host, size
 		hlen = host_name_len(host, hlen);
 		for (uint32_t i = 0; i < r->nhosts; i++)
 			if (r->hosts[i].len == hlen && zh__ieq(r->hosts[i].name, host, hlen)) {
-				g = walk(&w, r->hosts[i].root, 1);
+				if ((rt = walk(&w, r->hosts[i].root, 1)) != NULL)
+					return rt;
 				break;
 			}
 	}
-	if (g < 0) {
-		m->n = 0;
-		if (r->nexact && !w.encoded) {
-			uint64_t h = seg_hash(EXACT_KEY, path, len);
-			const zh__rexact_t *e = &r->exact[exact_slot(r, h, path, len)];
-			if (e->path && r->nodes[e->node].end >= 0)
-				return pick(r, r->nodes[e->node].end, method_bit, allow);
-		}
-		g = walk(&w, 0, 1);
+	if (r->nexact && !w.encoded) {
+		/* a literal-only pattern is the most specific of all that match its path */
+		uint64_t h = seg_hash(EXACT_KEY, path, len);
+		const zh__rexact_t *e = &r->exact[exact_slot(r, h, path, len)];
+		if (e->path && (rt = take(&w, r->nodes[e->node].end)) != NULL)
+			return rt;
 	}
-	return g < 0 ? NULL : pick(r, g, method_bit, allow);
+	if ((rt = walk(&w, 0, 1)) != NULL)
+		return rt;
+	*allow = w.seen;
+	return NULL;
 }
 
 const zh__route_t *zh__route_find(const zh_server_t *srv, zh_slice_t host, zh_slice_t path,

@@ -132,22 +132,112 @@ Test(router, literals_match_equivalent_spellings)
 	cr_expect_eq(add(ZH_GET, "/a%2Fb", 0), -EEXIST);
 }
 
-Test(router, method_mismatch_gives_the_patterns_methods)
+/* Go 1.22: the method is part of the pattern. Of the patterns that match the path, the most
+ * specific one with the method wins; 405 only when none has it, with the methods of all
+ * the patterns that match (the old router stopped at the most specific path). */
+Test(router, the_most_specific_pattern_with_the_method_wins)
 {
 	unsigned allow = 0;
 	cr_assert_eq(add(ZH_GET | ZH_POST, "/x/{id}", 0), 0);
 	cr_assert_eq(add(ZH_DELETE, "/x/{other}", 0), 0); /* same pattern, another name */
 	cr_assert_eq(add(ZH_PUT, "/", ZH_ROUTE_PREFIX), 0);
-	cr_expect_null(find_h(ZH_PUT, "", "/x/1", &allow)); /* path first: no fall back to "/" */
-	cr_expect_eq(allow, ZH_GET | ZH_POST | ZH_DELETE);
+	cr_expect_str_eq(find_h(ZH_PUT, "", "/x/1", &allow), "/"); /* "/x/{id}" has no PUT */
+	cr_expect_null(find_h(ZH_PATCH, "", "/x/1", &allow));
+	cr_expect_eq(allow, ZH_GET | ZH_POST | ZH_DELETE | ZH_PUT, "%x", allow);
 	cr_expect_str_eq(find_h(ZH_HEAD, "", "/x/1", &allow), "/x/{id}");
 	cr_expect_str_eq(find_h(ZH_DELETE, "", "/x/1", &allow), "/x/{other}");
 	cr_expect_null(find_h(ZH_GET, "", "/y", &allow));
 	cr_expect_eq(allow, ZH_PUT);
 	cr_expect_str_eq(find_h(ZH_PUT, "", "/y", &allow), "/");
+	cr_expect_null(find_h(ZH_GET, "", "/x/1/2", &allow)); /* only "/" matches */
+	cr_expect_eq(allow, ZH_PUT);
 	/* HEAD of its own wins over the GET route */
 	cr_assert_eq(add(ZH_HEAD, "/x/{h}", 0), 0);
 	cr_expect_str_eq(find_h(ZH_HEAD, "", "/x/1", &allow), "/x/{h}");
+	/* literal-only patterns (the whole-path table) fall back the same way */
+	cr_assert_eq(add(ZH_POST, "/x/lit", 0), 0);
+	cr_expect_str_eq(find_h(ZH_GET, "", "/x/lit", &allow), "/x/{id}");
+	cr_expect_str_eq(find_h(ZH_POST, "", "/x/lit", &allow), "/x/lit");
+	cr_expect_str_eq(find_h(ZH_PUT, "", "/x/lit", &allow), "/");
+	cr_expect_null(find_h(ZH_PATCH, "", "/x/lit", &allow));
+	cr_expect_eq(allow, ZH_GET | ZH_HEAD | ZH_POST | ZH_DELETE | ZH_PUT, "%x", allow);
+}
+
+/* Patterns that overlap with neither more specific conflict only when they share a method:
+ * a GitHub-style API (bench/router/routes.txt has these pairs) registers, and each method
+ * goes where Go sends it. */
+Test(router, methods_part_overlapping_patterns)
+{
+	unsigned allow = 0;
+	const char *p = "/repos/a/b/issues/comments/comments";
+	cr_assert_eq(add(ZH_GET, "/repos/{owner}/{repo}/issues/{number}/comments", 0), 0);
+	cr_assert_eq(add(ZH_POST, "/repos/{owner}/{repo}/issues/{number}/comments", 0), 0);
+	cr_assert_eq(add(ZH_GET, "/repos/{owner}/{repo}/issues/comments", 0), 0);
+	cr_assert_eq(add(ZH_PATCH, "/repos/{owner}/{repo}/issues/comments/{comment_id}", 0), 0);
+	cr_expect_eq(add(ZH_GET | ZH_PUT, "/repos/{owner}/{repo}/issues/comments/{c}", 0), -EEXIST,
+		     "GET overlaps the GET route with neither more specific");
+	cr_expect_eq(add(ZH_PUT, "/repos/{owner}/{repo}/issues/comments/{c}", 0), 0);
+	cr_expect_str_eq(find_h(ZH_GET, "", p, &allow),
+			 "/repos/{owner}/{repo}/issues/{number}/comments");
+	cr_expect_eq(M.n, 3);
+	cr_expect_str_eq(cap_str(p, 2), "comments");
+	cr_expect_str_eq(find_h(ZH_POST, "", p, &allow),
+			 "/repos/{owner}/{repo}/issues/{number}/comments");
+	cr_expect_str_eq(find_h(ZH_PATCH, "", p, &allow),
+			 "/repos/{owner}/{repo}/issues/comments/{comment_id}");
+	cr_expect_eq(M.n, 3);
+	cr_expect_str_eq(cap_str(p, 0), "a");
+	cr_expect_str_eq(cap_str(p, 2), "comments");
+	cr_expect_str_eq(find_h(ZH_PUT, "", p, &allow),
+			 "/repos/{owner}/{repo}/issues/comments/{c}");
+	cr_expect_null(find_h(ZH_DELETE, "", p, &allow));
+	cr_expect_eq(allow, ZH_GET | ZH_POST | ZH_PATCH | ZH_PUT, "%x", allow);
+	cr_expect_eq(M.n, 0, "a miss leaves no captures");
+	cr_expect_null(find_h(ZH_PATCH, "", "/repos/a/b/issues/7/comments", &allow));
+	cr_expect_eq(allow, ZH_GET | ZH_POST);
+	cr_expect_str_eq(find_h(ZH_GET, "", "/repos/a/b/issues/comments", &allow),
+			 "/repos/{owner}/{repo}/issues/comments");
+	/* the same for the pairs of the old conflict test, literals and tails */
+	cr_assert_eq(add(ZH_GET, "/c/{a}/x", 0), 0);
+	cr_expect_eq(add(ZH_GET, "/c/x/{b}", 0), -EEXIST);
+	cr_expect_eq(add(ZH_POST, "/c/x/{b}", 0), 0);
+	cr_expect_str_eq(find_h(ZH_GET, "", "/c/x/x", &allow), "/c/{a}/x");
+	cr_expect_str_eq(find_h(ZH_POST, "", "/c/x/x", &allow), "/c/x/{b}");
+	cr_assert_eq(add(ZH_GET, "/api", ZH_ROUTE_PREFIX), 0);
+	cr_expect_eq(add(ZH_DELETE, "/{id}/{r...}", 0), 0);
+	cr_expect_str_eq(find_h(ZH_DELETE, "", "/api/1", &allow), "/{id}/{r...}");
+	cr_expect_str_eq(find_h(ZH_GET, "", "/api/1", &allow), "/api");
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/api/1", &allow), "/api");
+	cr_expect_null(find_h(ZH_POST, "", "/api/1", &allow));
+	cr_expect_eq(allow, ZH_GET | ZH_DELETE);
+}
+
+/* A GET route answers HEAD (zerohttp's rule, and Go's): for HEAD, the most specific of the
+ * patterns with HEAD or GET, the HEAD route first on one pattern. A GET and a HEAD route
+ * that overlap with neither more specific conflict (a HEAD request would have two). */
+Test(router, get_answers_head_where_get_goes)
+{
+	unsigned allow = 0;
+	cr_assert_eq(add(ZH_GET | ZH_HEAD, "/", ZH_ROUTE_PREFIX), 0); /* a static root */
+	cr_assert_eq(add(ZH_GET, "/users/{id}", 0), 0);		      /* Go refuses this pair */
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/users/1", &allow), "/users/{id}");
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/other", &allow), "/");
+	cr_assert_eq(add(ZH_GET, "/a/{x}", 0), 0);
+	cr_assert_eq(add(ZH_HEAD, "/a/b", 0), 0);
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/a/b", &allow), "/a/b");
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/a/c", &allow), "/a/{x}");
+	cr_expect_str_eq(find_h(ZH_GET, "", "/a/b", &allow), "/a/{x}");
+	cr_expect_eq(add(ZH_HEAD, "/{y}/q", 0), -EEXIST); /* "/a/q": "/a/{x}" is GET */
+	cr_assert_eq(add(ZH_HEAD, "/k/{x}/z", 0), 0);
+	cr_expect_eq(add(ZH_GET, "/k/w/{y}", 0), -EEXIST); /* "/k/w/z" */
+	cr_expect_eq(add(ZH_POST, "/k/w/{y}", 0), 0);
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/k/w/z", &allow), "/k/{x}/z");
+	cr_assert_eq(add(ZH_HEAD, "/h/{x}", 0), 0);
+	cr_assert_eq(add(ZH_GET, "/h/{y}", 0), 0); /* one pattern: HEAD's route, GET's route */
+	cr_expect_str_eq(find_h(ZH_HEAD, "", "/h/1", &allow), "/h/{x}");
+	cr_expect_str_eq(find_h(ZH_GET, "", "/h/1", &allow), "/h/{y}");
+	cr_expect_null(find_h(ZH_PUT, "", "/h/1", &allow));
+	cr_expect_eq(allow, ZH_GET | ZH_HEAD);
 }
 
 Test(router, registration_errors)
@@ -188,7 +278,8 @@ Test(router, registration_errors)
 	cr_expect_eq(add(ZH_GET, "/{a}/x", 0), -EEXIST);  /* both take "/u/x" */
 	cr_assert_eq(add(ZH_GET, "/c/{a}/x", 0), 0);
 	cr_expect_eq(add(ZH_GET, "/c/x/{b}", 0), -EEXIST); /* both take "/c/x/x" */
-	cr_expect_eq(add(ZH_POST, "/c/x/{b}", 0), -EEXIST); /* methods do not part them */
+	cr_expect_eq(add(ZH_PUT, "/c/x/{b}", 0), 0);	    /* no method in common */
+	cr_expect_eq(add(ZH_PUT | ZH_GET, "/c/q/{b}", 0), -EEXIST); /* GET in common */
 	cr_expect_eq(add(ZH_GET, "/c/y/x", 0), 0);	    /* a strict subset: no conflict */
 	cr_assert_eq(add(ZH_GET, "/api", ZH_ROUTE_PREFIX), 0);
 	cr_expect_eq(add(ZH_GET, "/{id}", 0), -EEXIST);	  /* both take "/api" */
@@ -225,6 +316,81 @@ Test(router, thousands_of_routes)
 	cr_expect_null(find("/r1/a/1/s2"));
 }
 
+/* A file of the repository: __FILE__ is tests/test_router.c, relative to the directory
+ * make runs the tests from (the repository's) or absolute. */
+static FILE *repo_open(const char *rel)
+{
+	char path[4096];
+	const char *f = __FILE__, *t = strstr(f, "tests/test_router.c");
+	snprintf(path, sizeof path, "%.*s%s", (int)(t ? t - f : 0), f, rel);
+	return fopen(path, "r");
+}
+
+static unsigned method_named(const char *s)
+{
+	static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+					    "PATCH", "TRACE"};
+	for (unsigned i = 0; i < 8; i++)
+		if (strcmp(s, names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+/* Splits "METHOD REST\n" in place: the method's bit, *rest. 0 if malformed. */
+static unsigned split_line(char *line, char **rest)
+{
+	char *sp = strchr(line, ' ');
+	line[strcspn(line, "\r\n")] = '\0';
+	if (sp == NULL)
+		return 0;
+	*sp = '\0';
+	*rest = sp + 1;
+	return method_named(line);
+}
+
+/* The benchmark's table (bench/router/: 1,000 routes in the style of a REST and a GitHub-
+ * like API, 5,000 lookups) against Go 1.22's answers in lookups.expect, which
+ * mux_bench_test.go checks ServeMux gives: every route registers, and every lookup goes
+ * to the same route, or is a 404 or a 405 alike. */
+Test(router, the_bench_table_agrees_with_go_servemux)
+{
+	FILE *rf = repo_open("bench/router/routes.txt"), *lf = repo_open("bench/router/lookups.txt"),
+	     *ef = repo_open("bench/router/lookups.expect");
+	char line[4096], want[64], *rest;
+	unsigned no = 0, n = 0, agree = 0;
+	cr_assert(rf && lf && ef, "bench/router/ table not found from %s", __FILE__);
+	while (fgets(line, sizeof line, rf)) {
+		unsigned m = split_line(line, &rest);
+		no++;
+		cr_assert_neq(m, 0, "routes.txt:%u", no);
+		cr_assert_eq(add(m, rest, 0), 0, "routes.txt:%u %s refused", no, rest);
+	}
+	cr_assert_eq(R.nroutes, 1000);
+	while (fgets(line, sizeof line, lf)) {
+		unsigned m = split_line(line, &rest), allow = 0, route = 0;
+		int status = 0;
+		const char *got;
+		n++;
+		cr_assert(m && fgets(want, sizeof want, ef), "lookups.txt:%u", n);
+		cr_assert_geq(sscanf(want, "%d %u", &status, &route), 1, "lookups.expect:%u", n);
+		got = find_h(m, "", rest, &allow);
+		if (status == 200)
+			cr_assert(route >= 1 && route <= R.nroutes, "lookups.expect:%u", n);
+		if (status == 200 ? got == R.routes[route - 1].path
+				  : got == NULL && (allow != 0) == (status == 405))
+			agree++;
+		else
+			cr_expect_fail("lookups.txt:%u %s: got %s (allow %x), Go: %s", n, rest,
+				       got ? got : "none", allow,
+				       status == 200 ? R.routes[route - 1].path : want);
+	}
+	cr_expect_eq(n, 5000);
+	cr_expect_eq(agree, n, "%u of %u lookups agree", agree, n);
+	fclose(rf);
+	fclose(lf);
+	fclose(ef);
+}
+
 Test(router, host_patterns_win_for_their_host)
 {
 	unsigned allow = 0;
@@ -241,9 +407,13 @@ Test(router, host_patterns_win_for_their_host)
 	cr_expect_str_eq(find_h(ZH_GET, "api.example.com", "/x", NULL), "/"); /* falls back */
 	cr_expect_str_eq(find_h(ZH_POST, "api.example.com", "/users/2", NULL),
 			 "api.example.com/users/{id}");
-	/* the host's pattern matches the path: its methods decide (405) */
-	cr_expect_null(find_h(ZH_GET, "api.example.com", "/users/2", &allow));
-	cr_expect_eq(allow, ZH_POST);
+	/* the host's pattern matches the path without the method: the host-less ones are
+	 * tried (Go's order); 405 lists the methods of both */
+	cr_expect_str_eq(find_h(ZH_GET, "api.example.com", "/users/2", &allow), "/users/{id}");
+	cr_expect_null(find_h(ZH_DELETE, "api.example.com", "/users/2", &allow));
+	cr_expect_eq(allow, ZH_POST | ZH_GET, "%x", allow);
+	cr_expect_null(find_h(ZH_DELETE, "other.example", "/users/2", &allow));
+	cr_expect_eq(allow, ZH_GET, "%x", allow);
 	cr_expect_str_eq(find_h(ZH_GET, "example.com.evil", "/users/1", NULL), "/users/{id}");
 }
 
@@ -362,6 +532,9 @@ static void s_init(void)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/ref/{id}", 0, h_ref, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/{x}/{$", 0, h_echo, NULL), -EINVAL);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/{x}/new", 0, h_echo, NULL), -EEXIST);
+	/* other methods: no conflict (Go 1.22), see methods_choose_among_matching_patterns */
+	cr_assert_eq(zh_server_route(srv, ZH_PATCH, "/{x}/new", 0, h_echo, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_DELETE, "/users/{rest...}", 0, h_echo, NULL), 0);
 	cr_assert_eq(zh_server_set_error_handler(srv, h_error, NULL), 0);
 	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 }
@@ -479,6 +652,38 @@ Test(served, not_found_and_method_not_allowed_answer_json)
 	expect_eof(&c);
 	hang_up(&c);
 	cr_expect_eq(err_calls, 2);
+}
+
+/* Over the wire, Go 1.22's rule: the most specific pattern that has the method, whatever
+ * less specific or overlapping pattern another method has; 405 lists them all. */
+Test(served, methods_choose_among_matching_patterns)
+{
+	resp_t r;
+	char v[128];
+	conn_t c;
+	zh_tc_dial(&c, port(), 5, 0);
+	send_str(&c, "PATCH /users/new HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+	read_response(&c, &r, false);
+	cr_expect_eq(r.status, 200);
+	cr_expect_str_eq((char *)r.body, "/{x}/new|-|-|0");
+	send_str(&c, "GET /users/new HTTP/1.1\r\nHost: t\r\n\r\n");
+	read_response(&c, &r, false);
+	cr_expect_str_eq((char *)r.body, "/users/new|-|-|0");
+	send_str(&c, "DELETE /users/new HTTP/1.1\r\nHost: t\r\n\r\n");
+	read_response(&c, &r, false);
+	cr_expect_eq(r.status, 200);
+	cr_expect_str_eq((char *)r.body, "/users/{rest...}|-|-|0");
+	send_str(&c, "PUT /users/new HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+	read_response(&c, &r, false);
+	cr_expect_eq(r.status, 405);
+	cr_expect(field(&r, "Allow", v, sizeof v) == 1);
+	cr_expect_str_eq(v, "GET, HEAD, DELETE, OPTIONS, PATCH");
+	cr_expect_str_eq((char *)r.body, "{\"error\":405,\"parsed\":1,\"route\":\"\"}");
+	send_str(&c, "HEAD /users/7 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	read_response(&c, &r, true);
+	cr_expect_eq(r.status, 200, "HEAD goes where GET goes, not to DELETE's tail");
+	expect_eof(&c);
+	hang_up(&c);
 }
 
 Test(served, too_large_and_header_errors_answer_json_and_close)

@@ -119,8 +119,10 @@ go_side() {
 }
 
 # zerohttp side: bench/router_lookup.c (outside this directory: go test refuses C files in a
-# package without cgo). It reads the same routes.txt and lookups.txt; compare its ns/lookup with the
-# "all" row above (target: at most 0.5x, 0 allocations).
+# package without cgo). It reads the same routes.txt and lookups.txt, checks its answer to
+# every lookup against lookups.expect (the answers ServeMux gives: TestTable) and fails on a
+# difference; compare its ns/lookup with the "all" row above (target: at most 0.5x, 0
+# allocations).
 c_side() {
 	local bin=${ZH_ROUTER_BENCH:-$root/build/bench/router_bench}
 	if [[ -n $GO_NS_PER_LOOKUP ]]; then
@@ -131,7 +133,7 @@ c_side() {
 		return 0
 	fi
 	echo "zerohttp router: $bin"
-	(cd "$root" && pin "$bin" "$here/routes.txt" "$here/lookups.txt")
+	(cd "$root" && pin "$bin" "$here/routes.txt" "$here/lookups.txt" "$here/lookups.expect")
 }
 
 python3 "$here/gen_routes.py" --out "$here" --check

@@ -24,13 +24,19 @@ class Methods(ServerTestCase):
         c.send(request("GET", "/plaintext"))
         self.assertResponse(c.read_response(), 200, HELLO)
 
-    def test_get_echo_is_405_with_allow(self):
+    def test_delete_echo_is_405_with_allow(self):
+        # /echo is POST|PUT and the static root GET|HEAD: Go 1.22's rule sends a GET to the
+        # root (www/ has no "echo": 404) and answers a method neither has with 405, Allow
+        # listing the methods of both (test_32 has the rest)
         c = self.conn()
         c.send(request("GET", "/echo"))
         r = c.read_response()
+        self.assertEqual(r.status, 404, repr(r))
+        c.send(request("DELETE", "/echo"))
+        r = c.read_response()
         self.assertEqual(r.status, 405, repr(r))
         allow = [m.strip() for m in (r.header("Allow") or "").split(",")]
-        self.assertEqual(sorted(allow), sorted(["POST", "PUT", "OPTIONS"]), repr(r))
+        self.assertEqual(allow, ["GET", "HEAD", "POST", "PUT", "OPTIONS"], repr(r))
 
     def test_options_json(self):
         c = self.conn()

@@ -1,5 +1,7 @@
 """32. Routing from outside: path parameters (the demo's /users/{id}...), 405 with Allow
-on a pattern, the most specific pattern winning over the static root, virtual hosts
+on a pattern, the most specific pattern winning over the static root, methods choosing
+among the patterns that match a path (Go 1.22: the static root takes a GET of /echo,
+which is POST|PUT; 405 lists every matching pattern's methods), virtual hosts
 (zerohttpd --vhost HOST=DIR), and an application's error handler answering the library's
 own errors in JSON (tests/json_server.c: 404, 405, 413, 431, 400), the connection closing
 whenever the framing is in doubt."""
@@ -60,6 +62,48 @@ class DemoRoutes(ServerTestCase):
             r = c.read_response()
             self.assertEqual(r.body, b"route=/users/{id}/files/{path...} id=a %d path=p/%d\n"
                              % (i, i))
+
+
+class MethodsAcrossPatterns(ServerTestCase):
+    """Go 1.22's rule from outside: zerohttpd's static root is GET|HEAD "/" (a prefix) and
+    the demo's /echo is POST|PUT. A GET of /echo goes to the static root (the most specific
+    pattern with GET), not to a 405; a method no pattern of the path has is a 405 whose
+    Allow lists the methods of both."""
+    AUTO_START = False
+
+    def setUp(self):
+        super().setUp()
+        self.root = tempfile.mkdtemp(prefix="zh-methods-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        with open(os.path.join(self.root, "echo"), "wb") as f:
+            f.write(b"static echo\n")
+        self.server = self.start_server(["--root", self.root])
+        self.port = self.server.port
+
+    def test_get_goes_to_the_less_specific_pattern_that_has_it(self):
+        status, _, body = curl(self.port, "/echo")
+        self.assertEqual((status, body), (200, b"static echo\n"))
+        c = self.conn()
+        c.send(request("HEAD", "/echo") + request("POST", "/echo", body=b"posted") +
+               request("PUT", "/echo", body=b"put"))
+        r = c.read_response(method="HEAD")
+        self.assertEqual((r.status, r.header("Content-Length")), (200, "12"), repr(r))
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"posted"), repr(r))
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"put"), repr(r))
+
+    def test_405_allow_lists_every_matching_pattern(self):
+        c = self.conn()
+        c.send(request("DELETE", "/echo") + request("OPTIONS", "/echo") +
+               request("PATCH", "/users/9"))
+        r = c.read_response()
+        self.assertEqual(r.status, 405, repr(r))
+        self.assertEqual(r.header_all("Allow"), ["GET, HEAD, POST, PUT, OPTIONS"])
+        r = c.read_response()
+        self.assertEqual((r.status, r.header("Allow")), (200, "GET, HEAD, POST, PUT, OPTIONS"))
+        r = c.read_response()   # /users/{id} and the root: both GET|HEAD
+        self.assertEqual((r.status, r.header("Allow")), (405, "GET, HEAD, OPTIONS"), repr(r))
 
 
 class VirtualHosts(ServerTestCase):

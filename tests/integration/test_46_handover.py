@@ -211,6 +211,30 @@ class HandoverTest(unittest.TestCase):
         os.kill(third, signal.SIGTERM)
         self.assertTrue(wait_gone(third, 10))
 
+    def test_upgrade_tells_systemd_the_new_main_pid(self):
+        # Type=notify: the old process names its successor (MAINPID=) before it drains, and
+        # the successor reports READY=1 itself
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(notify.close)
+        path = os.path.join(self.dir, "notify")
+        notify.bind(path)
+        notify.settimeout(10 * SLOW)
+        os.environ["NOTIFY_SOCKET"] = path
+        try:
+            z, port = self.start_upgradable()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        self.assertEqual(notify.recv(4096), b"READY=1\nSTATUS=serving")
+        os.kill(z.proc.pid, signal.SIGUSR2)
+        new = int(z.wait_log(r"the new process (\d+) serves").group(1))
+        got = [notify.recv(4096) for _ in range(2)]
+        self.assertIn(b"MAINPID=%d" % new, got)
+        self.assertIn(b"READY=1\nSTATUS=serving", got)
+        self.assertEqual(z.proc.wait(10 * SLOW), 0)
+        self.assertEqual(get(port).body, self.hello)
+        os.kill(new, signal.SIGTERM)
+        self.assertTrue(wait_gone(new, 10))
+
     def test_failed_upgrade_keeps_the_old_process_serving(self):
         z, port = self.start_upgradable()
         broken = os.path.join(self.dir, "broken")
