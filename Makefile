@@ -82,13 +82,13 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/app_metrics.c \
+	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_parse.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 PICOBJS := $(SRCS:src/%.c=$(BUILD)/pic/%.o)
 HDRS    := include/zerohttp.h src/internal.h src/ext.h src/static_int.h src/dtoa.h src/ext_exports.h \
-	   src/proto_exports.h src/h2_int.h src/tls_int.h
+	   src/proto_exports.h src/h2_int.h src/tls_int.h src/upstream_int.h
 VERSION := $(shell sed -n 's/^#define ZH_VERSION "\(.*\)"/\1/p' include/zerohttp.h)
 
 # ASan replaces malloc, so the malloc-counting shim and zerohttpd's own wrapper stay out of
@@ -110,7 +110,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_pool $(BUILD)/tests/test_server $(BUILD)/tests/test_dtoa \
 	      $(BUILD)/tests/test_json $(BUILD)/tests/test_json_scalar $(BUILD)/tests/test_limit $(BUILD)/tests/test_middleware \
 	      $(BUILD)/tests/test_compose $(BUILD)/tests/test_gzip $(BUILD)/tests/test_conn \
-	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_app_metrics \
+	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_upstream $(BUILD)/tests/test_app_metrics \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie $(BUILD)/tests/test_uring \
@@ -322,7 +322,7 @@ memcheck: deps all $(BUILD)/tests/json_server
 # `make fuzz-replay` (or FUZZ_SECONDS=0) only replays the seeds: a few seconds.
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
-FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router h2 tls json_read
+FUZZ_TARGETS := parse chunked path range json forwarded form multipart cookie router h2 tls json_read upstream
 FUZZ_CFLAGS  := -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -D_GNU_SOURCE -pthread -Iinclude \
 		-Isrc -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 # path and range include static.c (its static functions) and link the rest of the library
@@ -353,6 +353,9 @@ $(BUILD)/fuzz/fuzz_form $(BUILD)/fuzz/fuzz_multipart $(BUILD)/fuzz/fuzz_cookie: 
 		$(PB_LIBS)
 # the Forwarded / X-Forwarded-For parser (proxy.c) with the rest of the library
 $(BUILD)/fuzz/fuzz_forwarded: tests/fuzz/fuzz_forwarded.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
+# the reverse proxy's upstream response parser and chunked decoder (upstream_parse.c)
+$(BUILD)/fuzz/fuzz_upstream: tests/fuzz/fuzz_upstream.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBOBJS) $(PB_LIBS)
 # the router through zh__router_find, the server's own lookup (router.o among the objects)
 $(BUILD)/fuzz/fuzz_router: tests/fuzz/fuzz_router.c tests/fuzz/fuzz_common.h $(FUZZ_LIBOBJS)

@@ -1808,6 +1808,100 @@ ZH_API size_t zh_tls_metrics_text(const zh_tls_t *tls, char *buf, size_t cap);
 
 /* After every server using tls has been freed: frees it. Established sessions are gone. */
 ZH_API void zh_tls_free(zh_tls_t *tls);
+/* ---- reverse proxy: upstream pools, balancing, strict upstream parsing ----
+ *
+ *   zh_proxy_options_t o;  zh_proxy_options_init(&o);
+ *   const char *ups[] = {"http://127.0.0.1:9001", "http://127.0.0.1:9002"};
+ *   o.upstreams = ups;  o.n_upstreams = 2;
+ *   zh_proxy_t *p = zh_proxy_new(srv, &o, &err);          // before zh_server_run
+ *   zh_proxy_route(srv, "/api/", p);                       // every method, a prefix
+ *
+ * A proxied request goes to one upstream with its path and query unchanged (nginx's
+ * proxy_pass without a URI). The request head is re-serialized from the parsed request,
+ * never forwarded raw: HTTP/1.1, the client's Host (or opts.host), the client's fields
+ * without the hop-by-hop ones (Connection and every field it names, Keep-Alive, TE,
+ * Trailer, Transfer-Encoding, Upgrade, Proxy-*) and Expect, then Forwarded (for=, proto=,
+ * host=), X-Forwarded-For (the client's list, then the peer), X-Forwarded-Proto,
+ * X-Forwarded-Host and Via ("1.1 zerohttp") appended, and Content-Length for the body. The
+ * body is the route's buffered body (max_body; chunked from the client arrives de-chunked
+ * and leaves with a length).
+ *
+ * The upstream's response is parsed as strictly as a request: a bare LF, obs-fold, a space
+ * before a colon, controls in a value, both Content-Length and Transfer-Encoding, differing
+ * Content-Lengths, a coding other than chunked, chunked from HTTP/1.0, a 101, or a head over
+ * 64 KiB is a 502 and the upstream connection is closed: never a desync. 1xx interim heads
+ * are dropped. Its end-to-end fields are copied (hop-by-hop ones, Date and Content-Length
+ * are the library's; more than 28 fields or about 3.8 KiB of them: 502), the status kept.
+ * A body with Content-Length keeps it; a chunked or close-delimited one is re-framed
+ * (chunked to HTTP/1.1 clients). Body bytes are read into the upstream connection's 64 KiB
+ * buffer and queued by reference (zh_write_ref): the next read happens only once the client
+ * has taken them all, so a slow client slows the upstream down (TCP backpressure) and the
+ * proxy holds one buffer per exchange, never a whole response. A Content-Length body with
+ * 64 KiB or more still to come moves from socket to socket by splice(2) through a pipe of
+ * the upstream connection (plain client connections; not under a body filter).
+ *
+ * Upstream connections: each worker keeps its own keep-alive pool per upstream (no locks),
+ * at most max_conns open and max_idle idle, idle ones closed after keepalive_timeout_ms or
+ * when the upstream closes them. Connects are nonblocking on the worker's event loop.
+ * Balancing: round robin, or the fewest requests in flight (this worker's count). An
+ * upstream whose connect fails or times out is skipped for fail_timeout_ms (passive
+ * checks, per worker). Errors: 502 for a refused connection or a bad response, 503 with
+ * Retry-After when every upstream is down or every pool full, 504 when the connect
+ * (connect_timeout_ms) or the response head (header_timeout_ms) takes too long. A body whose
+ * upstream goes silent for idle_timeout_ms, closes early or breaks its framing is cut (the
+ * client sees a truncated body, never a wrong one). A request is retried on another
+ * upstream only when its method is idempotent (GET HEAD PUT DELETE OPTIONS TRACE) and not a
+ * byte of it reached the failed upstream (RFC 9110 §9.2.2). /metrics (zh_metrics_handler)
+ * shows per-upstream families zerohttp_upstream_*{proxy="PATTERN",upstream="URL"} (PATTERN:
+ * the first pattern zh_proxy_route gave the proxy).
+ *
+ * Memory: zh_proxy_new allocates the connection slots and maps workers x upstreams x
+ * max_conns buffers of 64 KiB (pages are touched only when used); nothing per request.
+ */
+enum { ZH_PROXY_ROUND_ROBIN = 0, ZH_PROXY_LEAST_OUTSTANDING = 1 };
+typedef struct zh_proxy_options {
+	const char *const *upstreams; /* n_upstreams URLs "http://HOST[:PORT]" (an IP literal,
+					 [IPv6], or a name resolved once by zh_proxy_new);
+					 copied. https is -EPROTONOSUPPORT; a path is -EINVAL */
+	size_t n_upstreams;	      /* 1 .. 64 */
+	int balance;		      /* ZH_PROXY_ROUND_ROBIN (default) or _LEAST_OUTSTANDING */
+	unsigned max_conns;	      /* per upstream per worker, idle or busy; default 256 */
+	unsigned max_idle;	      /* idle kept per upstream per worker; default 64 */
+	unsigned connect_timeout_ms;  /* default 2000 */
+	unsigned header_timeout_ms;   /* request sent to response head; default 30000 */
+	unsigned idle_timeout_ms;     /* between body bytes from the upstream; default 30000 */
+	unsigned keepalive_timeout_ms; /* an idle pooled connection closes; default 60000 */
+	unsigned fail_timeout_ms;     /* a failed upstream is skipped this long; default 5000 */
+	const char *host;	      /* Host sent upstream; NULL (default): the client's, or
+					 the upstream's host:port when the client sent none */
+	/* Active health checks, per worker (from its first proxied request on): every
+	 * health_interval_ms, GET health_path (copied; "/..." ) with Connection: close on a
+	 * connection of its own; a 2xx or 3xx within health_timeout_ms passes. health_fails
+	 * failures in a row take the upstream out of the balancing, health_passes passes in a
+	 * row bring it back. NULL (default): off, passive checks only */
+	const char *health_path;
+	unsigned health_interval_ms;  /* default 2000 */
+	unsigned health_timeout_ms;   /* default 1000 */
+	unsigned health_fails;	      /* default 2 */
+	unsigned health_passes;	      /* default 2 */
+} zh_proxy_options_t;
+typedef struct zh_proxy zh_proxy_t;
+
+/* The defaults above; no upstream. */
+ZH_API void zh_proxy_options_init(zh_proxy_options_t *o);
+/* Checks and copies the options, resolves the upstreams, allocates every worker's pools.
+ * Before zh_server_run(), on any one thread. NULL with *err: -EINVAL (bad options or URL),
+ * -EPROTONOSUPPORT (https), -EHOSTUNREACH (a name that does not resolve), -EOPNOTSUPP
+ * (the server runs on io_uring: the proxy needs the epoll backend for now), -ENOMEM. err
+ * may be NULL. */
+ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o,
+					    int *err);
+/* Routes every method of the paths under pattern (a ZH_ROUTE_PREFIX route) to p, with the
+ * route middleware that returns connections to the pool. p must belong to srv. Returns
+ * what zh_server_route and zh_route_use return, or -EINVAL. */
+ZH_API ZH_MUST_USE int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p);
+/* Closes every upstream connection and frees p: after zh_server_run() has returned. */
+ZH_API void zh_proxy_free(zh_proxy_t *p);
 
 /* ---- I/O backend (io_uring) ---- */
 

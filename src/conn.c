@@ -75,7 +75,7 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->route = NULL;
 	ctx->resume_fn = NULL;
 	ctx->produce_fn = NULL;
-	ctx->deferred = ctx->in_error_handler = false;
+	ctx->deferred = ctx->in_error_handler = ctx->parked = false;
 	ctx->timers_closed = true; /* until a request starts */
 	ctx->utimers = NULL;
 	ctx->resp.streaming = false; /* flush_end() reads it before any response begins */
@@ -675,7 +675,7 @@ static void produce(zh__worker_t *w, zh__conn_t *c)
 	uint64_t before = zh__resp_progress(resp);
 	int r = ctx->produce_fn(resp, ctx->produce_arg);
 	zh__writer_sync(resp);
-	if (r == ZH_PRODUCE_MORE && zh__resp_progress(resp) == before)
+	if (r == ZH_PRODUCE_MORE && zh__resp_progress(resp) == before && !ctx->parked)
 		r = -EINVAL; /* no progress: calling again would spin */
 	if (r == ZH_PRODUCE_MORE && !resp->error) {
 		zh__resp_filter_flush(resp);
@@ -683,6 +683,7 @@ static void produce(zh__worker_t *w, zh__conn_t *c)
 		return;
 	}
 	ctx->produce_fn = NULL;
+	ctx->parked = false;
 	if (r < 0)
 		resp->error = true;
 	after_handler(w, c);
@@ -701,6 +702,23 @@ void zh__conn_resumption(zh__worker_t *w, const struct zh__resumption *r)
 	r->fn(&ctx->req, &ctx->resp, r->arg);
 	after_handler(w, c);
 	drive(w, c);
+}
+
+/* A parked producer's source has bytes again (ext.h); a stale token does nothing. */
+void zh__resp_unpark(const zh_deferred_t *token)
+{
+	zh__conn_t *c = token->conn;
+	zh__ctx_t *ctx = c->state == ZH__C_FREE ? NULL : c->ctx;
+	if (ctx == NULL || !ctx->parked || c->defer_gen != token->gen)
+		return;
+	ctx->parked = false;
+	drive(token->worker, c);
+}
+
+void zh__deferred_resume_now(const zh_deferred_t *token, zh_body_fn fn, void *arg)
+{
+	struct zh__resumption r = {token->conn, token->gen, fn, arg};
+	zh__conn_resumption(token->worker, &r);
 }
 
 /* Is there room to start another response without flushing first? */
@@ -869,6 +887,8 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			return;
 		}
 		if (ctx && ctx->produce_fn) {
+			if (ctx->parked)
+				return; /* its source has nothing yet: zh__resp_unpark() */
 			/* everything queued has gone: time for more, unless this connection has
 			 * had its burst and others are waiting for the worker */
 			if (++bursts > ZH__PRODUCE_BURST && w->nyielded < ZH__YIELD_CAP) {

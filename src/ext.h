@@ -92,6 +92,9 @@ typedef struct zh__hlines {
  * zh_write_header() as long as the head has not been serialized (response.c). 0 or -errno;
  * a failure fails the response (the sticky header rule). */
 int zh__resp_content_type(zh_response_t *resp, const char *type);
+/* zh_resp_header_add with lengths (a proxy copying an upstream's fields). */
+int zh__resp_header_addn(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+			 size_t vlen);
 int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n);
 /* zh_write for bytes a serializer generates (multipart framing, protobuf packing): the
  * same path, but not counted in body_bytes_copied, which counts copies of the caller's bytes */
@@ -129,6 +132,44 @@ typedef uint64_t (*zh__tick_fn)(zh__worker_t *w, bool final, void *arg);
  * then). A hook returns the zh__ext_now_ms() time by which it wants its next call even if
  * no event comes, or 0. Returns 0, or -ENOSPC past ZH__TICKS_MAX (4) hooks. */
 int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg);
+
+/* ---- foreign descriptors and suspended responses driven from the loop (the reverse proxy) -- */
+
+/* A descriptor of the feature's own on the worker's epoll set (edge-triggered, IN | OUT |
+ * RDHUP): fn(w, x, events) runs on the worker, between connection events, for each
+ * readiness change. x is the caller's and must stay valid while fd is open; closing fd
+ * removes it from the set, but an event of the same round may still arrive for it, so fn
+ * must tolerate a spurious call (its nonblocking calls then say EAGAIN). x's address must
+ * be even (any struct is). Returns 0 or -errno from epoll_ctl; -EOPNOTSUPP on the io_uring
+ * backend (its loop does not wait on the epoll set). Worker thread only. */
+typedef struct zh__watch {
+	void (*fn)(zh__worker_t *w, struct zh__watch *x, uint32_t events);
+} zh__watch_t;
+int zh__watch_add(zh__worker_t *w, int fd, zh__watch_t *x);
+
+/* zh_deferred_resume without the inbox: runs fn now, on the calling worker (the token's),
+ * with the same one-call rule (fn(NULL, NULL, arg) for a stale token). Only from a
+ * zh__watch_t callback or a zh_timer_t callback, never from inside a handler, producer or
+ * continuation (the response would be re-entered). */
+void zh__deferred_resume_now(const zh_deferred_t *token, zh_body_fn fn, void *arg);
+/* Inside a producer call: its source has nothing now. Returning ZH_PRODUCE_MORE without
+ * writing is then no error; the producer is not called again until zh__resp_unpark(token)
+ * (from a watch or timer callback), or with resp NULL if the connection dies first. */
+void zh__resp_park(zh_response_t *resp, zh_deferred_t *token);
+void zh__resp_unpark(const zh_deferred_t *token); /* a stale token does nothing */
+
+/* Body bytes waiting in a pipe (spliced there from a socket): len bytes of pipefd leave by
+ * splice(2), never through user space, as a file entry of the queue. release(arg) once the
+ * socket took them or the connection died; the pipe must hold them until then (and nothing
+ * else may be written to it before). zh__resp_pipe_ok says whether this response can take
+ * such an entry (a plain socket, no body filter, not HEAD); zh__resp_write_pipe returns 0,
+ * -EINVAL (it cannot), or what zh_send_file returns. */
+bool zh__resp_pipe_ok(const zh_response_t *resp);
+int zh__resp_write_pipe(zh_response_t *resp, int pipefd, size_t len, zh_release_fn release,
+			void *arg);
+/* The reverse proxies' per-upstream families for /metrics (upstream.c); nothing if srv has
+ * no proxy. */
+void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp);
 
 /* ---- application metrics (app_metrics.c) -------------------------------------------------------- */
 

@@ -451,7 +451,10 @@ static inline ssize_t zh__tr_send(zh__conn_t *c, const struct iovec *iov, int cn
 
 /* What to do when the kernel has taken a queue entry: call fn(arg), or put arg back into
  * pool (internal buffers). Both NULL: nothing. A file entry (file_fd >= 0) is sent with
- * sendfile from file_off; its iovec has no base and iov_len counts the bytes left. */
+ * sendfile from file_off; its iovec has no base and iov_len counts the bytes left. A pipe
+ * entry (zh__resp_write_pipe) is a file entry whose file_off is ZH__PIPE_OFF: the plain
+ * transport splices it from the pipe to the socket. */
+#define ZH__PIPE_OFF UINT64_MAX
 typedef struct zh__rel {
 	zh_release_fn fn;
 	void *arg;
@@ -555,6 +558,7 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	bool parked;		  /* zh__resp_park(): the producer waits for zh__resp_unpark() */
 	bool timers_closed;	  /* no request, or its response ended: zh_timer_start refuses */
 	struct zh__utimer *utimers; /* the request's pending zh_timer_start timers (timer.c) */
 	bool in_error_handler;	  /* the application's error handler runs: no suspension */

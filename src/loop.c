@@ -300,6 +300,24 @@ static void force_close_all(zh__worker_t *w)
 	}
 }
 
+/* ---- foreign descriptors (ext.h): tagged with the low bit of the epoll data pointer, which
+ * a connection slot (8-byte aligned) never has ---------------------------------------------- */
+
+int zh__watch_add(zh__worker_t *w, int fd, zh__watch_t *x)
+{
+	if (w->srv->io == ZH_IO_URING)
+		return -EOPNOTSUPP; /* its loop does not wait on the epoll set */
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				 .data.ptr = (void *)((uintptr_t)x | 1)};
+	return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void zh__watch_event(zh__worker_t *w, void *p, uint32_t events)
+{
+	zh__watch_t *x = (zh__watch_t *)((uintptr_t)p & ~(uintptr_t)1);
+	x->fn(w, x, events);
+}
+
 /* ---- periodic hooks: buffered output (the access log) that must leave when traffic stops -- */
 
 int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg)
@@ -398,6 +416,8 @@ static void epoll_loop(zh__worker_t *w)
 				begin_drain(w);
 			else if (p == &w->wakefd)
 				run_inbox(w);
+			else if (ZH__UNLIKELY((uintptr_t)p & 1)) /* a zh__watch_t (ext.h) */
+				zh__watch_event(w, p, events[i].events);
 			else
 				zh__conn_event(w, p, events[i].events);
 		}

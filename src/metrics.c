@@ -227,6 +227,7 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	       st.header_errors);
 	http2(o, &st);
 	flush_out(o);
+	zh__proxy_metrics_expose(srv, resp); /* per upstream, when srv proxies */
 	zh__app_metrics_expose(srv, resp); /* the application's own (zh_metric_new) */
 }
 

@@ -497,6 +497,16 @@ int zh_resp_header_add(zh_response_t *resp, const char *name, const char *value)
 	return r < 0 ? header_failed(resp, r) : r;
 }
 
+int zh__resp_header_addn(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+			 size_t vlen)
+{
+	int r;
+	if (frozen(resp))
+		return header_failed(resp, -EALREADY);
+	r = header_put(resp, name, nlen, value, vlen, false);
+	return r < 0 ? header_failed(resp, r) : r;
+}
+
 /* A writer's own Content-Type (JSON, protobuf), unless the handler set one. An explicit
  * zh_write_header() commits the status, but the head is serialized only when the body
  * starts to leave (stream_start) or the response ends: until then the writer may still
@@ -762,6 +772,36 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 	return 0;
 }
 
+bool zh__resp_pipe_ok(const zh_response_t *resp)
+{
+	/* only the plain socket splices; a filter must see the bytes; HEAD sends none */
+	return resp->ctx->conn->tr == 0 && !resp->filtering && !resp->head_only;
+}
+
+int zh__resp_write_pipe(zh_response_t *resp, int pipefd, size_t len, zh_release_fn release,
+			void *arg)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	int slot, r;
+	if (!zh__resp_pipe_ok(resp) || pipefd < 0 || len == 0)
+		return -EINVAL;
+	if (!resp->committed)
+		resp->file_body = true; /* as a file: commit hooks (gzip) leave it alone */
+	if ((r = zh__resp_body_gate(resp)) < 0)
+		return r;
+	if (resp->filtering)
+		return -EINVAL;
+	if (!zh__resp_length_ok(resp, len))
+		return -EMSGSIZE;
+	slot = zh__resp_push_part(resp, NULL, len, release, arg);
+	if (slot < 0)
+		return zh__resp_fail(resp, -ENOBUFS);
+	ctx->rel[slot].file_fd = pipefd;
+	ctx->rel[slot].file_off = ZH__PIPE_OFF;
+	resp->body_len += len;
+	return 0;
+}
+
 int zh_write_static(zh_response_t *resp, const void *data, size_t len)
 {
 	return zh_write_ref(resp, data, len, NULL, NULL);
@@ -898,6 +938,15 @@ int zh_resp_defer(zh_response_t *resp, zh_deferred_t *token)
 	token->conn = c;
 	token->gen = ++c->defer_gen;
 	return 0;
+}
+
+void zh__resp_park(zh_response_t *resp, zh_deferred_t *token)
+{
+	zh__ctx_t *ctx = resp->ctx;
+	ctx->parked = true;
+	token->worker = ctx->w;
+	token->conn = ctx->conn;
+	token->gen = ++ctx->conn->defer_gen;
 }
 
 int zh_reply(zh_response_t *resp, int status, const char *content_type, const void *body,

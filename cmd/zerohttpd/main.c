@@ -133,7 +133,7 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 {
 	zh_static_t *files = NULL;
 	int err = 0, status = 1;
-	bool ran = false;
+	bool ran = false, proxy_root = false;
 
 	if (zhd_limits_start(srv, s) < 0 || /* first: see limits.c */
 	    zhd_access_log_start(srv, s) < 0 || zhd_cors_auth_start(srv, s) < 0 ||
@@ -149,9 +149,13 @@ static int serve(zh_server_t *srv, struct zhd_settings *s)
 		zhd_log(ZHD_ERROR, "cannot enable HTTP/2: %s", strerror(-err));
 		goto out;
 	}
-	files = zh_static_new(srv, &s->files, &err);
-	if (files == NULL || (err = zh_server_route(srv, ZH_GET | ZH_HEAD, "/", ZH_ROUTE_PREFIX,
-						    zh_static_handler, files)) < 0) {
+	if (zhd_proxy_start(srv, s, &proxy_root) < 0)
+		goto out;
+	if (!proxy_root) /* --proxy /=...: the proxy is the root */
+		files = zh_static_new(srv, &s->files, &err);
+	if (!proxy_root &&
+	    (files == NULL || (err = zh_server_route(srv, ZH_GET | ZH_HEAD, "/", ZH_ROUTE_PREFIX,
+						     zh_static_handler, files)) < 0)) {
 		zhd_log(ZHD_ERROR, "cannot serve --root %s: %s", s->files.root, strerror(-err));
 		goto out;
 	}
@@ -193,6 +197,7 @@ out:
 	for (size_t i = 0; i < s->n_vhosts; i++)
 		zh_static_free(vhost_files[i]);
 	zhd_features_free();
+	zhd_proxy_free(); /* after zh_server_free: no worker uses an upstream connection now */
 	zhd_limits_free(); /* after zhd_signals_stop(): nothing calls zh_limit_set now */
 	zhd_tls_free();	   /* after the server: its connections used it */
 	return status;

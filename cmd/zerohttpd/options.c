@@ -240,6 +240,32 @@ static const char *set_vhost(struct zhd_settings *s, const struct zhd_option *o,
 	return NULL;
 }
 
+/* PREFIX=URL[,URL...]: PREFIX a path starting with '/', the URLs checked by zh_proxy_new. */
+static const char *set_proxy(struct zhd_settings *s, const struct zhd_option *o, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	(void)o;
+	if (eq == NULL || v[0] != '/' || eq[1] == '\0')
+		return "expected PREFIX=URL[,URL...] with PREFIX starting with '/'";
+	if (s->n_proxies == ZHD_UPSTREAM_ROUTES_MAX)
+		return "at most 64 of them";
+	s->proxies[s->n_proxies++] = v;
+	return NULL;
+}
+
+static const char *set_proxy_balance(struct zhd_settings *s, const struct zhd_option *o,
+				     const char *v)
+{
+	(void)o;
+	if (strcmp(v, "round-robin") == 0)
+		s->proxy_balance = ZH_PROXY_ROUND_ROBIN;
+	else if (strcmp(v, "least-outstanding") == 0)
+		s->proxy_balance = ZH_PROXY_LEAST_OUTSTANDING;
+	else
+		return "expected round-robin or least-outstanding";
+	return NULL;
+}
+
 static const char *set_rate_limit(struct zhd_settings *s, const struct zhd_option *o,
 				  const char *v)
 {
@@ -371,6 +397,31 @@ static const struct zhd_option options[] = {
 	FNF("vhost", "HOST=DIR", set_vhost, ZHD_OPT_REPEAT,
 	    "serve DIR, and only DIR, to requests whose Host is HOST\n"
 	    "(no case, port ignored) instead of --root; repeatable"),
+	FNF("proxy", "PREFIX=URL[,URL...]", set_proxy, ZHD_OPT_REPEAT,
+	    "reverse proxy: forward every request whose path starts\n"
+	    "with PREFIX, path unchanged, to the upstreams\n"
+	    "(http://HOST:PORT), balanced, over per-worker\n"
+	    "keep-alive pools; PREFIX / replaces --root; repeatable"),
+	FN("proxy-balance", "POLICY", set_proxy_balance,
+	   "round-robin (default) or least-outstanding"),
+	NUM("proxy-connect-timeout", "MS", proxy_connect_ms, UINT_MAX,
+	    "upstream connect timeout (default 2000), then another\n"
+	    "upstream (idempotent requests) or 504"),
+	NUM("proxy-header-timeout", "MS", proxy_header_ms, UINT_MAX,
+	    "request sent to the upstream's response head\n(default 30000), then 504"),
+	NUM("proxy-idle-timeout", "MS", proxy_idle_ms, UINT_MAX,
+	    "an upstream body silent this long is cut (default 30000)"),
+	NUM("proxy-keepalive-timeout", "MS", proxy_keepalive_ms, UINT_MAX,
+	    "an idle pooled upstream connection is closed after\nthis long (default 60000)"),
+	NUM("proxy-fail-timeout", "MS", proxy_fail_ms, UINT_MAX,
+	    "an upstream whose connect failed is skipped this long\n(default 5000)"),
+	NUM("proxy-max-conns", "N", proxy_max_conns, 65536,
+	    "connections per upstream and worker, idle or busy;\nbeyond, 503 (default 256)"),
+	{"proxy-health-check", "PATH", set_str, AT(proxy_health_path), 0,
+	 "probe every upstream with GET PATH (2xx/3xx passes);\n"
+	 "2 failures in a row take it out, 2 passes bring it back", 0},
+	NUM("proxy-health-interval", "MS", proxy_health_interval_ms, UINT_MAX,
+	    "time between probes (default 2000)"),
 	{"demo", NULL, set_true, AT(demo), 0,
 	 "also serve the demo routes: /plaintext, /json, /echo,\n"
 	 "/upload, /stream, /delay, /json/list, /json/list64k,\n"

@@ -20,7 +20,7 @@ void zhd_log(enum zhd_level level, const char *fmt, ...) __attribute__((format(p
 /* ---- options.c: settings, from argv and the config file (the same table) ---------------- */
 
 enum { ZHD_CORS_MAX = 64, ZHD_ALLOW_MAX = 64, ZHD_PROXY_MAX = 64, ZHD_APPLIED_MAX = 512 };
-enum { ZHD_VHOST_MAX = 64, ZHD_LISTEN_MAX = 8, ZHD_TLS_PAIRS_MAX = 16 };
+enum { ZHD_VHOST_MAX = 64, ZHD_LISTEN_MAX = 8, ZHD_TLS_PAIRS_MAX = 16, ZHD_UPSTREAM_ROUTES_MAX = 64 };
 
 /* --listen / --listen-tls */
 struct zhd_listen {
@@ -74,6 +74,13 @@ struct zhd_settings {
 	unsigned tls_min, tls_rotate_s; /* 0: the library's default */
 	const char *vhosts[ZHD_VHOST_MAX]; /* "HOST=DIR" as given (--vhost) */
 	size_t n_vhosts;
+	const char *proxies[ZHD_UPSTREAM_ROUTES_MAX]; /* "PREFIX=URL[,URL...]" (--proxy) */
+	size_t n_proxies;
+	int proxy_balance; /* ZH_PROXY_ROUND_ROBIN or _LEAST_OUTSTANDING (--proxy-balance) */
+	/* 0: the library's default */
+	unsigned proxy_connect_ms, proxy_header_ms, proxy_idle_ms, proxy_keepalive_ms;
+	unsigned proxy_fail_ms, proxy_max_conns, proxy_health_interval_ms;
+	const char *proxy_health_path; /* --proxy-health-check: NULL, off */
 	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points
 	 * here once there is one) */
 	char trusted_proxies[ZHD_PROXY_MAX * 48];
@@ -212,6 +219,10 @@ int zhd_cors_auth_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_auth_reload(void);
 int zhd_gzip_start(zh_server_t *srv, const struct zhd_settings *s);
 void zhd_features_free(void);
+/* --proxy: one zh_proxy_t per PREFIX (proxy.c); true when one of them is "/" (the static
+ * root is then not served). */
+int zhd_proxy_start(zh_server_t *srv, const struct zhd_settings *s, bool *claims_root);
+void zhd_proxy_free(void);
 
 /* ---- handover.c: sockets from systemd or an old process (LISTEN_FDS); SIGUSR2 upgrade ---- */
 
