@@ -229,7 +229,8 @@ class HeadRewriting(ProxyCase):
         self.addCleanup(lambda: os.path.exists(conf) and os.unlink(conf))
         with open(conf, "w") as f:
             f.write("workers 1\nproxy /api/=%s\nproxy-balance least-outstanding\n" % up.url)
-        self.server = self.start_server(["-c", conf])
+        # the proxy runs on epoll only: a later --io wins over make test-uring's
+        self.server = self.start_server(["-c", conf, "--io", "epoll"])
         self.port = self.server.port
         r = self.get("/api/")
         self.assertEqual(r.status, 404)       # upstream.py's answer, not the static root's
