@@ -68,6 +68,7 @@ int zh__coding_q(zh_slice_t accept_encoding, const char *coding); /* q x 1000 */
 bool zh__etag_listed(zh_slice_t v, const char *etag, size_t etag_len, bool weak);
 const char *zh__status_reason(int status, size_t *len); /* http1.c: "OK"; "" if unknown */
 size_t zh__http_date(time_t t, char out[30]);	/* IMF-fixdate, 29 chars + NUL */
+char *zh__append_hex(char *p, uint64_t v);	/* lowercase hex at p; the end */
 /* Any HTTP-date form (RFC 9110 §5.6.7: IMF-fixdate, rfc850-date, asctime-date); now (wall
  * clock) dates a two-digit rfc850 year. False for anything else or an invalid date. */
 bool zh__http_date_parse(const char *p, size_t len, time_t now, time_t *out);

@@ -192,20 +192,6 @@ static bool streaming_route(const zh__ctx_t *ctx)
 	return ctx->in_request && ctx->req.stream;
 }
 
-static char *append_hex(char *p, uint64_t v)
-{
-	static const char hex[] = "0123456789abcdef";
-	char tmp[16];
-	int n = 0;
-	do {
-		tmp[n++] = hex[v & 15];
-		v >>= 4;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
 /* Bytes [from, to) of a string, as many as fit in *cap at *dst. */
 static size_t put_part(char **dst, size_t *cap, const char *src, size_t from, size_t to)
 {
@@ -225,7 +211,7 @@ static size_t put_chunked(zh__h2s_t *s, char *dst, size_t *capp, const uint8_t *
 {
 	size_t cap = *capp;
 	char hdr[20];
-	size_t hl = (size_t)(append_hex(hdr, s->chunk_size) - hdr), taken = 0;
+	size_t hl = (size_t)(zh__append_hex(hdr, s->chunk_size) - hdr), taken = 0;
 	hdr[hl++] = '\r';
 	hdr[hl++] = '\n';
 	if (s->chunk_phase == 1)

@@ -133,20 +133,6 @@ static bool keep_alive(const zh__ctx_t *ctx)
 
 /* Serializes the status line and headers into the send area and fills the head slot.
  * Returns false if no space could be had (pool exhausted). */
-static char *append_hex(char *p, uint64_t v)
-{
-	static const char hex[] = "0123456789abcdef";
-	char tmp[16];
-	int n = 0;
-	do {
-		tmp[n++] = hex[v & 15];
-		v >>= 4;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
 static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 {
 	zh__worker_t *w = ctx->w;
@@ -189,7 +175,7 @@ static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 	p = append(p, "\r\n", 2);
 	if (resp->framing == ZH__F_CHUNKED && resp->body_len > 0) {
 		/* the first chunk's size line rides in the head's iovec */
-		p = append_hex(p, resp->body_len);
+		p = zh__append_hex(p, resp->body_len);
 		p = append(p, "\r\n", 2);
 		resp->chunk_crlf = true;
 		resp->framed_len = resp->body_len;
@@ -240,7 +226,7 @@ void zh__h1_boundary(zh_response_t *resp)
 	p = iov->iov_base;
 	if (resp->chunk_crlf)
 		p = append(p, "\r\n", 2);
-	p = append_hex(p, n);
+	p = zh__append_hex(p, n);
 	p = append(p, "\r\n", 2);
 	iov->iov_len = (size_t)(p - (char *)iov->iov_base);
 	resp->chunk_crlf = true;

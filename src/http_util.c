@@ -244,3 +244,19 @@ bool zh__etag_listed(zh_slice_t v, const char *etag, size_t etag_len, bool weak)
 	}
 	return false;
 }
+
+/* v in lowercase hex, no leading zeros, at p (at most 16 bytes); returns the end. Chunk
+ * sizes: HTTP/1.1's framing, and the chunks an HTTP/2 request body is re-framed into. */
+char *zh__append_hex(char *p, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16];
+	int n = 0;
+	do {
+		tmp[n++] = hex[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
