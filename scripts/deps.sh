@@ -40,6 +40,9 @@ command -v groff >/dev/null 2>&1 || need="$need groff-base"
 # systemd-analyze and systemd-socket-activate for tests/integration/test_41_systemd.py (the
 # package's service manager is not started by the tests)
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# /bin/kill, the unit's ExecReload: systemd-analyze verify checks that it exists (minbase
+# has no procps)
+[ -x /bin/kill ] || need="$need procps"
 # jansson: the reference parser of tests/fuzz/fuzz_json_read.c and what make bench-json-read
 # measures the JSON reader against
 pkg-config --exists jansson 2>/dev/null || need="$need libjansson-dev"
