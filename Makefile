@@ -165,9 +165,11 @@ $(BUILD)/libzerohttp-tls.a: $(tls_SRCS:src/%.c=$(BUILD)/obj/%.o)
 # zh_tls_t), so it does not need libzerohttp.so: zerohttpd dlopens it, and only it, when a
 # --listen-tls is given, and plain-only runs never map OpenSSL (whose relocated data alone
 # is ~450 KiB of anonymous memory). --no-undefined holds it to that. The .so.0 link lets
-# the in-tree zerohttpd find it by soname.
+# the in-tree zerohttpd find it by soname. Never -static (make static's LDFLAGS): a static
+# zerohttpd serves plain HTTP and HTTP/2 only, it cannot load this library.
 $(BUILD)/libzerohttp-tls.so: $(tls_SRCS:src/%.c=$(BUILD)/pic/%.o)
-	$(CC) -shared -Wl,-soname,libzerohttp-tls.so.0 $(SO_NO_UNDEF) $(LDFLAGS) -o $@ $^ $(tls_LIBS)
+	$(CC) -shared -Wl,-soname,libzerohttp-tls.so.0 $(SO_NO_UNDEF) $(filter-out -static,$(LDFLAGS)) \
+		-o $@ $^ $(tls_LIBS)
 	ln -sf libzerohttp-tls.so $(BUILD)/libzerohttp-tls.so.0
 # zerohttpd: the product (cmd/zerohttpd/) plus the --demo routes (examples/demo_routes.c).
 # TLS comes from libzerohttp-tls.so, dlopened at start-up when a TLS listener is asked for
@@ -439,7 +441,7 @@ $(BUILD)/bench/json_writer: bench/json_writer.c $(LIB_A) include/zerohttp.h
 static:
 	@mkdir -p build/static
 	@$(MAKE) --no-print-directory BUILD=build/static LDFLAGS="-static -pthread" \
-		NO_HEAP_COUNT=-DZH_NO_HEAP_COUNT build/static/zerohttpd >build/static/make.log 2>&1 \
+		URING_LIBS=-luring NO_HEAP_COUNT=-DZH_NO_HEAP_COUNT build/static/zerohttpd >build/static/make.log 2>&1 \
 		|| { cat build/static/make.log; exit 1; }
 
 # Many instances and their packaging (tests/deploy/, see README "Deploy"): three instances
