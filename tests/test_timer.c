@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static long long now_ms(void)
 {
@@ -235,6 +236,7 @@ Test(timer, cancelled_timers_never_fire)
 enum { MANY = 600 };
 static zh_timer_t many[MANY];
 static unsigned delay_of[MANY], fired[MANY], nfired;
+static long many_start_span_us; /* how long h_many took to start them all */
 static zh_timer_t last;
 
 static void fire_many(zh_request_t *req, void *arg)
@@ -253,9 +255,11 @@ static void fire_last(zh_request_t *req, void *arg)
 static void h_many(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	(void)arg;
+	struct timespec t0, t1;
 	nfired = 0;
 	if (zh_resp_defer(resp, &token) < 0)
 		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned i = 0; i < MANY; i++) {
 		zh_timer_init(&many[i]);
 		if (zh_timer_start(req, &many[i], delay_of[i], fire_many, (void *)(uintptr_t)i) < 0)
@@ -267,6 +271,8 @@ static void h_many(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_timer_init(&last);
 	if (zh_timer_start(req, &last, 80, fire_last, NULL) < 0)
 		note("start refused");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	many_start_span_us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
 }
 
 static int by_delay_then_start(const void *a, const void *b)
@@ -295,6 +301,15 @@ Test(timer, many_timers_fire_in_deadline_order)
 	cr_assert(strstr(buf, "HTTP/1.1 200 "), "%s", buf);
 	cr_assert_str_eq(seen_now(), "");
 	cr_assert_eq(nfired, MANY);
+	/* A deadline is the clock at the start plus the delay: if starting the 600 took 5 ms
+	 * or more (the worker preempted on a loaded machine), a later delay-0 timer may rightly
+	 * come due after an earlier delay-5 one, and the order by delay is not the one to
+	 * expect. It takes tens of microseconds otherwise. */
+	if (many_start_span_us >= 4000) {
+		stop();
+		cr_skip_test("starting the timers took %ld us: the machine is too loaded to "
+			     "know the order to expect", many_start_span_us);
+	}
 	for (unsigned i = 0; i < MANY; i++)
 		cr_assert_eq(fired[i], expect[i], "position %u: timer %u (delay %u), expected %u "
 			     "(delay %u)", i, fired[i], delay_of[fired[i]], expect[i],
