@@ -45,10 +45,6 @@ enum {
 	BIG = 0xffff,
 };
 
-static const uint32_t class_size[NCLASS] = {
-	16,   32,   48,   64,    96,    128,   192,   256,   384,   512,   768,   1024,
-	1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152, 65536};
-
 typedef struct hdr {
 	uint32_t cls, magic;
 	uint64_t size; /* BIG: the mapping's length */
@@ -81,6 +77,11 @@ void zh__tls_pool_usage(uint64_t *r, uint64_t *b)
 	*r = __atomic_load_n(&regions, __ATOMIC_RELAXED);
 	*b = __atomic_load_n(&region_bytes, __ATOMIC_RELAXED);
 }
+
+#ifndef ZH__TLS_NO_POOLS /* the allocator proper: not built under ASan */
+static const uint32_t class_size[NCLASS] = {
+	16,   32,   48,   64,    96,    128,   192,   256,   384,   512,   768,   1024,
+	1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152, 65536};
 
 static unsigned class_of(size_t n)
 {
@@ -194,6 +195,7 @@ static void *pool_realloc(void *p, size_t n, const char *file, int line)
 	pool_free(p, file, line);
 	return q;
 }
+#endif
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_result;

@@ -126,7 +126,9 @@ static const unsigned char alpn_h1[] = "\x08http/1.1";
 static int alpn_cb(SSL *s, const unsigned char **out, unsigned char *outlen,
 		   const unsigned char *in, unsigned inlen, void *arg)
 {
-	zh__tls_conn_t *t = BIO_get_data(SSL_get_rbio(s)); /* transport_tls.c's open() */
+	/* transport_tls.c's open() sets it; an SSL made elsewhere (the fuzzer's, over a memory
+	 * BIO) has none and is offered HTTP/1.1 only */
+	zh__tls_conn_t *t = SSL_get_app_data(s);
 	bool h2 = t && t->c->trflags & ZH__TRF_H2;
 	unsigned char *sel;
 	(void)arg;

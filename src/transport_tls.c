@@ -513,6 +513,7 @@ static int tls_open(zh__conn_t *c, void *arg)
 	BIO_set_data(bio, t);
 	BIO_set_init(bio, 1);
 	SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: SSL takes its one reference */
+	SSL_set_app_data(t->ssl, t); /* for tls_config.c's ALPN callback */
 	SSL_set_accept_state(t->ssl);
 	by_fd[c->fd] = t;
 	c->trflags |= ZH__TRF_HANDSHAKE;

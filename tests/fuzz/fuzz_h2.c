@@ -115,6 +115,26 @@ static void start(void)
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
 
+/* connect(), finished even when a signal (libFuzzer's SIGALRM timer) interrupts it: the
+ * handshake goes on in the kernel; wait until the socket is writable and read its outcome */
+static int connect_fully(int fd, const struct sockaddr_in *a)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	if (connect(fd, (const struct sockaddr *)a, sizeof *a) == 0)
+		return 0;
+	if (errno != EINTR)
+		return -1;
+	while (poll(&p, 1, 1000) < 0 && errno == EINTR)
+		;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+		errno = err ? err : errno;
+		return -1;
+	}
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(0)};
@@ -134,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		me.sin_addr.s_addr = htonl(0x7f000000u | (1 + n % 0xfffffe));
 		CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&me, sizeof me) == 0, "bind: %d", errno);
 	}
-	CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %d", errno);
+	CHECK(connect_fully(fd, &a) == 0, "connect: %d", errno);
 	(void)!send(fd, preface, sizeof preface - 1, MSG_NOSIGNAL);
 	for (size_t off = 0; off < size;) {
 		ssize_t n = send(fd, data + off, size - off, MSG_NOSIGNAL);
