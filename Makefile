@@ -78,11 +78,11 @@ protobuf_SRCS := src/protobuf.c
 auth_SRCS    := src/mw_auth.c
 tls_SRCS     := src/transport_tls.c src/tls_config.c src/tls_alloc.c src/tls_metrics.c
 FEATURE_SRCS := $(foreach f,$(FEATURES),$($(f)_SRCS))
-CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/conn_mux.c src/loop.c src/server.c \
+CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c src/conn.c src/conn_evict.c src/conn_mux.c src/upgrade.c src/loop.c src/server.c \
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_parse.c src/app_metrics.c \
+	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_tunnel.c src/upstream_parse.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -115,7 +115,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
 	      $(BUILD)/tests/test_cookie $(BUILD)/tests/test_uring \
 	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners \
-	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar
+	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar $(BUILD)/tests/test_upgrade
 SHIM    := $(BUILD)/tests/malloc_count.so
 
 .PHONY: all run test test-uring unit integration install-check examples-installed asan ubsan memcheck fuzz fuzz-replay soak bench \
@@ -230,7 +230,8 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(CRIT_CFLAGS) -o $@ $< $(LIB_A) $(PB_LIBS) $(CRIT_LIBS) $(LDFLAGS)
 # the shared raw-socket client and response reader of the in-process server tests
 $(addprefix $(BUILD)/tests/,test_server test_middleware test_compose test_gzip test_conn \
-	  test_ext test_timer test_proxy test_app_metrics test_router test_listeners test_uring): \
+	  test_ext test_timer test_proxy test_app_metrics test_router test_listeners test_uring \
+	  test_upgrade): \
 	tests/zh_test_client.h
 $(SHIM): tests/malloc_count.c
 	@mkdir -p $(@D)

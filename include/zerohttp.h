@@ -277,6 +277,8 @@ typedef struct zh_stats {
 	/* gauges: bytes of the workers' HTTP/2 pools (nghttp2's sessions and streams, the
 	 * connections' state) handed out, and mapped (the high water, never given back) */
 	uint64_t h2_pool_in_use, h2_pool_mapped;
+	uint64_t connections_upgraded; /* handed over after a 101 (zh_resp_upgrade); also
+					  counted in connections_closed */
 } zh_stats_t;
 
 ZH_API void zh_server_stats(const zh_server_t *srv, zh_stats_t *out);
@@ -758,6 +760,33 @@ ZH_API ZH_MUST_USE int zh_resp_defer(zh_response_t *resp, zh_deferred_t *token);
 /* 0, -EAGAIN when 1024 resumptions already wait for that worker (try again), -ESHUTDOWN
  * once the server has stopped (fn is not called then). */
 ZH_API int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *arg);
+
+/* Protocol upgrade (RFC 9110 §7.8; WebSocket's handshake, RFC 6455 §4.2.2): the response
+ * becomes "101 Switching Protocols" with "Connection: upgrade" and "Upgrade: protocol" plus
+ * the fields set before the call (Sec-WebSocket-Accept...), committed by the call (later
+ * body writes are refused: a 101 has none). Once that head has left whole, the connection
+ * leaves the server: fn(fd, early, early_len, arg) runs on the worker with the socket
+ * (nonblocking, TCP_NODELAY, no longer watched or timed by the server, counted in
+ * connections_closed and connections_upgraded: the caller owns it now and closes it) and
+ * the bytes the client sent after the request, which are the new protocol's (lent for the
+ * call only; a client may send them without waiting for the 101). If the connection dies
+ * first (a peer that stops reading hits the write timeout), fn(-1, NULL, 0, arg) runs
+ * instead: exactly one call either way. From a handler or a deferred response's
+ * continuation, before the commit. Only on an HTTP/1.1 request without a body whose
+ * Connection names "upgrade" and whose Upgrade field lists protocol (case-insensitively),
+ * on a plain socket with the epoll backend (zh_req_upgrade tells). Returns 0; -EALREADY
+ * (committed, or called twice); -EINVAL (the request did not offer protocol, has a body,
+ * or protocol is not token["/"token]); -EOPNOTSUPP (HTTP/2, TLS, io_uring: there is no plain socket to hand over); or
+ * what zh_resp_header_set returns. Pipelined responses before it leave first; nothing
+ * after the upgrading request is read as HTTP. */
+typedef void (*zh_upgrade_fn)(int fd, const void *early, size_t early_len, void *arg);
+/* Does the request ask for an upgrade zh_resp_upgrade can make? 1 with *offered the value
+ * of its Upgrade field (the protocols, a comma-separated list: valid while the request
+ * is), 0 when it does not ask (or has a body, or is HTTP/1.0), -EOPNOTSUPP when it cannot
+ * be handed over here (HTTP/2, TLS, io_uring). */
+ZH_API int zh_req_upgrade(const zh_request_t *req, zh_slice_t *offered);
+ZH_API ZH_MUST_USE int zh_resp_upgrade(zh_response_t *resp, const char *protocol,
+				       zh_upgrade_fn fn, void *arg);
 
 /* ------------------------------------------------------------------------------------------
  * JSON writer: values are encoded straight into the connection's send buffers (no document,
@@ -1855,6 +1884,16 @@ ZH_API void zh_tls_free(zh_tls_t *tls);
  * shows per-upstream families zerohttp_upstream_*{proxy="PATTERN",upstream="URL"} (PATTERN:
  * the first pattern zh_proxy_route gave the proxy).
  *
+ * Upgrades (WebSocket): a request that asks to switch protocols (zh_req_upgrade says yes:
+ * HTTP/1.1 on a plain socket, no body) is sent with "Connection: upgrade" and its Upgrade
+ * field; if the upstream answers 101 with a protocol the client offered, the client gets
+ * the 101 (end-to-end fields copied) and the two sockets become a tunnel: bytes move both
+ * ways by splice through two pipes, never through user space (except what either side sent
+ * right behind its head), a half-close is passed on, and the tunnel closes when both ways
+ * have ended, on an error, after tunnel_idle_timeout_ms without a byte, or when the worker
+ * exits. A tunnel holds its upstream connection slot (max_conns bounds tunnels too). A 101
+ * nobody asked for, or naming a protocol the client did not offer, is a 502.
+ *
  * Memory: zh_proxy_new allocates the connection slots and maps workers x upstreams x
  * max_conns buffers of 64 KiB (pages are touched only when used); nothing per request.
  */
@@ -1884,6 +1923,8 @@ typedef struct zh_proxy_options {
 	unsigned health_timeout_ms;   /* default 1000 */
 	unsigned health_fails;	      /* default 2 */
 	unsigned health_passes;	      /* default 2 */
+	unsigned tunnel_idle_timeout_ms; /* an upgrade tunnel moving no byte either way is
+					    closed; default 60000 */
 } zh_proxy_options_t;
 typedef struct zh_proxy zh_proxy_t;
 

@@ -75,6 +75,7 @@ static zh__ctx_t *ctx_attach(zh__worker_t *w, zh__conn_t *c)
 	ctx->route = NULL;
 	ctx->resume_fn = NULL;
 	ctx->produce_fn = NULL;
+	ctx->upgrade_fn = NULL;
 	ctx->deferred = ctx->in_error_handler = ctx->parked = false;
 	ctx->timers_closed = true; /* until a request starts */
 	ctx->utimers = NULL;
@@ -117,6 +118,7 @@ static void ctx_detach(zh__worker_t *w, zh__conn_t *c)
 	}
 	if (ctx->in_request)
 		zh__resp_abandon(ctx); /* the response never ended: still counted, hooks told */
+	zh__upgrade_cancel(ctx); /* the 101 never left: its one call says so */
 	zh__out_release_all(ctx);
 	zh__body_release(ctx);
 	if (ctx->rbuf_large)
@@ -190,13 +192,14 @@ zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	return c;
 }
 
-void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
+static void conn_free(zh__worker_t *w, zh__conn_t *c, bool close_fd)
 {
 	if (ZH__UNLIKELY(c->proto != 0) && zh__protos[c->proto]->conn_closing)
 		zh__protos[c->proto]->conn_closing(w, c); /* HTTP/2: its streams end first */
 	zh__timer_clear(w, c);
 	ctx_detach(w, c);
-	zh__tr(c)->close(c); /* also leaves the epoll set */
+	if (close_fd)
+		zh__tr(c)->close(c); /* also leaves the epoll set */
 	c->fd = -1;
 	c->state = ZH__C_FREE;
 	/* Not back to the pool yet: the current epoll batch may still hold events for this slot,
@@ -207,6 +210,16 @@ void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
 		return;
 	w->open_conns--;
 	ZH__STAT_ADD(w, connections_closed, 1);
+}
+
+void zh__conn_close(zh__worker_t *w, zh__conn_t *c)
+{
+	conn_free(w, c, true);
+}
+
+void zh__conn_forget(zh__worker_t *w, zh__conn_t *c)
+{
+	conn_free(w, c, false);
 }
 
 static void linger_read(zh__worker_t *w, zh__conn_t *c)
@@ -237,6 +250,16 @@ static void linger_close(zh__worker_t *w, zh__conn_t *c)
 	linger_read(w, c); /* bytes may be waiting already: no new edge would announce them */
 }
 
+
+/* Everything answered before a close has left: linger, or hand the socket to the protocol
+ * it switched to (zh_resp_upgrade, upgrade.c) */
+static void end_connection(zh__worker_t *w, zh__conn_t *c)
+{
+	if (ZH__UNLIKELY(c->ctx && c->ctx->upgrade_fn) && c->ctx->resp.status == 101)
+		zh__conn_hand_over(w, c);
+	else
+		linger_close(w, c);
+}
 
 /* ---- output --------------------------------------------------------------------------------- */
 
@@ -875,7 +898,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 					zh__timer_clear(w, c);
 			}
 			if (c->close_after && !output_pending(ctx)) {
-				linger_close(w, c);
+				end_connection(w, c);
 				return;
 			}
 		}
@@ -910,7 +933,7 @@ static void drive(zh__worker_t *w, zh__conn_t *c)
 			if (sendable(ctx) || response_open(ctx))
 				continue;
 			if (c->close_after) {
-				linger_close(w, c);
+				end_connection(w, c);
 				return;
 			}
 		}

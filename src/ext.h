@@ -64,6 +64,9 @@ bool zh__ieq(const char *a, const char *b, size_t len); /* ASCII case-insensitiv
 /* ---- HTTP utilities (http_util.c) -------------------------------------------------------- */
 
 int zh__coding_q(zh_slice_t accept_encoding, const char *coding); /* q x 1000 */
+/* The next element of the comma-separated list v (RFC 9110 §5.6.1) from *pos on, without
+ * its surrounding whitespace (empty elements are skipped). False at the end. */
+bool zh__list_next(zh_slice_t v, size_t *pos, zh_slice_t *elem);
 /* Is etag (quotes included) named by the list v? weak: RFC 9110 §8.8.3.2 weak comparison. */
 bool zh__etag_listed(zh_slice_t v, const char *etag, size_t etag_len, bool weak);
 const char *zh__status_reason(int status, size_t *len); /* http1.c: "OK"; "" if unknown */

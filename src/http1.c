@@ -168,7 +168,9 @@ static bool serialize_head(zh__ctx_t *ctx, zh_response_t *resp)
 		p = append_u64(p, len);
 		p = append(p, "\r\n", 2);
 	}
-	if (resp->close)
+	if (ZH__UNLIKELY(ctx->upgrade_fn != NULL) && resp->status == 101) /* zh_resp_upgrade */
+		p = append(p, "Connection: upgrade\r\n", 21);
+	else if (resp->close)
 		p = append(p, "Connection: close\r\n", 19);
 	else if (ctx->req.h.minor == 0)
 		p = append(p, "Connection: keep-alive\r\n", 24);

@@ -215,6 +215,26 @@ int zh__coding_q(zh_slice_t v, const char *coding)
 	return q_found >= 0 ? q_found : (star >= 0 ? star : 0);
 }
 
+bool zh__list_next(zh_slice_t v, size_t *pos, zh_slice_t *elem)
+{
+	size_t i = *pos, s, e;
+	while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
+		i++;
+	if (i == v.len) {
+		*pos = i;
+		return false;
+	}
+	s = i;
+	while (i < v.len && v.ptr[i] != ',')
+		i++;
+	e = i;
+	while (e > s && (v.ptr[e - 1] == ' ' || v.ptr[e - 1] == '\t'))
+		e--;
+	*pos = i;
+	*elem = (zh_slice_t){v.ptr + s, e - s};
+	return true;
+}
+
 /* Does the entity-tag list v (If-Match, If-None-Match) name the entity-tag etag, quotes
  * included ("*" names any)? weak: the weak
  * comparison (RFC 9110 §8.8.3.2, a W/ prefix ignored), else the strong one (a W/ tag never
@@ -222,24 +242,17 @@ int zh__coding_q(zh_slice_t v, const char *coding)
 bool zh__etag_listed(zh_slice_t v, const char *etag, size_t etag_len, bool weak)
 {
 	size_t i = 0;
-	while (i < v.len) {
-		size_t s, t;
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-			i++;
-		s = i;
-		while (i < v.len && v.ptr[i] != ',')
-			i++;
-		t = i;
-		while (t > s && (v.ptr[t - 1] == ' ' || v.ptr[t - 1] == '\t'))
-			t--;
-		if (t - s == 1 && v.ptr[s] == '*')
+	zh_slice_t e;
+	while (zh__list_next(v, &i, &e)) {
+		if (e.len == 1 && e.ptr[0] == '*')
 			return true;
-		if (t - s > 2 && v.ptr[s] == 'W' && v.ptr[s + 1] == '/') {
+		if (e.len > 2 && e.ptr[0] == 'W' && e.ptr[1] == '/') {
 			if (!weak)
 				continue;
-			s += 2;
+			e.ptr += 2;
+			e.len -= 2;
 		}
-		if (t - s == etag_len && memcmp(v.ptr + s, etag, etag_len) == 0)
+		if (e.len == etag_len && memcmp(e.ptr, etag, etag_len) == 0)
 			return true;
 	}
 	return false;

@@ -175,6 +175,7 @@ enum zh__head_flags {
 	ZH__H_HOST = 1u << 5,
 	ZH__H_ASTERISK = 1u << 6,
 	ZH__H_ABSOLUTE = 1u << 7,
+	ZH__H_UPGRADE = 1u << 8, /* Connection names "upgrade" (RFC 9110 §7.8) */
 };
 
 typedef struct zh__limits {
@@ -558,6 +559,8 @@ struct zh__ctx {
 	zh_produce_fn produce_fn; /* set while a producer writes the body (zh_resp_produce) */
 	void *produce_arg;
 	bool deferred;		  /* zh_resp_defer(): waiting for zh_deferred_resume() */
+	zh_upgrade_fn upgrade_fn; /* zh_resp_upgrade(): owed one call (upgrade.c) */
+	void *upgrade_arg;
 	bool parked;		  /* zh__resp_park(): the producer waits for zh__resp_unpark() */
 	bool timers_closed;	  /* no request, or its response ended: zh_timer_start refuses */
 	struct zh__utimer *utimers; /* the request's pending zh_timer_start timers (timer.c) */
@@ -1032,6 +1035,13 @@ void zh__resp_finish(zh__ctx_t *ctx);
 void zh__resp_error(zh__ctx_t *ctx, int status, bool close);
 void zh__resp_error_reset(zh__ctx_t *ctx); /* an error handler's answer is replaced */
 void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */
+/* upgrade.c: zh_resp_upgrade's one call with fd -1 if it is still owed */
+void zh__upgrade_cancel(zh__ctx_t *ctx);
+/* upgrade.c: the 101 has left whole: the socket goes to the upgrade callback */
+void zh__conn_hand_over(zh__worker_t *w, zh__conn_t *c);
+/* conn.c: frees the connection's slot like zh__conn_close but leaves its fd open (handed
+ * over; the caller has taken it off the epoll set) */
+void zh__conn_forget(zh__worker_t *w, zh__conn_t *c);
 uint64_t zh__resp_progress(const zh_response_t *resp); /* bytes written, filtered or not */
 void zh__resp_filter_flush(zh_response_t *resp);
 /* The pending writer (zh_resp_writer_begin): sync queues what it holds; check is its

@@ -174,6 +174,9 @@ void zh_metrics_handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	       st.connections_accepted > st.connections_closed
 		       ? st.connections_accepted - st.connections_closed
 		       : 0);
+	scalar(o, "zerohttp_connections_upgraded_total", "counter",
+	       "Connections handed over after 101 Switching Protocols (also counted closed).",
+	       st.connections_upgraded);
 	scalar(o, "zerohttp_connections_timed_out_total", "counter",
 	       "Connections closed by a header, idle, body or write timeout.", st.timeouts);
 	scalar(o, "zerohttp_access_log_dropped_bytes_total", "counter",

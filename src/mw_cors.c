@@ -353,20 +353,10 @@ static bool has_request(zh_response_t *resp)
 static bool lists_token(zh_slice_t v, const char *name)
 {
 	size_t nlen = strlen(name), i = 0;
-	while (i < v.len) {
-		size_t start, end;
-		while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t' || v.ptr[i] == ','))
-			i++;
-		start = i;
-		while (i < v.len && v.ptr[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v.ptr[end - 1] == ' ' || v.ptr[end - 1] == '\t'))
-			end--;
-		if ((end - start == 1 && v.ptr[start] == '*') ||
-		    ieq_slice(v.ptr + start, end - start, name, nlen))
+	zh_slice_t e;
+	while (zh__list_next(v, &i, &e))
+		if ((e.len == 1 && e.ptr[0] == '*') || ieq_slice(e.ptr, e.len, name, nlen))
 			return true;
-	}
 	return false;
 }
 

@@ -247,6 +247,8 @@ static int connection_option(const char *p, size_t len, void *arg)
 		h->flags |= ZH__H_CLOSE;
 	else if (len == 10 && zh__ieq(p, "keep-alive", 10))
 		h->flags |= ZH__H_KEEPALIVE;
+	else if (len == 7 && zh__ieq(p, "upgrade", 7))
+		h->flags |= ZH__H_UPGRADE;
 	return 0;
 }
 

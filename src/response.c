@@ -189,7 +189,7 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		ctx->rel[slot].pool = ctx->req.body_pool;
 		ctx->req.body_buf = NULL;
 	}
-	c->close_after |= resp->close;
+	c->close_after |= resp->close || ctx->upgrade_fn; /* a 101 ends HTTP on it */
 	c->requests++;
 	count_response(ctx, resp->status);
 	zh__utimers_close(ctx); /* before the done hooks, which may free the timers' memory */

@@ -66,6 +66,7 @@ typedef struct ex {
 	uint16_t retry_s;    /* its Retry-After, for a 503 */
 	uint8_t framing;
 	bool active, head_req, idempotent, parked, failed, splicing;
+	bool upgrade; /* the client asked to switch protocols: passed on (a tunnel) */
 } ex_t;
 _Static_assert(sizeof(ex_t) <= ZH_RESP_STATE_SIZE, "the exchange lives in zh_resp_state");
 
@@ -188,6 +189,11 @@ uint64_t zh__proxy_pool_tick(pw_t *pw, zh__worker_t *w, bool final)
 	}
 	if (pw->p->o.health_path) {
 		uint64_t d = zh__health_tick(pw, w, final);
+		if (d && (due == 0 || d < due))
+			due = d;
+	}
+	if (pw->tunnels) {
+		uint64_t d = zh__tunnel_tick(pw, w, final);
 		if (d && (due == 0 || d < due))
 			due = d;
 	}
@@ -477,6 +483,9 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		x.has_body = ex->body.len > 0 || (zh_req_method_bit(req) &
 						  (ZH_POST | ZH_PUT | ZH_PATCH));
 		x.body_len = ex->body.len;
+		x.upgrade = (zh_slice_t){NULL, 0};
+		if (ex->upgrade && zh_req_upgrade(req, &x.upgrade) != 1)
+			x.upgrade = (zh_slice_t){NULL, 0};
 		hl = zh__ureq_write(req, &x, uc->buf, ZH__UP_BUF);
 		if (hl < 0) {
 			u->outstanding--;
@@ -619,6 +628,41 @@ static void body_finished(ex_t *ex)
 
 static int produce(zh_response_t *resp, void *arg);
 
+/* The upstream switched protocols: so does the client's connection, to the protocol the
+ * upstream named (zh_resp_upgrade checks the client offered it), and once its 101 has left
+ * the two sockets become a tunnel (upstream_tunnel.c). The connection leaves the exchange
+ * now: the tunnel owns it, or zh__tunnel_start closes it if the client went away. */
+static void deliver_upgrade(ex_t *ex, zh_response_t *resp, const char *b, const zh__uhead_t *h)
+{
+	uconn_t *uc = ex->uc;
+	upw_t *u = &ex->pw->ups[uc->up];
+	char proto[128];
+	size_t n = 0;
+	for (uint32_t i = 0; i < h->nfields; i++) {
+		const zh__ufield_t *f = &h->f[i];
+		if (f->nlen == 7 && zh__ieq(b + f->noff, "upgrade", 7) && f->vlen < sizeof proto) {
+			memcpy(proto, b + f->voff, f->vlen);
+			n = f->vlen;
+			break;
+		}
+	}
+	proto[n] = '\0';
+	uc->reusable = false;
+	uc->t.cfd = -1; /* no tunnel until the client has its 101 */
+	uc->t.up.off = ex->hoff + h->head_len; /* what the upstream sent after its 101 */
+	uc->t.up.len = uc->len - uc->t.up.off;
+	if (n == 0 || zh_resp_upgrade(resp, proto, zh__tunnel_start, uc) < 0) {
+		CNT(u->bad_responses); /* no Upgrade, or one the client did not offer */
+		uc->state = UC_DONE;
+		answer_status(resp, 502, 0);
+		return;
+	}
+	uc->state = UC_TUNNEL;
+	uc->ex = NULL;
+	ex->uc = NULL;
+	u->outstanding--;
+}
+
 static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	ex_t *ex = arg;
@@ -641,6 +685,10 @@ static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 		uc->reusable = false;
 		uc->state = UC_DONE;
 		answer_status(resp, 502, 0);
+		return;
+	}
+	if (h->status == 101) {
+		deliver_upgrade(ex, resp, b, h);
 		return;
 	}
 	if (h->framing == ZH__UF_LENGTH || (ex->head_req && h->framing == ZH__UF_NONE &&
@@ -811,7 +859,9 @@ static void read_head(ex_t *ex, uconn_t *uc)
 			}
 			break;
 		}
-		if (r < 0 || (r > 0 && pw->head.status == 101) || (r == 0 && uc->len == ZH__UP_BUF)) {
+		/* a 101 nobody asked for cannot be followed: the bytes after it are not HTTP */
+		if (r < 0 || (r > 0 && pw->head.status == 101 && !ex->upgrade) ||
+		    (r == 0 && uc->len == ZH__UP_BUF)) {
 			CNT(pw->ups[uc->up].bad_responses);
 			fail_async(ex, 502, false);
 			return;
@@ -881,6 +931,9 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 	case UC_HEAD:
 		read_head(ex, uc);
 		return;
+	case UC_TUNNEL:
+		zh__tunnel_upstream_event(uc);
+		return;
 	case UC_BODY:
 		if (ex->parked && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
 			ex->parked = false;
@@ -920,6 +973,10 @@ static void handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	/* RFC 9110 §9.2.2; a method we do not know is not assumed idempotent */
 	ex->idempotent = (m & (ZH_GET | ZH_HEAD | ZH_PUT | ZH_DELETE | ZH_OPTIONS | ZH_TRACE)) != 0;
 	ex->started_us = zh__now_us();
+	{
+		zh_slice_t offered;
+		ex->upgrade = zh_req_upgrade(req, &offered) == 1;
+	}
 	if (zh_body_all(req, &ex->body) < 0)
 		ex->body = (zh_slice_t){NULL, 0};
 	ex->active = true;

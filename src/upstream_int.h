@@ -80,6 +80,7 @@ typedef struct zh__ureq_extra {
 	bool client_v6;
 	bool has_body;		/* send Content-Length: body_len */
 	uint64_t body_len;
+	zh_slice_t upgrade;	/* the client's Upgrade value, passed on: a tunnel is wanted */
 } zh__ureq_extra_t;
 /* Writes the request head for the upstream into out[0..cap), re-serialized from the
  * parsed request: method, origin-form target, HTTP/1.1; the client's fields without the
@@ -108,7 +109,27 @@ enum {
 };
 
 enum uc_state { UC_FREE, UC_CONNECTING, UC_SENDING, UC_HEAD, UC_BODY, UC_DONE, UC_IDLE,
-		UC_DEAD };
+		UC_DEAD, UC_TUNNEL };
+
+/* One direction of an upgrade tunnel (upstream_tunnel.c): bytes read in user space before
+ * the tunnel began (in the connection's buf) go first, then src -> pipe -> dst by splice. */
+typedef struct tdir {
+	uint32_t off, len;  /* pending bytes in buf */
+	uint32_t in_pipe;   /* spliced in, not yet out */
+	bool eof, shut;	    /* src ended; dst's write side shut */
+} tdir_t;
+
+/* The tunnel of a connection that switched protocols (101): its client socket and the
+ * second pipe. up: upstream -> client (through the connection's pipe); down: the other. */
+typedef struct tunnel {
+	zh__watch_t watch; /* the client socket's */
+	struct uconn *uc;
+	int cfd;
+	int pipe[2];
+	tdir_t up, down;
+	uint64_t active_ms; /* last bytes moved: the idle timeout runs from there */
+	struct tunnel *next, *prev;
+} tunnel_t;
 
 struct pw;
 struct ex;
@@ -133,6 +154,7 @@ typedef struct uconn {
 	uint64_t sent;	   /* request bytes sent (head and body: max_body may be large) */
 	uint32_t head_len; /* request head bytes in buf */
 	uint64_t idle_since_ms;
+	tunnel_t t;	   /* UC_TUNNEL */
 } uconn_t;
 
 /* One upstream as one worker sees it. Counters: one writer (the worker), read on scrape. */
@@ -148,6 +170,7 @@ typedef struct upw {
 	bool hc_down;
 	uint64_t requests, opened, connect_failures, timeouts, bad_responses, retries,
 		responses, latency_us_sum;
+	uint64_t tunnels, tunnels_open; /* upgrade tunnels: opened, open now */
 } upw_t;
 
 typedef struct pw {
@@ -159,6 +182,8 @@ typedef struct pw {
 	uint64_t unavailable; /* 503: nothing up or every pool full */
 	upw_t *ups;
 	zh__uhead_t head; /* scratch: parsed then delivered at once */
+	tunnel_t *tunnels; /* open upgrade tunnels (upstream_tunnel.c) */
+	uint64_t tunnel_due_ms; /* no tunnel can be idle past its timeout before this */
 } pw_t;
 
 struct upstream {
@@ -198,6 +223,12 @@ void zh__uc_close(uconn_t *uc);
  * zh__probe_event: a probe connection's socket events. zh__up_usable: neither ejected by a
  * failed connect nor by the health checks. */
 uint64_t zh__health_tick(pw_t *pw, zh__worker_t *w, bool final);
+/* upstream_tunnel.c: the zh_resp_upgrade callback of a proxied 101 (arg: the connection,
+ * UC_TUNNEL, its response's bytes after the 101 head at buf[t.up.off..+t.up.len)); the
+ * tunnel's events; the idle timeout and the worker's exit (the time of the next check) */
+void zh__tunnel_start(int fd, const void *early, size_t early_len, void *arg);
+void zh__tunnel_upstream_event(uconn_t *uc);
+uint64_t zh__tunnel_tick(pw_t *pw, zh__worker_t *w, bool final);
 void zh__probe_event(uconn_t *uc, uint32_t events);
 /* down_until_ms and hc_down are read by /metrics on another thread: relaxed stores */
 static inline void zh__up_down_until(upw_t *u, uint64_t ms)

@@ -511,6 +511,11 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 		PUTL(&o, "\r\n");
 	}
 	put_appended(&o, req, "Via", "", "1.1 zerohttp", "");
+	if (x->upgrade.len) { /* RFC 9110 §7.8: the proxy asks the upstream for the same */
+		PUTL(&o, "Connection: upgrade\r\nUpgrade: ");
+		put(&o, x->upgrade.ptr, x->upgrade.len);
+		PUTL(&o, "\r\n");
+	}
 	if (x->has_body) {
 		PUTL(&o, "Content-Length: ");
 		put_u64(&o, x->body_len);

@@ -29,6 +29,7 @@ void zh_proxy_options_init(zh_proxy_options_t *o)
 	o->connect_timeout_ms = 2000;
 	o->header_timeout_ms = 30000;
 	o->idle_timeout_ms = 30000;
+	o->tunnel_idle_timeout_ms = 60000;
 	o->keepalive_timeout_ms = 60000;
 	o->fail_timeout_ms = 5000;
 	o->health_interval_ms = 2000;
@@ -93,7 +94,8 @@ static int check_options(const zh_proxy_options_t *o)
 	if (o->n_upstreams == 0 || o->n_upstreams > ZH__UP_MAX || o->upstreams == NULL ||
 	    (o->balance != ZH_PROXY_ROUND_ROBIN && o->balance != ZH_PROXY_LEAST_OUTSTANDING) ||
 	    o->max_conns == 0 || o->max_conns > 65536 || o->max_idle > o->max_conns ||
-	    o->connect_timeout_ms == 0 || o->header_timeout_ms == 0 || o->idle_timeout_ms == 0)
+	    o->connect_timeout_ms == 0 || o->header_timeout_ms == 0 || o->idle_timeout_ms == 0 ||
+	    o->tunnel_idle_timeout_ms == 0)
 		return -EINVAL;
 	if (o->health_path &&
 	    (o->health_path[0] != '/' || strlen(o->health_path) >= 256 ||
@@ -303,6 +305,11 @@ void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp)
 		 offsetof(upw_t, nopen), true},
 		{"zerohttp_upstream_in_flight", "gauge", "Requests waiting for or reading a response.",
 		 offsetof(upw_t, outstanding), true},
+		{"zerohttp_upstream_tunnels_total", "counter",
+		 "Upgrade tunnels opened (the upstream answered 101).", offsetof(upw_t, tunnels),
+		 false},
+		{"zerohttp_upstream_tunnels_open", "gauge", "Upgrade tunnels open now.",
+		 offsetof(upw_t, tunnels_open), false},
 	};
 	bool any = false;
 	pthread_mutex_lock(&proxies_lock);

@@ -30,6 +30,8 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 		o.header_timeout_ms = s->proxy_header_ms;
 	if (s->proxy_idle_ms)
 		o.idle_timeout_ms = s->proxy_idle_ms;
+	if (s->proxy_tunnel_ms)
+		o.tunnel_idle_timeout_ms = s->proxy_tunnel_ms;
 	if (s->proxy_keepalive_ms)
 		o.keepalive_timeout_ms = s->proxy_keepalive_ms;
 	if (s->proxy_fail_ms)

@@ -1,6 +1,6 @@
 """50. Reverse proxy (zh_proxy_*, zerohttpd --proxy): forwarding, head rewriting, strict
-upstream parsing, keep-alive pools, balancing, failover, timeouts, backpressure, zero
-allocations.
+upstream parsing, keep-alive pools, balancing, failover, timeouts, backpressure, upgrade
+tunnels (WebSocket), zero allocations.
 
 Upstreams are tests/integration/upstream.py processes (or a zerohttpd --demo) on
 127.0.0.1, started per test and stopped by PID (spawn: SIGKILL at cleanup however the test
@@ -17,8 +17,8 @@ import time
 import unittest
 import uuid
 
-from harness import (HOST, RawConn, Server, ServerTestCase, free_port, malloc_calls, metrics,
-                     request, rss_kib)
+from harness import (HOST, RawConn, Response, Server, ServerTestCase, free_port, malloc_calls,
+                     metrics, request, rss_kib)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.environ.get("ZH_SHIM", "")
@@ -638,6 +638,157 @@ class Backpressure(ProxyCase):
         self.assertEqual(h.hexdigest(), hashlib.sha256(pattern(n)).hexdigest())
 
 
+def ws_frame(opcode, payload):
+    """A client frame (masked, RFC 6455 §5.3)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_read(c):
+    """(opcode, payload) of a server frame (unmasked)."""
+    b0, b1 = c.read_exact(2)
+    n = b1 & 0x7f
+    if n == 126:
+        n = int.from_bytes(c.read_exact(2), "big")
+    elif n == 127:
+        n = int.from_bytes(c.read_exact(8), "big")
+    return b0 & 0x0f, c.read_exact(n)
+
+
+def head_only(c):
+    """The next response head, as a Response without a body (a 101's bytes after it are
+    the new protocol's)."""
+    version, status, reason, headers, raw = c.read_head()
+    return Response(version, status, reason, headers, b"", raw)
+
+
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="   # RFC 6455 §1.3's example
+WS_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def ws_request(path="/ws"):
+    return ("GET %s HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Upgrade\r\n"
+            "Upgrade: websocket\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+            "\r\n" % (path, WS_KEY)).encode()
+
+
+class Tunnels(ProxyCase):
+    """Upgrade tunnels (WebSocket) through the proxy: zh_resp_upgrade on the client side,
+    splice both ways (upstream_tunnel.c)."""
+
+    def key(self, up):
+        return '{proxy="/",upstream="%s"}' % up.url
+
+    def wait_metric(self, name, want):
+        deadline = time.monotonic() + 5
+        while True:
+            m = metrics(self.port)
+            if m.get(name) == want:
+                return m
+            self.assertLess(time.monotonic(), deadline, "%s: %r, want %r" % (name, m.get(name), want))
+            time.sleep(0.05)
+
+    def test_websocket_echo_byte_exact_both_ways(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url)
+        fds = lambda: len(os.listdir("/proc/%d/fd" % self.server.pid))
+        self.assertResponse(self.get("/echo"), 200)
+        base = fds()
+        c = self.conn(timeout=10)
+        # the first message rides behind the request: the client's early bytes
+        c.send(ws_request("/ws?greet=1") + ws_frame(1, b"early"))
+        r = head_only(c)
+        self.assertEqual(r.status, 101)
+        self.assertEqual(r.header("sec-websocket-accept"), WS_ACCEPT)
+        self.assertEqual(r.header("upgrade"), "websocket")
+        self.assertEqual(r.header("connection").lower(), "upgrade")
+        self.assertIsNone(r.header("content-length"))
+        self.assertEqual(ws_read(c), (1, b"hi"))      # sent with the 101: upstream's early bytes
+        self.assertEqual(ws_read(c), (1, b"early"))
+        for n in (0, 125, 126, 65535, 65536, 1 << 20, 5 << 20):
+            data = pattern(n)
+            c.send(ws_frame(2, data))
+            op, got = ws_read(c)
+            self.assertEqual((op, len(got), hashlib.sha256(got).hexdigest()),
+                             (2, n, hashlib.sha256(data).hexdigest()))
+        m = metrics(self.port)
+        self.assertEqual(m["zerohttp_upstream_tunnels_total" + self.key(up)], 1)
+        self.assertEqual(m["zerohttp_upstream_tunnels_open" + self.key(up)], 1)
+        self.assertEqual(m["zerohttp_connections_upgraded_total"], 1)
+        c.send(ws_frame(8, b"\x03\xe8"))
+        self.assertEqual(ws_read(c), (8, b"\x03\xe8"))
+        c.read_until_close()
+        c.close()
+        self.wait_metric("zerohttp_upstream_tunnels_open" + self.key(up), 0)
+        deadline = time.monotonic() + 5
+        while fds() > base:
+            self.assertLess(time.monotonic(), deadline, "fds %d, baseline %d" % (fds(), base))
+            time.sleep(0.05)
+        # tunnel bytes pass by splice: only the two early messages were copied
+        self.assertLess(metrics(self.port)["zerohttp_body_bytes_copied_total"], 64)
+        self.assertResponse(self.get("/echo"), 200)
+
+    def test_half_close_is_passed_on(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url)
+        c = self.conn(timeout=10)
+        c.send(b"GET /rawecho HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\n"
+               b"Upgrade: x-raw\r\n\r\n")
+        r = head_only(c)
+        self.assertEqual((r.status, r.header("upgrade")), (101, "x-raw"))
+        data = pattern(3 << 20)
+        c.send(data)
+        c.sock.shutdown(socket.SHUT_WR)
+        got = c.read_until_close()
+        self.assertEqual(len(got), len(data) + 3)
+        self.assertTrue(got == data + b"bye", "echo then bye after the half-close")
+        self.wait_metric("zerohttp_upstream_tunnels_open" + self.key(up), 0)
+
+    def test_upgrade_refused_or_unasked_never_tunnels(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url)
+        # the upstream refuses (no Sec-WebSocket-Key): its 426 is an ordinary response
+        c = self.conn()
+        c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 426)
+        c.send(request("GET", "/echo"))
+        self.assertEqual(c.read_response().status, 200, "still HTTP after a refused upgrade")
+        c.close()
+        # a 101 the client did not ask for, or to a protocol it did not offer: 502
+        self.assertResponse(self.get("/bad101"), 502)
+        c = self.conn()
+        c.send(b"GET /bad101?proto=h2c HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\n"
+               b"Upgrade: websocket\r\n\r\n")
+        self.assertEqual(c.read_response().status, 502)
+        c.close()
+        # the client's Upgrade is hop-by-hop: without Connection: upgrade it is not passed on
+        body = json.loads(self.get("/echo", [("Upgrade", "websocket")]).body)
+        self.assertNotIn("upgrade", [n for n, _ in head_fields(body["head"])])
+        m = metrics(self.port)
+        self.assertEqual(m["zerohttp_upstream_tunnels_total" + self.key(up)], 0)
+
+    def test_idle_tunnel_closes(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url, args=["--proxy-tunnel-timeout", "300"])
+        c = self.conn(timeout=10)
+        c.send(ws_request())
+        self.assertEqual(head_only(c).status, 101)
+        c.send(ws_frame(1, b"x"))
+        self.assertEqual(ws_read(c), (1, b"x"))
+        t0 = time.monotonic()
+        c.read_until_close()
+        self.assertLess(time.monotonic() - t0, 3, "closed by the tunnel idle timeout")
+        self.wait_metric("zerohttp_upstream_tunnels_open" + self.key(up), 0)
+
+
 @unittest.skipUnless(SHIM, "ZH_SHIM not set (no malloc-counting shim)")
 class ZeroAlloc(ProxyCase):
     def test_zero_allocations_over_100000_proxied_requests(self):
@@ -677,6 +828,34 @@ class ZeroAlloc(ProxyCase):
         b = malloc_calls(self.server.pid, count_file)
         sys.stdout.write("      proxy zero-alloc: %d requests, malloc-family calls delta=%d\n"
                          % (n, b - a))
+        self.assertEqual(b - a, 0)
+
+    def test_zero_allocations_over_200_websocket_tunnels(self):
+        up = Upstream(self, "a")
+        count_file = os.path.join(tempfile.gettempdir(), "zh-malloc-%s" % uuid.uuid4().hex)
+        self.addCleanup(lambda: os.path.exists(count_file) and os.unlink(count_file))
+        self.server = self.start_server(
+            ["--workers", "1", "--proxy", "/=" + up.url],
+            {"LD_PRELOAD": os.path.abspath(SHIM), "ZH_MALLOC_COUNT_FILE": count_file})
+        self.port = self.server.port
+        msg = os.urandom(3000)
+
+        def tunnels(n):
+            for _ in range(n):
+                c = self.conn(timeout=10)
+                c.send(ws_request() + ws_frame(2, msg))
+                self.assertEqual(head_only(c).status, 101)
+                self.assertEqual(ws_read(c), (2, msg))
+                c.send(ws_frame(2, msg[::-1]))
+                self.assertEqual(ws_read(c), (2, msg[::-1]))
+                c.close()
+
+        tunnels(10)
+        a = malloc_calls(self.server.pid, count_file)
+        tunnels(200)
+        b = malloc_calls(self.server.pid, count_file)
+        sys.stdout.write("      tunnel zero-alloc: 200 tunnels, malloc-family calls delta=%d\n"
+                         % (b - a))
         self.assertEqual(b - a, 0)
 
 

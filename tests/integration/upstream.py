@@ -25,7 +25,14 @@ request path:
   /stall-head       read the request, never answer
   /stall-body       head with Content-Length 100 and 10 bytes, then nothing
   /die-mid?n=N      head with Content-Length N (1000), N/10 bytes of pattern(N), then close
+  /ws[?greet=1]     WebSocket (RFC 6455): 101 with Sec-WebSocket-Accept (426 to a request
+                    that does not ask), then every data frame echoed unmasked, a close
+                    answered with a close; greet=1 sends a "hi" frame with the 101
+  /rawecho          101 to the first protocol offered, then every byte echoed; at the
+                    client's half-close, "bye" and close (the tunnel passes half-closes on)
+  /bad101?proto=P   101 with Upgrade: P (websocket) whatever was asked
 """
+import base64
 import hashlib
 import json
 import os
@@ -194,8 +201,89 @@ def respond(sock, name, head, body):
         n = int(q.get("n", "1000"))
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(n // 10))
         return False
+    if path == "/ws":
+        return websocket(sock, head, q.get("greet") == "1")
+    if path == "/rawecho":
+        return rawecho(sock, head)
+    if path == "/bad101":
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                     b"Upgrade: %s\r\n\r\n" % q.get("proto", "websocket").encode())
+        time.sleep(1)
+        return False
     sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
     return True
+
+
+def field(head, name):
+    for line in head.split(b"\r\n")[1:]:
+        if b":" in line and line.split(b":", 1)[0].strip().lower() == name:
+            return line.split(b":", 1)[1].strip().decode("latin-1")
+    return None
+
+
+def recv_exact(sock, n):
+    out = b""
+    while len(out) < n:
+        d = sock.recv(n - len(out))
+        if not d:
+            raise EOFError
+        out += d
+    return out
+
+
+def ws_frame(opcode, payload):
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def websocket(sock, head, greet):
+    key = field(head, b"sec-websocket-key")
+    if (field(head, b"upgrade") or "").lower() != "websocket" or not key:
+        sock.sendall(b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        return True
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept
+                 + (ws_frame(1, b"hi") if greet else b""))
+    try:
+        while True:
+            b0, b1 = recv_exact(sock, 2)
+            n = b1 & 0x7f
+            if n == 126:
+                n = int.from_bytes(recv_exact(sock, 2), "big")
+            elif n == 127:
+                n = int.from_bytes(recv_exact(sock, 8), "big")
+            mask = recv_exact(sock, 4) if b1 & 0x80 else b"\0\0\0\0"
+            data = bytearray(recv_exact(sock, n))
+            for i in range(n):
+                data[i] ^= mask[i % 4]
+            opcode = b0 & 0x0f
+            sock.sendall(ws_frame(opcode, bytes(data)))
+            if opcode == 8:
+                return False
+    except EOFError:
+        return False
+
+
+def rawecho(sock, head):
+    offered = (field(head, b"upgrade") or "x").split(",")[0].strip()
+    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                 b"Upgrade: %s\r\n\r\n" % offered.encode())
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            break
+        sock.sendall(d)
+    sock.sendall(b"bye")
+    return False
 
 
 def serve_conn(sock, name, log):
