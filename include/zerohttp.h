@@ -1885,14 +1885,17 @@ ZH_API void zh_tls_free(zh_tls_t *tls);
  * the first pattern zh_proxy_route gave the proxy).
  *
  * Upgrades (WebSocket): a request that asks to switch protocols (zh_req_upgrade says yes:
- * HTTP/1.1 on a plain socket, no body) is sent with "Connection: upgrade" and its Upgrade
- * field; if the upstream answers 101 with a protocol the client offered, the client gets
+ * HTTP/1.1 on a plain socket, no body) to protocols all in upgrade_protocols is sent with
+ * "Connection: upgrade" and its Upgrade field (any other Upgrade is dropped, as a
+ * hop-by-hop field: h2c never passes, since a tunnel would carry requests past the
+ * proxy's routing and forwarding fields); if the upstream answers 101 with a protocol the client offered, the client gets
  * the 101 (end-to-end fields copied) and the two sockets become a tunnel: bytes move both
  * ways by splice through two pipes, never through user space (except what either side sent
  * right behind its head), a half-close is passed on, and the tunnel closes when both ways
  * have ended, on an error, after tunnel_idle_timeout_ms without a byte, or when the worker
- * exits. A tunnel holds its upstream connection slot (max_conns bounds tunnels too). A 101
- * nobody asked for, or naming a protocol the client did not offer, is a 502.
+ * exits (a drain does not wait for tunnels: the worker's exit closes them). A tunnel holds
+ * its upstream connection slot (max_conns bounds tunnels too). A 101 nobody asked for, or
+ * naming a protocol the client did not offer, is a 502.
  *
  * Memory: zh_proxy_new allocates the connection slots and maps workers x upstreams x
  * max_conns buffers of 64 KiB (pages are touched only when used); nothing per request.
@@ -1925,6 +1928,9 @@ typedef struct zh_proxy_options {
 	unsigned health_passes;	      /* default 2 */
 	unsigned tunnel_idle_timeout_ms; /* an upgrade tunnel moving no byte either way is
 					    closed; default 60000 */
+	const char *upgrade_protocols; /* comma-separated protocols that may be tunnelled
+					  (copied); default "websocket"; "" or NULL: none.
+					  h2c never is */
 } zh_proxy_options_t;
 typedef struct zh_proxy zh_proxy_t;
 
@@ -1932,9 +1938,8 @@ typedef struct zh_proxy zh_proxy_t;
 ZH_API void zh_proxy_options_init(zh_proxy_options_t *o);
 /* Checks and copies the options, resolves the upstreams, allocates every worker's pools.
  * Before zh_server_run(), on any one thread. NULL with *err: -EINVAL (bad options or URL),
- * -EPROTONOSUPPORT (https), -EHOSTUNREACH (a name that does not resolve), -EOPNOTSUPP
- * (the server runs on io_uring: the proxy needs the epoll backend for now), -ENOMEM. err
- * may be NULL. */
+ * -EPROTONOSUPPORT (https), -EHOSTUNREACH (a name that does not resolve), -ENOMEM. err
+ * may be NULL. On io_uring bodies are not spliced and upgrades are not tunnelled. */
 ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o,
 					    int *err);
 /* Routes every method of the paths under pattern (a ZH_ROUTE_PREFIX route) to p, with the

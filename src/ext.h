@@ -144,8 +144,8 @@ int zh__worker_tick_add(zh__worker_t *w, zh__tick_fn fn, void *arg);
  * readiness change. x is the caller's and must stay valid while fd is open; closing fd
  * removes it from the set, but an event of the same round may still arrive for it, so fn
  * must tolerate a spurious call (its nonblocking calls then say EAGAIN). x's address must
- * be even (any struct is). Returns 0 or -errno from epoll_ctl; -EOPNOTSUPP on the io_uring
- * backend (its loop does not wait on the epoll set). Worker thread only. */
+ * be even (any struct is). Returns 0 or -errno from epoll_ctl. On the io_uring backend the
+ * ring polls the epoll set (loop.c zh__watch_drain). Worker thread only. */
 typedef struct zh__watch {
 	void (*fn)(zh__worker_t *w, struct zh__watch *x, uint32_t events);
 } zh__watch_t;

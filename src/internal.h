@@ -760,6 +760,9 @@ int zh__worker_timeout_ms(const zh__worker_t *w);
 void zh__worker_clock(zh__worker_t *w);
 void zh__worker_stop_event(zh__worker_t *w);
 void zh__worker_wake_event(zh__worker_t *w);
+/* loop.c: the io_uring loop's epoll set (foreign descriptors only, ext.h zh__watch_add) is
+ * readable: runs the watches of its ready descriptors */
+void zh__watch_drain(zh__worker_t *w);
 bool zh__worker_after_events(zh__worker_t *w);
 /* loop_uring.c: runs the worker on its own io_uring until it has drained; returns 0, or
  * -errno before anything started when the ring cannot be set up (the caller runs epoll).

@@ -305,8 +305,8 @@ static void force_close_all(zh__worker_t *w)
 
 int zh__watch_add(zh__worker_t *w, int fd, zh__watch_t *x)
 {
-	if (w->srv->io == ZH_IO_URING)
-		return -EOPNOTSUPP; /* its loop does not wait on the epoll set */
+	/* on io_uring too: its loop polls the epoll set, which then holds only watches
+	 * (zh__watch_drain) */
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 				 .data.ptr = (void *)((uintptr_t)x | 1)};
 	return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
@@ -316,6 +316,18 @@ static void zh__watch_event(zh__worker_t *w, void *p, uint32_t events)
 {
 	zh__watch_t *x = (zh__watch_t *)((uintptr_t)p & ~(uintptr_t)1);
 	x->fn(w, x, events);
+}
+
+void zh__watch_drain(zh__worker_t *w)
+{
+	struct epoll_event events[MAX_EVENTS];
+	int n;
+	do {
+		n = zh__sys_epoll_wait(w->ep, events, MAX_EVENTS, 0);
+		for (int i = 0; i < n; i++)
+			if ((uintptr_t)events[i].data.ptr & 1) /* only watches are expected */
+				zh__watch_event(w, events[i].data.ptr, events[i].events);
+	} while (n == MAX_EVENTS);
 }
 
 /* ---- periodic hooks: buffered output (the access log) that must leave when traffic stops -- */

@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -48,7 +49,8 @@ enum {
 
 /* What a completion is for: the top byte of user_data; then the slot's generation and
  * index for connection operations. */
-enum ur_op { OP_NONE, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLLOUT, OP_STOP, OP_WAKE, OP_CANCEL };
+enum ur_op { OP_NONE, OP_ACCEPT, OP_RECV, OP_SEND, OP_POLLOUT, OP_STOP, OP_WAKE, OP_CANCEL,
+	     OP_WATCH };
 
 enum ur_flag {
 	F_RECV = 1u << 0,    /* multishot recv armed */
@@ -671,6 +673,11 @@ static void on_cqe(zh__worker_t *w, struct zh__uring *u, const struct io_uring_c
 		if (!(cqe->flags & IORING_CQE_F_MORE))
 			arm_poll(u, w->wakefd, OP_WAKE);
 		break;
+	case OP_WATCH: /* the reverse proxy's upstream sockets (ext.h zh__watch_add) */
+		zh__watch_drain(w);
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			arm_poll(u, w->ep, OP_WATCH);
+		break;
 	case OP_NONE:
 	case OP_CANCEL:
 		break;
@@ -919,6 +926,13 @@ int zh__uring_run(zh__worker_t *w)
 	arm_accepts(w, &u);
 	arm_poll(&u, w->stopfd, OP_STOP);
 	arm_poll(&u, w->wakefd, OP_WAKE);
+	/* the epoll set keeps only foreign descriptors: the ring watches the rest itself */
+	for (unsigned li = 0; li < w->srv->nlisteners; li++)
+		if (w->lfd[li] >= 0)
+			(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->lfd[li], NULL);
+	(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->stopfd, NULL);
+	(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->wakefd, NULL);
+	arm_poll(&u, w->ep, OP_WATCH);
 	uring_loop(w, &u);
 	io_uring_queue_exit(&u.ring); /* cancels what is left and waits for it */
 	uring_free(&u);

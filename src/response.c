@@ -175,10 +175,13 @@ void zh__resp_finish(zh__ctx_t *ctx)
 		    (resp->has_length && !resp->head_only && zh__status_has_body(resp->status) &&
 		     resp->declared_len != resp->body_len))
 			become_500(ctx, resp);
+		if (ZH__UNLIKELY(ctx->upgrade_fn != NULL) && resp->status != 101)
+			resp->close = true; /* a failed upgrade: it says so, then closes */
 		if (!zh__pr_head_whole(resp)) {
 			/* no memory to frame the response: drop it and close (the client sees EOF) */
 			zh__out_truncate(ctx, resp);
 			resp->close = true;
+			zh__upgrade_cancel(ctx); /* no 101 on the wire: no hand-over */
 		}
 	}
 	if (ctx->req.body_buf) {

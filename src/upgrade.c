@@ -54,8 +54,8 @@ int zh_resp_upgrade(zh_response_t *resp, const char *protocol, zh_upgrade_fn fn,
 	zh__ctx_t *ctx = resp->ctx;
 	zh_slice_t offered;
 	int r;
-	if (resp->committed || resp->in_hooks || ctx->upgrade_fn)
-		return -EALREADY;
+	if (resp->committed || resp->in_hooks || ctx->upgrade_fn || ctx->in_error_handler)
+		return -EALREADY; /* (an error handler answers with an error, not a switch) */
 	if ((r = zh_req_upgrade(&ctx->req, &offered)) < 0)
 		return r;
 	if (r == 0 || fn == NULL || protocol == NULL || !valid_protocol(protocol) ||

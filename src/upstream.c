@@ -628,10 +628,24 @@ static void body_finished(ex_t *ex)
 
 static int produce(zh_response_t *resp, void *arg);
 
+/* Is p one of the protocols the client's Upgrade offered (and the proxy passed on)? */
+static bool offered_by_client(const zh_request_t *req, zh_slice_t p)
+{
+	zh_slice_t offered, e;
+	size_t i = 0;
+	if (zh_req_upgrade(req, &offered) != 1)
+		return false;
+	while (zh__list_next(offered, &i, &e))
+		if (e.len == p.len && zh__ieq(e.ptr, p.ptr, p.len))
+			return true;
+	return false;
+}
+
 /* The upstream switched protocols: so does the client's connection, to the protocol the
- * upstream named (zh_resp_upgrade checks the client offered it), and once its 101 has left
- * the two sockets become a tunnel (upstream_tunnel.c). The connection leaves the exchange
- * now: the tunnel owns it, or zh__tunnel_start closes it if the client went away. */
+ * upstream named if the client offered it, and once its 101 has left the two sockets
+ * become a tunnel (upstream_tunnel.c). The connection leaves the exchange now: the tunnel
+ * owns it, or zh__tunnel_start closes it if the client went away. Anything else is a 502
+ * that carries none of the 101's fields. */
 static void deliver_upgrade(ex_t *ex, zh_response_t *resp, const char *b, const zh__uhead_t *h)
 {
 	uconn_t *uc = ex->uc;
@@ -651,7 +665,8 @@ static void deliver_upgrade(ex_t *ex, zh_response_t *resp, const char *b, const 
 	uc->t.cfd = -1; /* no tunnel until the client has its 101 */
 	uc->t.up.off = ex->hoff + h->head_len; /* what the upstream sent after its 101 */
 	uc->t.up.len = uc->len - uc->t.up.off;
-	if (n == 0 || zh_resp_upgrade(resp, proto, zh__tunnel_start, uc) < 0) {
+	if (n == 0 || !offered_by_client(ex->req, (zh_slice_t){proto, n}) ||
+	    !copy_fields(resp, b, h) || zh_resp_upgrade(resp, proto, zh__tunnel_start, uc) < 0) {
 		CNT(u->bad_responses); /* no Upgrade, or one the client did not offer */
 		uc->state = UC_DONE;
 		answer_status(resp, 502, 0);
@@ -680,15 +695,15 @@ static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 	ex->left = h->length;
 	memset(&ex->chunk, 0, sizeof ex->chunk);
 	uc->reusable = h->keep_alive;
+	if (h->status == 101) {
+		deliver_upgrade(ex, resp, b, h);
+		return;
+	}
 	if (h->status > 599 || !copy_fields(resp, b, h)) {
 		CNT(u->bad_responses);
 		uc->reusable = false;
 		uc->state = UC_DONE;
 		answer_status(resp, 502, 0);
-		return;
-	}
-	if (h->status == 101) {
-		deliver_upgrade(ex, resp, b, h);
 		return;
 	}
 	if (h->framing == ZH__UF_LENGTH || (ex->head_req && h->framing == ZH__UF_NONE &&
@@ -974,8 +989,11 @@ static void handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	ex->idempotent = (m & (ZH_GET | ZH_HEAD | ZH_PUT | ZH_DELETE | ZH_OPTIONS | ZH_TRACE)) != 0;
 	ex->started_us = zh__now_us();
 	{
+		/* only the protocols the proxy tunnels (never h2c: its requests would pass by
+		 * every check made here), and only where tunnels can be timed and closed */
 		zh_slice_t offered;
-		ex->upgrade = zh_req_upgrade(req, &offered) == 1;
+		ex->upgrade = !ex->pw->no_idle && zh_req_upgrade(req, &offered) == 1 &&
+			      zh__proxy_upgrade_allowed(p, offered);
 	}
 	if (zh_body_all(req, &ex->body) < 0)
 		ex->body = (zh_slice_t){NULL, 0};

@@ -204,6 +204,7 @@ struct zh_proxy {
 	size_t bufs_len;
 	char host[256];
 	char health_path[256];
+	char upgrades[256]; /* upgrade_protocols, copied */
 	char name[128]; /* the first pattern routed to it: the metrics' proxy label */
 	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
 };
@@ -229,6 +230,9 @@ uint64_t zh__health_tick(pw_t *pw, zh__worker_t *w, bool final);
 void zh__tunnel_start(int fd, const void *early, size_t early_len, void *arg);
 void zh__tunnel_upstream_event(uconn_t *uc);
 uint64_t zh__tunnel_tick(pw_t *pw, zh__worker_t *w, bool final);
+/* upstream_setup.c: is every protocol of the comma-separated list in upgrade_protocols
+ * (and none h2c)? */
+bool zh__proxy_upgrade_allowed(const zh_proxy_t *p, zh_slice_t offered);
 void zh__probe_event(uconn_t *uc, uint32_t events);
 /* down_until_ms and hc_down are read by /metrics on another thread: relaxed stores */
 static inline void zh__up_down_until(upw_t *u, uint64_t ms)

@@ -30,6 +30,7 @@ void zh_proxy_options_init(zh_proxy_options_t *o)
 	o->header_timeout_ms = 30000;
 	o->idle_timeout_ms = 30000;
 	o->tunnel_idle_timeout_ms = 60000;
+	o->upgrade_protocols = "websocket";
 	o->keepalive_timeout_ms = 60000;
 	o->fail_timeout_ms = 5000;
 	o->health_interval_ms = 2000;
@@ -106,7 +107,32 @@ static int check_options(const zh_proxy_options_t *o)
 	if (o->host && (strlen(o->host) >= 256 || !zh__valid_field_value(o->host, strlen(o->host)) ||
 			!*o->host))
 		return -EINVAL;
+	if (o->upgrade_protocols && (strlen(o->upgrade_protocols) >= 256 ||
+				     !zh__valid_field_value(o->upgrade_protocols,
+							    strlen(o->upgrade_protocols))))
+		return -EINVAL;
 	return 0;
+}
+
+bool zh__proxy_upgrade_allowed(const zh_proxy_t *p, zh_slice_t offered)
+{
+	zh_slice_t e, a;
+	size_t i = 0;
+	const char *allowed = p->o.upgrade_protocols;
+	zh_slice_t list = {allowed, allowed ? strlen(allowed) : 0};
+	if (offered.len == 0)
+		return false;
+	while (zh__list_next(offered, &i, &e)) {
+		size_t k = 0;
+		bool found = false;
+		if (e.len == 3 && zh__ieq(e.ptr, "h2c", 3))
+			return false; /* RFC 9113 §3.1 deprecates it; a tunnel would hide requests */
+		while (!found && zh__list_next(list, &k, &a))
+			found = a.len == e.len && zh__ieq(a.ptr, e.ptr, e.len);
+		if (!found)
+			return false;
+	}
+	return true;
 }
 
 static int carve(zh_proxy_t *p)
@@ -145,10 +171,6 @@ zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o, int *err
 {
 	zh_proxy_t *p = NULL;
 	int r = srv == NULL || o == NULL ? -EINVAL : check_options(o);
-	/* the upstream sockets are watched by the worker's epoll set (ext.h zh__watch_add),
-	 * which the io_uring backend does not wait on */
-	if (r == 0 && zh_server_io(srv, NULL) == ZH_IO_URING)
-		r = -EOPNOTSUPP;
 	if (r == 0 && (p = calloc(1, sizeof *p)) == NULL)
 		r = -ENOMEM;
 	if (r == 0) {
@@ -165,6 +187,8 @@ zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o, int *err
 			strcpy(p->health_path, o->health_path);
 			p->o.health_path = p->health_path;
 		}
+		strcpy(p->upgrades, o->upgrade_protocols ? o->upgrade_protocols : "");
+		p->o.upgrade_protocols = p->upgrades;
 		p->o.upstreams = NULL; /* not kept: copied below */
 		if ((p->up = calloc(p->n_up, sizeof *p->up)) == NULL)
 			r = -ENOMEM;

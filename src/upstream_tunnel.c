@@ -4,9 +4,9 @@
  *
  * Each direction moves src socket -> pipe -> dst socket by splice(2), so the bytes never
  * enter user space; only what a side sent right behind its head before the tunnel existed
- * (the upstream's bytes after the 101, read with it into the connection's buffer; the
- * client's bytes after its request, lent by zh_resp_upgrade's callback and copied into the
- * same buffer) is written from there first, and counted in body_bytes_copied. A direction
+ * goes first from where it was read: the upstream's bytes after the 101 from the
+ * connection's buffer (read with the head), the client's bytes after its request (lent by
+ * zh_resp_upgrade's callback) written into the other direction's pipe. A direction
  * whose source ends shuts its destination's write side once the pipe is empty (the
  * half-close reaches the other end); the tunnel closes when both have ended, on any error,
  * or when it has moved nothing for tunnel_idle_timeout_ms (checked from the worker's
@@ -57,8 +57,10 @@ static int pump(tunnel_t *t, tdir_t *d, int src, int dst, const int pipefd[2])
 	const char *buf = t->uc->buf;
 	while (d->len) {
 		ssize_t n = send(dst, buf + d->off, d->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0)
-			return errno == EAGAIN ? 0 : errno == EINTR ? 0 : -1;
+			return errno == EAGAIN ? 0 : -1;
 		d->off += (uint32_t)n;
 		d->len -= (uint32_t)n;
 		t->active_ms = zh__ext_now_ms(t->uc->pw->w);
@@ -68,8 +70,10 @@ static int pump(tunnel_t *t, tdir_t *d, int src, int dst, const int pipefd[2])
 		if (d->in_pipe) {
 			n = splice(pipefd[0], NULL, dst, NULL, d->in_pipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINTR)
+				continue;
 			if (n < 0)
-				return errno == EAGAIN || errno == EINTR ? 0 : -1;
+				return errno == EAGAIN ? 0 : -1;
 			d->in_pipe -= (uint32_t)n;
 			t->active_ms = zh__ext_now_ms(t->uc->pw->w);
 			continue;
@@ -85,8 +89,10 @@ static int pump(tunnel_t *t, tdir_t *d, int src, int dst, const int pipefd[2])
 			d->eof = true;
 			continue;
 		}
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+			return errno == EAGAIN ? 0 : -1;
 		d->in_pipe += (uint32_t)n;
 	}
 }
@@ -115,21 +121,18 @@ void zh__tunnel_upstream_event(uconn_t *uc)
 		run(&uc->t);
 }
 
-/* The client's bytes after its request go behind the upstream's in the buffer. */
-static bool stash_early(uconn_t *uc, const void *early, size_t n)
+/* The client's bytes after its request go into the client -> upstream pipe, empty yet (the
+ * upstream's bytes after its 101 are in buf): each direction has room of its own. */
+static bool stash_early(tunnel_t *t, const void *early, size_t n)
 {
-	tdir_t *up = &uc->t.up, *down = &uc->t.down;
-	if (n > ZH__UP_BUF - up->len)
+	t->down.off = t->down.len = 0;
+	if (n == 0)
+		return true;
+	if (n > 65536 && fcntl(t->pipe[1], F_SETPIPE_SZ, (int)n) < 0)
+		return false; /* (a receive buffer is at most a large buffer: not reached) */
+	if (write(t->pipe[1], early, n) != (ssize_t)n)
 		return false;
-	if (n > ZH__UP_BUF - up->off - up->len) {
-		memmove(uc->buf, uc->buf + up->off, up->len);
-		up->off = 0;
-	}
-	down->off = up->off + up->len;
-	down->len = (uint32_t)n;
-	memcpy(uc->buf + down->off, early, n);
-	if (n || up->len)
-		ZH__STATS_ADD(zh__ext_stats(uc->pw->w), body_bytes_copied, n + up->len);
+	t->down.in_pipe = (uint32_t)n;
 	return true;
 }
 
@@ -153,8 +156,8 @@ void zh__tunnel_start(int fd, const void *early, size_t early_len, void *arg)
 	}
 	t->up.in_pipe = t->down.in_pipe = 0;
 	t->up.eof = t->up.shut = t->down.eof = t->down.shut = false;
-	if (!stash_early(uc, early, early_len) || (uc->pipe[0] < 0 && open_pipe(uc->pipe) < 0) ||
-	    open_pipe(t->pipe) < 0) {
+	if ((uc->pipe[0] < 0 && open_pipe(uc->pipe) < 0) || open_pipe(t->pipe) < 0 ||
+	    !stash_early(t, early, early_len)) {
 		close(fd);
 		if (t->pipe[0] >= 0) {
 			close(t->pipe[0]);

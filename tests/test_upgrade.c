@@ -84,6 +84,20 @@ static void h_ws(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_reply(resp, 400, "text/plain", "no upgrade\n", 11);
 }
 
+/* a commit hook whose header call fails: the sticky rule turns the 101 into a 500 */
+static void failing_hook(zh_response_t *resp, void *arg)
+{
+	(void)arg;
+	(void)zh_resp_header_set(resp, "X-Bad", "a\r\nb");
+}
+
+static void h_ws_fails(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	cr_assert_eq(zh_resp_on_commit(resp, failing_hook, NULL), 0);
+	atomic_store(&last_rc, zh_resp_upgrade(resp, "echo", on_upgrade, NULL));
+}
+
 /* commits first: too late to switch */
 static void h_late(zh_request_t *req, zh_response_t *resp, void *arg)
 {
@@ -116,6 +130,7 @@ static void start(void)
 	cr_assert_not_null(srv, "zh_server_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET | ZH_POST, "/ws", 0, h_ws, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/late", 0, h_late, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/ws-fails", 0, h_ws_fails, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/big", 0, h_big, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/plain", 0, h_plain, NULL), 0);
 	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
@@ -277,5 +292,24 @@ Test(upgrade, a_connection_that_dies_first_gets_the_one_call_with_no_socket)
 	cr_assert_eq(atomic_load(&handed), 0);
 	cr_assert_eq(stat_upgraded(), 0);
 	wait_contexts_back();
+	close(fd);
+}
+
+Test(upgrade, a_failed_101_becomes_a_closing_500_and_the_call_says_no_socket)
+{
+	char buf[1024];
+	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+	static const char req[] = WS_REQ("/ws-fails", "") "early";
+	zh_tc_write_all(fd, req, sizeof req - 1);
+	read_head(fd, buf, sizeof buf);
+	cr_assert(strncmp(buf, "HTTP/1.1 500 ", 13) == 0, "%s", buf);
+	cr_assert_not_null(strstr(buf, "\r\nConnection: close\r\n"), "%s", buf);
+	cr_assert_null(strstr(buf, "upgrade"), "%s", buf);
+	cr_assert_null(strstr(buf, "Upgrade"), "%s", buf);
+	for (int i = 0; i < 200 && atomic_load(&cancelled) == 0; i++)
+		usleep(5000);
+	cr_assert_eq(atomic_load(&cancelled), 1);
+	cr_assert_eq(atomic_load(&handed), 0);
+	cr_assert_eq(stat_upgraded(), 0);
 	close(fd);
 }

@@ -411,6 +411,8 @@ static const struct zhd_option options[] = {
 	    "request sent to the upstream's response head\n(default 30000), then 504"),
 	NUM("proxy-idle-timeout", "MS", proxy_idle_ms, UINT_MAX,
 	    "an upstream body silent this long is cut (default 30000)"),
+	{"proxy-upgrades", "LIST", set_str, AT(proxy_upgrades), 0,
+	 "protocols tunnelled after an upstream's 101\n(default websocket; \"\" none; never h2c)", 0},
 	NUM("proxy-tunnel-timeout", "MS", proxy_tunnel_ms, UINT_MAX,
 	    "an upgrade tunnel (WebSocket) moving no byte either\nway this long is closed (default 60000)"),
 	NUM("proxy-keepalive-timeout", "MS", proxy_keepalive_ms, UINT_MAX,

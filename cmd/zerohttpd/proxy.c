@@ -30,6 +30,8 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 		o.header_timeout_ms = s->proxy_header_ms;
 	if (s->proxy_idle_ms)
 		o.idle_timeout_ms = s->proxy_idle_ms;
+	if (s->proxy_upgrades)
+		o.upgrade_protocols = s->proxy_upgrades;
 	if (s->proxy_tunnel_ms)
 		o.tunnel_idle_timeout_ms = s->proxy_tunnel_ms;
 	if (s->proxy_keepalive_ms)
@@ -68,7 +70,6 @@ static int add_one(zh_server_t *srv, const struct zhd_settings *s, const char *v
 		zhd_log(ZHD_ERROR, "--proxy %s: %s", v,
 			err == -EINVAL	   ? "not a valid prefix or http://HOST:PORT list"
 			: err == -EPROTONOSUPPORT ? "https upstreams are not supported"
-			: err == -EOPNOTSUPP ? "not on --io uring yet (use --io epoll)"
 			: err == -EEXIST   ? "the prefix is routed already"
 					   : strerror(-err));
 	free(prefix);

@@ -80,6 +80,7 @@ struct zhd_settings {
 	/* 0: the library's default */
 	unsigned proxy_connect_ms, proxy_header_ms, proxy_idle_ms, proxy_keepalive_ms;
 	unsigned proxy_tunnel_ms;
+	const char *proxy_upgrades; /* NULL: the library's default (websocket) */
 	unsigned proxy_fail_ms, proxy_max_conns, proxy_health_interval_ms;
 	const char *proxy_health_path; /* --proxy-health-check: NULL, off */
 	/* --trusted-proxy, each checked, joined by ',' for cfg.trusted_proxies (which points

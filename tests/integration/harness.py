@@ -116,8 +116,7 @@ class Server:
                 env.update(self.env)
             self.stderr_file = tempfile.TemporaryFile()
             # TLS is served on epoll only (--io uring refuses a TLS listener)
-            # TLS listeners and the proxy are served on epoll only (they refuse io_uring)
-            io = [] if "--listen-tls" in self.args or "--proxy" in self.args else IO_ARGS
+            io = [] if "--listen-tls" in self.args else IO_ARGS
             cmd = WRAP + [server_bin(), "--address", HOST, "--port", str(self.port)] + \
                 io + self.base_args() + self.args
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,

@@ -28,8 +28,9 @@ request path:
   /ws[?greet=1]     WebSocket (RFC 6455): 101 with Sec-WebSocket-Accept (426 to a request
                     that does not ask), then every data frame echoed unmasked, a close
                     answered with a close; greet=1 sends a "hi" frame with the 101
-  /rawecho          101 to the first protocol offered, then every byte echoed; at the
-                    client's half-close, "bye" and close (the tunnel passes half-closes on)
+  /rawecho[?burst=N] 101 to the first protocol offered (with N bytes of pattern(N) in the
+                    same write), then every byte echoed; at the client's half-close,
+                    "bye" and close (the tunnel passes half-closes on)
   /bad101?proto=P   101 with Upgrade: P (websocket) whatever was asked
 """
 import base64
@@ -204,7 +205,7 @@ def respond(sock, name, head, body):
     if path == "/ws":
         return websocket(sock, head, q.get("greet") == "1")
     if path == "/rawecho":
-        return rawecho(sock, head)
+        return rawecho(sock, head, int(q.get("burst", "0")))
     if path == "/bad101":
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
                      b"Upgrade: %s\r\n\r\n" % q.get("proto", "websocket").encode())
@@ -273,10 +274,10 @@ def websocket(sock, head, greet):
         return False
 
 
-def rawecho(sock, head):
+def rawecho(sock, head, burst):
     offered = (field(head, b"upgrade") or "x").split(",")[0].strip()
     sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
-                 b"Upgrade: %s\r\n\r\n" % offered.encode())
+                 b"Upgrade: %s\r\n\r\n" % offered.encode() + pattern(burst))
     while True:
         d = sock.recv(65536)
         if not d:
