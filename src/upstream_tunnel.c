@@ -147,6 +147,7 @@ void zh__tunnel_start(int fd, const void *early, size_t early_len, void *arg)
 	tunnel_t *t = &uc->t;
 	pw_t *pw = uc->pw;
 	upw_t *u = &pw->ups[uc->up];
+	uint64_t expiry;
 	t->uc = uc;
 	t->cfd = -1;
 	t->pipe[0] = t->pipe[1] = -1;
@@ -175,8 +176,9 @@ void zh__tunnel_start(int fd, const void *early, size_t early_len, void *arg)
 	pw->tunnels = t;
 	__atomic_store_n(&u->tunnels, u->tunnels + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&u->tunnels_open, u->tunnels_open + 1, __ATOMIC_RELAXED);
-	if (pw->tunnel_due_ms == 0 || pw->tunnel_due_ms > t->active_ms + pw->p->o.tunnel_idle_timeout_ms)
-		pw->tunnel_due_ms = t->active_ms + pw->p->o.tunnel_idle_timeout_ms;
+	expiry = t->active_ms + pw->p->o.tunnel_idle_timeout_ms;
+	if (pw->tunnel_due_ms == 0 || pw->tunnel_due_ms > expiry)
+		pw->tunnel_due_ms = expiry;
 	t->watch.fn = client_event;
 	if (zh__watch_add(pw->w, fd, &t->watch) < 0) {
 		tunnel_close(t);
