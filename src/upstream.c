@@ -763,6 +763,20 @@ static bool pipe_ready(uconn_t *uc)
 	return true;
 }
 
+/* A read of the body brought nothing (n <= 0, errno set when n < 0): park until the
+ * upstream socket's next event, or cut the body (closed or reset mid-body). */
+static int body_read_empty(ex_t *ex, uconn_t *uc, zh_response_t *resp, ssize_t n)
+{
+	if (n < 0 && errno == EAGAIN) {
+		ex->parked = true;
+		zh__resp_park(resp, &ex->token);
+		return ZH_PRODUCE_MORE;
+	}
+	CNT(ex->pw->ups[uc->up].bad_responses);
+	uc->reusable = false;
+	return -EIO;
+}
+
 /* A large Content-Length body: upstream socket -> pipe -> client socket. The producer runs
  * only when the queue is empty, so the pipe is empty too and may be filled again. */
 static int produce_splice(ex_t *ex, uconn_t *uc, zh_response_t *resp)
@@ -785,14 +799,7 @@ static int produce_splice(ex_t *ex, uconn_t *uc, zh_response_t *resp)
 		}
 		return idle_timer(ex, resp);
 	}
-	if (n < 0 && errno == EAGAIN) {
-		ex->parked = true;
-		zh__resp_park(resp, &ex->token);
-		return ZH_PRODUCE_MORE;
-	}
-	CNT(ex->pw->ups[uc->up].bad_responses); /* closed or reset mid-body */
-	uc->reusable = false;
-	return -EIO;
+	return body_read_empty(ex, uc, resp, n);
 }
 
 /* The rest of the body, each time the client's socket has taken everything queued. */
@@ -834,21 +841,15 @@ static int produce(zh_response_t *resp, void *arg)
 			body_finished(ex);
 			return ZH_PRODUCE_DONE;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (errno == EINTR)
-				continue;
-			ex->parked = true;
-			zh__resp_park(resp, &ex->token);
-			return ZH_PRODUCE_MORE;
-		}
-		CNT(ex->pw->ups[uc->up].bad_responses); /* closed or reset mid-body */
-		uc->reusable = false;
-		return -EIO;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return body_read_empty(ex, uc, resp, n);
 	}
 }
 
-/* Reads and parses the response head; 1xx interim heads are skipped (101 refused: no
- * tunnel was asked for, the Upgrade field is never forwarded). */
+/* Reads and parses the response head; 1xx interim heads are skipped. A 101 is delivered
+ * only when the client's Upgrade was passed on (a tunnel, deliver_upgrade); else it is
+ * refused: the bytes after it are not HTTP. */
 static void read_head(ex_t *ex, uconn_t *uc)
 {
 	pw_t *pw = ex->pw;
