@@ -82,7 +82,7 @@ CORE_SRCS := src/pool.c src/parse.c src/http_util.c src/response.c src/body.c sr
 	   src/router.c src/request.c \
 	   src/static.c src/static_cache.c src/json.c src/json_read.c src/dtoa.c src/metrics.c src/middleware.c \
 	   src/accesslog.c src/mw_limit.c src/mw_cors.c \
-	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_tunnel.c src/upstream_parse.c src/app_metrics.c \
+	   src/transport_plain.c src/loop_uring.c src/http1.c src/stream.c src/timer.c src/proxy.c src/upstream.c src/upstream_setup.c src/upstream_health.c src/upstream_tunnel.c src/upstream_request.c src/upstream_parse.c src/app_metrics.c \
 	   src/slice.c src/query.c src/multipart.c src/cookie.c
 SRCS    := $(CORE_SRCS) $(FEATURE_SRCS)
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)

@@ -1943,8 +1943,10 @@ ZH_API void zh_proxy_options_init(zh_proxy_options_t *o);
 ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o,
 					    int *err);
 /* Routes every method of the paths under pattern (a ZH_ROUTE_PREFIX route) to p, with the
- * route middleware that returns connections to the pool. p must belong to srv. Returns
- * what zh_server_route and zh_route_use return, or -EINVAL. */
+ * route middleware that returns connections to the pool. p must belong to srv. The route
+ * streams request bodies (ZH_ROUTE_STREAM_BODY): they go upstream as they come, never
+ * whole in memory, with their Content-Length or else chunked; cfg.max_body still bounds
+ * them (413). Returns what zh_server_route and zh_route_use return, or -EINVAL. */
 ZH_API ZH_MUST_USE int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p);
 /* Closes every upstream connection and frees p: after zh_server_run() has returned. */
 ZH_API void zh_proxy_free(zh_proxy_t *p);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 static uint32_t body_start_off(const zh__ctx_t *ctx)
@@ -389,6 +390,63 @@ ssize_t zh__h1_body_read(zh_request_t *req, char *buf, size_t cap)
 					      : stream_read_length(req, buf, cap);
 }
 
+/* ---- without a copy (ext.h; the reverse proxy's) ------------------------------------------ */
+
+static bool stream_in_place(const zh_request_t *req)
+{
+	return req->stream && req->ctx->conn->proto == 0 && !(req->h.flags & ZH__H_CHUNKED) &&
+	       !req->stream_err;
+}
+
+zh_slice_t zh__body_peek(const zh_request_t *req)
+{
+	const zh__ctx_t *ctx = req->ctx;
+	uint64_t left, n;
+	if (!stream_in_place(req))
+		return (zh_slice_t){NULL, 0};
+	left = req->h.content_length - req->body_off;
+	n = ctx->rlen - req->raw_pos;
+	return (zh_slice_t){ctx->rbuf + req->raw_pos, (size_t)(n < left ? n : left)};
+}
+
+void zh__body_take(zh_request_t *req, size_t n)
+{
+	req->raw_pos += (uint32_t)n;
+	req->body_off += n;
+}
+
+ssize_t zh__body_splice(zh_request_t *req, int pipe_w, size_t cap)
+{
+	zh__conn_t *c = req->ctx->conn;
+	uint64_t left = req->h.content_length - req->body_off;
+	ssize_t n;
+	if (req->stream_err)
+		return req->stream_err;
+	if (!stream_in_place(req) || c->tr != 0 || req->raw_pos < req->ctx->rlen)
+		return -ENOTSUP;
+	if (left == 0)
+		return 0;
+	invite_body(req);
+	if (!c->readable)
+		return -EAGAIN;
+	do
+		n = splice(c->fd, NULL, pipe_w, NULL, cap < left ? cap : (size_t)left,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n < 0 && errno == EINTR);
+	ZH__STAT_ADD(req->ctx->w, read_calls, 1);
+	if (n > 0) {
+		ZH__STAT_ADD(req->ctx->w, bytes_in, (uint64_t)n);
+		req->body_off += (uint64_t)n;
+		return n;
+	}
+	if (n < 0 && errno == EAGAIN) {
+		c->readable = false; /* the caller splices only into a pipe with room */
+		return -EAGAIN;
+	}
+	c->rdhup = true;
+	return stream_fail(req, -ECONNRESET);
+}
+
 int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg)
 {
 	if (!req->stream || req->stream_err || fn == NULL || req->ctx->in_error_handler)
@@ -396,6 +454,7 @@ int zh_body_wait(zh_request_t *req, zh_body_fn fn, void *arg)
 	invite_body(req);
 	req->ctx->resume_fn = fn;
 	req->ctx->resume_arg = arg;
+	req->ctx->conn->defer_gen++; /* a zh__body_wake token of an earlier wait is stale */
 	return 0;
 }
 

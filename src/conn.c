@@ -276,8 +276,15 @@ static uint16_t flush_end(const zh__ctx_t *ctx)
 	const zh_response_t *resp = &ctx->resp;
 	/* an unfinished response whose head has not left: send only what precedes its head
 	 * (earlier pipelined responses, 100 Continue) */
-	if (ZH__LIKELY(!resp->streaming))
-		return response_open(ctx) ? resp->head_slot : ctx->iov_n;
+	if (ZH__LIKELY(!resp->streaming)) {
+		if (!response_open(ctx))
+			return ctx->iov_n;
+		/* a streaming route's 100 Continue slot, not filled yet, waits: sent empty now,
+		 * it could not carry the 100 that zh_body_read may send later */
+		return ctx->req.stream && ctx->iov[resp->interim_slot].iov_len == 0
+			       ? resp->interim_slot
+			       : resp->head_slot;
+	}
 	/* a response streaming now: what the protocol's framing allows */
 	return ctx->in_request ? zh__pr_send_end(ctx, ctx->iov_n) : ctx->iov_n;
 }
@@ -735,6 +742,24 @@ void zh__resp_unpark(const zh_deferred_t *token)
 	if (ctx == NULL || !ctx->parked || c->defer_gen != token->gen)
 		return;
 	ctx->parked = false;
+	drive(token->worker, c);
+}
+
+void zh__body_wait_token(zh_request_t *req, zh_deferred_t *token)
+{
+	zh__conn_t *c = req->ctx->conn;
+	token->worker = req->ctx->w;
+	token->conn = c;
+	token->gen = ++c->defer_gen;
+}
+
+void zh__body_wake(const zh_deferred_t *token)
+{
+	zh__conn_t *c = token->conn;
+	zh__ctx_t *ctx = c->state == ZH__C_FREE ? NULL : c->ctx;
+	if (ctx == NULL || !ctx->resume_fn || c->defer_gen != token->gen)
+		return;
+	(void)resume(token->worker, c); /* progress or not, it was asked for */
 	drive(token->worker, c);
 }
 

@@ -161,6 +161,13 @@ void zh__deferred_resume_now(const zh_deferred_t *token, zh_body_fn fn, void *ar
  * (from a watch or timer callback), or with resp NULL if the connection dies first. */
 void zh__resp_park(zh_response_t *resp, zh_deferred_t *token);
 void zh__resp_unpark(const zh_deferred_t *token); /* a stale token does nothing */
+/* Right after zh_body_wait(): *token names this wait. zh__body_wake(token), from a watch
+ * or timer callback, calls the continuation now as if body bytes had come (its
+ * zh_body_read may say -EAGAIN again): for a handler that also waits on something else,
+ * such as an upstream that answers before the body has all come. A stale token (the wait
+ * ended, the connection closed) does nothing. */
+void zh__body_wait_token(zh_request_t *req, zh_deferred_t *token);
+void zh__body_wake(const zh_deferred_t *token);
 
 /* Body bytes waiting in a pipe (spliced there from a socket): len bytes of pipefd leave by
  * splice(2), never through user space, as a file entry of the queue. release(arg) once the
@@ -171,6 +178,19 @@ void zh__resp_unpark(const zh_deferred_t *token); /* a stale token does nothing 
 bool zh__resp_pipe_ok(const zh_response_t *resp);
 int zh__resp_write_pipe(zh_response_t *resp, int pipefd, size_t len, zh_release_fn release,
 			void *arg);
+/* A streaming route's request body without a copy through user space (the reverse proxy's).
+ * zh__body_peek: the body bytes that came with the head and are not taken yet, in place in
+ * the receive buffer: a Content-Length body over HTTP/1 only (chunked framing must be
+ * decoded: zh_body_read), else empty. Valid until the next body call or the response's end.
+ * zh__body_take(req, n) marks the first n of them (n <= the peeked length) as read.
+ * zh__body_splice: once none are left, moves up to cap bytes of a Content-Length body from
+ * a plain HTTP/1 socket into the pipe pipe_w by splice(2) (the pipe must have room for
+ * them). Returns the bytes moved (> 0), 0 at the end of the body, -ENOTSUP when this body
+ * cannot be spliced (TLS, HTTP/2, io_uring, chunked, bytes still buffered: use
+ * zh_body_read), or what zh_body_read returns (-EAGAIN: zh_body_wait). */
+zh_slice_t zh__body_peek(const zh_request_t *req);
+void zh__body_take(zh_request_t *req, size_t n);
+ssize_t zh__body_splice(zh_request_t *req, int pipe_w, size_t cap);
 /* The reverse proxies' per-upstream families for /metrics (upstream.c); nothing if srv has
  * no proxy. */
 void zh__proxy_metrics_expose(const zh_server_t *srv, zh_response_t *resp);

@@ -5,9 +5,13 @@
  * One proxied request, on the client connection's worker:
  *   handler    picks an upstream, takes an idle pooled connection (or starts a
  *              nonblocking connect), writes the request head (upstream_parse.c) into the
- *              connection's buffer, sends head + body with one writev when it can, and
- *              defers the response (zh_resp_defer) under a worker timer (connect, then
- *              header timeout);
+ *              connection's buffer, sends it with the body bytes that came with it in one
+ *              sendmsg when it can, and defers the response (zh_resp_defer) under a worker
+ *              timer (connect, then header timeout);
+ *   pump       the rest of the request body (a streaming route), client to upstream
+ *              (upstream_request.c), waiting on whichever side is slower: the client
+ *              (zh_body_wait) or the upstream socket (deferred until it takes more). An
+ *              upstream that answers first ends the sending;
  *   watch      the upstream socket's events (ext.h zh__watch_t) finish the connect and the
  *              send, then read the response head into the same buffer and parse it
  *              strictly; the deferred response resumes at once on the worker
@@ -48,31 +52,6 @@
 
 enum { RUNS_MAX = 32 }; /* chunked data runs queued per read */
 
-/* The exchange: in zh_resp_state (valid until the response ends); found again by the done
- * hook through the route middleware's slot. */
-typedef struct ex {
-	zh_deferred_t token; /* the deferred response, then the parked producer */
-	zh_timer_t timer;
-	pw_t *pw;
-	uconn_t *uc;
-	zh_request_t *req;   /* alive while the response is deferred or produced */
-	zh_slice_t body;
-	uint64_t tried;	     /* upstreams tried, as bits */
-	uint64_t left;	     /* ZH__UF_LENGTH: body bytes still to come */
-	uint64_t started_us;
-	zh__uchunk_t chunk;
-	uint32_t hoff;	     /* where the final head starts in uc->buf (after 1xx heads) */
-	uint16_t status;     /* an error to answer */
-	uint16_t retry_s;    /* its Retry-After, for a 503 */
-	uint8_t framing;
-	bool active, head_req, idempotent, parked, failed, splicing;
-	bool upgrade; /* the client asked to switch protocols: passed on (a tunnel) */
-} ex_t;
-_Static_assert(sizeof(ex_t) <= ZH_RESP_STATE_SIZE, "the exchange lives in zh_resp_state");
-
-#define CNT(field) __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, \
-				    __ATOMIC_RELAXED)
-
 static int attempt(ex_t *ex, zh_request_t *req);
 
 /* ---- the pool ------------------------------------------------------------------------------ */
@@ -89,15 +68,6 @@ static void idle_unlink(upw_t *u, uconn_t *uc)
 		u->idle_tail = uc->prev;
 	uc->next = uc->prev = NULL;
 	u->nidle--;
-}
-
-static void pipe_close(uconn_t *uc)
-{
-	if (uc->pipe[0] >= 0) {
-		close(uc->pipe[0]);
-		close(uc->pipe[1]);
-		uc->pipe[0] = uc->pipe[1] = -1;
-	}
 }
 
 /* Closes the socket; the slot returns to the free list once no reference into its buffer
@@ -117,7 +87,7 @@ void zh__uc_close(uconn_t *uc)
 		uc->state = UC_DEAD; /* a queued pipe entry may still read the pipe */
 		return;
 	}
-	pipe_close(uc);
+	zh__uc_pipe_close(uc);
 	uc->state = UC_FREE;
 	uc->next = uc->pw->free;
 	uc->pw->free = uc;
@@ -153,7 +123,7 @@ static void uc_settle(uconn_t *uc)
 		/* a pipe entry dropped unsent (the client died after the last read) leaves
 		 * bytes behind: the next response must not follow them */
 		if (ioctl(uc->pipe[0], FIONREAD, &left) < 0 || left != 0)
-			pipe_close(uc);
+			zh__uc_pipe_close(uc);
 	}
 	if (uc->state == UC_DONE && uc->reusable)
 		uc_idle(uc);
@@ -166,7 +136,7 @@ static void uc_release(void *arg)
 	uconn_t *uc = arg;
 	uc->refs--;
 	if (uc->refs == 0 && uc->state == UC_DEAD) {
-		pipe_close(uc);
+		zh__uc_pipe_close(uc);
 		uc->state = UC_FREE;
 		uc->next = uc->pw->free;
 		uc->pw->free = uc;
@@ -236,60 +206,6 @@ uconn_t *zh__uc_open(pw_t *pw, unsigned i, int *err)
 	return uc;
 }
 
-/* ---- balancing ----------------------------------------------------------------------------- */
-
-static bool all_down(const pw_t *pw)
-{
-	uint64_t now = zh__ext_now_ms(pw->w);
-	for (unsigned i = 0; i < pw->p->n_up; i++)
-		if (zh__up_usable(&pw->ups[i], now))
-			return false;
-	return true;
-}
-
-/* The next upstream for ex: not tried yet, not down, with room. Round robin starts each
- * request one further; least outstanding takes the fewest in flight (this worker's), ties
- * in round-robin order. -503 when none is up (*retry_s: until the first comes back), -502
- * when every upstream has been tried. */
-static int pick(ex_t *ex, unsigned *retry_s)
-{
-	pw_t *pw = ex->pw;
-	zh_proxy_t *p = pw->p;
-	uint64_t now = zh__ext_now_ms(pw->w), back = 0;
-	unsigned start = pw->rr++, n = p->n_up, untried = 0;
-	int best = -1;
-	for (unsigned k = 0; k < n; k++) {
-		unsigned i = (start + k) % n;
-		upw_t *u = &pw->ups[i];
-		if (ex->tried & (1ull << i))
-			continue;
-		untried++;
-		if (!zh__up_usable(u, now)) {
-			uint64_t at = u->hc_down ? u->probe_at_ms : u->down_until_ms;
-			if (back == 0 || at < back)
-				back = at;
-			continue;
-		}
-		if (u->nidle == 0 && u->nopen >= p->o.max_conns)
-			continue;
-		if (best < 0 || (p->o.balance == ZH_PROXY_LEAST_OUTSTANDING &&
-				 u->outstanding < pw->ups[best].outstanding))
-			best = (int)i;
-		if (p->o.balance == ZH_PROXY_ROUND_ROBIN)
-			break;
-	}
-	if (best >= 0)
-		return best;
-	if (untried == 0 && ex->tried && !all_down(pw))
-		return -502;
-	/* every upstream is down (some of them just now, by this request) or full */
-	for (unsigned i = 0; back == 0 && i < n; i++)
-		if (!zh__up_usable(&pw->ups[i], now))
-			back = pw->ups[i].hc_down ? pw->ups[i].probe_at_ms : pw->ups[i].down_until_ms;
-	*retry_s = back ? (unsigned)((back - now + 999) / 1000) : 1;
-	return -503;
-}
-
 /* ---- the exchange: errors -------------------------------------------------------------------- */
 
 static void answer_status(zh_response_t *resp, int status, unsigned retry_s)
@@ -314,6 +230,7 @@ static void resumed_error(zh_request_t *req, zh_response_t *resp, void *arg)
 }
 
 static void retry(zh_request_t *req, zh_response_t *resp, void *arg);
+static void go_on(ex_t *ex, zh_request_t *req, zh_response_t *resp);
 
 /* The connection in use failed before any response byte. Retry elsewhere when nothing of
  * the request reached the upstream and the method is idempotent (RFC 9110 §9.2.2); else
@@ -333,7 +250,7 @@ static void fail_async(ex_t *ex, int status, bool nothing_sent)
 		zh__deferred_resume_now(&ex->token, retry, ex);
 		return;
 	}
-	ex->status = (uint16_t)(status == 502 && all_down(ex->pw) ? 503 : status);
+	ex->status = (uint16_t)(status == 502 && zh__all_down(ex->pw) ? 503 : status);
 	zh__deferred_resume_now(&ex->token, resumed_error, ex);
 }
 
@@ -347,8 +264,8 @@ static void retry(zh_request_t *req, zh_response_t *resp, void *arg)
 	r = attempt(ex, req);
 	if (r > 0)
 		answer_status(resp, r, ex->retry_s);
-	else if (zh_resp_defer(resp, &ex->token) < 0)
-		answer_status(resp, 502, 0);
+	else
+		go_on(ex, req, resp);
 }
 
 static void on_timer(zh_request_t *req, void *arg)
@@ -385,50 +302,12 @@ static void on_timer(zh_request_t *req, void *arg)
 
 /* ---- sending the request ------------------------------------------------------------------- */
 
-/* 1: all sent; 0: the socket is full; < 0: an error. */
-static int send_more(ex_t *ex, uconn_t *uc)
+/* The head and the body bytes that came with it have left: the rest of the body, or the
+ * response head, comes next. */
+static void head_sent(ex_t *ex, uconn_t *uc)
 {
-	while (uc->sent < uc->head_len + ex->body.len) {
-		struct iovec iov[2];
-		int n = 0;
-		ssize_t w;
-		if (uc->sent < uc->head_len)
-			iov[n++] = (struct iovec){uc->buf + uc->sent, uc->head_len - uc->sent};
-		if (ex->body.len) {
-			size_t off = uc->sent > uc->head_len ? uc->sent - uc->head_len : 0;
-			iov[n++] = (struct iovec){(void *)(ex->body.ptr + off), ex->body.len - off};
-		}
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		w = sendmsg(uc->fd, &mh, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return errno == EAGAIN ? 0 : -errno;
-		uc->sent += (uint64_t)w;
-	}
-	return 1;
-}
-
-/* The peer as text. IPv4 by hand: inet_ntop formats it through sprintf, a tenth of a
- * proxied request's instructions. */
-static void client_text(const zh_request_t *req, char out[64], bool *v6)
-{
-	uint8_t a[16];
-	char *p = out;
-	*v6 = zh_req_peer_addr(req, a) == AF_INET6;
-	if (*v6) {
-		zh_req_peer_str(req, out, 64);
-		return;
-	}
-	for (int i = 0; i < 4; i++) {
-		unsigned v = a[i];
-		if (v >= 100)
-			*p++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*p++ = (char)('0' + v / 10 % 10);
-		*p++ = (char)('0' + v % 10);
-		*p++ = i < 3 ? '.' : '\0';
-	}
+	zh__body_take(ex->req, ex->body.len);
+	uc->state = ex->req_more ? UC_REQ_BODY : UC_HEAD;
 }
 
 /* Picks an upstream and starts the exchange on it: 0 (waiting for events), or the status to
@@ -439,7 +318,7 @@ static int attempt(ex_t *ex, zh_request_t *req)
 	zh_proxy_t *p = pw->p;
 	for (;;) {
 		unsigned retry_s = 1;
-		int i = pick(ex, &retry_s), err = 0;
+		int i = zh__pick(ex, &retry_s), err = 0;
 		uconn_t *uc;
 		upw_t *u;
 		zh__ureq_extra_t x;
@@ -463,7 +342,7 @@ static int attempt(ex_t *ex, zh_request_t *req)
 			zh__up_down_until(u, zh__ext_now_ms(pw->w) + p->o.fail_timeout_ms);
 			if (ex->idempotent)
 				continue; /* nothing was sent: RFC 9110 §9.2.2 allows another try */
-			return all_down(pw) ? 503 : 502;
+			return zh__all_down(pw) ? 503 : 502;
 		}
 		CNT(u->requests);
 		u->outstanding++;
@@ -478,11 +357,12 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		} else {
 			x.host_len = strlen(x.host);
 		}
-		client_text(req, client, &x.client_v6);
+		zh__client_text(req, client, &x.client_v6);
 		x.client = client;
-		x.has_body = ex->body.len > 0 || (zh_req_method_bit(req) &
-						  (ZH_POST | ZH_PUT | ZH_PATCH));
-		x.body_len = ex->body.len;
+		x.chunked = ex->req_chunked;
+		x.body_len = ex->req_chunked ? 0 : (uint64_t)zh_body_length(req);
+		x.has_body = x.body_len > 0 || (zh_req_method_bit(req) &
+						(ZH_POST | ZH_PUT | ZH_PATCH));
 		x.upgrade = (zh_slice_t){NULL, 0};
 		if (ex->upgrade && zh_req_upgrade(req, &x.upgrade) != 1)
 			x.upgrade = (zh_slice_t){NULL, 0};
@@ -495,7 +375,7 @@ static int attempt(ex_t *ex, zh_request_t *req)
 		}
 		uc->head_len = (uint32_t)hl;
 		if (uc->state == UC_SENDING) {
-			int r = send_more(ex, uc);
+			int r = zh__ureq_send(ex, uc);
 			if (r < 0) {
 				bool nothing_sent = uc->sent == 0;
 				/* a pooled connection the upstream had reset: nothing was taken */
@@ -507,8 +387,10 @@ static int attempt(ex_t *ex, zh_request_t *req)
 				return 502;
 			}
 			if (r == 1)
-				uc->state = UC_HEAD;
+				head_sent(ex, uc);
 		}
+		if (uc->state == UC_REQ_BODY)
+			return 0; /* go_on() streams the rest */
 		return zh_timer_start(req, &ex->timer,
 				      uc->state == UC_CONNECTING ? p->o.connect_timeout_ms
 								 : p->o.header_timeout_ms,
@@ -694,7 +576,7 @@ static void deliver(zh_request_t *req, zh_response_t *resp, void *arg)
 	ex->framing = (uint8_t)h->framing;
 	ex->left = h->length;
 	memset(&ex->chunk, 0, sizeof ex->chunk);
-	uc->reusable = h->keep_alive;
+	uc->reusable = h->keep_alive && !ex->req_cut;
 	if (h->status == 101) {
 		deliver_upgrade(ex, resp, b, h);
 		return;
@@ -743,24 +625,6 @@ static int idle_timer(ex_t *ex, zh_response_t *resp)
 			      on_timer, ex) < 0
 		       ? -EIO
 		       : ZH_PRODUCE_MORE;
-}
-
-/* A pipe for splice, once per connection (kept while it is pooled). False: none. */
-static bool pipe_ready(uconn_t *uc)
-{
-	int r;
-	if (uc->pipe[0] >= 0)
-		return true;
-	if (pipe2(uc->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-		uc->pipe[0] = uc->pipe[1] = -1;
-		return false; /* out of descriptors: the buffer path still works */
-	}
-	/* a bigger pipe moves more per splice; if refused, the default (64 KiB) is used */
-	r = fcntl(uc->pipe[1], F_SETPIPE_SZ, ZH__UP_PIPE);
-	if (r < 0)
-		r = fcntl(uc->pipe[1], F_GETPIPE_SZ);
-	uc->pipe_cap = r > 0 ? (uint32_t)r : 65536u;
-	return true;
 }
 
 /* A read of the body brought nothing (n <= 0, errno set when n < 0): park until the
@@ -814,7 +678,7 @@ static int produce(zh_response_t *resp, void *arg)
 		return -EIO;
 	}
 	if (!ex->splicing && ex->framing == ZH__UF_LENGTH && ex->left >= ZH__UP_SPLICE_MIN &&
-	    zh__resp_pipe_ok(resp) && pipe_ready(uc))
+	    zh__resp_pipe_ok(resp) && zh__uc_pipe_ready(uc))
 		ex->splicing = true;
 	if (ex->splicing)
 		return produce_splice(ex, uc, resp);
@@ -849,8 +713,9 @@ static int produce(zh_response_t *resp, void *arg)
 
 /* Reads and parses the response head; 1xx interim heads are skipped. A 101 is delivered
  * only when the client's Upgrade was passed on (a tunnel, deliver_upgrade); else it is
- * refused: the bytes after it are not HTTP. */
-static void read_head(ex_t *ex, uconn_t *uc)
+ * refused: the bytes after it are not HTTP. Returns 1 when the head is whole (pw->head),
+ * 0 when more is needed, -1 (counted) when the upstream failed or sent a bad head. */
+static int head_in(ex_t *ex, uconn_t *uc)
 {
 	pw_t *pw = ex->pw;
 	for (;;) {
@@ -859,11 +724,10 @@ static void read_head(ex_t *ex, uconn_t *uc)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
-			return;
+			return 0;
 		if (n <= 0) {
 			CNT(pw->ups[uc->up].bad_responses);
-			fail_async(ex, 502, false);
-			return;
+			return -1;
 		}
 		uc->len += (uint32_t)n;
 		for (;;) {
@@ -879,15 +743,137 @@ static void read_head(ex_t *ex, uconn_t *uc)
 		if (r < 0 || (r > 0 && pw->head.status == 101 && !ex->upgrade) ||
 		    (r == 0 && uc->len == ZH__UP_BUF)) {
 			CNT(pw->ups[uc->up].bad_responses);
-			fail_async(ex, 502, false);
+			return -1;
+		}
+		if (r > 0)
+			return 1;
+	}
+}
+
+/* head_in from the loop (the upstream socket's event): the deferred response resumes. */
+static void read_head(ex_t *ex, uconn_t *uc)
+{
+	int r = head_in(ex, uc);
+	if (r < 0) {
+		fail_async(ex, 502, false);
+	} else if (r > 0) {
+		zh_timer_cancel(&ex->timer);
+		zh__deferred_resume_now(&ex->token, deliver, ex);
+	}
+}
+
+/* ---- the rest of the request body (from the handler or a continuation) ---------------------- */
+
+static void pump_on(zh_request_t *req, zh_response_t *resp, void *arg);
+
+static void answer_now(ex_t *ex, zh_response_t *resp, int status)
+{
+	zh_timer_cancel(&ex->timer);
+	answer_status(resp, status, 0); /* the done hook closes the connection: not UC_DONE */
+}
+
+/* h: what head_in said (0 when not asked). Waits for the response head, or delivers it. */
+static void head_now(ex_t *ex, zh_request_t *req, zh_response_t *resp, int h)
+{
+	ex->uc->state = UC_HEAD;
+	if (h < 0) {
+		answer_now(ex, resp, 502);
+	} else if (h > 0) {
+		zh_timer_cancel(&ex->timer);
+		deliver(req, resp, ex);
+	} else if (zh_timer_start(req, &ex->timer, ex->pw->p->o.header_timeout_ms, on_timer,
+				  ex) < 0 ||
+		   zh_resp_defer(resp, &ex->token) < 0) {
+		answer_now(ex, resp, 502);
+	}
+}
+
+/* The upstream answered (or failed) while body bytes were still to send: nothing more is
+ * sent, the connection is not reused, and the client's closes after the response (the
+ * rest of its body is never read). The buffer is the head's from now on. */
+static void cut_body(ex_t *ex, zh_request_t *req, zh_response_t *resp)
+{
+	ex->req_cut = true;
+	zh__ureq_body_stop(ex, ex->uc);
+	head_now(ex, req, resp, head_in(ex, ex->uc));
+}
+
+/* Moves body bytes from the client to the upstream until one of them has to be waited for:
+ * the client (zh_body_wait), or the upstream socket (deferred until EPOLLOUT). An upstream
+ * that says something meanwhile is looked at between sends: interim heads are dropped, a
+ * final head ends the sending. */
+static void pump(ex_t *ex, zh_request_t *req, zh_response_t *resp)
+{
+	uconn_t *uc = ex->uc;
+	uint64_t max_body = zh__ext_server_config(ex->pw->p->srv)->max_body;
+	for (;;) {
+		int r = zh__ureq_body_flush(ex, uc);
+		ssize_t n;
+		if (r < 0 || (r == 0 && ex->up_in)) {
+			cut_body(ex, req, resp); /* it stopped reading, or cannot */
 			return;
 		}
-		if (r > 0) {
+		if (r == 0) {
+			ex->wait_out = true;
+			if (zh_timer_start(req, &ex->timer, ex->pw->p->o.idle_timeout_ms, on_timer,
+					   ex) < 0 ||
+			    zh_resp_defer(resp, &ex->token) < 0)
+				answer_now(ex, resp, 502);
+			return;
+		}
+		if (ex->up_in) {
+			int h = head_in(ex, uc);
+			ex->up_in = false;
+			if (h != 0 || uc->len > ex->hoff) {
+				ex->req_cut = ex->req_more; /* else it is the answer, in time */
+				zh__ureq_body_stop(ex, uc);
+				head_now(ex, req, resp, h);
+				return;
+			}
+			uc->len = ex->hoff = 0; /* nothing, or interim heads only */
+		}
+		if (!ex->req_more) {
+			head_now(ex, req, resp, 0);
+			return;
+		}
+		n = zh__ureq_body_fill(ex, uc, req, max_body);
+		if (n == -EAGAIN) {
+			zh_timer_cancel(&ex->timer); /* the client's body timeout runs instead */
+			if (zh_body_wait(req, pump_on, ex) < 0)
+				answer_now(ex, resp, 502);
+			else
+				zh__body_wait_token(req, &ex->token); /* an early answer wakes it */
+			return;
+		}
+		if (n == -EMSGSIZE) {
 			zh_timer_cancel(&ex->timer);
-			zh__deferred_resume_now(&ex->token, deliver, ex);
+			(void)zh_reply(resp, 413, "text/plain; charset=utf-8", "413 Content Too Large\n",
+				       22); /* a failure is sticky: the response is a 500 then */
+			return;
+		}
+		if (n < 0) {
+			zh_timer_cancel(&ex->timer); /* the library answers the client's failure */
 			return;
 		}
 	}
+}
+
+/* The client sent more (zh_body_wait), or the upstream socket took what it had. */
+static void pump_on(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	ex_t *ex = arg;
+	if (req != NULL && ex->uc != NULL)
+		pump(ex, req, resp);
+}
+
+/* After attempt() returned 0, in a handler or continuation: the body streams on, or the
+ * response waits (deferred) for the connect, the send or the head. */
+static void go_on(ex_t *ex, zh_request_t *req, zh_response_t *resp)
+{
+	if (ex->uc->state == UC_REQ_BODY)
+		pump(ex, req, resp);
+	else if (zh_resp_defer(resp, &ex->token) < 0)
+		answer_status(resp, 502, 0);
 }
 
 void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
@@ -927,14 +913,20 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 	}
 		/* fall through */
 	case UC_SENDING: {
-		int r = send_more(ex, uc);
+		int r = zh__ureq_send(ex, uc);
 		if (r < 0) {
 			fail_async(ex, 502, uc->sent == 0);
 			return;
 		}
 		if (r == 0)
 			return;
-		uc->state = UC_HEAD;
+		head_sent(ex, uc);
+		if (uc->state == UC_REQ_BODY) {
+			zh_timer_cancel(&ex->timer);
+			ex->up_in = (events & EPOLLIN) != 0;
+			zh__deferred_resume_now(&ex->token, pump_on, ex);
+			return;
+		}
 		if (zh_timer_start(ex->req, &ex->timer, ex->pw->p->o.header_timeout_ms, on_timer,
 				   ex) < 0) {
 			fail_async(ex, 502, false);
@@ -944,6 +936,17 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 			read_head(ex, uc);
 		return;
 	}
+	case UC_REQ_BODY:
+		if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+			ex->up_in = true; /* an early answer, or the end: the pump looks */
+		if (ex->wait_out) {
+			ex->wait_out = false;
+			zh_timer_cancel(&ex->timer);
+			zh__deferred_resume_now(&ex->token, pump_on, ex);
+		} else if (ex->up_in) {
+			zh__body_wake(&ex->token); /* the client's bytes are waited for */
+		}
+		return;
 	case UC_HEAD:
 		read_head(ex, uc);
 		return;
@@ -980,6 +983,7 @@ static void handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_proxy_t *p = arg;
 	ex_t *ex = zh_resp_state(resp);
 	unsigned m = zh_req_method_bit(req);
+	int64_t len;
 	int r;
 	memset(ex, 0, sizeof *ex);
 	zh_timer_init(&ex->timer);
@@ -996,16 +1000,21 @@ static void handler(zh_request_t *req, zh_response_t *resp, void *arg)
 		ex->upgrade = !ex->pw->no_idle && zh_req_upgrade(req, &offered) == 1 &&
 			      zh__proxy_upgrade_allowed(p, offered);
 	}
-	if (zh_body_all(req, &ex->body) < 0)
-		ex->body = (zh_slice_t){NULL, 0};
-	ex->active = true;
-	r = attempt(ex, req);
-	if (r > 0) {
-		answer_status(resp, r, ex->retry_s);
+	len = zh_body_length(req);
+	if (len > 0 && (uint64_t)len > zh__ext_server_config(p->srv)->max_body) {
+		(void)zh_reply(resp, 413, "text/plain; charset=utf-8", "413 Content Too Large\n",
+			       22); /* before a byte is read or sent: RFC 9110 §15.5.14 */
 		return;
 	}
-	if (zh_resp_defer(resp, &ex->token) < 0)
-		answer_status(resp, 502, 0); /* not reached: a handler may always defer */
+	ex->body = zh__body_peek(req); /* what came with the head goes with it */
+	ex->req_chunked = len < 0;
+	ex->req_more = len < 0 || (uint64_t)len > ex->body.len;
+	ex->active = true;
+	r = attempt(ex, req);
+	if (r > 0)
+		answer_status(resp, r, ex->retry_s);
+	else
+		go_on(ex, req, resp);
 }
 
 /* The route middleware: its slot points at the exchange (zh_resp_state, which the done
@@ -1044,7 +1053,8 @@ int zh_proxy_route(zh_server_t *srv, const char *pattern, zh_proxy_t *p)
 	int r;
 	if (srv == NULL || pattern == NULL || p == NULL || p->srv != srv)
 		return -EINVAL;
-	r = zh_server_route(srv, ZH_METHOD_ANY, pattern, ZH_ROUTE_PREFIX, handler, p);
+	r = zh_server_route(srv, ZH_METHOD_ANY, pattern, ZH_ROUTE_PREFIX | ZH_ROUTE_STREAM_BODY,
+			    handler, p);
 	if (r == 0 && (r = zh_route_use(srv, pattern, &mw)) == 0 && p->name[0] == '\0') {
 		/* the label: a pattern has no '"', '\\' or newline to escape; cut if long */
 		size_t n = strlen(pattern) < sizeof p->name ? strlen(pattern) : sizeof p->name - 1;

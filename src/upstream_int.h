@@ -79,6 +79,8 @@ typedef struct zh__ureq_extra {
 	const char *client;	/* the client's address as text */
 	bool client_v6;
 	bool has_body;		/* send Content-Length: body_len */
+	bool chunked;		/* send Transfer-Encoding: chunked instead (a body of no
+				   known length, streamed) */
 	uint64_t body_len;
 	zh_slice_t upgrade;	/* the client's Upgrade value, passed on: a tunnel is wanted */
 } zh__ureq_extra_t;
@@ -86,7 +88,7 @@ typedef struct zh__ureq_extra {
  * parsed request: method, origin-form target, HTTP/1.1; the client's fields without the
  * hop-by-hop ones (Connection and the fields it names, Keep-Alive, TE, Trailer,
  * Transfer-Encoding, Upgrade, Proxy-*), Expect (answered here) and the framing
- * (Content-Length is written from the body), then Forwarded, X-Forwarded-For, -Proto,
+ * (Content-Length or chunked, written from x), then Forwarded, X-Forwarded-For, -Proto,
  * -Host and Via. Returns the length, or -ENOSPC when it does not fit. */
 ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char *out,
 		       size_t cap);
@@ -108,8 +110,10 @@ enum {
 	ZH__UP_PIPE = 256 << 10, /* pipe size asked for (F_SETPIPE_SZ) */
 };
 
-enum uc_state { UC_FREE, UC_CONNECTING, UC_SENDING, UC_HEAD, UC_BODY, UC_DONE, UC_IDLE,
-		UC_DEAD, UC_TUNNEL };
+/* UC_SENDING: the head and the body bytes that came with it; UC_REQ_BODY: the rest of the
+ * request body; UC_HEAD: waiting for the response head; UC_BODY: its body. */
+enum uc_state { UC_FREE, UC_CONNECTING, UC_SENDING, UC_REQ_BODY, UC_HEAD, UC_BODY, UC_DONE,
+		UC_IDLE, UC_DEAD, UC_TUNNEL };
 
 /* One direction of an upgrade tunnel (upstream_tunnel.c): bytes read in user space before
  * the tunnel began (in the connection's buf) go first, then src -> pipe -> dst by splice. */
@@ -145,6 +149,7 @@ typedef struct uconn {
 	int fd;
 	int pipe[2];	   /* splice: read end, write end; -1 until a large body needs it */
 	uint32_t pipe_cap;
+	uint32_t in_pipe_req; /* request body bytes spliced into the pipe, not yet sent */
 	uint8_t state;
 	bool reusable;	   /* UC_DONE: the response was read whole, keep-alive allowed */
 	bool probe;	   /* a health check's connection (upstream_health.c), never pooled */
@@ -209,6 +214,68 @@ struct zh_proxy {
 	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
 };
 
+
+#define CNT(field) __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, \
+				    __ATOMIC_RELAXED)
+
+/* The exchange: in zh_resp_state (valid until the response ends); found again by the done
+ * hook through the route middleware's slot. */
+typedef struct ex {
+	zh_deferred_t token; /* the deferred response, then the parked producer */
+	zh_timer_t timer;
+	pw_t *pw;
+	uconn_t *uc;
+	zh_request_t *req;   /* alive while the response is deferred or produced */
+	zh_slice_t body;
+	uint64_t tried;	     /* upstreams tried, as bits */
+	uint64_t left;	     /* ZH__UF_LENGTH: body bytes still to come */
+	uint64_t started_us;
+	zh__uchunk_t chunk;
+	uint32_t hoff;	     /* where the final head starts in uc->buf (after 1xx heads) */
+	uint16_t status;     /* an error to answer */
+	uint16_t retry_s;    /* its Retry-After, for a 503 */
+	uint8_t framing;
+	bool active, head_req, idempotent, parked, failed, splicing;
+	bool upgrade; /* the client asked to switch protocols: passed on (a tunnel) */
+	/* the request body beyond `body` (which came with the head), streamed upstream
+	 * (upstream_request.c): bytes read from the client wait in buf[poff..plen) or, spliced,
+	 * in the connection's pipe (uc->in_pipe_req) until the upstream socket takes them */
+	uint8_t req_mode;   /* REQ_UNDECIDED, REQ_COPY, REQ_SPLICE */
+	bool req_more;	    /* the client has more body bytes to send */
+	bool req_chunked;   /* sent upstream chunked (the client's length is not known) */
+	bool req_cut;	    /* the upstream answered before the body was all sent */
+	bool wait_out;	    /* the upstream socket was full: waiting for EPOLLOUT */
+	bool up_in;	    /* the upstream sent something while the body was going */
+	uint32_t poff, plen;
+	uint64_t req_read;  /* body bytes read from the client (the limit: max_body) */
+} ex_t;
+_Static_assert(sizeof(ex_t) <= ZH_RESP_STATE_SIZE, "the exchange lives in zh_resp_state");
+
+
+enum { REQ_UNDECIDED, REQ_COPY, REQ_SPLICE };
+
+/* upstream_request.c: the request side.
+ * zh__ureq_send: the head and the body bytes that came with it (ex->body): 1 all sent, 0
+ *   the socket is full, < 0 an error (-errno).
+ * zh__ureq_body_fill (from a handler or continuation: it reads the client): reads the
+ *   body's next bytes into the pipe or buf[poff..plen) (chunk-framed when req_chunked),
+ *   clearing req_more at the end: 1, or what zh_body_read returns (< 0), or -EMSGSIZE
+ *   past max_body. zh__ureq_body_flush sends what fill read: 1 all, 0 the socket is full,
+ *   < 0 an error. zh__ureq_body_stop drops what was not sent (the upstream answered).
+ * zh__client_text: the peer's address as text for the forwarding fields.
+ * zh__uc_pipe_ready: the connection's pipe for splice, made once (false: none);
+ * zh__uc_pipe_close closes it. */
+int zh__ureq_send(ex_t *ex, uconn_t *uc);
+/* Balancing: the next upstream for ex (see upstream_request.c), or -503 / -502; is every
+ * upstream down? */
+int zh__pick(ex_t *ex, unsigned *retry_s);
+bool zh__all_down(const pw_t *pw);
+ssize_t zh__ureq_body_fill(ex_t *ex, uconn_t *uc, zh_request_t *req, uint64_t max_body);
+int zh__ureq_body_flush(ex_t *ex, uconn_t *uc);
+void zh__ureq_body_stop(ex_t *ex, uconn_t *uc);
+void zh__client_text(const zh_request_t *req, char out[64], bool *v6);
+bool zh__uc_pipe_ready(uconn_t *uc);
+void zh__uc_pipe_close(uconn_t *uc);
 
 /* The upstream sockets' events (upstream.c), the watch of every connection slot. */
 void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events);

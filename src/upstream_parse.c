@@ -481,6 +481,7 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 	zh_slice_t names[CONN_NAMES_MAX], n, v, m = zh_req_method(req),
 					    chost = zh_req_host(req);
 	unsigned nn = connection_names(req, names);
+	bool tls = zh_req_tls_version(req) != NULL; /* the client's scheme */
 	put(&o, m.ptr, m.len);
 	PUTL(&o, " ");
 	put_target(&o, req);
@@ -497,14 +498,18 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 	}
 	put_appended(&o, req, "X-Forwarded-For", "", x->client, "");
 	put_appended(&o, req, "Forwarded", x->client_v6 ? "for=\"[" : "for=", x->client,
-		     x->client_v6 ? "]\";proto=http" : ";proto=http");
+		     tls ? (x->client_v6 ? "]\";proto=https" : ";proto=https")
+			 : (x->client_v6 ? "]\";proto=http" : ";proto=http"));
 	if (plain_host(chost) && !o.full) {
 		o.len -= 2; /* continue the element just written: ;host="..." */
 		PUTL(&o, ";host=\"");
 		put(&o, chost.ptr, chost.len);
 		PUTL(&o, "\"\r\n");
 	}
-	PUTL(&o, "X-Forwarded-Proto: http\r\n");
+	if (tls)
+		PUTL(&o, "X-Forwarded-Proto: https\r\n");
+	else
+		PUTL(&o, "X-Forwarded-Proto: http\r\n");
 	if (chost.len) {
 		PUTL(&o, "X-Forwarded-Host: ");
 		put(&o, chost.ptr, chost.len);
@@ -516,7 +521,9 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 		put(&o, x->upgrade.ptr, x->upgrade.len);
 		PUTL(&o, "\r\n");
 	}
-	if (x->has_body) {
+	if (x->chunked) {
+		PUTL(&o, "Transfer-Encoding: chunked\r\n");
+	} else if (x->has_body) {
 		PUTL(&o, "Content-Length: ");
 		put_u64(&o, x->body_len);
 		PUTL(&o, "\r\n");

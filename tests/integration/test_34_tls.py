@@ -7,6 +7,7 @@ and /metrics) plus one TLS listener on another free port. Clients: Python's ssl 
 curl --cacert and openssl s_client.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -692,3 +693,28 @@ class ZeroAllocTLS(TLSCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TLSProxy(ServerTestCase):
+    """The reverse proxy behind a TLS listener: the upstream learns the client's scheme, and
+    request bodies stream through TLS (no splice there: read into the upstream buffer)."""
+    AUTO_START = False
+    SERVER_DEMO = False
+
+    def test_proxied_request_says_https_and_its_body_streams(self):
+        from test_50_proxy import Upstream
+        up = Upstream(self, "a")
+        port = free_port()
+        self.server = self.start_server([
+            "--workers", "1", "--listen-tls", "%s:%d" % (HOST, port),
+            "--tls-cert", cert("localhost"), "--tls-key", os.path.join(D, "localhost.key"),
+            "--proxy", "/=" + up.url, "--max-body", str(8 << 20)])
+        body = os.urandom(3 << 20)
+        c = self.track(TLSConn(port))
+        c.send(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body)
+               + body)
+        doc = json.loads(c.read_response(method="POST").body)
+        self.assertEqual((doc["body_len"], doc["body_sha"]),
+                         (len(body), hashlib.sha256(body).hexdigest()))
+        self.assertIn("X-Forwarded-Proto: https\r\n", doc["head"])
+        self.assertIn("for=127.0.0.1;proto=https", doc["head"])

@@ -32,6 +32,9 @@ request path:
                     same write), then every byte echoed; at the client's half-close,
                     "bye" and close (the tunnel passes half-closes on)
   /bad101?proto=P   101 with Upgrade: P (websocket) whatever was asked
+  /early...         413 with Connection: close as soon as the head is in, the body unread
+
+Request bodies are read by Content-Length or chunked.
 """
 import base64
 import hashlib
@@ -94,9 +97,39 @@ class Log:
         return n
 
 
+def read_chunked(sock, buf):
+    """A chunked body (RFC 9112 §7.1) from buf and then sock: (body, rest) or None at EOF."""
+    body = bytearray()
+    buf = bytearray(buf)
+
+    def need(k):
+        while len(buf) < k:
+            d = sock.recv(1 << 20)
+            if not d:
+                return False
+            buf.extend(d)
+        return True
+
+    while True:
+        while b"\r\n" not in buf:
+            if not need(len(buf) + 1):
+                return None
+        i = buf.index(b"\r\n")
+        size = int(bytes(buf[:i]).split(b";")[0], 16)
+        if not need(i + 2 + size + 2):
+            return None
+        body += buf[i + 2:i + 2 + size]
+        if buf[i + 2 + size:i + 4 + size] != b"\r\n":
+            raise ValueError("bad chunk framing")
+        del buf[:i + 4 + size]
+        if size == 0:  # no trailer fields: the proxy sends none
+            return bytes(body), bytes(buf)
+
+
 def read_request(sock, buf):
-    """(head bytes, body bytes, rest) or None at EOF. Bodies by Content-Length only: the
-    proxy always sends one."""
+    """(head bytes, body bytes, rest) or None at EOF. Bodies by Content-Length or chunked
+    (the proxy streams a body of unknown length chunked). /early* paths: the body is left
+    unread (the answer comes first)."""
     while b"\r\n\r\n" not in buf:
         d = sock.recv(65536)
         if not d:
@@ -104,18 +137,28 @@ def read_request(sock, buf):
         buf += d
     i = buf.index(b"\r\n\r\n") + 4
     head, buf = buf[:i], buf[i:]
-    n = 0
+    n, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
         if line.lower().startswith(b"content-length:"):
             n = int(line.split(b":", 1)[1])
         if line.lower().startswith(b"transfer-encoding:"):
-            raise ValueError("the proxy sent Transfer-Encoding")
+            if line.split(b":", 1)[1].strip().lower() != b"chunked":
+                raise ValueError("the proxy sent a coding other than chunked")
+            chunked = True
+    if n and chunked:
+        raise ValueError("the proxy sent both Content-Length and chunked")
+    if head.split(b" ", 2)[1].startswith(b"/early"):
+        return head, b"", b""
+    if chunked:
+        got = read_chunked(sock, buf)
+        return None if got is None else (head, got[0], got[1])
+    buf = bytearray(buf)
     while len(buf) < n:
-        d = sock.recv(65536)
+        d = sock.recv(1 << 20)
         if not d:
             return None
-        buf += d
-    return head, buf[:n], buf[n:]
+        buf.extend(d)
+    return head, bytes(buf[:n]), bytes(buf[n:])
 
 
 def respond(sock, name, head, body):
@@ -125,6 +168,10 @@ def respond(sock, name, head, body):
     u = urllib.parse.urlsplit(target)
     q = dict(urllib.parse.parse_qsl(u.query))
     path = u.path
+    if path.startswith("/early"):  # answers before reading the body, then closes
+        sock.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 5\r\n"
+                     b"Connection: close\r\n\r\nearly")
+        return False
     if path.startswith("/slow"):
         time.sleep(int(q.get("ms", "500")) / 1000)
     if path.startswith("/echo") or path.startswith("/slow"):
