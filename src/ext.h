@@ -96,7 +96,9 @@ typedef struct zh__hlines {
  * zh_write_header() as long as the head has not been serialized (response.c). 0 or -errno;
  * a failure fails the response (the sticky header rule). */
 int zh__resp_content_type(zh_response_t *resp, const char *type);
-/* zh_resp_header_add with lengths (a proxy copying an upstream's fields). */
+/* zh_resp_header_add with lengths, for fields the caller has checked already (a proxy
+ * copying the fields its strict parser accepted): name a token, value without controls
+ * (HTAB aside) or surrounding whitespace; they are not checked again. */
 int zh__resp_header_addn(zh_response_t *resp, const char *name, size_t nlen, const char *value,
 			 size_t vlen);
 int zh__resp_header_lines(zh_response_t *resp, const zh__hlines_t *const *blocks, unsigned n);

@@ -329,17 +329,14 @@ static int reserved_field(zh_response_t *resp, const char *name, size_t nlen, co
 	return 0;
 }
 
-static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
-		      size_t vlen, bool replace)
+/* A field whose name is a token and whose value is valid and trimmed (checked by the
+ * caller). */
+static int header_store(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+			size_t vlen, bool replace)
 {
 	int r;
 	zh__hdr_t *hd;
 	char *p;
-	if (!zh__valid_token(name, nlen) || !zh__valid_field_value(value, vlen))
-		return reject(resp);
-	if (vlen && (value[0] == ' ' || value[0] == '\t' || value[vlen - 1] == ' ' ||
-		     value[vlen - 1] == '\t'))
-		return reject(resp); /* field values carry no surrounding whitespace */
 	r = reserved_field(resp, name, nlen, value, vlen);
 	if (r != 0)
 		return r < 0 ? r : 0;
@@ -375,6 +372,17 @@ static int header_put(zh_response_t *resp, const char *name, size_t nlen, const 
 	p[nlen + 3 + vlen] = '\n';
 	resp->hused = (uint16_t)(resp->hused + nlen + vlen + 4);
 	return 0;
+}
+
+static int header_put(zh_response_t *resp, const char *name, size_t nlen, const char *value,
+		      size_t vlen, bool replace)
+{
+	if (!zh__valid_token(name, nlen) || !zh__valid_field_value(value, vlen))
+		return reject(resp);
+	if (vlen && (value[0] == ' ' || value[0] == '\t' || value[vlen - 1] == ' ' ||
+		     value[vlen - 1] == '\t'))
+		return reject(resp); /* field values carry no surrounding whitespace */
+	return header_store(resp, name, nlen, value, vlen, replace);
 }
 
 /* Trusted, preformatted header lines with their index (zh__hlines_t), built once by the
@@ -506,7 +514,7 @@ int zh__resp_header_addn(zh_response_t *resp, const char *name, size_t nlen, con
 	int r;
 	if (frozen(resp))
 		return header_failed(resp, -EALREADY);
-	r = header_put(resp, name, nlen, value, vlen, false);
+	r = header_store(resp, name, nlen, value, vlen, false); /* checked by the caller */
 	return r < 0 ? header_failed(resp, r) : r;
 }
 

@@ -431,28 +431,29 @@ static bool copy_fields(zh_response_t *resp, const char *b, const zh__uhead_t *h
 	size_t bytes = 0;
 	unsigned n = 0;
 	bool conn = false; /* a Connection field may name more hop-by-hop fields */
+	bool skip[ZH__UP_FIELDS_MAX];
 	for (uint32_t i = 0; i < h->nfields && !conn; i++)
 		conn = h->f[i].nlen == 10 && zh__ieq(b + h->f[i].noff, "connection", 10);
-	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t i = 0; i < h->nfields; i++) {
-			const zh__ufield_t *f = &h->f[i];
-			const char *nm = b + f->noff;
-			if (zh__uhop_by_hop(nm, f->nlen) ||
-			    (conn && listed_in_connection(b, h, nm, f->nlen)) ||
-			    (f->nlen == 14 && zh__ieq(nm, "content-length", 14)) ||
-			    (f->nlen == 4 && zh__ieq(nm, "date", 4)))
-				continue;
-			if (pass == 0) {
-				n++;
-				bytes += f->nlen + f->vlen + 4u;
-			} else if (zh__resp_header_addn(resp, nm, f->nlen, b + f->voff, f->vlen) < 0) {
-				return false;
-			}
+	for (uint32_t i = 0; i < h->nfields; i++) {
+		const zh__ufield_t *f = &h->f[i];
+		const char *nm = b + f->noff;
+		skip[i] = zh__uhop_by_hop(nm, f->nlen) ||
+			  (conn && listed_in_connection(b, h, nm, f->nlen)) ||
+			  (f->nlen == 14 && zh__ieq(nm, "content-length", 14)) ||
+			  (f->nlen == 4 && zh__ieq(nm, "date", 4));
+		if (!skip[i]) {
+			n++;
+			bytes += f->nlen + f->vlen + 4u;
 		}
-		/* room left for the library's Retry-After/Content-Type-like additions: 2 fields */
-		if (pass == 0 && (n > 28 || bytes > 3800))
-			return false;
 	}
+	/* room left for the library's Retry-After/Content-Type-like additions: 2 fields */
+	if (n > 28 || bytes > 3800)
+		return false;
+	/* the parser checked names and values as the library would (zh__resp_header_addn) */
+	for (uint32_t i = 0; i < h->nfields; i++)
+		if (!skip[i] && zh__resp_header_addn(resp, b + h->f[i].noff, h->f[i].nlen,
+						     b + h->f[i].voff, h->f[i].vlen) < 0)
+			return false;
 	return true;
 }
 

@@ -336,12 +336,18 @@ typedef struct lit {
 } lit_t;
 #define LIT(x) {x, sizeof(x) - 1}
 
-static bool listed(const lit_t *l, size_t n, const char *name, size_t len)
+/* The index of name in l[0..n), or -1. */
+static int listed_at(const lit_t *l, size_t n, const char *name, size_t len)
 {
 	for (size_t i = 0; i < n; i++) /* the literals are lower case: first bytes first */
 		if (l[i].len == len && (name[0] | 0x20) == l[i].s[0] && zh__ieq(name, l[i].s, len))
-			return true;
-	return false;
+			return (int)i;
+	return -1;
+}
+
+static bool listed(const lit_t *l, size_t n, const char *name, size_t len)
+{
+	return listed_at(l, n, name, len) >= 0;
 }
 
 bool zh__uhop_by_hop(const char *n, size_t len)
@@ -349,7 +355,7 @@ bool zh__uhop_by_hop(const char *n, size_t len)
 	static const lit_t hop[] = {LIT("connection"), LIT("keep-alive"), LIT("te"),
 				    LIT("trailer"), LIT("transfer-encoding"), LIT("upgrade")};
 	return listed(hop, sizeof hop / sizeof hop[0], n, len) ||
-	       (len >= 6 && zh__ieq(n, "proxy-", 6)); /* Proxy-Connection, -Authorization... */
+	       (len >= 6 && (n[0] | 0x20) == 'p' && zh__ieq(n, "proxy-", 6)); /* Proxy-* */
 }
 
 typedef struct out {
@@ -415,25 +421,28 @@ static unsigned connection_names(const zh_request_t *req, zh_slice_t *names)
 	return n;
 }
 
-/* The fields replaced here rather than passed on. */
-static bool rewritten(zh_slice_t n)
+/* The fields replaced here rather than passed on: as a bit (1 << index in own[]), or 0.
+ * The client's own X-Forwarded-For, Forwarded and Via are appended to (OWN_APPENDED). */
+enum { OWN_XFF = 1u << 5, OWN_FORWARDED = 1u << 6, OWN_VIA = 1u << 7 };
+static unsigned rewritten(zh_slice_t n)
 {
 	static const lit_t own[] = {LIT("host"), LIT("content-length"), LIT("expect"),
 				    LIT("x-forwarded-proto"), LIT("x-forwarded-host"),
 				    LIT("x-forwarded-for"), LIT("forwarded"), LIT("via")};
-	return listed(own, sizeof own / sizeof own[0], n.ptr, n.len);
+	int i = listed_at(own, sizeof own / sizeof own[0], n.ptr, n.len);
+	return i < 0 ? 0 : 1u << i;
 }
 
-/* Name: the client's values of that field joined by ", ", then ours (one line: some
- * recipients read only one line of X-Forwarded-For). */
-static void put_appended(out_t *o, const zh_request_t *req, const char *field, const char *lead,
-			 const char *ours, const char *tail)
+/* Name: the client's values of that field (when it sent any: present) joined by ", ", then
+ * ours (one line: some recipients read only one line of X-Forwarded-For). */
+static void put_appended(out_t *o, const zh_request_t *req, const char *field, bool present,
+			 const char *lead, const char *ours, const char *tail)
 {
 	zh_slice_t n, v;
 	size_t fl = strlen(field);
 	put(o, field, fl);
 	puts_(o, ": ");
-	for (size_t i = 0; zh_req_header_at(req, i, &n, &v) == 0; i++)
+	for (size_t i = 0; present && zh_req_header_at(req, i, &n, &v) == 0; i++)
 		if (n.len == fl && zh__ieq(n.ptr, field, fl) && v.len) {
 			put(o, v.ptr, v.len);
 			puts_(o, ", ");
@@ -482,6 +491,7 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 					    chost = zh_req_host(req);
 	unsigned nn = connection_names(req, names);
 	bool tls = zh_req_tls_version(req) != NULL; /* the client's scheme */
+	unsigned own = 0; /* rewritten() bits of the fields the client sent */
 	put(&o, m.ptr, m.len);
 	PUTL(&o, " ");
 	put_target(&o, req);
@@ -489,15 +499,18 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 	put(&o, x->host, x->host_len);
 	PUTL(&o, "\r\n");
 	for (size_t i = 0; zh_req_header_at(req, i, &n, &v) == 0; i++) {
-		if (zh__uhop_by_hop(n.ptr, n.len) || rewritten(n) || named(names, nn, n))
+		unsigned r = rewritten(n);
+		own |= r;
+		if (r || zh__uhop_by_hop(n.ptr, n.len) || named(names, nn, n))
 			continue;
 		put(&o, n.ptr, n.len);
 		PUTL(&o, ": ");
 		put(&o, v.ptr, v.len);
 		PUTL(&o, "\r\n");
 	}
-	put_appended(&o, req, "X-Forwarded-For", "", x->client, "");
-	put_appended(&o, req, "Forwarded", x->client_v6 ? "for=\"[" : "for=", x->client,
+	put_appended(&o, req, "X-Forwarded-For", own & OWN_XFF, "", x->client, "");
+	put_appended(&o, req, "Forwarded", own & OWN_FORWARDED,
+		     x->client_v6 ? "for=\"[" : "for=", x->client,
 		     tls ? (x->client_v6 ? "]\";proto=https" : ";proto=https")
 			 : (x->client_v6 ? "]\";proto=http" : ";proto=http"));
 	if (plain_host(chost) && !o.full) {
@@ -515,7 +528,7 @@ ssize_t zh__ureq_write(const zh_request_t *req, const zh__ureq_extra_t *x, char 
 		put(&o, chost.ptr, chost.len);
 		PUTL(&o, "\r\n");
 	}
-	put_appended(&o, req, "Via", "", "1.1 zerohttp", "");
+	put_appended(&o, req, "Via", own & OWN_VIA, "", "1.1 zerohttp", "");
 	if (x->upgrade.len) { /* RFC 9110 §7.8: the proxy asks the upstream for the same */
 		PUTL(&o, "Connection: upgrade\r\nUpgrade: ");
 		put(&o, x->upgrade.ptr, x->upgrade.len);
