@@ -751,6 +751,27 @@ static int head_in(ex_t *ex, uconn_t *uc)
 	}
 }
 
+/* How the upstream has begun to answer, without taking its bytes: the status class (1 to 5)
+ * of the head at buf[hoff..len), or else of the socket's next bytes (MSG_PEEK); 5 for a
+ * closed or reset socket or a line that is no status line, 0 when not known yet. */
+static int answer_class(const ex_t *ex, uconn_t *uc)
+{
+	char peek[12];
+	const char *p = uc->buf + ex->hoff;
+	ssize_t n = uc->len - ex->hoff;
+	if (n == 0) {
+		p = peek;
+		n = recv(uc->fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : 5;
+		if (n == 0)
+			return 5;
+	}
+	if (n < 10)
+		return 0;
+	return memcmp(p, "HTTP/1.", 7) == 0 && p[9] >= '1' && p[9] <= '5' ? p[9] - '0' : 5;
+}
+
 /* head_in from the loop (the upstream socket's event): the deferred response resumes. */
 static void read_head(ex_t *ex, uconn_t *uc)
 {
@@ -776,7 +797,12 @@ static void answer_now(ex_t *ex, zh_response_t *resp, int status)
 /* h: what head_in said (0 when not asked). Waits for the response head, or delivers it. */
 static void head_now(ex_t *ex, zh_request_t *req, zh_response_t *resp, int h)
 {
-	ex->uc->state = UC_HEAD;
+	uconn_t *uc = ex->uc;
+	uc->state = UC_HEAD;
+	ex->up_in = false;
+	if (ex->head_ready) /* kept while the body went: pw->head is every exchange's scratch */
+		h = zh__uresp_parse(uc->buf + ex->hoff, uc->len - ex->hoff, ex->head_req,
+				    &ex->pw->head) > 0 ? 1 : -1;
 	if (h < 0) {
 		answer_now(ex, resp, 502);
 	} else if (h > 0) {
@@ -796,13 +822,37 @@ static void cut_body(ex_t *ex, zh_request_t *req, zh_response_t *resp)
 {
 	ex->req_cut = true;
 	zh__ureq_body_stop(ex, ex->uc);
-	head_now(ex, req, resp, head_in(ex, ex->uc));
+	head_now(ex, req, resp, ex->head_ready ? 1 : head_in(ex, ex->uc));
+}
+
+/* The upstream said something while the body was going and nothing of the body is in the
+ * buffer: read it. A refusal (4xx, 5xx) or a failure ends the sending (true, the exchange
+ * is answered or waits for the rest of that head); any other final head is kept until the
+ * body has all gone (an upstream may answer 200 first and read on); interim heads are
+ * dropped; the start of a head waits for its rest behind the body bytes. */
+static bool answered_early(ex_t *ex, zh_request_t *req, zh_response_t *resp)
+{
+	uconn_t *uc = ex->uc;
+	int h;
+	ex->up_in = false;
+	if (ex->head_ready)
+		return false; /* its body waits in the socket until ours has gone */
+	h = head_in(ex, uc);
+	if (h < 0 || (h > 0 && ex->pw->head.status >= 400) ||
+	    (h == 0 && uc->len > ex->hoff && answer_class(ex, uc) >= 4)) {
+		ex->req_cut = ex->req_more;
+		zh__ureq_body_stop(ex, uc);
+		head_now(ex, req, resp, h);
+		return true;
+	}
+	ex->head_ready = h > 0;
+	if (h == 0 && uc->len == ex->hoff)
+		uc->len = ex->hoff = 0; /* nothing, or interim heads only */
+	return false;
 }
 
 /* Moves body bytes from the client to the upstream until one of them has to be waited for:
- * the client (zh_body_wait), or the upstream socket (deferred until EPOLLOUT). An upstream
- * that says something meanwhile is looked at between sends: interim heads are dropped, a
- * final head ends the sending. */
+ * the client (zh_body_wait), or the upstream socket (deferred until EPOLLOUT). */
 static void pump(ex_t *ex, zh_request_t *req, zh_response_t *resp)
 {
 	uconn_t *uc = ex->uc;
@@ -810,7 +860,7 @@ static void pump(ex_t *ex, zh_request_t *req, zh_response_t *resp)
 	for (;;) {
 		int r = zh__ureq_body_flush(ex, uc);
 		ssize_t n;
-		if (r < 0 || (r == 0 && ex->up_in)) {
+		if (r < 0 || (r == 0 && ex->up_in && answer_class(ex, uc) >= 4)) {
 			cut_body(ex, req, resp); /* it stopped reading, or cannot */
 			return;
 		}
@@ -822,17 +872,8 @@ static void pump(ex_t *ex, zh_request_t *req, zh_response_t *resp)
 				answer_now(ex, resp, 502);
 			return;
 		}
-		if (ex->up_in) {
-			int h = head_in(ex, uc);
-			ex->up_in = false;
-			if (h != 0 || uc->len > ex->hoff) {
-				ex->req_cut = ex->req_more; /* else it is the answer, in time */
-				zh__ureq_body_stop(ex, uc);
-				head_now(ex, req, resp, h);
-				return;
-			}
-			uc->len = ex->hoff = 0; /* nothing, or interim heads only */
-		}
+		if (ex->up_in && answered_early(ex, req, resp))
+			return;
 		if (!ex->req_more) {
 			head_now(ex, req, resp, 0);
 			return;
@@ -844,6 +885,10 @@ static void pump(ex_t *ex, zh_request_t *req, zh_response_t *resp)
 				answer_now(ex, resp, 502);
 			else
 				zh__body_wait_token(req, &ex->token); /* an early answer wakes it */
+			return;
+		}
+		if (n == -ENOBUFS) {
+			cut_body(ex, req, resp); /* a head so long that no room is left */
 			return;
 		}
 		if (n == -EMSGSIZE) {
@@ -919,12 +964,23 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 			fail_async(ex, 502, uc->sent == 0);
 			return;
 		}
-		if (r == 0)
+		if (r == 0) {
+			/* full: an upstream that refuses (4xx/5xx) may have stopped reading */
+			if (!(events & EPOLLIN))
+				return;
+			ex->up_in = true;
+			if (answer_class(ex, uc) >= 4) {
+				ex->req_cut = true;
+				ex->req_more = false;
+				uc->state = UC_HEAD;
+				read_head(ex, uc);
+			}
 			return;
+		}
 		head_sent(ex, uc);
+		ex->up_in = ex->up_in || (events & EPOLLIN);
 		if (uc->state == UC_REQ_BODY) {
 			zh_timer_cancel(&ex->timer);
-			ex->up_in = (events & EPOLLIN) != 0;
 			zh__deferred_resume_now(&ex->token, pump_on, ex);
 			return;
 		}
@@ -933,7 +989,7 @@ void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events)
 			fail_async(ex, 502, false);
 			return;
 		}
-		if (events & EPOLLIN) /* an early answer (a 413, say) may be waiting already */
+		if (ex->up_in) /* an early answer (a 413, say) may be waiting already */
 			read_head(ex, uc);
 		return;
 	}

@@ -246,6 +246,8 @@ typedef struct ex {
 	bool req_cut;	    /* the upstream answered before the body was all sent */
 	bool wait_out;	    /* the upstream socket was full: waiting for EPOLLOUT */
 	bool up_in;	    /* the upstream sent something while the body was going */
+	bool head_ready;    /* its final head (2xx, 3xx) came whole before the body had gone:
+			       buf[hoff..len), delivered once the body has */
 	uint32_t poff, plen;
 	uint64_t req_read;  /* body bytes read from the client (the limit: max_body) */
 } ex_t;
@@ -258,9 +260,10 @@ enum { REQ_UNDECIDED, REQ_COPY, REQ_SPLICE };
  * zh__ureq_send: the head and the body bytes that came with it (ex->body): 1 all sent, 0
  *   the socket is full, < 0 an error (-errno).
  * zh__ureq_body_fill (from a handler or continuation: it reads the client): reads the
- *   body's next bytes into the pipe or buf[poff..plen) (chunk-framed when req_chunked),
- *   clearing req_more at the end: 1, or what zh_body_read returns (< 0), or -EMSGSIZE
- *   past max_body. zh__ureq_body_flush sends what fill read: 1 all, 0 the socket is full,
+ *   body's next bytes into the pipe or buf[poff..plen), after the response bytes read so
+ *   far (buf[0..len)), chunk-framed when req_chunked, clearing req_more at the end: 1, or
+ *   what zh_body_read returns (< 0), -EMSGSIZE past max_body, -ENOBUFS when a response
+ *   head leaves no room. zh__ureq_body_flush sends what fill read: 1 all, 0 the socket is full,
  *   < 0 an error. zh__ureq_body_stop drops what was not sent (the upstream answered).
  * zh__client_text: the peer's address as text for the forwarding fields.
  * zh__uc_pipe_ready: the connection's pipe for splice, made once (false: none);

@@ -25,7 +25,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { FRAME_ROOM = 10 }; /* before a chunk's data: its size line ("ffffffff\r\n" at most) */
+enum {
+	FRAME_ROOM = 10,     /* before a chunk's data: its size line ("ffffffff\r\n" at most) */
+	FILL_MIN = 4096,     /* a read into less room than this: the buffer is the head's */
+};
 
 void zh__uc_pipe_close(uconn_t *uc)
 {
@@ -178,15 +181,15 @@ int zh__ureq_body_flush(ex_t *ex, uconn_t *uc)
 	return 1;
 }
 
-/* A chunk of n data bytes at buf[FRAME_ROOM..): its size line before, CRLF after. */
-static void frame_chunk(ex_t *ex, uconn_t *uc, size_t n)
+/* A chunk of n data bytes at buf[base + FRAME_ROOM..): its size line before, CRLF after. */
+static void frame_chunk(ex_t *ex, uconn_t *uc, uint32_t base, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	uint32_t at = FRAME_ROOM - 2;
+	uint32_t at = base + FRAME_ROOM - 2;
 	memcpy(uc->buf + at, "\r\n", 2);
 	do
 		uc->buf[--at] = hex[n & 15];
-	while ((n >>= 4) != 0 && at > 0);
+	while ((n >>= 4) != 0 && at > base);
 	ex->poff = at;
 	memcpy(uc->buf + ex->plen, "\r\n", 2);
 	ex->plen += 2;
@@ -206,7 +209,8 @@ static ssize_t fill_splice(ex_t *ex, uconn_t *uc, zh_request_t *req)
 
 ssize_t zh__ureq_body_fill(ex_t *ex, uconn_t *uc, zh_request_t *req, uint64_t max_body)
 {
-	size_t room = ZH__UP_BUF - FRAME_ROOM - 2;
+	uint32_t base = uc->len; /* after what the upstream has said already */
+	size_t room = ZH__UP_BUF - base - FRAME_ROOM - 2;
 	ssize_t n;
 	if (ex->req_mode == REQ_UNDECIDED) {
 		int64_t len = zh_body_length(req);
@@ -222,22 +226,24 @@ ssize_t zh__ureq_body_fill(ex_t *ex, uconn_t *uc, zh_request_t *req, uint64_t ma
 	}
 	if (ex->req_mode == REQ_SPLICE)
 		return fill_splice(ex, uc, req);
-	n = zh_body_read(req, uc->buf + FRAME_ROOM, room);
+	if (ZH__UP_BUF - base < FILL_MIN)
+		return -ENOBUFS;
+	n = zh_body_read(req, uc->buf + base + FRAME_ROOM, room);
 	if (n < 0)
 		return n;
-	ex->poff = FRAME_ROOM;
-	ex->plen = FRAME_ROOM + (uint32_t)n;
+	ex->poff = base + FRAME_ROOM;
+	ex->plen = base + FRAME_ROOM + (uint32_t)n;
 	if ((ex->req_read += (uint64_t)n) > max_body)
 		return -EMSGSIZE; /* a chunked body only: a Content-Length was checked first */
 	if (n == 0) {
 		ex->req_more = false;
 		if (ex->req_chunked) { /* the last chunk, no trailer */
-			memcpy(uc->buf, "0\r\n\r\n", 5);
-			ex->poff = 0;
-			ex->plen = 5;
+			memcpy(uc->buf + base, "0\r\n\r\n", 5);
+			ex->poff = base;
+			ex->plen = base + 5;
 		}
 	} else if (ex->req_chunked) {
-		frame_chunk(ex, uc, (size_t)n);
+		frame_chunk(ex, uc, base, (size_t)n);
 	}
 	return 1;
 }

@@ -691,10 +691,6 @@ class ZeroAllocTLS(TLSCase):
         self.assertEqual(pool_growth, 0, "the pools grew in steady state")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class TLSProxy(ServerTestCase):
     """The reverse proxy behind a TLS listener: the upstream learns the client's scheme, and
     request bodies stream through TLS (no splice there: read into the upstream buffer)."""
@@ -718,3 +714,8 @@ class TLSProxy(ServerTestCase):
                          (len(body), hashlib.sha256(body).hexdigest()))
         self.assertIn("X-Forwarded-Proto: https\r\n", doc["head"])
         self.assertIn("for=127.0.0.1;proto=https", doc["head"])
+
+
+if __name__ == "__main__":
+    unittest.main()
+

@@ -728,6 +728,59 @@ class RequestBodies(ProxyCase):
         self.assertEqual(doc["body_sha"], hashlib.sha256(body).hexdigest())
         self.assertLess(rss_kib(self.server.pid) - rss0, 16 << 10)
 
+    def test_upstream_answering_2xx_first_still_gets_the_whole_body(self):
+        # its head comes before it reads the body: the body goes on, the answer after it
+        up = Upstream(self, "a")
+        self.proxy(up.url, args=["--max-body", str(8 << 20)])
+        c = self.conn()
+        for n in (40000, 3 << 20):  # through the buffer, then by splice
+            doc = json.loads(self.post(c, "/first200", pattern(n)).body)
+            self.assertEqual((doc["body_len"], doc["body_sha"]),
+                             (n, hashlib.sha256(pattern(n)).hexdigest()), n)
+        body = pattern(300000)  # in pieces: the head arrives while the proxy waits
+        c.send(b"POST /first200 HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 60000):
+            c.send(body[i:i + 60000])
+            time.sleep(0.03)
+        doc = json.loads(c.read_response(method="POST").body)
+        self.assertEqual(doc["body_sha"], hashlib.sha256(body).hexdigest())
+        self.assertEqual(up.conns(), 1, "a body sent whole leaves the connection reusable")
+
+    def test_interim_head_in_pieces_does_not_stop_the_body(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url, args=["--max-body", str(8 << 20)])
+        body = pattern(1 << 20)
+        c = self.conn()
+        c.send(b"POST /split100 HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body)
+               + body[:10000])
+        time.sleep(0.2)  # the 100's two halves reach the proxy while the body is going
+        c.send(body[10000:])
+        r = c.read_response(method="POST")
+        self.assertResponse(r, 200)
+        self.assertEqual(json.loads(r.body)["body_sha"], hashlib.sha256(body).hexdigest())
+
+    def test_put_with_a_body_retried_on_another_upstream(self):
+        up = Upstream(self, "a")
+        self.proxy(dead_url(), up.url, args=["--max-body", str(8 << 20)])
+        for n in (100, 300000):
+            body = pattern(n)
+            r = self.get("/echo", method="PUT", body=body)
+            self.assertResponse(r, 200)
+            self.assertEqual(json.loads(r.body)["body_sha"], hashlib.sha256(body).hexdigest())
+
+    def test_pipelined_after_streamed_bodies(self):
+        up = Upstream(self, "a")
+        self.proxy(up.url, args=["--max-body", str(8 << 20)])
+        big = pattern(200000)
+        c = self.conn()
+        c.send(b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n0\r\n\r\n" + request("POST", "/echo", [], big) +
+               request("GET", "/echo?status=201"))
+        self.assertEqual(json.loads(c.read_response(method="POST").body)["body_len"], 5)
+        self.assertEqual(json.loads(c.read_response(method="POST").body)["body_sha"],
+                         hashlib.sha256(big).hexdigest())
+        self.assertResponse(c.read_response(), 201)
+
     @unittest.skipUnless(shutil.which("curl"), "no curl")
     def test_http2_client_bodies_with_and_without_a_length(self):
         # h2c: the body comes out of DATA frames (zh_body_read); without content-length it

@@ -33,6 +33,9 @@ request path:
                     "bye" and close (the tunnel passes half-closes on)
   /bad101?proto=P   101 with Upgrade: P (websocket) whatever was asked
   /early...         413 with Connection: close as soon as the head is in, the body unread
+  /first200         200 chunked: the head as soon as the request head is in, then (once the
+                    body has been read) {"body_len", "body_sha"} as its body
+  /split100         a 100 Continue in two writes 50 ms apart, then as /echo
 
 Request bodies are read by Content-Length or chunked.
 """
@@ -147,8 +150,15 @@ def read_request(sock, buf):
             chunked = True
     if n and chunked:
         raise ValueError("the proxy sent both Content-Length and chunked")
-    if head.split(b" ", 2)[1].startswith(b"/early"):
+    target = head.split(b" ", 2)[1]
+    if target.startswith(b"/early"):
         return head, b"", b""
+    if target.startswith(b"/first200"):  # the head goes before the body is read
+        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    if target.startswith(b"/split100"):  # a 100 Continue in two segments, then the body
+        sock.sendall(b"HTTP/1.1 100 Con")
+        time.sleep(0.05)
+        sock.sendall(b"tinue\r\n\r\n")
     if chunked:
         got = read_chunked(sock, buf)
         return None if got is None else (head, got[0], got[1])
@@ -168,6 +178,12 @@ def respond(sock, name, head, body):
     u = urllib.parse.urlsplit(target)
     q = dict(urllib.parse.parse_qsl(u.query))
     path = u.path
+    if path.startswith("/first200"):  # its head left before the body was read
+        doc = b'{"body_len": %d, "body_sha": "%s"}' % (len(body), hashlib.sha256(body).hexdigest().encode())
+        sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(doc), doc))
+        return True
+    if path.startswith("/split100"):
+        path = "/echo"
     if path.startswith("/early"):  # answers before reading the body, then closes
         sock.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 5\r\n"
                      b"Connection: close\r\n\r\nearly")
