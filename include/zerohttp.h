@@ -774,16 +774,18 @@ ZH_API int zh_deferred_resume(const zh_deferred_t *token, zh_body_fn fn, void *a
  * instead: exactly one call either way. From a handler or a deferred response's
  * continuation, before the commit. Only on an HTTP/1.1 request without a body whose
  * Connection names "upgrade" and whose Upgrade field lists protocol (case-insensitively),
- * on a plain socket with the epoll backend (zh_req_upgrade tells). Returns 0; -EALREADY
- * (committed, or called twice); -EINVAL (the request did not offer protocol, has a body,
- * or protocol is not token["/"token]); -EOPNOTSUPP (HTTP/2, TLS, io_uring: there is no plain socket to hand over); or
+ * on a plain socket (zh_req_upgrade tells; on io_uring the socket leaves the ring once its
+ * receive has been cancelled, with what that receive still brought among the early
+ * bytes). Returns 0; -EALREADY (committed, or called twice); -EINVAL (the request did not
+ * offer protocol, has a body, or protocol is not token["/"token]); -EOPNOTSUPP (HTTP/2,
+ * TLS: there is no plain socket to hand over); or
  * what zh_resp_header_set returns. Pipelined responses before it leave first; nothing
  * after the upgrading request is read as HTTP. */
 typedef void (*zh_upgrade_fn)(int fd, const void *early, size_t early_len, void *arg);
 /* Does the request ask for an upgrade zh_resp_upgrade can make? 1 with *offered the value
  * of its Upgrade field (the protocols, a comma-separated list: valid while the request
  * is), 0 when it does not ask (or has a body, or is HTTP/1.0), -EOPNOTSUPP when it cannot
- * be handed over here (HTTP/2, TLS, io_uring). */
+ * be handed over here (HTTP/2, TLS). */
 ZH_API int zh_req_upgrade(const zh_request_t *req, zh_slice_t *offered);
 ZH_API ZH_MUST_USE int zh_resp_upgrade(zh_response_t *resp, const char *protocol,
 				       zh_upgrade_fn fn, void *arg);
@@ -1939,7 +1941,7 @@ ZH_API void zh_proxy_options_init(zh_proxy_options_t *o);
 /* Checks and copies the options, resolves the upstreams, allocates every worker's pools.
  * Before zh_server_run(), on any one thread. NULL with *err: -EINVAL (bad options or URL),
  * -EPROTONOSUPPORT (https), -EHOSTUNREACH (a name that does not resolve), -ENOMEM. err
- * may be NULL. On io_uring bodies are not spliced and upgrades are not tunnelled. */
+ * may be NULL. On io_uring bodies are not spliced (they go through the buffer). */
 ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o,
 					    int *err);
 /* Routes every method of the paths under pattern (a ZH_ROUTE_PREFIX route) to p, with the

@@ -85,6 +85,12 @@ typedef struct zh__transport {
 	/* optional: what the connection negotiated, for zh_req_tls_version/cipher: what 0 the
 	 * protocol version's name, 1 the cipher suite's; NULL when none. */
 	const char *(*info)(zh__conn_t *c, int what);
+	/* optional (NULL: a protocol upgrade is refused on this transport): the socket leaves
+	 * the transport (zh_resp_upgrade hands it over). Its receiving stops, and the bytes
+	 * received and not read yet are appended to the context's receive buffer. 1: done;
+	 * 0: once the receive in flight has ended, the transport calls
+	 * zh__conn_hand_over_now (or closes the connection); -errno: the connection closes. */
+	int (*detach)(zh__conn_t *c);
 } zh__transport_t;
 
 /* A listener's transport other than the plain socket, brought by a library the core does
@@ -1040,8 +1046,11 @@ void zh__resp_error_reset(zh__ctx_t *ctx); /* an error handler's answer is repla
 void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-request */
 /* upgrade.c: zh_resp_upgrade's one call with fd -1 if it is still owed */
 void zh__upgrade_cancel(zh__ctx_t *ctx);
-/* upgrade.c: the 101 has left whole: the socket goes to the upgrade callback */
+/* upgrade.c: the 101 has left whole: the socket goes to the upgrade callback, at once
+ * (epoll) or once the transport has let it go (detach); zh__conn_hand_over_now is the
+ * call itself, the fd no longer watched by the loop */
 void zh__conn_hand_over(zh__worker_t *w, zh__conn_t *c);
+void zh__conn_hand_over_now(zh__worker_t *w, zh__conn_t *c);
 /* conn.c: frees the connection's slot like zh__conn_close but leaves its fd open (handed
  * over; the caller has taken it off the epoll set) */
 void zh__conn_forget(zh__worker_t *w, zh__conn_t *c);

@@ -68,6 +68,7 @@ enum ur_flag {
 	F_MORE = 1u << 12,   /* the send in flight has MSG_MORE */
 	F_CTXWAIT = 1u << 13, /* on the context wait list (zh__uring_ctx_wait) */
 	F_WAITED = 1u << 14,  /* being retried from it: no second wait in that call */
+	F_DETACH = 1u << 15,  /* handed over (ur_detach) once its receive has ended */
 };
 
 #define NOBUF 0xffffu
@@ -443,6 +444,42 @@ static void ur_close(zh__conn_t *c)
 	close(c->fd); /* the operations hold the file until they end */
 }
 
+/* The socket leaves the ring with the bytes it brought: what the queue holds goes after the
+ * receive buffer's bytes (they came first). 1, or -ENOBUFS when it does not fit. */
+static int detach_queue(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uint32_t i)
+{
+	zh__ctx_t *ctx = slot_conn(w, i)->ctx;
+	if (s->flags & F_STARVED)
+		starved_unlink(u, s);
+	if (ctx == NULL || s->qbytes > ctx->rcap - ctx->rlen) {
+		queue_drop(u, s);
+		return -ENOBUFS;
+	}
+	ctx->rlen += (uint32_t)ur_copy(u, s, ctx->rbuf + ctx->rlen, ctx->rcap - ctx->rlen, true);
+	return 1;
+}
+
+/* A protocol upgrade takes the socket (zh__conn_hand_over). Nothing is being sent: the
+ * 101 has left. A receive still armed is cancelled and the hand-over waits for its last
+ * completion (on_recv), so that no byte it takes is lost. */
+static int ur_detach(zh__conn_t *c)
+{
+	zh__worker_t *w = zh__worker_self();
+	struct zh__uring *u = w->uring;
+	uint32_t i = slot_index(w, c);
+	struct ur_slot *s = &u->slots[i];
+	if (s->flags & (F_SEND | F_POLL))
+		return -EBUSY;
+	if (!(s->flags & F_RECV))
+		return detach_queue(w, u, s, i);
+	s->flags |= F_DETACH;
+	if (!(s->flags & F_CANCEL)) {
+		s->flags |= F_CANCEL;
+		cancel_op(u, OP_RECV, s, i);
+	}
+	return 0;
+}
+
 /* Asked only by a handler about to block its worker on the socket (zh__resp_spill_wait):
  * its next send call then fetches the completion itself (reap_send). */
 static unsigned ur_wants(zh__conn_t *c, unsigned blocked)
@@ -462,6 +499,7 @@ static const zh__transport_t transport_uring = {
 	.shutdown = ur_shutdown,
 	.close = ur_close,
 	.wants = ur_wants,
+	.detach = ur_detach,
 };
 
 /* ---- completions ------------------------------------------------------------------------------ */
@@ -583,6 +621,16 @@ static void on_recv(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uin
 	}
 	if (s->flags & F_CLOSED)
 		return;
+	if (s->flags & F_DETACH) {
+		if (!more) { /* the receive has ended: the socket and its bytes can go */
+			s->flags &= (uint16_t)~F_DETACH;
+			if (detach_queue(w, u, s, i) > 0)
+				zh__conn_hand_over_now(w, c);
+			else
+				zh__conn_close(w, c); /* the upgrade callback hears fd -1 */
+		}
+		return;
+	}
 	if (cqe->res == -ECANCELED) { /* the backpressure cancel (ur_recv re-arms) */
 		if (recv_rearmable(s))
 			arm_recv(u, s, i, c->fd); /* its queue was read before the cancel ended */

@@ -40,8 +40,8 @@ int zh_req_upgrade(const zh_request_t *req, zh_slice_t *offered)
 	const zh__ctx_t *ctx = req->ctx;
 	const zh__conn_t *c = ctx->conn;
 	const zh__head_t *h = &req->h;
-	if (c->virt || c->proto != 0 || c->tr != 0 || ctx->w->uring)
-		return -EOPNOTSUPP; /* HTTP/2, TLS, io_uring: no socket to hand over as is */
+	if (c->virt || c->proto != 0 || (c->tr != 0 && zh__tr(c)->detach == NULL))
+		return -EOPNOTSUPP; /* HTTP/2, TLS: no socket to hand over as is */
 	if (h->minor != 1 || !(h->flags & ZH__H_UPGRADE) || (h->flags & ZH__H_CHUNKED) ||
 	    ((h->flags & ZH__H_CL) && h->content_length) ||
 	    zh_req_header(req, "Upgrade", offered) != 1 || offered->len == 0)
@@ -78,17 +78,26 @@ void zh__upgrade_cancel(zh__ctx_t *ctx)
 	fn(-1, NULL, 0, ctx->upgrade_arg);
 }
 
-void zh__conn_hand_over(zh__worker_t *w, zh__conn_t *c)
+void zh__conn_hand_over_now(zh__worker_t *w, zh__conn_t *c)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_upgrade_fn fn = ctx->upgrade_fn;
-	if (epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL) < 0) {
-		zh__conn_close(w, c); /* the call says fd -1 */
-		return;
-	}
 	ctx->upgrade_fn = NULL;
 	ZH__STAT_ADD(w, connections_upgraded, 1);
 	/* the bytes after the request are the new protocol's: lent for the call only */
 	fn(c->fd, ctx->rbuf + ctx->rstart, ctx->rlen - ctx->rstart, ctx->upgrade_arg);
 	zh__conn_forget(w, c);
+}
+
+void zh__conn_hand_over(zh__worker_t *w, zh__conn_t *c)
+{
+	/* io_uring: its receive is cancelled first (the bytes it still brings are the new
+	 * protocol's); the plain socket leaves the epoll set */
+	int r = c->tr != 0			       ? zh__tr(c)->detach(c)
+		: epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL) < 0 ? -errno
+								   : 1;
+	if (r < 0)
+		zh__conn_close(w, c); /* the call says fd -1 */
+	else if (r > 0)
+		zh__conn_hand_over_now(w, c);
 }

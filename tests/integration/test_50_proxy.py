@@ -237,8 +237,7 @@ class HeadRewriting(ProxyCase):
         self.addCleanup(lambda: os.path.exists(conf) and os.unlink(conf))
         with open(conf, "w") as f:
             f.write("workers 1\nproxy /api/=%s\nproxy-balance least-outstanding\n" % up.url)
-        # the proxy runs on epoll only: a later --io wins over make test-uring's
-        self.server = self.start_server(["-c", conf, "--io", "epoll"])
+        self.server = self.start_server(["-c", conf])
         self.port = self.server.port
         r = self.get("/api/")
         self.assertEqual(r.status, 404)       # upstream.py's answer, not the static root's
@@ -949,7 +948,6 @@ def ws_request(path="/ws"):
             "\r\n" % (path, WS_KEY)).encode()
 
 
-@unittest.skipIf(IO == "uring", "upgrades hand over a plain socket: the epoll backend only")
 class Tunnels(ProxyCase):
     """Upgrade tunnels (WebSocket) through the proxy: zh_resp_upgrade on the client side,
     splice both ways (upstream_tunnel.c)."""
@@ -1130,7 +1128,6 @@ class ZeroAlloc(ProxyCase):
                          % (n, b - a))
         self.assertEqual(b - a, 0)
 
-    @unittest.skipIf(IO == "uring", "upgrades hand over a plain socket: the epoll backend only")
     def test_zero_allocations_over_200_websocket_tunnels(self):
         up = Upstream(self, "a")
         count_file = os.path.join(tempfile.gettempdir(), "zh-malloc-%s" % uuid.uuid4().hex)
