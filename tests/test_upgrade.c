@@ -120,12 +120,15 @@ static void h_plain(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_reply(resp, 200, "text/plain", "plain", 5);
 }
 
+static int io = ZH_IO_EPOLL; /* the suite's backend */
+
 static void start(void)
 {
 	zh_config_t cfg;
 	int err = 0;
 	zh_tc_config(&cfg);
 	cfg.write_timeout_ms = 300;
+	cfg.io = io;
 	srv = zh_server_new(&cfg, &err);
 	cr_assert_not_null(srv, "zh_server_new: %d", err);
 	cr_assert_eq(zh_server_route(srv, ZH_GET | ZH_POST, "/ws", 0, h_ws, NULL), 0);
@@ -145,7 +148,17 @@ static void stop(void)
 	zh_server_free(srv);
 }
 
+/* The same switch on io_uring: the socket leaves the ring once its receive has ended. */
+static void start_uring(void)
+{
+	const char *why = NULL;
+	io = ZH_IO_URING;
+	start();
+	cr_assert_eq(zh_server_io(srv, &why), ZH_IO_URING, "io_uring unavailable: %s", why);
+}
+
 TestSuite(upgrade, .init = start, .fini = stop, .timeout = 20);
+TestSuite(upgrade_uring, .init = start_uring, .fini = stop, .timeout = 20);
 
 /* Reads until want bytes have come (or asserts on EOF or the read timeout). */
 static void read_exact(int fd, char *buf, size_t want)
@@ -194,7 +207,7 @@ static void wait_contexts_back(void)
 	"GET " path " HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Upgrade\r\n"             \
 	"Upgrade: foo/2, Echo\r\n" extra "\r\n"
 
-Test(upgrade, switches_and_hands_the_socket_with_the_early_bytes)
+static void switch_and_echo(void)
 {
 	char buf[1024];
 	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
@@ -218,6 +231,76 @@ Test(upgrade, switches_and_hands_the_socket_with_the_early_bytes)
 	cr_assert_eq(atomic_load(&handed), 1);
 	wait_contexts_back();
 	close(fd);
+}
+
+Test(upgrade, switches_and_hands_the_socket_with_the_early_bytes)
+{
+	switch_and_echo();
+}
+
+Test(upgrade_uring, switches_and_hands_the_socket_with_the_early_bytes)
+{
+	switch_and_echo();
+}
+
+/* Bytes sent while a 16 MiB response ahead of the 101 is still going wait (in the kernel
+ * on epoll, in the ring's buffers on io_uring): the new owner gets them after the 101. */
+static void bytes_behind_a_long_response(void)
+{
+	char buf[1 << 16];
+	size_t got = 0;
+	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+	static const char req[] = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n" WS_REQ("/ws", "") "early";
+	zh_tc_write_all(fd, req, sizeof req - 1);
+	usleep(50000); /* the 101 waits behind the body the client does not read yet */
+	zh_tc_write_all(fd, "+late", 5);
+	read_head(fd, buf, sizeof buf);
+	cr_assert(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+	while (got < sizeof big) {
+		size_t want = sizeof big - got < sizeof buf ? sizeof big - got : sizeof buf;
+		ssize_t n = read(fd, buf, want);
+		cr_assert_gt(n, 0, "body cut at %zu", got);
+		got += (size_t)n;
+	}
+	read_head(fd, buf, sizeof buf);
+	cr_assert(strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "%s", buf);
+	read_exact(fd, buf, 10);
+	cr_assert_str_eq(buf, "early+late");
+	close(fd);
+	wait_contexts_back();
+}
+
+Test(upgrade, bytes_behind_a_long_response_reach_the_new_owner)
+{
+	bytes_behind_a_long_response();
+}
+
+Test(upgrade_uring, bytes_behind_a_long_response_reach_the_new_owner)
+{
+	bytes_behind_a_long_response();
+}
+
+/* Bytes that come while the 101 is on its way land in the ring's buffers: they reach the
+ * new owner all the same, in order. */
+Test(upgrade_uring, bytes_arriving_around_the_hand_over_are_kept_in_order)
+{
+	char buf[1024];
+	for (int round = 0; round < 20; round++) {
+		int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+		static const char req[] = WS_REQ("/ws", "") "a";
+		zh_tc_write_all(fd, req, sizeof req - 1);
+		if (round % 2)
+			usleep(1000);
+		zh_tc_write_all(fd, "bcd", 3);
+		read_head(fd, buf, sizeof buf);
+		cr_assert(strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "%s", buf);
+		zh_tc_write_all(fd, "e", 1);
+		read_exact(fd, buf, 5);
+		cr_assert_str_eq(buf, "abcde", "round %d", round);
+		close(fd);
+	}
+	cr_assert_eq(stat_upgraded(), 20);
+	wait_contexts_back();
 }
 
 Test(upgrade, pipelined_responses_before_it_leave_first)
