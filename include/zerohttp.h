@@ -1941,7 +1941,7 @@ ZH_API void zh_proxy_options_init(zh_proxy_options_t *o);
 /* Checks and copies the options, resolves the upstreams, allocates every worker's pools.
  * Before zh_server_run(), on any one thread. NULL with *err: -EINVAL (bad options or URL),
  * -EPROTONOSUPPORT (https), -EHOSTUNREACH (a name that does not resolve), -ENOMEM. err
- * may be NULL. On io_uring bodies are not spliced (they go through the buffer). */
+ * may be NULL. On io_uring request bodies are not spliced (they go through the buffer). */
 ZH_API ZH_MUST_USE zh_proxy_t *zh_proxy_new(zh_server_t *srv, const zh_proxy_options_t *o,
 					    int *err);
 /* Routes every method of the paths under pattern (a ZH_ROUTE_PREFIX route) to p, with the

@@ -71,6 +71,8 @@ enum zh__want { ZH__WANT_READ = 1u << 0, ZH__WANT_WRITE = 1u << 1 };
  *            readiness that lets it progress. */
 typedef struct zh__transport {
 	const char *name;
+	bool pipe_entries; /* send_file takes pipe entries (ZH__PIPE_OFF): splice(2) to the
+			      socket (the plain socket and io_uring; not TLS) */
 	ssize_t (*recv)(zh__conn_t *c, void *buf, size_t cap);
 	ssize_t (*peek)(zh__conn_t *c, void *buf, size_t cap);
 	ssize_t (*send)(zh__conn_t *c, const struct iovec *iov, int cnt, bool more);

@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -365,13 +366,19 @@ static ssize_t ur_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool mor
 	return -EAGAIN;
 }
 
+/* Files by sendfile(2) and pipe entries (the reverse proxy's large bodies) by splice(2),
+ * as on epoll: synchronous, the ring's POLL_ADD waiting for room when the socket is full
+ * (conn.c sends them only once what precedes them has been sent). */
 static ssize_t ur_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
 {
 	for (;;) {
 		off_t o = (off_t)*off;
-		ssize_t n = sendfile(c->fd, fd, &o, len);
+		ssize_t n = *off == ZH__PIPE_OFF
+				    ? splice(fd, NULL, c->fd, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+				    : sendfile(c->fd, fd, &o, len);
 		if (n >= 0) {
-			*off = (uint64_t)o;
+			if (*off != ZH__PIPE_OFF)
+				*off = (uint64_t)o;
 			return n;
 		}
 		if (errno == EINTR)
@@ -492,6 +499,7 @@ static unsigned ur_wants(zh__conn_t *c, unsigned blocked)
 
 static const zh__transport_t transport_uring = {
 	.name = "uring",
+	.pipe_entries = true,
 	.recv = ur_recv,
 	.peek = ur_peek,
 	.send = ur_send,

@@ -785,8 +785,9 @@ int zh_send_file(zh_response_t *resp, int fd, uint64_t offset, uint64_t length,
 
 bool zh__resp_pipe_ok(const zh_response_t *resp)
 {
-	/* only the plain socket splices; a filter must see the bytes; HEAD sends none */
-	return resp->ctx->conn->tr == 0 && !resp->filtering && !resp->head_only;
+	/* only a socket splices (not TLS, not an HTTP/2 stream); a filter must see the bytes;
+	 * HEAD sends none */
+	return zh__tr(resp->ctx->conn)->pipe_entries && !resp->filtering && !resp->head_only;
 }
 
 int zh__resp_write_pipe(zh_response_t *resp, int pipefd, size_t len, zh_release_fn release,

@@ -75,6 +75,7 @@ static unsigned plain_wants(zh__conn_t *c, unsigned blocked)
 
 const zh__transport_t zh__transport_plain = {
 	.name = "plain",
+	.pipe_entries = true,
 	.recv = plain_recv,
 	.peek = plain_peek,
 	.send = plain_send,
