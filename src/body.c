@@ -15,9 +15,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 static uint32_t body_start_off(const zh__ctx_t *ctx)

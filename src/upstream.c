@@ -212,8 +212,8 @@ static void answer_status(zh_response_t *resp, int status, unsigned retry_s)
 {
 	char ra[12];
 	static const char *const text[] = {"502 Bad Gateway\n", "503 Service Unavailable\n",
-					   "504 Gateway Timeout\n"};
-	const char *t = text[status == 503 ? 1 : status == 504 ? 2 : 0];
+					   "504 Gateway Timeout\n", "413 Content Too Large\n"};
+	const char *t = text[status == 503 ? 1 : status == 504 ? 2 : status == 413 ? 3 : 0];
 	snprintf(ra, sizeof ra, "%u", retry_s ? retry_s : 1);
 	if (status == 503 && zh_resp_header_set(resp, "Retry-After", ra) < 0)
 		return; /* sticky: the response is a 500 now */
@@ -892,9 +892,7 @@ static void pump(ex_t *ex, zh_request_t *req, zh_response_t *resp)
 			return;
 		}
 		if (n == -EMSGSIZE) {
-			zh_timer_cancel(&ex->timer);
-			(void)zh_reply(resp, 413, "text/plain; charset=utf-8", "413 Content Too Large\n",
-				       22); /* a failure is sticky: the response is a 500 then */
+			answer_now(ex, resp, 413); /* a chunked body past max_body */
 			return;
 		}
 		if (n < 0) {
@@ -1059,8 +1057,7 @@ static void handler(zh_request_t *req, zh_response_t *resp, void *arg)
 	}
 	len = zh_body_length(req);
 	if (len > 0 && (uint64_t)len > zh__ext_server_config(p->srv)->max_body) {
-		(void)zh_reply(resp, 413, "text/plain; charset=utf-8", "413 Content Too Large\n",
-			       22); /* before a byte is read or sent: RFC 9110 §15.5.14 */
+		answer_status(resp, 413, 0); /* before a byte is read or sent: RFC 9110 §15.5.14 */
 		return;
 	}
 	ex->body = zh__body_peek(req); /* what came with the head goes with it */
