@@ -89,9 +89,10 @@ typedef struct zh__transport {
 	const char *(*info)(zh__conn_t *c, int what);
 	/* optional (NULL: a protocol upgrade is refused on this transport): the socket leaves
 	 * the transport (zh_resp_upgrade hands it over). Its receiving stops, and the bytes
-	 * received and not read yet are appended to the context's receive buffer. 1: done;
-	 * 0: once the receive in flight has ended, the transport calls
-	 * zh__conn_hand_over_now (or closes the connection); -errno: the connection closes. */
+	 * received and not read yet go to the callback after the receive buffer's. 1: the
+	 * caller hands over now; 0: the transport calls zh__conn_hand_over_now itself once
+	 * its operations in flight have ended (or closes the connection: the callback then
+	 * hears fd -1); -errno: the connection closes. */
 	int (*detach)(zh__conn_t *c);
 } zh__transport_t;
 
@@ -1050,9 +1051,10 @@ void zh__resp_abandon(zh__ctx_t *ctx); /* conn.c: the connection died mid-reques
 void zh__upgrade_cancel(zh__ctx_t *ctx);
 /* upgrade.c: the 101 has left whole: the socket goes to the upgrade callback, at once
  * (epoll) or once the transport has let it go (detach); zh__conn_hand_over_now is the
- * call itself, the fd no longer watched by the loop */
+ * call itself, the fd no longer watched by the loop, early[0..len) the bytes after the
+ * request (lent for the call) */
 void zh__conn_hand_over(zh__worker_t *w, zh__conn_t *c);
-void zh__conn_hand_over_now(zh__worker_t *w, zh__conn_t *c);
+void zh__conn_hand_over_now(zh__worker_t *w, zh__conn_t *c, const void *early, size_t len);
 /* conn.c: frees the connection's slot like zh__conn_close but leaves its fd open (handed
  * over; the caller has taken it off the epoll set) */
 void zh__conn_forget(zh__worker_t *w, zh__conn_t *c);

@@ -332,7 +332,10 @@ static void submit_send(struct zh__uring *u, struct ur_slot *s, uint32_t i, int 
 
 static void submit_pollout(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd)
 {
-	struct io_uring_sqe *sqe = sqe_get(u);
+	struct io_uring_sqe *sqe;
+	if (s->flags & F_POLL)
+		return; /* one armed poll serves the file and the send alike (F_RESEND) */
+	sqe = sqe_get(u);
 	io_uring_prep_poll_add(sqe, fd, POLLOUT);
 	io_uring_sqe_set_data64(sqe, udata(OP_POLLOUT, s->gen, i));
 	s->flags |= F_POLL;
@@ -451,40 +454,71 @@ static void ur_close(zh__conn_t *c)
 	close(c->fd); /* the operations hold the file until they end */
 }
 
-/* The socket leaves the ring with the bytes it brought: what the queue holds goes after the
- * receive buffer's bytes (they came first). 1, or -ENOBUFS when it does not fit. */
-static int detach_queue(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uint32_t i)
+/* The socket leaves the ring with the bytes it brought, once nothing is in flight: the
+ * receive buffer's bytes after the request, then the queue's. They go to the upgrade
+ * callback from the receive buffer when they fit after its bytes, else from a pooled buffer
+ * of the smallest class that holds them (a client may send up to UR_HOLD_MAX and more
+ * before its 101: on epoll those wait in the kernel). No buffer: the callback hears fd -1. */
+static void detach_finish(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uint32_t i)
 {
-	zh__ctx_t *ctx = slot_conn(w, i)->ctx;
+	zh__conn_t *c = slot_conn(w, i);
+	zh__ctx_t *ctx = c->ctx;
+	zh__pool_t *classes[2] = {&w->large_pool, &w->body_pool};
+	size_t had = ctx->rlen - ctx->rstart, all = had + s->qbytes;
+	s->flags &= (uint16_t)~F_DETACH;
 	if (s->flags & F_STARVED)
 		starved_unlink(u, s);
-	if (ctx == NULL || s->qbytes > ctx->rcap - ctx->rlen) {
-		queue_drop(u, s);
-		return -ENOBUFS;
+	if (s->qbytes <= ctx->rcap - ctx->rlen) {
+		ctx->rlen += (uint32_t)ur_copy(u, s, ctx->rbuf + ctx->rlen, s->qbytes, true);
+		zh__conn_hand_over_now(w, c, ctx->rbuf + ctx->rstart, all);
+		return;
 	}
-	ctx->rlen += (uint32_t)ur_copy(u, s, ctx->rbuf + ctx->rlen, ctx->rcap - ctx->rlen, true);
-	return 1;
+	for (unsigned k = 0; k < 2; k++) {
+		char *big;
+		if (all > classes[k]->obj_size || (big = zh__pool_get(classes[k])) == NULL)
+			continue;
+		memcpy(big, ctx->rbuf + ctx->rstart, had);
+		(void)ur_copy(u, s, big + had, s->qbytes, true);
+		zh__conn_hand_over_now(w, c, big, all); /* lent for the call only */
+		zh__pool_put(classes[k], big);
+		return;
+	}
+	queue_drop(u, s);
+	ZH__STAT_ADD(w, pool_exhausted, 1);
+	zh__conn_close(w, c); /* the upgrade callback hears fd -1 */
 }
 
-/* A protocol upgrade takes the socket (zh__conn_hand_over). Nothing is being sent: the
- * 101 has left. A receive still armed is cancelled and the hand-over waits for its last
- * completion (on_recv), so that no byte it takes is lost. */
+/* A protocol upgrade takes the socket (zh__conn_hand_over). The 101 has left, so nothing is
+ * being sent; a receive still armed, and a POLLOUT left by a file or pipe body that met a
+ * full socket, are cancelled, and the hand-over waits for their last completions (on_recv,
+ * on_conn_op) so that no byte the receive takes is lost. */
 static int ur_detach(zh__conn_t *c)
 {
 	zh__worker_t *w = zh__worker_self();
 	struct zh__uring *u = w->uring;
 	uint32_t i = slot_index(w, c);
 	struct ur_slot *s = &u->slots[i];
-	if (s->flags & (F_SEND | F_POLL))
-		return -EBUSY;
-	if (!(s->flags & F_RECV))
-		return detach_queue(w, u, s, i);
+	if (s->flags & (F_SEND | F_RESEND))
+		return -EBUSY; /* not reached: the 101 has left whole */
+	if (!(s->flags & (F_RECV | F_POLL))) {
+		detach_finish(w, u, s, i);
+		return 0;
+	}
 	s->flags |= F_DETACH;
-	if (!(s->flags & F_CANCEL)) {
+	if ((s->flags & (F_RECV | F_CANCEL)) == F_RECV) {
 		s->flags |= F_CANCEL;
 		cancel_op(u, OP_RECV, s, i);
 	}
+	if (s->flags & F_POLL)
+		cancel_op(u, OP_POLLOUT, s, i);
 	return 0;
+}
+
+/* A completion of a slot being handed over: once none is in flight, the hand-over. */
+static void detach_step(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uint32_t i)
+{
+	if (!(s->flags & (F_RECV | F_POLL)))
+		detach_finish(w, u, s, i);
 }
 
 /* Asked only by a handler about to block its worker on the socket (zh__resp_spill_wait):
@@ -630,13 +664,7 @@ static void on_recv(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s, uin
 	if (s->flags & F_CLOSED)
 		return;
 	if (s->flags & F_DETACH) {
-		if (!more) { /* the receive has ended: the socket and its bytes can go */
-			s->flags &= (uint16_t)~F_DETACH;
-			if (detach_queue(w, u, s, i) > 0)
-				zh__conn_hand_over_now(w, c);
-			else
-				zh__conn_close(w, c); /* the upgrade callback hears fd -1 */
-		}
+		detach_step(w, u, s, i); /* the socket and its bytes go once the receive has ended */
 		return;
 	}
 	if (cqe->res == -ECANCELED) { /* the backpressure cancel (ur_recv re-arms) */
@@ -703,7 +731,11 @@ static void on_conn_op(zh__worker_t *w, struct zh__uring *u, enum ur_op op,
 		s->flags &= (uint16_t)~F_POLL;
 	}
 	op_done(w, s, i);
-	if (!(s->flags & F_CLOSED))
+	if (s->flags & F_CLOSED)
+		return;
+	if (s->flags & F_DETACH)
+		detach_step(w, u, s, i);
+	else
 		zh__conn_event(w, slot_conn(w, i), EPOLLOUT);
 }
 

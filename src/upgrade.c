@@ -78,14 +78,14 @@ void zh__upgrade_cancel(zh__ctx_t *ctx)
 	fn(-1, NULL, 0, ctx->upgrade_arg);
 }
 
-void zh__conn_hand_over_now(zh__worker_t *w, zh__conn_t *c)
+void zh__conn_hand_over_now(zh__worker_t *w, zh__conn_t *c, const void *early, size_t len)
 {
 	zh__ctx_t *ctx = c->ctx;
 	zh_upgrade_fn fn = ctx->upgrade_fn;
 	ctx->upgrade_fn = NULL;
 	ZH__STAT_ADD(w, connections_upgraded, 1);
 	/* the bytes after the request are the new protocol's: lent for the call only */
-	fn(c->fd, ctx->rbuf + ctx->rstart, ctx->rlen - ctx->rstart, ctx->upgrade_arg);
+	fn(c->fd, early, len, ctx->upgrade_arg);
 	zh__conn_forget(w, c);
 }
 
@@ -99,5 +99,6 @@ void zh__conn_hand_over(zh__worker_t *w, zh__conn_t *c)
 	if (r < 0)
 		zh__conn_close(w, c); /* the call says fd -1 */
 	else if (r > 0)
-		zh__conn_hand_over_now(w, c);
+		zh__conn_hand_over_now(w, c, c->ctx->rbuf + c->ctx->rstart,
+				       c->ctx->rlen - c->ctx->rstart);
 }

@@ -26,7 +26,7 @@ static atomic_int handed, cancelled, last_rc, asks; /* asks: zh_req_upgrade's an
 typedef struct echo {
 	int fd;
 	size_t n;
-	char early[256];
+	char early[]; /* n bytes */
 } echo_t;
 
 static void *echo_thread(void *arg)
@@ -36,8 +36,8 @@ static void *echo_thread(void *arg)
 	ssize_t n;
 	int fl = fcntl(e->fd, F_GETFL);
 	fcntl(e->fd, F_SETFL, fl & ~O_NONBLOCK); /* this thread's socket now: blocking reads */
-	if (e->n)
-		(void)!write(e->fd, e->early, e->n);
+	if (e->n && write(e->fd, e->early, e->n) != (ssize_t)e->n)
+		e->n = 0; /* the client sees the echo cut short */
 	while ((n = read(e->fd, buf, sizeof buf)) > 0)
 		if (write(e->fd, buf, (size_t)n) != n)
 			break;
@@ -55,9 +55,8 @@ static void on_upgrade(int fd, const void *early, size_t early_len, void *arg)
 		atomic_fetch_add(&cancelled, 1);
 		return;
 	}
-	e = malloc(sizeof *e);
+	e = malloc(sizeof *e + early_len);
 	cr_assert_not_null(e);
-	cr_assert_leq(early_len, sizeof e->early);
 	e->fd = fd;
 	e->n = early_len;
 	memcpy(e->early, early, early_len);
@@ -114,6 +113,14 @@ static void h_big(zh_request_t *req, zh_response_t *resp, void *arg)
 	zh_write_ref(resp, big, sizeof big, NULL, NULL);
 }
 
+static int big_fd = -1; /* the same 16 MiB as a file: sent by sendfile */
+
+static void h_file(zh_request_t *req, zh_response_t *resp, void *arg)
+{
+	(void)req, (void)arg;
+	cr_assert_eq(zh_send_file(resp, big_fd, 0, sizeof big, NULL, NULL), 0);
+}
+
 static void h_plain(zh_request_t *req, zh_response_t *resp, void *arg)
 {
 	(void)req, (void)arg;
@@ -135,6 +142,14 @@ static void start(void)
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/late", 0, h_late, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/ws-fails", 0, h_ws_fails, NULL), 0);
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/big", 0, h_big, NULL), 0);
+	cr_assert_eq(zh_server_route(srv, ZH_GET, "/file", 0, h_file, NULL), 0);
+	if (big_fd < 0) {
+		char path[] = "/tmp/zh-upgrade-XXXXXX";
+		big_fd = mkstemp(path);
+		cr_assert_geq(big_fd, 0);
+		unlink(path);
+		cr_assert_eq(write(big_fd, big, sizeof big), (ssize_t)sizeof big);
+	}
 	cr_assert_eq(zh_server_route(srv, ZH_GET, "/plain", 0, h_plain, NULL), 0);
 	cr_assert_eq(pthread_create(&runner, NULL, zh_tc_run, srv), 0);
 	atomic_store(&handed, 0);
@@ -268,6 +283,93 @@ static void bytes_behind_a_long_response(void)
 	cr_assert_str_eq(buf, "early+late");
 	close(fd);
 	wait_contexts_back();
+}
+
+/* Reads a response head and its body of sizeof big bytes, sending one byte of the new
+ * protocol between reads when trickle is set (a client that talks while it reads). */
+static size_t read_big_response(int fd, bool trickle)
+{
+	char buf[1 << 16];
+	size_t got = 0, sent = 0;
+	read_head(fd, buf, sizeof buf);
+	cr_assert(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+	while (got < sizeof big) {
+		size_t want = sizeof big - got < 8192 ? sizeof big - got : 8192;
+		ssize_t n = read(fd, buf, want);
+		cr_assert_gt(n, 0, "body cut at %zu", got);
+		got += (size_t)n;
+		if (trickle && got % (1 << 20) < (size_t)n) {
+			zh_tc_write_all(fd, "x", 1);
+			sent++;
+		}
+	}
+	return sent;
+}
+
+/* A file body ahead of the 101 that met a full socket leaves a POLLOUT armed on io_uring:
+ * the hand-over waits for it rather than refusing. */
+static void upgrade_behind_a_file(void)
+{
+	char buf[1024];
+	size_t sent;
+	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+	static const char req[] = "GET /file HTTP/1.1\r\nHost: t\r\n\r\n" WS_REQ("/ws", "");
+	zh_tc_write_all(fd, req, sizeof req - 1);
+	usleep(50000);
+	sent = read_big_response(fd, true);
+	read_head(fd, buf, sizeof buf);
+	cr_assert(strncmp(buf, "HTTP/1.1 101 ", 13) == 0, "%s", buf);
+	zh_tc_write_all(fd, "!", 1);
+	read_exact(fd, buf, sent + 1);
+	cr_assert_eq(buf[sent], '!', "the trickled bytes, then the new one: %s", buf);
+	cr_assert_eq(atomic_load(&cancelled), 0);
+	close(fd);
+	wait_contexts_back();
+}
+
+/* More early bytes than the receive buffer holds (io_uring takes them into its buffers,
+ * epoll leaves them in the kernel): all reach the new owner. */
+static void many_early_bytes(void)
+{
+	static char early[40000], back[40000];
+	int fd = zh_tc_connect(zh_server_port(srv), 5, 0);
+	static const char req[] = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n" WS_REQ("/ws", "");
+	for (size_t i = 0; i < sizeof early; i++)
+		early[i] = (char)('a' + i % 26);
+	zh_tc_write_all(fd, req, sizeof req - 1);
+	usleep(50000);
+	zh_tc_write_all(fd, early, sizeof early);
+	(void)read_big_response(fd, false);
+	read_head(fd, back, sizeof back);
+	cr_assert(strncmp(back, "HTTP/1.1 101 ", 13) == 0, "%s", back);
+	for (size_t got = 0; got < sizeof back;) {
+		ssize_t n = read(fd, back + got, sizeof back - got);
+		cr_assert_gt(n, 0, "echo cut at %zu", got);
+		got += (size_t)n;
+	}
+	cr_assert(memcmp(back, early, sizeof early) == 0);
+	close(fd);
+	wait_contexts_back();
+}
+
+Test(upgrade, an_upgrade_behind_a_file_body)
+{
+	upgrade_behind_a_file();
+}
+
+Test(upgrade_uring, an_upgrade_behind_a_file_body)
+{
+	upgrade_behind_a_file();
+}
+
+Test(upgrade, more_early_bytes_than_the_receive_buffer)
+{
+	many_early_bytes();
+}
+
+Test(upgrade_uring, more_early_bytes_than_the_receive_buffer)
+{
+	many_early_bytes();
 }
 
 Test(upgrade, bytes_behind_a_long_response_reach_the_new_owner)
