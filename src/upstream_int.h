@@ -214,7 +214,6 @@ struct zh_proxy {
 	zh_proxy_t *next; /* every proxy, for the metrics (created before the servers run) */
 };
 
-
 #define CNT(field) __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + 1, \
 				    __ATOMIC_RELAXED)
 
@@ -253,7 +252,6 @@ typedef struct ex {
 } ex_t;
 _Static_assert(sizeof(ex_t) <= ZH_RESP_STATE_SIZE, "the exchange lives in zh_resp_state");
 
-
 enum { REQ_UNDECIDED, REQ_COPY, REQ_SPLICE };
 
 /* upstream_request.c: the request side.
@@ -269,16 +267,16 @@ enum { REQ_UNDECIDED, REQ_COPY, REQ_SPLICE };
  * zh__uc_pipe_ready: the connection's pipe for splice, made once (false: none);
  * zh__uc_pipe_close closes it. */
 int zh__ureq_send(ex_t *ex, uconn_t *uc);
-/* Balancing: the next upstream for ex (see upstream_request.c), or -503 / -502; is every
- * upstream down? */
-int zh__pick(ex_t *ex, unsigned *retry_s);
-bool zh__all_down(const pw_t *pw);
 ssize_t zh__ureq_body_fill(ex_t *ex, uconn_t *uc, zh_request_t *req, uint64_t max_body);
 int zh__ureq_body_flush(ex_t *ex, uconn_t *uc);
 void zh__ureq_body_stop(ex_t *ex, uconn_t *uc);
 void zh__client_text(const zh_request_t *req, char out[64], bool *v6);
 bool zh__uc_pipe_ready(uconn_t *uc);
 void zh__uc_pipe_close(uconn_t *uc);
+/* upstream_request.c, balancing: the next upstream for ex (its index), or -503 / -502 (see
+ * there); is every upstream down? */
+int zh__pick(ex_t *ex, unsigned *retry_s);
+bool zh__all_down(const pw_t *pw);
 
 /* The upstream sockets' events (upstream.c), the watch of every connection slot. */
 void zh__uconn_event(zh__worker_t *w, zh__watch_t *x, uint32_t events);

@@ -215,7 +215,7 @@ ssize_t zh__ureq_body_fill(ex_t *ex, uconn_t *uc, zh_request_t *req, uint64_t ma
 	if (ex->req_mode == REQ_UNDECIDED) {
 		int64_t len = zh_body_length(req);
 		ex->req_mode = REQ_COPY;
-		if (len > 0 && (uint64_t)len - ex->req_read >= ZH__UP_SPLICE_MIN &&
+		if (len > 0 && (uint64_t)len - ex->body.len >= ZH__UP_SPLICE_MIN &&
 		    zh__uc_pipe_ready(uc)) {
 			n = fill_splice(ex, uc, req);
 			if (n != -ENOTSUP) {
