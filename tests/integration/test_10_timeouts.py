@@ -175,19 +175,33 @@ class StalledPeersEvicted(ServerTestCase):
     def evictions(self):
         return metrics(self.port)["zerohttp_stalled_evictions_total"]
 
+    def stall(self, data, held):
+        """A new peer that sends data and stalls, once the server has lent it a context (the
+        held-th). Peers whose bytes one loop turn reads together are armed in the order the
+        turn meets them, which need not be the order they were sent (io_uring under load):
+        waiting makes the victims' order the test's. The /metrics scrape borrows a context
+        too, so the gauge reads held + 1: only while one is still free."""
+        c = self.conn()
+        c.send(data)
+        if held < self.CONTEXTS:
+            deadline = time.monotonic() + 5
+            while metrics(self.port)["zerohttp_io_contexts_in_use"] < held + 1:
+                self.assertLess(time.monotonic(), deadline, "no context for peer %d" % held)
+                time.sleep(0.01)
+        return c
+
     def test_longest_stalled_peer_makes_room(self):
         # the /metrics scrape itself needs a context: take it before the pool is full
         self.assertEqual(self.evictions(), 0)
         # connections that never say anything are ahead of everyone in accept order: they
         # must not hide the stalled heads from eviction
         silent = [self.conn() for _ in range(40)]
-        heads = [self.conn() for _ in range(self.CONTEXTS // 2)]
-        for h in heads:
-            h.send(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n")           # half a head
+        heads = [self.stall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n", i + 1)  # half a head
+                 for i in range(self.CONTEXTS // 2)]
         time.sleep(0.3)
-        bodies = [self.conn() for _ in range(self.CONTEXTS - len(heads))]
-        for b in bodies:
-            b.send(request("POST", "/echo", [("Content-Length", "100")]) + b"x")
+        bodies = [self.stall(request("POST", "/echo", [("Content-Length", "100")]) + b"x",
+                             len(heads) + i + 1)
+                  for i in range(self.CONTEXTS - len(heads))]
         time.sleep(0.2)
         # stalled for under a second: nobody is cut, the newcomer is refused
         c = self.conn()
