@@ -1968,8 +1968,10 @@ enum zh_io { ZH_IO_EPOLL = 0, ZH_IO_URING = 1 };
  * time after zh_server_new. */
 ZH_API int zh_server_io(const zh_server_t *srv, const char **reason);
 
-/* TLS listeners are served on epoll only for now: zh_server_new() fails with -EOPNOTSUPP
- * when cfg.io is ZH_IO_URING and a listener has tls set. */
+/* TLS listeners are served on both backends. On io_uring, OpenSSL reads its records from
+ * the connection's ring buffers (the ring's receive, as for plain connections) and writes
+ * each record with a send(2) of its own, as on epoll (a full socket arms a poll in the
+ * ring). Protocol upgrades stay refused on TLS connections, on either backend. */
 
 /* ---- HTTP/2 (libzerohttp-h2, pkg-config zerohttp-h2; nghttp2) ---- */
 

@@ -140,6 +140,7 @@ zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	zh__conn_t *c = w->draining ? NULL : zh__pool_get(&w->conn_pool);
 	struct epoll_event ev;
 	int one = 1;
+	uint8_t raw; /* the byte transport: the plain socket, or io_uring's */
 
 	if (c == NULL) {
 		/* over max_connections: a clear answer rather than a silent drop */
@@ -160,7 +161,8 @@ zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	/* responses leave whole in one writev; Nagle would only delay the next one */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->fd = fd;
-	c->tr = l->tr ? l->tr : zh__transport_default;
+	raw = w->uring ? zh__uring_conn_open(w, c) : zh__transport_default;
+	c->tr = l->tr ? l->tr : raw;
 	c->trflags = w->srv->h2 ? ZH__TRF_H2 : 0;
 	c->proto = zh__proto_default;
 	c->virt = false;
@@ -180,7 +182,8 @@ zh__conn_t *zh__conn_accepted(zh__worker_t *w, int fd, bool loopback,
 	if (l->tr && zh__tr(c)->open) {
 		/* the listener's transport sets up its state (TLS: the session, the handshake
 		 * flag); a refusal closes at once */
-		if (zh__tr(c)->open(c, l->tr_arg) < 0) {
+		if (zh__tr(c)->open(c, l->tr_arg, zh__transports[raw]) < 0) {
+			c->tr = raw; /* it holds nothing: the byte transport closes */
 			zh__conn_close(w, c);
 			ZH__STAT_ADD(w, connections_refused, 1);
 			return NULL;

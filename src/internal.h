@@ -68,7 +68,14 @@ enum zh__want { ZH__WANT_READ = 1u << 0, ZH__WANT_WRITE = 1u << 1 };
  *  close     forget the connection and close its fd.
  *  wants     blocked is the direction of the call that returned -EAGAIN (ZH__WANT_READ
  *            for recv/peek, ZH__WANT_WRITE for send/send_file); the answer is the
- *            readiness that lets it progress. */
+ *            readiness that lets it progress.
+ * A byte transport (the plain socket, io_uring) also carries a layer above it (TLS), which
+ * is handed it at open() and moves its own bytes with:
+ *  read_raw  as recv, but c->readable is the layer's to clear (it alone knows whether it
+ *            still holds input); -EAGAIN when nothing has arrived.
+ *  write_raw len bytes of buf, copied before it returns (the layer's buffer is free
+ *            then); -EAGAIN on a full socket, and the connection is driven with EPOLLOUT
+ *            once the socket has room (epoll's edge; io_uring arms a poll for it). */
 typedef struct zh__transport {
 	const char *name;
 	bool pipe_entries; /* send_file takes pipe entries (ZH__PIPE_OFF): splice(2) to the
@@ -80,10 +87,14 @@ typedef struct zh__transport {
 	int (*shutdown)(zh__conn_t *c);
 	void (*close)(zh__conn_t *c);
 	unsigned (*wants)(zh__conn_t *c, unsigned blocked);
+	ssize_t (*read_raw)(zh__conn_t *c, void *buf, size_t cap);	       /* byte transports */
+	ssize_t (*write_raw)(zh__conn_t *c, const void *buf, size_t len); /* byte transports */
 	/* optional (NULL: nothing to set up). A connection accepted on a listener of this
-	 * transport: set up its state; arg is the listener's provider (zh__tr_provider_t).
-	 * 0, or -errno: the connection is closed at once (counted as refused). */
-	int (*open)(zh__conn_t *c, void *arg);
+	 * transport: set up its state; arg is the listener's provider (zh__tr_provider_t),
+	 * lower the worker's byte transport, which carries this one's bytes (read_raw,
+	 * write_raw, peek) and closes the socket. 0, or -errno: the connection is closed at
+	 * once (counted as refused). */
+	int (*open)(zh__conn_t *c, void *arg, const struct zh__transport *lower);
 	/* optional: what the connection negotiated, for zh_req_tls_version/cipher: what 0 the
 	 * protocol version's name, 1 the cipher suite's; NULL when none. */
 	const char *(*info)(zh__conn_t *c, int what);
@@ -781,6 +792,9 @@ int zh__uring_run(zh__worker_t *w);
 int zh__uring_probe(const char **why);
 bool zh__uring_ctx_wait(zh__worker_t *w, zh__conn_t *c);
 bool zh__uring_sending(zh__worker_t *w, const zh__conn_t *c); /* a send in flight */
+/* A connection accepted on an io_uring worker: its slot is set up and its receive armed.
+ * Returns the io_uring transport's index (c's byte transport). */
+uint8_t zh__uring_conn_open(zh__worker_t *w, zh__conn_t *c);
 zh__worker_t *zh__worker_self(void); /* the worker running on this thread, or NULL */
 /* The worker's stop and wake eventfds (see loop.c): signal adds 1 (any thread;
  * async-signal-safe, errno preserved), consume takes the count (the worker). */

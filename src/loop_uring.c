@@ -244,7 +244,9 @@ static ssize_t ur_copy(struct zh__uring *u, struct ur_slot *s, char *dst, size_t
 	return (ssize_t)got;
 }
 
-static ssize_t ur_recv(zh__conn_t *c, void *buf, size_t cap)
+/* The connection's queue, oldest bytes first; the layer above (TLS) calls this directly,
+ * as it alone knows when it holds no input (OpenSSL may keep records). */
+static ssize_t ur_read_raw(zh__conn_t *c, void *buf, size_t cap)
 {
 	zh__worker_t *w = zh__worker_self();
 	struct zh__uring *u = w->uring;
@@ -254,12 +256,18 @@ static ssize_t ur_recv(zh__conn_t *c, void *buf, size_t cap)
 	if (s->qhead == NOBUF)
 		return s->rerr ? s->rerr : (s->flags & F_EOF) ? 0 : -EAGAIN;
 	n = ur_copy(u, s, buf, cap, true);
-	if (s->qhead == NOBUF) {
-		if (!(s->flags & F_EOF) && s->rerr == 0)
-			c->readable = false; /* drained: the next completion raises it again */
-		if (recv_rearmable(s))
-			arm_recv(u, s, i, c->fd); /* it was cancelled while the queue was full */
-	}
+	if (s->qhead == NOBUF && recv_rearmable(s))
+		arm_recv(u, s, i, c->fd); /* it was cancelled while the queue was full */
+	return n;
+}
+
+static ssize_t ur_recv(zh__conn_t *c, void *buf, size_t cap)
+{
+	zh__worker_t *w = zh__worker_self();
+	const struct ur_slot *s = &w->uring->slots[slot_index(w, c)];
+	ssize_t n = ur_read_raw(c, buf, cap);
+	if (n > 0 && s->qhead == NOBUF && !(s->flags & F_EOF) && s->rerr == 0)
+		c->readable = false; /* drained: the next completion raises it again */
 	return n;
 }
 
@@ -369,6 +377,15 @@ static ssize_t ur_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool mor
 	return -EAGAIN;
 }
 
+/* A synchronous write met a full socket: the poll whose completion drives c with EPOLLOUT
+ * (submit_pollout arms at most one). */
+static void wait_room(zh__conn_t *c)
+{
+	zh__worker_t *w = zh__worker_self();
+	uint32_t i = slot_index(w, c);
+	submit_pollout(w->uring, &w->uring->slots[i], i, c->fd);
+}
+
 /* Files by sendfile(2) and pipe entries (the reverse proxy's large bodies) by splice(2),
  * as on epoll: synchronous, the ring's POLL_ADD waiting for room when the socket is full
  * (conn.c sends them only once what precedes them has been sent). */
@@ -386,13 +403,8 @@ static ssize_t ur_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN) {
-			zh__worker_t *w = zh__worker_self();
-			uint32_t i = slot_index(w, c);
-			struct ur_slot *s = &w->uring->slots[i];
-			if (!(s->flags & F_POLL))
-				submit_pollout(w->uring, s, i, c->fd);
-		}
+		if (errno == EAGAIN)
+			wait_room(c);
 		return -errno;
 	}
 }
@@ -521,6 +533,23 @@ static void detach_step(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s,
 		detach_finish(w, u, s, i);
 }
 
+/* Its writes are synchronous sends (the bytes are the kernel's when this returns, and the
+ * layer's buffer is free), so such a connection never has a SEND in flight; a full socket
+ * arms the poll whose completion drives the connection with EPOLLOUT. */
+static ssize_t ur_write_raw(zh__conn_t *c, const void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			wait_room(c);
+		return -errno;
+	}
+}
+
 /* Asked only by a handler about to block its worker on the socket (zh__resp_spill_wait):
  * its next send call then fetches the completion itself (reap_send). */
 static unsigned ur_wants(zh__conn_t *c, unsigned blocked)
@@ -542,6 +571,8 @@ static const zh__transport_t transport_uring = {
 	.close = ur_close,
 	.wants = ur_wants,
 	.detach = ur_detach,
+	.read_raw = ur_read_raw,
+	.write_raw = ur_write_raw,
 };
 
 /* ---- completions ------------------------------------------------------------------------------ */
@@ -592,28 +623,18 @@ static void on_accept(zh__worker_t *w, struct zh__uring *u, const struct io_urin
 		socklen_t plen = sizeof peer;
 		int fd = cqe->res;
 		bool loopback;
-		zh__conn_t *c;
 		memset(&peer, 0, sizeof peer);
-		if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) {
-			close(fd); /* reset before we got to it (ENOTCONN) */
-			return;
-		}
+		/* ENOTCONN: reset before we got to it. The connection goes on with no address,
+		 * as epoll's accept4 would have returned it, and ends at its first read: counted
+		 * (accepted, a failed handshake) the same on both backends. */
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+			peer.ss_family = AF_INET;
 		loopback = w->srv->cfg.loopback_sndbuf && is_loopback(&peer);
 		if (loopback) {
 			int sb = (int)w->srv->cfg.loopback_sndbuf;
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
 		}
-		c = zh__conn_accepted(w, fd, loopback, &peer, &w->srv->listeners[li]);
-		if (c) {
-			uint32_t i = slot_index(w, c);
-			struct ur_slot *s = &u->slots[i];
-			uint16_t gen = (uint16_t)(s->gen + 1);
-			memset(s, 0, sizeof *s);
-			s->gen = gen;
-			s->qhead = s->qtail = NOBUF;
-			c->tr = tr_index;
-			arm_recv(u, s, i, fd);
-		}
+		zh__conn_accepted(w, fd, loopback, &peer, &w->srv->listeners[li]);
 	} else if (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOBUFS ||
 		   cqe->res == -ENOMEM) {
 		/* out of descriptors: pause accepting (the epoll loop does the same) */
@@ -625,6 +646,19 @@ static void on_accept(zh__worker_t *w, struct zh__uring *u, const struct io_urin
 	if (!(u->accept_armed & (1ull << li)) && !w->draining && w->lfd[li] >= 0 &&
 	    cqe->res != -ECANCELED)
 		arm_accept(w, u, li);
+}
+
+uint8_t zh__uring_conn_open(zh__worker_t *w, zh__conn_t *c)
+{
+	struct zh__uring *u = w->uring;
+	uint32_t i = slot_index(w, c);
+	struct ur_slot *s = &u->slots[i];
+	uint16_t gen = (uint16_t)(s->gen + 1);
+	memset(s, 0, sizeof *s);
+	s->gen = gen;
+	s->qhead = s->qtail = NOBUF;
+	arm_recv(u, s, i, c->fd);
+	return tr_index;
 }
 
 /* The last completion of a closed slot gives it back to the pool. */

@@ -354,9 +354,6 @@ static int check_config(const zh_config_t *cfg)
 {
 	if (check_listeners(cfg) < 0)
 		return -EINVAL;
-	for (unsigned i = 0; cfg->io == ZH_IO_URING && i < cfg->nlisteners; i++)
-		if (cfg->listeners[i].tls)
-			return -EOPNOTSUPP; /* the io_uring transport is plain sockets only */
 	if (!cfg->address || strlen(cfg->address) >= 64 || cfg->max_connections == 0 ||
 	    cfg->io_contexts == 0 || cfg->max_headers == 0 || cfg->max_headers > 10000 ||
 	    cfg->max_request_line < 16 || cfg->max_request_line > (1u << 20) ||

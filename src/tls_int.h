@@ -56,13 +56,14 @@ enum zh__tls_mode { ZH__TLS_HS, ZH__TLS_OPEN, ZH__TLS_PLAIN, ZH__TLS_FAILED };
 typedef struct zh__tls_conn {
 	SSL *ssl;
 	zh__conn_t *c;
+	const zh__transport_t *lower; /* moves the records: the plain socket or io_uring */
 	zh_tls_t *tls;
 	zh__tls_gen_t *gen;	/* until the handshake ends */
 	uint64_t start_us;	/* accept, for the handshake latency */
 	uint8_t mode;		/* enum zh__tls_mode */
 	uint8_t want;		/* ZH__WANT_*: what the last blocked call waits for */
 	bool sniffed;		/* the first byte was seen to be a TLS handshake record */
-	bool short_read;	/* the BIO's last read() returned less than asked: drained */
+	bool short_read;	/* the BIO's last read returned less than asked: drained */
 	uint32_t data_allocs;	/* pool allocations not yet added to the shared counter */
 } zh__tls_conn_t;
 

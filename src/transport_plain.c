@@ -73,6 +73,30 @@ static unsigned plain_wants(zh__conn_t *c, unsigned blocked)
 	return blocked; /* a socket blocks only on its own direction */
 }
 
+/* The layer above (TLS) reads and writes the socket through these: the edge-triggered
+ * epoll set reports both directions, so a full socket needs nothing armed. */
+static ssize_t plain_read_raw(zh__conn_t *c, void *buf, size_t cap)
+{
+	for (;;) {
+		ssize_t n = zh__sys_read(c->fd, buf, cap);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static ssize_t plain_write_raw(zh__conn_t *c, const void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 const zh__transport_t zh__transport_plain = {
 	.name = "plain",
 	.pipe_entries = true,
@@ -83,6 +107,8 @@ const zh__transport_t zh__transport_plain = {
 	.shutdown = plain_shutdown,
 	.close = plain_close,
 	.wants = plain_wants,
+	.read_raw = plain_read_raw,
+	.write_raw = plain_write_raw,
 };
 
 const zh__transport_t *zh__transports[ZH__TRANSPORTS_MAX] = {&zh__transport_plain};

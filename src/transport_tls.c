@@ -9,10 +9,12 @@
  * I/O context while its handshake waits, and the handshake timer (not the header timer)
  * runs until it ends.
  *
- * Bytes: OpenSSL reads and writes the socket through a small BIO of ours (raw read/write
- * syscalls, as the plain transport) so that recv knows when a read came back short: the
- * socket is then drained and, with nothing buffered in OpenSSL, the loop may wait for the
- * next edge, saving the EAGAIN read per request (the plain socket's rule, internal.h).
+ * Bytes: OpenSSL reads and writes through a small BIO of ours over the worker's byte
+ * transport (given at open: raw syscalls on epoll, the ring's receive queue and a
+ * synchronous send on io_uring; read_raw and write_raw in internal.h), so that recv knows
+ * when a read came back short: the input is then drained and, with nothing buffered in
+ * OpenSSL, the loop may wait for the next edge, saving the EAGAIN read per request (the
+ * plain socket's rule, internal.h).
  * read_ahead lets one read() take a whole record (or several) rather than a header and
  * then a body.
  *
@@ -82,42 +84,32 @@ static inline zh__tls_conn_t *conn_of(const zh__conn_t *c)
 static int bio_read(BIO *b, char *buf, size_t len, size_t *got)
 {
 	zh__tls_conn_t *t = BIO_get_data(b);
-	for (;;) {
-		ssize_t n = zh__sys_read(t->c->fd, buf, len);
-		BIO_clear_retry_flags(b);
-		if (n > 0) {
-			t->short_read = (size_t)n < len;
-			*got = (size_t)n;
-			return 1;
-		}
-		if (n == 0) {
-			*got = 0;
-			return 0; /* end of input: SSL_ERROR_ZERO_RETURN or SYSCALL with errno 0 */
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			BIO_set_retry_read(b);
-		return 0;
+	ssize_t n = t->lower->read_raw(t->c, buf, len);
+	BIO_clear_retry_flags(b);
+	if (n >= 0) {
+		t->short_read = (size_t)n < len;
+		*got = (size_t)n;
+		return n > 0; /* 0: end of input, SSL_ERROR_ZERO_RETURN or SYSCALL with errno 0 */
 	}
+	if (n == -EAGAIN)
+		BIO_set_retry_read(b);
+	errno = (int)-n;
+	return 0;
 }
 
 static int bio_write(BIO *b, const char *buf, size_t len, size_t *put)
 {
 	zh__tls_conn_t *t = BIO_get_data(b);
-	for (;;) {
-		ssize_t n = send(t->c->fd, buf, len, MSG_NOSIGNAL);
-		BIO_clear_retry_flags(b);
-		if (n >= 0) {
-			*put = (size_t)n;
-			return 1;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			BIO_set_retry_write(b);
-		return 0;
+	ssize_t n = t->lower->write_raw(t->c, buf, len);
+	BIO_clear_retry_flags(b);
+	if (n >= 0) {
+		*put = (size_t)n;
+		return 1;
 	}
+	if (n == -EAGAIN)
+		BIO_set_retry_write(b);
+	errno = (int)-n;
+	return 0;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
@@ -187,11 +179,11 @@ static void hs_end(zh__tls_conn_t *t, enum zh__tls_mode mode)
  * then conn.c's lingering close reads what the client sent, through the plain path. */
 static ssize_t refuse_plain(zh__tls_conn_t *t)
 {
-	ssize_t n = send(t->c->fd, plain_400, sizeof plain_400 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n = t->lower->write_raw(t->c, plain_400, sizeof plain_400 - 1);
 	ZH__TLS_ADD(t->tls, failed_plain_http, 1);
 	hs_end(t, ZH__TLS_PLAIN);
 	t->c->trflags |= ZH__TRF_REFUSED;
-	return n < 0 ? -errno : -EPROTO;
+	return n < 0 ? n : -EPROTO;
 }
 
 /* A TLS connection begins with a handshake record (content type 22, RFC 8446 §5.1;
@@ -199,11 +191,9 @@ static ssize_t refuse_plain(zh__tls_conn_t *t)
 static ssize_t sniff(zh__tls_conn_t *t)
 {
 	unsigned char b;
-	ssize_t n = recv(t->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EAGAIN ? -EAGAIN : -errno;
-	if (n == 0)
-		return 0;
+	ssize_t n = t->lower->peek(t->c, &b, 1);
+	if (n <= 0)
+		return n;
 	if (b != 0x16)
 		return refuse_plain(t);
 	t->sniffed = true;
@@ -312,7 +302,7 @@ static ssize_t tls_recv(zh__conn_t *c, void *buf, size_t cap)
 	ssize_t r;
 	int ret;
 	if (ZH__UNLIKELY(t->mode == ZH__TLS_PLAIN))
-		return zh__plain_recv(c, buf, cap); /* the refused client's bytes, discarded */
+		return t->lower->recv(c, buf, cap); /* the refused client's bytes, discarded */
 	if ((r = ready(t)) <= 0)
 		return r;
 	a0 = zh__tls_allocs_here();
@@ -334,10 +324,8 @@ static ssize_t tls_peek(zh__conn_t *c, void *buf, size_t cap)
 	size_t n;
 	ssize_t r;
 	int ret;
-	if (t->mode == ZH__TLS_PLAIN) {
-		r = recv(c->fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
-		return r < 0 ? -errno : r;
-	}
+	if (t->mode == ZH__TLS_PLAIN)
+		return t->lower->peek(c, buf, cap);
 	if ((r = ready(t)) <= 0)
 		return r;
 	ret = SSL_peek_ex(t->ssl, buf, cap, &n);
@@ -388,7 +376,7 @@ static ssize_t tls_send(zh__conn_t *c, const struct iovec *iov, int cnt, bool mo
 	ssize_t r;
 	(void)more; /* each record leaves whole; nothing to hold back */
 	if (ZH__UNLIKELY(t->mode == ZH__TLS_PLAIN))
-		return zh__plain_send(c, iov, cnt, false);
+		return t->lower->send(c, iov, cnt, false);
 	if ((r = ready(t)) <= 0)
 		return r == 0 ? -EPIPE : r;
 	while (cnt > 0 && iov[0].iov_len == 0)
@@ -448,34 +436,34 @@ static int tls_shutdown(zh__conn_t *c)
 		(void)SSL_shutdown(t->ssl);
 		ERR_clear_error();
 	}
-	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
+	return t->lower->shutdown(c);
 }
 
 static void tls_close(zh__conn_t *c)
 {
-	zh__tls_conn_t *t = c->fd >= 0 && (size_t)c->fd < by_fd_cap ? by_fd[c->fd] : NULL;
-	if (t) {
-		if (t->mode == ZH__TLS_HS) {
-			if (c->trflags & ZH__TRF_TIMEDOUT)
-				ZH__TLS_ADD(t->tls, failed_timeout, 1);
-			else
-				ZH__TLS_ADD(t->tls, failed_closed, 1);
-			hs_end(t, ZH__TLS_FAILED);
-		} else if (t->mode == ZH__TLS_OPEN && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
-			/* RFC 8446 §6.1: close_notify before closing our side (the peer's own
-			 * close_notify, or its EOF, is why we close, most of the time); one
-			 * nonblocking try, its result changes nothing: the socket closes next */
-			(void)SSL_shutdown(t->ssl);
-			ERR_clear_error();
-		}
-		if (ra.t == t)
-			ra.t = NULL; /* its address may come back for another connection */
-		ZH__TLS_ADD(t->tls, data_allocs, t->data_allocs);
-		SSL_free(t->ssl); /* and its BIO */
-		by_fd[c->fd] = NULL;
-		OPENSSL_free(t);
+	/* opened: conn.c closes a connection whose open() failed through its byte transport */
+	zh__tls_conn_t *t = conn_of(c);
+	const zh__transport_t *lower = t->lower;
+	if (t->mode == ZH__TLS_HS) {
+		if (c->trflags & ZH__TRF_TIMEDOUT)
+			ZH__TLS_ADD(t->tls, failed_timeout, 1);
+		else
+			ZH__TLS_ADD(t->tls, failed_closed, 1);
+		hs_end(t, ZH__TLS_FAILED);
+	} else if (t->mode == ZH__TLS_OPEN && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+		/* RFC 8446 §6.1: close_notify before closing our side (the peer's own
+		 * close_notify, or its EOF, is why we close, most of the time); one nonblocking
+		 * try, its result changes nothing: the socket closes next */
+		(void)SSL_shutdown(t->ssl);
+		ERR_clear_error();
 	}
-	close(c->fd);
+	if (ra.t == t)
+		ra.t = NULL; /* its address may come back for another connection */
+	ZH__TLS_ADD(t->tls, data_allocs, t->data_allocs);
+	SSL_free(t->ssl); /* and its BIO */
+	by_fd[c->fd] = NULL;
+	OPENSSL_free(t);
+	lower->close(c); /* the socket, and on io_uring its operations in flight */
 }
 
 static unsigned tls_wants(zh__conn_t *c, unsigned blocked)
@@ -484,7 +472,7 @@ static unsigned tls_wants(zh__conn_t *c, unsigned blocked)
 	return t && t->want ? t->want : blocked;
 }
 
-static int tls_open(zh__conn_t *c, void *arg)
+static int tls_open(zh__conn_t *c, void *arg, const zh__transport_t *lower)
 {
 	zh_tls_t *tls = arg;
 	zh__tls_conn_t *t;
@@ -497,6 +485,7 @@ static int tls_open(zh__conn_t *c, void *arg)
 	if ((t = OPENSSL_zalloc(sizeof *t)) == NULL)
 		return -ENOMEM;
 	t->c = c;
+	t->lower = lower;
 	t->tls = tls;
 	t->start_us = now_us();
 	t->gen = zh__tls_gen_get(tls);

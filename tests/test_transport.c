@@ -348,9 +348,10 @@ static atomic_ulong n_open;
 static atomic_uint last_close_flags;
 static bool open_handshake; /* dbl_open marks the connection as handshaking (never ends) */
 
-static int dbl_open(zh__conn_t *c, void *arg)
+static int dbl_open(zh__conn_t *c, void *arg, const zh__transport_t *lower)
 {
 	cr_assert_not_null(arg);
+	cr_assert_eq(lower, &zh__transport_plain); /* the epoll worker's byte transport */
 	atomic_fetch_add(&n_open, 1);
 	if (open_handshake)
 		c->trflags |= ZH__TRF_HANDSHAKE;

@@ -203,22 +203,6 @@ out:
 	return status;
 }
 
-/* TLS runs on the epoll backend only (the io_uring transport is plain sockets): said
- * plainly rather than zh_server_new's -EOPNOTSUPP. */
-static bool uring_refuses(const struct zhd_settings *s)
-{
-	if (s->cfg.io != ZH_IO_URING)
-		return false;
-	for (unsigned i = 0; i < s->cfg.nlisteners; i++) {
-		if (s->cfg.listeners[i].tls) {
-			zhd_log(ZHD_ERROR, "--io uring does not serve TLS listeners yet (--listen-tls, "
-					   "an https socket): use --io epoll");
-			return true;
-		}
-	}
-	return false;
-}
-
 /* The settings, the server, then serving until a stop signal: an exit status. */
 static int start(int argc, char **argv)
 {
@@ -234,10 +218,6 @@ static int start(int argc, char **argv)
 		return 1;
 	zhd_signals_init(s.access_log != NULL); /* before any thread: see signals.c */
 	if (zhd_listeners_setup(&s) < 0) {
-		zhd_tls_free();
-		return 1;
-	}
-	if (uring_refuses(&s)) {
 		zhd_tls_free();
 		return 1;
 	}

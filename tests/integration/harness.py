@@ -82,8 +82,7 @@ BASE_ARGS = ["--root", os.path.join(REPO, "www")]
 
 # The I/O backend every server of the suite runs: ZH_IO=uring (make test-uring) runs the
 # whole suite on io_uring. zerohttpd gets --io before the test's own arguments (a test may
-# still choose; a TLS server stays on epoll); json_server and reading_server read ZH_IO
-# themselves.
+# still choose); json_server and reading_server read ZH_IO themselves.
 IO = os.environ.get("ZH_IO", "epoll")
 IO_ARGS = ["--io", IO] if IO != "epoll" else []
 uring_skip = unittest.skipIf(IO == "uring", "counts epoll-path syscalls: the epoll backend only")
@@ -115,10 +114,8 @@ class Server:
             if self.env:
                 env.update(self.env)
             self.stderr_file = tempfile.TemporaryFile()
-            # TLS is served on epoll only (--io uring refuses a TLS listener)
-            io = [] if "--listen-tls" in self.args else IO_ARGS
             cmd = WRAP + [server_bin(), "--address", HOST, "--port", str(self.port)] + \
-                io + self.base_args() + self.args
+                IO_ARGS + self.base_args() + self.args
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=self.stderr_file, stderr=self.stderr_file,
                                          env=env, cwd=self.cwd, preexec_fn=_die_with_parent)
