@@ -113,7 +113,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_ext $(BUILD)/tests/test_timer $(BUILD)/tests/test_proxy $(BUILD)/tests/test_upstream $(BUILD)/tests/test_app_metrics \
 	      $(BUILD)/tests/test_transport $(BUILD)/tests/test_proto \
 	      $(BUILD)/tests/test_slice $(BUILD)/tests/test_query $(BUILD)/tests/test_multipart \
-	      $(BUILD)/tests/test_cookie $(BUILD)/tests/test_uring \
+	      $(BUILD)/tests/test_cookie $(BUILD)/tests/test_uring $(BUILD)/tests/test_h2_mem \
 	      $(BUILD)/tests/test_router $(BUILD)/tests/test_listeners \
 	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar $(BUILD)/tests/test_upgrade
 SHIM    := $(BUILD)/tests/malloc_count.so

@@ -21,13 +21,14 @@ typedef struct zh__h2s zh__h2s_t;
 
 /* ---- allocator (h2_mem.c) ------------------------------------------------------------------- */
 
-/* Size classes of 2^5 .. 2^16 bytes carved from 1 MiB mmap'd regions, each with a LIFO free
- * list; larger blocks are mapped alone. One per worker, used by its thread only. */
-enum { ZH__H2_CLASSES = 12, ZH__H2_REGION = 1 << 20 };
+/* 44 size classes of 16 B .. 64 KiB, each carved from 1 MiB mmap'd regions of its own
+ * with a LIFO free list; larger blocks are mapped alone. One per worker, used by its
+ * thread only. */
+enum { ZH__H2_CLASSES = 44, ZH__H2_REGION = 1 << 20 };
 typedef struct zh__h2mem {
 	void *free_list[ZH__H2_CLASSES];
-	char *bump, *bump_end;
-	void *regions; /* mapped regions, linked through their first word */
+	char *bump[ZH__H2_CLASSES], *bump_end[ZH__H2_CLASSES]; /* each class's current region */
+	void *regions; /* mapped regions, linked through their headers */
 	uint64_t mapped, in_use; /* bytes: regions mapped, blocks handed out */
 	zh_stats_t *st;		 /* the worker's: both, as gauges for /metrics */
 } zh__h2mem_t;
