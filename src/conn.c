@@ -43,8 +43,10 @@ static void send_canned_503(zh__worker_t *w, int fd)
 /* The same, on an accepted connection: through its transport (TLS would encrypt it). */
 static void send_canned_503_conn(zh__worker_t *w, zh__conn_t *c)
 {
-	struct iovec iov = {.iov_base = (void *)(uintptr_t)canned_503,
-			    .iov_len = sizeof canned_503 - 1};
+	/* static: io_uring's send keeps the iovec until it completes (and sends it again
+	 * after a full socket), after this function has returned */
+	static const struct iovec iov = {.iov_base = (void *)(uintptr_t)canned_503,
+					 .iov_len = sizeof canned_503 - 1};
 	ssize_t n = zh__tr_send(c, &iov, 1, false);
 	if (n > 0)
 		ZH__STAT_ADD(w, bytes_out, (uint64_t)n);

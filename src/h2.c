@@ -536,12 +536,6 @@ static int read_some(zh__h2c_t *h)
 		}
 		if (n <= 0)
 			return -1;
-		/* A transport other than the plain socket (TLS) may call the input drained after
-		 * a short read; with HTTP/2's bursts of small records that hint has left records
-		 * in the socket with no edge to come (test_35 ping_burst over TLS), so a session
-		 * reads on until -EAGAIN: one read more per turn. */
-		if (c->tr != 0)
-			c->readable = true;
 		ZH__STAT_ADD(h->w, bytes_in, (uint64_t)n);
 		h->in_off = 0;
 		h->in_len = (uint32_t)n;

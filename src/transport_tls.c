@@ -306,11 +306,14 @@ static ssize_t tls_recv(zh__conn_t *c, void *buf, size_t cap)
 	if ((r = ready(t)) <= 0)
 		return r;
 	a0 = zh__tls_allocs_here();
+	/* only a read made by this call can say the input is drained: a record OpenSSL read
+	 * ahead earlier is returned without one, and bytes may have come since */
+	t->short_read = false;
 	ret = SSL_read_ex(t->ssl, buf, cap, &n);
 	count_data_allocs(t, zh__tls_allocs_here() - a0);
 	if (ret == 1) {
 		t->want = 0;
-		/* drained: the socket's last read was short and OpenSSL holds nothing more */
+		/* drained: this call's last read was short and OpenSSL holds nothing more */
 		if (t->short_read && !c->hup_seen && !SSL_has_pending(t->ssl))
 			c->readable = false;
 		return (ssize_t)n;
