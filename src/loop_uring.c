@@ -624,9 +624,10 @@ static void on_accept(zh__worker_t *w, struct zh__uring *u, const struct io_urin
 		int fd = cqe->res;
 		bool loopback;
 		memset(&peer, 0, sizeof peer);
-		/* ENOTCONN: reset before we got to it. The connection goes on with no address,
-		 * as epoll's accept4 would have returned it, and ends at its first read: counted
-		 * (accepted, a failed handshake) the same on both backends. */
+		/* ENOTCONN: reset before we got to it. The connection goes on, as epoll's
+		 * accept4 would have returned it, with the address 0.0.0.0 (it can send no
+		 * request: its first read fails), so it is counted (accepted, a failed
+		 * handshake) the same on both backends. */
 		if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
 			peer.ss_family = AF_INET;
 		loopback = w->srv->cfg.loopback_sndbuf && is_loopback(&peer);
