@@ -31,7 +31,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -244,31 +243,38 @@ static ssize_t ur_copy(struct zh__uring *u, struct ur_slot *s, char *dst, size_t
 	return (ssize_t)got;
 }
 
-/* The connection's queue, oldest bytes first; the layer above (TLS) calls this directly,
- * as it alone knows when it holds no input (OpenSSL may keep records). */
-static ssize_t ur_read_raw(zh__conn_t *c, void *buf, size_t cap)
+/* The connection's queue, oldest bytes first (a receive cancelled by backpressure is armed
+ * again once it is empty). */
+static ssize_t read_queue(struct zh__uring *u, struct ur_slot *s, uint32_t i, int fd, void *buf,
+			  size_t cap)
 {
-	zh__worker_t *w = zh__worker_self();
-	struct zh__uring *u = w->uring;
-	uint32_t i = slot_index(w, c);
-	struct ur_slot *s = &u->slots[i];
 	ssize_t n;
 	if (s->qhead == NOBUF)
 		return s->rerr ? s->rerr : (s->flags & F_EOF) ? 0 : -EAGAIN;
 	n = ur_copy(u, s, buf, cap, true);
 	if (s->qhead == NOBUF && recv_rearmable(s))
-		arm_recv(u, s, i, c->fd); /* it was cancelled while the queue was full */
+		arm_recv(u, s, i, fd);
 	return n;
 }
 
 static ssize_t ur_recv(zh__conn_t *c, void *buf, size_t cap)
 {
 	zh__worker_t *w = zh__worker_self();
-	const struct ur_slot *s = &w->uring->slots[slot_index(w, c)];
-	ssize_t n = ur_read_raw(c, buf, cap);
+	uint32_t i = slot_index(w, c);
+	struct ur_slot *s = &w->uring->slots[i];
+	ssize_t n = read_queue(w->uring, s, i, c->fd, buf, cap);
 	if (n > 0 && s->qhead == NOBUF && !(s->flags & F_EOF) && s->rerr == 0)
 		c->readable = false; /* drained: the next completion raises it again */
 	return n;
+}
+
+/* The layer above (TLS) reads the queue as recv does, but leaves c->readable to itself:
+ * only it knows whether it still holds input (OpenSSL may keep records). */
+static ssize_t ur_read_raw(zh__conn_t *c, void *buf, size_t cap)
+{
+	zh__worker_t *w = zh__worker_self();
+	uint32_t i = slot_index(w, c);
+	return read_queue(w->uring, &w->uring->slots[i], i, c->fd, buf, cap);
 }
 
 static ssize_t ur_peek(zh__conn_t *c, void *buf, size_t cap)
@@ -386,27 +392,15 @@ static void wait_room(zh__conn_t *c)
 	submit_pollout(w->uring, &w->uring->slots[i], i, c->fd);
 }
 
-/* Files by sendfile(2) and pipe entries (the reverse proxy's large bodies) by splice(2),
- * as on epoll: synchronous, the ring's POLL_ADD waiting for room when the socket is full
- * (conn.c sends them only once what precedes them has been sent). */
+/* Files by sendfile(2) and pipe entries (the reverse proxy's large bodies) by splice(2):
+ * the plain socket's calls, synchronous, the ring's POLL_ADD waiting for room when the
+ * socket is full (conn.c sends them only once what precedes them has been sent). */
 static ssize_t ur_send_file(zh__conn_t *c, int fd, uint64_t *off, size_t len)
 {
-	for (;;) {
-		off_t o = (off_t)*off;
-		ssize_t n = *off == ZH__PIPE_OFF
-				    ? splice(fd, NULL, c->fd, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-				    : sendfile(c->fd, fd, &o, len);
-		if (n >= 0) {
-			if (*off != ZH__PIPE_OFF)
-				*off = (uint64_t)o;
-			return n;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			wait_room(c);
-		return -errno;
-	}
+	ssize_t n = zh__transport_plain.send_file(c, fd, off, len);
+	if (n == -EAGAIN)
+		wait_room(c);
+	return n;
 }
 
 /* A send may still be in flight (the canned 503 of conn.c goes just before a lingering
@@ -533,21 +527,15 @@ static void detach_step(zh__worker_t *w, struct zh__uring *u, struct ur_slot *s,
 		detach_finish(w, u, s, i);
 }
 
-/* Its writes are synchronous sends (the bytes are the kernel's when this returns, and the
- * layer's buffer is free), so such a connection never has a SEND in flight; a full socket
- * arms the poll whose completion drives the connection with EPOLLOUT. */
+/* Its writes are the plain socket's synchronous sends (the bytes are the kernel's when this
+ * returns, and the layer's buffer is free), so such a connection never has a SEND in
+ * flight; a full socket arms the poll whose completion drives the connection with EPOLLOUT. */
 static ssize_t ur_write_raw(zh__conn_t *c, const void *buf, size_t len)
 {
-	for (;;) {
-		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			wait_room(c);
-		return -errno;
-	}
+	ssize_t n = zh__transport_plain.write_raw(c, buf, len);
+	if (n == -EAGAIN)
+		wait_room(c);
+	return n;
 }
 
 /* Asked only by a handler about to block its worker on the socket (zh__resp_spill_wait):

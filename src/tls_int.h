@@ -63,7 +63,7 @@ typedef struct zh__tls_conn {
 	uint8_t mode;		/* enum zh__tls_mode */
 	uint8_t want;		/* ZH__WANT_*: what the last blocked call waits for */
 	bool sniffed;		/* the first byte was seen to be a TLS handshake record */
-	bool short_read;	/* the BIO's last read returned less than asked: drained */
+	bool short_read;	/* a BIO read of this tls_recv call came back short: drained */
 	uint32_t data_allocs;	/* pool allocations not yet added to the shared counter */
 } zh__tls_conn_t;
 
