@@ -5,10 +5,13 @@
 #   make test       unit tests (Criterion; tests/test_<x>.c tests src/<x>.c, the parser and the
 #                   JSON writer also in scalar builds), install-check (the core links only
 #                   libc/pthread), integration tests with 'N passed, M failed', zero-alloc test
-#   make test-uring the integration tests with every server on the io_uring backend (CI)
+#   make test-uring the integration tests with every server on the io_uring backend
 #   make asan       the same tests against an ASan+UBSan build
+#   make asan-uring the integration tests of the ASan+UBSan build on io_uring (CI), and
+#   make test-uring-measures  the ones sanitizer builds skip (allocations, RSS, load) (CI)
 #   make ubsan      the same tests against a UBSan-only build (malloc shim still on)
 #   make memcheck   the integration tests with every server under valgrind memcheck
+#                   (ZH_IO=uring on io_uring; ZH_TESTS="PATTERN..." a part of them, as in CI)
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60) under ASan+UBSan
 #   make soak       the long load tests (10k connections, slowloris, slow readers, and the
 #                   throughput ratios make test leaves out) and a SOAK_MINUTES (default 10)
@@ -118,7 +121,7 @@ UNIT_TESTS := $(BUILD)/tests/test_parse $(BUILD)/tests/test_parse_scalar \
 	      $(BUILD)/tests/test_json_read $(BUILD)/tests/test_json_read_scalar $(BUILD)/tests/test_upgrade
 SHIM    := $(BUILD)/tests/malloc_count.so
 
-.PHONY: all run test test-uring unit integration install-check examples-installed asan ubsan memcheck fuzz fuzz-replay soak bench \
+.PHONY: all run test test-uring test-uring-measures asan-uring unit integration install-check examples-installed asan ubsan memcheck fuzz fuzz-replay soak bench \
 	bench-json-read static test-deploy deps-deploy \
 	install clean deps fresh-check
 all: $(LIB_A) $(LIB_SO) $(DAEMON) $(PC_FILES)
@@ -256,7 +259,8 @@ integration: $(DAEMON) $(SHIM) $(BUILD)/tests/json_server $(BUILD)/tests/zh_load
 	  $(BUILD)/tests/reading_server examples-installed
 	ZH_IO=$(or $(ZH_IO),epoll) ZH_BIN=$(DAEMON) ZH_JSON_SERVER=$(BUILD)/tests/json_server ZH_LOAD=$(BUILD)/tests/zh_load \
 		ZH_READING_SERVER=$(BUILD)/tests/reading_server ZH_EXAMPLES=$(BUILD)/examples \
-		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py
+		ZH_SHIM=$(if $(ASAN),,$(SHIM)) ZH_SANITIZE=$(SANITIZE) python3 tests/integration/run.py \
+		$(ZH_TEST_ARGS)
 
 # make install into a scratch prefix, then build the README's examples with pkg-config:
 # examples/hello.c with `zerohttp` must load libc (and pthread, ld.so, the vDSO) and nothing
@@ -307,9 +311,24 @@ test: deps all
 test-uring: deps all
 	@$(MAKE) --no-print-directory ZH_IO=uring integration
 
+# ZH_TESTS="PATTERN...": only the integration tests whose module.Class.method holds one
+ZH_TEST_ARGS = $(foreach k,$(ZH_TESTS),-k $(k))
+# the tests that sanitizer builds skip (malloc counts, RSS and load measures)
+SANITIZER_SKIPPED := ZeroAlloc test_27_load test_memory HeapAllocationCounter \
+		     AppMetrics.test_updates_allocate
+# CI runs the integration suite three times: make test (epoll), make asan (epoll) and make
+# asan-uring (io_uring), then the tests the sanitizers skip on io_uring
+test-uring-measures: deps all
+	@$(MAKE) --no-print-directory ZH_IO=uring ZH_TESTS="$(SANITIZER_SKIPPED)" integration
+
 asan:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPT=-O1 all unit integration
+
+asan-uring:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPT=-O1 ZH_IO=uring \
+		all integration
 
 ubsan:
 	@scripts/deps.sh
@@ -317,7 +336,8 @@ ubsan:
 
 # ---- hardening: memcheck, fuzzing, soak (issue 6) ----------------------------------------
 memcheck: deps all $(BUILD)/tests/json_server
-	@scripts/memcheck.sh $(DAEMON) $(BUILD)/tests/json_server
+	@ZH_IO=$(or $(ZH_IO),epoll) scripts/memcheck.sh $(DAEMON) $(BUILD)/tests/json_server \
+		$(ZH_TEST_ARGS)
 
 # (fuzz section)
 # libFuzzer targets of tests/fuzz/ (clang, ASan+UBSan): each runs FUZZ_SECONDS on a scratch

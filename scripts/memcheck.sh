@@ -12,6 +12,7 @@ logs=$(mktemp -d /tmp/zh-memcheck.XXXXXX)
 status=0
 ZH_WRAP="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
 --errors-for-leak-kinds=definite,indirect --track-fds=no --num-callers=30 \
+--suppressions=$(pwd)/tests/valgrind.supp \
 --log-file=$logs/vg.%p.log" ZH_BIN=$daemon ZH_JSON_SERVER=$json_server \
 	python3 tests/integration/run.py "$@" || status=1
 n=0 bad=0 unfinished=0

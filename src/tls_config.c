@@ -262,9 +262,11 @@ static SSL_CTX *ctx_new(zh_tls_t *tls, zh__tls_gen_t *g, const char *cert, const
 					 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_PRIORITIZE_CHACHA);
 	/* RELEASE_BUFFERS: an idle connection holds no record buffer (they come back from the
-	 * pools, tls_alloc.c); PARTIAL_WRITE: one record per send; MOVING: see transport */
+	 * pools, tls_alloc.c); PARTIAL_WRITE: one record per send; MOVING: see transport;
+	 * NO_AUTO_CHAIN: the chain is the certificate file's, sent as it is, instead of a
+	 * chain that OpenSSL would build (X509_verify_cert) again on every handshake */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_NO_AUTO_CHAIN);
 	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 1);

@@ -235,6 +235,7 @@ static const char *param(zh_slice_t q, const char *name, char *buf, size_t cap)
 	return buf;
 }
 
+/* 0 with *out set, 0 with *out untouched when the query has no such parameter, or -errno */
 static int int_param(zh_slice_t q, const char *name, int64_t *out)
 {
 	char buf[32];
@@ -453,7 +454,7 @@ static void upload(zh_request_t *req, zh_response_t *resp, void *arg)
 	static atomic_uint next_id;
 	zh_slice_t ct = {"", 0}, q = zh_req_query(req);
 	upload_t *u = NULL;
-	int64_t v;
+	int64_t parts = 0, header = 0, file = 0; /* int_param leaves an absent one as it is */
 	int r;
 	(void)arg;
 	for (int i = 0; i < SLOTS && !u; i++)
@@ -472,13 +473,13 @@ static void upload(zh_request_t *req, zh_response_t *resp, void *arg)
 		release(u);
 		return;
 	}
-	if (int_param(q, "max_parts", &v) == 0 && v > 0)
-		u->mp.max_parts = (unsigned)v;
-	if (int_param(q, "max_header", &v) == 0 && v > 0)
-		u->mp.max_header_bytes = (unsigned)v;
+	if (int_param(q, "max_parts", &parts) == 0 && parts > 0)
+		u->mp.max_parts = (unsigned)parts;
+	if (int_param(q, "max_header", &header) == 0 && header > 0)
+		u->mp.max_header_bytes = (unsigned)header;
 	u->max_file = 0;
-	if (int_param(q, "max_file", &v) == 0 && v > 0)
-		u->max_file = (uint64_t)v;
+	if (int_param(q, "max_file", &file) == 0 && file > 0)
+		u->max_file = (uint64_t)file;
 	upload_step(req, resp, u);
 }
 

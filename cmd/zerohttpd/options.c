@@ -368,9 +368,9 @@ static const struct zhd_option options[] = {
 	FNF("listen-tls", "ADDR:PORT", set_listen_tls, ZHD_OPT_REPEAT,
 	   "an HTTPS listener (repeatable); needs --tls-cert and\n--tls-key"),
 	FNF("tls-cert", "FILE", set_tls_cert, ZHD_OPT_REPEAT,
-	   "PEM certificate, chain after the leaf (repeatable: the\n"
-	   "one whose names match the client's SNI is used, else\n"
-	   "the first); SIGHUP reloads it"),
+	   "PEM certificate, chain after the leaf, sent as it is\n"
+	   "(repeatable: the one whose names match the client's\n"
+	   "SNI is used, else the first); SIGHUP reloads it"),
 	FNF("tls-key", "FILE", set_tls_key, ZHD_OPT_REPEAT,
 	    "PEM private key of the --tls-cert in the same position"),
 	FN("tls-min", "V", set_tls_min, "lowest TLS version: 1.2 (the default) or 1.3"),

@@ -2,7 +2,7 @@
 """Runs every tests/integration/test_*.py and prints one line per test, then
 `N passed, M failed` (`, K skipped` when any were skipped). Exit status 1 on any failure.
 
-    ZH_BIN=build/zerohttpd ZH_SHIM=build/tests/malloc_count.so python3 tests/integration/run.py [-k PATTERN]
+    ZH_BIN=build/zerohttpd ZH_SHIM=build/tests/malloc_count.so python3 tests/integration/run.py [-k PATTERN]...
 """
 import os
 import sys
@@ -90,13 +90,12 @@ os.environ.setdefault("ZEROHTTPD_ALLOW_ROOT", "1")
 
 
 def main(argv):
-    pattern = None
-    if len(argv) > 2 and argv[1] == "-k":
-        pattern = argv[2]
+    # -k PATTERN, repeatable: only the tests whose module.Class.method holds one of them
+    patterns = [argv[i + 1] for i in range(1, len(argv) - 1) if argv[i] == "-k"]
     os.chdir(os.path.dirname(os.path.dirname(HERE)))   # repo root: ZH_BIN is relative to it
     loader = unittest.TestLoader()
-    if pattern:
-        loader.testNamePatterns = ["*%s*" % pattern]
+    if patterns:
+        loader.testNamePatterns = ["*%s*" % p for p in patterns]
     suite = loader.discover(start_dir=HERE, pattern="test_*.py", top_level_dir=HERE)
     result = Result(sys.stdout)
     t0 = time.monotonic()

@@ -3,7 +3,7 @@ import signal
 import socket
 import time
 
-from harness import HELLO, HOST, ServerTestCase, request, timing_sensitive
+from harness import HELLO, HOST, SLOW, ServerTestCase, request, timing_sensitive
 
 
 def connect_refused(port):
@@ -70,7 +70,7 @@ class Drain(ServerTestCase):
         c = self.conn()
         c.send(request("POST", "/echo", [("Content-Type", "a/b"), ("Content-Length", "4")])
                + b"ab")
-        time.sleep(0.2)
+        time.sleep(0.2 * SLOW)      # the server has begun the request (slower under valgrind)
         srv.expected_exit = True
         srv.signal(signal.SIGTERM)
         time.sleep(0.2)

@@ -1080,6 +1080,8 @@ class DrainInFlight(WithRoot):
             except ConnectionRefusedError:
                 refused_at = time.monotonic() - t0
                 break
+            except ConnectionResetError:
+                pass        # the listener closed with this SYN queued: the kernel resets it
             time.sleep(0.01)
         time.sleep(max(0.0, 0.3 - (time.monotonic() - t0)))
         rst_close(quitter)

@@ -447,6 +447,75 @@ class MinVersion13(TLSCase):
                          1)
 
 
+class CertificateChain(TLSCase):
+    """A certificate file holding the leaf and its intermediate: both are sent, so a client
+    that trusts only the root verifies the leaf. The leaf alone, the same client fails:
+    the intermediate can come only from the server's file."""
+
+    def tls_args(self, port=None):
+        d = os.path.join(D, "chain")
+        if not os.path.isdir(d):
+            os.mkdir(d)
+            ext = os.path.join(d, "ext")
+            ca_ext = ("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n"
+                      "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+            leaf_ext = ("basicConstraints=critical,CA:FALSE\nsubjectKeyIdentifier=hash\n"
+                        "authorityKeyIdentifier=keyid\nextendedKeyUsage=serverAuth\n"
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+            f = lambda n: os.path.join(d, n)  # noqa: E731
+            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", f("root.key"), "-out", f("root.pem"), "-days", "2",
+                     "-subj", "/CN=zerohttp test root", "-addext",
+                     "basicConstraints=critical,CA:TRUE", "-addext",
+                     "keyUsage=critical,keyCertSign")
+            for name, cn, issuer, extension in (("int", "zerohttp test intermediate", "root",
+                                                 ca_ext),
+                                                ("leaf", "localhost", "int", leaf_ext)):
+                with open(ext, "w") as e:
+                    e.write(extension)
+                _openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:P-256", "-nodes", "-keyout", f(name + ".key"),
+                         "-out", f(name + ".csr"), "-subj", "/CN=" + cn)
+                _openssl("x509", "-req", "-in", f(name + ".csr"), "-CA", f(issuer + ".pem"),
+                         "-CAkey", f(issuer + ".key"), "-CAcreateserial", "-days", "2",
+                         "-extfile", ext, "-out", f(name + ".pem"))
+            with open(f("chain.pem"), "wb") as out:
+                for name in ("leaf", "int"):
+                    with open(f(name + ".pem"), "rb") as part:
+                        out.write(part.read())
+        self.chain_dir = d
+        return ["--root", os.path.join(D, "root"),
+                "--listen-tls", "%s:%d" % (HOST, port or self.tls_port),
+                "--tls-cert", os.path.join(d, "chain.pem"),
+                "--tls-key", os.path.join(d, "leaf.key")]
+
+    def root_ctx(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(self.chain_dir, "root.pem"))
+        return ctx
+
+    def test_intermediate_sent_from_the_file(self):
+        c = self.tconn(ctx=self.root_ctx())
+        self.assertResponse(self.get(c, "/plaintext"), 200, HELLO)
+        rc, out = self.openssl("-showcerts", "-servername", "localhost",
+                               stdin=request("GET", "/plaintext",
+                                             headers=[("Connection", "close")]))
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out.count("-----BEGIN CERTIFICATE-----"), 2, out)
+        self.assertIn("zerohttp test intermediate", out)
+
+    def test_leaf_alone_does_not_verify(self):
+        port = free_port()
+        args = self.tls_args(port)
+        args[args.index(os.path.join(self.chain_dir, "chain.pem"))] = \
+            os.path.join(self.chain_dir, "leaf.pem")
+        self.start_server(args)
+        self.tls_port = port
+        self.wait_tls()
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            self.tconn(ctx=self.root_ctx())
+
+
 class Faults(TLSCase):
     EXTRA = ("--tls-handshake-timeout", "400", "--workers", "1")
 
