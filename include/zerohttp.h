@@ -1794,8 +1794,9 @@ ZH_API int zh_tls_memory_init(void);
 ZH_API ZH_MUST_USE zh_tls_t *zh_tls_new(const zh_tls_options_t *opt, int *err);
 
 /* Adds a certificate (PEM; the file may hold the chain after the leaf, which is sent as it
- * is: no chain is built from elsewhere) and its private key (PEM). The first pair added is the default; a later pair is chosen when the client's SNI
- * names a host its certificate covers (X509 subjectAltName rules, wildcards included).
+ * is: no chain is built from elsewhere) and its private key (PEM). The first pair added is
+ * the default; a later pair is chosen when the client's SNI names a host its certificate
+ * covers (X509 subjectAltName rules, wildcards included).
  * The paths are copied and read again by zh_tls_reload(). Before the server runs. 0, or
  * -errno: -ENOENT/-EACCES (a file), -EINVAL (not PEM, or the key does not match the
  * certificate), -ENOSPC past 16 pairs; why (may be NULL) then gets a one-line reason. */
